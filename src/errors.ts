@@ -1,0 +1,35 @@
+/**
+ * One error type for everything a user can be told about. The message is a
+ * single line that names what is wrong (file, dataset, field, offset);
+ * the context fields let callers and --json output carry the same facts.
+ */
+export interface ErrorContext {
+  file?: string;
+  dataset?: string;
+  /** JSON path of a manifest field, e.g. `/streams/2/volumes/0/sha256`. */
+  field?: string;
+  offset?: number;
+  /** The outside command that failed, as an argument array. */
+  command?: string[];
+  exitCode?: number;
+  stderr?: string;
+}
+
+export class ZferryError extends Error {
+  readonly context: ErrorContext;
+  /** Process exit code the CLI should use. */
+  readonly exitCode: number;
+
+  constructor(message: string, context: ErrorContext = {}, exitCode = 1) {
+    super(message);
+    this.name = 'ZferryError';
+    this.context = context;
+    this.exitCode = exitCode;
+  }
+}
+
+/** Formats any thrown value as the one-line message the CLI prints. */
+export function oneLine(err: unknown): string {
+  const text = err instanceof Error ? err.message : String(err);
+  return text.replace(/\s*\n\s*/g, ' | ').trim();
+}
