@@ -1,0 +1,205 @@
+/**
+ * The only module in zferry that runs `zfs` and `zpool`. Command lines and the
+ * parsing of their output live side by side in inventory.ts, probe.ts and
+ * sendrecv.ts; this class ties them to one probed zfs.
+ */
+import { ZferryError } from '../errors.js';
+import type { Guid, Inventory } from '../model.js';
+import { inventoryGetArgs, inventoryListArgs, parseInventoryGet, parseInventoryList } from './inventory.js';
+import { probeCapabilities, type ZfsCapabilities } from './probe.js';
+import { commandError, ExecaRunner, isNotFound, type RunResult, type Runner } from './runner.js';
+import {
+  buildReceiveArgs,
+  buildSendArgs,
+  spawnReceive,
+  spawnSend,
+  type ReceiveSpec,
+  type SendSpec,
+  type ZfsProcessIn,
+  type ZfsProcessOut,
+} from './sendrecv.js';
+
+export type { ZfsCapabilities } from './probe.js';
+export type { ReceiveSpec, SendSpec, SendFlag, ZfsProcessIn, ZfsProcessOut, SendDryRun, SendDryRunStream } from './sendrecv.js';
+export type { Runner, RunResult } from './runner.js';
+export { ExecaRunner } from './runner.js';
+export { parseInventoryList, parseInventoryGet, inventoryListArgs, inventoryGetArgs, buildInventory } from './inventory.js';
+export { parseSendDryRun, buildSendArgs, buildReceiveArgs } from './sendrecv.js';
+export { classifyFlagProbe, parseZfsVersion, FLAG_PROBES } from './probe.js';
+
+export interface ZfsOptions {
+  zfs?: string;
+  zpool?: string;
+  /** Replaces execa for the non-streaming commands (tests). */
+  runner?: Runner;
+}
+
+export class Zfs {
+  readonly caps: ZfsCapabilities;
+  private readonly zfsBin: string;
+  private readonly zpoolBin: string;
+  private readonly runner: Runner;
+  private calls = 0;
+
+  private constructor(caps: ZfsCapabilities, zfs: string, zpool: string, runner: Runner) {
+    this.caps = caps;
+    this.zfsBin = zfs;
+    this.zpoolBin = zpool;
+    this.runner = runner;
+  }
+
+  /** Probes the zfs in use once (see probe.ts for what each probe runs). */
+  static async probe(opts: ZfsOptions = {}): Promise<Zfs> {
+    const zfs = opts.zfs ?? 'zfs';
+    const zpool = opts.zpool ?? 'zpool';
+    const runner = opts.runner ?? new ExecaRunner();
+    const caps = await probeCapabilities(runner, zfs);
+    return new Zfs(caps, zfs, zpool, runner);
+  }
+
+  /** Builds an adapter from known capabilities without probing (tests, or a cached probe). */
+  static withCapabilities(caps: ZfsCapabilities, opts: ZfsOptions = {}): Zfs {
+    return new Zfs(caps, opts.zfs ?? 'zfs', opts.zpool ?? 'zpool', opts.runner ?? new ExecaRunner());
+  }
+
+  /** zfs/zpool processes started by this instance since probing (send/receive included). */
+  get callCount(): number {
+    return this.calls;
+  }
+
+  private run(bin: string, args: string[]): Promise<RunResult> {
+    this.calls++;
+    return this.runner.run(bin, args);
+  }
+
+  /** Runs zfs and returns stdout, or throws a ZferryError naming `name`. */
+  private async zfs(what: string, name: string, args: string[]): Promise<string> {
+    const r = await this.run(this.zfsBin, args);
+    if (r.exitCode !== 0) {
+      if (isNotFound(r.stderr)) {
+        throw new ZferryError(`${what}: dataset ${name} does not exist`, {
+          dataset: name,
+          command: [this.zfsBin, ...args],
+          exitCode: r.exitCode,
+          stderr: r.stderr,
+        });
+      }
+      throw commandError(what, name, [this.zfsBin, ...args], r.exitCode, r.stderr);
+    }
+    return r.stdout;
+  }
+
+  /** Whether a filesystem, volume or snapshot of this name exists. */
+  async exists(name: string): Promise<boolean> {
+    const args = ['list', '-H', '-o', 'name', name];
+    const r = await this.run(this.zfsBin, args);
+    if (r.exitCode === 0) return true;
+    if (isNotFound(r.stderr)) return false;
+    throw commandError('zfs list', name, [this.zfsBin, ...args], r.exitCode, r.stderr);
+  }
+
+  /** Every dataset, snapshot and bookmark under `root`, in one zfs call. */
+  async inventory(root: string): Promise<Inventory> {
+    if (this.caps.listParsable) {
+      const out = await this.zfs('zfs list', root, inventoryListArgs(root, this.caps.bookmarks, this.caps.volumes));
+      return parseInventoryList(out, root);
+    }
+    const out = await this.zfs('zfs get', root, inventoryGetArgs(root));
+    return parseInventoryGet(out, root);
+  }
+
+  /**
+   * `zpool list -H -o guid POOL`: every zpool prints the guid as an exact
+   * integer (libzfs formats it with %llu, literal or not), and zfs-fuse's
+   * `zpool get` has no -H/-p.
+   */
+  async poolGuid(pool: string): Promise<Guid> {
+    const args = ['list', '-H', '-o', 'guid', pool];
+    const r = await this.run(this.zpoolBin, args);
+    if (r.exitCode !== 0) {
+      throw new ZferryError(`zpool list ${pool} failed: ${r.stderr.trim().split('\n')[0] ?? ''}`, {
+        dataset: pool,
+        command: [this.zpoolBin, ...args],
+        exitCode: r.exitCode,
+        stderr: r.stderr,
+      });
+    }
+    const guid = r.stdout.trim();
+    if (!/^\d+$/.test(guid)) {
+      throw new ZferryError(`pool ${pool} guid is not an exact integer: ${JSON.stringify(guid)}`, { dataset: pool, field: 'guid' });
+    }
+    return guid;
+  }
+
+  /** A property's raw (-p) value; null when zfs prints '-' (unset user property, not applicable). */
+  async getProperty(dataset: string, prop: string): Promise<string | null> {
+    const out = await this.zfs('zfs get', dataset, ['get', '-H', '-p', '-o', 'value', prop, dataset]);
+    const value = out.replace(/\n$/, '');
+    return value === '-' ? null : value;
+  }
+
+  async setProperty(dataset: string, prop: string, value: string): Promise<void> {
+    await this.zfs('zfs set', dataset, ['set', `${prop}=${value}`, dataset]);
+  }
+
+  /** Starts `zfs send`; the caller must consume `stdout` and await `done`. */
+  send(spec: SendSpec): ZfsProcessOut {
+    const args = buildSendArgs(spec, this.caps);
+    this.calls++;
+    return spawnSend(this.zfsBin, args, spec.dataset);
+  }
+
+  /** Starts `zfs receive` (-u where supported, -F only when asked); the caller writes the stream and awaits `done`. */
+  receive(spec: ReceiveSpec): ZfsProcessIn {
+    const args = buildReceiveArgs(spec, this.caps);
+    this.calls++;
+    return spawnReceive(this.zfsBin, args, spec.dataset);
+  }
+
+  async create(name: string, opts: { parents?: boolean; props?: Record<string, string> } = {}): Promise<void> {
+    const args = ['create', ...(opts.parents ? ['-p'] : [])];
+    for (const [k, v] of Object.entries(opts.props ?? {})) args.push('-o', `${k}=${v}`);
+    args.push(name);
+    await this.zfs('zfs create', name, args);
+  }
+
+  /** Rolls back to `snapshot`; destroyNewer (-r) removes the snapshots taken after it. */
+  async rollback(snapshot: string, opts: { destroyNewer?: boolean } = {}): Promise<void> {
+    await this.zfs('zfs rollback', snapshot, ['rollback', ...(opts.destroyNewer ? ['-r'] : []), snapshot]);
+  }
+
+  /**
+   * force (-f) unmounts even when busy. zfs-fuse 0.7.0 (measured) refuses to
+   * destroy a freshly created, mounted filesystem with "dataset is busy" on
+   * some attempts, -f or not; unmounting it and its children first (deepest
+   * first) and trying again succeeds, so that is done there once.
+   */
+  async destroy(name: string, opts: { recursive?: boolean; force?: boolean } = {}): Promise<void> {
+    const args = ['destroy', ...(opts.recursive ? ['-r'] : []), ...(opts.force ? ['-f'] : []), name];
+    const first = await this.run(this.zfsBin, args);
+    if (first.exitCode === 0) return;
+    if (this.caps.flavour === 'zfs-fuse' && /dataset is busy/.test(first.stderr)) {
+      await this.unmountTree(name);
+      const second = await this.run(this.zfsBin, args);
+      if (second.exitCode === 0) return;
+      throw commandError('zfs destroy', name, [this.zfsBin, ...args], second.exitCode, second.stderr);
+    }
+    if (isNotFound(first.stderr)) {
+      throw new ZferryError(`zfs destroy: dataset ${name} does not exist`, {
+        dataset: name,
+        command: [this.zfsBin, ...args],
+        exitCode: first.exitCode,
+        stderr: first.stderr,
+      });
+    }
+    throw commandError('zfs destroy', name, [this.zfsBin, ...args], first.exitCode, first.stderr);
+  }
+
+  /** Unmounts a filesystem and its descendants, children first; failures are left to the caller's retry. */
+  private async unmountTree(name: string): Promise<void> {
+    if (name.includes('@')) return;
+    const list = await this.run(this.zfsBin, ['list', '-H', '-o', 'name', '-r', '-t', 'filesystem', name]);
+    const names = list.stdout.split('\n').filter((n) => n !== '');
+    for (const fs of names.reverse()) await this.run(this.zfsBin, ['unmount', fs]);
+  }
+}

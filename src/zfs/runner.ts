@@ -1,0 +1,64 @@
+/**
+ * How the adapter runs `zfs` and `zpool`: argument arrays through execa, the C
+ * locale (the probe and error handling read zfs's English messages), and a
+ * call counter so tests can pin "one call for the whole tree".
+ */
+import { execa } from 'execa';
+import { ZferryError } from '../errors.js';
+
+export interface RunResult {
+  stdout: string;
+  stderr: string;
+  exitCode: number;
+}
+
+/** Runs a program to completion; resolves on any exit code, rejects only when it cannot start. */
+export interface Runner {
+  run(cmd: string, args: string[]): Promise<RunResult>;
+}
+
+/** zfs prints translated messages otherwise; the probe matches the English ones. */
+export const ZFS_ENV = { LC_ALL: 'C', LANG: 'C' } as const;
+
+export class ExecaRunner implements Runner {
+  async run(cmd: string, args: string[]): Promise<RunResult> {
+    const result = await execa(cmd, args, { env: ZFS_ENV, stdin: 'ignore', reject: false });
+    if (result.exitCode === undefined) {
+      // Spawn failure (ENOENT, EACCES) or a signal: there is no zfs answer to read.
+      throw new ZferryError(`cannot run ${cmd}: ${result.originalMessage ?? result.shortMessage}`, {
+        command: [cmd, ...args],
+      });
+    }
+    return { stdout: String(result.stdout), stderr: String(result.stderr), exitCode: result.exitCode };
+  }
+}
+
+/** The first lines of zfs's stderr, joined, for a one-line error message. */
+export function stderrSummary(stderr: string, maxLines = 3): string {
+  const lines = stderr
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '' && !/^usage:/i.test(l));
+  return lines.slice(0, maxLines).join(' | ') || '(no message on stderr)';
+}
+
+/** The ZferryError for a zfs/zpool command that exited non-zero. */
+export function commandError(
+  what: string,
+  dataset: string,
+  command: string[],
+  exitCode: number | undefined,
+  stderr: string,
+): ZferryError {
+  return new ZferryError(`${what} ${dataset} failed: ${stderrSummary(stderr)}`, {
+    dataset,
+    command,
+    exitCode,
+    stderr,
+  });
+}
+
+/** zfs's wording for a dataset, snapshot or bookmark that is not there (all versions). */
+export function isNotFound(stderr: string): boolean {
+  return /does not exist/.test(stderr);
+}

@@ -1,0 +1,199 @@
+/**
+ * The ZFS adapter against real ZFS: zfs-fuse here (ZFERRY_LANE=fuse), the
+ * kernel module in the QEMU guest (ZFERRY_LANE=openzfs).
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { Zfs } from '../../src/zfs/index.js';
+import { ZferryError } from '../../src/errors.js';
+import { lane, makePool, mountpointOf, run, snapshotGuids, type TestPool } from '../helpers/zfslab.js';
+
+let src: TestPool;
+let dst: TestPool;
+let zfs: Zfs;
+
+before(async () => {
+  src = await makePool('zas');
+  dst = await makePool('zad');
+  zfs = await Zfs.probe();
+});
+
+after(async () => {
+  await src?.destroy();
+  await dst?.destroy();
+});
+
+async function writeData(dataset: string, file: string, text: string): Promise<void> {
+  await writeFile(path.join(await mountpointOf(dataset), file), text);
+}
+
+/** Streams `zfs send` into `zfs receive` through the adapter; rejects with the first real zfs error. */
+async function transfer(send: ReturnType<Zfs['send']>, recv: ReturnType<Zfs['receive']>): Promise<void> {
+  const results = await Promise.allSettled([recv.done, send.done, pipeline(send.stdout, recv.stdin)]);
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
+}
+
+test('probe reports what this zfs can do', () => {
+  if (lane === 'fuse') {
+    assert.deepEqual(zfs.caps, {
+      flavour: 'zfs-fuse',
+      version: null,
+      listParsable: false,
+      getTypeFilter: false,
+      bookmarks: false,
+      sendDryRun: false,
+      resumable: false,
+      volumes: false,
+      send: { compressed: false, raw: false, largeBlocks: false, embedded: false, props: true },
+      recvNoMount: true,
+    });
+  } else {
+    assert.equal(zfs.caps.flavour, 'openzfs');
+    assert.match(zfs.caps.version ?? '', /^\d+\.\d+/);
+    assert.ok(zfs.caps.listParsable && zfs.caps.bookmarks && zfs.caps.sendDryRun && zfs.caps.resumable && zfs.caps.recvNoMount);
+  }
+});
+
+test('reads a three-deep tree with its snapshots in at most two zfs calls, guids exact', async () => {
+  const root = `${src.name}/inv`;
+  await run('zfs', ['create', '-p', `${root}/a/b/c`]);
+  await run('zfs', ['create', `${root}/a/x`]);
+  await run('zfs', ['snapshot', '-r', `${root}@one`]);
+  await writeData(`${root}/a/b/c`, 'f', 'data');
+  await run('zfs', ['snapshot', '-r', `${root}@two`]);
+  await run('zfs', ['snapshot', `${root}/a/b@three`]);
+
+  const before = zfs.callCount;
+  const inv = await zfs.inventory(root);
+  assert.ok(zfs.callCount - before <= 2, `used ${zfs.callCount - before} zfs calls`);
+
+  assert.equal(inv.root, root);
+  assert.deepEqual(
+    inv.datasets.map((d) => d.path),
+    ['', 'a', 'a/b', 'a/b/c', 'a/x'],
+  );
+  assert.deepEqual(
+    inv.datasets.find((d) => d.path === 'a/b')!.snapshots.map((s) => s.name),
+    ['one', 'two', 'three'],
+  );
+  const expected = new Map(
+    (await run('zfs', ['get', '-H', '-p', '-r', '-o', 'name,value', 'guid', root]))
+      .trim()
+      .split('\n')
+      .map((l) => l.split('\t') as [string, string]),
+  );
+  let compared = 0;
+  for (const ds of inv.datasets) {
+    const full = ds.path === '' ? root : `${root}/${ds.path}`;
+    assert.equal(ds.guid, expected.get(full));
+    compared++;
+    for (const s of ds.snapshots) {
+      assert.equal(s.guid, expected.get(`${full}@${s.name}`));
+      assert.match(s.createtxg, /^\d+$/);
+      compared++;
+    }
+  }
+  assert.equal(compared, 5 + 5 * 2 + 1);
+});
+
+test('names a missing root dataset', async () => {
+  const missing = `${src.name}/no/such`;
+  await assert.rejects(zfs.inventory(missing), (err: unknown) => {
+    assert.ok(err instanceof ZferryError);
+    assert.match(err.message, new RegExp(`${missing}.*does not exist|does not exist.*${missing}`));
+    assert.equal(err.context.dataset, missing);
+    return true;
+  });
+});
+
+test('a full and an -I incremental send/receive keep snapshot guids', async () => {
+  const from = `${src.name}/rt`;
+  const to = `${dst.name}/rt`;
+  await zfs.create(from);
+  await writeData(from, 'a', 'first');
+  await run('zfs', ['snapshot', `${from}@s1`]);
+  await writeData(from, 'b', 'second');
+  await run('zfs', ['snapshot', `${from}@s2`]);
+  await writeData(from, 'c', 'third');
+  await run('zfs', ['snapshot', `${from}@s3`]);
+
+  await transfer(zfs.send({ dataset: from, to: 's1' }), zfs.receive({ dataset: to }));
+  assert.deepEqual([...(await snapshotGuids(to)).keys()], ['@s1']);
+  if (zfs.caps.recvNoMount) assert.equal((await run('zfs', ['get', '-H', '-o', 'value', 'mounted', to])).trim(), 'no');
+
+  await transfer(zfs.send({ dataset: from, to: 's3', from: { name: 's1' }, intermediates: true }), zfs.receive({ dataset: to }));
+  assert.deepEqual(await snapshotGuids(to), await snapshotGuids(from));
+  assert.equal((await snapshotGuids(to)).size, 3);
+});
+
+test('a failed receive names the dataset and carries zfs stderr', async () => {
+  const from = `${src.name}/rf`;
+  const to = `${dst.name}/rf`;
+  await zfs.create(from);
+  await run('zfs', ['snapshot', `${from}@s1`]);
+  await zfs.create(to); // exists: a full stream needs -F
+  await assert.rejects(transfer(zfs.send({ dataset: from, to: 's1' }), zfs.receive({ dataset: to })), (err: unknown) => {
+    assert.ok(err instanceof ZferryError, String(err));
+    assert.ok(err.message.includes(to), err.message);
+    assert.match(err.message, /must specify -F/);
+    assert.match(err.context.stderr ?? '', /exists/);
+    assert.equal(err.context.dataset, to);
+    assert.equal(err.context.exitCode, 1);
+    assert.deepEqual(err.context.command?.slice(1), ['receive', ...(zfs.caps.recvNoMount ? ['-u'] : []), to]);
+    return true;
+  });
+  // and with force it goes through
+  try {
+    await transfer(zfs.send({ dataset: from, to: 's1' }), zfs.receive({ dataset: to, force: true }));
+  } catch (err) {
+    // zfs-fuse quirk (measured, about 1 run in 6): recv -F into an existing
+    // filesystem exits 1 with "I/O error" after the snapshot has landed.
+    if (!(lane === 'fuse' && err instanceof ZferryError && /I\/O error/.test(err.message))) throw err;
+  }
+  assert.deepEqual(await snapshotGuids(to), await snapshotGuids(from));
+});
+
+test('a failed send names the snapshot', async () => {
+  const s = zfs.send({ dataset: `${src.name}/nosuch`, to: 'x' });
+  s.stdout.resume();
+  await assert.rejects(s.done, (err: unknown) => err instanceof ZferryError && err.message.includes(`${src.name}/nosuch@x`));
+});
+
+test('user properties round-trip and unset ones read as null', async () => {
+  const ds = `${src.name}/props`;
+  await zfs.create(ds, { props: { 'zferry:source': 'created' } });
+  assert.equal(await zfs.getProperty(ds, 'zferry:source'), 'created');
+  await zfs.setProperty(ds, 'zferry:source', 'tank/a');
+  assert.equal(await zfs.getProperty(ds, 'zferry:source'), 'tank/a');
+  assert.equal(await zfs.getProperty(ds, 'zferry:unset'), null);
+  await assert.rejects(zfs.getProperty(`${ds}/gone`, 'zferry:source'), (err: unknown) => err instanceof ZferryError && err.context.dataset === `${ds}/gone`);
+});
+
+test('exists, rollback -r, destroy -r and pool guid', async () => {
+  const ds = `${src.name}/life/x`;
+  await zfs.create(ds, { parents: true });
+  assert.equal(await zfs.exists(ds), true);
+  assert.equal(await zfs.exists(`${ds}/nope`), false);
+  await run('zfs', ['snapshot', `${ds}@a`]);
+  await run('zfs', ['snapshot', `${ds}@b`]);
+  await zfs.rollback(`${ds}@a`, { destroyNewer: true });
+  assert.equal(await zfs.exists(`${ds}@b`), false);
+  assert.equal(await zfs.exists(`${ds}@a`), true);
+  // zfs-fuse may call a just-mounted filesystem busy: the adapter unmounts and retries
+  await zfs.destroy(`${src.name}/life`, { recursive: true });
+  assert.equal(await zfs.exists(`${src.name}/life`), false);
+
+  const guid = await zfs.poolGuid(src.name);
+  assert.match(guid, /^\d+$/);
+  assert.equal(guid, (await run('zpool', ['list', '-H', '-o', 'guid', src.name])).trim());
+});
+
+test('refuses a send flag this zfs lacks before starting zfs', { skip: lane !== 'fuse' }, () => {
+  const before = zfs.callCount;
+  assert.throws(() => zfs.send({ dataset: `${src.name}/rt`, to: 's1', flags: ['compressed'] }), ZferryError);
+  assert.equal(zfs.callCount, before);
+});
