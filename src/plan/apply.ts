@@ -1,0 +1,148 @@
+/**
+ * The import side's pre-flight: given a bundle's streams in order and what the
+ * target holds now, decide per stream whether to receive it, skip it (already
+ * there) or refuse it, before a byte is received. Pure: the target is
+ * simulated, and each stream that would apply is applied to the simulation so
+ * later streams see its snapshots.
+ */
+import type { DatasetType, Guid, Inventory, SnapshotRef } from '../model.js';
+import { joinDataset } from '../model.js';
+import { parentPath, showPath } from './paths.js';
+import { ascending, formatRefs, ref } from './snapshots.js';
+
+export interface ApplyStream {
+  index: number;
+  dataset: string;
+  type: DatasetType;
+  kind: 'full' | 'incremental' | 'create';
+  from: { name: string; guid: Guid; bookmark?: boolean } | null;
+  /** null for create. */
+  to: SnapshotRef | null;
+  creates: SnapshotRef[];
+  force: boolean;
+}
+
+export type ApplyDecision =
+  | { index: number; action: 'apply'; rollbackTo?: SnapshotRef }
+  | { index: number; action: 'skip'; reason: string };
+
+export interface ApplyProblem {
+  index: number;
+  dataset: string;
+  message: string;
+}
+
+export interface ApplyPlan {
+  /** One per stream that is applied or skipped, in stream order. */
+  decisions: ApplyDecision[];
+  /** One per stream that cannot be applied. */
+  problems: ApplyProblem[];
+}
+
+interface SimDataset {
+  type: DatasetType;
+  /** Target order. */
+  snaps: SnapshotRef[];
+  at: Map<Guid, number>;
+}
+
+function simDataset(type: DatasetType, snaps: SnapshotRef[]): SimDataset {
+  const at = new Map<Guid, number>();
+  snaps.forEach((s, i) => at.set(s.guid, i));
+  return { type, snaps, at };
+}
+
+type Verdict = ApplyDecision | { problem: string };
+
+export function checkApply(streams: readonly ApplyStream[], target: Inventory | null): ApplyPlan {
+  const sim = new Map<string, SimDataset>();
+  for (const d of target?.datasets ?? []) sim.set(d.path, simDataset(d.type, ascending(d.snapshots).map(ref)));
+  const name = (path: string) => (target ? joinDataset(target.root, path) : showPath(path));
+  const failedAt = new Map<string, number>();
+  const plan: ApplyPlan = { decisions: [], problems: [] };
+
+  for (const st of streams) {
+    let verdict: Verdict;
+    const cause = failedAncestor(st.dataset, failedAt);
+    if (cause !== null) {
+      verdict = {
+        problem: `${name(st.dataset)}: not applied because stream ${failedAt.get(cause)} for ${name(cause)} could not be applied`,
+      };
+    } else {
+      verdict = decide(st, sim, name);
+    }
+    if ('problem' in verdict) {
+      plan.problems.push({ index: st.index, dataset: st.dataset, message: verdict.problem });
+      if (!failedAt.has(st.dataset)) failedAt.set(st.dataset, st.index);
+    } else {
+      plan.decisions.push(verdict);
+    }
+  }
+  return plan;
+}
+
+/** The dataset itself or its nearest ancestor with a failed stream, if any. */
+function failedAncestor(path: string, failedAt: Map<string, number>): string | null {
+  for (let p: string | null = path; p !== null; p = parentPath(p)) if (failedAt.has(p)) return p;
+  return null;
+}
+
+function decide(st: ApplyStream, sim: Map<string, SimDataset>, name: (path: string) => string): Verdict {
+  const ds = sim.get(st.dataset);
+  const at = name(st.dataset);
+  const parent = parentPath(st.dataset);
+  // The root's parent lies outside the inventory; receiving checks it.
+  const parentMissing = parent !== null && !sim.has(parent);
+
+  if (st.kind === 'create') {
+    if (ds) return { index: st.index, action: 'skip', reason: 'already exists' };
+    if (parentMissing) return { problem: `${at}: cannot create it, parent ${name(parent!)} does not exist on the target` };
+    sim.set(st.dataset, simDataset('filesystem', []));
+    return { index: st.index, action: 'apply' };
+  }
+
+  if (!st.to) return { problem: `${at}: stream ${st.index} (${st.kind}) names no snapshot to receive` };
+  if (ds?.at.has(st.to.guid)) return { index: st.index, action: 'skip', reason: 'already applied' };
+
+  if (st.kind === 'full') {
+    if (ds) {
+      if (ds.snaps.length > 0) {
+        return {
+          problem: `${at}: refusing a full stream into an existing dataset that holds ${formatRefs(ds.snaps)}; destroy it on the target to re-seed it`,
+        };
+      }
+      if (!st.force) return { problem: `${at}: refusing a full stream into an existing dataset (the stream is not marked force)` };
+      if (ds.type !== st.type) return { problem: `${at}: is a ${ds.type} on the target but the stream carries a ${st.type}` };
+    } else if (parentMissing) {
+      return { problem: `${at}: cannot receive a full stream, parent ${name(parent!)} does not exist on the target` };
+    }
+    sim.set(st.dataset, simDataset(st.type, [...st.creates]));
+    return { index: st.index, action: 'apply' };
+  }
+
+  const from = st.from;
+  if (!from) return { problem: `${at}: incremental stream ${st.index} names no base` };
+  const base = `${from.bookmark ? '#' : '@'}${from.name} (guid ${from.guid})`;
+  if (!ds) return { problem: `${at}: does not exist on the target, so the incremental from ${base} cannot be received` };
+  const fi = ds.at.get(from.guid);
+  if (fi === undefined) {
+    const newest = ds.snaps[ds.snaps.length - 1];
+    const has = newest ? `its newest snapshot is @${newest.name} (guid ${newest.guid})` : 'it has no snapshots';
+    return { problem: `${at}: base ${base} is not on the target; ${has}` };
+  }
+
+  const after = ds.snaps.slice(fi + 1);
+  let rollbackTo: SnapshotRef | undefined;
+  if (after.length > 0) {
+    // An interrupted -I stream leaves the intermediates it committed; this very
+    // stream re-creates them, so rolling back to the base loses nothing.
+    const created = new Set(st.creates.map((c) => c.guid));
+    const foreign = after.filter((s) => !created.has(s.guid));
+    if (foreign.length > 0) {
+      return { problem: `${at}: target has snapshots newer than the base ${base}: ${formatRefs(foreign)}` };
+    }
+    rollbackTo = ds.snaps[fi];
+  }
+  sim.set(st.dataset, simDataset(ds.type, [...ds.snaps.slice(0, fi + 1), ...st.creates]));
+  return rollbackTo ? { index: st.index, action: 'apply', rollbackTo } : { index: st.index, action: 'apply' };
+}
