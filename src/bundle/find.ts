@@ -1,0 +1,27 @@
+/** Locating bundles on disk: a folder is a bundle when it holds manifest.json. */
+import { readdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { MANIFEST_FILE } from './manifest.js';
+
+export async function isBundleDir(dir: string): Promise<boolean> {
+  try {
+    return (await stat(join(dir, MANIFEST_FILE))).isFile();
+  } catch {
+    return false;
+  }
+}
+
+/** `dir` itself when it is a bundle, else its immediate subfolders that are, sorted by name. */
+export async function findBundles(dir: string): Promise<string[]> {
+  if (await isBundleDir(dir)) return [dir];
+  let entries;
+  try {
+    entries = await readdir(dir, { withFileTypes: true });
+  } catch {
+    return [];
+  }
+  const names = entries.filter((e) => e.isDirectory()).map((e) => e.name).sort();
+  const found: string[] = [];
+  for (const name of names) if (await isBundleDir(join(dir, name))) found.push(join(dir, name));
+  return found;
+}

@@ -1,0 +1,23 @@
+export {
+  FORMAT_VERSION,
+  MANIFEST_FILE,
+  parseManifest,
+  readManifest,
+  writeManifestAtomic,
+  writeFileAtomic,
+  volumeFileName,
+  type Manifest,
+  type Basis,
+  type BasisOrigin,
+  type StreamEntry,
+  type StreamFrom,
+  type StreamKind,
+  type VolumeEntry,
+} from './manifest.js';
+export { SUMS_FILE, sha256sumsText } from './sums.js';
+export { RESTORE_FILE, restoreText, shellQuote } from './restore.js';
+export { verifyBundle, type VerifyReport } from './verify.js';
+export { isBundleDir, findBundles } from './find.js';
+export { finishBundle } from './finish.js';
+export { validateManifestSchema, SCHEMA_URL, type SchemaProblem } from './schema.js';
+export { ZFERRY_VERSION } from '../version.js';

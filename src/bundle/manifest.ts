@@ -1,0 +1,233 @@
+/**
+ * The bundle manifest: its types, parsing (schema + semantic checks) and the
+ * atomic write. The manifest is the one file a reader trusts; every other
+ * file in a bundle is checked against it.
+ */
+import { randomBytes } from 'node:crypto';
+import { open, readFile, rename, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { DatasetType, Guid, Inventory, SnapshotRef } from '../model.js';
+import { ZferryError } from '../errors.js';
+import { validateManifestSchema } from './schema.js';
+import { ZFERRY_VERSION } from '../version.js';
+
+export const FORMAT_VERSION = 1;
+export const MANIFEST_FILE = 'manifest.json';
+
+export type BasisOrigin = 'empty' | 'state-file' | 'receipt' | 'journal';
+
+/** The target state the bundle was planned against. */
+export interface Basis {
+  origin: BasisOrigin;
+  file: string | null;
+  target: string | null;
+  takenAt: string | null;
+  inventory: Inventory | null;
+}
+
+export interface StreamFrom extends SnapshotRef {
+  /** True when the incremental base is a bookmark (`#name`), not a snapshot. */
+  bookmark?: boolean;
+}
+
+export type StreamKind = 'full' | 'incremental' | 'create';
+
+export interface VolumeEntry {
+  /** `streams/NNNN-full.zst.VVV` or `streams/NNNN-incr.zst.VVV`. */
+  file: string;
+  bytes: number;
+  sha256: string;
+}
+
+export interface StreamEntry {
+  /** 1-based apply order. */
+  index: number;
+  /** Relative dataset path, '' for the root. */
+  dataset: string;
+  type: DatasetType;
+  kind: StreamKind;
+  from: StreamFrom | null;
+  to: SnapshotRef | null;
+  intermediates: boolean;
+  /** Snapshots the stream creates on the target, `to` included. */
+  creates: SnapshotRef[];
+  force: boolean;
+  /** The exact `zfs send` options used, e.g. ["-I"] or ["-p", "-c"]. */
+  sendFlags: string[];
+  rawBytes: number;
+  storedBytes: number;
+  rawSha256: string | null;
+  volumes: VolumeEntry[];
+}
+
+export interface Manifest {
+  format: 'zferry-bundle';
+  formatVersion: 1;
+  bundleId: string;
+  createdAt: string;
+  zferryVersion: string;
+  source: { host: string; pool: string; root: string; poolGuid: Guid };
+  basis: Basis;
+  inventory: Inventory;
+  compression: { algorithm: 'zstd'; level: number };
+  streams: StreamEntry[];
+}
+
+const UINT64_MAX = 18446744073709551615n;
+
+/** `streams/0003-incr.zst.002` for stream 3 (incremental), volume 2. */
+export function volumeFileName(index: number, kind: 'full' | 'incremental', volume: number): string {
+  const tag = kind === 'full' ? 'full' : 'incr';
+  return `streams/${String(index).padStart(4, '0')}-${tag}.zst.${String(volume).padStart(3, '0')}`;
+}
+
+/**
+ * Parses and checks manifest text. The version is read before the schema runs
+ * so that a newer bundle is refused by its version, not by a field the schema
+ * does not know.
+ */
+export function parseManifest(text: string, file: string): Manifest {
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch (err) {
+    throw new ZferryError(`${file}: not valid JSON: ${(err as Error).message}`, { file });
+  }
+  if (data === null || typeof data !== 'object' || Array.isArray(data)) {
+    throw new ZferryError(`${file}: not a zferry manifest (expected a JSON object)`, { file });
+  }
+  const head = data as Record<string, unknown>;
+  if (head.format !== 'zferry-bundle') {
+    throw new ZferryError(`${file}: not a zferry manifest (format is ${JSON.stringify(head.format)}, expected "zferry-bundle")`, { file, field: '/format' });
+  }
+  if (head.formatVersion !== FORMAT_VERSION) {
+    throw new ZferryError(
+      `${file}: bundle format version ${JSON.stringify(head.formatVersion)} is not supported by zferry ${ZFERRY_VERSION} (supports ${FORMAT_VERSION})`,
+      { file, field: '/formatVersion' },
+    );
+  }
+  const schemaError = validateManifestSchema(data);
+  if (schemaError) {
+    throw new ZferryError(`${file}: ${schemaError.path || '/'} ${schemaError.message}`, { file, field: schemaError.path });
+  }
+  const m = data as Manifest;
+  const problem = checkUint64Fields(m, '') ?? checkSemantics(m);
+  if (problem) {
+    throw new ZferryError(`${file}: ${problem.path} ${problem.message}`, { file, field: problem.path });
+  }
+  return m;
+}
+
+interface Problem {
+  path: string;
+  message: string;
+}
+
+const UINT64_KEYS = new Set(['guid', 'poolGuid', 'createtxg']);
+
+/** JSON Schema cannot compare decimal strings numerically, so the 2^64-1 bound is checked here. */
+function checkUint64Fields(value: unknown, path: string): Problem | null {
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const p = checkUint64Fields(value[i], `${path}/${i}`);
+      if (p) return p;
+    }
+  } else if (value !== null && typeof value === 'object') {
+    for (const [key, v] of Object.entries(value)) {
+      if (UINT64_KEYS.has(key) && typeof v === 'string') {
+        if (BigInt(v) > UINT64_MAX) return { path: `${path}/${key}`, message: `must be at most 18446744073709551615 (unsigned 64-bit), got ${v}` };
+      } else if (typeof v === 'object') {
+        const p = checkUint64Fields(v, `${path}/${key}`);
+        if (p) return p;
+      }
+    }
+  }
+  return null;
+}
+
+function checkSemantics(m: Manifest): Problem | null {
+  for (let i = 0; i < m.streams.length; i++) {
+    const s = m.streams[i];
+    const at = `/streams/${i}`;
+    if (s.index !== i + 1) return { path: `${at}/index`, message: `must be ${i + 1} (streams are numbered 1..n in apply order), got ${s.index}` };
+    if (s.kind === 'create') {
+      if (s.from !== null || s.to !== null) return { path: at, message: 'a create step has no from/to snapshot' };
+      if (s.volumes.length !== 0 || s.rawBytes !== 0 || s.storedBytes !== 0 || s.rawSha256 !== null || s.creates.length !== 0) {
+        return { path: at, message: 'a create step carries no data (no volumes, no creates, bytes 0, rawSha256 null)' };
+      }
+      continue;
+    }
+    if (s.to === null) return { path: `${at}/to`, message: `a ${s.kind} stream needs a "to" snapshot` };
+    if (s.kind === 'full' && s.from !== null) return { path: `${at}/from`, message: 'a full stream has no "from" snapshot' };
+    if (s.kind === 'incremental' && s.from === null) return { path: `${at}/from`, message: 'an incremental stream needs a "from" snapshot' };
+    if (s.rawSha256 === null) return { path: `${at}/rawSha256`, message: `a ${s.kind} stream needs rawSha256` };
+    if (s.volumes.length === 0) return { path: `${at}/volumes`, message: `a ${s.kind} stream needs at least one volume` };
+    const to = s.to;
+    if (!s.creates.some((c) => c.guid === to.guid)) return { path: `${at}/creates`, message: `must include the "to" snapshot ${to.name} (guid ${to.guid})` };
+    let stored = 0;
+    for (let v = 0; v < s.volumes.length; v++) {
+      const expected = volumeFileName(s.index, s.kind, v);
+      if (s.volumes[v].file !== expected) {
+        return { path: `${at}/volumes/${v}/file`, message: `must be ${expected} (volumes are named after their stream and numbered from 000), got ${s.volumes[v].file}` };
+      }
+      stored += s.volumes[v].bytes;
+    }
+    if (stored !== s.storedBytes) return { path: `${at}/storedBytes`, message: `must equal the sum of its volume sizes (${stored}), got ${s.storedBytes}` };
+  }
+  return null;
+}
+
+export async function readManifest(bundleDir: string): Promise<Manifest> {
+  const file = join(bundleDir, MANIFEST_FILE);
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'no such file (not a zferry bundle, or its export did not finish)' : (err as Error).message;
+    throw new ZferryError(`${file}: ${why}`, { file });
+  }
+  return parseManifest(text, file);
+}
+
+/**
+ * Writes manifest.json so that a reader sees either no manifest or the whole
+ * one: temp file in the same folder, fsync, rename, fsync the folder. The
+ * manifest is written last, so its presence marks a finished bundle.
+ */
+export async function writeManifestAtomic(bundleDir: string, m: Manifest): Promise<void> {
+  await writeFileAtomic(bundleDir, MANIFEST_FILE, JSON.stringify(m, null, 2) + '\n');
+}
+
+/** Atomic replace of `dir/name` (also used for SHA256SUMS and RESTORE.txt). */
+export async function writeFileAtomic(dir: string, name: string, text: string): Promise<void> {
+  const final = join(dir, name);
+  const temp = join(dir, `.${name}.${randomBytes(6).toString('hex')}.tmp`);
+  try {
+    const fh = await open(temp, 'wx', 0o644);
+    try {
+      await fh.writeFile(text, 'utf8');
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(temp, final);
+    await fsyncDir(dir);
+  } catch (err) {
+    await rm(temp, { force: true });
+    if (err instanceof ZferryError) throw err;
+    const e = err as NodeJS.ErrnoException;
+    const why = e.code === 'ENOSPC' ? 'no space left on device' : e.message;
+    throw new ZferryError(`writing ${final}: ${why}`, { file: final });
+  }
+}
+
+/** Makes a rename or a new file in `dir` durable. */
+export async function fsyncDir(dir: string): Promise<void> {
+  const fh = await open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}

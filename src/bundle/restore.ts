@@ -1,0 +1,61 @@
+/**
+ * RESTORE.txt: the stock shell commands that restore a bundle without zferry.
+ * A pure function of the manifest, so the text always matches the streams.
+ */
+import type { Manifest, StreamEntry } from './manifest.js';
+
+export const RESTORE_FILE = 'RESTORE.txt';
+
+/** Single-quotes a word for POSIX shells: `it's` -> `'it'\''s'`. */
+export function shellQuote(word: string): string {
+  return `'${word.replace(/'/g, `'\\''`)}'`;
+}
+
+/** `"$TARGET"` or `"$TARGET"'/a/b'`: the target root joined with a relative path. */
+function targetWord(rel: string): string {
+  return rel === '' ? '"$TARGET"' : `"$TARGET"${shellQuote('/' + rel)}`;
+}
+
+function describe(s: StreamEntry, count: number): string {
+  const where = s.dataset === '' ? '(root)' : s.dataset;
+  const head = `# ${s.index}/${count}`;
+  if (s.kind === 'create') return `${head} create ${where} (it has no snapshot to send)`;
+  const to = s.to ? `@${s.to.name}` : '';
+  if (s.kind === 'full') return `${head} full ${where} ${to}`;
+  const from = s.from ? `${s.from.bookmark ? '#' : '@'}${s.from.name}` : '';
+  const mode = s.intermediates ? ' (with intermediate snapshots)' : '';
+  return `${head} incremental ${where} ${from} -> ${to}${mode}`;
+}
+
+function commandFor(s: StreamEntry): string {
+  if (s.kind === 'create') return `zfs create -p ${targetWord(s.dataset)}`;
+  const glob = s.volumes[0].file.replace(/\.[0-9]{3}$/, '.*');
+  const recv = ['zfs', 'recv', '-u', ...(s.force ? ['-F'] : [])].join(' ');
+  return `cat ${glob} | zstd -dc | ${recv} ${targetWord(s.dataset)}`;
+}
+
+export function restoreText(m: Manifest): string {
+  const out: string[] = [
+    `# Restoring zferry bundle ${m.bundleId} with stock tools (bash, sha256sum, cat, zstd, zfs).`,
+    `# Created ${m.createdAt} by zferry ${m.zferryVersion} from ${m.source.host}, dataset ${m.source.root}.`,
+    '#',
+    `# Set TARGET to the dataset that is to become ${m.source.root}, then run this file with bash,`,
+    '# or paste the commands one by one. Apply order matters; stop at the first error.',
+    `#   TARGET=backup/${m.source.root.split('/').pop() ?? 'data'} bash RESTORE.txt`,
+    '# BUNDLE defaults to the folder holding this file.',
+    '',
+    'set -euo pipefail',
+    ': "${TARGET:?set TARGET to the receiving dataset first}"',
+    'cd "${BUNDLE:-$(dirname "$0")}"',
+    '',
+    '# Every volume must match its checksum before anything is received.',
+    'sha256sum -c SHA256SUMS',
+    '',
+  ];
+  for (const s of m.streams) {
+    out.push(describe(s, m.streams.length));
+    out.push(commandFor(s));
+  }
+  if (m.streams.length === 0) out.push('# (this bundle carries no streams: the target was already up to date)');
+  return out.join('\n') + '\n';
+}

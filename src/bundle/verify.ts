@@ -1,0 +1,71 @@
+/**
+ * Full check of a bundle at rest: manifest schema, SHA256SUMS agreeing with
+ * the manifest, every volume present with the right size and sha256, and no
+ * stray file under streams/ that `cat streams/NNNN-*.zst.*` would pick up.
+ */
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { ZferryError } from '../errors.js';
+import { VolumeReader } from '../pipeline/volume-reader.js';
+import { readManifest, type Manifest } from './manifest.js';
+import { SUMS_FILE, sha256sumsText } from './sums.js';
+
+export interface VerifyReport {
+  bundleDir: string;
+  manifest: Manifest;
+  streams: number;
+  volumes: number;
+  storedBytes: number;
+}
+
+export async function verifyBundle(bundleDir: string, opts: { onBytes?: (n: number) => void } = {}): Promise<VerifyReport> {
+  const manifest = await readManifest(bundleDir);
+  await checkSums(bundleDir, manifest);
+  await checkNoStrays(bundleDir, manifest);
+  let volumes = 0;
+  let storedBytes = 0;
+  for (const s of manifest.streams) {
+    if (s.volumes.length === 0) continue;
+    const sink = new Writable({ highWaterMark: 1 << 20, write: (_c, _e, done) => done() });
+    await pipeline(new VolumeReader(bundleDir, s.volumes, { onBytes: opts.onBytes }), sink);
+    volumes += s.volumes.length;
+    storedBytes += s.storedBytes;
+  }
+  return { bundleDir, manifest, streams: manifest.streams.length, volumes, storedBytes };
+}
+
+async function checkSums(bundleDir: string, m: Manifest): Promise<void> {
+  const file = join(bundleDir, SUMS_FILE);
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch {
+    throw new ZferryError(`${file}: missing (every bundle carries one for sha256sum -c)`, { file });
+  }
+  const got = text.split('\n').filter((l) => l !== '');
+  const want = sha256sumsText(m).split('\n').filter((l) => l !== '');
+  for (let i = 0; i < Math.max(got.length, want.length); i++) {
+    if (got[i] === want[i]) continue;
+    const detail = got[i] === undefined ? `lacks "${want[i]}"` : want[i] === undefined ? `has an extra line "${got[i]}"` : `line ${i + 1} is "${got[i]}", manifest.json says "${want[i]}"`;
+    throw new ZferryError(`${file}: does not match manifest.json: ${detail}`, { file });
+  }
+}
+
+async function checkNoStrays(bundleDir: string, m: Manifest): Promise<void> {
+  const listed = new Set(m.streams.flatMap((s) => s.volumes.map((v) => v.file)));
+  let names: string[];
+  try {
+    names = await readdir(join(bundleDir, 'streams'));
+  } catch {
+    names = [];
+  }
+  for (const name of names.sort()) {
+    if (name.startsWith('.')) continue;
+    if (!listed.has(`streams/${name}`)) {
+      const file = join(bundleDir, 'streams', name);
+      throw new ZferryError(`${file}: not listed in manifest.json (a stray volume would corrupt a restore by cat)`, { file });
+    }
+  }
+}

@@ -1,0 +1,71 @@
+/**
+ * zstd decompression stage. zstd-napi's DecompressStream pushes all output of
+ * an input chunk at once, ignoring backpressure: a 1 MiB chunk of compressed
+ * zeros can expand to gigabytes. This stage uses the same binding but waits
+ * for the consumer whenever its buffer is full, so memory stays flat.
+ */
+import { Transform, type TransformCallback } from 'node:stream';
+import binding from 'zstd-napi/binding.js';
+
+const OUT_SIZE = binding.dStreamOutSize();
+
+export interface DecompressOptions {
+  /** Rewrites a zstd error; `offset` is the compressed-stream offset of the failing input chunk. */
+  mapError?: (err: Error, offset: number) => Error;
+}
+
+export class ZstdDecompress extends Transform {
+  private readonly dctx = new binding.DCtx();
+  private inFrame = false;
+  private wakeUp: (() => void) | null = null;
+  /** Compressed bytes fully consumed before the current chunk. */
+  private offset = 0;
+
+  constructor(private readonly opts: DecompressOptions = {}) {
+    super();
+  }
+
+  override _read(size: number): void {
+    const wake = this.wakeUp;
+    this.wakeUp = null;
+    wake?.();
+    super._read(size);
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    const start = this.offset;
+    this.offset += chunk.length;
+    this.run(chunk).then(
+      () => done(),
+      (err: Error) => done(this.opts.mapError ? this.opts.mapError(err, start) : err),
+    );
+  }
+
+  override _flush(done: TransformCallback): void {
+    if (this.inFrame) {
+      const err = new Error('zstd stream ends in the middle of a frame (truncated)');
+      done(this.opts.mapError ? this.opts.mapError(err, this.offset) : err);
+      return;
+    }
+    done();
+  }
+
+  private async run(src: Buffer): Promise<void> {
+    for (;;) {
+      const dst = Buffer.allocUnsafe(OUT_SIZE);
+      const [ret, produced, consumed] = this.dctx.decompressStream(dst, src);
+      src = src.subarray(consumed);
+      const wantsMore = produced > 0 ? this.push(dst.subarray(0, produced)) : true;
+      if (src.length === 0 && (produced < dst.length || ret === 0)) {
+        this.inFrame = ret !== 0;
+        return;
+      }
+      if (!wantsMore) await new Promise<void>((resolve) => (this.wakeUp = resolve));
+      if (this.destroyed) return;
+    }
+  }
+}
+
+export function decompress(opts: DecompressOptions = {}): ZstdDecompress {
+  return new ZstdDecompress(opts);
+}

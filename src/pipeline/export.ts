@@ -1,0 +1,44 @@
+/** Export data path: raw send stream -> sha256 -> zstd -> volume files. */
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { VolumeEntry } from '../bundle/manifest.js';
+import { fsyncDir } from '../bundle/manifest.js';
+import { compress } from './compress.js';
+import { hashTap } from './hash-tap.js';
+import { VolumeWriter } from './volume-writer.js';
+import { fileError } from './fs-error.js';
+
+export interface WriteStreamOptions {
+  /** Bundle folder. */
+  dir: string;
+  index: number;
+  kind: 'full' | 'incremental';
+  volumeSize: number;
+  level: number;
+  /** zstd worker threads (default 2). */
+  workers?: number;
+  /** Called with the raw (uncompressed) bytes of every chunk. */
+  onBytes?: (raw: number) => void;
+}
+
+export interface WrittenStream {
+  rawBytes: number;
+  rawSha256: string;
+  storedBytes: number;
+  volumes: VolumeEntry[];
+}
+
+export async function writeStream(src: Readable, opts: WriteStreamOptions): Promise<WrittenStream> {
+  const raw = hashTap('sha256', opts.onBytes);
+  const writer = new VolumeWriter({ dir: opts.dir, index: opts.index, kind: opts.kind, volumeSize: opts.volumeSize });
+  await pipeline(src, raw, compress({ level: opts.level, workers: opts.workers }), writer);
+  const streamsDir = join(opts.dir, 'streams');
+  try {
+    await fsyncDir(streamsDir);
+  } catch (err) {
+    throw fileError(err, 'flushing', streamsDir);
+  }
+  const storedBytes = writer.volumes.reduce((sum, v) => sum + v.bytes, 0);
+  return { rawBytes: raw.bytes, rawSha256: raw.digest(), storedBytes, volumes: writer.volumes };
+}

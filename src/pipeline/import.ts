@@ -1,0 +1,38 @@
+/** Import data path: volume files (checked) -> zstd -d -> tail gate on the raw sha256. */
+import { Readable, pipeline } from 'node:stream';
+import { ZferryError } from '../errors.js';
+import type { StreamEntry } from '../bundle/manifest.js';
+import { decompress } from './decompress.js';
+import { tailGate } from './tail-gate.js';
+import { VolumeReader } from './volume-reader.js';
+
+export interface ReadStreamOptions {
+  /** Called with the stored (compressed) bytes of every chunk read. */
+  onBytes?: (stored: number) => void;
+  /** Bytes withheld until the raw sha256 matches (default 1 MiB). */
+  holdBytes?: number;
+}
+
+/**
+ * The raw send stream of one bundle stream. It errors, without emitting the
+ * stream's last `holdBytes`, if any volume or the decompressed whole does not
+ * match the manifest.
+ */
+export function readStream(bundleDir: string, stream: StreamEntry, opts: ReadStreamOptions = {}): Readable {
+  if (stream.kind === 'create' || stream.rawSha256 === null) {
+    throw new ZferryError(`stream ${stream.index} (${stream.dataset || 'root'}) is a create step and carries no data`);
+  }
+  const label = `stream ${stream.index} (${stream.dataset === '' ? 'root dataset' : stream.dataset})`;
+  const reader = new VolumeReader(bundleDir, stream.volumes, { onBytes: opts.onBytes });
+  const dec = decompress({
+    mapError: (err, offset) => {
+      const at = reader.locate(offset);
+      const where = at ? `${at.file} (at or before offset ${at.offset})` : 'its volumes';
+      return new ZferryError(`${label}: corrupt zstd data in ${where}: ${err.message}`, at ? { file: at.file, offset: at.offset } : {});
+    },
+  });
+  const gate = tailGate(stream.rawSha256, opts.holdBytes ?? 1 << 20, { label, expectedBytes: stream.rawBytes });
+  // pipeline() destroys the gate with the first error of any stage, which the caller sees.
+  pipeline(reader, dec, gate, () => undefined);
+  return gate;
+}

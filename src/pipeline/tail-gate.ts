@@ -1,0 +1,75 @@
+/**
+ * Holds back the last bytes of a stream until the whole stream's sha256 is
+ * known to match. A consumer such as `zfs recv` therefore never sees the end
+ * record of a stream that is corrupt anywhere, and aborts instead of
+ * committing a snapshot.
+ */
+import { createHash } from 'node:crypto';
+import { Transform, type TransformCallback } from 'node:stream';
+import { ZferryError } from '../errors.js';
+
+export interface TailGateOptions {
+  /** Names the stream in the error, e.g. `stream 3 (tank/a)`. */
+  label?: string;
+  /** Also require this many bytes in total. */
+  expectedBytes?: number;
+}
+
+export class TailGate extends Transform {
+  private readonly hash = createHash('sha256');
+  private held: Buffer[] = [];
+  private heldBytes = 0;
+  private total = 0;
+
+  constructor(
+    private readonly expectedSha256: string,
+    private readonly holdBytes = 1 << 20,
+    private readonly opts: TailGateOptions = {},
+  ) {
+    super();
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    this.hash.update(chunk);
+    this.total += chunk.length;
+    this.held.push(chunk);
+    this.heldBytes += chunk.length;
+    // Release everything beyond the last holdBytes, splitting a buffer if needed.
+    let excess = this.heldBytes - this.holdBytes;
+    while (excess > 0) {
+      const first = this.held[0];
+      if (first.length <= excess) {
+        this.held.shift();
+        this.push(first);
+        this.heldBytes -= first.length;
+        excess -= first.length;
+      } else {
+        this.held[0] = first.subarray(excess);
+        this.push(first.subarray(0, excess));
+        this.heldBytes -= excess;
+        excess = 0;
+      }
+    }
+    done();
+  }
+
+  override _flush(done: TransformCallback): void {
+    const actual = this.hash.digest('hex');
+    const label = this.opts.label ?? 'stream';
+    if (this.opts.expectedBytes !== undefined && this.total !== this.opts.expectedBytes) {
+      done(new ZferryError(`${label}: decompressed to ${this.total} bytes, manifest says ${this.opts.expectedBytes}; its end was withheld`));
+      return;
+    }
+    if (actual !== this.expectedSha256) {
+      done(new ZferryError(`${label}: sha256 of the decompressed stream is ${actual}, manifest says ${this.expectedSha256}; its end was withheld`));
+      return;
+    }
+    for (const b of this.held) this.push(b);
+    this.held = [];
+    done();
+  }
+}
+
+export function tailGate(expectedSha256: string, holdBytes = 1 << 20, opts: TailGateOptions = {}): TailGate {
+  return new TailGate(expectedSha256, holdBytes, opts);
+}

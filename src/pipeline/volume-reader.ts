@@ -1,0 +1,113 @@
+/**
+ * Reads a stream's volume files in order as one byte stream, checking each
+ * volume's size and sha256. Each volume's final chunk is held back until its
+ * hash has matched, so a bad volume errors before its end is passed on.
+ */
+import { createHash } from 'node:crypto';
+import { open } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { ZferryError } from '../errors.js';
+import type { VolumeEntry } from '../bundle/manifest.js';
+import { fileError } from './fs-error.js';
+
+const CHUNK = 1 << 20;
+
+export interface VolumeReaderOptions {
+  /** Called with the stored bytes of every chunk read. */
+  onBytes?: (n: number) => void;
+}
+
+export class VolumeReader extends Readable {
+  private readonly iter: AsyncGenerator<Buffer, void, undefined>;
+  /** The volume being read (for error messages downstream). */
+  currentFile: string | null = null;
+
+  constructor(private readonly bundleDir: string, private readonly volumes: readonly VolumeEntry[], private readonly opts: VolumeReaderOptions = {}) {
+    super({ highWaterMark: CHUNK });
+    this.iter = this.chunks();
+  }
+
+  override _read(): void {
+    this.iter.next().then(
+      ({ value, done }) => {
+        if (done) this.push(null);
+        else this.push(value);
+      },
+      (err: Error) => this.destroy(err),
+    );
+  }
+
+  override _destroy(err: Error | null, done: (err?: Error | null) => void): void {
+    // Closes an open file handle through the generator's finally block.
+    this.iter.return(undefined).then(() => done(err), () => done(err));
+  }
+
+  /** Which volume holds byte `offset` of the concatenated stream, and where in it. */
+  locate(offset: number): { file: string; offset: number } | null {
+    let start = 0;
+    for (const v of this.volumes) {
+      if (offset < start + v.bytes) return { file: join(this.bundleDir, v.file), offset: offset - start };
+      start += v.bytes;
+    }
+    return null;
+  }
+
+  private async *chunks(): AsyncGenerator<Buffer, void, undefined> {
+    for (const vol of this.volumes) {
+      const path = join(this.bundleDir, vol.file);
+      this.currentFile = path;
+      let fh;
+      try {
+        fh = await open(path, 'r');
+      } catch (err) {
+        const e = err as NodeJS.ErrnoException;
+        if (e.code === 'ENOENT') throw new ZferryError(`missing volume ${path}`, { file: path });
+        throw fileError(err, 'opening', path);
+      }
+      try {
+        const size = (await fh.stat()).size;
+        if (size !== vol.bytes) {
+          throw new ZferryError(`${path}: size is ${size} bytes, manifest says ${vol.bytes} (${size < vol.bytes ? 'truncated' : 'too long'})`, {
+            file: path,
+            offset: Math.min(size, vol.bytes),
+          });
+        }
+        const hash = createHash('sha256');
+        let pos = 0;
+        let pending: Buffer | null = null;
+        for (;;) {
+          const want = Math.min(CHUNK, vol.bytes - pos + 1);
+          const buf = Buffer.allocUnsafe(want);
+          let n;
+          try {
+            ({ bytesRead: n } = await fh.read(buf, 0, want, pos));
+          } catch (err) {
+            throw fileError(err, 'reading', path, pos);
+          }
+          if (n === 0) break;
+          if (pos + n > vol.bytes) {
+            throw new ZferryError(`${path}: grew beyond the ${vol.bytes} bytes the manifest says while being read`, { file: path, offset: vol.bytes });
+          }
+          const chunk = buf.subarray(0, n);
+          hash.update(chunk);
+          pos += n;
+          this.opts.onBytes?.(n);
+          if (pending) yield pending;
+          pending = chunk;
+        }
+        if (pos !== vol.bytes) {
+          throw new ZferryError(`${path}: ended after ${pos} bytes, manifest says ${vol.bytes} (truncated)`, { file: path, offset: pos });
+        }
+        const actual = hash.digest('hex');
+        if (actual !== vol.sha256) {
+          throw new ZferryError(`${path}: sha256 is ${actual}, manifest says ${vol.sha256} (the volume is corrupt)`, { file: path });
+        }
+        if (pending) yield pending;
+      } finally {
+        await fh.close().catch(() => undefined);
+      }
+    }
+    this.currentFile = null;
+  }
+}

@@ -1,0 +1,293 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtemp, readFile, readdir, rm, stat, symlink, truncate, writeFile, open, mkdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { execa } from 'execa';
+import { ZferryError } from '../../src/errors.js';
+import type { StreamEntry } from '../../src/bundle/manifest.js';
+import { compress, decompress, hashTap, tailGate, writeStream, readStream, VolumeReader } from '../../src/pipeline/index.js';
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+
+/** A send-stream-like mix: random (incompressible), repetitive text and zero runs. */
+function mixedData(size: number): Buffer {
+  const parts: Buffer[] = [];
+  let n = 0;
+  let i = 0;
+  while (n < size) {
+    const len = Math.min(size - n, 100 * KiB + ((i * 7919) % (200 * KiB)));
+    const kind = i % 3;
+    const part = kind === 0 ? randomBytes(len) : kind === 1 ? Buffer.from(`line ${i} of some repetitive text\n`.repeat(len / 20 + 1)).subarray(0, len) : Buffer.alloc(len);
+    parts.push(part);
+    n += len;
+    i++;
+  }
+  return Buffer.concat(parts);
+}
+
+/** Feeds a buffer in chunks, as a pipe from `zfs send` would. */
+function chunked(buf: Buffer, chunk = 64 * KiB): Readable {
+  let off = 0;
+  return new Readable({
+    read() {
+      if (off >= buf.length) return void this.push(null);
+      this.push(buf.subarray(off, off + chunk));
+      off += chunk;
+    },
+  });
+}
+
+async function collect(r: Readable): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const c of r) parts.push(c as Buffer);
+  return Buffer.concat(parts);
+}
+
+/** Collects what a stream emits before it errors, and the error. */
+async function drainUntilError(r: Readable): Promise<{ bytes: number; err: unknown }> {
+  let bytes = 0;
+  try {
+    for await (const c of r) bytes += (c as Buffer).length;
+  } catch (err) {
+    return { bytes, err };
+  }
+  return { bytes, err: null };
+}
+
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+async function exportFixture(size = 5 * MiB, volumeSize = 64 * KiB) {
+  const dir = await mkdtemp(join(tmpdir(), 'zferry-pipe-'));
+  const data = mixedData(size);
+  const written = await writeStream(chunked(data), { dir, index: 3, kind: 'incremental', volumeSize, level: 3 });
+  const entry: StreamEntry = {
+    index: 3, dataset: 'a/b', type: 'filesystem', kind: 'incremental',
+    from: { name: 's1', guid: '1' }, to: { name: 's2', guid: '2' }, intermediates: false,
+    creates: [{ name: 's2', guid: '2' }], force: false, sendFlags: ['-i'],
+    ...written,
+  };
+  return { dir, data, written, entry };
+}
+
+test('a multi-volume stream round-trips to identical bytes and hashes', async () => {
+  const { dir, data, written, entry } = await exportFixture();
+  try {
+    assert.equal(written.rawBytes, data.length);
+    assert.equal(written.rawSha256, sha(data));
+    assert.ok(written.volumes.length > 3, `expected several volumes, got ${written.volumes.length}`);
+    written.volumes.forEach((v, i) => {
+      assert.equal(v.file, `streams/0003-incr.zst.${String(i).padStart(3, '0')}`);
+      if (i < written.volumes.length - 1) assert.equal(v.bytes, 64 * KiB);
+    });
+    for (const v of written.volumes) {
+      const onDisk = await readFile(join(dir, v.file));
+      assert.equal(onDisk.length, v.bytes);
+      assert.equal(sha(onDisk), v.sha256);
+    }
+    assert.equal(written.storedBytes, written.volumes.reduce((s, v) => s + v.bytes, 0));
+    let stored = 0;
+    const back = await collect(readStream(dir, entry, { onBytes: (n) => (stored += n) }));
+    assert.equal(back.length, data.length);
+    assert.ok(back.equals(data));
+    assert.equal(stored, written.storedBytes);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('the zstd CLI decompresses the concatenated volumes to the raw stream', async () => {
+  const { dir, data, written } = await exportFixture(3 * MiB, 100 * KiB);
+  try {
+    const files = (await readdir(join(dir, 'streams'))).sort().map((f) => join(dir, 'streams', f));
+    assert.equal(files.length, written.volumes.length);
+    const cat = Buffer.concat(await Promise.all(files.map((f) => readFile(f))));
+    const { stdout } = await execa('zstd', ['-dc'], { input: cat, encoding: 'buffer' });
+    assert.equal(sha(Buffer.from(stdout)), sha(data));
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('a volume that is an exact multiple of the volume size leaves no empty trailing volume', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'zferry-pipe-'));
+  try {
+    // Level 1 on random data stores it nearly raw; pick volumeSize so the result is what it is and check the rule.
+    const written = await writeStream(chunked(randomBytes(300 * KiB)), { dir, index: 1, kind: 'full', volumeSize: 50 * KiB, level: 1 });
+    for (const v of written.volumes) assert.ok(v.bytes > 0);
+    assert.equal((await readdir(join(dir, 'streams'))).length, written.volumes.length);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('readStream refuses a volume with a flipped byte, naming the file, and withholds the tail', async () => {
+  const { dir, entry } = await exportFixture();
+  try {
+    const victim = entry.volumes[2];
+    const path = join(dir, victim.file);
+    const buf = await readFile(path);
+    buf[1000] ^= 0x40;
+    await writeFile(path, buf);
+    const { bytes, err } = await drainUntilError(readStream(dir, entry));
+    assert.ok(err instanceof ZferryError, `expected ZferryError, got ${String(err)}`);
+    assert.match(err.message, /0003-incr\.zst\.002/);
+    assert.ok(bytes <= entry.rawBytes - MiB, `released ${bytes} of ${entry.rawBytes}`);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('readStream refuses a truncated volume, naming the file and both sizes', async () => {
+  const { dir, entry } = await exportFixture();
+  try {
+    await truncate(join(dir, entry.volumes[1].file), 1000);
+    const { bytes, err } = await drainUntilError(readStream(dir, entry));
+    assert.ok(err instanceof ZferryError);
+    assert.match(err.message, /0003-incr\.zst\.001: size is 1000 bytes, manifest says 65536/);
+    assert.ok(bytes <= entry.rawBytes - MiB);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('readStream refuses an extra-long last volume', async () => {
+  const { dir, entry } = await exportFixture();
+  try {
+    const last = entry.volumes[entry.volumes.length - 1];
+    const fh = await open(join(dir, last.file), 'a');
+    await fh.write(Buffer.from('junk'));
+    await fh.close();
+    const { bytes, err } = await drainUntilError(readStream(dir, entry));
+    assert.ok(err instanceof ZferryError);
+    assert.match(err.message, new RegExp(`${last.file.replace(/\./g, '\\.')}: size is ${last.bytes + 4} bytes, manifest says ${last.bytes} \\(too long\\)`));
+    assert.ok(bytes <= entry.rawBytes - MiB);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('readStream refuses a missing volume, naming it', async () => {
+  const { dir, entry } = await exportFixture();
+  try {
+    await rm(join(dir, entry.volumes[3].file));
+    const { bytes, err } = await drainUntilError(readStream(dir, entry));
+    assert.ok(err instanceof ZferryError);
+    assert.match(err.message, /missing volume .*0003-incr\.zst\.003/);
+    assert.ok(bytes <= entry.rawBytes - MiB);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('a VolumeReader checks the last volume hash before emitting its last chunk', async () => {
+  const { dir, entry } = await exportFixture(2 * MiB, 512 * KiB);
+  try {
+    const last = entry.volumes[entry.volumes.length - 1];
+    const path = join(dir, last.file);
+    const buf = await readFile(path);
+    buf[buf.length - 1] ^= 1;
+    await writeFile(path, buf);
+    const { bytes, err } = await drainUntilError(new VolumeReader(dir, entry.volumes));
+    assert.ok(err instanceof ZferryError);
+    assert.match(err.message, /sha256 is [0-9a-f]{64}, manifest says/);
+    assert.ok(bytes < entry.storedBytes, 'the corrupt final chunk was withheld');
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('tailGate releases everything when the sha256 matches', async () => {
+  const data = mixedData(3 * MiB);
+  const out = await collect(chunked(data).pipe(tailGate(sha(data))));
+  assert.ok(out.equals(data));
+});
+
+test('tailGate never releases the last holdBytes when the sha256 differs', async () => {
+  const data = mixedData(3 * MiB);
+  const gate = tailGate('0'.repeat(64), MiB, { label: 'stream 9 (x)' });
+  const { bytes, err } = await drainUntilError(chunked(data).pipe(gate));
+  assert.ok(err instanceof ZferryError);
+  assert.match(err.message, /^stream 9 \(x\): sha256 of the decompressed stream is/);
+  assert.equal(bytes, data.length - MiB);
+});
+
+test('tailGate withholds the tail of a stream shorter than expected even if the hash were right', async () => {
+  const data = mixedData(2 * MiB);
+  const { bytes, err } = await drainUntilError(chunked(data).pipe(tailGate(sha(data), MiB, { expectedBytes: data.length + 1 })));
+  assert.ok(err instanceof ZferryError);
+  assert.equal(bytes, data.length - MiB);
+});
+
+test('hashTap exposes the digest and byte count after the end', async () => {
+  const data = mixedData(MiB);
+  const tap = hashTap();
+  let seen = 0;
+  await pipeline(chunked(data), tap, new Writable({ write: (c: Buffer, _e, done) => ((seen += c.length), done()) }));
+  assert.equal(tap.bytes, data.length);
+  assert.equal(seen, data.length);
+  assert.equal(tap.digest(), sha(data));
+});
+
+test('decompress honours backpressure on highly compressible input', async () => {
+  // 512 MiB of zeros is a few KiB compressed; unbounded output would show here.
+  const zeros = Buffer.alloc(MiB);
+  let left = 512;
+  const src = new Readable({ read() { this.push(left-- > 0 ? zeros : null); } });
+  const compressed = await collect(src.pipe(compress({ level: 3 })));
+  assert.ok(compressed.length < MiB);
+  const dec = decompress();
+  let maxBuffered = 0;
+  let total = 0;
+  const slow = new Writable({
+    highWaterMark: 64 * KiB,
+    write(c: Buffer, _e, done) {
+      total += c.length;
+      maxBuffered = Math.max(maxBuffered, dec.readableLength);
+      setImmediate(done);
+    },
+  });
+  await pipeline(Readable.from([compressed]), dec, slow);
+  assert.equal(total, 512 * MiB);
+  assert.ok(maxBuffered <= 4 * MiB, `decompressor buffered ${maxBuffered} bytes`);
+});
+
+test('a full disk while writing a volume fails with a message naming the file', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'zferry-pipe-'));
+  try {
+    await mkdir(join(dir, 'streams'));
+    // /dev/full answers every write with ENOSPC, like a full file system.
+    await symlink('/dev/full', join(dir, 'streams', '0001-full.zst.000'));
+    await assert.rejects(
+      writeStream(chunked(mixedData(MiB)), { dir, index: 1, kind: 'full', volumeSize: 64 * KiB, level: 3 }),
+      (err: unknown) => err instanceof ZferryError && /^no space left on device writing .*streams\/0001-full\.zst\.000/.test(err.message),
+    );
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('writeStream refuses a stream that would need more than 1000 volumes', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'zferry-pipe-'));
+  try {
+    await assert.rejects(
+      writeStream(chunked(randomBytes(200 * KiB)), { dir, index: 1, kind: 'full', volumeSize: 100, level: 1 }),
+      /needs more than 1000 volumes/,
+    );
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('stat sanity: exported volumes are regular files', async () => {
+  const { dir, entry } = await exportFixture(MiB, 256 * KiB);
+  try {
+    for (const v of entry.volumes) assert.ok((await stat(join(dir, v.file))).isFile());
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
