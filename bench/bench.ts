@@ -1,0 +1,303 @@
+/**
+ * zferry benchmark: data-path throughput against the zstd CLI, peak memory of
+ * each path at 256 MiB and 2 GiB, and the planner on a large inventory.
+ * Prints a table; asserts nothing.
+ *
+ *   npm run bench             # full run (replays the stream to reach >= 2 GiB)
+ *   npm run bench -- --quick  # skips the 2 GiB case
+ *
+ * Each measured path runs in a child process (this file with --child) so
+ * that process.resourceUsage().maxRSS is the peak of that path alone.
+ */
+import { createReadStream } from 'node:fs';
+import { mkdir, open, rename, rm, stat, writeFile, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { fileURLToPath } from 'node:url';
+import { randomBytes } from 'node:crypto';
+import { execa } from 'execa';
+import { writeStream } from '../src/pipeline/export.js';
+import { readStream } from '../src/pipeline/import.js';
+import type { StreamEntry } from '../src/bundle/manifest.js';
+import type { Inventory, Dataset } from '../src/model.js';
+
+const MiB = 1024 * 1024;
+const CACHE_DIR = join(tmpdir(), 'zferry-bench');
+const STREAM_FILE = join(CACHE_DIR, 'send-stream-v1.zfs');
+const SYNTH_FILE = join(CACHE_DIR, 'synthetic-v1.bin');
+const MIN_STREAM = 256 * MiB;
+const VOLUME_SIZE = 512 * MiB;
+const SELF = fileURLToPath(import.meta.url);
+
+// ---------- the input stream ----------
+
+/** Runs a command with stdout sent straight to a file (never buffered in this process). */
+async function runToFile(cmd: string, args: string[], outFile: string, inFile?: string): Promise<void> {
+  const stdin = inFile === undefined ? ('ignore' as const) : { file: inFile };
+  await execa(cmd, args, { stdin, stdout: { file: outFile }, buffer: false });
+}
+
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    return (await stat(path)).size >= MIN_STREAM;
+  } catch {
+    return false;
+  }
+}
+
+async function zfsUsable(): Promise<boolean> {
+  const r = await execa('zpool', ['list', '-H'], { reject: false, timeout: 10_000 });
+  return r.exitCode === 0;
+}
+
+/** A real `zfs send` stream of a dataset filled with /usr files, random and zero data. */
+async function makeZfsStream(): Promise<void> {
+  const pool = `zfbench${process.pid}`;
+  const img = join(CACHE_DIR, `${pool}.img`);
+  const mnt = join(CACHE_DIR, `${pool}-mnt`);
+  const fh = await open(img, 'w');
+  await fh.truncate(1536 * MiB);
+  await fh.close();
+  await execa('zpool', ['create', '-m', mnt, pool, img]);
+  try {
+    await execa('zfs', ['create', `${pool}/data`]);
+    const dest = join(mnt, 'data');
+    for (const src of ['/usr/bin', '/usr/share/doc', '/usr/share/man']) await execa('cp', ['-a', src, dest + '/'], { reject: false });
+    await runToFile('head', ['-c', String(32 * MiB), '/dev/urandom'], join(dest, 'random.bin'));
+    await runToFile('head', ['-c', String(32 * MiB), '/dev/zero'], join(dest, 'zeros.bin'));
+    await execa('zfs', ['snapshot', `${pool}/data@bench`]);
+    const tmp = STREAM_FILE + '.tmp';
+    await runToFile('zfs', ['send', `${pool}/data@bench`], tmp);
+    await rename(tmp, STREAM_FILE);
+  } finally {
+    // zfs-fuse may call a pool busy right after a send: retry, and say so if it stays.
+    let destroyed = false;
+    for (let i = 0; i < 5 && !destroyed; i++) {
+      destroyed = (await execa('zpool', ['destroy', '-f', pool], { reject: false })).exitCode === 0;
+      if (!destroyed) await new Promise((r) => setTimeout(r, 1000));
+    }
+    if (!destroyed) console.log(`WARNING: could not destroy bench pool ${pool}; run: zpool destroy -f ${pool}`);
+    await rm(img, { force: true });
+    await rm(mnt, { recursive: true, force: true });
+  }
+}
+
+/** Fallback: a send-stream-like mix of random, text-like and zero blocks. */
+async function makeSyntheticStream(): Promise<void> {
+  const fh = await open(SYNTH_FILE + '.tmp', 'w');
+  const text = Buffer.from('0123456789 the quick brown fox jumps over the lazy dog\n'.repeat(20000)).subarray(0, MiB);
+  for (let i = 0; i < 256; i++) await fh.write(i % 4 === 0 ? randomBytes(MiB) : i % 4 === 1 ? Buffer.alloc(MiB) : text);
+  await fh.close();
+  await rename(SYNTH_FILE + '.tmp', SYNTH_FILE);
+}
+
+async function inputStream(): Promise<{ file: string; real: boolean; note: string }> {
+  await mkdir(CACHE_DIR, { recursive: true });
+  if (await exists(STREAM_FILE)) return { file: STREAM_FILE, real: true, note: 'cached real zfs send stream' };
+  if (await zfsUsable()) {
+    try {
+      console.log('creating a real zfs send stream (once, cached in ' + STREAM_FILE + ') ...');
+      await makeZfsStream();
+      if (await exists(STREAM_FILE)) return { file: STREAM_FILE, real: true, note: 'real zfs send stream (zfs-fuse)' };
+      console.log('the zfs send stream came out smaller than 256 MiB');
+    } catch (err) {
+      console.log(`could not build a zfs send stream: ${(err as Error).message.split('\n')[0]}`);
+    }
+  }
+  if (!(await exists(SYNTH_FILE))) await makeSyntheticStream();
+  return { file: SYNTH_FILE, real: false, note: 'SYNTHETIC data (zfs unavailable): figures are indicative only' };
+}
+
+// ---------- child processes: one measured path each ----------
+
+/** The file read `times` times back to back, as one stream. */
+function replay(file: string, times: number): Readable {
+  async function* gen() {
+    for (let i = 0; i < times; i++) for await (const chunk of createReadStream(file, { highWaterMark: MiB })) yield chunk as Buffer;
+  }
+  return Readable.from(gen(), { objectMode: false });
+}
+
+interface ChildResult {
+  seconds: number;
+  bytes: number;
+  maxRssMB: number;
+  extra?: unknown;
+}
+
+async function child(args: string[]): Promise<void> {
+  const [mode, a, b, c] = args;
+  let result: ChildResult;
+  if (mode === 'export') {
+    const t0 = performance.now();
+    const w = await writeStream(replay(a, Number(c)), { dir: b, index: 1, kind: 'full', volumeSize: VOLUME_SIZE, level: 3 });
+    result = { seconds: (performance.now() - t0) / 1000, bytes: w.rawBytes, maxRssMB: 0, extra: w };
+  } else {
+    const entry = JSON.parse(await readFile(b, 'utf8')) as StreamEntry;
+    const t0 = performance.now();
+    let n = 0;
+    await pipeline(readStream(a, entry), new Writable({ highWaterMark: MiB, write: (chunk: Buffer, _e, done) => ((n += chunk.length), done()) }));
+    result = { seconds: (performance.now() - t0) / 1000, bytes: n, maxRssMB: 0 };
+  }
+  result.maxRssMB = process.resourceUsage().maxRSS / 1024;
+  process.stdout.write(JSON.stringify(result));
+}
+
+async function runChild(args: string[]): Promise<ChildResult> {
+  const { stdout } = await execa(process.execPath, [SELF, '--child', ...args]);
+  return JSON.parse(stdout) as ChildResult;
+}
+
+async function timeIt(fn: () => Promise<unknown>): Promise<number> {
+  const t0 = performance.now();
+  await fn();
+  return (performance.now() - t0) / 1000;
+}
+
+// ---------- the planner hook ----------
+
+function synthInventory(root: string, datasets: number, snapsPer: number, keep: (j: number) => boolean): Inventory {
+  const list: Dataset[] = [];
+  for (let i = 0; i < datasets; i++) {
+    const snapshots = [];
+    for (let j = 0; j < snapsPer; j++) {
+      if (!keep(j)) continue;
+      const id = BigInt(i) * 1000n + BigInt(j);
+      snapshots.push({ name: `auto-${String(j).padStart(4, '0')}`, guid: String(10_000_000_000_000_000n + id), createtxg: String(100 + j * 10), creation: 1_700_000_000 + j * 3600 });
+    }
+    list.push({ path: i === 0 ? '' : `g${String(i % 50).padStart(2, '0')}/d${String(i).padStart(4, '0')}`, type: 'filesystem', guid: String(9_000_000_000_000_000n + BigInt(i)), snapshots, bookmarks: [] });
+  }
+  // Parents before children: add the group datasets and sort by path.
+  for (let g = 0; g < 50 && g < datasets; g++) list.push({ path: `g${String(g).padStart(2, '0')}`, type: 'filesystem', guid: String(8_000_000_000_000_000n + BigInt(g)), snapshots: [], bookmarks: [] });
+  list.sort((x, y) => (x.path < y.path ? -1 : x.path > y.path ? 1 : 0));
+  return { root, datasets: list };
+}
+
+/**
+ * HOOK benchPlanner(): times planSync from src/plan (written by another
+ * helper; signature planSync(source: Inventory, target: Inventory | null): Plan)
+ * on 5,000 datasets x 100,000 snapshots, the target holding the older half.
+ */
+async function benchPlanner(): Promise<{ seconds: number | null; note: string }> {
+  const PLAN_MODULE = '../src/plan/index.js';
+  let planSync: ((s: Inventory, t: Inventory | null) => unknown) | undefined;
+  try {
+    planSync = ((await import(PLAN_MODULE)) as { planSync?: typeof planSync }).planSync;
+  } catch (err) {
+    return { seconds: null, note: `planner not available: ${(err as Error).message.split('\n')[0]}` };
+  }
+  if (typeof planSync !== 'function') return { seconds: null, note: 'src/plan does not export planSync yet' };
+  const DATASETS = 5000;
+  const PER = 20; // 5,000 x 20 = 100,000 snapshots
+  const source = synthInventory('tank/data', DATASETS, PER, () => true);
+  const target = synthInventory('backup/data', DATASETS, PER, (j) => j < PER / 2);
+  const snaps = source.datasets.reduce((n, d) => n + d.snapshots.length, 0);
+  let best = Infinity;
+  let note = '';
+  for (let run = 0; run < 3; run++) {
+    try {
+      const t = await timeIt(async () => planSync!(source, target));
+      best = Math.min(best, t);
+    } catch (err) {
+      return { seconds: null, note: `planSync threw: ${(err as Error).message.split('\n')[0]}` };
+    }
+  }
+  note = `${source.datasets.length} datasets, ${snaps} snapshots, target has the older half; best of 3`;
+  return { seconds: best, note };
+}
+
+// ---------- main ----------
+
+function row(cols: string[], widths: number[]): string {
+  return cols.map((c, i) => c.padEnd(widths[i])).join('  ');
+}
+
+async function main(): Promise<void> {
+  const quick = process.argv.includes('--quick');
+  const input = await inputStream();
+  const size = (await stat(input.file)).size;
+  const work = join(CACHE_DIR, `run-${process.pid}`);
+  await mkdir(work, { recursive: true });
+  const rows: string[][] = [];
+  const mbps = (bytes: number, s: number) => bytes / MiB / s;
+  try {
+    console.log(`input: ${input.note}, ${(size / MiB).toFixed(0)} MiB (${input.file})`);
+    console.log(`machine: ${(await import('node:os')).cpus().length} CPUs, node ${process.version}\n`);
+
+    // Export vs zstd -T0 -3 (best of 2 each, warm page cache).
+    const zstdOut = join(work, 'baseline.zst');
+    await runToFile('cat', [input.file], '/dev/null');
+    let zstdExport = Infinity;
+    for (let i = 0; i < 2; i++) zstdExport = Math.min(zstdExport, await timeIt(() => runToFile('zstd', ['-T0', '-3', '-q'], zstdOut, input.file)));
+    let exp1: ChildResult | null = null;
+    const bundle1 = join(work, 'bundle-1x');
+    for (let i = 0; i < 2; i++) {
+      await rm(bundle1, { recursive: true, force: true });
+      const r = await runChild(['export', input.file, bundle1, '1']);
+      if (!exp1 || r.seconds < exp1.seconds) exp1 = r;
+    }
+    const w1 = exp1!.extra as { rawBytes: number; rawSha256: string; storedBytes: number; volumes: StreamEntry['volumes'] };
+    const oursExp = mbps(exp1!.bytes, exp1!.seconds);
+    const theirsExp = mbps(size, zstdExport);
+    rows.push(['export 256M+ (read, sha256, zstd -3, split, sha256, fsync)', `${oursExp.toFixed(0)} MB/s`, `zstd -T0 -3: ${theirsExp.toFixed(0)} MB/s`, (oursExp / theirsExp).toFixed(2), '>= 0.90']);
+    rows.push(['  compression ratio', `${(size / w1.storedBytes).toFixed(2)}x`, '', '', '']);
+
+    // Import vs zstd -d.
+    const entry: StreamEntry = {
+      index: 1, dataset: '', type: 'filesystem', kind: 'full', from: null, to: { name: 'bench', guid: '1' }, intermediates: false,
+      creates: [{ name: 'bench', guid: '1' }], force: false, sendFlags: [], ...w1,
+    };
+    const entryFile = join(work, 'entry-1x.json');
+    await writeFile(entryFile, JSON.stringify(entry));
+    let zstdImport = Infinity;
+    for (let i = 0; i < 2; i++) zstdImport = Math.min(zstdImport, await timeIt(() => runToFile('zstd', ['-dc', '-q'], '/dev/null', zstdOut)));
+    let imp1: ChildResult | null = null;
+    for (let i = 0; i < 2; i++) {
+      const r = await runChild(['import', bundle1, entryFile]);
+      if (!imp1 || r.seconds < imp1.seconds) imp1 = r;
+    }
+    const oursImp = mbps(imp1!.bytes, imp1!.seconds);
+    const theirsImp = mbps(size, zstdImport);
+    rows.push(['import 256M+ (read, sha256, zstd -d, tail gate) -> sink', `${oursImp.toFixed(0)} MB/s`, `zstd -d: ${theirsImp.toFixed(0)} MB/s`, (oursImp / theirsImp).toFixed(2), '>= 0.90']);
+    rows.push([`peak RSS export, ${(size / MiB).toFixed(0)} MiB`, `${exp1!.maxRssMB.toFixed(0)} MB`, '', '', '<= 150 MB']);
+    rows.push([`peak RSS import, ${(size / MiB).toFixed(0)} MiB`, `${imp1!.maxRssMB.toFixed(0)} MB`, '', '', '<= 150 MB']);
+    await rm(zstdOut, { force: true });
+
+    if (!quick) {
+      const bundle8 = join(work, 'bundle-8x');
+      const times = Math.ceil((2 * 1024 * MiB) / size);
+      const exp8 = await runChild(['export', input.file, bundle8, String(times)]);
+      const w8 = exp8.extra as typeof w1;
+      const entry8File = join(work, 'entry-8x.json');
+      await writeFile(entry8File, JSON.stringify({ ...entry, ...w8 }));
+      const imp8 = await runChild(['import', bundle8, entry8File]);
+      const gib = (exp8.bytes / 1024 / MiB).toFixed(2);
+      rows.push([`peak RSS export, ${gib} GiB (${times}x replay)`, `${exp8.maxRssMB.toFixed(0)} MB`, `${mbps(exp8.bytes, exp8.seconds).toFixed(0)} MB/s`, '', 'flat, <= 150 MB']);
+      rows.push([`peak RSS import, ${gib} GiB (${times}x replay)`, `${imp8.maxRssMB.toFixed(0)} MB`, `${mbps(imp8.bytes, imp8.seconds).toFixed(0)} MB/s`, '', 'flat, <= 150 MB']);
+      await rm(bundle8, { recursive: true, force: true });
+    } else {
+      rows.push(['peak RSS at 2 GiB', 'skipped (--quick)', '', '', '']);
+    }
+
+    const plan = await benchPlanner();
+    rows.push(['planner: planSync 5,000 datasets x 100,000 snapshots', plan.seconds === null ? 'n/a' : `${plan.seconds.toFixed(3)} s`, plan.note, '', '< 2 s']);
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+  const head = ['measure', 'zferry', 'baseline / note', 'ratio', 'goal'];
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  console.log(row(head, widths));
+  console.log(widths.map((w) => '-'.repeat(w)).join('  '));
+  for (const r of rows) console.log(row(r, widths));
+  if (!input.real) console.log('\nNOTE: input was SYNTHETIC data because zfs was unavailable.');
+}
+
+if (process.argv[2] === '--child') {
+  await child(process.argv.slice(3));
+} else {
+  await main();
+}
