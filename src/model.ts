@@ -59,3 +59,12 @@ export interface SnapshotRef {
 export function joinDataset(root: string, path: string): string {
   return path === '' ? root : `${root}/${path}`;
 }
+
+/** Which source a bundle or a target belongs to: a pool by guid and the dataset taken. */
+export interface SourceIdentity {
+  host: string;
+  pool: string;
+  /** Full name of the dataset exported, e.g. `tank` or `tank/data`. */
+  root: string;
+  poolGuid: Guid;
+}

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs what zferry's demo and tests need on a Debian machine, then builds.
+# Idempotent and quick when everything is there; `npm test`, `npm run demo`
+# and .ci/run all start with it, so a fresh machine needs no other step.
+#   scripts/setup.sh          zfs-fuse, mbuffer, zstd; npm ci; build
+#   scripts/setup.sh --lab    also what the OpenZFS QEMU lane needs
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(zfs-fuse mbuffer zstd)
+if [ "${1:-}" = "--lab" ]; then
+  packages+=(qemu-system-x86 qemu-utils debootstrap cpio e2fsprogs busybox-static kmod)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "setup: need root to install: ${missing[*]} (run as root, or apt-get install them)" >&2
+    exit 1
+  fi
+  echo "setup: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+fi
+
+# node_modules is current when it was installed from this very lockfile.
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "setup: npm ci" >&2
+  npm ci --no-audit --no-fund >&2
+fi

@@ -1,0 +1,45 @@
+/** Human-readable output of each command's result (stdout). */
+import { describeStep } from '../plan/index.js';
+import type { ExportResult } from '../commands/export.js';
+import type { ImportResult } from '../commands/import.js';
+import { formatBytes } from './units.js';
+
+const out = (line = '') => process.stdout.write(line + '\n');
+
+export function printExport(r: ExportResult, source: string, dryRun: boolean): void {
+  const basis = r.basis.origin === 'empty' ? 'an empty target (initial seed)' : `${r.basis.origin} ${r.basis.file}`;
+  out(`plan for ${source}, against ${basis}:`);
+  for (const step of r.plan.steps) out(`  ${describeStep(step)}`);
+  if (r.plan.steps.length === 0) out('  nothing to send: the target is current');
+  if (r.plan.current.length > 0) out(`  current: ${r.plan.current.length} dataset(s)`);
+  for (const s of r.plan.skipped) out(`  skipped ${s.dataset || '(root)'}: ${s.reason}`);
+  for (const u of r.plan.unreachable) out(`  note ${u.dataset || '(root)'}: ${u.snapshots.length} older snapshot(s) cannot be added to the target`);
+  for (const b of r.plan.blocked) out(`  blocked ${b.dataset || '(root)'}: ${b.reason}`);
+  for (const c of r.plan.conflicts) process.stderr.write(`zferry: conflict: ${c.message}\n`);
+  if (dryRun) {
+    out('dry run: nothing written');
+    return;
+  }
+  if (r.bundle) {
+    out(`wrote ${r.streams.length} stream(s), ${formatBytes(r.rawBytes)} raw → ${formatBytes(r.storedBytes)} stored, in ${r.seconds.toFixed(1)} s`);
+    out(`bundle: ${r.bundle}`);
+  }
+}
+
+export function printImport(r: ImportResult, dryRun: boolean): void {
+  for (const b of r.bundles) {
+    out(`${b.bundle}: ${b.status}`);
+    if (b.status === 'already-applied') continue;
+    for (const a of b.applied) {
+      const rb = a.rollbackTo ? ` (after rolling back to @${a.rollbackTo})` : '';
+      out(`  ${dryRun ? 'would receive' : 'received'} ${a.dataset || '(root)'} ${a.kind}${a.to ? ` @${a.to}` : ''}${rb}`);
+    }
+    for (const s of b.skipped) out(`  skipped ${s.dataset || '(root)'}: ${s.reason}`);
+  }
+  if (dryRun) out(`dry run: nothing received (${formatBytes(r.storedBytes)} would be read)`);
+  else out(`${r.target} updated in ${r.seconds.toFixed(1)} s; receipt: ${r.receipt}`);
+}
+
+export function printVerify(bundles: Array<{ bundle: string; streams: number; volumes: number; storedBytes: number }>): void {
+  for (const b of bundles) out(`ok ${b.bundle}: ${b.streams} stream(s), ${b.volumes} volume(s), ${formatBytes(b.storedBytes)}`);
+}

@@ -1,0 +1,182 @@
+/**
+ * `zferry export`: plan against what the target is known to hold, run the
+ * sends, write one verified bundle. Orchestration only: the plan comes from
+ * src/plan, the bytes go through src/pipeline, the format is src/bundle.
+ */
+import { mkdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { hostname } from 'node:os';
+import { randomUUID } from 'node:crypto';
+import type { Inventory, SourceIdentity } from '../model.js';
+import { joinDataset } from '../model.js';
+import { ZferryError } from '../errors.js';
+import type { Zfs } from '../zfs/index.js';
+import { planSync, describeStep, type Plan, type SendStep } from '../plan/index.js';
+import { finishBundle, ZFERRY_VERSION, type Basis, type Manifest, type StreamEntry } from '../bundle/index.js';
+import { writeStream } from '../pipeline/index.js';
+import { findNewestReceipt, readState } from '../state/receipt.js';
+import { silentProgress, type Progress } from '../progress.js';
+
+export interface ExportOptions {
+  source: string;
+  dest: string;
+  /** A state or receipt file; without it the newest matching receipt under dest is used. */
+  since?: string;
+  level: number;
+  volumeSize: number;
+  dryRun: boolean;
+  progress?: Progress;
+}
+
+export interface ExportResult {
+  /** Path of the written bundle; null on a dry run or when there was nothing to send. */
+  bundle: string | null;
+  bundleId: string | null;
+  basis: { origin: Basis['origin']; file: string | null };
+  plan: Plan;
+  streams: Array<Pick<StreamEntry, 'index' | 'dataset' | 'kind' | 'rawBytes' | 'storedBytes'> & { from: string | null; to: string | null }>;
+  rawBytes: number;
+  storedBytes: number;
+  seconds: number;
+}
+
+/** Where the plan starts from: a state file, the newest receipt on the disk, or an empty target. */
+async function findBasis(opts: ExportOptions, identity: SourceIdentity): Promise<Basis> {
+  if (opts.since) {
+    const state = await readState(opts.since);
+    return { origin: 'state-file', file: opts.since, target: state.target, takenAt: state.takenAt, inventory: state.inventory };
+  }
+  const found = await findNewestReceipt(opts.dest, identity);
+  if (found) {
+    const s = found.state;
+    return { origin: 'receipt', file: found.file, target: s.target, takenAt: s.takenAt, inventory: s.inventory };
+  }
+  return { origin: 'empty', file: null, target: null, takenAt: null, inventory: null };
+}
+
+/** A folder name that sorts by time and says what it holds. */
+function bundleFolderName(root: string, id: string, at: Date): string {
+  const stamp = at.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+  return `zferry-${root.replace(/[^A-Za-z0-9_.-]/g, '_')}-${stamp}-${id.slice(0, 8)}`;
+}
+
+function sendLabel(step: SendStep): string {
+  const name = step.dataset === '' ? '(root)' : step.dataset;
+  return step.kind === 'full' ? `${name}@${step.to.name}` : `${name} @${step.from?.name}→@${step.to.name}`;
+}
+
+export async function sourceIdentity(zfs: Zfs, root: string): Promise<SourceIdentity> {
+  const pool = root.split('/')[0];
+  return { host: hostname(), pool, root, poolGuid: await zfs.poolGuid(pool) };
+}
+
+export async function runExport(zfs: Zfs, opts: ExportOptions): Promise<ExportResult> {
+  const progress = opts.progress ?? silentProgress;
+  const started = Date.now();
+  const inventory: Inventory = await zfs.inventory(opts.source);
+  const identity = await sourceIdentity(zfs, opts.source);
+  const basis = await findBasis(opts, identity);
+  const plan = planSync(inventory, basis.inventory);
+  const result: ExportResult = {
+    bundle: null,
+    bundleId: null,
+    basis: { origin: basis.origin, file: basis.file },
+    plan,
+    streams: [],
+    rawBytes: 0,
+    storedBytes: 0,
+    seconds: 0,
+  };
+  if (opts.dryRun || plan.steps.length === 0) {
+    result.seconds = (Date.now() - started) / 1000;
+    return result;
+  }
+
+  const id = randomUUID();
+  const createdAt = new Date();
+  const dir = join(opts.dest, bundleFolderName(opts.source, id, createdAt));
+  await mkdir(join(dir, 'streams'), { recursive: true });
+  const streams: StreamEntry[] = [];
+  const sends = plan.steps.filter((s): s is SendStep => s.kind !== 'create');
+  progress.begin(`export ${opts.source}`, 0, sends.length);
+  try {
+    for (const step of plan.steps) {
+      const index = streams.length + 1;
+      if (step.kind === 'create') {
+        streams.push({
+          index, dataset: step.dataset, type: 'filesystem', kind: 'create', from: null, to: null,
+          intermediates: false, creates: [], force: false, sendFlags: [], rawBytes: 0, storedBytes: 0,
+          rawSha256: null, volumes: [],
+        });
+        continue;
+      }
+      const dataset = joinDataset(opts.source, step.dataset);
+      const from = step.from ? { name: step.from.name, bookmark: step.from.bookmark } : null;
+      const send = zfs.send({ dataset, to: step.to.name, from, intermediates: step.intermediates });
+      progress.stream(sendLabel(step), 0);
+      let written;
+      try {
+        written = await writeStream(send.stdout, {
+          dir, index, kind: step.kind, volumeSize: opts.volumeSize, level: opts.level,
+          onBytes: (n) => progress.advance(n),
+        });
+      } catch (err) {
+        send.kill();
+        await send.done.catch(() => undefined);
+        throw err;
+      }
+      // A send that died early still ends its stdout cleanly: only its exit status tells.
+      await send.done;
+      progress.endStream();
+      streams.push({
+        index,
+        dataset: step.dataset,
+        type: step.type,
+        kind: step.kind,
+        from: step.from ? { name: step.from.name, guid: step.from.guid, ...(step.from.bookmark ? { bookmark: true } : {}) } : null,
+        to: step.to,
+        intermediates: step.intermediates,
+        creates: step.creates,
+        force: step.force,
+        sendFlags: step.kind === 'full' ? [] : [step.intermediates ? '-I' : '-i'],
+        rawBytes: written.rawBytes,
+        storedBytes: written.storedBytes,
+        rawSha256: written.rawSha256,
+        volumes: written.volumes,
+      });
+    }
+    const manifest: Manifest = {
+      format: 'zferry-bundle',
+      formatVersion: 1,
+      bundleId: id,
+      createdAt: createdAt.toISOString(),
+      zferryVersion: ZFERRY_VERSION,
+      source: identity,
+      basis,
+      inventory,
+      compression: { algorithm: 'zstd', level: opts.level },
+      streams,
+    };
+    await finishBundle(dir, manifest);
+  } catch (err) {
+    progress.end();
+    // Nothing half-written may look like a bundle: the manifest is written last,
+    // and the folder goes entirely.
+    await rm(dir, { recursive: true, force: true });
+    if (err instanceof ZferryError) throw err;
+    throw new ZferryError(`export to ${dir} failed: ${(err as Error).message}`, { file: dir });
+  }
+  progress.end();
+  result.bundle = dir;
+  result.bundleId = id;
+  result.streams = streams.map((s) => ({
+    index: s.index, dataset: s.dataset, kind: s.kind, rawBytes: s.rawBytes, storedBytes: s.storedBytes,
+    from: s.from?.name ?? null, to: s.to?.name ?? null,
+  }));
+  result.rawBytes = streams.reduce((n, s) => n + s.rawBytes, 0);
+  result.storedBytes = streams.reduce((n, s) => n + s.storedBytes, 0);
+  result.seconds = (Date.now() - started) / 1000;
+  return result;
+}
+
+export { describeStep };

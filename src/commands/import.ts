@@ -1,0 +1,210 @@
+/**
+ * `zferry import`: validate every manifest, pre-flight every stream against
+ * the target, verify every byte, and only then receive; finally write a
+ * receipt beside the bundles for the next export.
+ */
+import { pipeline } from 'node:stream/promises';
+import { join } from 'node:path';
+import type { Inventory, SourceIdentity } from '../model.js';
+import { joinDataset } from '../model.js';
+import { ZferryError } from '../errors.js';
+import type { Zfs } from '../zfs/index.js';
+import { checkApply, projectTarget, type ApplyDecision, type Step } from '../plan/index.js';
+import { findBundles, readManifest, verifyBundle, type Manifest, type StreamEntry } from '../bundle/index.js';
+import { readStream } from '../pipeline/index.js';
+import { makeState, receiptFileName, writeStateAtomic } from '../state/receipt.js';
+import { silentProgress, type Progress } from '../progress.js';
+
+/** User property on the target root naming the source it mirrors. */
+export const SOURCE_PROPERTY = 'zferry:source';
+
+export interface ImportOptions {
+  path: string;
+  target: string;
+  dryRun: boolean;
+  /** Accept a bundle from a source other than the one the target mirrors. */
+  force: boolean;
+  progress?: Progress;
+}
+
+export interface BundleOutcome {
+  bundle: string;
+  bundleId: string;
+  status: 'applied' | 'already-applied' | 'would-apply';
+  applied: Array<{ index: number; dataset: string; kind: string; to: string | null; rollbackTo?: string }>;
+  skipped: Array<{ index: number; dataset: string; reason: string }>;
+}
+
+export interface ImportResult {
+  target: string;
+  bundles: BundleOutcome[];
+  receipt: string | null;
+  storedBytes: number;
+  seconds: number;
+}
+
+export function sourceTag(s: SourceIdentity): string {
+  return `${s.poolGuid}:${s.root}`;
+}
+
+function label(s: StreamEntry): string {
+  const ds = s.dataset === '' ? '(root)' : s.dataset;
+  if (s.kind === 'create') return `${ds} (create)`;
+  return s.kind === 'full' ? `${ds}@${s.to?.name}` : `${ds} @${s.from?.name}→@${s.to?.name}`;
+}
+
+/** All bundles must come from one source; the target must mirror that source. */
+async function checkIdentity(zfs: Zfs, target: string, targetInv: Inventory | null, manifests: Manifest[], force: boolean): Promise<void> {
+  const first = manifests[0];
+  for (const m of manifests) {
+    if (sourceTag(m.source) !== sourceTag(first.source)) {
+      throw new ZferryError(
+        `bundles under one path come from different sources (${first.source.root} on pool guid ${first.source.poolGuid} and ${m.source.root} on pool guid ${m.source.poolGuid}): import them separately`,
+        { field: '/source' },
+      );
+    }
+  }
+  if (targetInv === null || force) return;
+  const recorded = await zfs.getProperty(target, SOURCE_PROPERTY);
+  if (recorded !== null && recorded !== sourceTag(first.source)) {
+    throw new ZferryError(
+      `${target} mirrors source ${recorded}, but the bundle comes from ${sourceTag(first.source)} (${first.source.host}): refusing; use --force to import anyway`,
+      { dataset: target, field: '/source' },
+    );
+  }
+  if (recorded === null) {
+    // A target seeded by hand (zfs send -R) has no mark yet: it must share snapshots with the source.
+    const sourceGuids = new Set(first.inventory.datasets.flatMap((d) => d.snapshots.map((s) => s.guid)));
+    const targetGuids = targetInv.datasets.flatMap((d) => d.snapshots.map((s) => s.guid));
+    if (targetGuids.length > 0 && !targetGuids.some((g) => sourceGuids.has(g))) {
+      throw new ZferryError(
+        `${target} holds ${targetGuids.length} snapshots and none of them is in the bundle's source ${first.source.root} (${first.source.host}): it looks like another source's copy; refusing; use --force to import anyway`,
+        { dataset: target, field: '/source' },
+      );
+    }
+  }
+}
+
+/** A manifest stream as the planner's step, to project what the target will hold. */
+function asStep(s: StreamEntry): Step {
+  if (s.kind === 'create') return { kind: 'create', dataset: s.dataset, type: 'filesystem' };
+  if (s.to === null) throw new ZferryError(`stream ${s.index} has no "to" snapshot`, { field: `/streams/${s.index - 1}/to` });
+  return { kind: s.kind, dataset: s.dataset, type: s.type, from: s.from, to: s.to, intermediates: s.intermediates, creates: s.creates, force: s.force };
+}
+
+async function readTarget(zfs: Zfs, target: string): Promise<Inventory | null> {
+  return (await zfs.exists(target)) ? zfs.inventory(target) : null;
+}
+
+/** Receives one stream; the tail gate keeps the end record from zfs recv unless every byte matched. */
+async function receiveStream(zfs: Zfs, dir: string, target: string, s: StreamEntry, progress: Progress): Promise<void> {
+  const dataset = joinDataset(target, s.dataset);
+  const recv = zfs.receive({ dataset, force: s.force });
+  const source = readStream(dir, s, { onBytes: (n) => progress.advance(n) });
+  // Registered before pipeline's own handler: zfs recv is stopped before its stdin closes.
+  source.once('error', () => recv.kill());
+  try {
+    await pipeline(source, recv.stdin);
+  } catch (err) {
+    recv.kill();
+    await recv.done.catch(() => undefined);
+    // zfs's own complaint explains more than EPIPE does.
+    if ((err as NodeJS.ErrnoException).code === 'EPIPE') await recv.done;
+    throw err;
+  }
+  await recv.done;
+}
+
+export async function runImport(zfs: Zfs, opts: ImportOptions): Promise<ImportResult> {
+  const progress = opts.progress ?? silentProgress;
+  const started = Date.now();
+  const dirs = await findBundles(opts.path);
+  if (dirs.length === 0) {
+    throw new ZferryError(`${opts.path}: no zferry bundle here (no manifest.json in it or its sub-folders)`, { file: opts.path });
+  }
+  const bundles = await Promise.all(dirs.map(async (dir) => ({ dir, manifest: await readManifest(dir) })));
+  bundles.sort((a, b) => a.manifest.createdAt.localeCompare(b.manifest.createdAt));
+
+  let current = await readTarget(zfs, opts.target);
+  await checkIdentity(zfs, opts.target, current, bundles.map((b) => b.manifest), opts.force);
+
+  // Pre-flight every bundle on a simulated target before anything is touched.
+  const plans: Array<{ dir: string; manifest: Manifest; decisions: ApplyDecision[] }> = [];
+  let simulated = current;
+  for (const { dir, manifest } of bundles) {
+    const ap = checkApply(manifest.streams, simulated);
+    if (ap.problems.length > 0) {
+      const p = ap.problems[0];
+      const more = ap.problems.length > 1 ? ` (and ${ap.problems.length - 1} more)` : '';
+      throw new ZferryError(`${join(dir, 'manifest.json')}: stream ${p.index}: ${p.message}${more}; nothing was received`, {
+        file: join(dir, 'manifest.json'),
+        dataset: joinDataset(opts.target, p.dataset),
+      });
+    }
+    plans.push({ dir, manifest, decisions: ap.decisions });
+    const applied = new Set(ap.decisions.filter((d) => d.action === 'apply').map((d) => d.index));
+    simulated = projectTarget(simulated, manifest.streams.filter((s) => applied.has(s.index)).map(asStep), manifest.inventory, opts.target);
+  }
+
+  const outcomes: BundleOutcome[] = plans.map(({ dir, manifest, decisions }) => {
+    const applied: BundleOutcome['applied'] = [];
+    const skipped: BundleOutcome['skipped'] = [];
+    for (const d of decisions) {
+      const s = manifest.streams[d.index - 1];
+      if (d.action === 'skip') skipped.push({ index: d.index, dataset: s.dataset, reason: d.reason });
+      else applied.push({ index: d.index, dataset: s.dataset, kind: s.kind, to: s.to?.name ?? null, ...(d.rollbackTo ? { rollbackTo: d.rollbackTo.name } : {}) });
+    }
+    return {
+      bundle: dir, bundleId: manifest.bundleId,
+      status: applied.length === 0 ? 'already-applied' : opts.dryRun ? 'would-apply' : 'applied',
+      applied, skipped,
+    };
+  });
+  const todo = plans.filter((_, i) => outcomes[i].status !== 'already-applied');
+  const storedBytes = todo.reduce((n, p) => n + p.manifest.streams.reduce((k, s) => k + s.storedBytes, 0), 0);
+  if (opts.dryRun) {
+    return { target: opts.target, bundles: outcomes, receipt: null, storedBytes, seconds: (Date.now() - started) / 1000 };
+  }
+
+  // Every byte of every bundle still to apply is checked before the first receive.
+  progress.begin('verify', storedBytes, todo.length);
+  for (const { dir } of todo) {
+    progress.stream(`verify ${dir.split('/').pop()}`, 0);
+    await verifyBundle(dir, { onBytes: (n) => progress.advance(n) });
+    progress.endStream();
+  }
+  progress.end();
+
+  progress.begin(`import → ${opts.target}`, storedBytes, todo.length);
+  try {
+    for (const { dir, manifest, decisions } of plans) {
+      for (const d of decisions) {
+        if (d.action !== 'apply') continue;
+        const s = manifest.streams[d.index - 1];
+        const dataset = joinDataset(opts.target, s.dataset);
+        if (d.rollbackTo) await zfs.rollback(`${dataset}@${d.rollbackTo.name}`, { destroyNewer: true });
+        if (s.kind === 'create') {
+          await zfs.create(dataset, { parents: true });
+          continue;
+        }
+        progress.stream(label(s), s.storedBytes);
+        await receiveStream(zfs, dir, opts.target, s, progress);
+        progress.endStream();
+      }
+      if ((await zfs.getProperty(opts.target, SOURCE_PROPERTY)) === null) {
+        await zfs.setProperty(opts.target, SOURCE_PROPERTY, sourceTag(manifest.source));
+      }
+      current = await zfs.inventory(opts.target);
+    }
+  } finally {
+    progress.end();
+  }
+
+  const finalInv = current ?? (await zfs.inventory(opts.target));
+  const last = plans[plans.length - 1].manifest;
+  const state = makeState(opts.target, finalInv, last.source, plans.map((p) => p.manifest.bundleId));
+  // Beside the bundles, so the disk that brought them carries the receipt back.
+  const receipt = join(opts.path, receiptFileName(opts.target));
+  await writeStateAtomic(receipt, state);
+  return { target: opts.target, bundles: outcomes, receipt, storedBytes, seconds: (Date.now() - started) / 1000 };
+}

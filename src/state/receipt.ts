@@ -1,0 +1,139 @@
+/**
+ * The state/receipt format: what a target holds, written by `zferry state`
+ * and by `zferry import` (a receipt), read by `zferry export --since` and by
+ * export's search for the newest receipt under its destination.
+ */
+import { readFile, readdir, rename, open } from 'node:fs/promises';
+import { join, dirname, basename } from 'node:path';
+import { hostname } from 'node:os';
+import type { Inventory, SourceIdentity } from '../model.js';
+import { ZferryError } from '../errors.js';
+import { validateWith } from '../schemas.js';
+import { ZFERRY_VERSION } from '../version.js';
+
+export const STATE_FORMAT_VERSION = 1;
+
+export interface TargetState {
+  format: 'zferry-state';
+  formatVersion: number;
+  takenAt: string;
+  host: string;
+  zferryVersion: string;
+  /** Full name of the dataset the inventory was read from. */
+  target: string;
+  /** The source this target mirrors, where known (from its zferry:source property or the bundles applied). */
+  source: SourceIdentity | null;
+  /** Bundles applied by the import that wrote this receipt, in order. */
+  bundles: string[];
+  inventory: Inventory;
+}
+
+export function makeState(
+  target: string,
+  inventory: Inventory,
+  source: SourceIdentity | null,
+  bundles: string[] = [],
+): TargetState {
+  return {
+    format: 'zferry-state',
+    formatVersion: STATE_FORMAT_VERSION,
+    takenAt: new Date().toISOString(),
+    host: hostname(),
+    zferryVersion: ZFERRY_VERSION,
+    target,
+    source,
+    bundles,
+    inventory,
+  };
+}
+
+/** Parses and validates a state or receipt file; errors name the file and the JSON path. */
+export function parseState(text: string, file: string): TargetState {
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch (err) {
+    throw new ZferryError(`${file}: not valid JSON (${(err as Error).message})`, { file });
+  }
+  const version = (data as { formatVersion?: unknown } | null)?.formatVersion;
+  if (typeof data === 'object' && data !== null && (data as { format?: unknown }).format === 'zferry-state'
+      && version !== STATE_FORMAT_VERSION) {
+    throw new ZferryError(
+      `${file}: state format version ${JSON.stringify(version)} is not supported by zferry ${ZFERRY_VERSION} (supports ${STATE_FORMAT_VERSION})`,
+      { file, field: '/formatVersion' },
+    );
+  }
+  const problem = validateWith('state', data);
+  if (problem) {
+    throw new ZferryError(`${file}: ${problem.path || '/'} ${problem.message}`, { file, field: problem.path });
+  }
+  return data as TargetState;
+}
+
+export async function readState(file: string): Promise<TargetState> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    throw new ZferryError(`${file}: cannot read state file (${(err as NodeJS.ErrnoException).code ?? err})`, { file });
+  }
+  return parseState(text, file);
+}
+
+/** Writes via temp file + fsync + rename so a reader never sees half a receipt. */
+export async function writeStateAtomic(file: string, state: TargetState): Promise<void> {
+  const tmp = join(dirname(file), `.${basename(file)}.${process.pid}.tmp`);
+  const fh = await open(tmp, 'w');
+  try {
+    await fh.writeFile(JSON.stringify(state, null, 2) + '\n');
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  await rename(tmp, file);
+}
+
+export function receiptFileName(target: string): string {
+  return `receipt-${target.replace(/[^A-Za-z0-9_.-]/g, '_')}.json`;
+}
+
+function sameSource(a: SourceIdentity | null, b: SourceIdentity): boolean {
+  return a !== null && a.poolGuid === b.poolGuid && a.root === b.root;
+}
+
+/**
+ * The newest receipt under `dir` (the folder itself and its immediate
+ * sub-folders, where bundles live) that speaks of `source`. Unreadable or
+ * foreign files are passed over: a disk may carry other sources' bundles.
+ */
+export async function findNewestReceipt(
+  dir: string,
+  source: SourceIdentity,
+): Promise<{ file: string; state: TargetState } | null> {
+  const candidates: string[] = [];
+  const scan = async (d: string, depth: number): Promise<void> => {
+    let entries;
+    try {
+      entries = await readdir(d, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      if (e.isFile() && /^receipt-.*\.json$/.test(e.name)) candidates.push(join(d, e.name));
+      else if (e.isDirectory() && depth > 0) await scan(join(d, e.name), depth - 1);
+    }
+  };
+  await scan(dir, 1);
+  let best: { file: string; state: TargetState } | null = null;
+  for (const file of candidates) {
+    let state: TargetState;
+    try {
+      state = await readState(file);
+    } catch {
+      continue;
+    }
+    if (!sameSource(state.source, source)) continue;
+    if (best === null || state.takenAt > best.state.takenAt) best = { file, state };
+  }
+  return best;
+}

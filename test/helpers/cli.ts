@@ -1,0 +1,24 @@
+/** Runs the built zferry CLI the way a user's script does: a process, its exit code, its output. */
+import { execa } from 'execa';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const CLI = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'src', 'cli', 'main.js');
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export async function zferry(...args: string[]): Promise<CliResult> {
+  const r = await execa(process.execPath, [CLI, ...args], { reject: false, stdin: 'ignore', env: { LC_ALL: 'C' } });
+  return { code: r.exitCode ?? 1, stdout: String(r.stdout), stderr: String(r.stderr) };
+}
+
+/** Runs zferry and fails the test with its stderr unless it exits 0. */
+export async function zferryOk(...args: string[]): Promise<CliResult> {
+  const r = await zferry(...args);
+  if (r.code !== 0) throw new Error(`zferry ${args.join(' ')} exited ${r.code}: ${r.stderr.trim()}`);
+  return r;
+}

@@ -1,0 +1,46 @@
+#!/usr/bin/env node
+// The one test entry point (README, `npm test` and .ci/run all call it).
+// Lanes: `unit` (pure logic, no ZFS), `fuse` (real ZFS through zfs-fuse),
+// `openzfs` (run inside the QEMU guest by test/lab/run-openzfs.sh).
+// Default = unit + fuse: the fast lane every commit must keep green.
+import { readdirSync, statSync, existsSync } from 'node:fs';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { spawnSync } from 'node:child_process';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const dist = join(root, 'dist', 'test');
+const arg = process.argv[2] ?? 'default';
+const lanes = {
+  default: { dirs: ['unit', 'fuse', 'scenario'], env: { ZFERRY_LANE: 'fuse' } },
+  unit: { dirs: ['unit'], env: {} },
+  fuse: { dirs: ['fuse', 'scenario'], env: { ZFERRY_LANE: 'fuse' } },
+  openzfs: { dirs: ['openzfs', 'scenario'], env: { ZFERRY_LANE: 'openzfs' } },
+};
+const lane = lanes[arg];
+if (!lane) {
+  console.error(`test/run.mjs: unknown lane '${arg}' (known: ${Object.keys(lanes).join(', ')})`);
+  process.exit(2);
+}
+
+function testFiles(dir) {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir).sort().flatMap((name) => {
+    const p = join(dir, name);
+    if (statSync(p).isDirectory()) return testFiles(p);
+    return name.endsWith('.test.js') ? [p] : [];
+  });
+}
+
+const files = lane.dirs.flatMap((d) => testFiles(join(dist, d)));
+if (files.length === 0) {
+  console.error(`test/run.mjs: no compiled tests for lane '${arg}' under ${dist} (run npm run build)`);
+  process.exit(2);
+}
+// ZFS-touching files share one daemon and the pool namespace: run files one at
+// a time so a failure's output is readable; tests inside a file stay sequential.
+const r = spawnSync(process.execPath, ['--test', '--test-concurrency=1', '--test-reporter=spec', ...files], {
+  stdio: 'inherit',
+  env: { ...process.env, ...lane.env },
+});
+process.exit(r.status ?? 1);

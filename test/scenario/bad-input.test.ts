@@ -1,0 +1,154 @@
+/**
+ * Bad input never reaches zfs recv: every case exits non-zero with a one-line
+ * message naming the file, field or dataset, and the target is unchanged.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { cp, mkdtemp, open, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { makePool, run, type TestPool } from '../helpers/zfslab.js';
+import { zferry, zferryOk } from '../helpers/cli.js';
+import { buildSource, fingerprint, snapshot, writeData } from '../helpers/fixtures.js';
+
+let src: TestPool;
+let dst: TestPool;
+let work: string;
+let target: string;
+/** An unapplied, multi-volume, multi-stream bundle for the target's next round. */
+let good: string;
+
+before(async () => {
+  src = await makePool('bis', 192);
+  dst = await makePool('bid', 192);
+  work = await mkdtemp(path.join(os.tmpdir(), 'zferry-bad-'));
+  target = `${dst.name}/backup`;
+  await buildSource(src.name);
+  const seed = path.join(work, 'seed');
+  await zferryOk('export', src.name, seed);
+  await zferryOk('import', seed, target);
+  for (const d of ['data', 'home', 'media']) await writeData(`${src.name}/${d}`, 'round2.bin', 96);
+  await snapshot(`${src.name}@round2`, true);
+  const r = JSON.parse((await zferryOk('export', src.name, path.join(work, 'next'), '--since', path.join(seed, `receipt-${target.replace(/\//g, '_')}.json`), '--volume-size', '32K', '--json')).stdout);
+  good = r.bundle;
+});
+
+after(async () => {
+  await src?.destroy();
+  await dst?.destroy();
+  await rm(work, { recursive: true, force: true });
+});
+
+let copies = 0;
+/** A fresh copy of the good bundle to damage. */
+async function copyOfGood(): Promise<string> {
+  const dir = path.join(work, `case-${++copies}`, path.basename(good));
+  await cp(good, dir, { recursive: true });
+  return dir;
+}
+
+async function volumesOf(bundle: string): Promise<string[]> {
+  return (await readdir(path.join(bundle, 'streams'))).sort().map((f) => path.join(bundle, 'streams', f));
+}
+
+async function flipByte(file: string, at: 'start' | 'middle' | 'end'): Promise<void> {
+  const size = (await stat(file)).size;
+  const offset = at === 'start' ? 0 : at === 'middle' ? Math.floor(size / 2) : size - 1;
+  const fh = await open(file, 'r+');
+  try {
+    const b = Buffer.alloc(1);
+    await fh.read(b, 0, 1, offset);
+    b[0] ^= 0x5a;
+    await fh.write(b, 0, 1, offset);
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Runs import (and verify where it applies) and checks the refusal and the untouched target. */
+async function assertRefused(bundle: string, expect: RegExp, opts: { verifyToo?: boolean } = {}): Promise<void> {
+  const before = await fingerprint(target);
+  const r = await zferry('import', bundle, target);
+  assert.notEqual(r.code, 0, `import of ${bundle} should fail`);
+  assert.match(r.stderr, expect);
+  assert.equal(r.stderr.trim().split('\n').length, 1, `one-line error expected, got: ${r.stderr}`);
+  assert.equal(await fingerprint(target), before, 'the target must be unchanged');
+  if (opts.verifyToo) {
+    const v = await zferry('verify', bundle);
+    assert.notEqual(v.code, 0);
+    assert.match(v.stderr, expect);
+  }
+}
+
+test('the undamaged bundle has several streams and volumes and verifies', async () => {
+  const m = JSON.parse(await readFile(path.join(good, 'manifest.json'), 'utf8'));
+  assert.ok(m.streams.length >= 3, `streams: ${m.streams.length}`);
+  assert.ok((await volumesOf(good)).length >= 6, 'several volumes');
+  await zferryOk('verify', good);
+});
+
+test('one flipped byte in any volume is refused by verify and import, naming the volume', async () => {
+  const names = (await volumesOf(good)).map((f) => path.basename(f));
+  for (const name of names) {
+    const bundle = await copyOfGood();
+    const file = path.join(bundle, 'streams', name);
+    await flipByte(file, 'middle');
+    await assertRefused(bundle, new RegExp(name.replace(/\./g, '\\.')), { verifyToo: true });
+  }
+});
+
+test('a missing volume is refused, naming it', async () => {
+  const bundle = await copyOfGood();
+  const vols = await volumesOf(bundle);
+  const victim = vols[Math.floor(vols.length / 2)];
+  await rm(victim);
+  await assertRefused(bundle, new RegExp(path.basename(victim).replace(/\./g, '\\.')), { verifyToo: true });
+});
+
+test('a manifest that fails the schema is refused, naming the JSON path', async () => {
+  const bundle = await copyOfGood();
+  const file = path.join(bundle, 'manifest.json');
+  const m = JSON.parse(await readFile(file, 'utf8'));
+  m.streams[1].rawBytes = -5;
+  await writeFile(file, JSON.stringify(m));
+  await assertRefused(bundle, /manifest\.json.*\/streams\/1\/rawBytes/, { verifyToo: true });
+});
+
+test('a manifest of an unknown format version is refused by its version', async () => {
+  const bundle = await copyOfGood();
+  const file = path.join(bundle, 'manifest.json');
+  const m = JSON.parse(await readFile(file, 'utf8'));
+  m.formatVersion = 7;
+  await writeFile(file, JSON.stringify(m));
+  await assertRefused(bundle, /format version 7 is not supported/, { verifyToo: true });
+});
+
+test('a bundle from another source is refused', async () => {
+  const other = await makePool('bio', 128);
+  try {
+    await buildSource(other.name);
+    const out = path.join(work, 'other');
+    const r = JSON.parse((await zferryOk('export', other.name, out, '--json')).stdout);
+    await assertRefused(r.bundle, new RegExp(`${target}.*(mirrors|another source)`));
+  } finally {
+    await other.destroy();
+  }
+});
+
+test('a stream whose base the target lacks is refused before anything is received', async () => {
+  // Bundle B is planned on top of the good bundle's snapshots, which the target never got.
+  const scratch = `${dst.name}/scratch`;
+  await zferryOk('import', path.join(work, 'seed'), scratch);
+  await zferryOk('import', good, scratch);
+  const state = path.join(work, 'scratch-state.json');
+  await zferryOk('state', scratch, '-o', state);
+  await writeData(`${src.name}/home`, 'round3.bin', 8);
+  await snapshot(`${src.name}@round3`, true);
+  const b = JSON.parse((await zferryOk('export', src.name, path.join(work, 'ahead'), '--since', state, '--json')).stdout);
+  await assertRefused(b.bundle, /base|round2/);
+  await run('zfs', ['destroy', '-r', scratch]);
+});
+
+test('the good bundle still applies after all that', async () => {
+  await zferryOk('import', good, target);
+});
