@@ -40,6 +40,8 @@ export interface Dataset {
   bookmarks: Bookmark[];
   /** Name of the origin snapshot (`pool/fs@snap`, absolute) when this dataset is a clone. */
   origin?: string;
+  /** Natively encrypted (its data travels as a raw send); absent where the zfs has no encryption. */
+  encrypted?: boolean;
 }
 
 export interface Inventory {

@@ -11,7 +11,7 @@ import type { Inventory, SourceIdentity } from '../model.js';
 import { joinDataset } from '../model.js';
 import { ZferryError } from '../errors.js';
 import type { Zfs } from '../zfs/index.js';
-import { planSync, describeStep, type Plan, type SendStep } from '../plan/index.js';
+import { planSync, describeStep, sendOptionsFor, sendOptionLetters, checkEncryptionMatch, type Plan, type SendStep } from '../plan/index.js';
 import { finishBundle, ZFERRY_VERSION, type Basis, type Manifest, type StreamEntry } from '../bundle/index.js';
 import { writeStream } from '../pipeline/index.js';
 import { findNewestReceipt, readState } from '../state/receipt.js';
@@ -77,6 +77,9 @@ export async function runExport(zfs: Zfs, opts: ExportOptions): Promise<ExportRe
   const identity = await sourceIdentity(zfs, opts.source);
   const basis = await findBasis(opts, identity);
   const plan = planSync(inventory, basis.inventory);
+  const mismatch = checkEncryptionMatch(inventory, basis.inventory);
+  if (mismatch) throw new ZferryError(mismatch.message, { dataset: joinDataset(opts.source, mismatch.dataset) });
+  const byPath = new Map(inventory.datasets.map((d) => [d.path, d]));
   const result: ExportResult = {
     bundle: null,
     bundleId: null,
@@ -112,7 +115,8 @@ export async function runExport(zfs: Zfs, opts: ExportOptions): Promise<ExportRe
       }
       const dataset = joinDataset(opts.source, step.dataset);
       const from = step.from ? { name: step.from.name, bookmark: step.from.bookmark } : null;
-      const send = zfs.send({ dataset, to: step.to.name, from, intermediates: step.intermediates });
+      const options = sendOptionsFor(byPath.get(step.dataset)!, opts.source, zfs.caps);
+      const send = zfs.send({ dataset, to: step.to.name, from, intermediates: step.intermediates, flags: options });
       progress.stream(sendLabel(step), 0);
       let written;
       try {
@@ -138,7 +142,7 @@ export async function runExport(zfs: Zfs, opts: ExportOptions): Promise<ExportRe
         intermediates: step.intermediates,
         creates: step.creates,
         force: step.force,
-        sendFlags: step.kind === 'full' ? [] : [step.intermediates ? '-I' : '-i'],
+        sendFlags: [...sendOptionLetters(options), ...(step.kind === 'full' ? [] : [step.intermediates ? '-I' : '-i'])],
         rawBytes: written.rawBytes,
         storedBytes: written.storedBytes,
         rawSha256: written.rawSha256,

@@ -9,7 +9,7 @@ import type { Inventory, SourceIdentity } from '../model.js';
 import { joinDataset } from '../model.js';
 import { ZferryError } from '../errors.js';
 import type { Zfs } from '../zfs/index.js';
-import { checkApply, projectTarget, type ApplyDecision, type Step } from '../plan/index.js';
+import { checkApply, checkEncryptionMatch, projectTarget, type ApplyDecision, type Step } from '../plan/index.js';
 import { findBundles, readManifest, verifyBundle, type Manifest, type StreamEntry } from '../bundle/index.js';
 import { readStream } from '../pipeline/index.js';
 import { makeState, receiptFileName, writeStateAtomic } from '../state/receipt.js';
@@ -96,10 +96,37 @@ async function readTarget(zfs: Zfs, target: string): Promise<Inventory | null> {
   return (await zfs.exists(target)) ? zfs.inventory(target) : null;
 }
 
+/**
+ * What a received filesystem must not do on the backup host: mount itself at
+ * boot (a mount dirties it and the next incremental is refused), or mount
+ * over the host's own paths (a mountpoint sent with -p). Received
+ * filesystems get canmount=noauto and inherit their mountpoint from TARGET.
+ */
+function receivedOverrides(s: StreamEntry): { exclude: string[]; set: Record<string, string> } {
+  const props = s.sendFlags.includes('-p');
+  return {
+    exclude: props ? ['mountpoint'] : [],
+    set: s.type === 'filesystem' ? { canmount: 'noauto' } : {},
+  };
+}
+
+/** Where zfs recv cannot take -x/-o, the same result is set after the receive. */
+async function applyOverridesAfter(zfs: Zfs, dataset: string, s: StreamEntry): Promise<void> {
+  const o = receivedOverrides(s);
+  for (const p of o.exclude) await zfs.inherit(dataset, p);
+  // Without -p a property set once stays: only a full receive needs it.
+  if (s.kind === 'full' || o.exclude.length > 0) {
+    for (const [p, v] of Object.entries(o.set)) await zfs.setProperty(dataset, p, v);
+  }
+}
+
 /** Receives one stream; the tail gate keeps the end record from zfs recv unless every byte matched. */
 async function receiveStream(zfs: Zfs, dir: string, target: string, s: StreamEntry, progress: Progress): Promise<void> {
   const dataset = joinDataset(target, s.dataset);
-  const recv = zfs.receive({ dataset, force: s.force });
+  // A receive -s someone else interrupted blocks every new receive into the dataset.
+  if ((await zfs.resumeToken(dataset)) !== null) await zfs.abortReceive(dataset);
+  const overrides = zfs.caps.recvPropertyOverride ? receivedOverrides(s) : {};
+  const recv = zfs.receive({ dataset, force: s.force, ...overrides });
   const source = readStream(dir, s, { onBytes: (n) => progress.advance(n) });
   // Registered before pipeline's own handler: zfs recv is stopped before its stdin closes.
   source.once('error', () => recv.kill());
@@ -113,6 +140,7 @@ async function receiveStream(zfs: Zfs, dir: string, target: string, s: StreamEnt
     throw err;
   }
   await recv.done;
+  if (!zfs.caps.recvPropertyOverride) await applyOverridesAfter(zfs, dataset, s);
 }
 
 export async function runImport(zfs: Zfs, opts: ImportOptions): Promise<ImportResult> {
@@ -132,6 +160,8 @@ export async function runImport(zfs: Zfs, opts: ImportOptions): Promise<ImportRe
   const plans: Array<{ dir: string; manifest: Manifest; decisions: ApplyDecision[] }> = [];
   let simulated = current;
   for (const { dir, manifest } of bundles) {
+    const mismatch = checkEncryptionMatch(manifest.inventory, current);
+    if (mismatch) throw new ZferryError(`${join(dir, 'manifest.json')}: ${mismatch.message}; nothing was received`, { dataset: joinDataset(opts.target, mismatch.dataset) });
     const ap = checkApply(manifest.streams, simulated);
     if (ap.problems.length > 0) {
       const p = ap.problems[0];

@@ -101,7 +101,7 @@ export class Zfs {
   /** Every dataset, snapshot and bookmark under `root`, in one zfs call. */
   async inventory(root: string): Promise<Inventory> {
     if (this.caps.listParsable) {
-      const out = await this.zfs('zfs list', root, inventoryListArgs(root, this.caps.bookmarks, this.caps.volumes));
+      const out = await this.zfs('zfs list', root, inventoryListArgs(root, this.caps.bookmarks, this.caps.volumes, this.caps.send.raw));
       return parseInventoryList(out, root);
     }
     const out = await this.zfs('zfs get', root, inventoryGetArgs(root));
@@ -161,6 +161,25 @@ export class Zfs {
     for (const [k, v] of Object.entries(opts.props ?? {})) args.push('-o', `${k}=${v}`);
     args.push(name);
     await this.zfs('zfs create', name, args);
+  }
+
+  /** `zfs inherit PROP DATASET`: drop a local or received value. */
+  async inherit(dataset: string, prop: string): Promise<void> {
+    await this.zfs('zfs inherit', dataset, ['inherit', prop, dataset]);
+  }
+
+  /**
+   * The resume token a `zfs receive -s` left on `dataset`, or null (also where
+   * this zfs has no resumable receives, or the dataset does not exist).
+   */
+  async resumeToken(dataset: string): Promise<string | null> {
+    if (!this.caps.resumable || !(await this.exists(dataset))) return null;
+    return this.getProperty(dataset, 'receive_resume_token');
+  }
+
+  /** `zfs receive -A`: discards the partial state of an interrupted resumable receive. */
+  async abortReceive(dataset: string): Promise<void> {
+    await this.zfs('zfs receive -A', dataset, ['receive', '-A', dataset]);
   }
 
   /** Rolls back to `snapshot`; destroyNewer (-r) removes the snapshots taken after it. */

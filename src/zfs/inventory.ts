@@ -13,10 +13,15 @@ import type { Bookmark, Dataset, DatasetType, Inventory, Snapshot } from '../mod
 
 const FIELDS = ['type', 'guid', 'createtxg', 'creation', 'origin'] as const;
 
-/** `zfs list` form; bookmarks only where zfs has them (an unknown -t type is an error). */
-export function inventoryListArgs(root: string, withBookmarks: boolean, withVolumes = true): string[] {
+/**
+ * `zfs list` form; bookmarks only where zfs has them (an unknown -t type is an
+ * error), and the `encryption` column only where zfs knows native encryption
+ * (it decides raw sends). Snapshots and bookmarks print '-' for it.
+ */
+export function inventoryListArgs(root: string, withBookmarks: boolean, withVolumes = true, withEncryption = false): string[] {
   const types = ['filesystem', ...(withVolumes ? ['volume'] : []), 'snapshot', ...(withBookmarks ? ['bookmark'] : [])];
-  return ['list', '-H', '-p', '-t', types.join(','), '-o', ['name', ...FIELDS].join(','), '-r', root];
+  const fields = ['name', ...FIELDS, ...(withEncryption ? ['encryption'] : [])];
+  return ['list', '-H', '-p', '-t', types.join(','), '-o', fields.join(','), '-r', root];
 }
 
 /** `zfs get` form for zfs without `list -p`. */
@@ -32,9 +37,11 @@ export interface InventoryRow {
   createtxg: string;
   creation: string;
   origin: string;
+  /** `encryption` property where it was asked for: 'off', 'aes-256-gcm', … */
+  encryption?: string;
 }
 
-/** Parses `zfs list -Hp -o name,type,guid,createtxg,creation,origin` output. */
+/** Parses `zfs list -Hp -o name,type,guid,createtxg,creation,origin[,encryption]` output. */
 export function parseInventoryList(text: string, root: string): Inventory {
   const rows: InventoryRow[] = [];
   for (const line of text.split('\n')) {
@@ -43,8 +50,8 @@ export function parseInventoryList(text: string, root: string): Inventory {
     if (cols.length < 6) {
       throw new ZferryError(`unexpected zfs list line under ${root}: ${JSON.stringify(line)}`, { dataset: root });
     }
-    const [name, type, guid, createtxg, creation, origin] = cols as [string, string, string, string, string, string];
-    rows.push({ name, type, guid, createtxg, creation, origin });
+    const [name, type, guid, createtxg, creation, origin, encryption] = cols as [string, string, string, string, string, string, string?];
+    rows.push({ name, type, guid, createtxg, creation, origin, ...(encryption !== undefined ? { encryption } : {}) });
   }
   return buildInventory(rows, root);
 }
@@ -136,6 +143,7 @@ export function buildInventory(rows: InventoryRow[], root: string): Inventory {
       bookmarks: [],
     };
     if (row.origin !== '' && row.origin !== '-') ds.origin = row.origin;
+    if (row.encryption !== undefined && row.encryption !== '-') ds.encrypted = row.encryption !== 'off';
     datasets.set(row.name, ds);
   }
 

@@ -44,6 +44,8 @@ export interface ZfsCapabilities {
   send: { compressed: boolean; raw: boolean; largeBlocks: boolean; embedded: boolean; props: boolean };
   /** `recv -u` */
   recvNoMount: boolean;
+  /** `recv -x PROP` and `recv -o PROP=VALUE` (OpenZFS 0.7.12/0.8+): keep received properties off the target host's paths. */
+  recvPropertyOverride: boolean;
 }
 
 /** One probe: zfs arguments, and the option letter whose acceptance it tests ('' = the subcommand itself). */
@@ -65,6 +67,8 @@ export const FLAG_PROBES = {
   largeBlocks: { args: ['send', '-L'], letter: 'L' },
   embedded: { args: ['send', '-e'], letter: 'e' },
   props: { args: ['send', '-p'], letter: 'p' },
+  recvExclude: { args: ['receive', '-x'], letter: 'x' },
+  recvOption: { args: ['receive', '-o'], letter: 'o' },
 } satisfies Record<string, FlagProbe>;
 
 export type ProbeName = keyof typeof FLAG_PROBES;
@@ -160,5 +164,6 @@ export async function probeCapabilities(runner: Runner, zfs: string): Promise<Zf
       props: has.props,
     },
     recvNoMount: has.recvNoMount,
+    recvPropertyOverride: has.recvExclude && has.recvOption,
   };
 }

@@ -32,6 +32,10 @@ export interface ReceiveSpec {
   force?: boolean;
   /** -s: keep a partial receive for a resume token. */
   resumable?: boolean;
+  /** -x PROP: received properties to ignore (the target inherits them instead). */
+  exclude?: string[];
+  /** -o PROP=VALUE: properties to set on the received dataset. */
+  set?: Record<string, string>;
 }
 
 export interface ZfsProcessOut {
@@ -91,11 +95,19 @@ export function buildReceiveArgs(spec: ReceiveSpec, caps: ZfsCapabilities): stri
   if (spec.resumable && !caps.resumable) {
     throw new ZferryError(`zfs on this machine cannot receive ${spec.dataset} resumably (-s)`, { dataset: spec.dataset });
   }
+  const overrides = [
+    ...(spec.exclude ?? []).flatMap((p) => ['-x', p]),
+    ...Object.entries(spec.set ?? {}).flatMap(([p, v]) => ['-o', `${p}=${v}`]),
+  ];
+  if (overrides.length > 0 && !caps.recvPropertyOverride) {
+    throw new ZferryError(`zfs on this machine cannot override received properties (-x/-o) of ${spec.dataset}`, { dataset: spec.dataset });
+  }
   return [
     'receive',
     ...(caps.recvNoMount ? ['-u'] : []),
     ...(spec.force ? ['-F'] : []),
     ...(spec.resumable ? ['-s'] : []),
+    ...overrides,
     spec.dataset,
   ];
 }

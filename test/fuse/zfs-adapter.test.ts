@@ -50,6 +50,7 @@ test('probe reports what this zfs can do', () => {
       volumes: false,
       send: { compressed: false, raw: false, largeBlocks: false, embedded: false, props: true },
       recvNoMount: true,
+      recvPropertyOverride: false,
     });
   } else {
     assert.equal(zfs.caps.flavour, 'openzfs');

@@ -239,6 +239,7 @@ const FUSE_CAPS: ZfsCapabilities = {
   volumes: false,
   send: { compressed: false, raw: false, largeBlocks: false, embedded: false, props: true },
   recvNoMount: true,
+  recvPropertyOverride: false,
 };
 const FULL_CAPS: ZfsCapabilities = {
   ...FUSE_CAPS,
