@@ -30,7 +30,12 @@ function describe(s: StreamEntry, count: number): string {
 function commandFor(s: StreamEntry): string {
   if (s.kind === 'create') return `zfs create -p ${targetWord(s.dataset)}`;
   const glob = s.volumes[0].file.replace(/\.[0-9]{3}$/, '.*');
-  const recv = ['zfs', 'recv', '-u', ...(s.force ? ['-F'] : [])].join(' ');
+  // Streams with properties (-p) come from a zfs that has recv -x/-o: keep the
+  // source's mountpoint off this host and the copy from mounting itself, as import does.
+  const keepOff = s.sendFlags.includes('-p')
+    ? ['-x', 'mountpoint', ...(s.type === 'filesystem' ? ['-o', 'canmount=noauto'] : [])]
+    : [];
+  const recv = ['zfs', 'recv', '-u', ...(s.force ? ['-F'] : []), ...keepOff].join(' ');
   return `cat ${glob} | zstd -dc | ${recv} ${targetWord(s.dataset)}`;
 }
 
