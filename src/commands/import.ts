@@ -97,6 +97,18 @@ async function readTarget(zfs: Zfs, target: string): Promise<Inventory | null> {
 }
 
 /**
+ * The target as it will be once interrupted `receive -s` states are aborted:
+ * a dataset whose first (full) receive was cut holds no snapshot and goes
+ * away with `zfs receive -A`, so the pre-flight must not see it.
+ */
+function withoutPartial(inv: Inventory | null, partial: Set<string>): Inventory | null {
+  if (!inv || partial.size === 0) return inv;
+  const gone = (path: string) => partial.has(joinDataset(inv.root, path)) && inv.datasets.find((d) => d.path === path)?.snapshots.length === 0;
+  if (gone('')) return null;
+  return { root: inv.root, datasets: inv.datasets.filter((d) => !gone(d.path)) };
+}
+
+/**
  * What a received filesystem must not do on the backup host: mount itself at
  * boot (a mount dirties it and the next incremental is refused), or mount
  * over the host's own paths (a mountpoint sent with -p). Received
@@ -121,10 +133,10 @@ async function applyOverridesAfter(zfs: Zfs, dataset: string, s: StreamEntry): P
 }
 
 /** Receives one stream; the tail gate keeps the end record from zfs recv unless every byte matched. */
-async function receiveStream(zfs: Zfs, dir: string, target: string, s: StreamEntry, progress: Progress): Promise<void> {
+async function receiveStream(zfs: Zfs, dir: string, target: string, s: StreamEntry, partial: Set<string>, progress: Progress): Promise<void> {
   const dataset = joinDataset(target, s.dataset);
   // A receive -s someone else interrupted blocks every new receive into the dataset.
-  if ((await zfs.resumeToken(dataset)) !== null) await zfs.abortReceive(dataset);
+  if (partial.has(dataset)) await zfs.abortReceive(dataset);
   const overrides = zfs.caps.recvPropertyOverride ? receivedOverrides(s) : {};
   const recv = zfs.receive({ dataset, force: s.force, ...overrides });
   const source = readStream(dir, s, { onBytes: (n) => progress.advance(n) });
@@ -153,7 +165,8 @@ export async function runImport(zfs: Zfs, opts: ImportOptions): Promise<ImportRe
   const bundles = await Promise.all(dirs.map(async (dir) => ({ dir, manifest: await readManifest(dir) })));
   bundles.sort((a, b) => a.manifest.createdAt.localeCompare(b.manifest.createdAt));
 
-  let current = await readTarget(zfs, opts.target);
+  const partial = await zfs.resumeTokens(opts.target);
+  let current = withoutPartial(await readTarget(zfs, opts.target), partial);
   await checkIdentity(zfs, opts.target, current, bundles.map((b) => b.manifest), opts.force);
 
   // Pre-flight every bundle on a simulated target before anything is touched.
@@ -218,7 +231,7 @@ export async function runImport(zfs: Zfs, opts: ImportOptions): Promise<ImportRe
           continue;
         }
         progress.stream(label(s), s.storedBytes);
-        await receiveStream(zfs, dir, opts.target, s, progress);
+        await receiveStream(zfs, dir, opts.target, s, partial, progress);
         progress.endStream();
       }
       if ((await zfs.getProperty(opts.target, SOURCE_PROPERTY)) === null) {

@@ -34,6 +34,16 @@ export interface ZfsOptions {
   runner?: Runner;
 }
 
+/** `zfs get -H -o name,value receive_resume_token` rows whose value is a token. */
+export function parseResumeTokens(text: string): Set<string> {
+  const names = new Set<string>();
+  for (const line of text.split('\n')) {
+    const [name, value] = line.split('\t');
+    if (name && value && value !== '-' && !name.includes('@')) names.add(name);
+  }
+  return names;
+}
+
 export class Zfs {
   readonly caps: ZfsCapabilities;
   private readonly zfsBin: string;
@@ -169,12 +179,14 @@ export class Zfs {
   }
 
   /**
-   * The resume token a `zfs receive -s` left on `dataset`, or null (also where
-   * this zfs has no resumable receives, or the dataset does not exist).
+   * Datasets under `root` (full names) holding the resume token of an
+   * interrupted `zfs receive -s`, in one call; empty where this zfs has no
+   * resumable receives or `root` does not exist.
    */
-  async resumeToken(dataset: string): Promise<string | null> {
-    if (!this.caps.resumable || !(await this.exists(dataset))) return null;
-    return this.getProperty(dataset, 'receive_resume_token');
+  async resumeTokens(root: string): Promise<Set<string>> {
+    if (!this.caps.resumable || !(await this.exists(root))) return new Set();
+    const out = await this.zfs('zfs get', root, ['get', '-H', '-p', '-r', '-o', 'name,value', 'receive_resume_token', root]);
+    return parseResumeTokens(out);
   }
 
   /** `zfs receive -A`: discards the partial state of an interrupted resumable receive. */

@@ -299,3 +299,9 @@ test('reads the userland version from zfs version', () => {
   assert.equal(parseZfsVersion('zfs-0.8.3-1ubuntu12\nzfs-kmod-0.8.3-1ubuntu12\n'), '0.8.3-1ubuntu12');
   assert.equal(parseZfsVersion("unrecognized command 'version'\n"), null);
 });
+
+test('resume tokens: only datasets whose receive_resume_token is set are reported', async () => {
+  const { parseResumeTokens } = await import('../../src/zfs/index.js');
+  const out = 'b/copy\t-\nb/copy/a\t1-e604ea4bf-e0-789c63a2\nb/copy/a@s1\t-\n';
+  assert.deepEqual([...parseResumeTokens(out)], ['b/copy/a']);
+});
