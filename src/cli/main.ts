@@ -118,13 +118,14 @@ export function buildProgram(): Command {
     .addOption(new Option('--churn-seconds <n>', 'and spend at most this long on them').argParser(unitOption(parseInterval, 'churn time')).default(120, '2m'))
     .option('--json', 'print every figure as JSON on stdout (no progress bars)', false)
     .addHelpText('after', example(
-      '# will a 10 Mbit/s link carry a daily bundle, or must disks travel?\n' +
-      'zferry estimate tank --dest /mnt/disk --link 10Mbit --every 1d\n' +
+      '# will a 1 Mbit/s link carry a daily bundle, or must disks travel?\n' +
+      'zferry estimate tank --dest /mnt/disk --link 1Mbit --every 1d\n' +
       '#   next bundle of tank, against receipt /mnt/disk/receipt-backup.json:\n' +
       '#     dataset  base               newest             raw        zstd -3\n' +
       '#     data     @daily-2026-11-25  @daily-2026-11-26  8.20 GiB   3.10 GiB\n' +
-      '#   at 10.0 Mbit/s (1.19 MiB/s): 44 min 21 s to move the next bundle\n' +
-      '#   verdict: falls behind by 2.3 GiB per day; a 1.00 TiB disk every 433 days would carry the rest\n' +
+      '#   at 1.00 Mbit/s (122.1 KiB/s): 7 h 24 min to move the next bundle\n' +
+      '#   the link moves 10.1 GiB per day; a bundle must carry 12.4 GiB per day (7-day average)\n' +
+      '#   verdict: falls behind by 2.3 GiB per day; a 1.00 TiB disk every 445 days would carry the rest\n' +
       '# the same figures for a script\n' +
       'zferry estimate tank --since state.json --link 2MB/s --every 12h --json',
     ))

@@ -105,6 +105,7 @@ export function printEstimate(r: EstimateResult, level: number, unicode = isUtf8
   }
   const v = r.verdict;
   out(`the link moves ${formatBytes(Math.round(v.capacityPerInterval))} per ${every}; ` +
-    `a bundle must carry ${formatBytes(Math.round(v.needPerInterval))} per ${every} (${v.window}-day average, compressed)`);
+    `a bundle must carry ${formatBytes(Math.round(v.needPerInterval))} per ${every} (${v.window}-day average` +
+    `${v.ratioApplied === 1 ? '' : `, at the sampled zstd ratio of ${(v.ratioApplied * 100).toFixed(1)}%`})`);
   out(`verdict: ${v.summary}`);
 }

@@ -91,7 +91,7 @@ export interface EstimateResult {
   link: { bytesPerSecond: number; intervalSeconds: number; transferSeconds: number | null };
   churn: ChurnReport;
   /** The verdict judges by the busier of the 7- and 30-day averages; null without history. */
-  verdict: (Verdict & { window: 7 | 30 }) | null;
+  verdict: (Verdict & { window: 7 | 30; ratioApplied: number }) | null;
   seconds: number;
 }
 
@@ -244,6 +244,10 @@ export async function runEstimate(zfs: Zfs, opts: EstimateOptions): Promise<Esti
     method: churnRaw.method, measuredSends: churnRaw.measuredSends, unmeasuredSends: churnRaw.unmeasuredSends,
     days7, days30, daily: dailyChurn(churnRaw.samples, now, 30),
   };
+  // Measured sends are raw stream bytes: zstd shrinks them by the sampled ratio.
+  // `written` counts on-disk bytes, already compressed where the dataset is:
+  // applying zstd's ratio on top would count compression twice.
+  const ratioApplied = churn.method === 'send-size' ? ratio ?? 1 : 1;
   const busier = days7.averagePerInterval >= days30.averagePerInterval ? days7 : days30;
   const verdict = days30.samples === 0 ? null : {
     window: busier.days as 7 | 30,
@@ -252,9 +256,10 @@ export async function runEstimate(zfs: Zfs, opts: EstimateOptions): Promise<Esti
       linkBytesPerSecond: opts.linkBytesPerSecond,
       averagePerInterval: busier.averagePerInterval,
       peakPerInterval: Math.max(days7.peakPerInterval, days30.peakPerInterval),
-      ratio: ratio ?? 1,
+      ratio: ratioApplied,
       diskBytes: opts.diskBytes,
     }),
+    ratioApplied,
   };
 
   return {
