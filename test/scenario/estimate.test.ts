@@ -91,7 +91,8 @@ test('estimate of an incremental round: base and newest per dataset, raw and zst
   assert.equal(estimate.churn.method, lane === 'fuse' ? 'send-size' : 'written');
   // Churn: one sample per dataset for s2 (s1 has no predecessor, so it is the seed, not churn).
   assert.equal(estimate.churn.days7.samples, 3);
-  assert.ok(estimate.churn.days7.averagePerInterval > 1.4 * 1024 * 1024, `churn ${estimate.churn.days7.averagePerInterval}`);
+  // 1.5 MiB of new data, half random: at least that half, whatever the pool's own compression does to `written`.
+  assert.ok(estimate.churn.days7.averagePerInterval > 0.7 * 1024 * 1024, `churn ${estimate.churn.days7.averagePerInterval}`);
   assert.equal(estimate.verdict.keepsUp, true);
   assert.match(estimate.verdict.summary, /^keeps up with \d+% headroom/);
 });
