@@ -8,13 +8,14 @@ import { Command, Option, InvalidArgumentError } from 'commander';
 import { Zfs } from '../zfs/index.js';
 import { ZferryError, oneLine } from '../errors.js';
 import { makeProgress } from '../progress.js';
-import { parseSize } from './units.js';
+import { parseInterval, parseRate, parseSize } from './units.js';
 import { ZFERRY_VERSION } from '../bundle/index.js';
 import { runExport } from '../commands/export.js';
 import { runImport } from '../commands/import.js';
 import { runState } from '../commands/state.js';
 import { runVerify } from '../commands/verify.js';
-import { printExport, printImport, printVerify } from './print.js';
+import { runEstimate } from '../commands/estimate.js';
+import { printEstimate, printExport, printImport, printVerify } from './print.js';
 
 /** Exit codes: 0 all done; 1 failed; 2 usage; 3 done in part (conflicts left datasets out). */
 export const EXIT = { ok: 0, failed: 1, usage: 2, partial: 3 } as const;
@@ -23,6 +24,17 @@ function sizeOption(what: string) {
   return (value: string): number => {
     try {
       return parseSize(value, what);
+    } catch (err) {
+      throw new InvalidArgumentError((err as Error).message);
+    }
+  };
+}
+
+/** A commander parser from one of units.ts's parsers. */
+function unitOption(parse: (text: string, what: string) => number, what: string) {
+  return (value: string): number => {
+    try {
+      return parse(value, what);
     } catch (err) {
       throw new InvalidArgumentError((err as Error).message);
     }
@@ -44,7 +56,8 @@ function emitJson(value: unknown): void {
 }
 
 export function buildProgram(): Command {
-  const program = new Command();
+  // exitOverride before any subcommand exists: commander copies it to each one as it is added.
+  const program = new Command().exitOverride();
   program
     .name('zferry')
     .description('Carry ZFS pools across a slow or absent link: verified send/recv bundles on a disk or over mbuffer.')
@@ -84,6 +97,49 @@ export function buildProgram(): Command {
       if (o.json) emitJson({ ...r, plan: { ...r.plan, conflicts: r.plan.conflicts } });
       else printExport(r, source, o.dryRun);
       if (r.plan.conflicts.length > 0) process.exitCode = EXIT.partial;
+    });
+
+  program
+    .command('estimate')
+    .description('Estimate the next bundle (per dataset: base, newest, raw and zstd size), its transfer time at --link, and whether the link keeps up with the source\'s churn.')
+    .argument('<source>', 'pool or dataset, as for export')
+    .option('--since <state-file>', 'plan against this state/receipt file (default: the newest receipt for SOURCE under --dest, else an empty target)')
+    .option('--dest <dir>', 'the disk or folder whose receipts export would read')
+    .addOption(new Option('--link <rate>', 'link rate: 10Mbit, 100Mbit/s, 2MB/s, 500KiB/s').argParser(unitOption(parseRate, 'link rate')).default(10e6 / 8, '10Mbit'))
+    .addOption(new Option('--every <interval>', 'how often a bundle would be sent: 1h, 12h, 1d, 1w').argParser(unitOption(parseInterval, 'interval')).default(86400, '1d'))
+    .addOption(new Option('--level <n>', 'zstd compression level (1-19), as export will use').argParser(levelOption).default(3))
+    .addOption(new Option('--disk <size>', 'disk size for "a disk every N days" when the link falls behind').argParser(sizeOption('disk size')).default(1024 ** 4, '1T'))
+    .addOption(new Option('--sample <size>', 'compress at most this much of the next bundle\'s streams to measure the ratio').argParser(sizeOption('sample size')).default(64 * 1024 ** 2, '64M'))
+    .addOption(new Option('--sample-seconds <n>', 'and for at most this many seconds').argParser(unitOption(parseInterval, 'sample time')).default(20, '20s'))
+    .addOption(new Option('--churn-sends <n>', 'where zfs has no `written`: measure at most N incremental sends for churn').argParser((v) => {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('churn sends must be a whole number');
+      return n;
+    }).default(60))
+    .addOption(new Option('--churn-seconds <n>', 'and spend at most this long on them').argParser(unitOption(parseInterval, 'churn time')).default(120, '2m'))
+    .option('--json', 'print every figure as JSON on stdout (no progress bars)', false)
+    .addHelpText('after', example(
+      '# will a 1 Mbit/s link carry a daily bundle, or must disks travel?\n' +
+      'zferry estimate tank --dest /mnt/disk --link 1Mbit --every 1d\n' +
+      '#   next bundle of tank, against receipt /mnt/disk/receipt-backup.json:\n' +
+      '#     dataset  base               newest             raw        zstd -3\n' +
+      '#     data     @daily-2026-11-25  @daily-2026-11-26  8.20 GiB   3.10 GiB\n' +
+      '#   at 1.00 Mbit/s (122.1 KiB/s): 7 h 24 min to move the next bundle\n' +
+      '#   the link moves 10.1 GiB per day; a bundle must carry 12.4 GiB per day (7-day average)\n' +
+      '#   verdict: falls behind by 2.3 GiB per day; a 1.00 TiB disk every 445 days would carry the rest\n' +
+      '# the same figures for a script\n' +
+      'zferry estimate tank --since state.json --link 2MB/s --every 12h --json',
+    ))
+    .action(async (source: string, o) => {
+      const zfs = await Zfs.probe();
+      const r = await runEstimate(zfs, {
+        source, since: o.since, dest: o.dest, level: o.level, linkBytesPerSecond: o.link, intervalSeconds: o.every,
+        diskBytes: o.disk, sampleBytes: o.sample, sampleSeconds: o.sampleSeconds, churnSends: o.churnSends,
+        churnSeconds: o.churnSeconds, progress: makeProgress(o.json),
+      });
+      if (o.json) emitJson(r);
+      else printEstimate(r, o.level);
+      if (r.conflicts.length > 0) process.exitCode = EXIT.partial;
     });
 
   program
@@ -139,7 +195,6 @@ export function buildProgram(): Command {
 
 export async function main(argv: string[]): Promise<number> {
   const program = buildProgram();
-  program.exitOverride();
   try {
     await program.parseAsync(argv);
     return typeof process.exitCode === 'number' ? process.exitCode : EXIT.ok;

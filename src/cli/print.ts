@@ -2,7 +2,9 @@
 import { describeStep } from '../plan/index.js';
 import type { ExportResult } from '../commands/export.js';
 import type { ImportResult } from '../commands/import.js';
-import { formatBytes } from './units.js';
+import type { EstimateResult } from '../commands/estimate.js';
+import { formatBytes, formatDuration, formatInterval, formatRate } from './units.js';
+import { barChart, isUtf8Locale, table } from './chart.js';
 
 const out = (line = '') => process.stdout.write(line + '\n');
 
@@ -42,4 +44,68 @@ export function printImport(r: ImportResult, dryRun: boolean): void {
 
 export function printVerify(bundles: Array<{ bundle: string; streams: number; volumes: number; storedBytes: number }>): void {
   for (const b of bundles) out(`ok ${b.bundle}: ${b.streams} stream(s), ${b.volumes} volume(s), ${formatBytes(b.storedBytes)}`);
+}
+
+export function printEstimate(r: EstimateResult, level: number, unicode = isUtf8Locale()): void {
+  const size = (n: number | null) => (n === null ? 'unknown' : formatBytes(Math.round(n)));
+  const basis = r.basis.origin === 'empty' ? 'an empty target (initial seed)' : `${r.basis.origin} ${r.basis.file}`;
+  out(`next bundle of ${r.source}, against ${basis}:`);
+  if (r.datasets.length === 0) {
+    out('  nothing to send: the target is current');
+  } else {
+    const rows = [['dataset', 'base', 'newest', 'raw', `zstd -${level}`]];
+    for (const d of r.datasets) {
+      rows.push([d.dataset || '(root)', d.base === null ? '(full)' : `@${d.base}`, `@${d.newest}`, size(d.rawBytes), size(d.storedBytes)]);
+    }
+    rows.push(['total', '', '', size(r.total.rawBytes), size(r.total.storedBytes)]);
+    for (const line of table(rows, new Set([3, 4]))) out(`  ${line}`);
+  }
+  if (r.current.length > 0) out(`  current: ${r.current.length} dataset(s)`);
+  for (const c of r.conflicts) process.stderr.write(`zferry: conflict: ${c}\n`);
+  const methods = new Set(r.streams.map((s) => s.rawMethod));
+  if (methods.has('send-dry-run')) out('raw sizes: zfs send -nvP estimates');
+  const notes = new Map<string, string[]>();
+  for (const s of r.streams) if (s.note) notes.set(s.note, [...(notes.get(s.note) ?? []), `${s.dataset || '(root)'}@${s.to}`]);
+  for (const [note, which] of notes) {
+    out(`raw sizes${which.length === r.streams.length ? '' : ` of ${which.join(', ')}`}: ${note}`);
+  }
+  if (r.total.ratio !== null) {
+    const t = r.total.sample;
+    out(`zstd -${level} on a sample of ${formatBytes(t.rawBytes)} (limit ${formatBytes(t.limitBytes)}, ${t.limitSeconds} s): ` +
+      `${formatBytes(t.storedBytes)}, ratio ${(r.total.ratio * 100).toFixed(1)}%`);
+  }
+  const transfer = r.link.transferSeconds === null ? 'unknown' : formatDuration(r.link.transferSeconds);
+  out(`at ${formatRate(r.link.bytesPerSecond)}: ${transfer} to move the next bundle`);
+  out();
+
+  const c = r.churn;
+  const how = c.method === 'written'
+    ? 'each snapshot\'s `written` (on-disk bytes since the previous snapshot)'
+    : `incremental sends between consecutive snapshots, measured (${c.measuredSends} measured` +
+      `${c.unmeasuredSends ? `, ${c.unmeasuredSends} left unknown by the budget` : ''})`;
+  const every = formatInterval(r.link.intervalSeconds);
+  out(`churn, from ${how}:`);
+  const wrows = [['', `average per ${every}`, `peak ${every}`, 'history', 'snapshots']];
+  for (const w of [c.days7, c.days30]) {
+    wrows.push([`last ${w.days} days`, formatBytes(Math.round(w.averagePerInterval)), formatBytes(w.peakPerInterval),
+      `${(w.coveredSeconds / 86400).toFixed(1)} days`, `${w.samples}${w.unknown ? ` (+${w.unknown} unknown)` : ''}`]);
+  }
+  for (const line of table(wrows, new Set([1, 2, 3]))) out(`  ${line}`);
+  if (c.daily.length > 0) {
+    out('daily churn (UTC):');
+    const chart = barChart(c.daily.map((d) => ({
+      label: d.date, value: d.bytes, text: `${formatBytes(d.bytes)}${d.unknown ? ` +${d.unknown} unknown` : ''}`,
+    })), 40, unicode);
+    for (const line of chart) out(`  ${line}`);
+  }
+  out();
+  if (r.verdict === null) {
+    out('verdict: unknown — no snapshot history in the last 30 days to judge by');
+    return;
+  }
+  const v = r.verdict;
+  out(`the link moves ${formatBytes(Math.round(v.capacityPerInterval))} per ${every}; ` +
+    `a bundle must carry ${formatBytes(Math.round(v.needPerInterval))} per ${every} (${v.window}-day average` +
+    `${v.ratioApplied === 1 ? '' : `, at the sampled zstd ratio of ${(v.ratioApplied * 100).toFixed(1)}%`})`);
+  out(`verdict: ${v.summary}`);
 }

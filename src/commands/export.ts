@@ -5,16 +5,14 @@
  */
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
-import type { Inventory, SourceIdentity } from '../model.js';
 import { joinDataset } from '../model.js';
 import { ZferryError } from '../errors.js';
 import type { Zfs } from '../zfs/index.js';
-import { planSync, describeStep, sendOptionsFor, sendOptionLetters, checkEncryptionMatch, type Plan, type SendStep } from '../plan/index.js';
+import { describeStep, sendOptionsFor, sendOptionLetters, type Plan, type SendStep } from '../plan/index.js';
 import { finishBundle, ZFERRY_VERSION, type Basis, type Manifest, type StreamEntry } from '../bundle/index.js';
 import { writeStream } from '../pipeline/index.js';
-import { findNewestReceipt, readState } from '../state/receipt.js';
+import { planRound } from './basis.js';
 import { silentProgress, type Progress } from '../progress.js';
 
 export interface ExportOptions {
@@ -40,20 +38,6 @@ export interface ExportResult {
   seconds: number;
 }
 
-/** Where the plan starts from: a state file, the newest receipt on the disk, or an empty target. */
-async function findBasis(opts: ExportOptions, identity: SourceIdentity): Promise<Basis> {
-  if (opts.since) {
-    const state = await readState(opts.since);
-    return { origin: 'state-file', file: opts.since, target: state.target, takenAt: state.takenAt, inventory: state.inventory };
-  }
-  const found = await findNewestReceipt(opts.dest, identity);
-  if (found) {
-    const s = found.state;
-    return { origin: 'receipt', file: found.file, target: s.target, takenAt: s.takenAt, inventory: s.inventory };
-  }
-  return { origin: 'empty', file: null, target: null, takenAt: null, inventory: null };
-}
-
 /** A folder name that sorts by time and says what it holds. */
 function bundleFolderName(root: string, id: string, at: Date): string {
   const stamp = at.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
@@ -65,20 +49,10 @@ function sendLabel(step: SendStep): string {
   return step.kind === 'full' ? `${name}@${step.to.name}` : `${name} @${step.from?.name}→@${step.to.name}`;
 }
 
-export async function sourceIdentity(zfs: Zfs, root: string): Promise<SourceIdentity> {
-  const pool = root.split('/')[0];
-  return { host: hostname(), pool, root, poolGuid: await zfs.poolGuid(pool) };
-}
-
 export async function runExport(zfs: Zfs, opts: ExportOptions): Promise<ExportResult> {
   const progress = opts.progress ?? silentProgress;
   const started = Date.now();
-  const inventory: Inventory = await zfs.inventory(opts.source);
-  const identity = await sourceIdentity(zfs, opts.source);
-  const basis = await findBasis(opts, identity);
-  const plan = planSync(inventory, basis.inventory);
-  const mismatch = checkEncryptionMatch(inventory, basis.inventory);
-  if (mismatch) throw new ZferryError(mismatch.message, { dataset: joinDataset(opts.source, mismatch.dataset) });
+  const { inventory, identity, basis, plan } = await planRound(zfs, { source: opts.source, since: opts.since, receiptsIn: opts.dest });
   const byPath = new Map(inventory.datasets.map((d) => [d.path, d]));
   const result: ExportResult = {
     bundle: null,
@@ -184,3 +158,4 @@ export async function runExport(zfs: Zfs, opts: ExportOptions): Promise<ExportRe
 }
 
 export { describeStep };
+export { sourceIdentity } from './basis.js';

@@ -6,3 +6,4 @@ export { VolumeWriter, MAX_VOLUMES, type VolumeWriterOptions } from './volume-wr
 export { VolumeReader, type VolumeReaderOptions } from './volume-reader.js';
 export { writeStream, type WriteStreamOptions, type WrittenStream } from './export.js';
 export { readStream, type ReadStreamOptions } from './import.js';
+export { measureStream, type MeasureOptions, type StreamMeasure } from './sample.js';

@@ -6,14 +6,17 @@
 import { ZferryError } from '../errors.js';
 import type { Guid, Inventory } from '../model.js';
 import { inventoryGetArgs, inventoryListArgs, parseInventoryGet, parseInventoryList } from './inventory.js';
+import { isUnknownProperty, parseSnapshotWritten, snapshotWrittenArgs, type WrittenRow } from './churn.js';
 import { probeCapabilities, type ZfsCapabilities } from './probe.js';
 import { commandError, ExecaRunner, isNotFound, type RunResult, type Runner } from './runner.js';
 import {
   buildReceiveArgs,
   buildSendArgs,
+  parseSendDryRun,
   spawnReceive,
   spawnSend,
   type ReceiveSpec,
+  type SendDryRun,
   type SendSpec,
   type ZfsProcessIn,
   type ZfsProcessOut,
@@ -24,7 +27,8 @@ export type { ReceiveSpec, SendSpec, SendFlag, ZfsProcessIn, ZfsProcessOut, Send
 export type { Runner, RunResult } from './runner.js';
 export { ExecaRunner } from './runner.js';
 export { parseInventoryList, parseInventoryGet, inventoryListArgs, inventoryGetArgs, buildInventory } from './inventory.js';
-export { parseSendDryRun, buildSendArgs, buildReceiveArgs } from './sendrecv.js';
+export { parseSendDryRun, parseTrustedSize, buildSendArgs, buildReceiveArgs } from './sendrecv.js';
+export { parseSnapshotWritten, snapshotWrittenArgs, type WrittenRow } from './churn.js';
 export { classifyFlagProbe, parseZfsVersion, FLAG_PROBES } from './probe.js';
 
 export interface ZfsOptions {
@@ -150,6 +154,33 @@ export class Zfs {
 
   async setProperty(dataset: string, prop: string, value: string): Promise<void> {
     await this.zfs('zfs set', dataset, ['set', `${prop}=${value}`, dataset]);
+  }
+
+  /** `zfs send -nvP` of a spec: zfs's size estimate (OpenZFS); only where caps.sendDryRun. */
+  async sendDryRun(spec: SendSpec): Promise<SendDryRun> {
+    if (!this.caps.sendDryRun) {
+      throw new ZferryError(`zfs on this machine has no send -nvP: cannot estimate ${spec.dataset}`, { dataset: spec.dataset });
+    }
+    const args = ['send', '-n', '-v', '-P', ...buildSendArgs(spec, this.caps).slice(1)];
+    const r = await this.run(this.zfsBin, args);
+    if (r.exitCode !== 0) throw commandError('zfs send -nvP', `${spec.dataset}@${spec.to}`, [this.zfsBin, ...args], r.exitCode, r.stderr);
+    // OpenZFS prints the dry run on stdout; releases before 0.7 printed it on stderr.
+    return parseSendDryRun(`${r.stdout}\n${r.stderr}`);
+  }
+
+  /**
+   * Every snapshot under root with its `written` bytes and creation, in one
+   * call; null where this zfs has no `written` property (zfs-fuse, old zfs).
+   */
+  async snapshotWritten(root: string): Promise<WrittenRow[] | null> {
+    if (!this.caps.listParsable) return null;
+    const args = snapshotWrittenArgs(root);
+    const r = await this.run(this.zfsBin, args);
+    if (r.exitCode !== 0) {
+      if (isUnknownProperty(r.stderr)) return null;
+      throw commandError('zfs list', root, [this.zfsBin, ...args], r.exitCode, r.stderr);
+    }
+    return parseSnapshotWritten(r.stdout, root);
   }
 
   /** Starts `zfs send`; the caller must consume `stdout` and await `done`. */

@@ -188,7 +188,8 @@ export interface SendDryRun {
 
 const INT63 = 1n << 63n;
 
-function parseSize(text: string | undefined): bigint | null {
+/** A zfs byte count, or null when absent, not an integer, or ≥ 2^63 (an underflow, never a real size). */
+export function parseTrustedSize(text: string | undefined): bigint | null {
   if (text === undefined || !/^\d+$/.test(text.trim())) return null;
   const n = BigInt(text.trim());
   return n >= INT63 ? null : n;
@@ -207,11 +208,11 @@ export function parseSendDryRun(text: string): SendDryRun {
     const cols = raw.replace(/\r$/, '').split('\t');
     const kind = cols[0];
     if (kind === 'full' && cols.length >= 3) {
-      streams.push({ kind: 'full', from: null, to: cols[1]!, size: parseSize(cols[2]) });
+      streams.push({ kind: 'full', from: null, to: cols[1]!, size: parseTrustedSize(cols[2]) });
     } else if (kind === 'incremental' && cols.length >= 4) {
-      streams.push({ kind: 'incremental', from: cols[1]!, to: cols[2]!, size: parseSize(cols[3]) });
+      streams.push({ kind: 'incremental', from: cols[1]!, to: cols[2]!, size: parseTrustedSize(cols[3]) });
     } else if (kind === 'size' && cols.length >= 2) {
-      total = parseSize(cols[1]);
+      total = parseTrustedSize(cols[1]);
     }
   }
   return { streams, total };

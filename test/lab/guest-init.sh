@@ -1,0 +1,61 @@
+#!/bin/sh
+# PID 1 inside the lab guest (dash), started by the initramfs via switch_root.
+# Not part of the image: run-in-guest.sh copies it into the per-run control
+# folder (/lab, 9p), so it can change without rebuilding anything.
+# /lab/conf (written by the host) sets LAB_REPO; /lab/cmd is the bash script
+# to run. Results go back as /lab/rc and /lab/times; output via virtio-serial.
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+up() { cut -d' ' -f1 /proc/uptime; }
+say() { echo "[lab-guest +$(up)s] $*" > /dev/console; }
+finish() {
+  sync
+  echo o > /proc/sysrq-trigger
+  while :; do sleep 60; done   # PID 1 must never exit
+}
+
+. /lab/conf
+
+mount -t tmpfs -o mode=755 tmpfs /run
+mkdir -p /dev/pts /dev/shm
+mount -t devpts -o gid=5,mode=620 devpts /dev/pts
+mount -t tmpfs tmpfs /dev/shm
+hostname lab
+busybox ip link set lo up 2>/dev/null
+
+modprobe -q virtio_rng
+modprobe virtio_console
+port=""
+for n in /sys/class/virtio-ports/*/name; do
+  [ "$(cat "$n" 2>/dev/null)" = lab.out ] && port=/dev/$(basename "$(dirname "$n")")
+done
+if [ -z "$port" ]; then say "no virtio-serial port lab.out"; port=/dev/console; fi
+
+mkdir -p "$LAB_REPO"
+if ! mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 repo "$LAB_REPO"; then
+  say "cannot mount the project folder at $LAB_REPO"
+  echo 125 > /lab/rc
+  finish
+fi
+
+say "modprobe zfs"
+if ! modprobe zfs; then
+  say "modprobe zfs failed"
+  echo "[lab] modprobe zfs failed in the guest" > "$port"
+  echo 125 > /lab/rc
+  finish
+fi
+say "udev"
+/lib/systemd/systemd-udevd --daemon >/dev/null 2>&1
+# Block devices only (/dev/disk/by-id, /dev/zvol): replaying every device's
+# "add" costs ≈7 s under TCG. Later events (new zvols) reach the daemon anyway.
+udevadm trigger --action=add --subsystem-match=block >/dev/null 2>&1
+udevadm settle --timeout=30
+
+start=$(up)
+say "command starts"
+bash /lab/cmd > "$port" 2>&1 < /dev/null
+rc=$?
+say "command exited $rc"
+printf 'boot_to_command %s\ncommand %s\n' "$start" "$(echo "$start $(up)" | awk '{ printf "%.2f", $2 - $1 }')" > /lab/times
+echo "$rc" > /lab/rc
+finish
