@@ -7,7 +7,12 @@
 import { Transform, type TransformCallback } from 'node:stream';
 import binding from 'zstd-napi/binding.js';
 
-const OUT_SIZE = binding.dStreamOutSize();
+/**
+ * Output buffer per decompress call. zstd's own recommendation (dStreamOutSize,
+ * 128 KiB) costs a JS round trip per 128 KiB; 1 MiB measured ≈25% faster here
+ * (≈1.09 vs 0.80 GB/s on a real send stream) and still bounds memory.
+ */
+const OUT_SIZE = Math.max(binding.dStreamOutSize(), 1 << 20);
 
 export interface DecompressOptions {
   /** Rewrites a zstd error; `offset` is the compressed-stream offset of the failing input chunk. */
