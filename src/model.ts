@@ -40,6 +40,8 @@ export interface Dataset {
   bookmarks: Bookmark[];
   /** Name of the origin snapshot (`pool/fs@snap`, absolute) when this dataset is a clone. */
   origin?: string;
+  /** The source marks it (or an ancestor) `zferry:skip=on`: out of the sync's scope. Absent = false. */
+  skip?: boolean;
 }
 
 export interface Inventory {

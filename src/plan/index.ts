@@ -4,3 +4,5 @@ export * from './project.js';
 export * from './apply.js';
 export { comparePaths, parentPath } from './paths.js';
 export { formatRefs } from './snapshots.js';
+export * from './scope.js';
+export * from './delete.js';
