@@ -11,10 +11,12 @@ import type { Inventory, SourceIdentity } from '../model.js';
 import { joinDataset } from '../model.js';
 import { ZferryError } from '../errors.js';
 import type { Zfs } from '../zfs/index.js';
-import { planSync, describeStep, type Plan, type SendStep } from '../plan/index.js';
+import { planSync, describeStep, projectTarget, resolveScope, type Plan, type Scope, type SendStep } from '../plan/index.js';
 import { finishBundle, ZFERRY_VERSION, type Basis, type Manifest, type StreamEntry } from '../bundle/index.js';
 import { writeStream } from '../pipeline/index.js';
 import { findNewestReceipt, readState } from '../state/receipt.js';
+import { appendJournal, journalFile, pendingEntries, readJournal, stateDir } from '../state/journal.js';
+import { protectBases } from './protect.js';
 import { silentProgress, type Progress } from '../progress.js';
 
 export interface ExportOptions {
@@ -25,6 +27,16 @@ export interface ExportOptions {
   level: number;
   volumeSize: number;
   dryRun: boolean;
+  /** Dataset globs to leave out (relative path or full name); children go with them. */
+  exclude?: string[];
+  /** Snapshot-name globs to send (default: all). */
+  snapshots?: string[];
+  /** Snapshot-name globs not to send. */
+  excludeSnapshots?: string[];
+  /** Plan past target-only snapshots from the common base (the import then needs --rollback too). */
+  rollback?: boolean;
+  /** Journal folder (default $ZFERRY_STATE_DIR or /var/lib/zferry); false: neither read nor write a journal. */
+  journal?: string | false;
   progress?: Progress;
 }
 
@@ -34,24 +46,46 @@ export interface ExportResult {
   bundleId: string | null;
   basis: { origin: Basis['origin']; file: string | null };
   plan: Plan;
+  scope: Scope;
+  /** Where the next incremental base is kept: hold or bookmark per dataset, and the older ones released. */
+  protection: { kept: string[]; released: string[] };
   streams: Array<Pick<StreamEntry, 'index' | 'dataset' | 'kind' | 'rawBytes' | 'storedBytes'> & { from: string | null; to: string | null }>;
   rawBytes: number;
   storedBytes: number;
   seconds: number;
 }
 
-/** Where the plan starts from: a state file, the newest receipt on the disk, or an empty target. */
-async function findBasis(opts: ExportOptions, identity: SourceIdentity): Promise<Basis> {
+/**
+ * Where the plan starts from: a state file; else the newest bundle in the
+ * journal that the newest receipt on the disk does not cover yet (disk
+ * rotation); else that receipt; else an empty target. `proved` is what a
+ * receipt or state file shows the target really holds (for base protection).
+ */
+async function findBasis(opts: ExportOptions, identity: SourceIdentity): Promise<{ basis: Basis; proved: Inventory | null }> {
   if (opts.since) {
     const state = await readState(opts.since);
-    return { origin: 'state-file', file: opts.since, target: state.target, takenAt: state.takenAt, inventory: state.inventory };
+    return {
+      basis: { origin: 'state-file', file: opts.since, target: state.target, takenAt: state.takenAt, inventory: state.inventory },
+      proved: state.inventory,
+    };
   }
   const found = await findNewestReceipt(opts.dest, identity);
+  if (opts.journal !== false) {
+    const file = journalFile(stateDir(opts.journal), identity);
+    const pending = pendingEntries(await readJournal(file, identity), found?.state.bundles ?? []);
+    const last = pending[pending.length - 1];
+    if (last) {
+      return {
+        basis: { origin: 'journal', file, target: found?.state.target ?? null, takenAt: last.createdAt, inventory: last.projected, bundleId: last.bundleId },
+        proved: found?.state.inventory ?? null,
+      };
+    }
+  }
   if (found) {
     const s = found.state;
-    return { origin: 'receipt', file: found.file, target: s.target, takenAt: s.takenAt, inventory: s.inventory };
+    return { basis: { origin: 'receipt', file: found.file, target: s.target, takenAt: s.takenAt, inventory: s.inventory }, proved: s.inventory };
   }
-  return { origin: 'empty', file: null, target: null, takenAt: null, inventory: null };
+  return { basis: { origin: 'empty', file: null, target: null, takenAt: null, inventory: null }, proved: null };
 }
 
 /** A folder name that sorts by time and says what it holds. */
@@ -75,13 +109,17 @@ export async function runExport(zfs: Zfs, opts: ExportOptions): Promise<ExportRe
   const started = Date.now();
   const inventory: Inventory = await zfs.inventory(opts.source);
   const identity = await sourceIdentity(zfs, opts.source);
-  const basis = await findBasis(opts, identity);
-  const plan = planSync(inventory, basis.inventory);
+  const { basis, proved } = await findBasis(opts, identity);
+  const scope = resolveScope(inventory, { exclude: opts.exclude ?? [], snapshots: opts.snapshots ?? [], excludeSnapshots: opts.excludeSnapshots ?? [] });
+  // A dataset re-created on the source is re-seeded; the import replaces the target's copy only with --delete.
+  const plan = planSync(inventory, basis.inventory, { scope, reseed: true, rollback: opts.rollback === true });
   const result: ExportResult = {
     bundle: null,
     bundleId: null,
     basis: { origin: basis.origin, file: basis.file },
     plan,
+    scope,
+    protection: { kept: [], released: [] },
     streams: [],
     rawBytes: 0,
     storedBytes: 0,
@@ -154,10 +192,19 @@ export async function runExport(zfs: Zfs, opts: ExportOptions): Promise<ExportRe
       source: identity,
       basis,
       inventory,
+      scope,
       compression: { algorithm: 'zstd', level: opts.level },
       streams,
     };
     await finishBundle(dir, manifest);
+    if (opts.journal !== false) {
+      const jdir = stateDir(opts.journal);
+      const file = journalFile(jdir, identity);
+      const projected = projectTarget(basis.inventory, plan.steps, inventory, basis.target ?? opts.source);
+      await appendJournal(file, jdir, await readJournal(file, identity), {
+        bundleId: id, createdAt: createdAt.toISOString(), bundle: dir, after: basis.bundleId ?? null, projected,
+      });
+    }
   } catch (err) {
     progress.end();
     // Nothing half-written may look like a bundle: the manifest is written last,
@@ -167,6 +214,7 @@ export async function runExport(zfs: Zfs, opts: ExportOptions): Promise<ExportRe
     throw new ZferryError(`export to ${dir} failed: ${(err as Error).message}`, { file: dir });
   }
   progress.end();
+  result.protection = await protectBases(zfs, opts.source, inventory, plan, proved);
   result.bundle = dir;
   result.bundleId = id;
   result.streams = streams.map((s) => ({
