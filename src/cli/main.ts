@@ -125,6 +125,7 @@ export function buildProgram(): Command {
       });
       if (o.json) emitJson(r);
       else printImport(r, o.dryRun);
+      for (const d of r.deferred) process.stderr.write(`zferry: ${d.message}\n`);
       if (r.deferred.length > 0) process.exitCode = EXIT.partial;
     });
 

@@ -40,7 +40,6 @@ export function printImport(r: ImportResult, dryRun: boolean): void {
     }
     for (const s of b.skipped) out(`  skipped ${s.dataset || '(root)'}: ${s.reason}`);
   }
-  for (const d of r.deferred) process.stderr.write(`zferry: ${d.message}\n`);
   const doomed = [...r.extras.snapshots, ...r.extras.datasets];
   if (doomed.length > 0) {
     const verb = { destroyed: 'destroyed', 'would-destroy': 'would destroy', reported: 'not on the source; --delete destroys them' }[r.extras.action];

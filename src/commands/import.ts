@@ -121,7 +121,7 @@ async function receiveStream(zfs: Zfs, dir: string, target: string, s: StreamEnt
     throw err;
   }
   await recv.done.catch((err: unknown) => {
-    if (err instanceof ZferryError && /modified since most recent snapshot/.test(err.context.stderr ?? '')) {
+    if (err instanceof ZferryError && /modified\s+since most recent snapshot/.test(err.context.stderr ?? '')) {
       throw new ZferryError(
         `${dataset} has been modified since its newest snapshot, so the incremental cannot be received; use --rollback to discard the changes`,
         { ...err.context, dataset },
@@ -156,7 +156,7 @@ export async function runImport(zfs: Zfs, opts: ImportOptions): Promise<ImportRe
     const ap = checkApply(manifest.streams, simulated, { rollback: opts.rollback, replace: opts.delete, sourceGuids });
     if (ap.problems.length > 0) {
       const after = manifest.basis.origin === 'journal' ? manifest.basis.bundleId : undefined;
-      if (after !== undefined && !accepted.has(after)) {
+      if (after !== undefined && !accepted.has(after) && ap.problems[0].missingBase) {
         const message = `${dir}: deferred: it was planned on top of bundle ${after}, which must be imported first`;
         deferred.push({ bundle: dir, bundleId: manifest.bundleId, needs: after, message });
         continue;
@@ -196,6 +196,12 @@ export async function runImport(zfs: Zfs, opts: ImportOptions): Promise<ImportRe
       applied, skipped,
     };
   });
+  if (plans.length === 0) {
+    return {
+      target: opts.target, bundles: [], deferred, extras: { action: 'reported', snapshots: [], datasets: [], kept: [] },
+      receipt: null, storedBytes: 0, seconds: (Date.now() - started) / 1000,
+    };
+  }
   const todo = plans.filter((_, i) => outcomes[i].status !== 'already-applied');
   const storedBytes = todo.reduce((n, p) => n + p.manifest.streams.reduce((k, s) => k + s.storedBytes, 0), 0);
   // The newest bundle's inventory is the truth about the source.
@@ -258,10 +264,7 @@ export async function runImport(zfs: Zfs, opts: ImportOptions): Promise<ImportRe
     for (const x of extras.datasets) await zfs.destroy(x.full);
     finalInv = await zfs.inventory(opts.target);
   }
-  if (newest === null) {
-    throw new ZferryError(`${opts.path}: no bundle could be applied (${deferred.map((d) => d.message).join('; ')})`, { file: opts.path });
-  }
-  const state = makeState(opts.target, finalInv, newest.source, plans.map((p) => p.manifest.bundleId));
+  const state = makeState(opts.target, finalInv, newest!.source, plans.map((p) => p.manifest.bundleId));
   // Beside the bundles, so the disk that brought them carries the receipt back.
   const receipt = join(opts.path, receiptFileName(opts.target));
   await writeStateAtomic(receipt, state);

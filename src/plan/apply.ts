@@ -38,6 +38,8 @@ export interface ApplyProblem {
   index: number;
   dataset: string;
   message: string;
+  /** The stream's base (or its dataset) is not on the target: an earlier bundle may bring it. */
+  missingBase?: boolean;
 }
 
 export interface ApplyPlan {
@@ -60,7 +62,7 @@ function simDataset(type: DatasetType, snaps: SnapshotRef[]): SimDataset {
   return { type, snaps, at };
 }
 
-type Verdict = ApplyDecision | { problem: string };
+type Verdict = ApplyDecision | { problem: string; missingBase?: boolean };
 
 export interface ApplyOptions {
   /** Roll back past target-only snapshots newer than a stream's base (--rollback). */
@@ -89,7 +91,7 @@ export function checkApply(streams: readonly ApplyStream[], target: Inventory | 
       verdict = decide(st, sim, name, opts);
     }
     if ('problem' in verdict) {
-      plan.problems.push({ index: st.index, dataset: st.dataset, message: verdict.problem });
+      plan.problems.push({ index: st.index, dataset: st.dataset, message: verdict.problem, ...(verdict.missingBase ? { missingBase: true } : {}) });
       if (!failedAt.has(st.dataset)) failedAt.set(st.dataset, st.index);
     } else {
       plan.decisions.push(verdict);
@@ -148,12 +150,12 @@ function decide(st: ApplyStream, sim: Map<string, SimDataset>, name: (path: stri
   const from = st.from;
   if (!from) return { problem: `${at}: incremental stream ${st.index} names no base` };
   const base = `${from.bookmark ? '#' : '@'}${from.name} (guid ${from.guid})`;
-  if (!ds) return { problem: `${at}: does not exist on the target, so the incremental from ${base} cannot be received` };
+  if (!ds) return { problem: `${at}: does not exist on the target, so the incremental from ${base} cannot be received`, missingBase: true };
   const fi = ds.at.get(from.guid);
   if (fi === undefined) {
     const newest = ds.snaps[ds.snaps.length - 1];
     const has = newest ? `its newest snapshot is @${newest.name} (guid ${newest.guid})` : 'it has no snapshots';
-    return { problem: `${at}: base ${base} is not on the target; ${has}` };
+    return { problem: `${at}: base ${base} is not on the target; ${has}`, missingBase: true };
   }
 
   const after = ds.snaps.slice(fi + 1);
