@@ -42,6 +42,8 @@ export interface Dataset {
   origin?: string;
   /** Natively encrypted (its data travels as a raw send); absent where the zfs has no encryption. */
   encrypted?: boolean;
+  /** The source marks it (or an ancestor) `zferry:skip=on`: out of the sync's scope. Absent = false. */
+  skip?: boolean;
 }
 
 export interface Inventory {

@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { open, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { DatasetType, Guid, Inventory, SnapshotRef } from '../model.js';
+import type { Scope } from '../plan/scope.js';
 import { ZferryError } from '../errors.js';
 import { validateManifestSchema } from './schema.js';
 import { ZFERRY_VERSION } from '../version.js';
@@ -23,6 +24,8 @@ export interface Basis {
   target: string | null;
   takenAt: string | null;
   inventory: Inventory | null;
+  /** With origin 'journal': the bundle this one was planned on top of (it must be applied first). */
+  bundleId?: string;
 }
 
 export interface StreamFrom extends SnapshotRef {
@@ -69,6 +72,8 @@ export interface Manifest {
   source: { host: string; pool: string; root: string; poolGuid: Guid };
   basis: Basis;
   inventory: Inventory;
+  /** What the export covered; absent in bundles written before filters existed (= everything). */
+  scope?: Scope;
   compression: { algorithm: 'zstd'; level: number };
   streams: StreamEntry[];
 }

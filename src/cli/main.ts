@@ -47,6 +47,10 @@ function levelOption(value: string): number {
   return n;
 }
 
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
 function example(text: string): string {
   return `\nExample:\n${text.replace(/^/gm, '  ')}\n`;
 }
@@ -80,18 +84,29 @@ export function buildProgram(): Command {
     .option('--since <state-file>', 'plan against this state/receipt file (default: the newest receipt for SOURCE under DEST, else an empty target)')
     .addOption(new Option('--level <n>', 'zstd compression level (1-19)').argParser(levelOption).default(3))
     .addOption(new Option('--volume-size <size>', 'split stream files into volumes of this size (e.g. 1G, 4000M)').argParser(sizeOption('volume size')).default(1024 ** 3, '1G'))
+    .option('--exclude <glob>', 'leave out datasets matching GLOB (relative path or full name; * and ?), with their children; repeatable', collect, [])
+    .option('--snapshots <glob>', 'send only snapshots whose name matches GLOB; repeatable', collect, [])
+    .option('--exclude-snapshots <glob>', 'do not send snapshots whose name matches GLOB (excluded ones between are stepped over with -i); repeatable', collect, [])
+    .option('--rollback', 'plan past snapshots only the target has (the import needs --rollback too)', false)
+    .option('--journal <dir>', 'journal of exported bundles, for disk rotation (default: $ZFERRY_STATE_DIR or /var/lib/zferry)')
+    .option('--no-journal', 'plan from the receipt only and record nothing (e.g. a bundle was lost)')
     .option('--dry-run', 'print the plan and write nothing', false)
     .option('--json', 'print the result as JSON on stdout (no progress bars)', false)
     .addHelpText('after', example(
       '# first round: the target is empty or half-seeded (state.json from `zferry state`)\n' +
       'zferry export tank /mnt/disk --since state.json\n' +
-      '# later rounds: the receipt the import left on the disk is found by itself\n' +
-      'zferry export tank /mnt/disk --volume-size 4000M --json',
+      '# later rounds: the receipt the import left on the disk is found by itself;\n' +
+      '# leave out the scratch dataset (zfs set zferry:skip=on does the same) and frequent snapshots\n' +
+      'zferry export tank /mnt/disk --exclude scratch --exclude-snapshots \'zfs-auto-snap_frequent-*\'\n' +
+      '# two disks: export to disk B while disk A is still away; B is planned on top of A\n' +
+      'zferry export tank /mnt/diskB',
     ))
     .action(async (source: string, dest: string, o) => {
       const zfs = await Zfs.probe();
       const r = await runExport(zfs, {
         source, dest, since: o.since, level: o.level, volumeSize: o.volumeSize, dryRun: o.dryRun,
+        exclude: o.exclude, snapshots: o.snapshots, excludeSnapshots: o.excludeSnapshots, rollback: o.rollback,
+        journal: o.journal === false ? false : o.journal === true ? undefined : o.journal,
         progress: makeProgress(o.json),
       });
       if (o.json) emitJson({ ...r, plan: { ...r.plan, conflicts: r.plan.conflicts } });
@@ -105,6 +120,8 @@ export function buildProgram(): Command {
     .argument('<source>', 'pool or dataset, as for export')
     .option('--since <state-file>', 'plan against this state/receipt file (default: the newest receipt for SOURCE under --dest, else an empty target)')
     .option('--dest <dir>', 'the disk or folder whose receipts export would read')
+    .option('--journal <dir>', 'journal of exported bundles, as export reads it (default: $ZFERRY_STATE_DIR or /var/lib/zferry)')
+    .option('--no-journal', 'estimate from the receipt only, as if no bundle were pending')
     .addOption(new Option('--link <rate>', 'link rate: 10Mbit, 100Mbit/s, 2MB/s, 500KiB/s').argParser(unitOption(parseRate, 'link rate')).default(10e6 / 8, '10Mbit'))
     .addOption(new Option('--every <interval>', 'how often a bundle would be sent: 1h, 12h, 1d, 1w').argParser(unitOption(parseInterval, 'interval')).default(86400, '1d'))
     .addOption(new Option('--level <n>', 'zstd compression level (1-19), as export will use').argParser(levelOption).default(3))
@@ -133,7 +150,7 @@ export function buildProgram(): Command {
     .action(async (source: string, o) => {
       const zfs = await Zfs.probe();
       const r = await runEstimate(zfs, {
-        source, since: o.since, dest: o.dest, level: o.level, linkBytesPerSecond: o.link, intervalSeconds: o.every,
+        source, since: o.since, dest: o.dest, journal: o.journal === false ? false : o.journal === true ? undefined : o.journal, level: o.level, linkBytesPerSecond: o.link, intervalSeconds: o.every,
         diskBytes: o.disk, sampleBytes: o.sample, sampleSeconds: o.sampleSeconds, churnSends: o.churnSends,
         churnSeconds: o.churnSeconds, progress: makeProgress(o.json),
       });
@@ -149,17 +166,25 @@ export function buildProgram(): Command {
     .argument('<target>', 'dataset the source maps onto (tank/a/b → TARGET/a/b)')
     .option('--dry-run', 'check manifests and what would be received; touch nothing', false)
     .option('--force', 'import even if TARGET mirrors another source', false)
+    .option('--delete', 'like rsync --delete: destroy under TARGET the snapshots and datasets the source no longer has (never out-of-scope data)', false)
+    .option('--rollback', 'roll back to the common snapshot when the target has changes or snapshots of its own', false)
     .option('--json', 'print the result as JSON on stdout (no progress bars)', false)
     .addHelpText('after', example(
-      '# see what would happen, then do it\n' +
-      'zferry import /mnt/disk backup --dry-run\n' +
-      'zferry import /mnt/disk backup',
+      '# see what would be received and destroyed, then do it\n' +
+      'zferry import /mnt/disk backup --delete --dry-run\n' +
+      'zferry import /mnt/disk backup --delete\n' +
+      '# the target was written to or snapshotted on its own: discard that\n' +
+      'zferry import /mnt/disk backup --rollback',
     ))
     .action(async (path: string, target: string, o) => {
       const zfs = await Zfs.probe();
-      const r = await runImport(zfs, { path, target, dryRun: o.dryRun, force: o.force, progress: makeProgress(o.json) });
+      const r = await runImport(zfs, {
+        path, target, dryRun: o.dryRun, force: o.force, delete: o.delete, rollback: o.rollback, progress: makeProgress(o.json),
+      });
       if (o.json) emitJson(r);
       else printImport(r, o.dryRun);
+      for (const d of r.deferred) process.stderr.write(`zferry: ${d.message}\n`);
+      if (r.deferred.length > 0) process.exitCode = EXIT.partial;
     });
 
   program

@@ -1,29 +1,47 @@
 /**
  * What a round is planned against, shared by `export` and `estimate`: the
  * source's inventory and identity, the basis (a state file, the newest
- * receipt for this source under a folder, or an empty target) and the plan.
+ * pending bundle in the journal, the newest receipt for this source under a
+ * folder, or an empty target), the scope, and the plan.
  */
 import { hostname } from 'node:os';
 import type { Inventory, SourceIdentity } from '../model.js';
-import type { Zfs } from '../zfs/index.js';
-import { planSync, checkEncryptionMatch, type Plan } from '../plan/index.js';
 import { joinDataset } from '../model.js';
 import { ZferryError } from '../errors.js';
+import type { Zfs } from '../zfs/index.js';
+import { planSync, checkEncryptionMatch, resolveScope, type Plan, type Scope } from '../plan/index.js';
 import type { Basis } from '../bundle/index.js';
 import { findNewestReceipt, readState } from '../state/receipt.js';
+import { journalFile, pendingEntries, readJournal, stateDir } from '../state/journal.js';
 
 export interface BasisOptions {
   source: string;
-  /** A state or receipt file; wins over `receiptsIn`. */
+  /** A state or receipt file; wins over everything else. */
   since?: string;
   /** Folder searched for the newest receipt of this source (export's DEST, estimate's --dest). */
   receiptsIn?: string;
+  /** Journal folder (default $ZFERRY_STATE_DIR or /var/lib/zferry); false: no journal. */
+  journal?: string | false;
+}
+
+export interface RoundOptions extends BasisOptions {
+  /** Dataset globs to leave out (relative path or full name); children go with them. */
+  exclude?: string[];
+  /** Snapshot-name globs to send (default: all). */
+  snapshots?: string[];
+  /** Snapshot-name globs not to send. */
+  excludeSnapshots?: string[];
+  /** Plan past target-only snapshots from the common base. */
+  rollback?: boolean;
 }
 
 export interface PlannedRound {
   inventory: Inventory;
   identity: SourceIdentity;
   basis: Basis;
+  /** What a receipt or state file shows the target really holds (base protection releases up to it). */
+  proved: Inventory | null;
+  scope: Scope;
   plan: Plan;
 }
 
@@ -32,26 +50,47 @@ export async function sourceIdentity(zfs: Zfs, root: string): Promise<SourceIden
   return { host: hostname(), pool, root, poolGuid: await zfs.poolGuid(pool) };
 }
 
-/** Where the plan starts from: a state file, the newest receipt on the disk, or an empty target. */
-export async function findBasis(opts: BasisOptions, identity: SourceIdentity): Promise<Basis> {
+/**
+ * Where the plan starts from: a state file; else the newest bundle in the
+ * journal that the newest receipt does not cover yet (disk rotation); else
+ * that receipt; else an empty target.
+ */
+export async function findBasis(opts: BasisOptions, identity: SourceIdentity): Promise<{ basis: Basis; proved: Inventory | null }> {
   if (opts.since) {
     const state = await readState(opts.since);
-    return { origin: 'state-file', file: opts.since, target: state.target, takenAt: state.takenAt, inventory: state.inventory };
+    return {
+      basis: { origin: 'state-file', file: opts.since, target: state.target, takenAt: state.takenAt, inventory: state.inventory },
+      proved: state.inventory,
+    };
   }
   const found = opts.receiptsIn ? await findNewestReceipt(opts.receiptsIn, identity) : null;
+  if (opts.journal !== false) {
+    const file = journalFile(stateDir(opts.journal), identity);
+    const pending = pendingEntries(await readJournal(file, identity), found?.state.bundles ?? []);
+    const last = pending[pending.length - 1];
+    if (last) {
+      return {
+        basis: { origin: 'journal', file, target: found?.state.target ?? null, takenAt: last.createdAt, inventory: last.projected, bundleId: last.bundleId },
+        proved: found?.state.inventory ?? null,
+      };
+    }
+  }
   if (found) {
     const s = found.state;
-    return { origin: 'receipt', file: found.file, target: s.target, takenAt: s.takenAt, inventory: s.inventory };
+    return { basis: { origin: 'receipt', file: found.file, target: s.target, takenAt: s.takenAt, inventory: s.inventory }, proved: s.inventory };
   }
-  return { origin: 'empty', file: null, target: null, takenAt: null, inventory: null };
+  return { basis: { origin: 'empty', file: null, target: null, takenAt: null, inventory: null }, proved: null };
 }
 
 /** Reads the source, finds the basis and plans the round; nothing is sent. */
-export async function planRound(zfs: Zfs, opts: BasisOptions): Promise<PlannedRound> {
+export async function planRound(zfs: Zfs, opts: RoundOptions): Promise<PlannedRound> {
   const inventory = await zfs.inventory(opts.source);
   const identity = await sourceIdentity(zfs, opts.source);
-  const basis = await findBasis(opts, identity);
+  const { basis, proved } = await findBasis(opts, identity);
   const mismatch = checkEncryptionMatch(inventory, basis.inventory);
   if (mismatch) throw new ZferryError(mismatch.message, { dataset: joinDataset(opts.source, mismatch.dataset) });
-  return { inventory, identity, basis, plan: planSync(inventory, basis.inventory) };
+  const scope = resolveScope(inventory, { exclude: opts.exclude ?? [], snapshots: opts.snapshots ?? [], excludeSnapshots: opts.excludeSnapshots ?? [] });
+  // A dataset re-created on the source is re-seeded; the import replaces the target's copy only with --delete.
+  const plan = planSync(inventory, basis.inventory, { scope, reseed: true, rollback: opts.rollback === true });
+  return { inventory, identity, basis, proved, scope, plan };
 }

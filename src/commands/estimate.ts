@@ -21,6 +21,8 @@ export interface EstimateOptions {
   /** A state or receipt file; without it the newest receipt for SOURCE under `dest`, else an empty target. */
   since?: string;
   dest?: string;
+  /** As for export: pending bundles in the journal are planned on top of. */
+  journal?: string | false;
   level: number;
   linkBytesPerSecond: number;
   /** How often a bundle would be sent. */
@@ -168,7 +170,11 @@ function sumOrNull(values: Array<number | null>): number | null {
 }
 
 /** One sample per snapshot that has a predecessor in its dataset (the first snapshot's `written` is the whole dataset). */
-async function churnSamples(zfs: Zfs, opts: EstimateOptions, inventory: Awaited<ReturnType<typeof planRound>>['inventory'], now: number): Promise<Omit<ChurnReport, 'days7' | 'days30' | 'daily'> & { samples: ChurnSample[] }> {
+async function churnSamples(
+  zfs: Zfs, opts: EstimateOptions, inventory: Awaited<ReturnType<typeof planRound>>['inventory'], now: number,
+  /** No planned stream was sampled (nothing new to send): take zstd's ratio from the churn sends instead. */
+  sampleRatio: boolean,
+): Promise<Omit<ChurnReport, 'days7' | 'days30' | 'daily'> & { samples: ChurnSample[]; sample: { raw: number; stored: number } }> {
   const pairs = inventory.datasets.flatMap((d) =>
     d.snapshots.slice(1).map((s, i) => ({ dataset: d.path, prev: d.snapshots[i]!, snap: s })),
   );
@@ -179,33 +185,37 @@ async function churnSamples(zfs: Zfs, opts: EstimateOptions, inventory: Awaited<
       dataset: p.dataset, snapshot: p.snap.name, since: p.prev.creation, at: p.snap.creation,
       bytes: byName.get(`${joinDataset(opts.source, p.dataset)}@${p.snap.name}`) ?? null,
     }));
-    return { method: 'written', measuredSends: 0, unmeasuredSends: 0, samples };
+    return { method: 'written', measuredSends: 0, unmeasuredSends: 0, samples, sample: { raw: 0, stored: 0 } };
   }
   // No `written`: measure `zfs send -i PREV SNAP` for the newest pairs of the
   // last 30 days, within a budget; the rest stay unknown and are counted.
   const recent = pairs.filter((p) => p.snap.creation > now - 30 * 86400).sort((a, b) => b.snap.creation - a.snap.creation);
   const deadline = Date.now() + opts.churnSeconds * 1000;
   const samples: ChurnSample[] = [];
+  const sample = { raw: 0, stored: 0 };
+  const perSend = sampleRatio ? Math.max(64 * 1024, Math.floor(opts.sampleBytes / Math.max(1, Math.min(recent.length, opts.churnSends)))) : 0;
   let measuredSends = 0;
   for (const p of recent) {
     let bytes: number | null = null;
     if (measuredSends < opts.churnSends && Date.now() < deadline) {
       const m = await measureSend(zfs, {
         dataset: joinDataset(opts.source, p.dataset), from: { name: p.prev.name }, to: p.snap.name, intermediates: false,
-      }, { level: opts.level, sampleBytes: 0, sampleSeconds: 0, readAll: true });
+      }, { level: opts.level, sampleBytes: perSend, sampleSeconds: perSend ? opts.sampleSeconds / opts.churnSends : 0, readAll: true });
       bytes = m.rawBytes;
+      sample.raw += m.sampleRawBytes;
+      sample.stored += m.sampleStoredBytes;
       measuredSends++;
     }
     samples.push({ dataset: p.dataset, snapshot: p.snap.name, since: p.prev.creation, at: p.snap.creation, bytes });
   }
-  return { method: 'send-size', measuredSends, unmeasuredSends: recent.length - measuredSends, samples };
+  return { method: 'send-size', measuredSends, unmeasuredSends: recent.length - measuredSends, samples, sample };
 }
 
 export async function runEstimate(zfs: Zfs, opts: EstimateOptions): Promise<EstimateResult> {
   const started = Date.now();
   const progress = opts.progress ?? silentProgress;
   const now = opts.now ?? Math.floor(Date.now() / 1000);
-  const { inventory, basis, plan } = await planRound(zfs, { source: opts.source, since: opts.since, receiptsIn: opts.dest });
+  const { inventory, basis, plan } = await planRound(zfs, { source: opts.source, since: opts.since, receiptsIn: opts.dest, journal: opts.journal });
 
   const sends = plan.steps.filter((s): s is SendStep => s.kind !== 'create');
   // The sample budget is shared evenly, so a tree of many datasets stays bounded.
@@ -234,10 +244,10 @@ export async function runEstimate(zfs: Zfs, opts: EstimateOptions): Promise<Esti
   }
   const sampleRaw = streams.reduce((n, s) => n + s.sample.rawBytes, 0);
   const sampleStored = streams.reduce((n, s) => n + s.sample.storedBytes, 0);
-  const ratio = sampleRaw > 0 ? sampleStored / sampleRaw : null;
   const storedTotal = sumOrNull(streams.map((s) => s.storedBytes));
 
-  const churnRaw = await churnSamples(zfs, opts, inventory, now);
+  const churnRaw = await churnSamples(zfs, opts, inventory, now, sampleRaw === 0);
+  const ratio = sampleRaw > 0 ? sampleStored / sampleRaw : churnRaw.sample.raw > 0 ? churnRaw.sample.stored / churnRaw.sample.raw : null;
   const days7 = windowChurn(churnRaw.samples, now, 7, opts.intervalSeconds);
   const days30 = windowChurn(churnRaw.samples, now, 30, opts.intervalSeconds);
   const churn: ChurnReport = {

@@ -9,10 +9,12 @@ import { randomUUID } from 'node:crypto';
 import { joinDataset } from '../model.js';
 import { ZferryError } from '../errors.js';
 import type { Zfs } from '../zfs/index.js';
-import { describeStep, sendOptionsFor, sendOptionLetters, type Plan, type SendStep } from '../plan/index.js';
+import { describeStep, projectTarget, sendOptionsFor, sendOptionLetters, type Plan, type Scope, type SendStep } from '../plan/index.js';
 import { finishBundle, ZFERRY_VERSION, type Basis, type Manifest, type StreamEntry } from '../bundle/index.js';
 import { writeStream } from '../pipeline/index.js';
-import { planRound } from './basis.js';
+import { appendJournal, journalFile, readJournal, stateDir } from '../state/journal.js';
+import { planRound, sourceIdentity } from './basis.js';
+import { protectBases } from './protect.js';
 import { silentProgress, type Progress } from '../progress.js';
 
 export interface ExportOptions {
@@ -23,6 +25,16 @@ export interface ExportOptions {
   level: number;
   volumeSize: number;
   dryRun: boolean;
+  /** Dataset globs to leave out (relative path or full name); children go with them. */
+  exclude?: string[];
+  /** Snapshot-name globs to send (default: all). */
+  snapshots?: string[];
+  /** Snapshot-name globs not to send. */
+  excludeSnapshots?: string[];
+  /** Plan past target-only snapshots from the common base (the import then needs --rollback too). */
+  rollback?: boolean;
+  /** Journal folder (default $ZFERRY_STATE_DIR or /var/lib/zferry); false: neither read nor write a journal. */
+  journal?: string | false;
   progress?: Progress;
 }
 
@@ -32,11 +44,15 @@ export interface ExportResult {
   bundleId: string | null;
   basis: { origin: Basis['origin']; file: string | null };
   plan: Plan;
+  scope: Scope;
+  /** Where the next incremental base is kept: hold or bookmark per dataset, and the older ones released. */
+  protection: { kept: string[]; released: string[] };
   streams: Array<Pick<StreamEntry, 'index' | 'dataset' | 'kind' | 'rawBytes' | 'storedBytes'> & { from: string | null; to: string | null }>;
   rawBytes: number;
   storedBytes: number;
   seconds: number;
 }
+
 
 /** A folder name that sorts by time and says what it holds. */
 function bundleFolderName(root: string, id: string, at: Date): string {
@@ -49,16 +65,22 @@ function sendLabel(step: SendStep): string {
   return step.kind === 'full' ? `${name}@${step.to.name}` : `${name} @${step.from?.name}→@${step.to.name}`;
 }
 
+
 export async function runExport(zfs: Zfs, opts: ExportOptions): Promise<ExportResult> {
   const progress = opts.progress ?? silentProgress;
   const started = Date.now();
-  const { inventory, identity, basis, plan } = await planRound(zfs, { source: opts.source, since: opts.since, receiptsIn: opts.dest });
+  const { inventory, identity, basis, proved, scope, plan } = await planRound(zfs, {
+    source: opts.source, since: opts.since, receiptsIn: opts.dest, journal: opts.journal,
+    exclude: opts.exclude, snapshots: opts.snapshots, excludeSnapshots: opts.excludeSnapshots, rollback: opts.rollback,
+  });
   const byPath = new Map(inventory.datasets.map((d) => [d.path, d]));
   const result: ExportResult = {
     bundle: null,
     bundleId: null,
     basis: { origin: basis.origin, file: basis.file },
     plan,
+    scope,
+    protection: { kept: [], released: [] },
     streams: [],
     rawBytes: 0,
     storedBytes: 0,
@@ -132,10 +154,19 @@ export async function runExport(zfs: Zfs, opts: ExportOptions): Promise<ExportRe
       source: identity,
       basis,
       inventory,
+      scope,
       compression: { algorithm: 'zstd', level: opts.level },
       streams,
     };
     await finishBundle(dir, manifest);
+    if (opts.journal !== false) {
+      const jdir = stateDir(opts.journal);
+      const file = journalFile(jdir, identity);
+      const projected = projectTarget(basis.inventory, plan.steps, inventory, basis.target ?? opts.source);
+      await appendJournal(file, jdir, await readJournal(file, identity), {
+        bundleId: id, createdAt: createdAt.toISOString(), bundle: dir, after: basis.bundleId ?? null, projected,
+      });
+    }
   } catch (err) {
     progress.end();
     // Nothing half-written may look like a bundle: the manifest is written last,
@@ -145,6 +176,7 @@ export async function runExport(zfs: Zfs, opts: ExportOptions): Promise<ExportRe
     throw new ZferryError(`export to ${dir} failed: ${(err as Error).message}`, { file: dir });
   }
   progress.end();
+  result.protection = await protectBases(zfs, opts.source, inventory, plan, proved);
   result.bundle = dir;
   result.bundleId = id;
   result.streams = streams.map((s) => ({
@@ -157,5 +189,4 @@ export async function runExport(zfs: Zfs, opts: ExportOptions): Promise<ExportRe
   return result;
 }
 
-export { describeStep };
-export { sourceIdentity } from './basis.js';
+export { describeStep, sourceIdentity };

@@ -9,7 +9,7 @@ import type { Inventory, SourceIdentity } from '../model.js';
 import { joinDataset } from '../model.js';
 import { ZferryError } from '../errors.js';
 import type { Zfs } from '../zfs/index.js';
-import { checkApply, checkEncryptionMatch, projectTarget, type ApplyDecision, type Step } from '../plan/index.js';
+import { checkApply, checkEncryptionMatch, FULL_SCOPE, planDelete, projectTarget, type ApplyDecision, type DeletePlan, type Step } from '../plan/index.js';
 import { findBundles, readManifest, verifyBundle, type Manifest, type StreamEntry } from '../bundle/index.js';
 import { readStream } from '../pipeline/index.js';
 import { makeState, receiptFileName, writeStateAtomic } from '../state/receipt.js';
@@ -24,6 +24,10 @@ export interface ImportOptions {
   dryRun: boolean;
   /** Accept a bundle from a source other than the one the target mirrors. */
   force: boolean;
+  /** Destroy under TARGET what the source no longer has (in scope), and replace re-created datasets. */
+  delete?: boolean;
+  /** Roll back past target-only snapshots and unsnapshotted changes to the common snapshot. */
+  rollback?: boolean;
   progress?: Progress;
 }
 
@@ -31,13 +35,17 @@ export interface BundleOutcome {
   bundle: string;
   bundleId: string;
   status: 'applied' | 'already-applied' | 'would-apply';
-  applied: Array<{ index: number; dataset: string; kind: string; to: string | null; rollbackTo?: string }>;
+  applied: Array<{ index: number; dataset: string; kind: string; to: string | null; rollbackTo?: string; discards?: string[]; replaces?: string[] }>;
   skipped: Array<{ index: number; dataset: string; reason: string }>;
 }
 
 export interface ImportResult {
   target: string;
   bundles: BundleOutcome[];
+  /** Bundles not applied because the bundle they were planned on top of is not on the target yet. */
+  deferred: Array<{ bundle: string; bundleId: string; needs: string; message: string }>;
+  /** What the target holds that the source does not: destroyed with --delete, else only reported. */
+  extras: { action: 'destroyed' | 'would-destroy' | 'reported'; snapshots: string[]; datasets: string[]; kept: DeletePlan['kept'] };
   receipt: string | null;
   storedBytes: number;
   seconds: number;
@@ -151,7 +159,15 @@ async function receiveStream(zfs: Zfs, dir: string, target: string, s: StreamEnt
     if ((err as NodeJS.ErrnoException).code === 'EPIPE') await recv.done;
     throw err;
   }
-  await recv.done;
+  await recv.done.catch((err: unknown) => {
+    if (err instanceof ZferryError && /modified\s+since most recent snapshot/.test(err.context.stderr ?? '')) {
+      throw new ZferryError(
+        `${dataset} has been modified since its newest snapshot, so the incremental cannot be received; use --rollback to discard the changes`,
+        { ...err.context, dataset },
+      );
+    }
+    throw err;
+  });
   if (!zfs.caps.recvPropertyOverride) await applyOverridesAfter(zfs, dataset, s);
 }
 
@@ -170,13 +186,24 @@ export async function runImport(zfs: Zfs, opts: ImportOptions): Promise<ImportRe
   await checkIdentity(zfs, opts.target, current, bundles.map((b) => b.manifest), opts.force);
 
   // Pre-flight every bundle on a simulated target before anything is touched.
+  // Bundles are in lineage order (each planned on top of the one before);
+  // one planned on a bundle that is not here is deferred, not refused.
   const plans: Array<{ dir: string; manifest: Manifest; decisions: ApplyDecision[] }> = [];
+  const deferred: ImportResult['deferred'] = [];
+  const accepted = new Set<string>();
   let simulated = current;
   for (const { dir, manifest } of bundles) {
     const mismatch = checkEncryptionMatch(manifest.inventory, current);
     if (mismatch) throw new ZferryError(`${join(dir, 'manifest.json')}: ${mismatch.message}; nothing was received`, { dataset: joinDataset(opts.target, mismatch.dataset) });
-    const ap = checkApply(manifest.streams, simulated);
+    const sourceGuids = new Set(manifest.inventory.datasets.flatMap((d) => d.snapshots.map((x) => x.guid)));
+    const ap = checkApply(manifest.streams, simulated, { rollback: opts.rollback, replace: opts.delete, sourceGuids });
     if (ap.problems.length > 0) {
+      const after = manifest.basis.origin === 'journal' ? manifest.basis.bundleId : undefined;
+      if (after !== undefined && !accepted.has(after) && ap.problems[0].missingBase) {
+        const message = `${dir}: deferred: it was planned on top of bundle ${after}, which must be imported first`;
+        deferred.push({ bundle: dir, bundleId: manifest.bundleId, needs: after, message });
+        continue;
+      }
       const p = ap.problems[0];
       const more = ap.problems.length > 1 ? ` (and ${ap.problems.length - 1} more)` : '';
       throw new ZferryError(`${join(dir, 'manifest.json')}: stream ${p.index}: ${p.message}${more}; nothing was received`, {
@@ -184,10 +211,12 @@ export async function runImport(zfs: Zfs, opts: ImportOptions): Promise<ImportRe
         dataset: joinDataset(opts.target, p.dataset),
       });
     }
+    accepted.add(manifest.bundleId);
     plans.push({ dir, manifest, decisions: ap.decisions });
     const applied = new Set(ap.decisions.filter((d) => d.action === 'apply').map((d) => d.index));
     simulated = projectTarget(simulated, manifest.streams.filter((s) => applied.has(s.index)).map(asStep), manifest.inventory, opts.target);
   }
+  if (simulated !== null && current !== null) await checkModified(zfs, opts, current, plans);
 
   const outcomes: BundleOutcome[] = plans.map(({ dir, manifest, decisions }) => {
     const applied: BundleOutcome['applied'] = [];
@@ -195,7 +224,14 @@ export async function runImport(zfs: Zfs, opts: ImportOptions): Promise<ImportRe
     for (const d of decisions) {
       const s = manifest.streams[d.index - 1];
       if (d.action === 'skip') skipped.push({ index: d.index, dataset: s.dataset, reason: d.reason });
-      else applied.push({ index: d.index, dataset: s.dataset, kind: s.kind, to: s.to?.name ?? null, ...(d.rollbackTo ? { rollbackTo: d.rollbackTo.name } : {}) });
+      else {
+        applied.push({
+          index: d.index, dataset: s.dataset, kind: s.kind, to: s.to?.name ?? null,
+          ...(d.rollbackTo ? { rollbackTo: d.rollbackTo.name } : {}),
+          ...(d.discards ? { discards: d.discards.map((x) => x.name) } : {}),
+          ...(d.replaces ? { replaces: d.replaces.map((x) => x.name) } : {}),
+        });
+      }
     }
     return {
       bundle: dir, bundleId: manifest.bundleId,
@@ -203,10 +239,29 @@ export async function runImport(zfs: Zfs, opts: ImportOptions): Promise<ImportRe
       applied, skipped,
     };
   });
+  if (plans.length === 0) {
+    return {
+      target: opts.target, bundles: [], deferred, extras: { action: 'reported', snapshots: [], datasets: [], kept: [] },
+      receipt: null, storedBytes: 0, seconds: (Date.now() - started) / 1000,
+    };
+  }
   const todo = plans.filter((_, i) => outcomes[i].status !== 'already-applied');
   const storedBytes = todo.reduce((n, p) => n + p.manifest.streams.reduce((k, s) => k + s.storedBytes, 0), 0);
+  // The newest bundle's inventory is the truth about the source.
+  const newest = plans.length > 0 ? plans[plans.length - 1].manifest : null;
+  const deletion = (inv: Inventory | null): DeletePlan | null =>
+    newest && inv ? planDelete(newest.inventory, inv, newest.scope ?? FULL_SCOPE) : null;
+  const extrasOf = (p: DeletePlan | null, action: ImportResult['extras']['action']): ImportResult['extras'] => ({
+    action,
+    snapshots: p?.snapshots.map((x) => x.full) ?? [],
+    datasets: p?.datasets.map((x) => x.full) ?? [],
+    kept: p?.kept ?? [],
+  });
   if (opts.dryRun) {
-    return { target: opts.target, bundles: outcomes, receipt: null, storedBytes, seconds: (Date.now() - started) / 1000 };
+    return {
+      target: opts.target, bundles: outcomes, deferred, extras: extrasOf(deletion(simulated), opts.delete ? 'would-destroy' : 'reported'),
+      receipt: null, storedBytes, seconds: (Date.now() - started) / 1000,
+    };
   }
 
   // Every byte of every bundle still to apply is checked before the first receive.
@@ -226,6 +281,7 @@ export async function runImport(zfs: Zfs, opts: ImportOptions): Promise<ImportRe
         const s = manifest.streams[d.index - 1];
         const dataset = joinDataset(opts.target, s.dataset);
         if (d.rollbackTo) await zfs.rollback(`${dataset}@${d.rollbackTo.name}`, { destroyNewer: true });
+        for (const x of d.replaces ?? []) await zfs.destroy(`${dataset}@${x.name}`);
         if (s.kind === 'create') {
           await zfs.create(dataset, { parents: true });
           continue;
@@ -243,11 +299,61 @@ export async function runImport(zfs: Zfs, opts: ImportOptions): Promise<ImportRe
     progress.end();
   }
 
-  const finalInv = current ?? (await zfs.inventory(opts.target));
-  const last = plans[plans.length - 1].manifest;
-  const state = makeState(opts.target, finalInv, last.source, plans.map((p) => p.manifest.bundleId));
+  let finalInv = current ?? (await zfs.inventory(opts.target));
+  const extras = deletion(finalInv);
+  if (opts.delete && extras) {
+    // Snapshots by full name first, then datasets children first: never -r.
+    for (const x of extras.snapshots) await zfs.destroy(x.full);
+    for (const x of extras.datasets) await zfs.destroy(x.full);
+    finalInv = await zfs.inventory(opts.target);
+  }
+  const state = makeState(opts.target, finalInv, newest!.source, plans.map((p) => p.manifest.bundleId));
   // Beside the bundles, so the disk that brought them carries the receipt back.
   const receipt = join(opts.path, receiptFileName(opts.target));
   await writeStateAtomic(receipt, state);
-  return { target: opts.target, bundles: outcomes, receipt, storedBytes, seconds: (Date.now() - started) / 1000 };
+  return {
+    target: opts.target, bundles: outcomes, deferred, extras: extrasOf(extras, opts.delete ? 'destroyed' : 'reported'),
+    receipt, storedBytes, seconds: (Date.now() - started) / 1000,
+  };
+}
+
+/**
+ * A target dataset written to since its newest snapshot cannot take an
+ * incremental. Where zfs has `written`, this is found before anything is
+ * received: refused, or with --rollback rolled back to that snapshot first.
+ * Without `written` (zfs-fuse), --rollback rolls back to the newest snapshot
+ * before the first incremental into each dataset (a no-op when unchanged),
+ * and without it the receive's own error is turned into one line.
+ */
+async function checkModified(
+  zfs: Zfs,
+  opts: ImportOptions,
+  current: Inventory,
+  plans: Array<{ manifest: Manifest; decisions: ApplyDecision[] }>,
+): Promise<void> {
+  const written = await zfs.writtenSinceSnapshot(opts.target);
+  const newestOf = new Map(current.datasets.map((d) => [d.path, d.snapshots[d.snapshots.length - 1]]));
+  const seen = new Set<string>();
+  for (const { manifest, decisions } of plans) {
+    for (const d of decisions) {
+      if (d.action !== 'apply') continue;
+      const s = manifest.streams[d.index - 1];
+      if (seen.has(s.dataset)) continue;
+      seen.add(s.dataset);
+      if (s.kind !== 'incremental' || d.rollbackTo) continue;
+      const newest = newestOf.get(s.dataset);
+      if (!newest) continue;
+      const name = joinDataset(opts.target, s.dataset);
+      const bytes = written?.get(name);
+      if (written !== null && (bytes === undefined || bytes === 0n)) continue;
+      if (!opts.rollback) {
+        if (written === null) continue;
+        throw new ZferryError(
+          `${name} has been modified since its newest snapshot @${newest.name} (${bytes} bytes written); nothing was received; use --rollback to roll it back to @${newest.name} first`,
+          { dataset: name },
+        );
+      }
+      d.rollbackTo = { name: newest.name, guid: newest.guid };
+    }
+  }
 }

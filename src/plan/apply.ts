@@ -23,13 +23,23 @@ export interface ApplyStream {
 }
 
 export type ApplyDecision =
-  | { index: number; action: 'apply'; rollbackTo?: SnapshotRef }
+  | {
+      index: number;
+      action: 'apply';
+      rollbackTo?: SnapshotRef;
+      /** Target snapshots to destroy before a forced full stream re-seeds the dataset (all unknown to the source). */
+      replaces?: SnapshotRef[];
+      /** True when rollbackTo discards target-only snapshots (allowed by --rollback), not just an interrupted stream's own. */
+      discards?: SnapshotRef[];
+    }
   | { index: number; action: 'skip'; reason: string };
 
 export interface ApplyProblem {
   index: number;
   dataset: string;
   message: string;
+  /** The stream's base (or its dataset) is not on the target: an earlier bundle may bring it. */
+  missingBase?: boolean;
 }
 
 export interface ApplyPlan {
@@ -52,9 +62,18 @@ function simDataset(type: DatasetType, snaps: SnapshotRef[]): SimDataset {
   return { type, snaps, at };
 }
 
-type Verdict = ApplyDecision | { problem: string };
+type Verdict = ApplyDecision | { problem: string; missingBase?: boolean };
 
-export function checkApply(streams: readonly ApplyStream[], target: Inventory | null): ApplyPlan {
+export interface ApplyOptions {
+  /** Roll back past target-only snapshots newer than a stream's base (--rollback). */
+  rollback?: boolean;
+  /** Replace a target dataset that shares no snapshot with the source (--delete). */
+  replace?: boolean;
+  /** Snapshot guids of the source: a dataset is replaced only when none of its snapshots is among them. */
+  sourceGuids?: ReadonlySet<Guid>;
+}
+
+export function checkApply(streams: readonly ApplyStream[], target: Inventory | null, opts: ApplyOptions = {}): ApplyPlan {
   const sim = new Map<string, SimDataset>();
   for (const d of target?.datasets ?? []) sim.set(d.path, simDataset(d.type, ascending(d.snapshots).map(ref)));
   const name = (path: string) => (target ? joinDataset(target.root, path) : showPath(path));
@@ -69,10 +88,10 @@ export function checkApply(streams: readonly ApplyStream[], target: Inventory | 
         problem: `${name(st.dataset)}: not applied because stream ${failedAt.get(cause)} for ${name(cause)} could not be applied`,
       };
     } else {
-      verdict = decide(st, sim, name);
+      verdict = decide(st, sim, name, opts);
     }
     if ('problem' in verdict) {
-      plan.problems.push({ index: st.index, dataset: st.dataset, message: verdict.problem });
+      plan.problems.push({ index: st.index, dataset: st.dataset, message: verdict.problem, ...(verdict.missingBase ? { missingBase: true } : {}) });
       if (!failedAt.has(st.dataset)) failedAt.set(st.dataset, st.index);
     } else {
       plan.decisions.push(verdict);
@@ -87,7 +106,7 @@ function failedAncestor(path: string, failedAt: Map<string, number>): string | n
   return null;
 }
 
-function decide(st: ApplyStream, sim: Map<string, SimDataset>, name: (path: string) => string): Verdict {
+function decide(st: ApplyStream, sim: Map<string, SimDataset>, name: (path: string) => string, opts: ApplyOptions): Verdict {
   const ds = sim.get(st.dataset);
   const at = name(st.dataset);
   const parent = parentPath(st.dataset);
@@ -104,45 +123,61 @@ function decide(st: ApplyStream, sim: Map<string, SimDataset>, name: (path: stri
   if (!st.to) return { problem: `${at}: stream ${st.index} (${st.kind}) names no snapshot to receive` };
   if (ds?.at.has(st.to.guid)) return { index: st.index, action: 'skip', reason: 'already applied' };
 
+  let replaces: SnapshotRef[] | undefined;
   if (st.kind === 'full') {
     if (ds) {
-      if (ds.snaps.length > 0) {
+      const known = ds.snaps.filter((s) => opts.sourceGuids?.has(s.guid));
+      if (ds.snaps.length > 0 && (!st.force || !opts.sourceGuids || known.length > 0)) {
         return {
           problem: `${at}: refusing a full stream into an existing dataset that holds ${formatRefs(ds.snaps)}; destroy it on the target to re-seed it`,
         };
       }
+      if (ds.snaps.length > 0 && !opts.replace) {
+        return {
+          problem: `${at}: the source's dataset was re-created: the target's ${formatRefs(ds.snaps)} share nothing with it; use --delete to replace the target's copy`,
+        };
+      }
+      if (ds.snaps.length > 0) replaces = ds.snaps;
       if (!st.force) return { problem: `${at}: refusing a full stream into an existing dataset (the stream is not marked force)` };
       if (ds.type !== st.type) return { problem: `${at}: is a ${ds.type} on the target but the stream carries a ${st.type}` };
     } else if (parentMissing) {
       return { problem: `${at}: cannot receive a full stream, parent ${name(parent!)} does not exist on the target` };
     }
     sim.set(st.dataset, simDataset(st.type, [...st.creates]));
-    return { index: st.index, action: 'apply' };
+    return replaces ? { index: st.index, action: 'apply', replaces } : { index: st.index, action: 'apply' };
   }
 
   const from = st.from;
   if (!from) return { problem: `${at}: incremental stream ${st.index} names no base` };
   const base = `${from.bookmark ? '#' : '@'}${from.name} (guid ${from.guid})`;
-  if (!ds) return { problem: `${at}: does not exist on the target, so the incremental from ${base} cannot be received` };
+  if (!ds) return { problem: `${at}: does not exist on the target, so the incremental from ${base} cannot be received`, missingBase: true };
   const fi = ds.at.get(from.guid);
   if (fi === undefined) {
     const newest = ds.snaps[ds.snaps.length - 1];
     const has = newest ? `its newest snapshot is @${newest.name} (guid ${newest.guid})` : 'it has no snapshots';
-    return { problem: `${at}: base ${base} is not on the target; ${has}` };
+    return { problem: `${at}: base ${base} is not on the target; ${has}`, missingBase: true };
   }
 
   const after = ds.snaps.slice(fi + 1);
   let rollbackTo: SnapshotRef | undefined;
+  let discards: SnapshotRef[] | undefined;
   if (after.length > 0) {
     // An interrupted -I stream leaves the intermediates it committed; this very
     // stream re-creates them, so rolling back to the base loses nothing.
     const created = new Set(st.creates.map((c) => c.guid));
     const foreign = after.filter((s) => !created.has(s.guid));
-    if (foreign.length > 0) {
-      return { problem: `${at}: target has snapshots newer than the base ${base}: ${formatRefs(foreign)}` };
+    if (foreign.length > 0 && !opts.rollback) {
+      return {
+        problem:
+          `${at}: target has snapshots newer than the base ${base} that the source lacks ` +
+          `(target-only: ${formatRefs(foreign)}; source sends: ${formatRefs(st.creates)}); ` +
+          `use --rollback to roll back to @${ds.snaps[fi].name} and discard them`,
+      };
     }
+    if (foreign.length > 0) discards = foreign;
     rollbackTo = ds.snaps[fi];
   }
   sim.set(st.dataset, simDataset(ds.type, [...ds.snaps.slice(0, fi + 1), ...st.creates]));
-  return rollbackTo ? { index: st.index, action: 'apply', rollbackTo } : { index: st.index, action: 'apply' };
+  if (!rollbackTo) return { index: st.index, action: 'apply' };
+  return discards ? { index: st.index, action: 'apply', rollbackTo, discards } : { index: st.index, action: 'apply', rollbackTo };
 }

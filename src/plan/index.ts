@@ -5,3 +5,5 @@ export * from './apply.js';
 export { comparePaths, parentPath } from './paths.js';
 export { formatRefs } from './snapshots.js';
 export * from './send-flags.js';
+export * from './scope.js';
+export * from './delete.js';

@@ -7,7 +7,7 @@
  * create gets the source's txgs as they are; snapshots appended to an existing
  * target dataset get the source's txg shifted to follow the target's newest
  * (target and source txgs come from different pools and must not be mixed).
- * Projected datasets have guid '' (the receive makes a new one).
+ * Projected datasets have guid '0' (unknown: the receive makes a new one; '0' keeps the inventory valid for the schemas).
  */
 import type { Dataset, Guid, Inventory, Snapshot, SnapshotRef } from '../model.js';
 import { ZferryError } from '../errors.js';
@@ -41,7 +41,7 @@ export function projectTarget(
   for (const step of steps) {
     if (step.kind === 'create') {
       if (!datasets.has(step.dataset)) {
-        datasets.set(step.dataset, { path: step.dataset, type: 'filesystem', guid: '', snapshots: [], bookmarks: [] });
+        datasets.set(step.dataset, { path: step.dataset, type: 'filesystem', guid: '0', snapshots: [], bookmarks: [] });
       }
       continue;
     }
@@ -60,7 +60,7 @@ export function projectTarget(
       datasets.set(step.dataset, {
         path: step.dataset,
         type: step.type,
-        guid: existing?.guid ?? '',
+        guid: existing?.guid ?? '0',
         snapshots: step.creates.map((r) => made(r, txgs.get(r.guid) ?? '0')),
         bookmarks: existing?.bookmarks ?? [],
       });

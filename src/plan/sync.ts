@@ -11,6 +11,7 @@ import type { CommonBase, Conflict, ConflictNames } from './conflicts.js';
 import { noCommonSnapshot, targetAhead, typeMismatch } from './conflicts.js';
 import { comparePaths, parentPath, showPath } from './paths.js';
 import { ascending, ref } from './snapshots.js';
+import { datasetInScope, snapshotInScope, type Scope } from './scope.js';
 
 export interface SendStep {
   kind: 'full' | 'incremental';
@@ -50,10 +51,22 @@ export interface Plan {
   unreachable: { dataset: string; snapshots: SnapshotRef[] }[];
   /** What the target holds that the source no longer has; nothing here is destroyed by the plan. */
   extras: { datasets: string[]; snapshots: { dataset: string; snapshots: SnapshotRef[] }[] };
+  /** Source datasets left out of scope (top-most of each excluded subtree). */
+  excluded: string[];
+  /** Datasets re-seeded (`reseed`): the target's copy shares no snapshot with the source; the import replaces it only with --delete. */
+  reseeded: { dataset: string; targetOnly: SnapshotRef[] }[];
+  /** Datasets planned past target-only snapshots (`rollback`): the import rolls back to the common base only with --rollback. */
+  rolledBack: { dataset: string; to: CommonBase; discards: SnapshotRef[] }[];
 }
 
-/** Reserved for options (rollback, excludes); the planner reads none yet. */
-export type PlanOptions = Record<string, never>;
+export interface PlanOptions {
+  /** Datasets and snapshots left out (default: everything). */
+  scope?: Scope;
+  /** Plan a full stream for a dataset that shares no snapshot with the target, instead of a conflict. */
+  reseed?: boolean;
+  /** Plan from the common base past target-only newer snapshots, instead of a conflict. */
+  rollback?: boolean;
+}
 
 /** What the planner concluded for one dataset that exists on both sides. */
 interface DatasetOutcome {
@@ -61,13 +74,14 @@ interface DatasetOutcome {
   conflict: Conflict | null;
   unreachable: SnapshotRef[];
   extras: SnapshotRef[];
+  rolledBack?: { to: CommonBase; discards: SnapshotRef[] };
 }
 
 /**
  * Plans bringing `target` up to `source`. `target === null` is an empty
  * target (initial seed). Cost is linear in snapshots plus sorting datasets.
  */
-export function planSync(source: Inventory, target: Inventory | null, _opts: PlanOptions = {}): Plan {
+export function planSync(source: Inventory, target: Inventory | null, opts: PlanOptions = {}): Plan {
   const plan: Plan = {
     steps: [],
     conflicts: [],
@@ -76,10 +90,21 @@ export function planSync(source: Inventory, target: Inventory | null, _opts: Pla
     blocked: [],
     unreachable: [],
     extras: { datasets: [], snapshots: [] },
+    excluded: [],
+    reseeded: [],
+    rolledBack: [],
   };
+  const scope = opts.scope;
+  const included = (s: Snapshot) => (scope ? snapshotInScope(s.name, scope) : true);
   const targetByPath = new Map<string, Dataset>();
   for (const d of target?.datasets ?? []) targetByPath.set(d.path, d);
-  const sources = [...source.datasets].sort((a, b) => comparePaths(a.path, b.path));
+  const inScope = (path: string) => (scope ? datasetInScope(path, scope, source.root) : true);
+  const sources = [...source.datasets].sort((a, b) => comparePaths(a.path, b.path)).filter((d) => {
+    if (inScope(d.path)) return true;
+    const parent = parentPath(d.path);
+    if (parent === null || inScope(parent)) plan.excluded.push(d.path);
+    return false;
+  });
   const names = (path: string): ConflictNames => ({
     sourceName: joinDataset(source.root, path),
     targetName: target ? joinDataset(target.root, path) : path,
@@ -110,7 +135,7 @@ export function planSync(source: Inventory, target: Inventory | null, _opts: Pla
       continue;
     }
 
-    if (src.snapshots.length === 0) {
+    if (!src.snapshots.some(included)) {
       if (!tgt && src.type === 'filesystem') {
         pending.add(path);
       } else {
@@ -120,10 +145,15 @@ export function planSync(source: Inventory, target: Inventory | null, _opts: Pla
       continue;
     }
 
-    const outcome =
+    let outcome: DatasetOutcome =
       !tgt || tgt.snapshots.length === 0
-        ? { steps: seedSteps(src, Boolean(tgt)), conflict: null, unreachable: [], extras: [] }
-        : planExisting(names(path), src, tgt);
+        ? { steps: seedSteps(src, Boolean(tgt), included), conflict: null, unreachable: [], extras: [] }
+        : planExisting(names(path), src, tgt, included, opts.rollback === true);
+    if (outcome.conflict?.kind === 'no-common-snapshot' && opts.reseed) {
+      plan.reseeded.push({ dataset: path, targetOnly: outcome.conflict.targetOnly });
+      outcome = { steps: seedSteps(src, true, included), conflict: null, unreachable: [], extras: [] };
+    }
+    if (outcome.rolledBack) plan.rolledBack.push({ dataset: path, ...outcome.rolledBack });
 
     if (outcome.conflict) {
       plan.conflicts.push(outcome.conflict);
@@ -150,35 +180,72 @@ export function planSync(source: Inventory, target: Inventory | null, _opts: Pla
   plan.skipped.sort((a, b) => comparePaths(a.dataset, b.dataset));
 
   const sourcePaths = new Set(sources.map((d) => d.path));
-  plan.extras.datasets = [...targetByPath.keys()].filter((p) => !sourcePaths.has(p)).sort(comparePaths);
+  plan.extras.datasets = [...targetByPath.keys()].filter((p) => !sourcePaths.has(p) && inScope(p)).sort(comparePaths);
   return plan;
 }
 
-/** Absent (or empty) on the target: a full send of the oldest, then one `-I` to the newest. */
-function seedSteps(src: Dataset, force: boolean): SendStep[] {
+/** Absent (or empty) on the target: a full send of the oldest included snapshot, then the rest. */
+function seedSteps(src: Dataset, force: boolean, included: (s: Snapshot) => boolean): SendStep[] {
   const snaps = ascending(src.snapshots);
-  const oldest = ref(snaps[0]);
-  const steps: SendStep[] = [
-    { kind: 'full', dataset: src.path, type: src.type, from: null, to: oldest, intermediates: false, creates: [oldest], force },
-  ];
-  if (snaps.length > 1) {
-    const rest = snaps.slice(1).map(ref);
-    steps.push({
-      kind: 'incremental',
-      dataset: src.path,
-      type: src.type,
-      from: oldest,
-      to: rest[rest.length - 1],
-      intermediates: true,
-      creates: rest,
-      force: false,
-    });
+  const first = snaps.findIndex(included);
+  const oldest = ref(snaps[first]);
+  const full: SendStep = { kind: 'full', dataset: src.path, type: src.type, from: null, to: oldest, intermediates: false, creates: [oldest], force };
+  return [full, ...chainSteps(src, oldest, snaps.slice(first + 1), included)];
+}
+
+/**
+ * Incremental steps from `base` through the included snapshots of `newer`
+ * (ascending). `-I` sends every snapshot in between, excluded ones too, so a
+ * run of included snapshots goes as one `-I`, and an excluded snapshot in
+ * between is stepped over with a `-i` to the next included one. A bookmark
+ * base cannot start `-I`: the first step from it is always `-i`.
+ */
+export function chainSteps(
+  src: Pick<Dataset, 'path' | 'type'>,
+  base: SnapshotRef & { bookmark?: boolean },
+  newer: readonly Snapshot[],
+  included: (s: Snapshot) => boolean,
+): SendStep[] {
+  const steps: SendStep[] = [];
+  let from: SnapshotRef & { bookmark?: boolean } = base;
+  let run: SnapshotRef[] = [];
+  let gap = Boolean(base.bookmark);
+  const step = (to: SnapshotRef, creates: SnapshotRef[], intermediates: boolean): SendStep => ({
+    kind: 'incremental', dataset: src.path, type: src.type, from, to, intermediates, creates, force: false,
+  });
+  const flush = () => {
+    if (run.length === 0) return;
+    const to = run[run.length - 1];
+    steps.push(step(to, run, true));
+    from = to;
+    run = [];
+  };
+  for (const s of newer) {
+    if (!included(s)) {
+      flush();
+      gap = true;
+      continue;
+    }
+    if (gap) {
+      steps.push(step(ref(s), [ref(s)], false));
+      from = ref(s);
+      gap = false;
+    } else {
+      run.push(ref(s));
+    }
   }
+  flush();
   return steps;
 }
 
 /** Present on both sides with target snapshots: find the newest common base by guid. */
-function planExisting(names: ConflictNames, src: Dataset, tgt: Dataset): DatasetOutcome {
+function planExisting(
+  names: ConflictNames,
+  src: Dataset,
+  tgt: Dataset,
+  included: (s: Snapshot) => boolean,
+  rollback: boolean,
+): DatasetOutcome {
   const S = ascending(src.snapshots);
   const T = ascending(tgt.snapshots);
   const sourceIndex = new Map<Guid, number>();
@@ -221,38 +288,29 @@ function planExisting(names: ConflictNames, src: Dataset, tgt: Dataset): Dataset
   }
 
   const targetGuids = new Set(T.map((t) => t.guid));
-  const unreachable = older.filter((s) => !targetGuids.has(s.guid)).map(ref);
+  const unreachable = older.filter((s) => !targetGuids.has(s.guid) && included(s)).map(ref);
   const extras = T.slice(0, ti).filter((t) => !sourceIndex.has(t.guid)).map(ref);
 
   // Everything after the common base on the target is target-only by construction.
   const targetNewer = T.slice(ti + 1).map(ref);
+  let rolledBack: DatasetOutcome['rolledBack'];
   if (targetNewer.length > 0) {
-    const conflict = targetAhead(names, {
-      dataset: src.path,
-      source: S.map(ref),
-      target: T.map(ref),
-      targetOnly,
-      common: base,
-      targetNewer,
-      sourceNewer: newer.map(ref),
-    });
-    return { steps: [], conflict, unreachable, extras };
+    if (!rollback) {
+      const conflict = targetAhead(names, {
+        dataset: src.path,
+        source: S.map(ref),
+        target: T.map(ref),
+        targetOnly,
+        common: base,
+        targetNewer,
+        sourceNewer: newer.filter(included).map(ref),
+      });
+      return { steps: [], conflict, unreachable, extras };
+    }
+    rolledBack = { to: base, discards: targetNewer };
   }
-  if (newer.length === 0) return { steps: [], conflict: null, unreachable, extras };
-
-  const to = ref(newer[newer.length - 1]);
-  if (base.bookmark) {
-    // `-I` cannot start at a bookmark: one `-i` to the newest, skipping the rest.
-    unreachable.push(...newer.slice(0, -1).map(ref));
-    const step: SendStep = {
-      kind: 'incremental', dataset: src.path, type: src.type, from: base, to, intermediates: false, creates: [to], force: false,
-    };
-    return { steps: [step], conflict: null, unreachable, extras };
-  }
-  const step: SendStep = {
-    kind: 'incremental', dataset: src.path, type: src.type, from: base, to, intermediates: true, creates: newer.map(ref), force: false,
-  };
-  return { steps: [step], conflict: null, unreachable, extras };
+  const steps = chainSteps(src, base, newer, included);
+  return { steps, conflict: null, unreachable, extras, ...(rolledBack ? { rolledBack } : {}) };
 }
 
 function typeConflict(names: ConflictNames, src: Dataset, tgt: Dataset): Conflict {

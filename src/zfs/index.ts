@@ -7,6 +7,7 @@ import { ZferryError } from '../errors.js';
 import type { Guid, Inventory } from '../model.js';
 import { inventoryGetArgs, inventoryListArgs, parseInventoryGet, parseInventoryList } from './inventory.js';
 import { isUnknownProperty, parseSnapshotWritten, snapshotWrittenArgs, type WrittenRow } from './churn.js';
+import { parseHeld, parseWritten, userrefsArgs, writtenArgs } from './props.js';
 import { probeCapabilities, type ZfsCapabilities } from './probe.js';
 import { commandError, ExecaRunner, isNotFound, type RunResult, type Runner } from './runner.js';
 import {
@@ -29,6 +30,8 @@ export { ExecaRunner } from './runner.js';
 export { parseInventoryList, parseInventoryGet, inventoryListArgs, inventoryGetArgs, buildInventory } from './inventory.js';
 export { parseSendDryRun, parseTrustedSize, buildSendArgs, buildReceiveArgs } from './sendrecv.js';
 export { parseSnapshotWritten, snapshotWrittenArgs, type WrittenRow } from './churn.js';
+export { parseHeld, parseWritten, userrefsArgs, writtenArgs } from './props.js';
+export { SKIP_PROPERTY } from './inventory.js';
 export { classifyFlagProbe, parseZfsVersion, FLAG_PROBES } from './probe.js';
 
 export interface ZfsOptions {
@@ -181,6 +184,56 @@ export class Zfs {
       throw commandError('zfs list', root, [this.zfsBin, ...args], r.exitCode, r.stderr);
     }
     return parseSnapshotWritten(r.stdout, root);
+  }
+
+  /**
+   * Bytes written to each filesystem/volume under `root` since its newest
+   * snapshot (`written`), or null where zfs has no such property (zfs-fuse:
+   * "bad property list: invalid property 'written'"). One call for the tree.
+   */
+  async writtenSinceSnapshot(root: string): Promise<Map<string, bigint> | null> {
+    const args = writtenArgs(root);
+    const r = await this.run(this.zfsBin, args);
+    if (r.exitCode !== 0) {
+      if (/invalid property/.test(r.stderr)) return null;
+      throw commandError('zfs get written', root, [this.zfsBin, ...args], r.exitCode, r.stderr);
+    }
+    return parseWritten(r.stdout);
+  }
+
+  /** `zfs hold TAG SNAPSHOT`: the snapshot cannot be destroyed until released. An existing hold is fine. */
+  async hold(snapshot: string, tag: string): Promise<void> {
+    const args = ['hold', tag, snapshot];
+    const r = await this.run(this.zfsBin, args);
+    if (r.exitCode === 0 || /tag already exists/.test(r.stderr)) return;
+    throw commandError('zfs hold', snapshot, [this.zfsBin, ...args], r.exitCode, r.stderr);
+  }
+
+  /** `zfs release TAG SNAPSHOT`; a snapshot without that hold is left as it is. */
+  async release(snapshot: string, tag: string): Promise<void> {
+    const args = ['release', tag, snapshot];
+    const r = await this.run(this.zfsBin, args);
+    if (r.exitCode === 0 || /no such tag/.test(r.stderr)) return;
+    throw commandError('zfs release', snapshot, [this.zfsBin, ...args], r.exitCode, r.stderr);
+  }
+
+  /**
+   * Snapshots under `root` with at least one hold (`userrefs` > 0). zfs-fuse's
+   * `zfs holds` needs a Python helper it does not ship, so holds are found by
+   * count and released by tag.
+   */
+  async heldSnapshots(root: string): Promise<string[]> {
+    const out = await this.zfs('zfs get userrefs', root, userrefsArgs(root));
+    return parseHeld(out);
+  }
+
+  /** `zfs bookmark ds@snap ds#name` (OpenZFS). */
+  async bookmark(snapshot: string, bookmark: string): Promise<void> {
+    if (!this.caps.bookmarks) throw new ZferryError(`zfs on this machine has no bookmarks: cannot bookmark ${snapshot}`, { dataset: snapshot });
+    const args = ['bookmark', snapshot, bookmark];
+    const r = await this.run(this.zfsBin, args);
+    if (r.exitCode === 0 || /already exists/.test(r.stderr)) return;
+    throw commandError('zfs bookmark', snapshot, [this.zfsBin, ...args], r.exitCode, r.stderr);
   }
 
   /** Starts `zfs send`; the caller must consume `stdout` and await `done`. */

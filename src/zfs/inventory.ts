@@ -11,7 +11,12 @@
 import { ZferryError } from '../errors.js';
 import type { Bookmark, Dataset, DatasetType, Inventory, Snapshot } from '../model.js';
 
+/** User property that leaves a dataset and its children out of the sync (inherited like any user property). */
+export const SKIP_PROPERTY = 'zferry:skip';
+
 const FIELDS = ['type', 'guid', 'createtxg', 'creation', 'origin'] as const;
+/** Columns asked for: the fields plus the skip property, read in the same call. */
+const COLUMNS = [...FIELDS, SKIP_PROPERTY] as const;
 
 /**
  * `zfs list` form; bookmarks only where zfs has them (an unknown -t type is an
@@ -20,13 +25,13 @@ const FIELDS = ['type', 'guid', 'createtxg', 'creation', 'origin'] as const;
  */
 export function inventoryListArgs(root: string, withBookmarks: boolean, withVolumes = true, withEncryption = false): string[] {
   const types = ['filesystem', ...(withVolumes ? ['volume'] : []), 'snapshot', ...(withBookmarks ? ['bookmark'] : [])];
-  const fields = ['name', ...FIELDS, ...(withEncryption ? ['encryption'] : [])];
+  const fields = ['name', ...COLUMNS, ...(withEncryption ? ['encryption'] : [])];
   return ['list', '-H', '-p', '-t', types.join(','), '-o', fields.join(','), '-r', root];
 }
 
 /** `zfs get` form for zfs without `list -p`. */
 export function inventoryGetArgs(root: string): string[] {
-  return ['get', '-H', '-p', '-r', '-o', 'name,property,value', FIELDS.join(','), root];
+  return ['get', '-H', '-p', '-r', '-o', 'name,property,value', COLUMNS.join(','), root];
 }
 
 /** One object as zfs reports it, before it is placed in the tree. */
@@ -39,6 +44,8 @@ export interface InventoryRow {
   origin: string;
   /** `encryption` property where it was asked for: 'off', 'aes-256-gcm', … */
   encryption?: string;
+  /** Value of zferry:skip ('-' when unset); absent in older captures. */
+  skip?: string;
 }
 
 /** Parses `zfs list -Hp -o name,type,guid,createtxg,creation,origin[,encryption]` output. */
@@ -50,8 +57,8 @@ export function parseInventoryList(text: string, root: string): Inventory {
     if (cols.length < 6) {
       throw new ZferryError(`unexpected zfs list line under ${root}: ${JSON.stringify(line)}`, { dataset: root });
     }
-    const [name, type, guid, createtxg, creation, origin, encryption] = cols as [string, string, string, string, string, string, string?];
-    rows.push({ name, type, guid, createtxg, creation, origin, ...(encryption !== undefined ? { encryption } : {}) });
+    const [name, type, guid, createtxg, creation, origin, skip, encryption] = cols as [string, string, string, string, string, string, string?, string?];
+    rows.push({ name, type, guid, createtxg, creation, origin, ...(skip !== undefined ? { skip } : {}), ...(encryption !== undefined ? { encryption } : {}) });
   }
   return buildInventory(rows, root);
 }
@@ -69,6 +76,7 @@ export function parseInventoryGet(text: string, root: string): Inventory {
     let row = byName.get(name);
     if (!row) byName.set(name, (row = { name }));
     if ((FIELDS as readonly string[]).includes(property)) row[property as (typeof FIELDS)[number]] = value;
+    else if (property === SKIP_PROPERTY) row.skip = value;
   }
   const rows: InventoryRow[] = [];
   for (const row of byName.values()) {
@@ -144,6 +152,7 @@ export function buildInventory(rows: InventoryRow[], root: string): Inventory {
     };
     if (row.origin !== '' && row.origin !== '-') ds.origin = row.origin;
     if (row.encryption !== undefined && row.encryption !== '-') ds.encrypted = row.encryption !== 'off';
+    if (row.skip === 'on') ds.skip = true;
     datasets.set(row.name, ds);
   }
 

@@ -1,9 +1,13 @@
 /** Runs the built zferry CLI the way a user's script does: a process, its exit code, its output. */
 import { execa } from 'execa';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const CLI = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'src', 'cli', 'main.js');
+
+/** The export journal of this test process (never the machine's /var/lib/zferry). */
+export const STATE_DIR = process.env.ZFERRY_STATE_DIR ?? path.join(os.tmpdir(), 'zferry-test-state', String(process.pid));
 
 export interface CliResult {
   code: number;
@@ -12,7 +16,7 @@ export interface CliResult {
 }
 
 export async function zferry(...args: string[]): Promise<CliResult> {
-  const r = await execa(process.execPath, [CLI, ...args], { reject: false, stdin: 'ignore', env: { LC_ALL: 'C' } });
+  const r = await execa(process.execPath, [CLI, ...args], { reject: false, stdin: 'ignore', env: { LC_ALL: 'C', ZFERRY_STATE_DIR: STATE_DIR } });
   return { code: r.exitCode ?? 1, stdout: String(r.stdout), stderr: String(r.stderr) };
 }
 

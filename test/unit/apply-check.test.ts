@@ -77,7 +77,25 @@ describe('checkApply', () => {
     const result = checkApply([inc(0, '', s1, [s2, s3])], target);
     assert.deepEqual(result.decisions, []);
     assert.equal(result.problems.length, 1);
-    assert.match(result.problems[0].message, /^backup: target has snapshots newer than the base @s1 \(guid 101\): @extra$/);
+    assert.match(result.problems[0].message, /^backup: target has snapshots newer than the base @s1 \(guid 101\) that the source lacks \(target-only: @extra; source sends: @s2, @s3\); use --rollback to roll back to @s1 and discard them$/);
+  });
+
+  it('with rollback, rolls back to the base and names the target-only snapshots it discards', () => {
+    const target = inv([ds('', [['s1', '101', 1], ['s2', '102', 2], ['extra', '999', 3]])]);
+    const result = checkApply([inc(0, '', s1, [s2, s3])], target, { rollback: true });
+    assert.deepEqual(result.problems, []);
+    assert.deepEqual(result.decisions, [{ index: 0, action: 'apply', rollbackTo: r('s1', '101'), discards: [r('extra', '999')] }]);
+  });
+
+  it('replaces a re-created dataset only with replace (--delete), and never one sharing a snapshot with the source', () => {
+    const target = inv([ds('', [['old', '555', 1]])]);
+    const full = { index: 0, dataset: '', type: 'filesystem' as const, kind: 'full' as const, from: null, to: s1, creates: [s1], force: true };
+    const refused = checkApply([full], target, { sourceGuids: new Set(['101']) });
+    assert.match(refused.problems[0].message, /source's dataset was re-created.*use --delete to replace/);
+    const ok = checkApply([full], target, { replace: true, sourceGuids: new Set(['101']) });
+    assert.deepEqual(ok.decisions, [{ index: 0, action: 'apply', replaces: [r('old', '555')] }]);
+    const shared = checkApply([full], target, { replace: true, sourceGuids: new Set(['555']) });
+    assert.match(shared.problems[0].message, /refusing a full stream into an existing dataset/);
   });
 
   it('reports a missing base with its name and guid and the target newest snapshot', () => {

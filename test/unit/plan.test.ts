@@ -133,18 +133,21 @@ describe('planSync', () => {
     assert.deepEqual(plan.steps, []);
   });
 
-  it('sends -i from a source bookmark when the common snapshot is gone on the source', () => {
+  it('sends -i from a source bookmark to the first newer snapshot, then -I to the newest: nothing is lost', () => {
     const src = inv('tank', [ds('x', [['s3', '103', 30], ['s4', '104', 40], ['s5', '105', 50]], { bookmarks: [['s2', '102', 20]] })]);
     const tgt = inv('backup', [ds('x', [['s1', '101', 1], ['s2', '102', 2]])]);
     const plan = planSync(src, tgt);
-    const [step] = sends(plan.steps);
+    const [step, rest] = sends(plan.steps);
     assert.deepEqual(step.from, { name: 's2', guid: '102', bookmark: true });
     assert.equal(step.intermediates, false);
-    assert.deepEqual(step.creates, [{ name: 's5', guid: '105' }]);
-    assert.deepEqual(plan.unreachable, [{ dataset: 'x', snapshots: [{ name: 's3', guid: '103' }, { name: 's4', guid: '104' }] }]);
+    assert.deepEqual(step.creates, [{ name: 's3', guid: '103' }]);
+    assert.deepEqual(rest.from, { name: 's3', guid: '103' });
+    assert.equal(rest.intermediates, true);
+    assert.deepEqual(names(rest.creates), ['s4', 's5']);
+    assert.deepEqual(plan.unreachable, []);
     // s1 is on the target only now: an extra, not a conflict.
     assert.deepEqual(plan.extras.snapshots, [{ dataset: 'x', snapshots: [{ name: 's1', guid: '101' }] }]);
-    assert.equal(describeStep(step), 'x  incremental -i #s2 → @s5 (1 snapshot)');
+    assert.equal(describeStep(step), 'x  incremental -i #s2 → @s3 (1 snapshot)');
   });
 
   it('prefers a snapshot over a bookmark with the same guid', () => {

@@ -1,0 +1,80 @@
+/**
+ * Base protection: after an export, each dataset's newest exported snapshot
+ * must stay usable as the next incremental base until a receipt proves the
+ * target holds something newer. On zfs with bookmarks a bookmark
+ * `ds#zferry-<guid>` keeps it (the snapshot itself may then be rotated away
+ * by zfs-auto-snapshot: the next export sends from the bookmark); elsewhere a
+ * hold `zferry` pins the snapshot. Protections older than what the newest
+ * receipt proves are released.
+ */
+import type { Inventory } from '../model.js';
+import { joinDataset } from '../model.js';
+import type { Zfs } from '../zfs/index.js';
+import type { Plan, SendStep } from '../plan/index.js';
+
+export const HOLD_TAG = 'zferry';
+export const BOOKMARK_PREFIX = 'zferry-';
+
+export async function protectBases(
+  zfs: Zfs,
+  root: string,
+  source: Inventory,
+  plan: Plan,
+  proved: Inventory | null,
+): Promise<{ kept: string[]; released: string[] }> {
+  const kept: string[] = [];
+  const released: string[] = [];
+  const newest = new Map<string, SendStep>();
+  for (const s of plan.steps) if (s.kind !== 'create') newest.set(s.dataset, s);
+  for (const [path, step] of newest) {
+    const ds = joinDataset(root, path);
+    if (zfs.caps.bookmarks) {
+      const name = `${ds}#${BOOKMARK_PREFIX}${step.to.guid}`;
+      await zfs.bookmark(`${ds}@${step.to.name}`, name);
+      kept.push(name);
+    } else {
+      await zfs.hold(`${ds}@${step.to.name}`, HOLD_TAG);
+      kept.push(`${ds}@${step.to.name}`);
+    }
+  }
+  if (proved === null) return { kept, released };
+
+  // Per dataset, the createtxg (source side) of the newest snapshot the target is proved to hold.
+  const provedTxg = new Map<string, bigint>();
+  const targetGuids = new Map(proved.datasets.map((d) => [d.path, new Set(d.snapshots.map((s) => s.guid))]));
+  for (const d of source.datasets) {
+    const held = targetGuids.get(d.path);
+    if (!held) continue;
+    for (const x of [...d.snapshots, ...d.bookmarks]) {
+      if (held.has(x.guid)) {
+        const t = BigInt(x.createtxg);
+        if (t > (provedTxg.get(d.path) ?? -1n)) provedTxg.set(d.path, t);
+      }
+    }
+  }
+  const txgOf = new Map<string, bigint>();
+  for (const d of source.datasets) {
+    for (const s of d.snapshots) txgOf.set(`${joinDataset(root, d.path)}@${s.name}`, BigInt(s.createtxg));
+    const base = provedTxg.get(d.path);
+    if (base === undefined) continue;
+    for (const b of d.bookmarks) {
+      if (b.name.startsWith(BOOKMARK_PREFIX) && BigInt(b.createtxg) < base) {
+        const name = `${joinDataset(root, d.path)}#${b.name}`;
+        await zfs.destroy(name);
+        released.push(name);
+      }
+    }
+  }
+  const pathOf = (snap: string) => {
+    const ds = snap.slice(0, snap.indexOf('@'));
+    return ds === root ? '' : ds.slice(root.length + 1);
+  };
+  for (const snap of await zfs.heldSnapshots(root)) {
+    const base = provedTxg.get(pathOf(snap));
+    const txg = txgOf.get(snap);
+    if (base === undefined || txg === undefined || txg >= base) continue;
+    await zfs.release(snap, HOLD_TAG);
+    released.push(snap);
+  }
+  return { kept, released };
+}

@@ -1,0 +1,76 @@
+/**
+ * The source's journal of exported bundles, so a second disk can be planned
+ * on top of a bundle whose receipt has not come back yet (disk rotation).
+ * One JSON file per source under the state folder (`--journal DIR`, else
+ * $ZFERRY_STATE_DIR, else /var/lib/zferry); each entry holds the bundle's id
+ * and the target inventory it will leave (src/plan's projectTarget).
+ */
+import { mkdir, readFile } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import type { Inventory, SourceIdentity } from '../model.js';
+import { ZferryError } from '../errors.js';
+import { writeFileAtomic } from '../bundle/manifest.js';
+
+export const DEFAULT_STATE_DIR = '/var/lib/zferry';
+
+export interface JournalEntry {
+  bundleId: string;
+  createdAt: string;
+  /** Folder the bundle was written to. */
+  bundle: string;
+  /** The bundle this one was planned on top of, when it was planned from the journal. */
+  after: string | null;
+  /** What the target holds once this bundle (and those before it) are applied. */
+  projected: Inventory;
+}
+
+export interface Journal {
+  format: 'zferry-journal';
+  source: SourceIdentity;
+  entries: JournalEntry[];
+}
+
+export function stateDir(explicit?: string): string {
+  return explicit ?? process.env.ZFERRY_STATE_DIR ?? DEFAULT_STATE_DIR;
+}
+
+export function journalFile(dir: string, source: SourceIdentity): string {
+  return join(dir, `journal-${source.poolGuid}-${source.root.replace(/[^A-Za-z0-9_.-]/g, '_')}.json`);
+}
+
+export async function readJournal(file: string, source: SourceIdentity): Promise<Journal> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { format: 'zferry-journal', source, entries: [] };
+    throw new ZferryError(`${file}: cannot read the export journal (${(err as Error).message})`, { file });
+  }
+  try {
+    const j = JSON.parse(text) as Journal;
+    if (j.format !== 'zferry-journal' || !Array.isArray(j.entries)) throw new Error('not a zferry journal');
+    return j;
+  } catch (err) {
+    throw new ZferryError(`${file}: ${(err as Error).message}; move it away to start a new journal`, { file });
+  }
+}
+
+export async function appendJournal(file: string, dir: string, journal: Journal, entry: JournalEntry): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  // Bounded: the oldest entries are only needed until a receipt covers them.
+  const entries = [...journal.entries, entry].slice(-50);
+  await writeFileAtomic(dir, basename(file), JSON.stringify({ ...journal, entries }, null, 2) + '\n');
+}
+
+/**
+ * Entries the receipt does not cover: those after the newest entry the
+ * receipt lists as applied (all of them when it lists none).
+ */
+export function pendingEntries(journal: Journal, appliedBundles: readonly string[]): JournalEntry[] {
+  const applied = new Set(appliedBundles);
+  let last = -1;
+  journal.entries.forEach((e, i) => {
+    if (applied.has(e.bundleId)) last = i;
+  });
+  return journal.entries.slice(last + 1);
+}

@@ -1,0 +1,36 @@
+/**
+ * Tree-wide property reads beside their parsers: `written` (bytes changed
+ * since a dataset's newest snapshot, OpenZFS only) and `userrefs` (number of
+ * holds on a snapshot; present in zfs-fuse too).
+ */
+
+/** `zfs get -Hp -r -t filesystem,volume` is not in zfs-fuse; snapshots print `written` too and are dropped by the parser. */
+export function writtenArgs(root: string): string[] {
+  return ['get', '-H', '-p', '-r', '-o', 'name,value', 'written', root];
+}
+
+/** name → bytes written since the newest snapshot, for filesystems and volumes only. */
+export function parseWritten(text: string): Map<string, bigint> {
+  const out = new Map<string, bigint>();
+  for (const line of text.split('\n')) {
+    const [name, value] = line.split('\t');
+    if (!name || value === undefined || name.includes('@') || name.includes('#')) continue;
+    if (/^\d+$/.test(value)) out.set(name, BigInt(value));
+  }
+  return out;
+}
+
+export function userrefsArgs(root: string): string[] {
+  return ['get', '-H', '-p', '-r', '-o', 'name,value', 'userrefs', root];
+}
+
+/** Snapshot names with at least one hold. */
+export function parseHeld(text: string): string[] {
+  const out: string[] = [];
+  for (const line of text.split('\n')) {
+    const [name, value] = line.split('\t');
+    if (!name || !name.includes('@') || value === undefined || !/^\d+$/.test(value)) continue;
+    if (Number(value) > 0) out.push(name);
+  }
+  return out;
+}
