@@ -15,6 +15,7 @@ import { runImport } from '../commands/import.js';
 import { runState } from '../commands/state.js';
 import { runVerify } from '../commands/verify.js';
 import { printExport, printImport, printVerify } from './print.js';
+import { generateKeyFiles } from '../trust/minisign.js';
 
 /** Exit codes: 0 all done; 1 failed; 2 usage; 3 done in part (conflicts left datasets out). */
 export const EXIT = { ok: 0, failed: 1, usage: 2, partial: 3 } as const;
@@ -67,18 +68,23 @@ export function buildProgram(): Command {
     .option('--since <state-file>', 'plan against this state/receipt file (default: the newest receipt for SOURCE under DEST, else an empty target)')
     .addOption(new Option('--level <n>', 'zstd compression level (1-19)').argParser(levelOption).default(3))
     .addOption(new Option('--volume-size <size>', 'split stream files into volumes of this size (e.g. 1G, 4000M)').argParser(sizeOption('volume size')).default(1024 ** 3, '1G'))
+    .option('--sign <secret-key>', 'sign the manifest with this key (from zferry keygen): manifest.json.minisig')
+    .option('--encrypt-to <recipient>', 'encrypt every stream with age to this age1… recipient or recipients file (repeatable)', collect, [])
     .option('--dry-run', 'print the plan and write nothing', false)
     .option('--json', 'print the result as JSON on stdout (no progress bars)', false)
     .addHelpText('after', example(
       '# first round: the target is empty or half-seeded (state.json from `zferry state`)\n' +
       'zferry export tank /mnt/disk --since state.json\n' +
       '# later rounds: the receipt the import left on the disk is found by itself\n' +
-      'zferry export tank /mnt/disk --volume-size 4000M --json',
+      'zferry export tank /mnt/disk --volume-size 4000M --json\n' +
+      '# signed and encrypted (keys from `zferry keygen -o ~/.zferry/key` and `age-keygen -o key.txt`)\n' +
+      'zferry export tank /mnt/disk --sign ~/.zferry/key --encrypt-to age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p',
     ))
     .action(async (source: string, dest: string, o) => {
       const zfs = await Zfs.probe();
       const r = await runExport(zfs, {
         source, dest, since: o.since, level: o.level, volumeSize: o.volumeSize, dryRun: o.dryRun,
+        sign: o.sign, encryptTo: o.encryptTo,
         progress: makeProgress(o.json),
       });
       if (o.json) emitJson({ ...r, plan: { ...r.plan, conflicts: r.plan.conflicts } });
@@ -93,15 +99,19 @@ export function buildProgram(): Command {
     .argument('<target>', 'dataset the source maps onto (tank/a/b → TARGET/a/b)')
     .option('--dry-run', 'check manifests and what would be received; touch nothing', false)
     .option('--force', 'import even if TARGET mirrors another source', false)
+    .option('--trust <public-key>', 'accept only bundles whose manifest is signed by this minisign public key (KEY.pub from zferry keygen)')
+    .option('--identity <file>', 'age identity file (AGE-SECRET-KEY-1…) for bundles exported with --encrypt-to')
     .option('--json', 'print the result as JSON on stdout (no progress bars)', false)
     .addHelpText('after', example(
       '# see what would happen, then do it\n' +
       'zferry import /mnt/disk backup --dry-run\n' +
-      'zferry import /mnt/disk backup',
+      'zferry import /mnt/disk backup\n' +
+      '# only bundles signed by the source\'s key; decrypt with an age identity\n' +
+      'zferry import /mnt/disk backup --trust /etc/zferry/source.pub --identity /root/age-key.txt',
     ))
     .action(async (path: string, target: string, o) => {
       const zfs = await Zfs.probe();
-      const r = await runImport(zfs, { path, target, dryRun: o.dryRun, force: o.force, progress: makeProgress(o.json) });
+      const r = await runImport(zfs, { path, target, dryRun: o.dryRun, force: o.force, trust: o.trust, identity: o.identity, progress: makeProgress(o.json) });
       if (o.json) emitJson(r);
       else printImport(r, o.dryRun);
     });
@@ -125,16 +135,36 @@ export function buildProgram(): Command {
     .command('verify')
     .description('Check bundle(s) at rest without ZFS: schema, SHA256SUMS, every volume\'s size and sha256.')
     .argument('<path>', 'a bundle folder, or a folder holding bundles')
+    .option('--trust <public-key>', 'also require a valid signature by this minisign public key')
     .option('--json', 'print the result as JSON on stdout', false)
-    .addHelpText('after', example('zferry verify /mnt/disk/zferry-tank-20261126T073000Z-1a2b3c4d'))
+    .addHelpText('after', example('zferry verify /mnt/disk/zferry-tank-20261126T073000Z-1a2b3c4d --trust source.pub'))
     .action(async (path: string, o) => {
-      const reports = await runVerify(path, makeProgress(o.json));
+      const reports = await runVerify(path, makeProgress(o.json), { trust: o.trust });
       const summary = reports.map((r) => ({ bundle: r.bundle, bundleId: r.manifest.bundleId, streams: r.streams, volumes: r.volumes, storedBytes: r.storedBytes }));
       if (o.json) emitJson({ ok: true, bundles: summary });
       else printVerify(summary);
     });
 
+  program
+    .command('keygen')
+    .description('Make an ed25519 signing key pair: the secret key in FILE (mode 0600), the minisign public key in FILE.pub.')
+    .requiredOption('-o, --output <file>', 'where to write the secret key (never overwritten)')
+    .option('--json', 'print the result as JSON on stdout', false)
+    .addHelpText('after', example(
+      'zferry keygen -o ~/.zferry/key          # on the source; copy key.pub to the target side\n' +
+      'minisign -V -p key.pub -m /mnt/disk/zferry-tank-*/manifest.json   # stock check of a signed bundle',
+    ))
+    .action(async (o) => {
+      const r = await generateKeyFiles(o.output);
+      if (o.json) emitJson(r);
+      else process.stdout.write(`secret key ${r.secretFile} (keep it private)\npublic key ${r.publicFile} (key id ${r.keyId}; give it to import --trust)\n`);
+    });
+
   return program;
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
 }
 
 export async function main(argv: string[]): Promise<number> {

@@ -16,6 +16,9 @@ import { finishBundle, ZFERRY_VERSION, type Basis, type Manifest, type StreamEnt
 import { writeStream } from '../pipeline/index.js';
 import { findNewestReceipt, readState } from '../state/receipt.js';
 import { silentProgress, type Progress } from '../progress.js';
+import { readSecretKey, signManifest } from '../trust/minisign.js';
+import { readRecipients } from '../trust/age.js';
+import { testPause } from '../test-hook.js';
 
 export interface ExportOptions {
   source: string;
@@ -25,6 +28,10 @@ export interface ExportOptions {
   level: number;
   volumeSize: number;
   dryRun: boolean;
+  /** Secret key file (zferry keygen): the manifest is signed, manifest.json.minisig. */
+  sign?: string;
+  /** age recipients or recipients files: every stream is encrypted to them. */
+  encryptTo?: string[];
   progress?: Progress;
 }
 
@@ -73,6 +80,9 @@ export async function sourceIdentity(zfs: Zfs, root: string): Promise<SourceIden
 export async function runExport(zfs: Zfs, opts: ExportOptions): Promise<ExportResult> {
   const progress = opts.progress ?? silentProgress;
   const started = Date.now();
+  // Keys are read before zfs is asked anything: a bad key file fails in a second, not after the sends.
+  const secretKey = opts.sign ? await readSecretKey(opts.sign) : null;
+  const recipients = opts.encryptTo && opts.encryptTo.length > 0 ? await readRecipients(opts.encryptTo) : null;
   const inventory: Inventory = await zfs.inventory(opts.source);
   const identity = await sourceIdentity(zfs, opts.source);
   const basis = await findBasis(opts, identity);
@@ -118,6 +128,7 @@ export async function runExport(zfs: Zfs, opts: ExportOptions): Promise<ExportRe
       try {
         written = await writeStream(send.stdout, {
           dir, index, kind: step.kind, volumeSize: opts.volumeSize, level: opts.level,
+          ...(recipients ? { encryptTo: recipients } : {}),
           onBytes: (n) => progress.advance(n),
         });
       } catch (err) {
@@ -144,6 +155,7 @@ export async function runExport(zfs: Zfs, opts: ExportOptions): Promise<ExportRe
         rawSha256: written.rawSha256,
         volumes: written.volumes,
       });
+      await testPause(`export:between:${index}`);
     }
     const manifest: Manifest = {
       format: 'zferry-bundle',
@@ -155,9 +167,10 @@ export async function runExport(zfs: Zfs, opts: ExportOptions): Promise<ExportRe
       basis,
       inventory,
       compression: { algorithm: 'zstd', level: opts.level },
+      ...(recipients ? { encryption: { algorithm: 'age' as const, recipients } } : {}),
       streams,
     };
-    await finishBundle(dir, manifest);
+    await finishBundle(dir, manifest, secretKey ? { sign: (bytes) => signManifest(bytes, secretKey, manifest) } : {});
   } catch (err) {
     progress.end();
     // Nothing half-written may look like a bundle: the manifest is written last,
