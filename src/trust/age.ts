@@ -10,7 +10,6 @@ import { createReadStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Duplex, PassThrough, Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as WebReadable } from 'node:stream/web';
 import { Decrypter, Encrypter } from 'age-encryption';
 import { ZferryError } from '../errors.js';
@@ -64,12 +63,17 @@ export async function readIdentities(file: string): Promise<string[]> {
 function webDuplex(run: (input: WebReadable<Uint8Array>) => Promise<WebReadable<Uint8Array>>, mapError: (err: Error) => Error): Duplex {
   const input = new PassThrough({ highWaterMark: 1 << 16 });
   const output = new PassThrough({ highWaterMark: 1 << 16 });
-  run(Readable.toWeb(input) as WebReadable<Uint8Array>)
-    .then((web) => pipeline(Readable.fromWeb(web as Parameters<typeof Readable.fromWeb>[0]), output))
-    .catch((err: Error) => {
-      input.destroy();
-      output.destroy(mapError(err));
-    });
+  const fail = (err: Error): void => {
+    input.destroy();
+    output.destroy(mapError(err));
+  };
+  run(Readable.toWeb(input) as WebReadable<Uint8Array>).then((web) => {
+    // Not pipeline(): it would destroy `output` with the raw error before it is mapped.
+    const plain = Readable.fromWeb(web as Parameters<typeof Readable.fromWeb>[0]);
+    plain.once('error', fail);
+    output.once('close', () => plain.destroy());
+    plain.pipe(output);
+  }, fail);
   return Duplex.from({ writable: input, readable: output });
 }
 
