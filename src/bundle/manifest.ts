@@ -4,7 +4,7 @@
  * file in a bundle is checked against it.
  */
 import { randomBytes } from 'node:crypto';
-import { open, readFile, rename, rm } from 'node:fs/promises';
+import { open, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { DatasetType, Guid, Inventory, SnapshotRef } from '../model.js';
 import type { Scope } from '../plan/scope.js';
@@ -14,6 +14,12 @@ import { ZFERRY_VERSION } from '../version.js';
 
 export const FORMAT_VERSION = 1;
 export const MANIFEST_FILE = 'manifest.json';
+/**
+ * A manifest larger than this is refused before it is read: a million
+ * snapshots fit in well under it, and a hostile or damaged file cannot make
+ * the reader allocate without bound.
+ */
+export const MAX_MANIFEST_BYTES = 128 * 1024 * 1024;
 
 export type BasisOrigin = 'empty' | 'state-file' | 'receipt' | 'journal';
 
@@ -75,15 +81,17 @@ export interface Manifest {
   /** What the export covered; absent in bundles written before filters existed (= everything). */
   scope?: Scope;
   compression: { algorithm: 'zstd'; level: number };
+  /** Present when the compressed streams are encrypted with age; absent otherwise. */
+  encryption?: { algorithm: 'age'; recipients: string[] };
   streams: StreamEntry[];
 }
 
 const UINT64_MAX = 18446744073709551615n;
 
-/** `streams/0003-incr.zst.002` for stream 3 (incremental), volume 2. */
-export function volumeFileName(index: number, kind: 'full' | 'incremental', volume: number): string {
+/** `streams/0003-incr.zst.002` for stream 3 (incremental), volume 2; `.zst.age.002` when encrypted. */
+export function volumeFileName(index: number, kind: 'full' | 'incremental', volume: number, encrypted = false): string {
   const tag = kind === 'full' ? 'full' : 'incr';
-  return `streams/${String(index).padStart(4, '0')}-${tag}.zst.${String(volume).padStart(3, '0')}`;
+  return `streams/${String(index).padStart(4, '0')}-${tag}.zst${encrypted ? '.age' : ''}.${String(volume).padStart(3, '0')}`;
 }
 
 /**
@@ -171,12 +179,13 @@ function checkSemantics(m: Manifest): Problem | null {
     if (!s.creates.some((c) => c.guid === to.guid)) return { path: `${at}/creates`, message: `must include the "to" snapshot ${to.name} (guid ${to.guid})` };
     let stored = 0;
     for (let v = 0; v < s.volumes.length; v++) {
-      const expected = volumeFileName(s.index, s.kind, v);
+      const expected = volumeFileName(s.index, s.kind, v, m.encryption !== undefined);
       if (s.volumes[v].file !== expected) {
         return { path: `${at}/volumes/${v}/file`, message: `must be ${expected} (volumes are named after their stream and numbered from 000), got ${s.volumes[v].file}` };
       }
       stored += s.volumes[v].bytes;
     }
+    if (!Number.isSafeInteger(stored)) return { path: `${at}/volumes`, message: 'volume sizes add up to more than 2^53-1 bytes' };
     if (stored !== s.storedBytes) return { path: `${at}/storedBytes`, message: `must equal the sum of its volume sizes (${stored}), got ${s.storedBytes}` };
   }
   return null;
@@ -184,15 +193,44 @@ function checkSemantics(m: Manifest): Problem | null {
 
 export async function readManifest(bundleDir: string): Promise<Manifest> {
   const file = join(bundleDir, MANIFEST_FILE);
-  let text: string;
+  return parseManifest((await readManifestBytes(file)).toString('utf8'), file);
+}
+
+/** The manifest's exact bytes (what a signature covers), refused when absurdly large or not a regular file. */
+export async function readManifestBytes(file: string): Promise<Buffer> {
+  let fh;
   try {
-    text = await readFile(file, 'utf8');
+    fh = await open(file, 'r');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     const why = code === 'ENOENT' ? 'no such file (not a zferry bundle, or its export did not finish)' : (err as Error).message;
     throw new ZferryError(`${file}: ${why}`, { file });
   }
-  return parseManifest(text, file);
+  try {
+    const st = await fh.stat();
+    if (!st.isFile()) throw new ZferryError(`${file}: not a regular file`, { file });
+    if (st.size > MAX_MANIFEST_BYTES) {
+      throw new ZferryError(`${file}: ${st.size} bytes is larger than any manifest zferry writes (limit ${MAX_MANIFEST_BYTES})`, { file });
+    }
+    const buf = Buffer.alloc(st.size);
+    let off = 0;
+    while (off < buf.length) {
+      const { bytesRead } = await fh.read(buf, off, buf.length - off, off);
+      if (bytesRead === 0) break;
+      off += bytesRead;
+    }
+    return buf.subarray(0, off);
+  } catch (err) {
+    if (err instanceof ZferryError) throw err;
+    throw new ZferryError(`${file}: ${(err as Error).message}`, { file });
+  } finally {
+    await fh.close();
+  }
+}
+
+/** The exact text zferry writes as manifest.json (and signs). */
+export function manifestText(m: Manifest): string {
+  return JSON.stringify(m, null, 2) + '\n';
 }
 
 /**
@@ -201,7 +239,7 @@ export async function readManifest(bundleDir: string): Promise<Manifest> {
  * manifest is written last, so its presence marks a finished bundle.
  */
 export async function writeManifestAtomic(bundleDir: string, m: Manifest): Promise<void> {
-  await writeFileAtomic(bundleDir, MANIFEST_FILE, JSON.stringify(m, null, 2) + '\n');
+  await writeFileAtomic(bundleDir, MANIFEST_FILE, manifestText(m));
 }
 
 /** Atomic replace of `dir/name` (also used for SHA256SUMS and RESTORE.txt). */

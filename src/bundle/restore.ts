@@ -27,7 +27,7 @@ function describe(s: StreamEntry, count: number): string {
   return `${head} incremental ${where} ${from} -> ${to}${mode}`;
 }
 
-function commandFor(s: StreamEntry): string {
+function commandFor(s: StreamEntry, encrypted: boolean): string {
   if (s.kind === 'create') return `zfs create -p ${targetWord(s.dataset)}`;
   const glob = s.volumes[0].file.replace(/\.[0-9]{3}$/, '.*');
   // Streams with properties (-p) come from a zfs that has recv -x/-o: keep the
@@ -36,21 +36,30 @@ function commandFor(s: StreamEntry): string {
     ? ['-x', 'mountpoint', ...(s.type === 'filesystem' ? ['-o', 'canmount=noauto'] : [])]
     : [];
   const recv = ['zfs', 'recv', '-u', ...(s.force ? ['-F'] : []), ...keepOff].join(' ');
-  return `cat ${glob} | zstd -dc | ${recv} ${targetWord(s.dataset)}`;
+  const decrypt = encrypted ? ' | age -d -i "$AGE_IDENTITY"' : '';
+  return `cat ${glob}${decrypt} | zstd -dc | ${recv} ${targetWord(s.dataset)}`;
 }
 
 export function restoreText(m: Manifest): string {
+  const encrypted = m.encryption !== undefined;
   const out: string[] = [
-    `# Restoring zferry bundle ${m.bundleId} with stock tools (bash, sha256sum, cat, zstd, zfs).`,
+    `# Restoring zferry bundle ${m.bundleId} with stock tools (bash, sha256sum, cat, ${encrypted ? 'age, ' : ''}zstd, zfs).`,
     `# Created ${m.createdAt} by zferry ${m.zferryVersion} from ${m.source.host}, dataset ${m.source.root}.`,
     '#',
     `# Set TARGET to the dataset that is to become ${m.source.root}, then run this file with bash,`,
     '# or paste the commands one by one. Apply order matters; stop at the first error.',
     `#   TARGET=backup/${m.source.root.split('/').pop() ?? 'data'} bash RESTORE.txt`,
     '# BUNDLE defaults to the folder holding this file.',
+    ...(encrypted
+      ? [
+          `# The streams are encrypted with age to ${m.encryption?.recipients.join(', ')}:`,
+          '# set AGE_IDENTITY to the absolute path of the file holding the matching AGE-SECRET-KEY-1… line.',
+        ]
+      : []),
     '',
     'set -euo pipefail',
     ': "${TARGET:?set TARGET to the receiving dataset first}"',
+    ...(encrypted ? [': "${AGE_IDENTITY:?set AGE_IDENTITY to your age identity file first}"'] : []),
     'cd "${BUNDLE:-$(dirname "$0")}"',
     '',
     '# Every volume must match its checksum before anything is received.',
@@ -59,7 +68,7 @@ export function restoreText(m: Manifest): string {
   ];
   for (const s of m.streams) {
     out.push(describe(s, m.streams.length));
-    out.push(commandFor(s));
+    out.push(commandFor(s, encrypted));
   }
   if (m.streams.length === 0) out.push('# (this bundle carries no streams: the target was already up to date)');
   return out.join('\n') + '\n';

@@ -20,8 +20,14 @@ export interface VerifyReport {
   storedBytes: number;
 }
 
-export async function verifyBundle(bundleDir: string, opts: { onBytes?: (n: number) => void } = {}): Promise<VerifyReport> {
-  const manifest = await readManifest(bundleDir);
+export interface VerifyOptions {
+  onBytes?: (n: number) => void;
+  /** The manifest as already read (and perhaps signature-checked); read from bundleDir otherwise. */
+  manifest?: Manifest;
+}
+
+export async function verifyBundle(bundleDir: string, opts: VerifyOptions = {}): Promise<VerifyReport> {
+  const manifest = opts.manifest ?? (await readManifest(bundleDir));
   await checkSums(bundleDir, manifest);
   await checkNoStrays(bundleDir, manifest);
   let volumes = 0;

@@ -16,6 +16,7 @@ import { runState } from '../commands/state.js';
 import { runVerify } from '../commands/verify.js';
 import { runEstimate } from '../commands/estimate.js';
 import { printEstimate, printExport, printImport, printVerify } from './print.js';
+import { generateKeyFiles } from '../trust/minisign.js';
 
 /** Exit codes: 0 all done; 1 failed; 2 usage; 3 done in part (conflicts left datasets out). */
 export const EXIT = { ok: 0, failed: 1, usage: 2, partial: 3 } as const;
@@ -90,6 +91,8 @@ export function buildProgram(): Command {
     .option('--rollback', 'plan past snapshots only the target has (the import needs --rollback too)', false)
     .option('--journal <dir>', 'journal of exported bundles, for disk rotation (default: $ZFERRY_STATE_DIR or /var/lib/zferry)')
     .option('--no-journal', 'plan from the receipt only and record nothing (e.g. a bundle was lost)')
+    .option('--sign <secret-key>', 'sign the manifest with this key (from zferry keygen): manifest.json.minisig')
+    .option('--encrypt-to <recipient>', 'encrypt every stream with age to this age1… recipient or recipients file (repeatable)', collect, [])
     .option('--dry-run', 'print the plan and write nothing', false)
     .option('--json', 'print the result as JSON on stdout (no progress bars)', false)
     .addHelpText('after', example(
@@ -99,7 +102,9 @@ export function buildProgram(): Command {
       '# leave out the scratch dataset (zfs set zferry:skip=on does the same) and frequent snapshots\n' +
       'zferry export tank /mnt/disk --exclude scratch --exclude-snapshots \'zfs-auto-snap_frequent-*\'\n' +
       '# two disks: export to disk B while disk A is still away; B is planned on top of A\n' +
-      'zferry export tank /mnt/diskB',
+      'zferry export tank /mnt/diskB\n' +
+      '# signed and encrypted (keys from `zferry keygen -o ~/.zferry/key` and `age-keygen -o key.txt`)\n' +
+      'zferry export tank /mnt/disk --sign ~/.zferry/key --encrypt-to age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p',
     ))
     .action(async (source: string, dest: string, o) => {
       const zfs = await Zfs.probe();
@@ -107,6 +112,7 @@ export function buildProgram(): Command {
         source, dest, since: o.since, level: o.level, volumeSize: o.volumeSize, dryRun: o.dryRun,
         exclude: o.exclude, snapshots: o.snapshots, excludeSnapshots: o.excludeSnapshots, rollback: o.rollback,
         journal: o.journal === false ? false : o.journal === true ? undefined : o.journal,
+        sign: o.sign, encryptTo: o.encryptTo,
         progress: makeProgress(o.json),
       });
       if (o.json) emitJson({ ...r, plan: { ...r.plan, conflicts: r.plan.conflicts } });
@@ -168,18 +174,23 @@ export function buildProgram(): Command {
     .option('--force', 'import even if TARGET mirrors another source', false)
     .option('--delete', 'like rsync --delete: destroy under TARGET the snapshots and datasets the source no longer has (never out-of-scope data)', false)
     .option('--rollback', 'roll back to the common snapshot when the target has changes or snapshots of its own', false)
+    .option('--trust <public-key>', 'accept only bundles whose manifest is signed by this minisign public key (KEY.pub from zferry keygen)')
+    .option('--identity <file>', 'age identity file (AGE-SECRET-KEY-1…) for bundles exported with --encrypt-to')
     .option('--json', 'print the result as JSON on stdout (no progress bars)', false)
     .addHelpText('after', example(
       '# see what would be received and destroyed, then do it\n' +
       'zferry import /mnt/disk backup --delete --dry-run\n' +
       'zferry import /mnt/disk backup --delete\n' +
       '# the target was written to or snapshotted on its own: discard that\n' +
-      'zferry import /mnt/disk backup --rollback',
+      'zferry import /mnt/disk backup --rollback\n' +
+      '# only bundles signed by the source\'s key; decrypt with an age identity\n' +
+      'zferry import /mnt/disk backup --trust /etc/zferry/source.pub --identity /root/age-key.txt',
     ))
     .action(async (path: string, target: string, o) => {
       const zfs = await Zfs.probe();
       const r = await runImport(zfs, {
-        path, target, dryRun: o.dryRun, force: o.force, delete: o.delete, rollback: o.rollback, progress: makeProgress(o.json),
+        path, target, dryRun: o.dryRun, force: o.force, delete: o.delete, rollback: o.rollback,
+        trust: o.trust, identity: o.identity, progress: makeProgress(o.json),
       });
       if (o.json) emitJson(r);
       else printImport(r, o.dryRun);
@@ -206,13 +217,29 @@ export function buildProgram(): Command {
     .command('verify')
     .description('Check bundle(s) at rest without ZFS: schema, SHA256SUMS, every volume\'s size and sha256.')
     .argument('<path>', 'a bundle folder, or a folder holding bundles')
+    .option('--trust <public-key>', 'also require a valid signature by this minisign public key')
     .option('--json', 'print the result as JSON on stdout', false)
-    .addHelpText('after', example('zferry verify /mnt/disk/zferry-tank-20261126T073000Z-1a2b3c4d'))
+    .addHelpText('after', example('zferry verify /mnt/disk/zferry-tank-20261126T073000Z-1a2b3c4d --trust source.pub'))
     .action(async (path: string, o) => {
-      const reports = await runVerify(path, makeProgress(o.json));
+      const reports = await runVerify(path, makeProgress(o.json), { trust: o.trust });
       const summary = reports.map((r) => ({ bundle: r.bundle, bundleId: r.manifest.bundleId, streams: r.streams, volumes: r.volumes, storedBytes: r.storedBytes }));
       if (o.json) emitJson({ ok: true, bundles: summary });
       else printVerify(summary);
+    });
+
+  program
+    .command('keygen')
+    .description('Make an ed25519 signing key pair: the secret key in FILE (mode 0600), the minisign public key in FILE.pub.')
+    .requiredOption('-o, --output <file>', 'where to write the secret key (never overwritten)')
+    .option('--json', 'print the result as JSON on stdout', false)
+    .addHelpText('after', example(
+      'zferry keygen -o ~/.zferry/key          # on the source; copy key.pub to the target side\n' +
+      'minisign -V -p key.pub -m /mnt/disk/zferry-tank-*/manifest.json   # stock check of a signed bundle',
+    ))
+    .action(async (o) => {
+      const r = await generateKeyFiles(o.output);
+      if (o.json) emitJson(r);
+      else process.stdout.write(`secret key ${r.secretFile} (keep it private)\npublic key ${r.publicFile} (key id ${r.keyId}; give it to import --trust)\n`);
     });
 
   return program;

@@ -16,6 +16,9 @@ import { appendJournal, journalFile, readJournal, stateDir } from '../state/jour
 import { planRound, sourceIdentity } from './basis.js';
 import { protectBases } from './protect.js';
 import { silentProgress, type Progress } from '../progress.js';
+import { readSecretKey, signManifest } from '../trust/minisign.js';
+import { readRecipients } from '../trust/age.js';
+import { testPause } from '../test-hook.js';
 
 export interface ExportOptions {
   source: string;
@@ -35,6 +38,10 @@ export interface ExportOptions {
   rollback?: boolean;
   /** Journal folder (default $ZFERRY_STATE_DIR or /var/lib/zferry); false: neither read nor write a journal. */
   journal?: string | false;
+  /** Secret key file (zferry keygen): the manifest is signed, manifest.json.minisig. */
+  sign?: string;
+  /** age recipients or recipients files: every stream is encrypted to them. */
+  encryptTo?: string[];
   progress?: Progress;
 }
 
@@ -69,6 +76,9 @@ function sendLabel(step: SendStep): string {
 export async function runExport(zfs: Zfs, opts: ExportOptions): Promise<ExportResult> {
   const progress = opts.progress ?? silentProgress;
   const started = Date.now();
+  // Keys are read before zfs is asked anything: a bad key file fails in a second, not after the sends.
+  const secretKey = opts.sign ? await readSecretKey(opts.sign) : null;
+  const recipients = opts.encryptTo && opts.encryptTo.length > 0 ? await readRecipients(opts.encryptTo) : null;
   const { inventory, identity, basis, proved, scope, plan } = await planRound(zfs, {
     source: opts.source, since: opts.since, receiptsIn: opts.dest, journal: opts.journal,
     exclude: opts.exclude, snapshots: opts.snapshots, excludeSnapshots: opts.excludeSnapshots, rollback: opts.rollback,
@@ -118,6 +128,7 @@ export async function runExport(zfs: Zfs, opts: ExportOptions): Promise<ExportRe
       try {
         written = await writeStream(send.stdout, {
           dir, index, kind: step.kind, volumeSize: opts.volumeSize, level: opts.level,
+          ...(recipients ? { encryptTo: recipients } : {}),
           onBytes: (n) => progress.advance(n),
         });
       } catch (err) {
@@ -144,6 +155,7 @@ export async function runExport(zfs: Zfs, opts: ExportOptions): Promise<ExportRe
         rawSha256: written.rawSha256,
         volumes: written.volumes,
       });
+      await testPause(`export:between:${index}`);
     }
     const manifest: Manifest = {
       format: 'zferry-bundle',
@@ -156,9 +168,10 @@ export async function runExport(zfs: Zfs, opts: ExportOptions): Promise<ExportRe
       inventory,
       scope,
       compression: { algorithm: 'zstd', level: opts.level },
+      ...(recipients ? { encryption: { algorithm: 'age' as const, recipients } } : {}),
       streams,
     };
-    await finishBundle(dir, manifest);
+    await finishBundle(dir, manifest, secretKey ? { sign: (bytes) => signManifest(bytes, secretKey, manifest) } : {});
     if (opts.journal !== false) {
       const jdir = stateDir(opts.journal);
       const file = journalFile(jdir, identity);

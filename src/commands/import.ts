@@ -3,6 +3,7 @@
  * the target, verify every byte, and only then receive; finally write a
  * receipt beside the bundles for the next export.
  */
+import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { join } from 'node:path';
 import type { Inventory, SourceIdentity } from '../model.js';
@@ -14,6 +15,9 @@ import { findBundles, readManifest, verifyBundle, type Manifest, type StreamEntr
 import { readStream } from '../pipeline/index.js';
 import { makeState, receiptFileName, writeStateAtomic } from '../state/receipt.js';
 import { silentProgress, type Progress } from '../progress.js';
+import { checkTrust, readPublicKey } from '../trust/minisign.js';
+import { checkIdentityOpens, readIdentities } from '../trust/age.js';
+import { testPause } from '../test-hook.js';
 
 /** User property on the target root naming the source it mirrors. */
 export const SOURCE_PROPERTY = 'zferry:source';
@@ -28,6 +32,10 @@ export interface ImportOptions {
   delete?: boolean;
   /** Roll back past target-only snapshots and unsnapshotted changes to the common snapshot. */
   rollback?: boolean;
+  /** minisign public key file: every bundle must be signed by it. */
+  trust?: string;
+  /** age identity file, for bundles exported with --encrypt-to. */
+  identity?: string;
   progress?: Progress;
 }
 
@@ -141,17 +149,18 @@ async function applyOverridesAfter(zfs: Zfs, dataset: string, s: StreamEntry): P
 }
 
 /** Receives one stream; the tail gate keeps the end record from zfs recv unless every byte matched. */
-async function receiveStream(zfs: Zfs, dir: string, target: string, s: StreamEntry, partial: Set<string>, progress: Progress): Promise<void> {
+async function receiveStream(zfs: Zfs, dir: string, target: string, s: StreamEntry, partial: Set<string>, progress: Progress, age: AgeKeys | undefined): Promise<void> {
   const dataset = joinDataset(target, s.dataset);
   // A receive -s someone else interrupted blocks every new receive into the dataset.
   if (partial.has(dataset)) await zfs.abortReceive(dataset);
   const overrides = zfs.caps.recvPropertyOverride ? receivedOverrides(s) : {};
   const recv = zfs.receive({ dataset, force: s.force, ...overrides });
-  const source = readStream(dir, s, { onBytes: (n) => progress.advance(n) });
+  const source = readStream(dir, s, { onBytes: (n) => progress.advance(n), ...(age ? { age } : {}) });
+  const tap = pauseTap(`import:stream:${s.index}`);
   // Registered before pipeline's own handler: zfs recv is stopped before its stdin closes.
   source.once('error', () => recv.kill());
   try {
-    await pipeline(source, recv.stdin);
+    await pipeline(source, tap, recv.stdin);
   } catch (err) {
     recv.kill();
     await recv.done.catch(() => undefined);
@@ -171,6 +180,32 @@ async function receiveStream(zfs: Zfs, dir: string, target: string, s: StreamEnt
   if (!zfs.caps.recvPropertyOverride) await applyOverridesAfter(zfs, dataset, s);
 }
 
+type AgeKeys = { identities: string[]; file: string };
+
+/** The crash tests' hook (src/test-hook.ts): pauses once ZFERRY_TEST_PAUSE_BYTES (default 1) raw bytes have passed. */
+function pauseTap(point: string): Transform {
+  const after = Number(process.env.ZFERRY_TEST_PAUSE_BYTES ?? '1');
+  let seen = 0;
+  let paused = false;
+  return new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      seen += chunk.length;
+      if (paused || seen < after || process.env.ZFERRY_TEST_PAUSE_AT !== point) return done(null, chunk);
+      paused = true;
+      this.push(chunk);
+      testPause(point).then(() => done(), done);
+    },
+  });
+}
+
+/** Manifests of every bundle, each checked against the trusted key when there is one. */
+async function readManifests(dirs: string[], trust: string | undefined): Promise<Array<{ dir: string; manifest: Manifest }>> {
+  const pk = trust ? await readPublicKey(trust) : undefined;
+  const out = [];
+  for (const dir of dirs) out.push({ dir, manifest: trust ? await checkTrust(dir, trust, pk) : await readManifest(dir) });
+  return out;
+}
+
 export async function runImport(zfs: Zfs, opts: ImportOptions): Promise<ImportResult> {
   const progress = opts.progress ?? silentProgress;
   const started = Date.now();
@@ -178,8 +213,15 @@ export async function runImport(zfs: Zfs, opts: ImportOptions): Promise<ImportRe
   if (dirs.length === 0) {
     throw new ZferryError(`${opts.path}: no zferry bundle here (no manifest.json in it or its sub-folders)`, { file: opts.path });
   }
-  const bundles = await Promise.all(dirs.map(async (dir) => ({ dir, manifest: await readManifest(dir) })));
+  const bundles = await readManifests(dirs, opts.trust);
   bundles.sort((a, b) => a.manifest.createdAt.localeCompare(b.manifest.createdAt));
+  const encrypted = bundles.find((b) => b.manifest.encryption !== undefined);
+  if (encrypted && !opts.identity) {
+    const file = join(encrypted.dir, 'manifest.json');
+    throw new ZferryError(`${file}: the bundle is encrypted with age (to ${encrypted.manifest.encryption?.recipients.join(', ')}): pass --identity FILE`, { file });
+  }
+  const age: AgeKeys | undefined = opts.identity ? { identities: await readIdentities(opts.identity), file: opts.identity } : undefined;
+  for (const b of bundles) if (b.manifest.encryption && age) await checkIdentityOpens(b.dir, b.manifest, age);
 
   const partial = await zfs.resumeTokens(opts.target);
   let current = withoutPartial(await readTarget(zfs, opts.target), partial);
@@ -268,7 +310,7 @@ export async function runImport(zfs: Zfs, opts: ImportOptions): Promise<ImportRe
   progress.begin('verify', storedBytes, todo.length);
   for (const { dir } of todo) {
     progress.stream(`verify ${dir.split('/').pop()}`, 0);
-    await verifyBundle(dir, { onBytes: (n) => progress.advance(n) });
+    await verifyBundle(dir, { onBytes: (n) => progress.advance(n), manifest: plans.find((p) => p.dir === dir)?.manifest });
     progress.endStream();
   }
   progress.end();
@@ -287,8 +329,9 @@ export async function runImport(zfs: Zfs, opts: ImportOptions): Promise<ImportRe
           continue;
         }
         progress.stream(label(s), s.storedBytes);
-        await receiveStream(zfs, dir, opts.target, s, partial, progress);
+        await receiveStream(zfs, dir, opts.target, s, partial, progress, manifest.encryption ? age : undefined);
         progress.endStream();
+        await testPause(`import:between:${s.index}`);
       }
       if ((await zfs.getProperty(opts.target, SOURCE_PROPERTY)) === null) {
         await zfs.setProperty(opts.target, SOURCE_PROPERTY, sourceTag(manifest.source));

@@ -8,6 +8,7 @@ import { compress } from './compress.js';
 import { hashTap } from './hash-tap.js';
 import { VolumeWriter } from './volume-writer.js';
 import { fileError } from './fs-error.js';
+import { encryptStream } from '../trust/age.js';
 
 export interface WriteStreamOptions {
   /** Bundle folder. */
@@ -18,6 +19,8 @@ export interface WriteStreamOptions {
   level: number;
   /** zstd worker threads (default 2). */
   workers?: number;
+  /** age recipients: the compressed stream is encrypted to them before it is cut into volumes. */
+  encryptTo?: string[];
   /** Called with the raw (uncompressed) bytes of every chunk. */
   onBytes?: (raw: number) => void;
 }
@@ -31,8 +34,11 @@ export interface WrittenStream {
 
 export async function writeStream(src: Readable, opts: WriteStreamOptions): Promise<WrittenStream> {
   const raw = hashTap('sha256', opts.onBytes);
-  const writer = new VolumeWriter({ dir: opts.dir, index: opts.index, kind: opts.kind, volumeSize: opts.volumeSize });
-  await pipeline(src, raw, compress({ level: opts.level, workers: opts.workers }), writer);
+  const encrypted = (opts.encryptTo?.length ?? 0) > 0;
+  const writer = new VolumeWriter({ dir: opts.dir, index: opts.index, kind: opts.kind, volumeSize: opts.volumeSize, encrypted });
+  const zstd = compress({ level: opts.level, workers: opts.workers });
+  if (encrypted) await pipeline(src, raw, zstd, encryptStream(opts.encryptTo ?? []), writer);
+  else await pipeline(src, raw, zstd, writer);
   const streamsDir = join(opts.dir, 'streams');
   try {
     await fsyncDir(streamsDir);

@@ -5,12 +5,15 @@ import type { StreamEntry } from '../bundle/manifest.js';
 import { decompress } from './decompress.js';
 import { tailGate } from './tail-gate.js';
 import { VolumeReader } from './volume-reader.js';
+import { decryptStream } from '../trust/age.js';
 
 export interface ReadStreamOptions {
   /** Called with the stored (compressed) bytes of every chunk read. */
   onBytes?: (stored: number) => void;
   /** Bytes withheld until the raw sha256 matches (default 1 MiB). */
   holdBytes?: number;
+  /** For an encrypted bundle: the age secret keys and the file they came from. */
+  age?: { identities: string[]; file: string };
 }
 
 /**
@@ -26,13 +29,15 @@ export function readStream(bundleDir: string, stream: StreamEntry, opts: ReadStr
   const reader = new VolumeReader(bundleDir, stream.volumes, { onBytes: opts.onBytes });
   const dec = decompress({
     mapError: (err, offset) => {
-      const at = reader.locate(offset);
+      // Offsets of decrypted bytes do not map onto the (encrypted) volume files.
+      const at = opts.age ? null : reader.locate(offset);
       const where = at ? `${at.file} (at or before offset ${at.offset})` : 'its volumes';
       return new ZferryError(`${label}: corrupt zstd data in ${where}: ${err.message}`, at ? { file: at.file, offset: at.offset } : {});
     },
   });
   const gate = tailGate(stream.rawSha256, opts.holdBytes ?? 1 << 20, { label, expectedBytes: stream.rawBytes });
   // pipeline() destroys the gate with the first error of any stage, which the caller sees.
-  pipeline(reader, dec, gate, () => undefined);
+  if (opts.age) pipeline(reader, decryptStream(opts.age.identities, label, opts.age.file), dec, gate, () => undefined);
+  else pipeline(reader, dec, gate, () => undefined);
   return gate;
 }

@@ -10,6 +10,7 @@ import { Writable } from 'node:stream';
 import { ZferryError } from '../errors.js';
 import { volumeFileName, type VolumeEntry } from '../bundle/manifest.js';
 import { fileError } from './fs-error.js';
+import { testPause } from '../test-hook.js';
 
 /** Volume numbers have three digits. */
 export const MAX_VOLUMES = 1000;
@@ -20,6 +21,8 @@ export interface VolumeWriterOptions {
   index: number;
   kind: 'full' | 'incremental';
   volumeSize: number;
+  /** The bytes are age-encrypted: volumes are named `.zst.age.NNN`. */
+  encrypted?: boolean;
 }
 
 interface OpenVolume {
@@ -84,7 +87,7 @@ export class VolumeWriter extends Writable {
     if (n >= MAX_VOLUMES) {
       throw new ZferryError(`stream ${this.opts.index} needs more than ${MAX_VOLUMES} volumes of ${this.opts.volumeSize} bytes: choose a larger volume size`);
     }
-    const file = volumeFileName(this.opts.index, this.opts.kind, n);
+    const file = volumeFileName(this.opts.index, this.opts.kind, n, this.opts.encrypted);
     const path = join(this.opts.dir, file);
     try {
       if (n === 0) await mkdir(join(this.opts.dir, 'streams'), { recursive: true });
@@ -113,5 +116,6 @@ export class VolumeWriter extends Writable {
       throw fileError(err, 'closing', path);
     }
     this.volumes.push({ file: vol.file, bytes: vol.bytes, sha256: vol.hash.digest('hex') });
+    if (this.volumes.length === 1) await testPause(`export:stream:${this.opts.index}`);
   }
 }

@@ -115,7 +115,9 @@ mount -t sysfs sys "$rootfs/sys"
 step "apt: kernel, headers, udev, dkms, build-essential"
 apt_log="$work/apt.log"
 in_chroot apt-get update >>"$apt_log" 2>&1 || { tail -n 30 "$apt_log" >&2; lab_die "apt-get update failed"; }
+# zstd/age: RESTORE.txt uses stock tools; procps (pgrep) and mbuffer: tests.
 in_chroot apt-get install -y linux-image-amd64 linux-headers-amd64 kmod udev dkms build-essential busybox-static \
+  zstd age minisign mbuffer procps \
   >>"$apt_log" 2>&1 || { tail -n 30 "$apt_log" >&2; lab_die "apt-get install (base) failed"; }
 
 kver=$(basename "$(ls -d "$rootfs"/lib/modules/*/ | sort -V | tail -n 1)")

@@ -114,6 +114,17 @@ test('a manifest that fails the schema is refused, naming the JSON path', async 
   await assertRefused(bundle, /manifest\.json.*\/streams\/1\/rawBytes/, { verifyToo: true });
 });
 
+test('a stream whose raw sha256 in the manifest was edited never gets its end record to zfs recv', async () => {
+  // Volumes and SHA256SUMS still agree, so only the tail gate can catch this: zfs recv is
+  // stopped before the end of the stream and commits nothing.
+  const bundle = await copyOfGood();
+  const file = path.join(bundle, 'manifest.json');
+  const m = JSON.parse(await readFile(file, 'utf8'));
+  m.streams[0].rawSha256 = m.streams[0].rawSha256.replace(/^./, (c: string) => (c === '0' ? '1' : '0'));
+  await writeFile(file, JSON.stringify(m));
+  await assertRefused(bundle, /stream 1|sha256/);
+});
+
 test('a manifest of an unknown format version is refused by its version', async () => {
   const bundle = await copyOfGood();
   const file = path.join(bundle, 'manifest.json');
