@@ -15,6 +15,7 @@ import { runImport } from '../commands/import.js';
 import { runState } from '../commands/state.js';
 import { runVerify } from '../commands/verify.js';
 import { printExport, printImport, printVerify } from './print.js';
+import { relayCommand } from './relay.js';
 
 /** Exit codes: 0 all done; 1 failed; 2 usage; 3 done in part (conflicts left datasets out). */
 export const EXIT = { ok: 0, failed: 1, usage: 2, partial: 3 } as const;
@@ -133,6 +134,8 @@ export function buildProgram(): Command {
       if (o.json) emitJson({ ok: true, bundles: summary });
       else printVerify(summary);
     });
+
+  program.addCommand(relayCommand());
 
   return program;
 }
