@@ -42,7 +42,7 @@ export function parseEndpoint(text: string, what: string, hostRequired: boolean)
     const form = hostRequired ? 'HOST:PORT (e.g. backup.example.net:9090)' : '[ADDR:]PORT (e.g. 9090 or 0.0.0.0:9090)';
     throw new ZferryError(`invalid ${what} '${text}': expected ${form} with a port from 1 to 65535`, {}, 2);
   }
-  const host = m[1] ?? (m[2] || null);
+  const host = m[1] || m[2] || null;
   return { host, port };
 }
 

@@ -30,9 +30,15 @@ function startZferry(args: string[]): ResultPromise {
   return p;
 }
 
-async function stop(p: ResultPromise): Promise<void> {
-  p.kill('SIGKILL');
-  await Promise.race([p, new Promise((r) => setTimeout(r, 10_000))]);
+/** SIGTERM lets zferry stop its mbuffer child (execa's cleanup); SIGKILL after 5 s, or at once with `hard`. */
+async function stop(p: ResultPromise, hard = false): Promise<void> {
+  if (p.exitCode !== undefined && p.exitCode !== null) return;
+  p.kill(hard ? 'SIGKILL' : 'SIGTERM');
+  const ended = await Promise.race([p.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 5_000))]);
+  if (!ended) {
+    p.kill('SIGKILL');
+    await Promise.race([p, new Promise((r) => setTimeout(r, 5_000))]);
+  }
 }
 
 async function waitFor(what: string, cond: () => Promise<boolean>, ms = 30_000): Promise<void> {
@@ -177,7 +183,8 @@ for (const side of ['sender', 'receiver'] as const) {
     const sender = startZferry(['relay', 'send', bundle, '--to', `${LOOP}:${port}`, '--rate', '128k', '--buffer', '1M', '--block-size', '16k']);
     try {
       await waitFor('bytes to arrive', async () => (await incomingBytes(spool)) > 64 * 1024);
-      await stop(side === 'sender' ? sender : receiver);
+      // SIGKILL: no chance to clean up, as when a host loses power.
+      await stop(side === 'sender' ? sender : receiver, true);
       const other = await Promise.race([side === 'sender' ? receiver : sender, new Promise<null>((r) => setTimeout(() => r(null), 30_000))]);
       assert.ok(other !== null, 'the other side ended within 30 s');
       assert.notEqual(other.exitCode, 0, `the ${side === 'sender' ? 'receiver' : 'sender'} reports the cut: ${other.stderr}`);
