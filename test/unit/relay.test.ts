@@ -120,3 +120,12 @@ test('pack → unpack: bundles arrive verified and complete; any cut of the stre
     await rm(root, { recursive: true, force: true });
   }
 });
+
+test('contrib/relay.example.json is a valid relay config', async () => {
+  const { readFile } = await import('node:fs/promises');
+  const { fileURLToPath } = await import('node:url');
+  const file = fileURLToPath(new URL('../../../contrib/relay.example.json', import.meta.url));
+  const c = parseRelayConfig(await readFile(file, 'utf8'), file);
+  assert.equal(c.to.port, 9090);
+  assert.equal(c.tuning.rate, 4 * 1024 * 1024);
+});
