@@ -108,7 +108,6 @@ export async function runRelayReceive(opts: RelayReceiveOptions): Promise<Transf
   if (opts.deleteAfterImport) {
     throw new ZferryError('relay receive --delete: not supported yet (this build\'s import has no --delete); run without it', {}, 2);
   }
-  if (opts.deleteAfterImport && opts.importTarget === null) throw new ZferryError('relay receive --delete needs --import TARGET', {}, 2);
   await ensureMbuffer();
   const spool = resolve(opts.spool);
   await mkdir(spool, { recursive: true });
