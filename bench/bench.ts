@@ -5,6 +5,7 @@
  *
  *   npm run bench             # full run (replays the stream to reach >= 2 GiB)
  *   npm run bench -- --quick  # skips the 2 GiB case
+ *   npm run bench -- --relay  # only relay vs bare mbuffer on loopback
  *
  * Each measured path runs in a child process (this file with --child) so
  * that process.resourceUsage().maxRSS is the peak of that path alone.
@@ -12,7 +13,7 @@
 import { createReadStream } from 'node:fs';
 import { mkdir, open, rename, rm, stat, writeFile, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -210,6 +211,59 @@ async function benchPlanner(): Promise<{ seconds: number | null; note: string }>
   return { seconds: best, note };
 }
 
+// ---------- relay over loopback ----------
+
+const CLI = join(SELF, '..', '..', 'src', 'cli', 'main.js');
+
+/**
+ * `zferry relay send` → `zferry relay receive` (tar, sha256 on arrival,
+ * fsync, verifyBundle, rename) against bare `mbuffer -i FILE -O` →
+ * `mbuffer -I -o /dev/null`, same -s/-m, same bytes, on 127.0.0.1.
+ */
+async function benchRelay(work: string): Promise<{ ours: number; bare: number; bytes: number } | null> {
+  if ((await execa('mbuffer', ['-V'], { reject: false })).exitCode !== 0) return null;
+  const dir = join(work, 'relay-src', 'zferry-bench-relay');
+  const size = 256 * MiB;
+  async function* data() {
+    for (let i = 0; i < size / (4 * MiB); i++) yield randomBytes(4 * MiB);
+  }
+  const w = await writeStream(Readable.from(data()), { dir, index: 1, kind: 'full', volumeSize: 64 * MiB, level: 1 });
+  const { finishBundle } = await import('../src/bundle/index.js');
+  await finishBundle(dir, {
+    format: 'zferry-bundle', formatVersion: 1, bundleId: '00000000-0000-4000-8000-000000000001', createdAt: new Date().toISOString(), zferryVersion: '0.1.0',
+    source: { host: 'bench', pool: 'bench', root: 'bench', poolGuid: '1' },
+    basis: { origin: 'empty', file: null, target: null, takenAt: null, inventory: null },
+    inventory: { root: 'bench', datasets: [{ path: '', type: 'filesystem', guid: '2', snapshots: [{ name: 's', guid: '3', createtxg: '1', creation: 1 }], bookmarks: [] }] },
+    compression: { algorithm: 'zstd', level: 1 },
+    streams: [{ index: 1, dataset: '', type: 'filesystem', kind: 'full', from: null, to: { name: 's', guid: '3' }, intermediates: false, creates: [{ name: 's', guid: '3' }], force: false, sendFlags: [], ...w }],
+  });
+  const flat = join(work, 'relay-flat.bin');
+  await runToFile('cat', w.volumes.map((v) => join(dir, v.file)), flat);
+  const tune = ['-s', '128k', '-m', '64M'];
+  const port = 47000 + (process.pid % 1000);
+  let bare = Infinity;
+  let ours = Infinity;
+  for (let i = 0; i < 2; i++) {
+    bare = Math.min(bare, await timeIt(async () => {
+      const rx = execa('mbuffer', ['-q', ...tune, '-I', `127.0.0.1:${port + 2 * i}`, '-o', '/dev/null'], { stdin: 'ignore' });
+      await new Promise((r) => setTimeout(r, 300));
+      await execa('mbuffer', ['-q', ...tune, '-i', flat, '-O', `127.0.0.1:${port + 2 * i}`], { stdin: 'ignore' });
+      await rx;
+    }) - 0.3);
+    const spool = join(work, `relay-spool-${i}`);
+    ours = Math.min(ours, await timeIt(async () => {
+      const rx = execa(process.execPath, [CLI, 'relay', 'receive', '--once', '--listen', `127.0.0.1:${port + 2 * i + 1}`, '--spool', spool, '--buffer', '64M', '--block-size', '128k', '--json']);
+      await new Promise((r) => setTimeout(r, 300));
+      await execa(process.execPath, [CLI, 'relay', 'send', dirname(dir), '--to', `127.0.0.1:${port + 2 * i + 1}`, '--buffer', '64M', '--block-size', '128k', '--json']);
+      await rx;
+    }) - 0.3);
+    await rm(spool, { recursive: true, force: true });
+  }
+  await rm(flat, { force: true });
+  const bytes = w.storedBytes;
+  return { ours: bytes / MiB / ours, bare: bytes / MiB / bare, bytes };
+}
+
 // ---------- main ----------
 
 function row(cols: string[], widths: number[]): string {
@@ -283,6 +337,13 @@ async function main(): Promise<void> {
       rows.push(['peak RSS at 2 GiB', 'skipped (--quick)', '', '', '']);
     }
 
+    const relay = await benchRelay(work);
+    if (relay) {
+      rows.push([`relay 256M loopback (tar, sha256 on arrival, fsync, verify)`, `${relay.ours.toFixed(0)} MB/s`, `bare mbuffer: ${relay.bare.toFixed(0)} MB/s`, (relay.ours / relay.bare).toFixed(2), '>= 0.90']);
+    } else {
+      rows.push(['relay loopback', 'skipped (no mbuffer)', '', '', '']);
+    }
+
     const plan = await benchPlanner();
     rows.push(['planner: planSync 5,000 datasets x 100,000 snapshots', plan.seconds === null ? 'n/a' : `${plan.seconds.toFixed(3)} s`, plan.note, '', '< 2 s']);
   } finally {
@@ -296,7 +357,17 @@ async function main(): Promise<void> {
   if (!input.real) console.log('\nNOTE: input was SYNTHETIC data because zfs was unavailable.');
 }
 
-if (process.argv[2] === '--child') {
+if (process.argv[2] === '--relay') {
+  // Just the relay figure: npm run bench -- --relay
+  const work = join(CACHE_DIR, `run-${process.pid}`);
+  await mkdir(work, { recursive: true });
+  try {
+    const r = await benchRelay(work);
+    console.log(r ? `relay ${r.ours.toFixed(0)} MB/s, bare mbuffer ${r.bare.toFixed(0)} MB/s, ratio ${(r.ours / r.bare).toFixed(2)} (${(r.bytes / MiB).toFixed(0)} MiB)` : 'relay: skipped (no mbuffer)');
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+} else if (process.argv[2] === '--child') {
   await child(process.argv.slice(3));
 } else {
   await main();

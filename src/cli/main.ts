@@ -17,6 +17,7 @@ import { runVerify } from '../commands/verify.js';
 import { runEstimate } from '../commands/estimate.js';
 import { printEstimate, printExport, printImport, printVerify } from './print.js';
 import { generateKeyFiles } from '../trust/minisign.js';
+import { relayCommand } from './relay.js';
 
 /** Exit codes: 0 all done; 1 failed; 2 usage; 3 done in part (conflicts left datasets out). */
 export const EXIT = { ok: 0, failed: 1, usage: 2, partial: 3 } as const;
@@ -241,6 +242,14 @@ export function buildProgram(): Command {
       if (o.json) emitJson(r);
       else process.stdout.write(`secret key ${r.secretFile} (keep it private)\npublic key ${r.publicFile} (key id ${r.keyId}; give it to import --trust)\n`);
     });
+
+  program.addCommand(relayCommand());
+  // addCommand does not pass exitOverride down as .command() does: set it on the whole tree.
+  const override = (c: Command): void => {
+    c.exitOverride();
+    c.commands.forEach(override);
+  };
+  override(program);
 
   return program;
 }

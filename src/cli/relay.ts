@@ -1,0 +1,160 @@
+/** `zferry relay send|receive|run`: argument parsing and printing only. */
+import { Command, Option, InvalidArgumentError } from 'commander';
+import { Zfs } from '../zfs/index.js';
+import { makeProgress } from '../progress.js';
+import { parseEndpoint, SLOW_LINK_TUNING, type MbufferTuning } from '../mbuffer/index.js';
+import { runRelaySend } from '../commands/relay-send.js';
+import { runRelayReceive, type TransferResult } from '../commands/relay-receive.js';
+import { runRelayRound, type RelayEvent } from '../commands/relay-run.js';
+import { formatBytes, parseSize } from './units.js';
+
+function example(text: string): string {
+  return `\nExample:\n${text.replace(/^/gm, '  ')}\n`;
+}
+
+function size(what: string) {
+  return (value: string): number => {
+    try {
+      return parseSize(value, what);
+    } catch (err) {
+      throw new InvalidArgumentError((err as Error).message);
+    }
+  };
+}
+
+function endpoint(what: string, hostRequired: boolean) {
+  return (value: string) => {
+    try {
+      return parseEndpoint(value, what, hostRequired);
+    } catch (err) {
+      throw new InvalidArgumentError((err as Error).message);
+    }
+  };
+}
+
+function seconds(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('must be a whole number of seconds, at least 1');
+  return n;
+}
+
+function tuningOptions(cmd: Command, sending: boolean): Command {
+  cmd.addOption(new Option('--buffer <size>', 'mbuffer memory (-m)').argParser(size('buffer size')).default(SLOW_LINK_TUNING.memory, '64M'));
+  cmd.addOption(new Option('--block-size <size>', 'mbuffer block size (-s)').argParser(size('block size')).default(SLOW_LINK_TUNING.blockSize, '128k'));
+  if (sending) cmd.addOption(new Option('--rate <limit>', 'limit to this many bytes per second (mbuffer -r), e.g. 2M').argParser(size('rate limit')));
+  return cmd;
+}
+
+function tuning(o: { buffer: number; blockSize: number; rate?: number }): MbufferTuning {
+  return { memory: o.buffer, blockSize: o.blockSize, ...(o.rate !== undefined ? { rate: o.rate } : {}) };
+}
+
+const out = (line: string) => process.stdout.write(line + '\n');
+
+/** Journal lines: one JSON object per line when not on a terminal or with --json. */
+function lines(json: boolean): boolean {
+  return json || !process.stdout.isTTY;
+}
+
+function printTransfer(t: TransferResult, asJson: boolean): void {
+  if (asJson) {
+    out(JSON.stringify({ event: 'transfer', at: new Date().toISOString(), ...t, import: t.import ? { receipt: t.import.receipt, bundles: t.import.bundles.map((b) => ({ bundle: b.bundle, status: b.status })) } : null }));
+    return;
+  }
+  if (t.ok) out(`received ${t.bundles.length} bundle(s), ${formatBytes(t.bytes)} in ${t.seconds.toFixed(1)} s${t.import ? `; imported, receipt ${t.import.receipt}` : ''}${t.replied ? '; receipt sent back' : ''}`);
+  else process.stderr.write(`zferry: transfer failed: ${t.error}${t.replied ? ' (reported to the sender)' : ''}\n`);
+}
+
+function printEvent(e: RelayEvent, asJson: boolean): void {
+  if (asJson) {
+    out(JSON.stringify({ at: new Date().toISOString(), ...e }));
+    return;
+  }
+  const { event, ...rest } = e;
+  const text = Object.entries(rest).map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`).join(' ');
+  (event === 'failed' ? process.stderr : process.stdout).write(`${event === 'failed' ? 'zferry: ' : ''}${event} ${text}\n`);
+}
+
+export function relayCommand(): Command {
+  const relay = new Command('relay')
+    .description('Move bundles over the network with mbuffer instead of a disk; the receipt comes back over the link.')
+    .addHelpText('after', example(
+      '# receiving host: keep listening, import each transfer, send the receipt back\n' +
+      'zferry relay receive --listen 9090 --spool /srv/zferry/spool --import backup --reply-to source.example.net:9091\n' +
+      '# sending host, from a systemd timer\n' +
+      'zferry relay run --config /etc/zferry/relay.json',
+    ));
+
+  tuningOptions(relay
+    .command('send')
+    .description('Stream bundles (oldest first) as one tar stream through mbuffer -O HOST:PORT.')
+    .argument('<path...>', 'bundle folders, or folders holding bundles')
+    .requiredOption('--to <host:port>', 'the receiver (zferry relay receive --listen PORT)', endpoint('--to', true))
+    .option('--reply-port <[addr:]port>', 'wait here for the receiver\'s receipt (its --reply-to) and write it beside the bundles', endpoint('--reply-port', false))
+    .addOption(new Option('--receipt-timeout <seconds>', 'how long to wait for the receipt after the push').argParser(seconds).default(3600))
+    .option('--json', 'print the result as JSON on stdout (no progress bars)', false)
+    .addHelpText('after', example(
+      'zferry relay send /srv/spool/zferry-tank-20261126T073000Z-1a2b3c4d --to backup.example.net:9090 --rate 4M\n' +
+      '# and wait for the receipt the receiver sends to port 9091\n' +
+      'zferry relay send /srv/spool --to backup.example.net:9090 --reply-port 9091',
+    )), true)
+    .action(async (paths: string[], o) => {
+      const r = await runRelaySend({
+        paths, to: o.to, tuning: tuning(o), replyListen: o.replyPort ?? null, receiptTimeoutSeconds: o.receiptTimeout,
+        progress: makeProgress(o.json),
+      });
+      if (o.json) out(JSON.stringify(r, null, 2));
+      else {
+        out(`sent ${r.bundles.length} bundle(s), ${formatBytes(r.bytes)} to ${r.to} in ${r.seconds.toFixed(1)} s`);
+        if (r.receipt) out(`receipt: ${r.receipt}`);
+      }
+    });
+
+  tuningOptions(relay
+    .command('receive')
+    .description('Listen with mbuffer -I, verify every file against its manifest as it arrives, and move each complete bundle into the spool.')
+    .requiredOption('--listen <[addr:]port>', 'where to listen', endpoint('--listen', false))
+    .requiredOption('--spool <dir>', 'folder the verified bundles go to')
+    .option('--import <target>', 'after each transfer, import the spool into TARGET (as zferry import)')
+    .option('--force', 'with --import: import even if TARGET mirrors another source', false)
+    .option('--delete', 'with --import: import --delete, like rsync --delete (destroy under TARGET what the source no longer has)', false)
+    .option('--reply-to <host:port>', 'send the receipt (or the reason for failure) to the sender\'s --reply-port', endpoint('--reply-to', true))
+    .option('--once', 'handle one transfer, then exit with its status', false)
+    .option('--json', 'one JSON line per transfer on stdout (no progress bars)', false)
+    .addHelpText('after', example(
+      'zferry relay receive --listen 0.0.0.0:9090 --spool /srv/zferry/spool --import backup --reply-to source.example.net:9091',
+    )), false)
+    .action(async (o) => {
+      let zfs: Zfs | null = null;
+      const asJson = lines(o.json);
+      await runRelayReceive({
+        listen: o.listen, spool: o.spool, tuning: tuning(o), importTarget: o.import ?? null, force: o.force,
+        deleteAfterImport: o.delete, replyTo: o.replyTo ?? null, once: o.once,
+        zfs: async () => (zfs ??= await Zfs.probe()),
+        progress: () => makeProgress(o.json),
+        onTransfer: (t) => printTransfer(t, asJson),
+      });
+    });
+
+  relay
+    .command('run')
+    .description('One scheduled round: export what is new since the last receipt into the spool, push pending bundles oldest first, store the receipt, prune confirmed bundles.')
+    .requiredOption('--config <file>', 'relay configuration (schemas/relay-config.schema.json)')
+    .option('--json', 'JSON lines on stdout (the default without a terminal, e.g. under systemd)', false)
+    .addHelpText('after', example(
+      'zferry relay run --config /etc/zferry/relay.json\n' +
+      '# or from systemd: contrib/systemd/zferry-relay.timer',
+    ))
+    .action(async (o) => {
+      let zfs: Zfs | null = null;
+      const asJson = lines(o.json);
+      await runRelayRound({
+        config: o.config,
+        zfs: async () => (zfs ??= await Zfs.probe()),
+        progress: () => makeProgress(o.json),
+        onEvent: (e) => printEvent(e, asJson),
+      });
+    });
+
+  return relay;
+}

@@ -1,0 +1,129 @@
+/**
+ * The only module that runs mbuffer. Command lines are built by pure
+ * functions (unit-tested) and spawned with execa as argument arrays.
+ *
+ * mbuffer's direction is fixed by its flags: `-O HOST:PORT` connects and
+ * sends what it reads on stdin; `-I [ADDR:]PORT` listens for one connection
+ * and writes what arrives to stdout. A listener exits 0 when the peer simply
+ * stops, so completeness is never judged from its exit status (the relay's
+ * tar framing and manifest checks do that).
+ */
+import { execa, type ResultPromise } from 'execa';
+import type { Readable, Writable } from 'node:stream';
+import { ZferryError } from '../errors.js';
+
+export interface MbufferTuning {
+  /** `-s`: block size in bytes. */
+  blockSize: number;
+  /** `-m`: total buffer memory in bytes. */
+  memory: number;
+  /** `-r`: read rate limit in bytes per second (sending side); none when undefined. */
+  rate?: number;
+}
+
+/**
+ * Defaults for a slow link: 128 KiB blocks keep the socket busy without
+ * large latency, 64 MiB of buffer rides out zfs/disk stalls of several seconds
+ * at tens of MB/s while staying small on a modest host.
+ */
+export const SLOW_LINK_TUNING: MbufferTuning = { blockSize: 128 * 1024, memory: 64 * 1024 * 1024 };
+
+export interface Endpoint {
+  /** Host name or address; null for a listener on every address. */
+  host: string | null;
+  port: number;
+}
+
+/** `HOST:PORT`, `[v6]:PORT`, or (when a host is optional) `PORT`. */
+export function parseEndpoint(text: string, what: string, hostRequired: boolean): Endpoint {
+  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:\s[\]]+)):(\d{1,5})$/.exec(text) ?? (hostRequired ? null : /^()()(\d{1,5})$/.exec(text));
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || !Number.isInteger(port) || port < 1 || port > 65535) {
+    const form = hostRequired ? 'HOST:PORT (e.g. backup.example.net:9090)' : '[ADDR:]PORT (e.g. 9090 or 0.0.0.0:9090)';
+    throw new ZferryError(`invalid ${what} '${text}': expected ${form} with a port from 1 to 65535`, {}, 2);
+  }
+  const host = m[1] || m[2] || null;
+  return { host, port };
+}
+
+export function formatEndpoint(e: Endpoint): string {
+  if (e.host === null) return String(e.port);
+  return e.host.includes(':') ? `[${e.host}]:${e.port}` : `${e.host}:${e.port}`;
+}
+
+/** mbuffer takes sizes with a unit suffix; whole KiB are exact for every sane value. */
+function kib(bytes: number): string {
+  return `${Math.max(1, Math.ceil(bytes / 1024))}k`;
+}
+
+function tuningArgs(t: MbufferTuning, sending: boolean): string[] {
+  const args = ['-q', '-s', kib(t.blockSize), '-m', kib(t.memory)];
+  if (sending && t.rate !== undefined) args.push('-r', kib(t.rate));
+  return args;
+}
+
+/** `mbuffer -q -s … -m … [-r …] [-W secs] -O HOST:PORT`: stdin → network. */
+export function sendArgs(to: Endpoint, t: MbufferTuning, watchdogSeconds?: number): string[] {
+  if (to.host === null) throw new ZferryError(`mbuffer needs a host to connect to (got port ${to.port} alone)`, {}, 2);
+  const args = tuningArgs(t, true);
+  if (watchdogSeconds !== undefined) args.push('-W', String(watchdogSeconds));
+  return [...args, '-O', formatEndpoint(to)];
+}
+
+/** `mbuffer -q -s … -m … -I [ADDR:]PORT -o -`: one connection → stdout. */
+export function listenArgs(on: Endpoint, t: MbufferTuning): string[] {
+  return [...tuningArgs(t, false), '-I', formatEndpoint(on), '-o', '-'];
+}
+
+export const MBUFFER = 'mbuffer';
+
+function missing(): ZferryError {
+  return new ZferryError('mbuffer is not installed or not on PATH: install it (Debian: apt-get install mbuffer)', { command: [MBUFFER] });
+}
+
+/** Fails with one clear line when mbuffer cannot be run at all. */
+export async function ensureMbuffer(): Promise<void> {
+  const r = await execa(MBUFFER, ['-V'], { reject: false, stdin: 'ignore', timeout: 10_000 });
+  if ((r as { code?: string }).code === 'ENOENT' || r.exitCode === undefined || r.exitCode === 127) throw missing();
+}
+
+export interface MbufferProcess {
+  /** Resolves when mbuffer exited 0; rejects with a ZferryError carrying its stderr. */
+  done: Promise<void>;
+  kill(): void;
+}
+
+function wrap(sub: ResultPromise, args: string[], what: string): Promise<void> {
+  return sub.then(
+    () => undefined,
+    (err: { code?: string; exitCode?: number; signal?: string; stderr?: unknown; isTerminated?: boolean; timedOut?: boolean }) => {
+      if (err.code === 'ENOENT') throw missing();
+      const stderr = String(err.stderr ?? '').split('\n').filter((l) => l && !/warning: (No controlling terminal|HOME)/.test(l)).join(' | ').trim();
+      const how = err.timedOut ? 'timed out' : err.isTerminated ? `was stopped (${err.signal})` : `exited ${err.exitCode}`;
+      throw new ZferryError(`mbuffer ${what} ${how}${stderr ? `: ${stderr}` : ''}`, {
+        command: [MBUFFER, ...args], exitCode: err.exitCode, stderr,
+      });
+    },
+  );
+}
+
+/** Starts a sender; write the payload to `stdin` and end it, then await `done`. */
+export function mbufferOut(to: Endpoint, t: MbufferTuning, opts: { watchdogSeconds?: number } = {}): MbufferProcess & { stdin: Writable } {
+  const args = sendArgs(to, t, opts.watchdogSeconds);
+  const sub = execa(MBUFFER, args, { stdin: 'pipe', stdout: 'ignore', stderr: 'pipe', buffer: { stderr: true } });
+  const done = wrap(sub, args, `to ${formatEndpoint(to)}`);
+  done.catch(() => undefined);
+  return { stdin: sub.stdin!, done, kill: () => void sub.kill('SIGTERM') };
+}
+
+/** Starts a listener for one connection; read `stdout` to its end, then await `done`. */
+export function mbufferIn(on: Endpoint, t: MbufferTuning, opts: { timeoutMs?: number } = {}): MbufferProcess & { stdout: Readable } {
+  const args = listenArgs(on, t);
+  const sub = execa(MBUFFER, args, {
+    stdin: 'ignore', stdout: 'pipe', stderr: 'pipe', buffer: { stdout: false, stderr: true },
+    ...(opts.timeoutMs ? { timeout: opts.timeoutMs } : {}),
+  });
+  const done = wrap(sub, args, `listening on ${formatEndpoint(on)}`);
+  done.catch(() => undefined);
+  return { stdout: sub.stdout!, done, kill: () => void sub.kill('SIGTERM') };
+}

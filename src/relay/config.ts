@@ -1,0 +1,88 @@
+/** `relay run`'s configuration file: parsed, validated against schemas/relay-config.schema.json, paths resolved. */
+import { readFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { ZferryError } from '../errors.js';
+import { validateWith } from '../schemas.js';
+import { parseSize } from '../cli/units.js';
+import { parseEndpoint, SLOW_LINK_TUNING, type Endpoint, type MbufferTuning } from '../mbuffer/index.js';
+
+export interface RelayConfig {
+  file: string;
+  source: string;
+  spool: string;
+  to: Endpoint;
+  replyListen: Endpoint;
+  receiptTimeoutSeconds: number;
+  initialState: string | null;
+  level: number;
+  volumeSize: number;
+  tuning: MbufferTuning;
+}
+
+interface RawConfig {
+  source: string;
+  spool: string;
+  to: string;
+  replyListen: string;
+  receiptTimeout?: number;
+  initialState?: string;
+  level?: number;
+  volumeSize?: number | string;
+  mbuffer?: { blockSize?: number | string; memory?: number | string; rate?: number | string };
+}
+
+function size(v: number | string | undefined, fallback: number | undefined, file: string, field: string): number | undefined {
+  if (v === undefined) return fallback;
+  if (typeof v === 'number') return v;
+  try {
+    return parseSize(v, field);
+  } catch (err) {
+    throw new ZferryError(`${file}: /${field.replace(/\./g, '/')} ${(err as Error).message}`, { file, field: `/${field.replace(/\./g, '/')}` });
+  }
+}
+
+export function parseRelayConfig(text: string, file: string): RelayConfig {
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch (err) {
+    throw new ZferryError(`${file}: not valid JSON (${(err as Error).message})`, { file });
+  }
+  const problem = validateWith('relay-config', data);
+  if (problem) throw new ZferryError(`${file}: ${problem.path || '/'} ${problem.message}`, { file, field: problem.path });
+  const raw = data as RawConfig;
+  const base = dirname(resolve(file));
+  const endpoint = (text: string, field: string, hostRequired: boolean) => {
+    try {
+      return parseEndpoint(text, field, hostRequired);
+    } catch (err) {
+      throw new ZferryError(`${file}: /${field} ${(err as Error).message}`, { file, field: `/${field}` });
+    }
+  };
+  return {
+    file,
+    source: raw.source,
+    spool: resolve(base, raw.spool),
+    to: endpoint(raw.to, 'to', true),
+    replyListen: endpoint(raw.replyListen, 'replyListen', false),
+    receiptTimeoutSeconds: raw.receiptTimeout ?? 3600,
+    initialState: raw.initialState === undefined ? null : resolve(base, raw.initialState),
+    level: raw.level ?? 3,
+    volumeSize: size(raw.volumeSize, 1024 ** 3, file, 'volumeSize')!,
+    tuning: {
+      blockSize: size(raw.mbuffer?.blockSize, SLOW_LINK_TUNING.blockSize, file, 'mbuffer.blockSize')!,
+      memory: size(raw.mbuffer?.memory, SLOW_LINK_TUNING.memory, file, 'mbuffer.memory')!,
+      rate: size(raw.mbuffer?.rate, undefined, file, 'mbuffer.rate'),
+    },
+  };
+}
+
+export async function readRelayConfig(file: string): Promise<RelayConfig> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    throw new ZferryError(`${file}: cannot read relay config (${(err as NodeJS.ErrnoException).code ?? err})`, { file });
+  }
+  return parseRelayConfig(text, file);
+}

@@ -1,0 +1,201 @@
+/**
+ * The receiver's stage: a relay tar stream unpacked into a spool. Each bundle
+ * is written under SPOOL/.incoming/NAME, every volume's size and sha256 is
+ * checked against the bundle's manifest as it arrives, and only when the whole
+ * bundle passes verifyBundle is the folder renamed to SPOOL/NAME. A transfer
+ * cut anywhere leaves at most a folder under .incoming, which no import sees
+ * (findBundles looks one level down only) and the next receive clears.
+ */
+import { createWriteStream } from 'node:fs';
+import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import tar from 'tar-stream';
+import { ZferryError } from '../errors.js';
+import { MANIFEST_FILE, RESTORE_FILE, SUMS_FILE, parseManifest, verifyBundle, type Manifest, type VolumeEntry } from '../bundle/index.js';
+import { fsyncDir } from '../bundle/manifest.js';
+import { hashTap } from '../pipeline/index.js';
+import { RELAY_HEADER, type RelayHeader } from './pack.js';
+
+export const INCOMING = '.incoming';
+const BUNDLE_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}$/;
+const MAX_SMALL_FILE = 64 * 1024 * 1024;
+
+export interface UnpackResult {
+  /** Bundle folders now complete in the spool, in the order received. */
+  bundles: string[];
+  bytes: number;
+}
+
+export interface UnpackOptions {
+  onHeader?: (h: RelayHeader) => void;
+  onBytes?: (n: number) => void;
+  /** Called when a bundle is verified and in place. */
+  onBundle?: (dir: string) => void;
+}
+
+/** Removes what an interrupted receive left behind. */
+export async function clearIncoming(spool: string): Promise<void> {
+  await rm(join(spool, INCOMING), { recursive: true, force: true });
+}
+
+async function readSmall(entry: AsyncIterable<unknown>, name: string): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  let n = 0;
+  for await (const chunk of entry) {
+    n += (chunk as Buffer).length;
+    if (n > MAX_SMALL_FILE) throw new ZferryError(`relay stream: ${name} is larger than ${MAX_SMALL_FILE} bytes`, { file: name });
+    parts.push(chunk as Buffer);
+  }
+  return Buffer.concat(parts);
+}
+
+function parseHeader(data: Buffer): RelayHeader {
+  let h: RelayHeader;
+  try {
+    h = JSON.parse(data.toString('utf8')) as RelayHeader;
+  } catch {
+    throw new ZferryError(`relay stream: ${RELAY_HEADER} is not JSON (is the sender zferry relay send?)`, { file: RELAY_HEADER });
+  }
+  if (h?.format !== 'zferry-relay' || h.formatVersion !== 1 || !Array.isArray(h.bundles)) {
+    throw new ZferryError(`relay stream: ${RELAY_HEADER} has format ${JSON.stringify(h?.format)} version ${JSON.stringify(h?.formatVersion)}; this zferry reads zferry-relay version 1`, { file: RELAY_HEADER, field: '/formatVersion' });
+  }
+  for (const b of h.bundles) {
+    if (typeof b?.name !== 'string' || !BUNDLE_NAME.test(b.name)) {
+      throw new ZferryError(`relay stream: bundle name ${JSON.stringify(b?.name)} is not a plain folder name`, { file: RELAY_HEADER, field: '/bundles' });
+    }
+  }
+  return h;
+}
+
+interface Current {
+  name: string;
+  temp: string;
+  manifest: Manifest | null;
+  volumes: Map<string, VolumeEntry>;
+  seen: Set<string>;
+}
+
+async function writeFileSynced(path: string, data: Buffer): Promise<void> {
+  const fh = await open(path, 'wx', 0o644);
+  try {
+    await fh.writeFile(data);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+async function syncFile(path: string): Promise<void> {
+  const fh = await open(path, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Verified and complete: rename into place (a bundle already there is the same bundle, resent). */
+async function finish(spool: string, cur: Current): Promise<string> {
+  if (cur.manifest === null) throw new ZferryError(`relay stream: bundle ${cur.name} has no ${MANIFEST_FILE}`, { file: cur.name });
+  for (const v of cur.volumes.values()) await syncFile(join(cur.temp, v.file));
+  await fsyncDir(join(cur.temp, 'streams')).catch(() => undefined);
+  await verifyBundle(cur.temp);
+  const final = join(spool, cur.name);
+  const existing = await stat(join(final, MANIFEST_FILE)).catch(() => null);
+  if (existing) {
+    await rm(cur.temp, { recursive: true, force: true });
+  } else {
+    await rm(final, { recursive: true, force: true });
+    await rename(cur.temp, final);
+    await fsyncDir(spool);
+  }
+  return final;
+}
+
+/**
+ * Reads a relay tar stream to its end. Throws a ZferryError at the first file
+ * that does not match its manifest, or when the stream ends before every
+ * bundle the header announced was complete; bundles finished before that stay.
+ */
+export async function unpackInto(spool: string, source: Readable, opts: UnpackOptions = {}): Promise<UnpackResult> {
+  await mkdir(join(spool, INCOMING), { recursive: true });
+  const extract = tar.extract();
+  const feeding = pipeline(source, extract);
+  feeding.catch(() => undefined);
+  let header: RelayHeader | null = null;
+  let cur: Current | null = null;
+  const done: string[] = [];
+  let bytes = 0;
+  const count = (n: number) => {
+    bytes += n;
+    opts.onBytes?.(n);
+  };
+  try {
+    for await (const entry of extract) {
+      const name = entry.header.name;
+      if (header === null) {
+        if (name !== RELAY_HEADER) throw new ZferryError(`relay stream: starts with ${JSON.stringify(name)}, not ${RELAY_HEADER} (is the sender zferry relay send?)`, { file: name });
+        header = parseHeader(await readSmall(entry, name));
+        opts.onHeader?.(header);
+        continue;
+      }
+      if (entry.header.type !== 'file') throw new ZferryError(`relay stream: ${name} is a ${entry.header.type}, only files are accepted`, { file: name });
+      const slash = name.indexOf('/');
+      const bundle = slash > 0 ? name.slice(0, slash) : '';
+      const rel = name.slice(slash + 1);
+      if (!header.bundles.some((b) => b.name === bundle)) throw new ZferryError(`relay stream: ${name} belongs to no bundle announced in ${RELAY_HEADER}`, { file: name });
+      if (cur === null || cur.name !== bundle) {
+        if (cur !== null) done.push(await finish(spool, cur));
+        if (done.some((d) => d.endsWith(`/${bundle}`))) throw new ZferryError(`relay stream: bundle ${bundle} appears twice`, { file: name });
+        const temp = join(spool, INCOMING, bundle);
+        await rm(temp, { recursive: true, force: true });
+        await mkdir(join(temp, 'streams'), { recursive: true });
+        cur = { name: bundle, temp, manifest: null, volumes: new Map(), seen: new Set() };
+        if (rel !== MANIFEST_FILE) throw new ZferryError(`relay stream: bundle ${bundle} starts with ${rel}, not ${MANIFEST_FILE}`, { file: name });
+      }
+      if (cur.seen.has(rel)) throw new ZferryError(`relay stream: ${name} sent twice`, { file: name });
+      cur.seen.add(rel);
+      const path = join(cur.temp, rel);
+      if (rel === MANIFEST_FILE) {
+        const data = await readSmall(entry, name);
+        // Schema and semantic checks before a single volume byte is written.
+        cur.manifest = parseManifest(data.toString('utf8'), `${name} (relay from sender)`);
+        for (const s of cur.manifest.streams) for (const v of s.volumes) cur.volumes.set(v.file, v);
+        await writeFileSynced(path, data);
+        count(data.length);
+      } else if (rel === SUMS_FILE || rel === RESTORE_FILE) {
+        const data = await readSmall(entry, name);
+        await writeFileSynced(path, data);
+        count(data.length);
+      } else {
+        const v = cur.volumes.get(rel);
+        if (!v) throw new ZferryError(`relay stream: ${name} is not listed in the bundle's manifest.json`, { file: name });
+        if (entry.header.size !== v.bytes) {
+          throw new ZferryError(`relay stream: ${name} is ${entry.header.size} bytes, manifest.json says ${v.bytes}`, { file: name, field: '/streams/volumes/bytes' });
+        }
+        const tap = hashTap('sha256', count);
+        await pipeline(entry, tap, createWriteStream(path, { flags: 'wx', mode: 0o644 }));
+        if (tap.bytes !== v.bytes || tap.digest() !== v.sha256) {
+          throw new ZferryError(`relay stream: ${name} arrived with sha256 ${tap.digest()} (${tap.bytes} bytes), manifest.json says ${v.sha256} (${v.bytes} bytes)`, { file: name });
+        }
+      }
+    }
+    await feeding;
+    if (header === null) throw new ZferryError('relay stream: ended before its first entry (sender stopped or connection dropped)', {});
+    if (cur !== null) done.push(await finish(spool, cur));
+    if (done.length !== header.bundles.length) {
+      throw new ZferryError(`relay stream: ended after ${done.length} of ${header.bundles.length} bundles (sender stopped or connection dropped)`, {});
+    }
+  } catch (err) {
+    extract.destroy();
+    source.destroy();
+    if (cur !== null) await rm(cur.temp, { recursive: true, force: true });
+    if (err instanceof ZferryError) throw err;
+    const msg = (err as Error).message;
+    throw new ZferryError(`relay stream cut or corrupt${cur ? ` in bundle ${cur.name}` : ''}: ${msg}`, {});
+  }
+  for (const d of done) opts.onBundle?.(d);
+  return { bundles: done, bytes };
+}

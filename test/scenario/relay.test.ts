@@ -1,0 +1,251 @@
+/**
+ * The relay end to end on real ZFS and real mbuffer over 127.0.0.1: a seed
+ * and scheduled rounds planned from receipts that came back over the link,
+ * transfers cut on either side, and a tampered bundle that never reaches
+ * zfs recv. Every port is distinct; every wait is bounded; every process
+ * started here is killed by its handle.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, readdir, readFile, rm, writeFile, mkdir, cp } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { execa, type ResultPromise } from 'execa';
+import { makePool, run, type TestPool } from '../helpers/zfslab.js';
+import { CLI, zferry, zferryOk } from '../helpers/cli.js';
+import { AUTO, buildSource, fingerprint, guidList, snapshot, writeData } from '../helpers/fixtures.js';
+
+const LOOP = '127.0.0.1';
+// Distinct per test and away from common services; the pid spreads parallel runs.
+const BASE = 40000 + (process.pid % 2000) * 10;
+
+let src: TestPool;
+let dst: TestPool;
+let work: string;
+const started: ResultPromise[] = [];
+
+function startZferry(args: string[]): ResultPromise {
+  const p = execa(process.execPath, [CLI, ...args], { reject: false, stdin: 'ignore', env: { LC_ALL: 'C' } });
+  started.push(p);
+  return p;
+}
+
+/** SIGTERM lets zferry stop its mbuffer child (execa's cleanup); SIGKILL after 5 s, or at once with `hard`. */
+async function stop(p: ResultPromise, hard = false): Promise<void> {
+  if (p.exitCode !== undefined && p.exitCode !== null) return;
+  p.kill(hard ? 'SIGKILL' : 'SIGTERM');
+  const ended = await Promise.race([p.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 5_000))]);
+  if (!ended) {
+    p.kill('SIGKILL');
+    await Promise.race([p, new Promise((r) => setTimeout(r, 5_000))]);
+  }
+}
+
+async function waitFor(what: string, cond: () => Promise<boolean>, ms = 30_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (await cond()) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+}
+
+/** Bundle folders (holding manifest.json) directly under dir. */
+async function bundlesIn(dir: string): Promise<string[]> {
+  const names = await readdir(dir).catch(() => [] as string[]);
+  const out: string[] = [];
+  for (const n of names.sort()) if ((await readdir(path.join(dir, n)).catch(() => [] as string[])).includes('manifest.json')) out.push(n);
+  return out;
+}
+
+/** Bytes written so far under SPOOL/.incoming (a transfer in flight). */
+async function incomingBytes(spool: string): Promise<number> {
+  const r = await execa('du', ['-sb', path.join(spool, '.incoming')], { reject: false });
+  return r.exitCode === 0 ? Number(String(r.stdout).split('\t')[0]) : 0;
+}
+
+async function writeConfig(file: string, c: Record<string, unknown>): Promise<void> {
+  await writeFile(file, JSON.stringify(c, null, 2));
+}
+
+before(async () => {
+  src = await makePool('rls', 160);
+  dst = await makePool('rld', 160);
+  work = await mkdtemp(path.join(os.tmpdir(), 'zferry-relay-'));
+  await buildSource(src.name);
+});
+
+after(async () => {
+  for (const p of started) await stop(p);
+  await src?.destroy();
+  await dst?.destroy();
+  await rm(work, { recursive: true, force: true });
+});
+
+test('relay run: a first seed and two scheduled rounds end with target = source, planned from receipts sent back', async () => {
+  const target = `${dst.name}/mirror`;
+  const sendSpool = path.join(work, 'run-send');
+  const recvSpool = path.join(work, 'run-recv');
+  const config = path.join(work, 'relay.json');
+  await writeConfig(config, {
+    source: src.name, spool: sendSpool, to: `${LOOP}:${BASE + 1}`, replyListen: `${LOOP}:${BASE + 2}`,
+    receiptTimeout: 120, volumeSize: '256K', mbuffer: { blockSize: '64k', memory: '4M' },
+  });
+  const receiver = startZferry(['relay', 'receive', '--listen', `${LOOP}:${BASE + 1}`, '--spool', recvSpool,
+    '--import', target, '--reply-to', `${LOOP}:${BASE + 2}`, '--buffer', '4M', '--json']);
+  try {
+    await new Promise((r) => setTimeout(r, 500));
+    const rounds: Array<Array<Record<string, unknown>>> = [];
+    for (let round = 1; round <= 3; round++) {
+      if (round === 2) {
+        await writeData(`${src.name}/home`, 'later.bin', 32);
+        await run('zfs', ['create', `${src.name}/home/alice`]);
+        await writeData(`${src.name}/home/alice`, 'mail.bin', 16);
+        await snapshot(`${src.name}@${AUTO('hourly', 3)}`, true);
+      }
+      if (round === 3) {
+        await writeData(`${src.name}/data`, 'more.bin', 16);
+        await snapshot(`${src.name}/data@manual-2`);
+      }
+      const r = await zferryOk('relay', 'run', '--config', config);
+      const events = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+      rounds.push(events);
+      assert.deepEqual(await guidList(target), await guidList(src.name), `round ${round}`);
+      // Confirmed by the receipt, so pruned: only the receipt stays in the sender's spool.
+      assert.deepEqual(await bundlesIn(sendSpool), [], `round ${round} spool`);
+    }
+    const exp = (i: number) => rounds[i].find((e) => e.event === 'export')!;
+    assert.equal(exp(0).basis, 'empty');
+    assert.equal(exp(1).basis, 'receipt');
+    assert.equal(exp(2).basis, 'receipt');
+    assert.equal(exp(2).streams, 1, 'third round sends only data @…→@manual-2');
+    for (const events of rounds) assert.ok(events.some((e) => e.event === 'receipt'), JSON.stringify(events));
+
+    // A fourth round with nothing new sends nothing.
+    const idle = await zferryOk('relay', 'run', '--config', config);
+    assert.ok(!idle.stdout.includes('"event":"push"'), idle.stdout);
+
+    // A round while another holds the lock does nothing and says why.
+    await writeFile(path.join(sendSpool, '.zferry-relay.lock'), `${process.pid}\n`);
+    const locked = await zferry('relay', 'run', '--config', config);
+    assert.equal(locked.code, 1);
+    assert.match(locked.stderr, /another relay round \(pid \d+\) is running/);
+    await rm(path.join(sendSpool, '.zferry-relay.lock'));
+  } finally {
+    await stop(receiver);
+  }
+});
+
+test('relay run: a push to a receiver that is down stays pending and completes next round', async () => {
+  const target = `${dst.name}/later`;
+  const sendSpool = path.join(work, 'down-send');
+  const recvSpool = path.join(work, 'down-recv');
+  const config = path.join(work, 'down.json');
+  await writeConfig(config, {
+    source: `${src.name}/data`, spool: sendSpool, to: `${LOOP}:${BASE + 3}`, replyListen: `${LOOP}:${BASE + 4}`,
+    receiptTimeout: 120, volumeSize: '256K', mbuffer: { memory: '4M' },
+  });
+  const down = await zferry('relay', 'run', '--config', config);
+  assert.equal(down.code, 1);
+  assert.match(down.stderr, /unable to connect|mbuffer/);
+  assert.equal((await bundlesIn(sendSpool)).length, 1, 'the exported bundle waits in the spool');
+  assert.equal(await run('zfs', ['list', '-H', '-o', 'name', target], { allowFailure: true }), '');
+
+  const receiver = startZferry(['relay', 'receive', '--listen', `${LOOP}:${BASE + 3}`, '--spool', recvSpool,
+    '--import', target, '--reply-to', `${LOOP}:${BASE + 4}`, '--once', '--buffer', '4M']);
+  try {
+    await new Promise((r) => setTimeout(r, 500));
+    const r = await zferryOk('relay', 'run', '--config', config, '--json');
+    assert.ok(!r.stdout.includes('"event":"export"'), 'a pending bundle is pushed, not exported again');
+    assert.deepEqual(await guidList(target), await guidList(`${src.name}/data`));
+    assert.deepEqual(await bundlesIn(sendSpool), []);
+    assert.equal((await receiver).exitCode, 0);
+  } finally {
+    await stop(receiver);
+  }
+});
+
+/** One bundle of the whole source, exported to a folder of its own. */
+async function exportBundle(dir: string): Promise<string> {
+  await mkdir(dir, { recursive: true });
+  // A fresh full bundle each time: --no-journal keeps an earlier test's bundle from being its basis.
+  const r = await zferryOk('export', src.name, dir, '--no-journal', '--volume-size', '128K', '--level', '1', '--json');
+  return JSON.parse(r.stdout).bundle as string;
+}
+
+for (const side of ['sender', 'receiver'] as const) {
+  test(`a transfer cut by killing the ${side} leaves no complete-looking bundle, and a resend completes`, async () => {
+    const port = BASE + (side === 'sender' ? 5 : 6);
+    const bundle = await exportBundle(path.join(work, `cut-${side}`));
+    const spool = path.join(work, `cut-${side}-spool`);
+    const receiver = startZferry(['relay', 'receive', '--listen', `${LOOP}:${port}`, '--spool', spool, '--once', '--buffer', '1M', '--block-size', '16k']);
+    await new Promise((r) => setTimeout(r, 500));
+    // 128 KiB/s makes the transfer last seconds: time to cut it in the middle.
+    const sender = startZferry(['relay', 'send', bundle, '--to', `${LOOP}:${port}`, '--rate', '128k', '--buffer', '1M', '--block-size', '16k']);
+    try {
+      await waitFor('bytes to arrive', async () => (await incomingBytes(spool)) > 64 * 1024);
+      // SIGKILL: no chance to clean up, as when a host loses power.
+      await stop(side === 'sender' ? sender : receiver, true);
+      const other = await Promise.race([side === 'sender' ? receiver : sender, new Promise<null>((r) => setTimeout(() => r(null), 30_000))]);
+      assert.ok(other !== null, 'the other side ended within 30 s');
+      assert.notEqual(other.exitCode, 0, `the ${side === 'sender' ? 'receiver' : 'sender'} reports the cut: ${other.stderr}`);
+      assert.deepEqual(await bundlesIn(spool), [], 'nothing in the spool looks like a bundle');
+    } finally {
+      await stop(sender);
+      await stop(receiver);
+    }
+    const again = startZferry(['relay', 'receive', '--listen', `${LOOP}:${port + 100}`, '--spool', spool, '--once', '--buffer', '1M']);
+    try {
+      await new Promise((r) => setTimeout(r, 500));
+      await zferryOk('relay', 'send', bundle, '--to', `${LOOP}:${port + 100}`, '--buffer', '1M');
+      const r = await again;
+      assert.equal(r.exitCode, 0, String(r.stderr));
+      assert.deepEqual(await bundlesIn(spool), [path.basename(bundle)]);
+      assert.deepEqual(await readdir(path.join(spool, '.incoming')), []);
+      await zferryOk('verify', path.join(spool, path.basename(bundle)));
+    } finally {
+      await stop(again);
+    }
+  });
+}
+
+test('a bundle whose manifest fails verification at the receiver never reaches zfs recv', async () => {
+  const port = BASE + 7;
+  const target = `${dst.name}/guarded`;
+  await run('zfs', ['create', target]);
+  const before = await fingerprint(target);
+  const good = await exportBundle(path.join(work, 'tamper-src'));
+  const bad = path.join(work, 'tamper', path.basename(good));
+  await cp(good, bad, { recursive: true });
+  // The manifest claims another sha256 for the last volume of the last stream.
+  const m = JSON.parse(await readFile(path.join(bad, 'manifest.json'), 'utf8'));
+  const vols = m.streams.filter((s: { volumes: unknown[] }) => s.volumes.length > 0).at(-1).volumes;
+  vols[vols.length - 1].sha256 = 'f'.repeat(64);
+  await writeFile(path.join(bad, 'manifest.json'), JSON.stringify(m, null, 2));
+
+  const spool = path.join(work, 'tamper-spool');
+  const receiver = startZferry(['relay', 'receive', '--listen', `${LOOP}:${port}`, '--spool', spool, '--import', target, '--once', '--buffer', '1M']);
+  try {
+    await new Promise((r) => setTimeout(r, 500));
+    await zferry('relay', 'send', bad, '--to', `${LOOP}:${port}`, '--buffer', '1M');
+    const r = await Promise.race([receiver, new Promise<null>((res) => setTimeout(() => res(null), 30_000))]);
+    assert.ok(r !== null, 'receiver ended within 30 s');
+    assert.equal(r.exitCode, 1);
+    assert.match(String(r.stderr), /sha256/);
+    assert.deepEqual(await bundlesIn(spool), []);
+    assert.equal(await fingerprint(target), before, 'the target is untouched');
+  } finally {
+    await stop(receiver);
+  }
+});
+
+test('relay send without mbuffer on PATH fails with one clear line', async () => {
+  const empty = await mkdtemp(path.join(os.tmpdir(), 'zferry-nopath-'));
+  try {
+    const r = await execa(process.execPath, [CLI, 'relay', 'send', work, '--to', `${LOOP}:${BASE + 8}`], { reject: false, env: { PATH: empty }, extendEnv: false });
+    assert.equal(r.exitCode, 1);
+    assert.match(String(r.stderr), /^zferry: mbuffer is not installed or not on PATH/);
+  } finally {
+    await rm(empty, { recursive: true, force: true });
+  }
+});

@@ -1,0 +1,131 @@
+/** The relay's pure parts and its tar stages, without ZFS or a network. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, basename } from 'node:path';
+import { Readable } from 'node:stream';
+import { buffer } from 'node:stream/consumers';
+import { ZferryError } from '../../src/errors.js';
+import { finishBundle, type Manifest } from '../../src/bundle/index.js';
+import { writeStream } from '../../src/pipeline/index.js';
+import { listenArgs, parseEndpoint, sendArgs, SLOW_LINK_TUNING } from '../../src/mbuffer/index.js';
+import { parseRelayConfig } from '../../src/relay/config.js';
+import { partitionByReceipt } from '../../src/relay/spool.js';
+import { acquireLock } from '../../src/relay/lock.js';
+import { describeBundles, packBundles } from '../../src/relay/pack.js';
+import { unpackInto } from '../../src/relay/unpack.js';
+import { parseReply } from '../../src/relay/reply.js';
+
+test('endpoints: HOST:PORT, [v6]:PORT and a bare port for listeners; bad ones name the option', () => {
+  assert.deepEqual(parseEndpoint('backup.example.net:9090', '--to', true), { host: 'backup.example.net', port: 9090 });
+  assert.deepEqual(parseEndpoint('[::1]:9090', '--to', true), { host: '::1', port: 9090 });
+  assert.deepEqual(parseEndpoint('9090', '--listen', false), { host: null, port: 9090 });
+  assert.throws(() => parseEndpoint('9090', '--to', true), /invalid --to '9090': expected HOST:PORT/);
+  assert.throws(() => parseEndpoint('host:70000', '--to', true), /port from 1 to 65535/);
+});
+
+test('mbuffer command lines: tuning flags, rate only when sending, -O / -I last', () => {
+  const t = { blockSize: 128 * 1024, memory: 64 * 1024 * 1024, rate: 2 * 1024 * 1024 };
+  assert.deepEqual(sendArgs({ host: '127.0.0.1', port: 9090 }, t), ['-q', '-s', '128k', '-m', '65536k', '-r', '2048k', '-O', '127.0.0.1:9090']);
+  assert.deepEqual(sendArgs({ host: '::1', port: 9 }, SLOW_LINK_TUNING, 60), ['-q', '-s', '128k', '-m', '65536k', '-W', '60', '-O', '[::1]:9']);
+  assert.deepEqual(listenArgs({ host: null, port: 9090 }, t), ['-q', '-s', '128k', '-m', '65536k', '-I', '9090', '-o', '-']);
+});
+
+test('relay config: defaults, sizes with units, paths relative to the file; errors name the field', () => {
+  const c = parseRelayConfig(JSON.stringify({ source: 'tank', spool: 'spool', to: 'b:9090', replyListen: '9091', mbuffer: { rate: '4M' } }), '/etc/zferry/relay.json');
+  assert.equal(c.spool, '/etc/zferry/spool');
+  assert.deepEqual(c.tuning, { blockSize: 128 * 1024, memory: 64 * 1024 * 1024, rate: 4 * 1024 * 1024 });
+  assert.equal(c.volumeSize, 1024 ** 3);
+  assert.equal(c.receiptTimeoutSeconds, 3600);
+  assert.throws(() => parseRelayConfig('{"source":"tank","spool":"s","to":"b:1"}', 'r.json'), /^ZferryError: r\.json: \/ must have required property 'replyListen'$|r\.json: \/ must have required property 'replyListen'/);
+  assert.throws(() => parseRelayConfig('{"source":"tank","spool":"s","to":"b:1","replyListen":"2","mbuffer":{"memory":"lots"}}', 'r.json'), /r\.json: \/mbuffer\/memory/);
+  assert.throws(() => parseRelayConfig('{"source":"tank","spool":"s","to":"b","replyListen":"2"}', 'r.json'), /r\.json: \/to/);
+});
+
+test('a receipt confirms exactly the bundles it lists', () => {
+  const b = (id: string) => ({ manifest: { bundleId: id } });
+  const receipt = { bundles: ['a', 'c'] } as unknown as Parameters<typeof partitionByReceipt>[1];
+  const r = partitionByReceipt([b('a'), b('b'), b('c')], receipt);
+  assert.deepEqual(r.confirmed.map((x) => x.manifest.bundleId), ['a', 'c']);
+  assert.deepEqual(r.pending.map((x) => x.manifest.bundleId), ['b']);
+  assert.deepEqual(partitionByReceipt([b('a')], null).pending.length, 1);
+});
+
+test('lock: a live holder refuses a second round; a dead holder\'s lock is taken over', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'zferry-lock-'));
+  try {
+    const l = await acquireLock(dir);
+    await assert.rejects(acquireLock(dir), /another relay round \(pid \d+\) is running/);
+    await l.release();
+    await writeFile(join(dir, '.zferry-relay.lock'), '999999999\n');
+    const l2 = await acquireLock(dir);
+    await l2.release();
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('reply: a refusal carries its reason; a malformed receipt is rejected by the state schema', () => {
+  assert.equal(parseReply(JSON.stringify({ format: 'zferry-relay-reply', formatVersion: 1, ok: false, receipt: null, error: 'conflict' }), 'x').error, 'conflict');
+  assert.throws(() => parseReply(JSON.stringify({ format: 'zferry-relay-reply', formatVersion: 1, ok: true, receipt: { format: 'zferry-state' }, error: null }), 'x'), /receipt in the reply from x/);
+  assert.throws(() => parseReply('nope', 'x'), /not JSON/);
+});
+
+async function makeBundle(parent: string): Promise<string> {
+  const id = randomUUID();
+  const dir = join(parent, `zferry-tank-${id.slice(0, 8)}`);
+  const raw = Buffer.concat([randomBytes(200 * 1024), Buffer.alloc(100 * 1024, 3)]);
+  const full = await writeStream(Readable.from([raw]), { dir, index: 1, kind: 'full', volumeSize: 48 * 1024, level: 1 });
+  const m: Manifest = {
+    format: 'zferry-bundle', formatVersion: 1, bundleId: id, createdAt: new Date().toISOString(), zferryVersion: '0.1.0',
+    source: { host: 'h', pool: 'tank', root: 'tank', poolGuid: '1234567890123456789' },
+    basis: { origin: 'empty', file: null, target: null, takenAt: null, inventory: null },
+    inventory: { root: 'tank', datasets: [{ path: '', type: 'filesystem', guid: '77', snapshots: [{ name: 's1', guid: '1000', createtxg: '10', creation: 1700000000 }], bookmarks: [] }] },
+    compression: { algorithm: 'zstd', level: 1 },
+    streams: [{ index: 1, dataset: '', type: 'filesystem', kind: 'full', from: null, to: { name: 's1', guid: '1000' }, intermediates: false,
+      creates: [{ name: 's1', guid: '1000' }], force: false, sendFlags: [], ...full }],
+  };
+  await finishBundle(dir, m);
+  return dir;
+}
+
+test('pack → unpack: bundles arrive verified and complete; any cut of the stream leaves none behind', async () => {
+  const root = await mkdtemp(join(tmpdir(), 'zferry-relay-unit-'));
+  try {
+    const dirs = [await makeBundle(join(root, 'out')), await makeBundle(join(root, 'out'))];
+    const tarBytes = await buffer(packBundles(await describeBundles(dirs)));
+    const spool = join(root, 'spool');
+    const r = await unpackInto(spool, Readable.from([tarBytes]));
+    assert.deepEqual(r.bundles.map((d) => basename(d)), dirs.map((d) => basename(d)));
+
+    // Cut inside the header, the first manifest, a volume, between bundles, and in the end blocks.
+    for (const cut of [100, 1500, 40_000, Math.floor(tarBytes.length / 2), tarBytes.length - 2000]) {
+      const s = join(root, `cut-${cut}`);
+      await assert.rejects(unpackInto(s, Readable.from([tarBytes.subarray(0, cut)])), (e: unknown) => e instanceof ZferryError, `cut at ${cut}`);
+      const names = (await readdir(s)).filter((n) => n !== '.incoming');
+      // A bundle finished before the cut may stay; it is complete (verifyBundle passed before its rename).
+      assert.ok(names.length <= 1, `cut at ${cut}: ${names}`);
+      assert.deepEqual(await readdir(join(s, '.incoming')), [], `cut at ${cut}: temp folder removed`);
+    }
+
+    // One flipped byte in a volume: refused at that volume, nothing complete-looking left.
+    const flipped = Buffer.from(tarBytes);
+    flipped[20_000] ^= 0xff;
+    const s = join(root, 'flipped');
+    await assert.rejects(unpackInto(s, Readable.from([flipped])), /sha256|manifest|relay stream/);
+    assert.deepEqual((await readdir(s)).filter((n) => n !== '.incoming'), []);
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
+});
+
+test('contrib/relay.example.json is a valid relay config', async () => {
+  const { readFile } = await import('node:fs/promises');
+  const { fileURLToPath } = await import('node:url');
+  const file = fileURLToPath(new URL('../../../contrib/relay.example.json', import.meta.url));
+  const c = parseRelayConfig(await readFile(file, 'utf8'), file);
+  assert.equal(c.to.port, 9090);
+  assert.equal(c.tuning.rate, 4 * 1024 * 1024);
+});
