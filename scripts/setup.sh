@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 
 packages=(zfs-fuse mbuffer zstd minisign age)
 if [ "${1:-}" = "--lab" ]; then
-  packages+=(qemu-system-x86 qemu-utils debootstrap cpio e2fsprogs busybox-static kmod)
+  packages+=(qemu-system-x86 debootstrap cpio e2fsprogs)
 fi
 
 missing=()
