@@ -8,7 +8,7 @@ import { Command, Option, InvalidArgumentError } from 'commander';
 import { Zfs } from '../zfs/index.js';
 import { ZferryError, oneLine } from '../errors.js';
 import { makeProgress } from '../progress.js';
-import { parseInterval, parseRate, parseSize } from './units.js';
+import { parseInterval, parseRate } from './units.js';
 import { ZFERRY_VERSION } from '../bundle/index.js';
 import { runExport } from '../commands/export.js';
 import { runImport } from '../commands/import.js';
@@ -18,48 +18,10 @@ import { runEstimate } from '../commands/estimate.js';
 import { printEstimate, printExport, printImport, printVerify } from './print.js';
 import { generateKeyFiles } from '../trust/minisign.js';
 import { relayCommand } from './relay.js';
+import { collect, emitJson, example, levelOption, sizeOption, unitOption } from './options.js';
 
 /** Exit codes: 0 all done; 1 failed; 2 usage; 3 done in part (conflicts left datasets out). */
 export const EXIT = { ok: 0, failed: 1, usage: 2, partial: 3 } as const;
-
-function sizeOption(what: string) {
-  return (value: string): number => {
-    try {
-      return parseSize(value, what);
-    } catch (err) {
-      throw new InvalidArgumentError((err as Error).message);
-    }
-  };
-}
-
-/** A commander parser from one of units.ts's parsers. */
-function unitOption(parse: (text: string, what: string) => number, what: string) {
-  return (value: string): number => {
-    try {
-      return parse(value, what);
-    } catch (err) {
-      throw new InvalidArgumentError((err as Error).message);
-    }
-  };
-}
-
-function levelOption(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1 || n > 19) throw new InvalidArgumentError('zstd level must be an integer from 1 to 19');
-  return n;
-}
-
-function collect(value: string, previous: string[]): string[] {
-  return [...previous, value];
-}
-
-function example(text: string): string {
-  return `\nExample:\n${text.replace(/^/gm, '  ')}\n`;
-}
-
-function emitJson(value: unknown): void {
-  process.stdout.write(JSON.stringify(value, null, 2) + '\n');
-}
 
 export function buildProgram(): Command {
   // exitOverride before any subcommand exists: commander copies it to each one as it is added.

@@ -6,30 +6,12 @@ import { parseEndpoint, SLOW_LINK_TUNING, type MbufferTuning } from '../mbuffer/
 import { runRelaySend } from '../commands/relay-send.js';
 import { runRelayReceive, type TransferResult } from '../commands/relay-receive.js';
 import { runRelayRound, type RelayEvent } from '../commands/relay-run.js';
-import { formatBytes, parseSize } from './units.js';
+import { formatBytes } from './units.js';
+import { example, sizeOption, unitOption } from './options.js';
 
-function example(text: string): string {
-  return `\nExample:\n${text.replace(/^/gm, '  ')}\n`;
-}
-
-function size(what: string) {
-  return (value: string): number => {
-    try {
-      return parseSize(value, what);
-    } catch (err) {
-      throw new InvalidArgumentError((err as Error).message);
-    }
-  };
-}
-
+/** `parseEndpoint` with this command's host requirement, as a commander parser. */
 function endpoint(what: string, hostRequired: boolean) {
-  return (value: string) => {
-    try {
-      return parseEndpoint(value, what, hostRequired);
-    } catch (err) {
-      throw new InvalidArgumentError((err as Error).message);
-    }
-  };
+  return unitOption((value: string, w: string) => parseEndpoint(value, w, hostRequired), what);
 }
 
 function seconds(value: string): number {
@@ -39,9 +21,9 @@ function seconds(value: string): number {
 }
 
 function tuningOptions(cmd: Command, sending: boolean): Command {
-  cmd.addOption(new Option('--buffer <size>', 'mbuffer memory (-m)').argParser(size('buffer size')).default(SLOW_LINK_TUNING.memory, '64M'));
-  cmd.addOption(new Option('--block-size <size>', 'mbuffer block size (-s)').argParser(size('block size')).default(SLOW_LINK_TUNING.blockSize, '128k'));
-  if (sending) cmd.addOption(new Option('--rate <limit>', 'limit to this many bytes per second (mbuffer -r), e.g. 2M').argParser(size('rate limit')));
+  cmd.addOption(new Option('--buffer <size>', 'mbuffer memory (-m)').argParser(sizeOption('buffer size')).default(SLOW_LINK_TUNING.memory, '64M'));
+  cmd.addOption(new Option('--block-size <size>', 'mbuffer block size (-s)').argParser(sizeOption('block size')).default(SLOW_LINK_TUNING.blockSize, '128k'));
+  if (sending) cmd.addOption(new Option('--rate <limit>', 'limit to this many bytes per second (mbuffer -r), e.g. 2M').argParser(sizeOption('rate limit')));
   return cmd;
 }
 

@@ -1,0 +1,38 @@
+/** Option parsers and help text shared by every command's argument parsing. */
+import { InvalidArgumentError } from 'commander';
+import { parseSize } from './units.js';
+
+/** A commander parser from any parser that throws on bad text (units.ts, mbuffer endpoints). */
+export function unitOption<T>(parse: (text: string, what: string) => T, what: string): (value: string) => T {
+  return (value: string): T => {
+    try {
+      return parse(value, what);
+    } catch (err) {
+      throw new InvalidArgumentError((err as Error).message);
+    }
+  };
+}
+
+export function sizeOption(what: string): (value: string) => number {
+  return unitOption(parseSize, what);
+}
+
+export function levelOption(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 19) throw new InvalidArgumentError('zstd level must be an integer from 1 to 19');
+  return n;
+}
+
+/** For repeatable options. */
+export function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+/** Every command's --help ends with a worked example. */
+export function example(text: string): string {
+  return `\nExample:\n${text.replace(/^/gm, '  ')}\n`;
+}
+
+export function emitJson(value: unknown): void {
+  process.stdout.write(JSON.stringify(value, null, 2) + '\n');
+}
