@@ -11,7 +11,7 @@ import { execa } from 'execa';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { CLI } from '../test/helpers/cli.js';
+import { CLI, STATE_DIR } from '../test/helpers/cli.js';
 import { makePool, run } from '../test/helpers/zfslab.js';
 import { AUTO, buildSource, guidList, halfSeed, snapshot, writeData, datasetList } from '../test/helpers/fixtures.js';
 
@@ -20,7 +20,10 @@ const say = (text: string) => process.stdout.write(`\n${bold(`== ${text}`)}\n`);
 
 async function zferry(...args: string[]): Promise<void> {
   process.stdout.write(`$ zferry ${args.join(' ')}\n`);
-  const r = await execa(process.execPath, [CLI, ...args], { reject: false, stdin: 'ignore', stdout: 'inherit', stderr: 'inherit' });
+  // The export journal goes to a scratch folder, not the host's /var/lib/zferry.
+  const r = await execa(process.execPath, [CLI, ...args], {
+    reject: false, stdin: 'ignore', stdout: 'inherit', stderr: 'inherit', env: { ZFERRY_STATE_DIR: STATE_DIR },
+  });
   if (r.exitCode !== 0) throw new Error(`zferry ${args[0]} exited ${r.exitCode}`);
 }
 
@@ -79,6 +82,7 @@ async function main(): Promise<void> {
     await src.destroy();
     await dst.destroy();
     await rm(disk, { recursive: true, force: true });
+    await rm(STATE_DIR, { recursive: true, force: true });
   }
 }
 
