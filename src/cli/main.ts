@@ -5,20 +5,18 @@
  */
 import { writeFile } from 'node:fs/promises';
 import { Command, Option, InvalidArgumentError } from 'commander';
-import { Zfs } from '../zfs/index.js';
 import { ZferryError, oneLine } from '../errors.js';
-import { makeProgress } from '../progress.js';
 import { parseInterval, parseRate } from './units.js';
-import { ZFERRY_VERSION } from '../bundle/index.js';
-import { runExport } from '../commands/export.js';
-import { runImport } from '../commands/import.js';
-import { runState } from '../commands/state.js';
-import { runVerify } from '../commands/verify.js';
-import { runEstimate } from '../commands/estimate.js';
-import { printEstimate, printExport, printImport, printVerify } from './print.js';
-import { generateKeyFiles } from '../trust/minisign.js';
+import { ZFERRY_VERSION } from '../version.js';
 import { relayCommand } from './relay.js';
 import { collect, emitJson, example, levelOption, sizeOption, unitOption } from './options.js';
+
+// Commands load their modules when they run: `zferry --help` and every
+// command start in a fraction of the time it takes to load them all (it
+// shows under cron on small machines, and in the test guest under emulation).
+const probeZfs = async () => (await import('../zfs/index.js')).Zfs.probe();
+const progressFor = async (json: boolean) => (await import('../progress.js')).makeProgress(json);
+const printer = () => import('./print.js');
 
 /** Exit codes: 0 all done; 1 failed; 2 usage; 3 done in part (conflicts left datasets out). */
 export const EXIT = { ok: 0, failed: 1, usage: 2, partial: 3 } as const;
@@ -70,16 +68,17 @@ export function buildProgram(): Command {
       'zferry export tank /mnt/disk --sign ~/.zferry/key --encrypt-to age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p',
     ))
     .action(async (source: string, dest: string, o) => {
-      const zfs = await Zfs.probe();
+      const zfs = await probeZfs();
+      const { runExport } = await import('../commands/export.js');
       const r = await runExport(zfs, {
         source, dest, since: o.since, level: o.level, volumeSize: o.volumeSize, dryRun: o.dryRun,
         exclude: o.exclude, snapshots: o.snapshots, excludeSnapshots: o.excludeSnapshots, rollback: o.rollback,
         journal: o.journal === false ? false : o.journal === true ? undefined : o.journal,
         sign: o.sign, encryptTo: o.encryptTo,
-        progress: makeProgress(o.json),
+        progress: await progressFor(o.json),
       });
       if (o.json) emitJson({ ...r, plan: { ...r.plan, conflicts: r.plan.conflicts } });
-      else printExport(r, source, o.dryRun);
+      else (await printer()).printExport(r, source, o.dryRun);
       if (r.plan.conflicts.length > 0) process.exitCode = EXIT.partial;
     });
 
@@ -117,14 +116,15 @@ export function buildProgram(): Command {
       'zferry estimate tank --since state.json --link 2MB/s --every 12h --json',
     ))
     .action(async (source: string, o) => {
-      const zfs = await Zfs.probe();
+      const zfs = await probeZfs();
+      const { runEstimate } = await import('../commands/estimate.js');
       const r = await runEstimate(zfs, {
         source, since: o.since, dest: o.dest, journal: o.journal === false ? false : o.journal === true ? undefined : o.journal, level: o.level, linkBytesPerSecond: o.link, intervalSeconds: o.every,
         diskBytes: o.disk, sampleBytes: o.sample, sampleSeconds: o.sampleSeconds, churnSends: o.churnSends,
-        churnSeconds: o.churnSeconds, progress: makeProgress(o.json),
+        churnSeconds: o.churnSeconds, progress: await progressFor(o.json),
       });
       if (o.json) emitJson(r);
-      else printEstimate(r, o.level);
+      else (await printer()).printEstimate(r, o.level);
       if (r.conflicts.length > 0) process.exitCode = EXIT.partial;
     });
 
@@ -150,13 +150,14 @@ export function buildProgram(): Command {
       'zferry import /mnt/disk backup --trust /etc/zferry/source.pub --identity /root/age-key.txt',
     ))
     .action(async (path: string, target: string, o) => {
-      const zfs = await Zfs.probe();
+      const zfs = await probeZfs();
+      const { runImport } = await import('../commands/import.js');
       const r = await runImport(zfs, {
         path, target, dryRun: o.dryRun, force: o.force, delete: o.delete, rollback: o.rollback,
-        trust: o.trust, identity: o.identity, progress: makeProgress(o.json),
+        trust: o.trust, identity: o.identity, progress: await progressFor(o.json),
       });
       if (o.json) emitJson(r);
-      else printImport(r, o.dryRun);
+      else (await printer()).printImport(r, o.dryRun);
       for (const d of r.deferred) process.stderr.write(`zferry: ${d.message}\n`);
       if (r.deferred.length > 0) process.exitCode = EXIT.partial;
     });
@@ -169,7 +170,8 @@ export function buildProgram(): Command {
     .option('--json', 'JSON output (the default; accepted for symmetry)', false)
     .addHelpText('after', example('zferry state backup -o /mnt/disk/state.json'))
     .action(async (target: string, o) => {
-      const zfs = await Zfs.probe();
+      const zfs = await probeZfs();
+      const { runState } = await import('../commands/state.js');
       const state = await runState(zfs, target);
       const text = JSON.stringify(state, null, 2) + '\n';
       if (o.output) await writeFile(o.output, text);
@@ -184,10 +186,11 @@ export function buildProgram(): Command {
     .option('--json', 'print the result as JSON on stdout', false)
     .addHelpText('after', example('zferry verify /mnt/disk/zferry-tank-20261126T073000Z-1a2b3c4d --trust source.pub'))
     .action(async (path: string, o) => {
-      const reports = await runVerify(path, makeProgress(o.json), { trust: o.trust });
+      const { runVerify } = await import('../commands/verify.js');
+      const reports = await runVerify(path, await progressFor(o.json), { trust: o.trust });
       const summary = reports.map((r) => ({ bundle: r.bundle, bundleId: r.manifest.bundleId, streams: r.streams, volumes: r.volumes, storedBytes: r.storedBytes }));
       if (o.json) emitJson({ ok: true, bundles: summary });
-      else printVerify(summary);
+      else (await printer()).printVerify(summary);
     });
 
   program
@@ -200,6 +203,7 @@ export function buildProgram(): Command {
       'minisign -V -p key.pub -m /mnt/disk/zferry-tank-*/manifest.json   # stock check of a signed bundle',
     ))
     .action(async (o) => {
+      const { generateKeyFiles } = await import('../trust/minisign.js');
       const r = await generateKeyFiles(o.output);
       if (o.json) emitJson(r);
       else process.stdout.write(`secret key ${r.secretFile} (keep it private)\npublic key ${r.publicFile} (key id ${r.keyId}; give it to import --trust)\n`);

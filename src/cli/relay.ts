@@ -1,13 +1,16 @@
 /** `zferry relay send|receive|run`: argument parsing and printing only. */
 import { Command, Option, InvalidArgumentError } from 'commander';
-import { Zfs } from '../zfs/index.js';
-import { makeProgress } from '../progress.js';
+import type { Zfs } from '../zfs/index.js';
+import type { Progress } from '../progress.js';
 import { parseEndpoint, SLOW_LINK_TUNING, type MbufferTuning } from '../mbuffer/index.js';
-import { runRelaySend } from '../commands/relay-send.js';
-import { runRelayReceive, type TransferResult } from '../commands/relay-receive.js';
-import { runRelayRound, type RelayEvent } from '../commands/relay-run.js';
+import type { TransferResult } from '../commands/relay-receive.js';
+import type { RelayEvent } from '../commands/relay-run.js';
 import { formatBytes } from './units.js';
 import { example, sizeOption, unitOption } from './options.js';
+
+// Loaded when a relay command runs, as in main.ts: starting zferry stays cheap.
+const probeZfs = async (): Promise<Zfs> => (await import('../zfs/index.js')).Zfs.probe();
+const loadProgress = async (): Promise<(json: boolean) => Progress> => (await import('../progress.js')).makeProgress;
 
 /** `parseEndpoint` with this command's host requirement, as a commander parser. */
 function endpoint(what: string, hostRequired: boolean) {
@@ -81,6 +84,8 @@ export function relayCommand(): Command {
       'zferry relay send /srv/spool --to backup.example.net:9090 --reply-port 9091',
     )), true)
     .action(async (paths: string[], o) => {
+      const makeProgress = await loadProgress();
+      const { runRelaySend } = await import('../commands/relay-send.js');
       const r = await runRelaySend({
         paths, to: o.to, tuning: tuning(o), replyListen: o.replyPort ?? null, receiptTimeoutSeconds: o.receiptTimeout,
         progress: makeProgress(o.json),
@@ -109,10 +114,12 @@ export function relayCommand(): Command {
     .action(async (o) => {
       let zfs: Zfs | null = null;
       const asJson = lines(o.json);
+      const makeProgress = await loadProgress();
+      const { runRelayReceive } = await import('../commands/relay-receive.js');
       await runRelayReceive({
         listen: o.listen, spool: o.spool, tuning: tuning(o), importTarget: o.import ?? null, force: o.force,
         deleteAfterImport: o.delete, replyTo: o.replyTo ?? null, once: o.once,
-        zfs: async () => (zfs ??= await Zfs.probe()),
+        zfs: async () => (zfs ??= await probeZfs()),
         progress: () => makeProgress(o.json),
         onTransfer: (t) => printTransfer(t, asJson),
       });
@@ -130,9 +137,11 @@ export function relayCommand(): Command {
     .action(async (o) => {
       let zfs: Zfs | null = null;
       const asJson = lines(o.json);
+      const makeProgress = await loadProgress();
+      const { runRelayRound } = await import('../commands/relay-run.js');
       await runRelayRound({
         config: o.config,
-        zfs: async () => (zfs ??= await Zfs.probe()),
+        zfs: async () => (zfs ??= await probeZfs()),
         progress: () => makeProgress(o.json),
         onEvent: (e) => printEvent(e, asJson),
       });
