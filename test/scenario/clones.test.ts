@@ -71,11 +71,11 @@ test('a clone arrives as a clone of the target copy of its origin: origin sent f
   assert.equal(await prop(`${target}/aclone`, 'origin'), `${target}/zbase@s1`);
   assert.equal(await prop(`${target}/fromscratch`, 'origin'), '-');
   assert.deepEqual(await guidList(target), inScope(await guidList(src.name)));
-  // The clone's own data is a few dozen KiB; the 2 MiB it shares with zbase@s1 is not stored twice.
+  // The clone's own data is a few dozen KiB; the MiB it shares with zbase@s1 (half random, so it survives compression) is not stored twice.
   const own = Number(await prop(`${target}/aclone`, 'usedbydataset'));
   const shared = Number(await prop(`${target}/zbase`, 'referenced'));
-  assert.ok(shared > 2_000_000, `zbase references ${shared}`);
-  assert.ok(own * 8 < shared, `clone's own usage ${own} vs origin ${shared}`);
+  assert.ok(shared > 1_000_000, `zbase references ${shared}`);
+  assert.ok(own * 4 < shared, `clone's own usage ${own} vs origin ${shared}`);
   assert.ok(Number(await prop(`${target}/aclone`, 'referenced')) > shared, 'the clone references the shared data too');
 });
 
