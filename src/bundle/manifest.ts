@@ -37,6 +37,12 @@ export interface Basis {
 export interface StreamFrom extends SnapshotRef {
   /** True when the incremental base is a bookmark (`#name`), not a snapshot. */
   bookmark?: boolean;
+  /**
+   * Set on a clone's first stream: the relative path of the dataset holding
+   * the base, the clone's origin. Receiving it makes the dataset a clone of
+   * the target's copy of that snapshot (zfs recv finds it by guid).
+   */
+  dataset?: string;
 }
 
 export type StreamKind = 'full' | 'incremental' | 'create';
@@ -173,6 +179,11 @@ function checkSemantics(m: Manifest): Problem | null {
     if (s.to === null) return { path: `${at}/to`, message: `a ${s.kind} stream needs a "to" snapshot` };
     if (s.kind === 'full' && s.from !== null) return { path: `${at}/from`, message: 'a full stream has no "from" snapshot' };
     if (s.kind === 'incremental' && s.from === null) return { path: `${at}/from`, message: 'an incremental stream needs a "from" snapshot' };
+    if (s.from?.dataset !== undefined) {
+      if (s.from.bookmark) return { path: `${at}/from`, message: "a clone's origin is a snapshot, not a bookmark" };
+      if (s.from.dataset === s.dataset) return { path: `${at}/from/dataset`, message: 'names the stream\'s own dataset: a clone\'s origin lies in another dataset' };
+      if (s.intermediates) return { path: `${at}/intermediates`, message: "a clone's first stream is sent with -i, not -I" };
+    }
     if (s.rawSha256 === null) return { path: `${at}/rawSha256`, message: `a ${s.kind} stream needs rawSha256` };
     if (s.volumes.length === 0) return { path: `${at}/volumes`, message: `a ${s.kind} stream needs at least one volume` };
     const to = s.to;

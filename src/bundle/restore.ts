@@ -22,10 +22,17 @@ function describe(s: StreamEntry, count: number): string {
   if (s.kind === 'create') return `${head} create ${where} (it has no snapshot to send)`;
   const to = s.to ? `@${s.to.name}` : '';
   if (s.kind === 'full') return `${head} full ${where} ${to}`;
+  if (s.from?.dataset !== undefined) {
+    const origin = `${s.from.dataset === '' ? '(root)' : s.from.dataset}@${s.from.name}`;
+    return `${head} clone ${where} ${to} of ${origin} (guid ${s.from.guid}): "$TARGET" must already hold its copy of ${origin}; ` +
+      'where zfs recv has no -o origin= it takes the first snapshot with that guid in the pool, so keep no other copy of the source in that pool';
+  }
   const from = s.from ? `${s.from.bookmark ? '#' : '@'}${s.from.name}` : '';
   const mode = s.intermediates ? ' (with intermediate snapshots)' : '';
   return `${head} incremental ${where} ${from} -> ${to}${mode}`;
 }
+
+const decrypt = (encrypted: boolean) => (encrypted ? ' | age -d -i "$AGE_IDENTITY"' : '');
 
 function commandFor(s: StreamEntry, encrypted: boolean): string {
   if (s.kind === 'create') return `zfs create -p ${targetWord(s.dataset)}`;
@@ -36,8 +43,12 @@ function commandFor(s: StreamEntry, encrypted: boolean): string {
     ? ['-x', 'mountpoint', ...(s.type === 'filesystem' ? ['-o', 'canmount=noauto'] : [])]
     : [];
   const recv = ['zfs', 'recv', '-u', ...(s.force ? ['-F'] : []), ...keepOff].join(' ');
-  const decrypt = encrypted ? ' | age -d -i "$AGE_IDENTITY"' : '';
-  return `cat ${glob}${decrypt} | zstd -dc | ${recv} ${targetWord(s.dataset)}`;
+  if (s.from?.dataset !== undefined) {
+    // Name the clone's origin where zfs recv takes -o (same test as above); elsewhere zfs finds it by guid.
+    const origin = s.sendFlags.includes('-p') ? ` -o origin=${targetWord(s.from.dataset)}${shellQuote('@' + s.from.name)}` : '';
+    return `cat ${glob}${decrypt(encrypted)} | zstd -dc | ${recv}${origin} ${targetWord(s.dataset)}`;
+  }
+  return `cat ${glob}${decrypt(encrypted)} | zstd -dc | ${recv} ${targetWord(s.dataset)}`;
 }
 
 export function restoreText(m: Manifest): string {

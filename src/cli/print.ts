@@ -20,6 +20,9 @@ export function printExport(r: ExportResult, source: string, dryRun: boolean): v
   for (const e of r.plan.excluded) out(`  excluded ${e || '(root)'} and its children`);
   for (const x of r.plan.reseeded) out(`  re-seed ${x.dataset || '(root)'}: the target's copy shares no snapshot with the source (import with --delete replaces it)`);
   for (const x of r.plan.rolledBack) out(`  rollback ${x.dataset || '(root)'}: to @${x.to.name}, discarding ${x.discards.map((d) => '@' + d.name).join(', ')} (import with --rollback)`);
+  for (const c of r.plan.clones) {
+    if (c.sentAs === 'full') out(`  note ${c.dataset || '(root)'}: a clone of ${c.origin}, sent as a full stream (no space shared on the target): ${c.reason}`);
+  }
   for (const c of r.plan.conflicts) process.stderr.write(`zferry: conflict: ${c.message}\n`);
   if (dryRun) {
     out('dry run: nothing written');

@@ -101,7 +101,9 @@ function specOf(source: string, step: SendStep): SendSpec {
   return {
     dataset: joinDataset(source, step.dataset),
     to: step.to.name,
-    from: step.from ? { name: step.from.name, bookmark: step.from.bookmark } : null,
+    from: step.from
+      ? { name: step.from.name, bookmark: step.from.bookmark, ...(step.from.dataset !== undefined ? { dataset: joinDataset(source, step.from.dataset) } : {}) }
+      : null,
     intermediates: step.intermediates,
   };
 }

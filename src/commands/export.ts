@@ -69,7 +69,9 @@ function bundleFolderName(root: string, id: string, at: Date): string {
 
 function sendLabel(step: SendStep): string {
   const name = step.dataset === '' ? '(root)' : step.dataset;
-  return step.kind === 'full' ? `${name}@${step.to.name}` : `${name} @${step.from?.name}→@${step.to.name}`;
+  if (step.kind === 'full') return `${name}@${step.to.name}`;
+  const origin = step.from?.dataset !== undefined ? `${step.from.dataset || '(root)'}` : '';
+  return `${name} ${origin}@${step.from?.name}→@${step.to.name}`;
 }
 
 
@@ -120,7 +122,9 @@ export async function runExport(zfs: Zfs, opts: ExportOptions): Promise<ExportRe
         continue;
       }
       const dataset = joinDataset(opts.source, step.dataset);
-      const from = step.from ? { name: step.from.name, bookmark: step.from.bookmark } : null;
+      const from = step.from
+        ? { name: step.from.name, bookmark: step.from.bookmark, ...(step.from.dataset !== undefined ? { dataset: joinDataset(opts.source, step.from.dataset) } : {}) }
+        : null;
       const options = sendOptionsFor(byPath.get(step.dataset)!, opts.source, zfs.caps);
       const send = zfs.send({ dataset, to: step.to.name, from, intermediates: step.intermediates, flags: options });
       progress.stream(sendLabel(step), 0);
@@ -144,7 +148,13 @@ export async function runExport(zfs: Zfs, opts: ExportOptions): Promise<ExportRe
         dataset: step.dataset,
         type: step.type,
         kind: step.kind,
-        from: step.from ? { name: step.from.name, guid: step.from.guid, ...(step.from.bookmark ? { bookmark: true } : {}) } : null,
+        from: step.from
+          ? {
+              name: step.from.name, guid: step.from.guid,
+              ...(step.from.bookmark ? { bookmark: true } : {}),
+              ...(step.from.dataset !== undefined ? { dataset: step.from.dataset } : {}),
+            }
+          : null,
         to: step.to,
         intermediates: step.intermediates,
         creates: step.creates,

@@ -66,7 +66,9 @@ export function sourceTag(s: SourceIdentity): string {
 function label(s: StreamEntry): string {
   const ds = s.dataset === '' ? '(root)' : s.dataset;
   if (s.kind === 'create') return `${ds} (create)`;
-  return s.kind === 'full' ? `${ds}@${s.to?.name}` : `${ds} @${s.from?.name}→@${s.to?.name}`;
+  if (s.kind === 'full') return `${ds}@${s.to?.name}`;
+  const origin = s.from?.dataset !== undefined ? s.from.dataset || '(root)' : '';
+  return `${ds} ${origin}@${s.from?.name}→@${s.to?.name}`;
 }
 
 /** All bundles must come from one source; the target must mirror that source. */
@@ -142,8 +144,8 @@ function receivedOverrides(s: StreamEntry): { exclude: string[]; set: Record<str
 async function applyOverridesAfter(zfs: Zfs, dataset: string, s: StreamEntry): Promise<void> {
   const o = receivedOverrides(s);
   for (const p of o.exclude) await zfs.inherit(dataset, p);
-  // Without -p a property set once stays: only a full receive needs it.
-  if (s.kind === 'full' || o.exclude.length > 0) {
+  // Without -p a property set once stays: only a stream that makes the dataset (full, or a clone's first) needs it.
+  if (s.kind === 'full' || s.from?.dataset !== undefined || o.exclude.length > 0) {
     for (const [p, v] of Object.entries(o.set)) await zfs.setProperty(dataset, p, v);
   }
 }
@@ -153,7 +155,10 @@ async function receiveStream(zfs: Zfs, dir: string, target: string, s: StreamEnt
   const dataset = joinDataset(target, s.dataset);
   // A receive -s someone else interrupted blocks every new receive into the dataset.
   if (partial.has(dataset)) await zfs.abortReceive(dataset);
-  const overrides = zfs.caps.recvPropertyOverride ? receivedOverrides(s) : {};
+  const overrides: { exclude?: string[]; set?: Record<string, string> } = zfs.caps.recvPropertyOverride ? receivedOverrides(s) : {};
+  const origin = s.from?.dataset !== undefined ? `${joinDataset(target, s.from.dataset)}@${s.from.name}` : null;
+  // Named, not left to zfs recv's search by guid, which may find another copy in the pool.
+  if (origin && zfs.caps.recvPropertyOverride) overrides.set = { ...overrides.set, origin };
   const recv = zfs.receive({ dataset, force: s.force, ...overrides });
   const source = readStream(dir, s, { onBytes: (n) => progress.advance(n), ...(age ? { age } : {}) });
   const tap = pauseTap(`import:stream:${s.index}`);
@@ -178,6 +183,12 @@ async function receiveStream(zfs: Zfs, dir: string, target: string, s: StreamEnt
     throw err;
   });
   if (!zfs.caps.recvPropertyOverride) await applyOverridesAfter(zfs, dataset, s);
+  if (origin) {
+    const got = await zfs.getProperty(dataset, 'origin');
+    if (got !== origin) {
+      throw new ZferryError(`${dataset} was received as a clone of ${got ?? 'nothing'}, not of ${origin}: zfs recv picked another snapshot with guid ${s.from!.guid}`, { dataset });
+    }
+  }
 }
 
 type AgeKeys = { identities: string[]; file: string };
@@ -259,6 +270,7 @@ export async function runImport(zfs: Zfs, opts: ImportOptions): Promise<ImportRe
     simulated = projectTarget(simulated, manifest.streams.filter((s) => applied.has(s.index)).map(asStep), manifest.inventory, opts.target);
   }
   if (simulated !== null && current !== null) await checkModified(zfs, opts, current, plans);
+  await checkCloneOrigins(zfs, opts.target, plans);
 
   const outcomes: BundleOutcome[] = plans.map(({ dir, manifest, decisions }) => {
     const applied: BundleOutcome['applied'] = [];
@@ -358,6 +370,36 @@ export async function runImport(zfs: Zfs, opts: ImportOptions): Promise<ImportRe
     target: opts.target, bundles: outcomes, deferred, extras: extrasOf(extras, opts.delete ? 'destroyed' : 'reported'),
     receipt, storedBytes, seconds: (Date.now() - started) / 1000,
   };
+}
+
+/**
+ * A clone's first stream names its origin by guid only. Where zfs recv cannot
+ * be told the origin (`-o origin=`, missing in zfs-fuse), it takes the first
+ * snapshot with that guid anywhere in the pool: a second copy of the source
+ * in the same pool would become the clone's origin. Refused before anything
+ * is received.
+ */
+async function checkCloneOrigins(zfs: Zfs, target: string, plans: Array<{ manifest: Manifest; decisions: ApplyDecision[] }>): Promise<void> {
+  if (zfs.caps.recvPropertyOverride) return;
+  const clones = plans.flatMap(({ manifest, decisions }) =>
+    decisions.filter((d) => d.action === 'apply').map((d) => manifest.streams[d.index - 1]).filter((s) => s.from?.dataset !== undefined));
+  if (clones.length === 0) return;
+  const pool = target.split('/')[0];
+  const byGuid = new Map<string, string[]>();
+  for (const d of (await zfs.inventory(pool)).datasets) {
+    for (const s of d.snapshots) byGuid.set(s.guid, [...(byGuid.get(s.guid) ?? []), `${joinDataset(pool, d.path)}@${s.name}`]);
+  }
+  for (const s of clones) {
+    const want = `${joinDataset(target, s.from!.dataset!)}@${s.from!.name}`;
+    const others = (byGuid.get(s.from!.guid) ?? []).filter((n) => n !== want);
+    if (others.length > 0) {
+      throw new ZferryError(
+        `${joinDataset(target, s.dataset)} is sent as a clone of ${want}, but pool ${pool} also holds that snapshot (guid ${s.from!.guid}) as ${others[0]}, ` +
+          `and this zfs cannot be told which one to use (no zfs recv -o origin=): it could become a clone of the wrong copy; nothing was received`,
+        { dataset: joinDataset(target, s.dataset) },
+      );
+    }
+  }
 }
 
 /**

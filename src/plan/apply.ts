@@ -15,7 +15,8 @@ export interface ApplyStream {
   dataset: string;
   type: DatasetType;
   kind: 'full' | 'incremental' | 'create';
-  from: { name: string; guid: Guid; bookmark?: boolean } | null;
+  /** `dataset` set: a clone's first stream, whose base is the origin snapshot in that dataset. */
+  from: { name: string; guid: Guid; bookmark?: boolean; dataset?: string } | null;
   /** null for create. */
   to: SnapshotRef | null;
   creates: SnapshotRef[];
@@ -149,6 +150,7 @@ function decide(st: ApplyStream, sim: Map<string, SimDataset>, name: (path: stri
 
   const from = st.from;
   if (!from) return { problem: `${at}: incremental stream ${st.index} names no base` };
+  if (from.dataset !== undefined) return decideClone(st, from as CloneFrom, sim, name);
   const base = `${from.bookmark ? '#' : '@'}${from.name} (guid ${from.guid})`;
   if (!ds) return { problem: `${at}: does not exist on the target, so the incremental from ${base} cannot be received`, missingBase: true };
   const fi = ds.at.get(from.guid);
@@ -180,4 +182,28 @@ function decide(st: ApplyStream, sim: Map<string, SimDataset>, name: (path: stri
   sim.set(st.dataset, simDataset(ds.type, [...ds.snaps.slice(0, fi + 1), ...st.creates]));
   if (!rollbackTo) return { index: st.index, action: 'apply' };
   return discards ? { index: st.index, action: 'apply', rollbackTo, discards } : { index: st.index, action: 'apply', rollbackTo };
+}
+
+type CloneFrom = NonNullable<ApplyStream['from']> & { dataset: string };
+
+/**
+ * A clone's first stream: it creates the dataset as a clone of the target's
+ * copy of the origin, which zfs recv finds by guid. The origin must be there
+ * (on the target already, or from an earlier stream) and the dataset must not.
+ */
+function decideClone(st: ApplyStream, from: CloneFrom, sim: Map<string, SimDataset>, name: (path: string) => string): Verdict {
+  const at = name(st.dataset);
+  const parent = parentPath(st.dataset);
+  const origin = `${name(from.dataset)}@${from.name} (guid ${from.guid})`;
+  if (sim.has(st.dataset)) {
+    return { problem: `${at}: already exists on the target without @${st.to!.name}, so it cannot be received as a clone of ${origin}; destroy it on the target to re-seed it` };
+  }
+  if (parent !== null && !sim.has(parent)) {
+    return { problem: `${at}: cannot receive it as a clone, parent ${name(parent)} does not exist on the target`, missingBase: true };
+  }
+  if (!sim.get(from.dataset)?.at.has(from.guid)) {
+    return { problem: `${at}: is sent as a clone of ${origin}, which is not on the target`, missingBase: true };
+  }
+  sim.set(st.dataset, simDataset(st.type, [...st.creates]));
+  return { index: st.index, action: 'apply' };
 }

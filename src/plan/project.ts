@@ -55,14 +55,18 @@ export function projectTarget(
       creation: creations.get(r.guid) ?? 0,
     });
 
-    if (step.kind === 'full') {
+    // A clone's first step makes a new dataset just as a full stream does.
+    const cloneOf = step.from?.dataset;
+    if (step.kind === 'full' || cloneOf !== undefined) {
       const existing = datasets.get(step.dataset);
+      const root = target?.root ?? targetRoot;
       datasets.set(step.dataset, {
         path: step.dataset,
         type: step.type,
         guid: existing?.guid ?? '0',
         snapshots: step.creates.map((r) => made(r, txgs.get(r.guid) ?? '0')),
         bookmarks: existing?.bookmarks ?? [],
+        ...(cloneOf !== undefined ? { origin: `${cloneOf === '' ? root : `${root}/${cloneOf}`}@${step.from!.name}` } : {}),
       });
       continue;
     }

@@ -13,13 +13,24 @@ import { comparePaths, parentPath, showPath } from './paths.js';
 import { ascending, ref } from './snapshots.js';
 import { datasetInScope, snapshotInScope, type Scope } from './scope.js';
 
+export interface StepFrom extends SnapshotRef {
+  bookmark?: boolean;
+  /** Set only on a clone's first step: the relative path of the dataset holding the origin snapshot. */
+  dataset?: string;
+}
+
 export interface SendStep {
   kind: 'full' | 'incremental';
   /** Relative path of the dataset. */
   dataset: string;
   type: DatasetType;
-  /** Incremental base: a source snapshot, or a source bookmark (`bookmark: true`). */
-  from: (SnapshotRef & { bookmark?: boolean }) | null;
+  /**
+   * Incremental base: a source snapshot, or a source bookmark (`bookmark: true`),
+   * or, for a clone's first step, its origin snapshot in another dataset
+   * (`dataset`: that dataset's relative path): the target receives the step as
+   * a clone of its own copy of the origin.
+   */
+  from: StepFrom | null;
   to: SnapshotRef;
   /** `-I` (every snapshot between from and to) rather than `-i`. */
   intermediates: boolean;
@@ -57,6 +68,26 @@ export interface Plan {
   reseeded: { dataset: string; targetOnly: SnapshotRef[] }[];
   /** Datasets planned past target-only snapshots (`rollback`): the import rolls back to the common base only with --rollback. */
   rolledBack: { dataset: string; to: CommonBase; discards: SnapshotRef[] }[];
+  /**
+   * Clones seeded by this plan: sent as a clone of the origin (`clone`: the
+   * target shares the space) or, with the reason, as a full stream.
+   */
+  clones: CloneNote[];
+}
+
+export interface CloneNote {
+  dataset: string;
+  /** The origin snapshot's full source name, e.g. `tank/base@s1`. */
+  origin: string;
+  sentAs: 'clone' | 'full';
+  /** Why a clone goes as a full stream. */
+  reason?: string;
+}
+
+/** A clone's origin resolved inside the source root. */
+interface OriginRef extends SnapshotRef {
+  /** Relative path of the origin's dataset. */
+  dataset: string;
 }
 
 export interface PlanOptions {
@@ -93,6 +124,7 @@ export function planSync(source: Inventory, target: Inventory | null, opts: Plan
     excluded: [],
     reseeded: [],
     rolledBack: [],
+    clones: [],
   };
   const scope = opts.scope;
   const included = (s: Snapshot) => (scope ? snapshotInScope(s.name, scope) : true);
@@ -116,8 +148,18 @@ export function planSync(source: Inventory, target: Inventory | null, opts: Plan
   const pending = new Set<string>();
   const needed = new Set<string>();
   const stepsByPath = new Map<string, SendStep[]>();
+  const reseeded = new Set<string>();
 
-  for (const src of sources) {
+  // A clone seeded on the target goes as an incremental from its origin, so
+  // the origin's dataset must be planned (and sent) before it.
+  const origins = resolveOrigins(source, sources, inScope);
+  const ordered = dependencyOrder(sources, origins);
+  // Guids the target will hold in a dataset once the steps planned so far are received.
+  const willHold = (path: string, guid: Guid): boolean =>
+    (!reseeded.has(path) && (targetByPath.get(path)?.snapshots.some((s) => s.guid === guid) ?? false)) ||
+    (stepsByPath.get(path)?.some((st) => st.creates.some((c) => c.guid === guid)) ?? false);
+
+  for (const src of ordered) {
     const path = src.path;
     const parent = parentPath(path);
     const parentBarrier = parent === null ? undefined : barrier.get(parent);
@@ -145,11 +187,19 @@ export function planSync(source: Inventory, target: Inventory | null, opts: Plan
       continue;
     }
 
-    let outcome: DatasetOutcome =
-      !tgt || tgt.snapshots.length === 0
-        ? { steps: seedSteps(src, Boolean(tgt), included), conflict: null, unreachable: [], extras: [] }
-        : planExisting(names(path), src, tgt, included, opts.rollback === true);
+    let outcome: DatasetOutcome;
+    if (!tgt || tgt.snapshots.length === 0) {
+      const origin = src.origin !== undefined ? cloneOrigin(src, origins.get(path), Boolean(tgt), willHold) : null;
+      if (origin && src.origin !== undefined) {
+        plan.clones.push({ dataset: path, origin: src.origin, ...origin.note });
+      }
+      const steps = origin?.from ? cloneSteps(src, origin.from, included) : seedSteps(src, Boolean(tgt), included);
+      outcome = { steps, conflict: null, unreachable: [], extras: [] };
+    } else {
+      outcome = planExisting(names(path), src, tgt, included, opts.rollback === true);
+    }
     if (outcome.conflict?.kind === 'no-common-snapshot' && opts.reseed) {
+      reseeded.add(path);
       plan.reseeded.push({ dataset: path, targetOnly: outcome.conflict.targetOnly });
       outcome = { steps: seedSteps(src, true, included), conflict: null, unreachable: [], extras: [] };
     }
@@ -168,7 +218,7 @@ export function planSync(source: Inventory, target: Inventory | null, opts: Plan
     if (outcome.extras.length > 0) plan.extras.snapshots.push({ dataset: path, snapshots: outcome.extras });
   }
 
-  for (const src of sources) {
+  for (const src of ordered) {
     const path = src.path;
     if (needed.has(path)) plan.steps.push({ kind: 'create', dataset: path, type: 'filesystem' });
     const steps = stepsByPath.get(path);
@@ -182,6 +232,120 @@ export function planSync(source: Inventory, target: Inventory | null, opts: Plan
   const sourcePaths = new Set(sources.map((d) => d.path));
   plan.extras.datasets = [...targetByPath.keys()].filter((p) => !sourcePaths.has(p) && inScope(p)).sort(comparePaths);
   return plan;
+}
+
+/**
+ * Each in-scope clone's origin as a source dataset path and snapshot, or why
+ * it cannot be sent as a clone. An origin outside the source root, in an
+ * excluded dataset, or missing from the inventory cannot.
+ */
+function resolveOrigins(
+  source: Inventory,
+  sources: readonly Dataset[],
+  inScope: (path: string) => boolean,
+): Map<string, OriginRef | { reason: string }> {
+  const byPath = new Map(sources.map((d) => [d.path, d]));
+  const out = new Map<string, OriginRef | { reason: string }>();
+  for (const d of sources) {
+    if (d.origin === undefined) continue;
+    const at = d.origin.lastIndexOf('@');
+    const dsName = d.origin.slice(0, at);
+    const name = d.origin.slice(at + 1);
+    const rel = dsName === source.root ? '' : dsName.startsWith(source.root + '/') ? dsName.slice(source.root.length + 1) : null;
+    if (at < 0 || rel === null) {
+      out.set(d.path, { reason: `its origin ${d.origin} lies outside ${source.root}` });
+      continue;
+    }
+    const originDs = byPath.get(rel);
+    if (!originDs || !inScope(rel)) {
+      out.set(d.path, { reason: `its origin's dataset ${dsName} is out of the sync's scope` });
+      continue;
+    }
+    const snap = originDs.snapshots.find((s) => s.name === name);
+    if (!snap) {
+      out.set(d.path, { reason: `its origin ${d.origin} is not in the source inventory` });
+      continue;
+    }
+    out.set(d.path, { dataset: rel, name, guid: snap.guid });
+  }
+  return out;
+}
+
+/**
+ * The datasets in path order, except that a clone comes after its origin's
+ * dataset (and that dataset's parents); parents always come before children.
+ * An origin edge that would close a cycle (possible after `zfs rename` moved
+ * an origin below its clone) is dropped and reported in `origins`, so that
+ * clone goes as a full stream.
+ */
+function dependencyOrder(sources: readonly Dataset[], origins: Map<string, OriginRef | { reason: string }>): Dataset[] {
+  const byPath = new Map(sources.map((d) => [d.path, d]));
+  for (;;) {
+    const order: Dataset[] = [];
+    const state = new Map<string, 'visiting' | 'done'>();
+    // The edge each dataset on the stack was reached by: its parent's or a clone's origin.
+    const stack: { path: string; viaOriginOf: string | null }[] = [];
+    let cut: string | null = null;
+    const visit = (path: string, viaOriginOf: string | null): boolean => {
+      const st = state.get(path);
+      if (st === 'done') return true;
+      if (st === 'visiting') {
+        // The cycle is the stack from `path` up; it holds at least one origin edge (parent edges alone cannot loop).
+        const from = stack.findIndex((e) => e.path === path);
+        const edges = [...stack.slice(from + 1).map((e) => e.viaOriginOf), viaOriginOf].filter((c): c is string => c !== null);
+        cut = edges[edges.length - 1];
+        return false;
+      }
+      state.set(path, 'visiting');
+      stack.push({ path, viaOriginOf });
+      const parent = parentPath(path);
+      if (parent !== null && byPath.has(parent) && !visit(parent, null)) return false;
+      const origin = origins.get(path);
+      if (origin && 'dataset' in origin && !visit(origin.dataset, path)) return false;
+      stack.pop();
+      state.set(path, 'done');
+      order.push(byPath.get(path)!);
+      return true;
+    };
+    let ok = true;
+    for (const d of sources) if (!(ok = visit(d.path, null))) break;
+    if (ok) return order;
+    origins.set(cut!, { reason: 'its origin lies below it (an origin renamed under its clone)' });
+  }
+}
+
+/**
+ * What a clone absent (or empty) on the target is sent as. `from` set: an
+ * incremental from the origin, which the target will hold by then; null: a
+ * full stream, with the reason in the note.
+ */
+function cloneOrigin(
+  src: Dataset,
+  origin: OriginRef | { reason: string } | undefined,
+  targetHasDataset: boolean,
+  willHold: (path: string, guid: Guid) => boolean,
+): { from: OriginRef | null; note: Pick<CloneNote, 'sentAs' | 'reason'> } {
+  const full = (reason: string) => ({ from: null, note: { sentAs: 'full' as const, reason } });
+  if (origin === undefined) return full('its origin could not be resolved');
+  if (!('dataset' in origin)) return full(origin.reason);
+  if (targetHasDataset) return full('the target already has an empty dataset there, which only a full stream (-F) replaces');
+  if (!willHold(origin.dataset, origin.guid)) {
+    return full(`the target will not hold its origin ${src.origin} (guid ${origin.guid})`);
+  }
+  return { from: origin, note: { sentAs: 'clone' } };
+}
+
+/** A clone absent on the target: `-i ORIGIN clone@first` (received as a clone of the target's copy of ORIGIN), then the rest. */
+function cloneSteps(src: Dataset, origin: OriginRef, included: (s: Snapshot) => boolean): SendStep[] {
+  const snaps = ascending(src.snapshots);
+  const first = snaps.findIndex(included);
+  const oldest = ref(snaps[first]);
+  const step: SendStep = {
+    kind: 'incremental', dataset: src.path, type: src.type,
+    from: { name: origin.name, guid: origin.guid, dataset: origin.dataset },
+    to: oldest, intermediates: false, creates: [oldest], force: false,
+  };
+  return [step, ...chainSteps(src, oldest, snaps.slice(first + 1), included)];
 }
 
 /** Absent (or empty) on the target: a full send of the oldest included snapshot, then the rest. */
@@ -336,6 +500,9 @@ export function describeStep(step: Step): string {
     return `${where}  full @${step.to.name}${step.force ? ' (-F: replaces the empty target dataset)' : ''}`;
   }
   const n = step.creates.length;
+  if (step.from?.dataset !== undefined) {
+    return `${where}  clone of ${showPath(step.from.dataset)}@${step.from.name}: incremental -i → @${step.to.name} (${n} snapshot${n === 1 ? '' : 's'})`;
+  }
   const from = step.from ? `${step.from.bookmark ? '#' : '@'}${step.from.name}` : '?';
   return `${where}  incremental ${step.intermediates ? '-I' : '-i'} ${from} → @${step.to.name} (${n} snapshot${n === 1 ? '' : 's'})`;
 }

@@ -19,8 +19,12 @@ export interface SendSpec {
   dataset: string;
   /** Short snapshot name. */
   to: string;
-  /** Short name of the incremental base; a bookmark is sent from `dataset#name`. */
-  from?: { name: string; bookmark?: boolean } | null;
+  /**
+   * Short name of the incremental base; a bookmark is sent from `dataset#name`.
+   * `dataset` (full name) takes the base from another dataset: a clone's
+   * origin, `zfs send -i pool/base@s1 pool/clone@c1`.
+   */
+  from?: { name: string; bookmark?: boolean; dataset?: string } | null;
   /** -I (all intermediate snapshots) instead of -i. */
   intermediates?: boolean;
   flags?: SendFlag[];
@@ -83,8 +87,14 @@ export function buildSendArgs(spec: SendSpec, caps: ZfsCapabilities): string[] {
         dataset: spec.dataset,
       });
     }
+    if (from.dataset !== undefined && from.dataset !== spec.dataset && (from.bookmark || spec.intermediates)) {
+      // zfs-fuse takes only -i from a clone's origin; -I and bookmarks there are not needed.
+      throw new ZferryError(`cannot send ${spec.dataset} from its origin ${from.dataset}@${from.name} with ${from.bookmark ? 'a bookmark' : '-I'}: use -i`, {
+        dataset: spec.dataset,
+      });
+    }
     // Full names: OpenZFS warns on a bare base name ("didn't specify type").
-    args.push(spec.intermediates ? '-I' : '-i', `${spec.dataset}${from.bookmark ? '#' : '@'}${from.name}`);
+    args.push(spec.intermediates ? '-I' : '-i', `${from.dataset ?? spec.dataset}${from.bookmark ? '#' : '@'}${from.name}`);
   }
   args.push(`${spec.dataset}@${spec.to}`);
   return args;

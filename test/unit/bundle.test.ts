@@ -359,3 +359,20 @@ test('findBundles returns the folder itself or its bundle subfolders', async () 
 test('the schema file is where the package ships it', () => {
   assert.ok(fileURLToPath(new URL('../../../schemas/manifest.schema.json', import.meta.url)).endsWith('schemas/manifest.schema.json'));
 });
+
+test("a clone's first stream: accepted with from.dataset, refused when it names its own dataset, a bookmark or -I; RESTORE.txt names the origin", () => {
+  const asClone = (m: any) => {
+    m.streams[0].kind = 'incremental';
+    m.streams[0].from = { name: 'b1', guid: '9', dataset: 'base' };
+    m.streams[0].volumes = [{ file: 'streams/0001-incr.zst.000', bytes: 30, sha256: 'b'.repeat(64) }];
+  };
+  const m = parseEdited(asClone);
+  assert.deepEqual(m.streams[0].from, { name: 'b1', guid: '9', dataset: 'base' });
+  assert.throws(() => parseEdited((x) => { asClone(x); x.streams[0].from.dataset = 'a'; }), expectZferry(/\/streams\/0\/from\/dataset names the stream's own dataset/));
+  assert.throws(() => parseEdited((x) => { asClone(x); x.streams[0].from.bookmark = true; }), expectZferry(/\/streams\/0\/from a clone's origin is a snapshot/));
+  assert.throws(() => parseEdited((x) => { asClone(x); x.streams[0].intermediates = true; }), expectZferry(/\/streams\/0\/intermediates/));
+  assert.throws(() => parseEdited((x) => { asClone(x); x.streams[0].from.dataset = '../x'; }), expectZferry(/\/streams\/0\/from\/dataset/));
+  const restore = restoreText(m).split('\n');
+  assert.ok(restore.includes(`cat streams/0001-incr.zst.* | zstd -dc | zfs recv -u -x mountpoint -o canmount=noauto -o origin="$TARGET"'/base''@b1' "$TARGET"'/a'`), restore.join('\n'));
+  assert.ok(restore.some((l) => /^# 1\/1 clone a @s1 of base@b1 \(guid 9\)/.test(l)));
+});
