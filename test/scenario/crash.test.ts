@@ -95,7 +95,7 @@ async function until(what: string, check: () => Promise<boolean>): Promise<void>
   }
 }
 
-async function manifestOf(bundle: string): Promise<{ streams: Array<{ index: number; dataset: string; kind: string; rawBytes: number; intermediates: boolean; creates: Array<{ name: string }> }> }> {
+async function manifestOf(bundle: string): Promise<{ streams: Array<{ index: number; dataset: string; kind: string; rawBytes: number; intermediates: boolean; sendFlags: string[]; creates: Array<{ name: string }> }> }> {
   return JSON.parse(await readFile(path.join(bundle, 'manifest.json'), 'utf8'));
 }
 
@@ -179,10 +179,11 @@ test('an -I stream killed after some of its snapshots were committed is complete
   assert.deepEqual(m.streams[0].creates.map((c) => c.name), ['two', 'three', 'four']);
 
   // An -I stream is the -i streams one after another (plus a few hundred bytes each on zfs-fuse): stop halfway through @three → @four.
+  const flags = m.streams[0].sendFlags.filter((f) => f !== '-I' && f !== '-i');
   const [two, three, four] = await Promise.all([
-    sendBytes(['-i', `${from}@one`, `${from}@two`]),
-    sendBytes(['-i', `${from}@two`, `${from}@three`]),
-    sendBytes(['-i', `${from}@three`, `${from}@four`]),
+    sendBytes([...flags, '-i', `${from}@one`, `${from}@two`]),
+    sendBytes([...flags, '-i', `${from}@two`, `${from}@three`]),
+    sendBytes([...flags, '-i', `${from}@three`, `${from}@four`]),
   ]);
   assert.ok(Math.abs(two + three + four - m.streams[0].rawBytes) < four / 4, 'the -I stream is about the three -i streams');
   const cut = two + three + Math.floor(four / 2);
