@@ -6,7 +6,7 @@
  * first volume and more is coming), export:between:N (stream N is complete,
  * the next not begun), export:manifest (sums, restore recipe and signature
  * written, manifest not), import:stream:N (zfs recv of stream N has been fed
- * some bytes), import:between:N (stream N received). Without both variables
+ * exactly ZFERRY_TEST_PAUSE_BYTES bytes, default 1), import:between:N (stream N received). Without both variables
  * this costs one string compare.
  */
 import { writeFileSync } from 'node:fs';

@@ -193,17 +193,24 @@ async function receiveStream(zfs: Zfs, dir: string, target: string, s: StreamEnt
 
 type AgeKeys = { identities: string[]; file: string };
 
-/** The crash tests' hook (src/test-hook.ts): pauses once ZFERRY_TEST_PAUSE_BYTES (default 1) raw bytes have passed. */
+/**
+ * The crash tests' hook (src/test-hook.ts): zfs recv is fed exactly
+ * ZFERRY_TEST_PAUSE_BYTES (default 1) raw bytes of the stream, then the
+ * process pauses, so a kill lands at a chosen byte of the stream.
+ */
 function pauseTap(point: string): Transform {
-  const after = Number(process.env.ZFERRY_TEST_PAUSE_BYTES ?? '1');
+  const after = Math.max(1, Number(process.env.ZFERRY_TEST_PAUSE_BYTES ?? '1'));
   let seen = 0;
   let paused = false;
   return new Transform({
     transform(chunk: Buffer, _enc, done) {
-      seen += chunk.length;
-      if (paused || seen < after || process.env.ZFERRY_TEST_PAUSE_AT !== point) return done(null, chunk);
+      if (paused || process.env.ZFERRY_TEST_PAUSE_AT !== point || seen + chunk.length < after) {
+        seen += chunk.length;
+        return done(null, chunk);
+      }
       paused = true;
-      this.push(chunk);
+      this.push(chunk.subarray(0, after - seen));
+      seen = after;
       testPause(point).then(() => done(), done);
     },
   });

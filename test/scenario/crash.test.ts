@@ -9,7 +9,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
@@ -38,10 +38,19 @@ after(async () => {
 
 /** Runs zferry until it reaches `point`, then SIGKILLs it. */
 async function killAt(point: string, ...args: string[]): Promise<void> {
-  const flag = path.join(work, `reached-${point.replace(/:/g, '_')}`);
+  return killAtWith(point, {}, async () => undefined, ...args);
+}
+
+/**
+ * Runs zferry until it reaches `point` (extra environment in `env`, e.g.
+ * ZFERRY_TEST_PAUSE_BYTES), waits for `settle` (what must have happened
+ * before the kill), then SIGKILLs it.
+ */
+async function killAtWith(point: string, env: Record<string, string>, settle: () => Promise<void>, ...args: string[]): Promise<void> {
+  const flag = path.join(work, `reached-${point.replace(/:/g, '_')}-${Date.now()}`);
   const child = execa(process.execPath, [CLI, ...args], {
     reject: false, stdin: 'ignore',
-    env: { LC_ALL: 'C', ZFERRY_TEST_PAUSE_AT: point, ZFERRY_TEST_PAUSE_FILE: flag },
+    env: { LC_ALL: 'C', ...env, ZFERRY_TEST_PAUSE_AT: point, ZFERRY_TEST_PAUSE_FILE: flag },
   });
   const deadline = Date.now() + 60_000;
   while (!existsSync(flag)) {
@@ -49,9 +58,51 @@ async function killAt(point: string, ...args: string[]): Promise<void> {
     if (Date.now() > deadline) throw new Error(`${point} not reached in 60 s`);
     await new Promise((r) => setTimeout(r, 50));
   }
-  child.kill('SIGKILL');
+  let orphans: number[] = [];
+  try {
+    await settle();
+  } finally {
+    orphans = child.pid === undefined ? [] : await childrenOf(child.pid);
+    child.kill('SIGKILL');
+  }
   const r = await child;
   assert.equal(r.signal, 'SIGKILL');
+  // A zfs send/recv the killed process started outlives it for a moment (its pipe closes, it fails): let it finish.
+  for (const pid of orphans) await waitGone(pid);
+}
+
+async function childrenOf(pid: number): Promise<number[]> {
+  const tasks = await readdir(`/proc/${pid}/task`).catch(() => [] as string[]);
+  const out: number[] = [];
+  for (const t of tasks) {
+    const text = await readFile(`/proc/${pid}/task/${t}/children`, 'utf8').catch(() => '');
+    out.push(...text.split(/\s+/).filter(Boolean).map(Number));
+  }
+  return out;
+}
+
+async function waitGone(pid: number): Promise<void> {
+  const deadline = Date.now() + 15_000;
+  while (existsSync(`/proc/${pid}`) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+}
+
+/** Polls `check` until it holds (≤ 15 s). */
+async function until(what: string, check: () => Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + 15_000;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`${what}: not within 15 s`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function manifestOf(bundle: string): Promise<{ streams: Array<{ index: number; dataset: string; kind: string; rawBytes: number; intermediates: boolean; sendFlags: string[]; creates: Array<{ name: string }> }> }> {
+  return JSON.parse(await readFile(path.join(bundle, 'manifest.json'), 'utf8'));
+}
+
+/** Byte count of `zfs send ARGS`. */
+async function sendBytes(args: string[]): Promise<number> {
+  const r = await execa('zfs', ['send', ...args], { encoding: 'buffer', stdin: 'ignore' });
+  return r.stdout.length;
 }
 
 // Every test seeds a fresh target from a fresh disk: --no-journal keeps one test's bundle from being the next one's basis.
@@ -88,3 +139,65 @@ for (const point of ['import:between:1', 'import:between:2']) {
     await run('zfs', ['destroy', '-r', target]);
   });
 }
+
+test('import killed in the middle of a stream (import:stream:2, half its bytes fed to zfs recv) completes on re-run', async () => {
+  const dest = path.join(work, 'imp-mid');
+  await zferryOk('export', src.name, dest, '--no-journal', '--volume-size', '8K');
+  const bundle = path.join(dest, (await readdir(dest))[0]);
+  const s = (await manifestOf(bundle)).streams[1];
+  const target = `${dst.name}/mid`;
+  const half = Math.floor(s.rawBytes / 2);
+  await killAtWith('import:stream:2', { ZFERRY_TEST_PAUSE_BYTES: String(half) }, async () => undefined, 'import', dest, target);
+  const partial = await guidList(target);
+  assert.ok(partial.some((g) => g.startsWith('@one=')), 'stream 1 was received before the kill');
+  assert.ok(!partial.some((g) => g.startsWith(`${s.dataset}@one=`)), `stream 2 (${s.dataset}) was cut after ${half} of ${s.rawBytes} bytes: nothing of it committed`);
+  await zferryOk('import', dest, target);
+  assert.deepEqual(await guidList(target), await guidList(src.name));
+  await run('zfs', ['destroy', '-r', target]);
+});
+
+test('an -I stream killed after some of its snapshots were committed is completed on re-run, rolling back only what it re-creates', async () => {
+  const from = `${src.name}/inc`;
+  const target = `${dst.name}/inc`;
+  const dest = path.join(work, 'imp-inc');
+  await run('zfs', ['create', from]);
+  await writeData(from, 'one.bin', 16);
+  await snapshot(`${from}@one`);
+  await zferryOk('export', from, dest, '--no-journal');
+  await zferryOk('import', dest, target);
+  for (const n of ['two', 'three', 'four']) {
+    await writeData(from, `${n}.bin`, 64);
+    await snapshot(`${from}@${n}`);
+  }
+  // The receipt the first import left in `dest` makes this an incremental: one -I stream @one → @four.
+  await zferryOk('export', from, dest, '--no-journal');
+  const second = path.join(dest, (await readdir(dest)).filter((n) => n.startsWith('zferry-')).sort()[1]);
+  const m = await manifestOf(second);
+  assert.equal(m.streams.length, 1);
+  assert.equal(m.streams[0].kind, 'incremental');
+  assert.equal(m.streams[0].intermediates, true);
+  assert.deepEqual(m.streams[0].creates.map((c) => c.name), ['two', 'three', 'four']);
+
+  // An -I stream is the -i streams one after another (plus a few hundred bytes each on zfs-fuse): stop halfway through @three → @four.
+  const flags = m.streams[0].sendFlags.filter((f) => f !== '-I' && f !== '-i');
+  const [two, three, four] = await Promise.all([
+    sendBytes([...flags, '-i', `${from}@one`, `${from}@two`]),
+    sendBytes([...flags, '-i', `${from}@two`, `${from}@three`]),
+    sendBytes([...flags, '-i', `${from}@three`, `${from}@four`]),
+  ]);
+  assert.ok(Math.abs(two + three + four - m.streams[0].rawBytes) < four / 4, 'the -I stream is about the three -i streams');
+  const cut = two + three + Math.floor(four / 2);
+  const snaps = async () => (await guidList(target)).map((g) => g.split('=')[0]);
+  await killAtWith('import:stream:1', { ZFERRY_TEST_PAUSE_BYTES: String(cut) },
+    () => until('zfs recv commits @two and @three', async () => (await snaps()).includes('@three')),
+    'import', second, target);
+  assert.deepEqual(await snaps(), ['@one', '@three', '@two'], '@two and @three committed, @four not');
+
+  const r = await zferryOk('import', second, target, '--json');
+  const applied = JSON.parse(r.stdout).bundles[0].applied;
+  assert.equal(applied.length, 1);
+  assert.equal(applied[0].rollbackTo, 'one', 'rolled back to the base, which the stream re-creates from');
+  assert.equal(applied[0].discards, undefined, 'no snapshot the stream does not re-create was discarded');
+  assert.deepEqual(await guidList(target), await guidList(from));
+  await run('zfs', ['destroy', '-r', target]);
+});
