@@ -17,11 +17,12 @@ const lanes = {
   fuse: { dirs: ['fuse', 'scenario'], env: { ZFERRY_LANE: 'fuse' } },
   // Under software emulation every process start costs seconds: the guest runs
   // what only OpenZFS can show plus the core scenarios (seed, second round,
-  // stock restore, bad input, estimate's -nvP/written path), not the whole
+  // stock restore, bad input, estimate's -nvP/written path, clones received
+  // with -o origin), not the whole
   // zfs-fuse lane again.
   openzfs: {
     dirs: ['openzfs'],
-    files: ['scenario/seed.test.js', 'scenario/bad-input.test.js', 'scenario/estimate.test.js'],
+    files: ['scenario/seed.test.js', 'scenario/bad-input.test.js', 'scenario/estimate.test.js', 'scenario/clones.test.js'],
     env: { ZFERRY_LANE: 'openzfs' },
   },
 };
