@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { cp, mkdtemp, open, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { makePool, run, type TestPool } from '../helpers/zfslab.js';
+import { lane, makePool, run, type TestPool } from '../helpers/zfslab.js';
 import { zferry, zferryOk } from '../helpers/cli.js';
 import { buildSource, fingerprint, snapshot, writeData } from '../helpers/fixtures.js';
 
@@ -88,7 +88,9 @@ test('the undamaged bundle has several streams and volumes and verifies', async 
 });
 
 test('one flipped byte in any volume is refused by verify and import, naming the volume', async () => {
-  const names = (await volumesOf(good)).map((f) => path.basename(f));
+  const all = (await volumesOf(good)).map((f) => path.basename(f));
+  // Every volume in the zfs-fuse lane; under emulation (two CLI runs a volume) the first, a middle and the last.
+  const names = lane === 'openzfs' ? [...new Set([all[0], all[Math.floor(all.length / 2)], all[all.length - 1]])] : all;
   for (const name of names) {
     const bundle = await copyOfGood();
     const file = path.join(bundle, 'streams', name);
