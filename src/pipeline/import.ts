@@ -20,7 +20,7 @@ export interface ReadStreamOptions {
    * still guards every byte that leaves).
    */
   volumesVerified?: boolean;
-  /** Hash the raw stream on a worker thread (default: for streams of 32 MiB and more). */
+  /** Hash the raw stream on a worker thread (default off; see TailGateOptions.hashInWorker). */
   hashInWorker?: boolean;
 }
 
