@@ -3,7 +3,7 @@
  * the manifest, every volume present with the right size and sha256, and no
  * stray file under streams/ that `cat streams/NNNN-*.zst.*` would pick up.
  */
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -36,6 +36,43 @@ export async function verifyBundle(bundleDir: string, opts: VerifyOptions = {}):
     if (s.volumes.length === 0) continue;
     const sink = new Writable({ highWaterMark: 1 << 20, write: (_c, _e, done) => done() });
     await pipeline(new VolumeReader(bundleDir, s.volumes, { onBytes: opts.onBytes }), sink);
+    volumes += s.volumes.length;
+    storedBytes += s.storedBytes;
+  }
+  return { bundleDir, manifest, streams: manifest.streams.length, volumes, storedBytes };
+}
+
+/** A volume's size and sha256 as computed while it was being written. */
+export interface ArrivedVolume {
+  bytes: number;
+  sha256: string;
+}
+
+/**
+ * The check of a bundle just written by a stage that hashed every volume as it
+ * arrived (the relay receiver): the same verdict as verifyBundle without a
+ * second full read. Every volume the manifest lists must have arrived with
+ * its manifest size and sha256 and be that size on disk; SHA256SUMS must match
+ * the manifest; no stray file may sit under streams/. The manifest is the one
+ * the hashes were checked against (parsed from the bytes written to disk).
+ */
+export async function verifyArrived(bundleDir: string, manifest: Manifest, arrived: ReadonlyMap<string, ArrivedVolume>): Promise<VerifyReport> {
+  await checkSums(bundleDir, manifest);
+  await checkNoStrays(bundleDir, manifest);
+  let volumes = 0;
+  let storedBytes = 0;
+  for (const s of manifest.streams) {
+    for (const v of s.volumes) {
+      const path = join(bundleDir, v.file);
+      const got = arrived.get(v.file);
+      if (!got) throw new ZferryError(`missing volume ${path}`, { file: path });
+      if (got.bytes !== v.bytes || got.sha256 !== v.sha256) {
+        throw new ZferryError(`${path}: arrived with sha256 ${got.sha256} (${got.bytes} bytes), manifest says ${v.sha256} (${v.bytes} bytes)`, { file: path });
+      }
+      const size = await stat(path).then((st) => st.size, () => null);
+      if (size === null) throw new ZferryError(`missing volume ${path}`, { file: path });
+      if (size !== v.bytes) throw new ZferryError(`${path}: size is ${size} bytes, manifest says ${v.bytes}`, { file: path, offset: Math.min(size, v.bytes) });
+    }
     volumes += s.volumes.length;
     storedBytes += s.storedBytes;
   }

@@ -151,7 +151,7 @@ async function applyOverridesAfter(zfs: Zfs, dataset: string, s: StreamEntry): P
 }
 
 /** Receives one stream; the tail gate keeps the end record from zfs recv unless every byte matched. */
-async function receiveStream(zfs: Zfs, dir: string, target: string, s: StreamEntry, partial: Set<string>, progress: Progress, age: AgeKeys | undefined): Promise<void> {
+async function receiveStream(zfs: Zfs, dir: string, target: string, s: StreamEntry, partial: Set<string>, progress: Progress, age: AgeKeys | undefined, volumesVerified: boolean): Promise<void> {
   const dataset = joinDataset(target, s.dataset);
   // A receive -s someone else interrupted blocks every new receive into the dataset.
   if (partial.has(dataset)) await zfs.abortReceive(dataset);
@@ -160,7 +160,8 @@ async function receiveStream(zfs: Zfs, dir: string, target: string, s: StreamEnt
   // Named, not left to zfs recv's search by guid, which may find another copy in the pool.
   if (origin && zfs.caps.recvPropertyOverride) overrides.set = { ...overrides.set, origin };
   const recv = zfs.receive({ dataset, force: s.force, ...overrides });
-  const source = readStream(dir, s, { onBytes: (n) => progress.advance(n), ...(age ? { age } : {}) });
+  // After the verify pass the volumes' sha256 is not computed again; the tail gate's raw sha256 still guards every byte.
+  const source = readStream(dir, s, { onBytes: (n) => progress.advance(n), volumesVerified, ...(age ? { age } : {}) });
   const tap = pauseTap(`import:stream:${s.index}`);
   // Registered before pipeline's own handler: zfs recv is stopped before its stdin closes.
   source.once('error', () => recv.kill());
@@ -327,9 +328,11 @@ export async function runImport(zfs: Zfs, opts: ImportOptions): Promise<ImportRe
 
   // Every byte of every bundle still to apply is checked before the first receive.
   progress.begin('verify', storedBytes, todo.length);
+  const verified = new Set<string>();
   for (const { dir } of todo) {
     progress.stream(`verify ${dir.split('/').pop()}`, 0);
     await verifyBundle(dir, { onBytes: (n) => progress.advance(n), manifest: plans.find((p) => p.dir === dir)?.manifest });
+    verified.add(dir);
     progress.endStream();
   }
   progress.end();
@@ -348,7 +351,7 @@ export async function runImport(zfs: Zfs, opts: ImportOptions): Promise<ImportRe
           continue;
         }
         progress.stream(label(s), s.storedBytes);
-        await receiveStream(zfs, dir, opts.target, s, partial, progress, manifest.encryption ? age : undefined);
+        await receiveStream(zfs, dir, opts.target, s, partial, progress, manifest.encryption ? age : undefined, verified.has(dir));
         progress.endStream();
         await testPause(`import:between:${s.index}`);
       }

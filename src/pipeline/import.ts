@@ -14,6 +14,14 @@ export interface ReadStreamOptions {
   holdBytes?: number;
   /** For an encrypted bundle: the age secret keys and the file they came from. */
   age?: { identities: string[]; file: string };
+  /**
+   * The caller ran verifyBundle over these volumes just before: skip their
+   * second sha256 (sizes are still checked, and the tail gate's raw sha256
+   * still guards every byte that leaves).
+   */
+  volumesVerified?: boolean;
+  /** Hash the raw stream on a worker thread (default off; see TailGateOptions.hashInWorker). */
+  hashInWorker?: boolean;
 }
 
 /**
@@ -26,7 +34,7 @@ export function readStream(bundleDir: string, stream: StreamEntry, opts: ReadStr
     throw new ZferryError(`stream ${stream.index} (${stream.dataset || 'root'}) is a create step and carries no data`);
   }
   const label = `stream ${stream.index} (${stream.dataset === '' ? 'root dataset' : stream.dataset})`;
-  const reader = new VolumeReader(bundleDir, stream.volumes, { onBytes: opts.onBytes });
+  const reader = new VolumeReader(bundleDir, stream.volumes, { onBytes: opts.onBytes, checkSha256: !opts.volumesVerified });
   const dec = decompress({
     mapError: (err, offset) => {
       // Offsets of decrypted bytes do not map onto the (encrypted) volume files.
@@ -35,7 +43,7 @@ export function readStream(bundleDir: string, stream: StreamEntry, opts: ReadStr
       return new ZferryError(`${label}: corrupt zstd data in ${where}: ${err.message}`, at ? { file: at.file, offset: at.offset } : {});
     },
   });
-  const gate = tailGate(stream.rawSha256, opts.holdBytes ?? 1 << 20, { label, expectedBytes: stream.rawBytes });
+  const gate = tailGate(stream.rawSha256, opts.holdBytes ?? 1 << 20, { label, expectedBytes: stream.rawBytes, ...(opts.hashInWorker !== undefined ? { hashInWorker: opts.hashInWorker } : {}) });
   // pipeline() destroys the gate with the first error of any stage, which the caller sees.
   if (opts.age) pipeline(reader, decryptStream(opts.age.identities, label, opts.age.file), dec, gate, () => undefined);
   else pipeline(reader, dec, gate, () => undefined);

@@ -2,7 +2,10 @@
  * The receiver's stage: a relay tar stream unpacked into a spool. Each bundle
  * is written under SPOOL/.incoming/NAME, every volume's size and sha256 is
  * checked against the bundle's manifest as it arrives, and only when the whole
- * bundle passes verifyBundle is the folder renamed to SPOOL/NAME. A transfer
+ * bundle passes verifyArrived (every listed volume arrived with its manifest
+ * size and sha256, SHA256SUMS agrees, no strays; the same verdict as
+ * verifyBundle without reading the volumes a second time) is the folder
+ * renamed to SPOOL/NAME. A transfer
  * cut anywhere leaves at most a folder under .incoming, which no import sees
  * (findBundles looks one level down only) and the next receive clears.
  */
@@ -13,7 +16,7 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
 import { ZferryError } from '../errors.js';
-import { MANIFEST_FILE, RESTORE_FILE, SUMS_FILE, parseManifest, verifyBundle, type Manifest, type VolumeEntry } from '../bundle/index.js';
+import { MANIFEST_FILE, RESTORE_FILE, SUMS_FILE, parseManifest, verifyArrived, type ArrivedVolume, type Manifest, type VolumeEntry } from '../bundle/index.js';
 import { fsyncDir } from '../bundle/manifest.js';
 import { hashTap } from '../pipeline/index.js';
 import { RELAY_HEADER, type RelayHeader } from './pack.js';
@@ -21,6 +24,7 @@ import { RELAY_HEADER, type RelayHeader } from './pack.js';
 export const INCOMING = '.incoming';
 const BUNDLE_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}$/;
 const MAX_SMALL_FILE = 64 * 1024 * 1024;
+const WRITE_BUFFER = 4 * 1024 * 1024;
 
 export interface UnpackResult {
   /** Bundle folders now complete in the spool, in the order received. */
@@ -75,6 +79,8 @@ interface Current {
   manifest: Manifest | null;
   volumes: Map<string, VolumeEntry>;
   seen: Set<string>;
+  /** Volumes written so far, with the size and sha256 computed as they arrived. */
+  arrived: Map<string, ArrivedVolume>;
 }
 
 async function writeFileSynced(path: string, data: Buffer): Promise<void> {
@@ -101,7 +107,7 @@ async function finish(spool: string, cur: Current): Promise<string> {
   if (cur.manifest === null) throw new ZferryError(`relay stream: bundle ${cur.name} has no ${MANIFEST_FILE}`, { file: cur.name });
   for (const v of cur.volumes.values()) await syncFile(join(cur.temp, v.file));
   await fsyncDir(join(cur.temp, 'streams')).catch(() => undefined);
-  await verifyBundle(cur.temp);
+  await verifyArrived(cur.temp, cur.manifest, cur.arrived);
   const final = join(spool, cur.name);
   const existing = await stat(join(final, MANIFEST_FILE)).catch(() => null);
   if (existing) {
@@ -152,7 +158,7 @@ export async function unpackInto(spool: string, source: Readable, opts: UnpackOp
         const temp = join(spool, INCOMING, bundle);
         await rm(temp, { recursive: true, force: true });
         await mkdir(join(temp, 'streams'), { recursive: true });
-        cur = { name: bundle, temp, manifest: null, volumes: new Map(), seen: new Set() };
+        cur = { name: bundle, temp, manifest: null, volumes: new Map(), seen: new Set(), arrived: new Map() };
         if (rel !== MANIFEST_FILE) throw new ZferryError(`relay stream: bundle ${bundle} starts with ${rel}, not ${MANIFEST_FILE}`, { file: name });
       }
       if (cur.seen.has(rel)) throw new ZferryError(`relay stream: ${name} sent twice`, { file: name });
@@ -176,10 +182,12 @@ export async function unpackInto(spool: string, source: Readable, opts: UnpackOp
           throw new ZferryError(`relay stream: ${name} is ${entry.header.size} bytes, manifest.json says ${v.bytes}`, { file: name, field: '/streams/volumes/bytes' });
         }
         const tap = hashTap('sha256', count);
-        await pipeline(entry, tap, createWriteStream(path, { flags: 'wx', mode: 0o644 }));
+        // A deep write buffer lets the disk write of one chunk overlap reading and hashing the next.
+        await pipeline(entry, tap, createWriteStream(path, { flags: 'wx', mode: 0o644, highWaterMark: WRITE_BUFFER }));
         if (tap.bytes !== v.bytes || tap.digest() !== v.sha256) {
           throw new ZferryError(`relay stream: ${name} arrived with sha256 ${tap.digest()} (${tap.bytes} bytes), manifest.json says ${v.sha256} (${v.bytes} bytes)`, { file: name });
         }
+        cur.arrived.set(rel, { bytes: tap.bytes, sha256: tap.digest() });
       }
     }
     await feeding;

@@ -105,7 +105,7 @@ test('pack → unpack: bundles arrive verified and complete; any cut of the stre
       const s = join(root, `cut-${cut}`);
       await assert.rejects(unpackInto(s, Readable.from([tarBytes.subarray(0, cut)])), (e: unknown) => e instanceof ZferryError, `cut at ${cut}`);
       const names = (await readdir(s)).filter((n) => n !== '.incoming');
-      // A bundle finished before the cut may stay; it is complete (verifyBundle passed before its rename).
+      // A bundle finished before the cut may stay; it is complete (verifyArrived passed before its rename).
       assert.ok(names.length <= 1, `cut at ${cut}: ${names}`);
       assert.deepEqual(await readdir(join(s, '.incoming')), [], `cut at ${cut}: temp folder removed`);
     }
@@ -128,4 +128,31 @@ test('contrib/relay.example.json is a valid relay config', async () => {
   const c = parseRelayConfig(await readFile(file, 'utf8'), file);
   assert.equal(c.to.port, 9090);
   assert.equal(c.tuning.rate, 4 * 1024 * 1024);
+});
+
+test('verifyArrived: the arrival hashes stand in for a second read, and every gap is refused', async () => {
+  const { verifyArrived, readManifest } = await import('../../src/bundle/index.js');
+  const { rename } = await import('node:fs/promises');
+  const root = await mkdtemp(join(tmpdir(), 'zferry-arrived-'));
+  try {
+    const dir = await makeBundle(root);
+    const m = await readManifest(dir);
+    const vols = m.streams.flatMap((s) => s.volumes);
+    const all = new Map(vols.map((v) => [v.file, { bytes: v.bytes, sha256: v.sha256 }]));
+    assert.equal((await verifyArrived(dir, m, all)).volumes, vols.length);
+    const lacking = new Map(all);
+    lacking.delete(vols[1].file);
+    await assert.rejects(verifyArrived(dir, m, lacking), /missing volume .*0001-full\.zst\.001/);
+    const wrong = new Map(all);
+    wrong.set(vols[0].file, { bytes: vols[0].bytes, sha256: '0'.repeat(64) });
+    await assert.rejects(verifyArrived(dir, m, wrong), /0001-full\.zst\.000: arrived with sha256 0{64}/);
+    await writeFile(join(dir, vols[2].file), 'short');
+    await assert.rejects(verifyArrived(dir, m, all), /0001-full\.zst\.002: size is 5 bytes/);
+    await writeFile(join(dir, 'streams', '0001-full.zst.999'), 'x');
+    await assert.rejects(verifyArrived(dir, m, all), /0001-full\.zst\.999: not listed in manifest\.json/);
+    await rename(join(dir, 'SHA256SUMS'), join(dir, 'gone'));
+    await assert.rejects(verifyArrived(dir, m, all), /SHA256SUMS: missing/);
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
 });
