@@ -20,8 +20,6 @@ export interface ReadStreamOptions {
    * still guards every byte that leaves).
    */
   volumesVerified?: boolean;
-  /** Hash the raw stream on a worker thread (default off; see TailGateOptions.hashInWorker). */
-  hashInWorker?: boolean;
 }
 
 /**
@@ -43,7 +41,7 @@ export function readStream(bundleDir: string, stream: StreamEntry, opts: ReadStr
       return new ZferryError(`${label}: corrupt zstd data in ${where}: ${err.message}`, at ? { file: at.file, offset: at.offset } : {});
     },
   });
-  const gate = tailGate(stream.rawSha256, opts.holdBytes ?? 1 << 20, { label, expectedBytes: stream.rawBytes, ...(opts.hashInWorker !== undefined ? { hashInWorker: opts.hashInWorker } : {}) });
+  const gate = tailGate(stream.rawSha256, opts.holdBytes ?? 1 << 20, { label, expectedBytes: stream.rawBytes });
   // pipeline() destroys the gate with the first error of any stage, which the caller sees.
   if (opts.age) pipeline(reader, decryptStream(opts.age.identities, label, opts.age.file), dec, gate, () => undefined);
   else pipeline(reader, dec, gate, () => undefined);

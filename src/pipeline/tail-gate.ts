@@ -7,28 +7,16 @@
 import { createHash } from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
 import { ZferryError } from '../errors.js';
-import { WorkerHash } from './hash-worker.js';
 
 export interface TailGateOptions {
   /** Names the stream in the error, e.g. `stream 3 (tank/a)`. */
   label?: string;
   /** Also require this many bytes in total. */
   expectedBytes?: number;
-  /**
-   * Hash on a worker thread (WorkerHash) instead of the main thread. Off by
-   * default: on the 2-core bench machine the import apply pass measured
-   * slower with it (median 1.42-1.51 s vs 1.23 s for 590 MiB), the hand-off
-   * costing more than the overlap gains there; worth re-measuring on hosts
-   * with idle cores.
-   */
-  hashInWorker?: boolean;
 }
 
 export class TailGate extends Transform {
   private readonly hash = createHash('sha256');
-  private readonly offThread: boolean;
-  /** Started with the first chunk, so a gate that never sees data starts no thread. */
-  private worker: WorkerHash | null = null;
   private held: Buffer[] = [];
   private heldBytes = 0;
   private total = 0;
@@ -39,13 +27,10 @@ export class TailGate extends Transform {
     private readonly opts: TailGateOptions = {},
   ) {
     super();
-    this.offThread = opts.hashInWorker ?? false;
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
-    // With a worker, wait for it only when too many copies are queued (backpressure).
-    if (this.offThread && this.worker === null) this.worker = new WorkerHash();
-    const queued = this.worker ? this.worker.update(chunk) : (this.hash.update(chunk), null);
+    this.hash.update(chunk);
     this.total += chunk.length;
     this.held.push(chunk);
     this.heldBytes += chunk.length;
@@ -65,21 +50,11 @@ export class TailGate extends Transform {
         excess = 0;
       }
     }
-    if (queued) queued.then(() => done(), (err: Error) => done(err));
-    else done();
-  }
-
-  override _destroy(err: Error | null, done: (err?: Error | null) => void): void {
-    if (this.worker) this.worker.close().then(() => done(err), () => done(err));
-    else done(err);
+    done();
   }
 
   override _flush(done: TransformCallback): void {
-    if (this.worker) this.worker.digest().then((hex) => this.finish(hex, done), (err: Error) => done(err));
-    else this.finish(this.hash.digest('hex'), done);
-  }
-
-  private finish(actual: string, done: TransformCallback): void {
+    const actual = this.hash.digest('hex');
     const label = this.opts.label ?? 'stream';
     if (this.opts.expectedBytes !== undefined && this.total !== this.opts.expectedBytes) {
       done(new ZferryError(`${label}: decompressed to ${this.total} bytes, manifest says ${this.opts.expectedBytes}; its end was withheld`));

@@ -292,44 +292,10 @@ test('stat sanity: exported volumes are regular files', async () => {
   }
 });
 
-test('WorkerHash: the worker digest equals sha256 over chunks that wrap a small ring, with backpressure', async () => {
-  const { WorkerHash } = await import('../../src/pipeline/hash-worker.js');
-  const data = mixedData(3 * MiB + 12345);
-  // A 256 KiB ring hashed in 100 KiB pieces: chunks larger than the ring, wrap-arounds, waits for room.
-  const w = new WorkerHash(256 * KiB, 100 * KiB);
-  let waited = 0;
-  for (let off = 0; off < data.length; ) {
-    const len = [1, 300 * KiB, 64 * KiB, 7][off % 4];
-    const p = w.update(data.subarray(off, off + len));
-    if (p) (waited++, await p);
-    off += len;
-  }
-  assert.ok(waited > 0, 'a ring smaller than the data made update() wait');
-  assert.equal(w.bytes, data.length);
-  assert.equal(await w.digest(), sha(data));
-  await assert.rejects(Promise.resolve().then(() => w.update(data)), /closed/);
-});
-
-test('tailGate hashing on a worker thread: releases all on a match, withholds the tail on a mismatch', async () => {
-  const data = mixedData(3 * MiB);
-  const out = await collect(chunked(data).pipe(tailGate(sha(data), MiB, { hashInWorker: true })));
-  assert.ok(out.equals(data));
-  const { bytes, err } = await drainUntilError(chunked(data).pipe(tailGate('0'.repeat(64), MiB, { label: 'stream 9 (x)', hashInWorker: true })));
-  assert.ok(err instanceof ZferryError);
-  assert.match(err.message, /^stream 9 \(x\): sha256 of the decompressed stream is [0-9a-f]{64}, manifest says 0{64}/);
-  assert.equal(bytes, data.length - MiB);
-  // Destroyed midway (zfs recv died): the worker is stopped, the process does not hang.
-  const gate = tailGate(sha(data), MiB, { hashInWorker: true });
-  gate.on('error', () => undefined);
-  gate.write(data.subarray(0, 2 * MiB));
-  gate.destroy(new Error('recv died'));
-  await new Promise((r) => gate.once('close', r));
-});
-
 test('readStream after a verify pass (volumesVerified): sizes still checked, and a changed volume is caught by the raw sha256', async () => {
   const { dir, entry, data } = await exportFixture();
   try {
-    const ok = await collect(readStream(dir, entry, { volumesVerified: true, hashInWorker: true }));
+    const ok = await collect(readStream(dir, entry, { volumesVerified: true }));
     assert.ok(ok.equals(data));
     // A volume replaced after the verify pass by one of the same size: the tail gate refuses the stream.
     const victim = join(dir, entry.volumes[2].file);
