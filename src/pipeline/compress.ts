@@ -6,7 +6,8 @@
  * grew with the stream. This stage uses the same binding with fixed-size
  * output buffers and waits for the consumer when its buffer is full.
  */
-import { Transform, type TransformCallback } from 'node:stream';
+import type { TransformCallback } from 'node:stream';
+import { PacedTransform } from './paced-transform.js';
 import binding from 'zstd-napi/binding.js';
 
 const OUT_SIZE = binding.cStreamOutSize();
@@ -23,9 +24,8 @@ export interface CompressOptions {
   jobSize?: number;
 }
 
-export class ZstdCompress extends Transform {
+export class ZstdCompress extends PacedTransform {
   private readonly cctx = new binding.CCtx();
-  private wakeUp: (() => void) | null = null;
 
   constructor({ level = 3, workers = 2, jobSize = 2 << 20 }: CompressOptions = {}) {
     super();
@@ -33,13 +33,6 @@ export class ZstdCompress extends Transform {
     this.cctx.setParameter(binding.CParameter.checksumFlag, 1);
     this.cctx.setParameter(binding.CParameter.nbWorkers, workers);
     if (workers > 0) this.cctx.setParameter(binding.CParameter.jobSize, jobSize);
-  }
-
-  override _read(size: number): void {
-    const wake = this.wakeUp;
-    this.wakeUp = null;
-    wake?.();
-    super._read(size);
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
@@ -56,10 +49,8 @@ export class ZstdCompress extends Transform {
       const dst = Buffer.allocUnsafe(OUT_SIZE);
       const [remaining, produced, consumed] = this.cctx.compressStream2(dst, src, directive);
       src = src.subarray(consumed);
-      const wantsMore = produced > 0 ? this.push(dst.subarray(0, produced)) : true;
+      if (!(await this.pushPaced(dst.subarray(0, produced)))) return;
       if (src.length === 0 && (!flushing || remaining === 0)) return;
-      if (!wantsMore) await new Promise<void>((resolve) => (this.wakeUp = resolve));
-      if (this.destroyed) return;
     }
   }
 }

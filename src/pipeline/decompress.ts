@@ -4,7 +4,8 @@
  * zeros can expand to gigabytes. This stage uses the same binding but waits
  * for the consumer whenever its buffer is full, so memory stays flat.
  */
-import { Transform, type TransformCallback } from 'node:stream';
+import type { TransformCallback } from 'node:stream';
+import { PacedTransform } from './paced-transform.js';
 import binding from 'zstd-napi/binding.js';
 
 /**
@@ -19,22 +20,14 @@ export interface DecompressOptions {
   mapError?: (err: Error, offset: number) => Error;
 }
 
-export class ZstdDecompress extends Transform {
+export class ZstdDecompress extends PacedTransform {
   private readonly dctx = new binding.DCtx();
   private inFrame = false;
-  private wakeUp: (() => void) | null = null;
   /** Compressed bytes fully consumed before the current chunk. */
   private offset = 0;
 
   constructor(private readonly opts: DecompressOptions = {}) {
     super();
-  }
-
-  override _read(size: number): void {
-    const wake = this.wakeUp;
-    this.wakeUp = null;
-    wake?.();
-    super._read(size);
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
@@ -60,13 +53,11 @@ export class ZstdDecompress extends Transform {
       const dst = Buffer.allocUnsafe(OUT_SIZE);
       const [ret, produced, consumed] = this.dctx.decompressStream(dst, src);
       src = src.subarray(consumed);
-      const wantsMore = produced > 0 ? this.push(dst.subarray(0, produced)) : true;
+      if (!(await this.pushPaced(dst.subarray(0, produced)))) return;
       if (src.length === 0 && (produced < dst.length || ret === 0)) {
         this.inFrame = ret !== 0;
         return;
       }
-      if (!wantsMore) await new Promise<void>((resolve) => (this.wakeUp = resolve));
-      if (this.destroyed) return;
     }
   }
 }
