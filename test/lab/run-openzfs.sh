@@ -11,6 +11,9 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 [[ -d $LAB_REPO/dist ]] || lab_die "no dist/ in $LAB_REPO: run \`npm run build\` first"
 "$LAB_DIR/build-image.sh" >&2
 
+# The whole lane runs in one boot; under TCG on 2 cores it takes ≈30–40 min.
+export ZFERRY_LAB_TIMEOUT=${ZFERRY_LAB_TIMEOUT:-60m}
+
 disk_args=()
 for d in ${ZFERRY_LAB_DISKS:-zf1:2G zf2:2G zf3:2G zf4:2G}; do disk_args+=(--disk "$d"); done
 exec "$LAB_DIR/run-in-guest.sh" "${disk_args[@]}" -- node test/run.mjs openzfs "$@"
