@@ -8,8 +8,8 @@ import { hostname } from 'node:os';
 import type { Inventory, SourceIdentity } from '../model.js';
 import { joinDataset } from '../model.js';
 import { ZferryError } from '../errors.js';
-import type { Zfs } from '../zfs/index.js';
-import { planSync, checkEncryptionMatch, resolveScope, type Plan, type Scope } from '../plan/index.js';
+import type { SendSpec, Zfs } from '../zfs/index.js';
+import { planSync, checkEncryptionMatch, resolveScope, sendOptionsFor, type Plan, type Scope, type SendStep } from '../plan/index.js';
 import type { Basis } from '../bundle/index.js';
 import { findNewestReceipt, readState } from '../state/receipt.js';
 import { journalFile, pendingEntries, readJournal, stateDir } from '../state/journal.js';
@@ -93,4 +93,24 @@ export async function planRound(zfs: Zfs, opts: RoundOptions): Promise<PlannedRo
   // A dataset re-created on the source is re-seeded; the import replaces the target's copy only with --delete.
   const plan = planSync(inventory, basis.inventory, { scope, reseed: true, rollback: opts.rollback === true });
   return { inventory, identity, basis, proved, scope, plan };
+}
+
+/**
+ * The `zfs send` of one planned step, with the options its dataset travels
+ * with (raw, -c -L -e, -p): export sends exactly this, and estimate measures
+ * exactly this, so the two agree.
+ */
+export function sendSpecFor(zfs: Zfs, round: Pick<PlannedRound, 'inventory'>, step: SendStep): SendSpec {
+  const root = round.inventory.root;
+  const ds = round.inventory.datasets.find((d) => d.path === step.dataset);
+  if (!ds) throw new ZferryError(`planned dataset ${joinDataset(root, step.dataset)} is not in the source inventory`, { dataset: joinDataset(root, step.dataset) });
+  return {
+    dataset: joinDataset(root, step.dataset),
+    to: step.to.name,
+    from: step.from
+      ? { name: step.from.name, bookmark: step.from.bookmark, ...(step.from.dataset !== undefined ? { dataset: joinDataset(root, step.from.dataset) } : {}) }
+      : null,
+    intermediates: step.intermediates,
+    flags: sendOptionsFor(ds, root, zfs.caps),
+  };
 }

@@ -12,7 +12,7 @@ import type { Basis } from '../bundle/index.js';
 import type { SendStep } from '../plan/index.js';
 import { measureStream, type StreamMeasure } from '../pipeline/index.js';
 import { silentProgress, type Progress } from '../progress.js';
-import { planRound } from './basis.js';
+import { planRound, sendSpecFor, type PlannedRound } from './basis.js';
 import { dailyChurn, windowChurn, type ChurnMethod, type ChurnSample, type DayChurn, type WindowChurn } from '../estimate/churn.js';
 import { keepUpVerdict, type Verdict } from '../estimate/verdict.js';
 
@@ -97,17 +97,6 @@ export interface EstimateResult {
   seconds: number;
 }
 
-function specOf(source: string, step: SendStep): SendSpec {
-  return {
-    dataset: joinDataset(source, step.dataset),
-    to: step.to.name,
-    from: step.from
-      ? { name: step.from.name, bookmark: step.from.bookmark, ...(step.from.dataset !== undefined ? { dataset: joinDataset(source, step.from.dataset) } : {}) }
-      : null,
-    intermediates: step.intermediates,
-  };
-}
-
 /** Runs one send into measureStream; stops zfs once the measure has what it needs. */
 async function measureSend(zfs: Zfs, spec: SendSpec, opts: Parameters<typeof measureStream>[1]): Promise<StreamMeasure> {
   const send = zfs.send(spec);
@@ -129,8 +118,9 @@ async function measureSend(zfs: Zfs, spec: SendSpec, opts: Parameters<typeof mea
   return m;
 }
 
-async function estimateStream(zfs: Zfs, source: string, step: SendStep, opts: EstimateOptions, share: { bytes: number; seconds: number }, progress: Progress): Promise<StreamEstimate> {
-  const spec = specOf(source, step);
+async function estimateStream(zfs: Zfs, round: Pick<PlannedRound, 'inventory'>, step: SendStep, opts: EstimateOptions, share: { bytes: number; seconds: number }, progress: Progress): Promise<StreamEstimate> {
+  // The very send export will run: same options (-c, -w, -p…), so sizes agree.
+  const spec = sendSpecFor(zfs, round, step);
   let zfsEstimate: number | null = null;
   let note: string | null = null;
   if (zfs.caps.sendDryRun) {
@@ -228,7 +218,7 @@ export async function runEstimate(zfs: Zfs, opts: EstimateOptions): Promise<Esti
   const streams: StreamEstimate[] = [];
   progress.begin(`estimate ${opts.source}`, 0, sends.length);
   try {
-    for (const step of sends) streams.push(await estimateStream(zfs, opts.source, step, opts, share, progress));
+    for (const step of sends) streams.push(await estimateStream(zfs, { inventory }, step, opts, share, progress));
   } finally {
     progress.end();
   }

@@ -9,11 +9,11 @@ import { randomUUID } from 'node:crypto';
 import { joinDataset } from '../model.js';
 import { ZferryError } from '../errors.js';
 import type { Zfs } from '../zfs/index.js';
-import { describeStep, projectTarget, sendOptionsFor, sendOptionLetters, type Plan, type Scope, type SendStep } from '../plan/index.js';
+import { describeStep, projectTarget, sendOptionLetters, type Plan, type Scope, type SendStep } from '../plan/index.js';
 import { finishBundle, ZFERRY_VERSION, type Basis, type Manifest, type StreamEntry } from '../bundle/index.js';
 import { writeStream } from '../pipeline/index.js';
 import { appendJournal, journalFile, readJournal, stateDir } from '../state/journal.js';
-import { planRound, sourceIdentity } from './basis.js';
+import { planRound, sendSpecFor, sourceIdentity } from './basis.js';
 import { protectBases } from './protect.js';
 import { silentProgress, type Progress } from '../progress.js';
 import { readSecretKey, signManifest } from '../trust/minisign.js';
@@ -85,7 +85,6 @@ export async function runExport(zfs: Zfs, opts: ExportOptions): Promise<ExportRe
     source: opts.source, since: opts.since, receiptsIn: opts.dest, journal: opts.journal,
     exclude: opts.exclude, snapshots: opts.snapshots, excludeSnapshots: opts.excludeSnapshots, rollback: opts.rollback,
   });
-  const byPath = new Map(inventory.datasets.map((d) => [d.path, d]));
   const result: ExportResult = {
     bundle: null,
     bundleId: null,
@@ -121,12 +120,9 @@ export async function runExport(zfs: Zfs, opts: ExportOptions): Promise<ExportRe
         });
         continue;
       }
-      const dataset = joinDataset(opts.source, step.dataset);
-      const from = step.from
-        ? { name: step.from.name, bookmark: step.from.bookmark, ...(step.from.dataset !== undefined ? { dataset: joinDataset(opts.source, step.from.dataset) } : {}) }
-        : null;
-      const options = sendOptionsFor(byPath.get(step.dataset)!, opts.source, zfs.caps);
-      const send = zfs.send({ dataset, to: step.to.name, from, intermediates: step.intermediates, flags: options });
+      const spec = sendSpecFor(zfs, { inventory }, step);
+      const options = spec.flags ?? [];
+      const send = zfs.send(spec);
       progress.stream(sendLabel(step), 0);
       let written;
       try {
