@@ -106,6 +106,8 @@ export function relayCommand(): Command {
     .option('--force', 'with --import: import even if TARGET mirrors another source', false)
     .option('--delete', 'with --import: import --delete, like rsync --delete (destroy under TARGET what the source no longer has)', false)
     .option('--reply-to <host:port>', 'send the receipt (or the reason for failure) to the sender\'s --reply-port', endpoint('--reply-to', true))
+    .option('--trust <public-key>', 'accept only bundles signed by this minisign public key (zferry keygen\'s KEY.pub): others never enter the spool')
+    .option('--identity <file>', 'with --import: age identity file for bundles exported with --encrypt-to')
     .option('--once', 'handle one transfer, then exit with its status', false)
     .option('--json', 'one JSON line per transfer on stdout (no progress bars)', false)
     .addHelpText('after', example(
@@ -118,7 +120,7 @@ export function relayCommand(): Command {
       const { runRelayReceive } = await import('../commands/relay-receive.js');
       await runRelayReceive({
         listen: o.listen, spool: o.spool, tuning: tuning(o), importTarget: o.import ?? null, force: o.force,
-        deleteAfterImport: o.delete, replyTo: o.replyTo ?? null, once: o.once,
+        deleteAfterImport: o.delete, replyTo: o.replyTo ?? null, once: o.once, trust: o.trust, identity: o.identity,
         zfs: async () => (zfs ??= await probeZfs()),
         progress: () => makeProgress(o.json),
         onTransfer: (t) => printTransfer(t, asJson),

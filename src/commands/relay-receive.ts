@@ -25,6 +25,10 @@ export interface RelayReceiveOptions {
   /** With importTarget: import --delete (destroy under the target what the source no longer has). */
   deleteAfterImport: boolean;
   replyTo: Endpoint | null;
+  /** minisign public key file: unsigned or wrongly signed bundles are refused on arrival (and by the import). */
+  trust?: string;
+  /** age identity file, for importing bundles exported with --encrypt-to. */
+  identity?: string;
   /** One connection, then return; otherwise serve until killed. */
   once: boolean;
   zfs: () => Promise<Zfs>;
@@ -76,6 +80,7 @@ async function receiveOne(opts: RelayReceiveOptions): Promise<TransferResult> {
           progress.stream(`${h.bundles.length} bundle(s)`, h.totalBytes);
         },
         onBytes: (n) => progress.advance(n),
+        ...(opts.trust ? { trust: opts.trust } : {}),
       });
       result.bundles = un.bundles;
       result.bytes = un.bytes;
@@ -89,7 +94,7 @@ async function receiveOne(opts: RelayReceiveOptions): Promise<TransferResult> {
     }
     if (opts.importTarget !== null) {
       const zfs = await opts.zfs();
-      result.import = await runImport(zfs, { path: opts.spool, target: opts.importTarget, dryRun: false, force: opts.force, delete: opts.deleteAfterImport, progress: opts.progress?.() });
+      result.import = await runImport(zfs, { path: opts.spool, target: opts.importTarget, dryRun: false, force: opts.force, delete: opts.deleteAfterImport, trust: opts.trust, identity: opts.identity, progress: opts.progress?.() });
       if (result.import.receipt) receipt = await readState(result.import.receipt);
     }
     result.ok = true;

@@ -74,6 +74,7 @@ export async function runRelayRound(opts: RelayRunOptions): Promise<RelayRunResu
         level: cfg.level,
         volumeSize: cfg.volumeSize,
         dryRun: false,
+        ...(cfg.sign ? { sign: cfg.sign } : {}),
         progress: opts.progress?.(),
       });
       emit({

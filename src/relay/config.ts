@@ -16,6 +16,8 @@ export interface RelayConfig {
   initialState: string | null;
   level: number;
   volumeSize: number;
+  /** Secret key file (zferry keygen): every exported bundle is signed, for a receiver with --trust. */
+  sign: string | null;
   tuning: MbufferTuning;
 }
 
@@ -28,6 +30,7 @@ interface RawConfig {
   initialState?: string;
   level?: number;
   volumeSize?: number | string;
+  sign?: string;
   mbuffer?: { blockSize?: number | string; memory?: number | string; rate?: number | string };
 }
 
@@ -69,6 +72,7 @@ export function parseRelayConfig(text: string, file: string): RelayConfig {
     initialState: raw.initialState === undefined ? null : resolve(base, raw.initialState),
     level: raw.level ?? 3,
     volumeSize: size(raw.volumeSize, 1024 ** 3, file, 'volumeSize')!,
+    sign: raw.sign === undefined ? null : resolve(base, raw.sign),
     tuning: {
       blockSize: size(raw.mbuffer?.blockSize, SLOW_LINK_TUNING.blockSize, file, 'mbuffer.blockSize')!,
       memory: size(raw.mbuffer?.memory, SLOW_LINK_TUNING.memory, file, 'mbuffer.memory')!,

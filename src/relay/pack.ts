@@ -12,6 +12,7 @@ import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
 import { MANIFEST_FILE, RESTORE_FILE, SUMS_FILE, readManifest, type Manifest } from '../bundle/index.js';
+import { SIGNATURE_FILE } from '../trust/minisign.js';
 
 export const RELAY_HEADER = '.zferry-relay.json';
 
@@ -25,6 +26,8 @@ export interface RelayHeader {
 export interface PackedBundle {
   dir: string;
   manifest: Manifest;
+  /** Manifest first (the receiver checks it before any volume), then sums, restore recipe, signature. */
+  files: string[];
   /** Bytes of every file sent for this bundle. */
   bytes: number;
 }
@@ -35,14 +38,21 @@ function counter(onBytes?: (n: number) => void): Transform {
 
 const SMALL_FILES = [MANIFEST_FILE, SUMS_FILE, RESTORE_FILE];
 
+/** The small files a bundle has: the signature travels where there is one. */
+async function smallFiles(dir: string): Promise<string[]> {
+  const signed = await stat(join(dir, SIGNATURE_FILE)).then(() => true, () => false);
+  return signed ? [...SMALL_FILES, SIGNATURE_FILE] : SMALL_FILES;
+}
+
 export async function describeBundles(dirs: string[]): Promise<PackedBundle[]> {
   const out: PackedBundle[] = [];
   for (const dir of dirs) {
     const manifest = await readManifest(dir);
+    const files = await smallFiles(dir);
     let bytes = 0;
-    for (const f of SMALL_FILES) bytes += (await stat(join(dir, f))).size;
+    for (const f of files) bytes += (await stat(join(dir, f))).size;
     for (const s of manifest.streams) for (const v of s.volumes) bytes += v.bytes;
-    out.push({ dir, manifest, bytes });
+    out.push({ dir, manifest, files, bytes });
   }
   return out;
 }
@@ -67,7 +77,7 @@ export function packBundles(bundles: PackedBundle[], onBytes?: (n: number) => vo
     await addBuffer(pack, RELAY_HEADER, Buffer.from(JSON.stringify(relayHeader(bundles)) + '\n'));
     for (const b of bundles) {
       const name = basename(b.dir);
-      for (const f of SMALL_FILES) {
+      for (const f of b.files) {
         const data = await readFile(join(b.dir, f));
         await addBuffer(pack, `${name}/${f}`, data);
         onBytes?.(data.length);

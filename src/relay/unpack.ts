@@ -16,6 +16,7 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
 import { ZferryError } from '../errors.js';
+import { SIGNATURE_FILE, checkTrust } from '../trust/minisign.js';
 import { MANIFEST_FILE, RESTORE_FILE, SUMS_FILE, parseManifest, verifyArrived, type ArrivedVolume, type Manifest, type VolumeEntry } from '../bundle/index.js';
 import { fsyncDir } from '../bundle/manifest.js';
 import { hashTap } from '../pipeline/index.js';
@@ -37,6 +38,8 @@ export interface UnpackOptions {
   onBytes?: (n: number) => void;
   /** Called when a bundle is verified and in place. */
   onBundle?: (dir: string) => void;
+  /** minisign public key file: a bundle not signed by it never enters the spool. */
+  trust?: string;
 }
 
 /** Removes what an interrupted receive left behind. */
@@ -103,11 +106,12 @@ async function syncFile(path: string): Promise<void> {
 }
 
 /** Verified and complete: rename into place (a bundle already there is the same bundle, resent). */
-async function finish(spool: string, cur: Current): Promise<string> {
+async function finish(spool: string, cur: Current, trust: string | undefined): Promise<string> {
   if (cur.manifest === null) throw new ZferryError(`relay stream: bundle ${cur.name} has no ${MANIFEST_FILE}`, { file: cur.name });
   for (const v of cur.volumes.values()) await syncFile(join(cur.temp, v.file));
   await fsyncDir(join(cur.temp, 'streams')).catch(() => undefined);
   await verifyArrived(cur.temp, cur.manifest, cur.arrived);
+  if (trust) await checkTrust(cur.temp, trust);
   const final = join(spool, cur.name);
   const existing = await stat(join(final, MANIFEST_FILE)).catch(() => null);
   if (existing) {
@@ -153,7 +157,7 @@ export async function unpackInto(spool: string, source: Readable, opts: UnpackOp
       const rel = name.slice(slash + 1);
       if (!header.bundles.some((b) => b.name === bundle)) throw new ZferryError(`relay stream: ${name} belongs to no bundle announced in ${RELAY_HEADER}`, { file: name });
       if (cur === null || cur.name !== bundle) {
-        if (cur !== null) done.push(await finish(spool, cur));
+        if (cur !== null) done.push(await finish(spool, cur, opts.trust));
         if (done.some((d) => d.endsWith(`/${bundle}`))) throw new ZferryError(`relay stream: bundle ${bundle} appears twice`, { file: name });
         const temp = join(spool, INCOMING, bundle);
         await rm(temp, { recursive: true, force: true });
@@ -171,7 +175,7 @@ export async function unpackInto(spool: string, source: Readable, opts: UnpackOp
         for (const s of cur.manifest.streams) for (const v of s.volumes) cur.volumes.set(v.file, v);
         await writeFileSynced(path, data);
         count(data.length);
-      } else if (rel === SUMS_FILE || rel === RESTORE_FILE) {
+      } else if (rel === SUMS_FILE || rel === RESTORE_FILE || rel === SIGNATURE_FILE) {
         const data = await readSmall(entry, name);
         await writeFileSynced(path, data);
         count(data.length);
@@ -192,7 +196,7 @@ export async function unpackInto(spool: string, source: Readable, opts: UnpackOp
     }
     await feeding;
     if (header === null) throw new ZferryError('relay stream: ended before its first entry (sender stopped or connection dropped)', {});
-    if (cur !== null) done.push(await finish(spool, cur));
+    if (cur !== null) done.push(await finish(spool, cur, opts.trust));
     if (done.length !== header.bundles.length) {
       throw new ZferryError(`relay stream: ended after ${done.length} of ${header.bundles.length} bundles (sender stopped or connection dropped)`, {});
     }

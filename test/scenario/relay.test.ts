@@ -239,6 +239,46 @@ test('a bundle whose manifest fails verification at the receiver never reaches z
   }
 });
 
+test('relay receive --trust: an unsigned bundle never enters the spool; a signed one, sent with its signature, is imported', async () => {
+  const port = BASE + 8;
+  const target = `${dst.name}/trusted`;
+  const key = path.join(work, 'relay-key');
+  await zferryOk('keygen', '-o', key);
+  const unsigned = await exportBundle(path.join(work, 'trust-unsigned'));
+  const spool = path.join(work, 'trust-spool');
+  const receive = () => startZferry(['relay', 'receive', '--listen', `${LOOP}:${port}`, '--spool', spool, '--import', target, '--trust', `${key}.pub`, '--once', '--buffer', '1M']);
+  const finished = (p: ResultPromise) => Promise.race([p, new Promise<null>((res) => setTimeout(() => res(null), 30_000))]);
+
+  let receiver = receive();
+  try {
+    await new Promise((r) => setTimeout(r, 500));
+    await zferry('relay', 'send', unsigned, '--to', `${LOOP}:${port}`, '--buffer', '1M');
+    const r = await finished(receiver);
+    assert.ok(r !== null, 'receiver ended within 30 s');
+    assert.equal(r.exitCode, 1);
+    assert.match(String(r.stderr), /not signed/);
+    assert.deepEqual(await bundlesIn(spool), []);
+    assert.equal((await run('zfs', ['list', '-H', '-o', 'name', '-r', dst.name])).includes(target), false, 'nothing received');
+  } finally {
+    await stop(receiver);
+  }
+
+  const signedDir = path.join(work, 'trust-signed');
+  await mkdir(signedDir, { recursive: true });
+  const signed = JSON.parse((await zferryOk('export', src.name, signedDir, '--no-journal', '--sign', key, '--volume-size', '128K', '--level', '1', '--json')).stdout).bundle as string;
+  receiver = receive();
+  try {
+    await new Promise((r) => setTimeout(r, 500));
+    await zferryOk('relay', 'send', signed, '--to', `${LOOP}:${port}`, '--buffer', '1M');
+    const r = await finished(receiver);
+    assert.ok(r !== null, 'receiver ended within 30 s');
+    assert.equal(r.exitCode, 0, String(r.stderr));
+    assert.deepEqual(await guidList(target), await guidList(src.name));
+  } finally {
+    await stop(receiver);
+  }
+});
+
 test('relay send without mbuffer on PATH fails with one clear line', async () => {
   const empty = await mkdtemp(path.join(os.tmpdir(), 'zferry-nopath-'));
   try {
