@@ -279,6 +279,40 @@ test('relay receive --trust: an unsigned bundle never enters the spool; a signed
   }
 });
 
+test('relay receive --import --delete: a snapshot destroyed on the source goes from the target too', async () => {
+  const port = BASE + 9;
+  const target = `${dst.name}/mirror`;
+  const spool = path.join(work, 'delete-spool');
+  const receive = () => startZferry(['relay', 'receive', '--listen', `${LOOP}:${port}`, '--spool', spool, '--import', target, '--delete', '--once', '--buffer', '1M']);
+  const push = async (bundle: string) => {
+    const receiver = receive();
+    try {
+      await new Promise((r) => setTimeout(r, 500));
+      await zferryOk('relay', 'send', bundle, '--to', `${LOOP}:${port}`, '--buffer', '1M');
+      const r = await Promise.race([receiver, new Promise<null>((res) => setTimeout(() => res(null), 30_000))]);
+      assert.ok(r !== null && r.exitCode === 0, String(r?.stderr));
+    } finally {
+      await stop(receiver);
+    }
+  };
+  await push(await exportBundle(path.join(work, 'delete-1')));
+  assert.deepEqual(await guidList(target), await guidList(src.name));
+
+  const victim = `${src.name}/data@${AUTO('daily', 1)}`;
+  await run('zfs', ['release', 'zferry', victim], { allowFailure: true });
+  await run('zfs', ['destroy', victim]);
+  await snapshot(`${src.name}@${AUTO('hourly', 9)}`, true);
+  const state = path.join(work, 'delete-state.json');
+  await zferryOk('state', target, '-o', state);
+  const dir = path.join(work, 'delete-2');
+  await mkdir(dir, { recursive: true });
+  const second = JSON.parse((await zferryOk('export', src.name, dir, '--since', state, '--no-journal', '--json')).stdout).bundle as string;
+  await push(second);
+  const after = await guidList(target);
+  assert.deepEqual(after, await guidList(src.name));
+  assert.ok(!after.some((l) => l.startsWith(`data@${AUTO('daily', 1)}=`)), 'the destroyed snapshot is gone from the target');
+});
+
 test('relay send without mbuffer on PATH fails with one clear line', async () => {
   const empty = await mkdtemp(path.join(os.tmpdir(), 'zferry-nopath-'));
   try {
