@@ -9,6 +9,7 @@ import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Zfs } from '../../src/zfs/index.js';
 import { ZferryError } from '../../src/errors.js';
+import { ZFS_FUSE_CAPS } from '../helpers/caps.js';
 import { lane, makePool, mountpointOf, run, snapshotGuids, type TestPool } from '../helpers/zfslab.js';
 
 let src: TestPool;
@@ -39,19 +40,7 @@ async function transfer(send: ReturnType<Zfs['send']>, recv: ReturnType<Zfs['rec
 
 test('probe reports what this zfs can do', () => {
   if (lane === 'fuse') {
-    assert.deepEqual(zfs.caps, {
-      flavour: 'zfs-fuse',
-      version: null,
-      listParsable: false,
-      getTypeFilter: false,
-      bookmarks: false,
-      sendDryRun: false,
-      resumable: false,
-      volumes: false,
-      send: { compressed: false, raw: false, largeBlocks: false, embedded: false, props: true },
-      recvNoMount: true,
-      recvPropertyOverride: false,
-    });
+    assert.deepEqual(zfs.caps, ZFS_FUSE_CAPS);
   } else {
     assert.equal(zfs.caps.flavour, 'openzfs');
     assert.match(zfs.caps.version ?? '', /^\d+\.\d+/);

@@ -13,6 +13,7 @@ import { ZferryError } from '../../src/errors.js';
 import { MAX_MANIFEST_BYTES, manifestText, parseManifest, readManifest, type Manifest } from '../../src/bundle/manifest.js';
 import { Zfs, type Runner, type ZfsCapabilities } from '../../src/zfs/index.js';
 import { runImport } from '../../src/commands/import.js';
+import { ZFS_FUSE_CAPS } from '../helpers/caps.js';
 
 const SHA = 'a'.repeat(64);
 
@@ -88,10 +89,8 @@ const CASES: Array<[string, (m: Mutable) => void, RegExp]> = [
   ['encrypted, but plain volume names', (m) => { m.encryption = { algorithm: 'age', recipients: ['age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p'] }; }, /\/streams\/0\/volumes\/0\/file.*\.zst\.age\.000/],
 ];
 
-const CAPS: ZfsCapabilities = {
-  flavour: 'zfs-fuse', version: null, listParsable: false, getTypeFilter: false, bookmarks: false, sendDryRun: false, resumable: false,
-  volumes: false, send: { compressed: false, raw: false, largeBlocks: false, embedded: false, props: false }, recvNoMount: true, recvPropertyOverride: false,
-};
+/** Caps as zfs-fuse's, minus -p: nothing here may depend on what zfs can do. */
+const CAPS: ZfsCapabilities = { ...ZFS_FUSE_CAPS, send: { ...ZFS_FUSE_CAPS.send, props: false } };
 
 /** A zfs adapter whose every command is recorded and fails: proof that nothing reached zfs. */
 function recordingZfs(): { zfs: Zfs; calls: string[][] } {

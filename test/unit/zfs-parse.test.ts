@@ -17,6 +17,7 @@ import {
 } from '../../src/zfs/index.js';
 import { comparePaths } from '../../src/zfs/inventory.js';
 import { ZferryError } from '../../src/errors.js';
+import { ZFS_FUSE_CAPS } from '../helpers/caps.js';
 
 // zfs-fuse 0.7.0: zfs get -Hp -r -o name,property,value type,guid,createtxg,creation,origin zxa/fs
 const FUSE_GET = [
@@ -228,19 +229,7 @@ test('does not trust an estimate of 2^63 or more', () => {
   assert.equal(parseSendDryRun('size\t9223372036854775807\n').total, 9223372036854775807n);
 });
 
-const FUSE_CAPS: ZfsCapabilities = {
-  flavour: 'zfs-fuse',
-  version: null,
-  listParsable: false,
-  getTypeFilter: false,
-  bookmarks: false,
-  sendDryRun: false,
-  resumable: false,
-  volumes: false,
-  send: { compressed: false, raw: false, largeBlocks: false, embedded: false, props: true },
-  recvNoMount: true,
-  recvPropertyOverride: false,
-};
+const FUSE_CAPS: ZfsCapabilities = ZFS_FUSE_CAPS;
 const FULL_CAPS: ZfsCapabilities = {
   ...FUSE_CAPS,
   flavour: 'openzfs',

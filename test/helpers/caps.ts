@@ -1,0 +1,17 @@
+/** Capabilities measured on the two lanes' zfs, for tests that need an adapter without probing. */
+import type { ZfsCapabilities } from '../../src/zfs/index.js';
+
+/** zfs-fuse 0.7.0 as the probe reports it (measured; pinned by the adapter test). */
+export const ZFS_FUSE_CAPS: ZfsCapabilities = {
+  flavour: 'zfs-fuse',
+  version: null,
+  listParsable: false,
+  getTypeFilter: false,
+  bookmarks: false,
+  sendDryRun: false,
+  resumable: false,
+  volumes: false,
+  send: { compressed: false, raw: false, largeBlocks: false, embedded: false, props: true },
+  recvNoMount: true,
+  recvPropertyOverride: false,
+};
