@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { ZferryError } from '../errors.js';
 import type { Zfs } from '../zfs/index.js';
+import type { Inventory } from '../model.js';
 import { describeStep, projectTarget, sendOptionLetters, type Plan, type Scope, type SendStep } from '../plan/index.js';
 import { finishBundle, ZFERRY_VERSION, type Basis, type Manifest, type StreamEntry } from '../bundle/index.js';
 import { writeStream } from '../pipeline/index.js';
@@ -74,6 +75,21 @@ function sendLabel(step: SendStep): string {
 }
 
 
+/**
+ * zfs's own estimate of each send, for the progress bars' totals and ETA: only
+ * for a person at a terminal, and only where zfs has `send -nvP` (one quick
+ * call a stream). Unknown sizes stay 0: the bar then shows bytes and rate.
+ */
+async function expectedSizes(zfs: Zfs, inventory: Inventory, sends: SendStep[], progress: Progress): Promise<Map<SendStep, number>> {
+  const sizes = new Map<SendStep, number>();
+  if (progress === silentProgress || !zfs.caps.sendDryRun) return sizes;
+  for (const step of sends) {
+    const dry = await zfs.sendDryRun(sendSpecFor(zfs, { inventory }, step)).catch(() => null);
+    if (dry?.total !== null && dry?.total !== undefined) sizes.set(step, Number(dry.total));
+  }
+  return sizes;
+}
+
 export async function runExport(zfs: Zfs, opts: ExportOptions): Promise<ExportResult> {
   const progress = opts.progress ?? silentProgress;
   const started = Date.now();
@@ -107,7 +123,8 @@ export async function runExport(zfs: Zfs, opts: ExportOptions): Promise<ExportRe
   await mkdir(join(dir, 'streams'), { recursive: true });
   const streams: StreamEntry[] = [];
   const sends = plan.steps.filter((s): s is SendStep => s.kind !== 'create');
-  progress.begin(`export ${opts.source}`, 0, sends.length);
+  const expected = await expectedSizes(zfs, inventory, sends, progress);
+  progress.begin(`export ${opts.source}`, [...expected.values()].reduce((a, b) => a + b, 0), sends.length);
   try {
     for (const step of plan.steps) {
       const index = streams.length + 1;
@@ -122,7 +139,7 @@ export async function runExport(zfs: Zfs, opts: ExportOptions): Promise<ExportRe
       const spec = sendSpecFor(zfs, { inventory }, step);
       const options = spec.flags ?? [];
       const send = zfs.send(spec);
-      progress.stream(sendLabel(step), 0);
+      progress.stream(sendLabel(step), expected.get(step) ?? 0);
       let written;
       try {
         written = await writeStream(send.stdout, {
