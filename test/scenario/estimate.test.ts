@@ -86,7 +86,9 @@ test('estimate of an incremental round: base and newest per dataset, raw and zst
   assert.deepEqual([...new Set(estimate.streams.map((s) => s.rawMethod))], [lane === 'fuse' ? 'measured' : 'send-dry-run']);
   // The sample was bounded: the 1 MiB stream of data was not compressed whole.
   assert.ok(estimate.total.sample.rawBytes < estimate.total.rawBytes, JSON.stringify(estimate.total));
-  assert.ok(estimate.total.ratio > 0.3 && estimate.total.ratio < 0.8, `ratio ${estimate.total.ratio}`);
+  // zfs-fuse streams are plain: zstd halves the compressible half. OpenZFS streams travel as stored
+  // (-c): blocks the pool already compressed leave zstd little to do (0.94 measured in the guest).
+  assert.ok(estimate.total.ratio > 0.3 && estimate.total.ratio < (lane === 'fuse' ? 0.8 : 1.0), `ratio ${estimate.total.ratio}`);
   assert.ok(Math.abs(estimate.link.transferSeconds - estimate.total.storedBytes / 1_250_000) < 1e-6);
   assert.equal(estimate.churn.method, lane === 'fuse' ? 'send-size' : 'written');
   // Churn: one sample per dataset for s2 (s1 has no predecessor, so it is the seed, not churn).
