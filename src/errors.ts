@@ -3,6 +3,8 @@
  * single line that names what is wrong (file, dataset, field, offset);
  * the context fields let callers and --json output carry the same facts.
  */
+import { readFile } from 'node:fs/promises';
+
 export interface ErrorContext {
   file?: string;
   dataset?: string;
@@ -32,4 +34,13 @@ export class ZferryError extends Error {
 export function oneLine(err: unknown): string {
   const text = err instanceof Error ? err.message : String(err);
   return text.replace(/\s*\n\s*/g, ' | ').trim();
+}
+
+/** Reads a file the user named (state, receipt, config); a failure is one line naming the file and what it is. */
+export async function readUserFile(file: string, what: string): Promise<string> {
+  try {
+    return await readFile(file, 'utf8');
+  } catch (err) {
+    throw new ZferryError(`${file}: cannot read ${what} (${(err as NodeJS.ErrnoException).code ?? err})`, { file });
+  }
 }

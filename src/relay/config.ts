@@ -1,7 +1,6 @@
 /** `relay run`'s configuration file: parsed, validated against schemas/relay-config.schema.json, paths resolved. */
-import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import { ZferryError } from '../errors.js';
+import { ZferryError, readUserFile } from '../errors.js';
 import { validateWith } from '../schemas.js';
 import { parseSize } from '../cli/units.js';
 import { parseEndpoint, SLOW_LINK_TUNING, type Endpoint, type MbufferTuning } from '../mbuffer/index.js';
@@ -82,11 +81,5 @@ export function parseRelayConfig(text: string, file: string): RelayConfig {
 }
 
 export async function readRelayConfig(file: string): Promise<RelayConfig> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (err) {
-    throw new ZferryError(`${file}: cannot read relay config (${(err as NodeJS.ErrnoException).code ?? err})`, { file });
-  }
-  return parseRelayConfig(text, file);
+  return parseRelayConfig(await readUserFile(file, 'relay config'), file);
 }

@@ -3,11 +3,11 @@
  * and by `zferry import` (a receipt), read by `zferry export --since` and by
  * export's search for the newest receipt under its destination.
  */
-import { readFile, readdir, rename, open } from 'node:fs/promises';
+import { readdir, rename, open } from 'node:fs/promises';
 import { join, dirname, basename } from 'node:path';
 import { hostname } from 'node:os';
 import type { Inventory, SourceIdentity } from '../model.js';
-import { ZferryError } from '../errors.js';
+import { ZferryError, readUserFile } from '../errors.js';
 import { validateWith } from '../schemas.js';
 import { ZFERRY_VERSION } from '../version.js';
 
@@ -71,13 +71,7 @@ export function parseState(text: string, file: string): TargetState {
 }
 
 export async function readState(file: string): Promise<TargetState> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (err) {
-    throw new ZferryError(`${file}: cannot read state file (${(err as NodeJS.ErrnoException).code ?? err})`, { file });
-  }
-  return parseState(text, file);
+  return parseState(await readUserFile(file, 'state file'), file);
 }
 
 /** Writes via temp file + fsync + rename so a reader never sees half a receipt. */
