@@ -50,6 +50,8 @@ function collect(stream: NodeJS.ReadableStream): Promise<string> {
     });
     stream.on('end', () => res(Buffer.concat(parts).toString('utf8')));
     stream.on('error', rej);
+    // The listener's stdout is held paused until read (see holdUntilRead).
+    stream.resume();
   });
 }
 

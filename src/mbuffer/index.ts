@@ -11,6 +11,7 @@
 import { execa, type ResultPromise } from 'execa';
 import type { Readable, Writable } from 'node:stream';
 import { ZferryError } from '../errors.js';
+import { holdUntilRead } from '../subprocess.js';
 
 export interface MbufferTuning {
   /** `-s`: block size in bytes. */
@@ -125,5 +126,7 @@ export function mbufferIn(on: Endpoint, t: MbufferTuning, opts: { timeoutMs?: nu
   });
   const done = wrap(sub, args, `listening on ${formatEndpoint(on)}`);
   done.catch(() => undefined);
+  // Nothing that arrives before the caller starts reading may be dropped.
+  holdUntilRead(sub.stdout!);
   return { stdout: sub.stdout!, done, kill: () => void sub.kill('SIGTERM') };
 }

@@ -9,6 +9,7 @@
 import type { Readable, Writable } from 'node:stream';
 import { execa } from 'execa';
 import { ZferryError } from '../errors.js';
+import { holdUntilRead } from '../subprocess.js';
 import type { ZfsCapabilities } from './probe.js';
 import { commandError, ZFS_ENV } from './runner.js';
 
@@ -151,6 +152,7 @@ export function spawnSend(zfs: string, args: string[], dataset: string): ZfsProc
     reject: false,
   });
   const snapshot = args[args.length - 1] ?? dataset;
+  holdUntilRead(subprocess.stdout);
   return {
     stdout: subprocess.stdout,
     done: settle(subprocess, 'zfs send', snapshot, [zfs, ...args]),

@@ -120,6 +120,26 @@ test('a full and an -I incremental send/receive keep snapshot guids', async () =
   assert.equal((await snapshotGuids(to)).size, 3);
 });
 
+test('a send stream read late arrives whole: nothing zfs writes before the reader attaches is lost', async () => {
+  const from = `${src.name}/late`;
+  await zfs.create(from);
+  await writeData(from, 'a', 'x'.repeat(300_000));
+  await run('zfs', ['snapshot', `${from}@s1`]);
+  const count = async (stdout: NodeJS.ReadableStream) => {
+    let n = 0;
+    for await (const c of stdout) n += (c as Buffer).length;
+    return n;
+  };
+  const prompt = zfs.send({ dataset: from, to: 's1' });
+  const whole = await count(prompt.stdout);
+  await prompt.done;
+  const late = zfs.send({ dataset: from, to: 's1' });
+  // zfs has long written its first blocks by now; execa would have resumed (and dropped) them.
+  await new Promise((r) => setTimeout(r, 500));
+  assert.equal(await count(late.stdout), whole);
+  await late.done;
+});
+
 test('a failed receive names the dataset and carries zfs stderr', async () => {
   const from = `${src.name}/rf`;
   const to = `${dst.name}/rf`;

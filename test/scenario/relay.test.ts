@@ -313,6 +313,28 @@ test('relay receive --import --delete: a snapshot destroyed on the source goes f
   assert.ok(!after.some((l) => l.startsWith(`data@${AUTO('daily', 1)}=`)), 'the destroyed snapshot is gone from the target');
 });
 
+test('a listener\'s output waits for a late reader: bytes mbuffer -I passes on before unpacking starts are kept', async () => {
+  const { mbufferIn, mbufferOut, SLOW_LINK_TUNING } = await import('../../src/mbuffer/index.js');
+  const payload = (await import('node:crypto')).randomBytes(3 * 1024 * 1024);
+  const on = { host: LOOP, port: BASE + 9 };
+  const rx = mbufferIn(on, SLOW_LINK_TUNING, { timeoutMs: 30_000 });
+  let tx: ReturnType<typeof mbufferOut> | null = null;
+  for (let i = 0; i < 50 && tx === null; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    const t = mbufferOut(on, SLOW_LINK_TUNING);
+    t.stdin.on('error', () => undefined);
+    t.stdin.end(payload);
+    if (await t.done.then(() => true, () => false)) tx = t;
+  }
+  assert.ok(tx, 'mbuffer -O never reached the listener');
+  // The whole payload has left the sender; the listener has written what its pipe holds.
+  await new Promise((r) => setTimeout(r, 300));
+  const parts: Buffer[] = [];
+  for await (const c of rx.stdout) parts.push(c as Buffer);
+  await rx.done;
+  assert.ok(Buffer.concat(parts).equals(payload));
+});
+
 test('relay send without mbuffer on PATH fails with one clear line', async () => {
   const empty = await mkdtemp(path.join(os.tmpdir(), 'zferry-nopath-'));
   try {
