@@ -9,7 +9,6 @@
  * cut anywhere leaves at most a folder under .incoming, which no import sees
  * (findBundles looks one level down only) and the next receive clears.
  */
-import { createWriteStream } from 'node:fs';
 import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -19,13 +18,12 @@ import { ZferryError } from '../errors.js';
 import { SIGNATURE_FILE, checkTrust } from '../trust/minisign.js';
 import { MANIFEST_FILE, RESTORE_FILE, SUMS_FILE, parseManifest, verifyArrived, type ArrivedVolume, type Manifest, type VolumeEntry } from '../bundle/index.js';
 import { fsyncDir } from '../bundle/manifest.js';
-import { hashTap } from '../pipeline/index.js';
+import { sinkToFile } from '../pipeline/file-sink.js';
 import { RELAY_HEADER, type RelayHeader } from './pack.js';
 
 export const INCOMING = '.incoming';
 const BUNDLE_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}$/;
 const MAX_SMALL_FILE = 64 * 1024 * 1024;
-const WRITE_BUFFER = 4 * 1024 * 1024;
 
 export interface UnpackResult {
   /** Bundle folders now complete in the spool, in the order received. */
@@ -84,6 +82,8 @@ interface Current {
   seen: Set<string>;
   /** Volumes written so far, with the size and sha256 computed as they arrived. */
   arrived: Map<string, ArrivedVolume>;
+  /** One per volume written: its fsync, started when its last byte was written. */
+  durable: Array<Promise<void>>;
 }
 
 async function writeFileSynced(path: string, data: Buffer): Promise<void> {
@@ -96,19 +96,10 @@ async function writeFileSynced(path: string, data: Buffer): Promise<void> {
   }
 }
 
-async function syncFile(path: string): Promise<void> {
-  const fh = await open(path, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
-
 /** Verified and complete: rename into place (a bundle already there is the same bundle, resent). */
 async function finish(spool: string, cur: Current, trust: string | undefined): Promise<string> {
   if (cur.manifest === null) throw new ZferryError(`relay stream: bundle ${cur.name} has no ${MANIFEST_FILE}`, { file: cur.name });
-  for (const v of cur.volumes.values()) await syncFile(join(cur.temp, v.file));
+  await Promise.all(cur.durable.splice(0));
   await fsyncDir(join(cur.temp, 'streams')).catch(() => undefined);
   await verifyArrived(cur.temp, cur.manifest, cur.arrived);
   if (trust) await checkTrust(cur.temp, trust);
@@ -162,7 +153,7 @@ export async function unpackInto(spool: string, source: Readable, opts: UnpackOp
         const temp = join(spool, INCOMING, bundle);
         await rm(temp, { recursive: true, force: true });
         await mkdir(join(temp, 'streams'), { recursive: true });
-        cur = { name: bundle, temp, manifest: null, volumes: new Map(), seen: new Set(), arrived: new Map() };
+        cur = { name: bundle, temp, manifest: null, volumes: new Map(), seen: new Set(), arrived: new Map(), durable: [] };
         if (rel !== MANIFEST_FILE) throw new ZferryError(`relay stream: bundle ${bundle} starts with ${rel}, not ${MANIFEST_FILE}`, { file: name });
       }
       if (cur.seen.has(rel)) throw new ZferryError(`relay stream: ${name} sent twice`, { file: name });
@@ -185,13 +176,12 @@ export async function unpackInto(spool: string, source: Readable, opts: UnpackOp
         if (entry.header.size !== v.bytes) {
           throw new ZferryError(`relay stream: ${name} is ${entry.header.size} bytes, manifest.json says ${v.bytes}`, { file: name, field: '/streams/volumes/bytes' });
         }
-        const tap = hashTap('sha256', count);
-        // A deep write buffer lets the disk write of one chunk overlap reading and hashing the next.
-        await pipeline(entry, tap, createWriteStream(path, { flags: 'wx', mode: 0o644, highWaterMark: WRITE_BUFFER }));
-        if (tap.bytes !== v.bytes || tap.digest() !== v.sha256) {
-          throw new ZferryError(`relay stream: ${name} arrived with sha256 ${tap.digest()} (${tap.bytes} bytes), manifest.json says ${v.sha256} (${v.bytes} bytes)`, { file: name });
+        const got = await sinkToFile(entry as AsyncIterable<Buffer>, path, count);
+        cur.durable.push(got.durable);
+        if (got.bytes !== v.bytes || got.sha256 !== v.sha256) {
+          throw new ZferryError(`relay stream: ${name} arrived with sha256 ${got.sha256} (${got.bytes} bytes), manifest.json says ${v.sha256} (${v.bytes} bytes)`, { file: name });
         }
-        cur.arrived.set(rel, { bytes: tap.bytes, sha256: tap.digest() });
+        cur.arrived.set(rel, { bytes: got.bytes, sha256: got.sha256 });
       }
     }
     await feeding;
@@ -203,7 +193,10 @@ export async function unpackInto(spool: string, source: Readable, opts: UnpackOp
   } catch (err) {
     extract.destroy();
     source.destroy();
-    if (cur !== null) await rm(cur.temp, { recursive: true, force: true });
+    if (cur !== null) {
+      await Promise.allSettled(cur.durable);
+      await rm(cur.temp, { recursive: true, force: true });
+    }
     if (err instanceof ZferryError) throw err;
     const msg = (err as Error).message;
     throw new ZferryError(`relay stream cut or corrupt${cur ? ` in bundle ${cur.name}` : ''}: ${msg}`, {});

@@ -313,3 +313,39 @@ test('readStream after a verify pass (volumesVerified): sizes still checked, and
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('sinkToFile writes and hashes a stream of many small chunks, fsyncs it, and refuses an existing file', async () => {
+  const { sinkToFile } = await import('../../src/pipeline/file-sink.js');
+  const dir = await mkdtemp(join(tmpdir(), 'zferry-sink-'));
+  try {
+    // 9 MiB + 1 in pipe-sized reads: several batches, more than IN_FLIGHT of them.
+    const data = mixedData(9 * MiB + 1);
+    const chunks = Array.from({ length: Math.ceil(data.length / (64 * KiB)) }, (_, i) => data.subarray(i * 64 * KiB, (i + 1) * 64 * KiB));
+    let counted = 0;
+    const got = await sinkToFile(Readable.from(chunks), join(dir, 'v'), (n) => (counted += n));
+    await got.durable;
+    assert.equal(got.bytes, data.length);
+    assert.equal(counted, data.length);
+    assert.equal(got.sha256, createHash('sha256').update(data).digest('hex'));
+    assert.ok((await readFile(join(dir, 'v'))).equals(data));
+    await assert.rejects(sinkToFile(Readable.from([Buffer.from('x')]), join(dir, 'v')), /EEXIST/);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('sinkToFile passes on a source that fails midway and leaves no open handle behind', async () => {
+  const { sinkToFile } = await import('../../src/pipeline/file-sink.js');
+  const dir = await mkdtemp(join(tmpdir(), 'zferry-sink-'));
+  try {
+    async function* cut() {
+      for (let i = 0; i < 40; i++) yield randomBytes(64 * KiB);
+      throw new Error('connection dropped');
+    }
+    await assert.rejects(sinkToFile(cut(), join(dir, 'v')), /connection dropped/);
+    // The folder can go at once (nothing still writing into it).
+    await rm(dir, { recursive: true });
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
