@@ -243,9 +243,15 @@ const CLI = join(SELF, '..', '..', 'src', 'cli', 'main.js');
  * start-up (shown separately), which bare mbuffer does not. RELAY_MIB
  * (default 1024; env ZFERRY_BENCH_RELAY_MIB) is large enough that start-up is
  * a small part of the figure, as it is in a real relay of a day's snapshots.
+ * On loopback both ends share this machine's cores, so the figure is the
+ * CPU cost of receiving, hashing and storing; a last pair of runs limits both
+ * senders to a link speed (mbuffer -r) to show whether zferry fills a link.
  */
 const RELAY_RUNS = 3;
 const RELAY_MIB = Number(process.env.ZFERRY_BENCH_RELAY_MIB ?? 1024);
+/** A link zferry should fill completely: mbuffer -r on both senders (about 1 Gbit/s). */
+const LINK_RATE = '100M';
+const LINK_MIB = 256;
 
 interface RelayFigures {
   ours: number;
@@ -255,15 +261,23 @@ interface RelayFigures {
   stock: number | null;
   bytes: number;
   startup: number;
+  /** Both senders limited to LINK_RATE. */
+  link: { ours: number; bare: number; bytes: number };
 }
 
-async function benchRelay(work: string): Promise<RelayFigures | null> {
-  if ((await execa('mbuffer', ['-V'], { reject: false })).exitCode !== 0) return null;
-  const haveOpenssl = (await execa('openssl', ['version'], { reject: false }).catch(() => ({ exitCode: 1 }))).exitCode === 0;
-  const dir = join(work, 'relay-src', 'zferry-bench-relay');
-  const size = RELAY_MIB * MiB;
+interface RelayInput {
+  /** Folder holding the one bundle, as `relay send` takes it. */
+  parent: string;
+  /** The tar stream zferry sends for it, for the baselines: the same bytes. */
+  flat: string;
+  bytes: number;
+}
+
+async function relayInput(work: string, name: string, mib: number): Promise<RelayInput> {
+  const parent = join(work, name);
+  const dir = join(parent, 'zferry-bench-relay');
   async function* data() {
-    for (let i = 0; i < size / (4 * MiB); i++) yield randomBytes(4 * MiB);
+    for (let i = 0; i < (mib * MiB) / (4 * MiB); i++) yield randomBytes(4 * MiB);
   }
   const w = await writeStream(Readable.from(data()), { dir, index: 1, kind: 'full', volumeSize: 256 * MiB, level: 1 });
   const { finishBundle } = await import('../src/bundle/index.js');
@@ -275,12 +289,19 @@ async function benchRelay(work: string): Promise<RelayFigures | null> {
     compression: { algorithm: 'zstd', level: 1 },
     streams: [{ index: 1, dataset: '', type: 'filesystem', kind: 'full', from: null, to: { name: 's', guid: '3' }, intermediates: false, creates: [{ name: 's', guid: '3' }], force: false, sendFlags: [], ...w }],
   });
-  // The baselines carry exactly the bytes zferry sends: the tar stream itself.
   const { describeBundles, packBundles } = await import('../src/relay/pack.js');
-  const flat = join(work, 'relay-flat.tar');
+  const flat = join(work, `${name}.tar`);
   await pipeline(packBundles(await describeBundles([dir])), (await import('node:fs')).createWriteStream(flat));
-  const bytes = (await stat(flat)).size;
+  return { parent, flat, bytes: (await stat(flat)).size };
+}
+
+async function benchRelay(work: string): Promise<RelayFigures | null> {
+  if ((await execa('mbuffer', ['-V'], { reject: false })).exitCode !== 0) return null;
+  const haveOpenssl = (await execa('openssl', ['version'], { reject: false }).catch(() => ({ exitCode: 1 }))).exitCode === 0;
+  const big = await relayInput(work, 'relay-src', RELAY_MIB);
+  const small = await relayInput(work, 'relay-link', LINK_MIB);
   const tune = ['-s', '128k', '-m', '64M'];
+  const zTune = ['--buffer', '64M', '--block-size', '128k'];
   let port = 47000 + (process.pid % 1000) * 8;
   // Time for a listener to come up before the sender starts (a zferry receiver
   // needs its CLI start-up first); not counted. Timing therefore includes the
@@ -299,43 +320,50 @@ async function benchRelay(work: string): Promise<RelayFigures | null> {
     await rm(outFile, { force: true });
     return t;
   };
-  const bareSend = (p: number) => execa('mbuffer', ['-q', ...tune, '-i', flat, '-O', `127.0.0.1:${p}`], { stdin: 'ignore' });
-  const bare = (out: string) => timed((p) => execa('mbuffer', ['-q', ...tune, '-I', `127.0.0.1:${p}`, '-o', out], { stdin: 'ignore' }), bareSend);
+  const bareSend = (input: RelayInput, limit: string[] = []) => (p: number) =>
+    execa('mbuffer', ['-q', ...tune, ...limit, '-i', input.flat, '-O', `127.0.0.1:${p}`], { stdin: 'ignore' });
+  const bareListen = (out: string) => (p: number) => execa('mbuffer', ['-q', ...tune, '-I', `127.0.0.1:${p}`, '-o', out], { stdin: 'ignore' });
   // The pipeline a user would type. A fixed script with the port and file as
   // positional arguments: bash connects the processes directly, as it would
   // for the user (execa's .pipe() would route every byte through this process).
   const stockScript = 'mbuffer -q -s 128k -m 64M -I "127.0.0.1:$1" -o - | tee "$2" | openssl dgst -sha256 >/dev/null && sync "$2"';
-  const stock = () => timed((p) => execa('bash', ['-o', 'pipefail', '-c', stockScript, 'stock', String(p), outFile], { stdin: 'ignore' }), bareSend);
-  const times = { ours: [] as number[], bareNull: [] as number[], bareFile: [] as number[], stock: [] as number[], startup: [] as number[] };
+  const stockListen = (p: number) => execa('bash', ['-o', 'pipefail', '-c', stockScript, 'stock', String(p), outFile], { stdin: 'ignore' });
+  let spools = 0;
+  const ours = (input: RelayInput, limit: string[] = []) => {
+    const spool = join(work, `relay-spool-${spools++}`);
+    return timed(
+      (p) => execa(process.execPath, [CLI, 'relay', 'receive', '--once', '--listen', `127.0.0.1:${p}`, '--spool', spool, ...zTune, '--json']),
+      (p) => execa(process.execPath, [CLI, 'relay', 'send', input.parent, '--to', `127.0.0.1:${p}`, ...zTune, ...limit, '--json']),
+    ).finally(() => rm(spool, { recursive: true, force: true }));
+  };
+  const times = { ours: [] as number[], bareNull: [] as number[], bareFile: [] as number[], stock: [] as number[], startup: [] as number[], linkOurs: [] as number[], linkBare: [] as number[] };
   for (let i = 0; i < RELAY_RUNS; i++) {
-    times.bareNull.push(await bare('/dev/null'));
-    times.bareFile.push(await bare(outFile));
-    if (haveOpenssl) times.stock.push(await stock());
-    const spool = join(work, `relay-spool-${i}`);
-    times.ours.push(await timed(
-      (p) => execa(process.execPath, [CLI, 'relay', 'receive', '--once', '--listen', `127.0.0.1:${p}`, '--spool', spool, '--buffer', '64M', '--block-size', '128k', '--json']),
-      (p) => execa(process.execPath, [CLI, 'relay', 'send', dirname(dir), '--to', `127.0.0.1:${p}`, '--buffer', '64M', '--block-size', '128k', '--json']),
-    ));
-    await rm(spool, { recursive: true, force: true });
+    times.bareNull.push(await timed(bareListen('/dev/null'), bareSend(big)));
+    times.bareFile.push(await timed(bareListen(outFile), bareSend(big)));
+    if (haveOpenssl) times.stock.push(await timed(stockListen, bareSend(big)));
+    times.ours.push(await ours(big));
+    times.linkBare.push(await timed(bareListen('/dev/null'), bareSend(small, ['-r', LINK_RATE])));
+    times.linkOurs.push(await ours(small, ['--rate', LINK_RATE]));
     times.startup.push(await timeIt(() => execa(process.execPath, [CLI, '--version'])));
   }
-  await rm(flat, { force: true });
-  const rate = (xs: number[]) => bytes / MiB / median(xs);
+  const rate = (bytes: number, xs: number[]) => bytes / MiB / median(xs);
   return {
-    ours: rate(times.ours), bareNull: rate(times.bareNull), bareFile: rate(times.bareFile),
-    stock: haveOpenssl ? rate(times.stock) : null, bytes, startup: median(times.startup),
+    ours: rate(big.bytes, times.ours), bareNull: rate(big.bytes, times.bareNull), bareFile: rate(big.bytes, times.bareFile),
+    stock: haveOpenssl ? rate(big.bytes, times.stock) : null, bytes: big.bytes, startup: median(times.startup),
+    link: { ours: rate(small.bytes, times.linkOurs), bare: rate(small.bytes, times.linkBare), bytes: small.bytes },
   };
 }
 
 function relayRows(r: RelayFigures): string[][] {
   const mib = (r.bytes / MiB).toFixed(0);
   return [
-    [`relay ${mib}M loopback (tar, sha256 on arrival, fsync, check, rename)`, `${r.ours.toFixed(0)} MB/s`, `bare mbuffer -o /dev/null (discards): ${r.bareNull.toFixed(0)} MB/s`, (r.ours / r.bareNull).toFixed(2), '>= 0.90'],
-    ['  same, against a baseline that writes', '', `bare mbuffer -o FILE (no hash, no fsync): ${r.bareFile.toFixed(0)} MB/s`, (r.ours / r.bareFile).toFixed(2), ''],
+    [`relay ${mib}M loopback (tar, sha256 on arrival, fsync, check, rename)`, `${r.ours.toFixed(0)} MiB/s`, `bare mbuffer -o /dev/null (discards): ${r.bareNull.toFixed(0)} MiB/s`, (r.ours / r.bareNull).toFixed(2), '>= 0.90'],
+    ['  same, against a baseline that writes', '', `bare mbuffer -o FILE (no hash, no fsync): ${r.bareFile.toFixed(0)} MiB/s`, (r.ours / r.bareFile).toFixed(2), ''],
     r.stock === null
       ? ['  same, against stock tools doing the same work', '', 'skipped (no openssl)', '', '']
-      : ['  same, against stock tools doing the same work', '', `mbuffer -o - | tee FILE | openssl sha256; sync: ${r.stock.toFixed(0)} MB/s`, (r.ours / r.stock).toFixed(2), ''],
-    ['  zferry CLI start-up (the sender\'s is in the figure)', `${r.startup.toFixed(2)} s`, `medians of ${RELAY_RUNS}, same -s 128k -m 64M, same bytes`, '', ''],
+      : ['  same, against stock tools doing the same work', '', `mbuffer -o - | tee FILE | openssl sha256; sync: ${r.stock.toFixed(0)} MiB/s`, (r.ours / r.stock).toFixed(2), ''],
+    [`relay ${(r.link.bytes / MiB).toFixed(0)}M over a ${LINK_RATE}/s link (-r ${LINK_RATE} on both senders)`, `${r.link.ours.toFixed(0)} MiB/s`, `bare mbuffer -r ${LINK_RATE} -o /dev/null: ${r.link.bare.toFixed(0)} MiB/s`, (r.link.ours / r.link.bare).toFixed(2), ''],
+    ['  zferry CLI start-up (the sender\'s is in the figures)', `${r.startup.toFixed(2)} s`, `medians of ${RELAY_RUNS}, same -s 128k -m 64M, same bytes`, '', ''],
   ];
 }
 
@@ -359,8 +387,8 @@ async function benchImport(bundle: string, entryFile: string, zst: string, rawSi
   const verify = (r: ChildResult) => (r.extra as { verifySeconds: number }).verifySeconds;
   return {
     rows: [
-      ['import 256M+ as zferry import runs it: verify pass + apply pass -> sink', `${whole.toFixed(0)} MB/s`, `zstd -d: ${theirs.toFixed(0)} MB/s (median of ${IMPORT_RUNS})`, (whole / theirs).toFixed(2), '>= 0.90'],
-      ['  apply pass alone (sizes, zstd -d, raw sha256, tail gate)', `${apply.toFixed(0)} MB/s`, `verify pass ${median(runs.map(verify)).toFixed(2)} s`, (apply / theirs).toFixed(2), ''],
+      ['import 256M+ as zferry import runs it: verify pass + apply pass -> sink', `${whole.toFixed(0)} MiB/s`, `zstd -d: ${theirs.toFixed(0)} MiB/s (median of ${IMPORT_RUNS})`, (whole / theirs).toFixed(2), '>= 0.90'],
+      ['  apply pass alone (sizes, zstd -d, raw sha256, tail gate)', `${apply.toFixed(0)} MiB/s`, `verify pass ${median(runs.map(verify)).toFixed(2)} s`, (apply / theirs).toFixed(2), ''],
     ],
     maxRssMB: Math.max(...runs.map((r) => r.maxRssMB)),
   };
@@ -407,7 +435,7 @@ async function main(): Promise<void> {
     const w1 = exp1!.extra as { rawBytes: number; rawSha256: string; storedBytes: number; volumes: StreamEntry['volumes'] };
     const oursExp = mbps(exp1!.bytes, exp1!.seconds);
     const theirsExp = mbps(size, zstdExport);
-    rows.push(['export 256M+ (read, sha256, zstd -3, split, sha256, fsync)', `${oursExp.toFixed(0)} MB/s`, `zstd -T0 -3: ${theirsExp.toFixed(0)} MB/s`, (oursExp / theirsExp).toFixed(2), '>= 0.90']);
+    rows.push(['export 256M+ (read, sha256, zstd -3, split, sha256, fsync)', `${oursExp.toFixed(0)} MiB/s`, `zstd -T0 -3: ${theirsExp.toFixed(0)} MiB/s`, (oursExp / theirsExp).toFixed(2), '>= 0.90']);
     rows.push(['  compression ratio', `${(size / w1.storedBytes).toFixed(2)}x`, '', '', '']);
 
     // Import vs zstd -d.
@@ -432,8 +460,8 @@ async function main(): Promise<void> {
       await writeFile(entry8File, JSON.stringify({ ...entry, ...w8 }));
       const imp8 = await runChild(['import', bundle8, entry8File]);
       const gib = (exp8.bytes / 1024 / MiB).toFixed(2);
-      rows.push([`peak RSS export, ${gib} GiB (${times}x replay)`, `${exp8.maxRssMB.toFixed(0)} MB`, `${mbps(exp8.bytes, exp8.seconds).toFixed(0)} MB/s`, '', 'flat, <= 150 MB']);
-      rows.push([`peak RSS import, ${gib} GiB (${times}x replay)`, `${imp8.maxRssMB.toFixed(0)} MB`, `${mbps(imp8.bytes, imp8.seconds).toFixed(0)} MB/s`, '', 'flat, <= 150 MB']);
+      rows.push([`peak RSS export, ${gib} GiB (${times}x replay)`, `${exp8.maxRssMB.toFixed(0)} MB`, `${mbps(exp8.bytes, exp8.seconds).toFixed(0)} MiB/s`, '', 'flat, <= 150 MB']);
+      rows.push([`peak RSS import, ${gib} GiB (${times}x replay)`, `${imp8.maxRssMB.toFixed(0)} MB`, `${mbps(imp8.bytes, imp8.seconds).toFixed(0)} MiB/s`, '', 'flat, <= 150 MB']);
       await rm(bundle8, { recursive: true, force: true });
     } else {
       rows.push(['peak RSS at 2 GiB', 'skipped (--quick)', '', '', '']);
