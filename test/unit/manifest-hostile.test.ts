@@ -226,3 +226,25 @@ test('fuzz: mutated manifests are accepted only when safe, refused only with a Z
   );
   assert.ok(refused > 100, `most mutations should be refused (refused ${refused})`);
 });
+
+test('the precompiled validators (npm run build) are in use, and judge exactly as ajv compiling the schemas here does', async () => {
+  const { createRequire } = await import('node:module');
+  const { PRECOMPILED, schemaAjv, validatorSource } = await import('../../src/schemas.js');
+  assert.equal(validatorSource(), 'precompiled', 'dist/src/schemas.precompiled.cjs missing or stale: run npm run build');
+  const pre = createRequire(import.meta.url)(PRECOMPILED) as Record<string, (d: unknown) => boolean> & Record<string, { errors?: unknown }>;
+  const { ajv, ids } = schemaAjv();
+  const verdict = (fn: { (d: unknown): boolean; errors?: unknown }, d: unknown) => ({ ok: fn(d), errors: JSON.stringify(fn.errors ?? null) });
+  for (const [name, id] of Object.entries(ids)) {
+    for (const doc of [{}, null, 'x', { format: 'zferry-bundle' }]) {
+      assert.deepEqual(verdict(pre[name] as never, doc), verdict(ajv.getSchema(id)!, doc), `${name} on ${JSON.stringify(doc)}`);
+    }
+  }
+  await fc.assert(
+    fc.property(fc.array(mutation, { minLength: 0, maxLength: 4 }), (muts) => {
+      const m = good() as Mutable;
+      for (const mut of muts) apply(m, mut);
+      assert.deepEqual(verdict(pre.manifest as never, m), verdict(ajv.getSchema(ids.manifest)!, m));
+    }),
+    { numRuns: 300, seed: 20261127 },
+  );
+});
