@@ -3,11 +3,10 @@
  * with a reply port, the receiver's receipt back (see docs/relay.md).
  */
 import { dirname, join, resolve } from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import { ZferryError, oneLine } from '../errors.js';
 import { findBundles } from '../bundle/index.js';
 import { ensureMbuffer, formatEndpoint, mbufferIn, mbufferOut, type Endpoint, type MbufferTuning } from '../mbuffer/index.js';
-import { describeBundles, packBundles } from '../relay/pack.js';
+import { BufferPool, SEND_POOL, describeBundles, drainInto, packBundles } from '../relay/pack.js';
 import { parseReply, type RelayReply } from '../relay/reply.js';
 import { receiptFileName, writeStateAtomic } from '../state/receipt.js';
 import { silentProgress, type Progress } from '../progress.js';
@@ -79,12 +78,16 @@ export async function runRelaySend(opts: RelaySendOptions): Promise<RelaySendRes
   progress.stream(`${bundles.length} bundle(s)`, total);
   const out = mbufferOut(opts.to, opts.tuning);
   try {
-    const pack = packBundles(bundles, (n) => {
-      sent += n;
-      progress.advance(n);
+    const pool = new BufferPool(SEND_POOL.count, SEND_POOL.size);
+    const pack = packBundles(bundles, {
+      onBytes: (n) => {
+        sent += n;
+        progress.advance(n);
+      },
+      pool,
     });
     try {
-      await pipeline(pack, out.stdin);
+      await drainInto(pack, out.stdin, (chunk) => pool.release(chunk));
     } catch (err) {
       out.kill();
       // mbuffer's own complaint (refused, reset) explains more than EPIPE does.

@@ -5,10 +5,8 @@
  * manifest.json first (the receiver checks each later file against it as it
  * arrives), SHA256SUMS, RESTORE.txt and the volumes in apply order.
  */
-import { createReadStream } from 'node:fs';
-import { readFile, stat } from 'node:fs/promises';
+import { open, readFile, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
 import { MANIFEST_FILE, RESTORE_FILE, SUMS_FILE, readManifest, type Manifest } from '../bundle/index.js';
 import { SIGNATURE_FILE } from '../trust/minisign.js';
@@ -31,8 +29,101 @@ export interface PackedBundle {
   bytes: number;
 }
 
-/** Fewer, larger reads: every read is a fresh buffer for the garbage collector to track. */
-const READ_CHUNK = 4 * 1024 * 1024;
+/**
+ * Volume bodies are read into a small set of buffers that are reused, not
+ * into a fresh buffer per read: a fresh 1 GiB of buffers per GiB sent makes
+ * V8 collect garbage every 64 MiB, which measured as much CPU as the copying
+ * itself. tar-stream passes body chunks through its pack unchanged, so the
+ * consumer of the pack, once a chunk has left the process (its socket write
+ * completed), hands it back with `release`; chunks not from the pool (tar
+ * headers, padding, small files) are ignored there.
+ */
+export class BufferPool {
+  private readonly free: Buffer[] = [];
+  private readonly waiting: Array<{ resolve: (b: Buffer) => void; reject: (err: Error) => void }> = [];
+  private readonly owners = new Map<ArrayBufferLike, Buffer>();
+  private closed = false;
+
+  constructor(count: number, readonly size: number) {
+    for (let i = 0; i < count; i++) {
+      const b = Buffer.allocUnsafeSlow(size);
+      this.free.push(b);
+      this.owners.set(b.buffer, b);
+    }
+  }
+
+  take(): Promise<Buffer> {
+    if (this.closed) return Promise.reject(new Error('buffer pool closed'));
+    const b = this.free.pop();
+    return b ? Promise.resolve(b) : new Promise((resolve, reject) => this.waiting.push({ resolve, reject }));
+  }
+
+  /** The consumer is gone: whoever waits for a buffer stops waiting. */
+  close(): void {
+    this.closed = true;
+    for (const w of this.waiting.splice(0)) w.reject(new Error('buffer pool closed'));
+  }
+
+  /** The consumer is done with `chunk`; if it came from this pool its buffer is free again. */
+  release(chunk: Buffer): void {
+    const b = this.owners.get(chunk.buffer);
+    if (!b) return;
+    const next = this.waiting.shift();
+    if (next) next.resolve(b);
+    else this.free.push(b);
+  }
+}
+
+/** 8 x 1 MiB: enough to keep mbuffer's pipe full while the disk reads ahead. */
+export const SEND_POOL = { count: 8, size: 1024 * 1024 };
+
+/** Resolves on `event`, rejects if the stream errors or closes first. */
+function settled(stream: NodeJS.EventEmitter, event: 'drain' | 'finish'): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const done = (err?: unknown) => {
+      stream.off(event, ok);
+      stream.off('error', fail);
+      stream.off('close', closed);
+      if (err) reject(err);
+      else resolve();
+    };
+    const ok = () => done();
+    const fail = (err: unknown) => done(err ?? new Error('tar entry failed'));
+    const closed = () => done(new Error('tar entry closed before it was written'));
+    stream.once(event, ok);
+    stream.once('error', fail);
+    stream.once('close', closed);
+  });
+}
+
+/** Exactly `bytes` bytes of the file at `path` into a tar entry of that size. */
+async function writeBody(path: string, bytes: number, entry: NodeJS.WritableStream, pool: BufferPool | null, onBytes?: (n: number) => void): Promise<void> {
+  const fh = await open(path, 'r');
+  try {
+    const size = (await fh.stat()).size;
+    if (size !== bytes) throw new Error(`${path}: is ${size} bytes, manifest.json says ${bytes}`);
+    let at = 0;
+    while (at < bytes) {
+      const buf = pool ? await pool.take() : Buffer.allocUnsafeSlow(SEND_POOL.size);
+      const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, bytes - at), at).catch((err: unknown) => {
+        pool?.release(buf);
+        throw err;
+      });
+      if (bytesRead === 0) {
+        pool?.release(buf);
+        throw new Error(`${path}: ended after ${at} of ${bytes} bytes`);
+      }
+      at += bytesRead;
+      onBytes?.(bytesRead);
+      if (!entry.write(bytesRead === buf.length ? buf : buf.subarray(0, bytesRead))) await settled(entry, 'drain');
+    }
+    const finished = settled(entry, 'finish');
+    entry.end();
+    await finished;
+  } finally {
+    await fh.close();
+  }
+}
 
 const SMALL_FILES = [MANIFEST_FILE, SUMS_FILE, RESTORE_FILE];
 
@@ -68,9 +159,16 @@ function addBuffer(pack: tar.Pack, name: string, data: Buffer): Promise<void> {
   return new Promise((resolve, reject) => pack.entry({ name, size: data.length, mode: 0o644 }, data, (err) => (err ? reject(err) : resolve())));
 }
 
-/** A tar stream of the bundles; it errors (and ends) if any file cannot be read whole. */
-export function packBundles(bundles: PackedBundle[], onBytes?: (n: number) => void): tar.Pack {
+/**
+ * A tar stream of the bundles; it errors (and ends) if any file cannot be read
+ * whole. With a pool, volume bodies are read into its buffers and the consumer
+ * must `pool.release` every chunk once written out, or the pack stalls when
+ * the pool runs dry.
+ */
+export function packBundles(bundles: PackedBundle[], opts: { onBytes?: (n: number) => void; pool?: BufferPool } = {}): tar.Pack {
+  const { onBytes, pool = null } = opts;
   const pack = tar.pack();
+  pack.once('close', () => pool?.close());
   (async () => {
     await addBuffer(pack, RELAY_HEADER, Buffer.from(JSON.stringify(relayHeader(bundles)) + '\n'));
     for (const b of bundles) {
@@ -83,13 +181,67 @@ export function packBundles(bundles: PackedBundle[], onBytes?: (n: number) => vo
       for (const s of b.manifest.streams) {
         for (const v of s.volumes) {
           const entry = pack.entry({ name: `${name}/${v.file}`, size: v.bytes, mode: 0o644 });
-          const file = createReadStream(join(b.dir, v.file), { highWaterMark: READ_CHUNK });
-          if (onBytes) file.on('data', (c) => onBytes(c.length));
-          await pipeline(file, entry);
+          // When the pack is destroyed its open entry is too; the pack carries that error to the consumer.
+          entry.on('error', () => undefined);
+          await writeBody(join(b.dir, v.file), v.bytes, entry as unknown as NodeJS.WritableStream, pool, onBytes);
         }
       }
     }
     pack.finalize();
   })().catch((err: unknown) => pack.destroy(err as Error));
   return pack;
+}
+
+/**
+ * Copies `source` into `dest` with backpressure, like pipeline(), and calls
+ * `written(chunk)` when each chunk has left for the kernel (its write
+ * completed), which is when a pooled buffer may be reused. Ends `dest` when
+ * `source` ends; rejects on either side's error.
+ */
+export async function drainInto(source: AsyncIterable<unknown> & { destroy(err?: Error): void }, dest: NodeJS.WritableStream, written: (chunk: Buffer) => void): Promise<void> {
+  let failed: unknown = null;
+  const onError = (err: unknown) => {
+    failed ??= err;
+    source.destroy(err as Error);
+  };
+  dest.on('error', onError);
+  try {
+    for await (const chunk of source) {
+      if (failed) throw failed;
+      const buf = chunk as Buffer;
+      const ok = dest.write(buf, (err) => {
+        if (err) onError(err);
+        else written(buf);
+      });
+      if (!ok) await settledWritable(dest);
+    }
+    if (failed) throw failed;
+    await new Promise<void>((resolve, reject) => {
+      dest.once('error', reject);
+      dest.end(() => resolve());
+    });
+  } finally {
+    dest.off('error', onError);
+    // A late error (EPIPE once the peer is gone) has nobody left to tell; the caller already has the outcome.
+    dest.on('error', () => undefined);
+  }
+}
+
+/** 'drain' for a Node writable (rejects on error or close first). */
+function settledWritable(dest: NodeJS.WritableStream): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const done = (err?: unknown) => {
+      dest.off('drain', ok);
+      dest.off('error', fail);
+      dest.off('close', closed);
+      if (err) reject(err);
+      else resolve();
+    };
+    const ok = () => done();
+    const fail = (err: unknown) => done(err);
+    const closed = () => done(new Error('the receiving side closed early'));
+    dest.once('drain', ok);
+    dest.once('error', fail);
+    dest.once('close', closed);
+  });
 }

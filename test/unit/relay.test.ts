@@ -2,10 +2,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, basename } from 'node:path';
-import { Readable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import { ZferryError } from '../../src/errors.js';
 import { finishBundle, type Manifest } from '../../src/bundle/index.js';
@@ -14,7 +14,7 @@ import { listenArgs, parseEndpoint, sendArgs, SLOW_LINK_TUNING } from '../../src
 import { parseRelayConfig } from '../../src/relay/config.js';
 import { partitionByReceipt } from '../../src/relay/spool.js';
 import { acquireLock } from '../../src/relay/lock.js';
-import { describeBundles, packBundles } from '../../src/relay/pack.js';
+import { BufferPool, describeBundles, drainInto, packBundles } from '../../src/relay/pack.js';
 import { unpackInto } from '../../src/relay/unpack.js';
 import { parseReply } from '../../src/relay/reply.js';
 
@@ -116,6 +116,56 @@ test('pack → unpack: bundles arrive verified and complete; any cut of the stre
     const s = join(root, 'flipped');
     await assert.rejects(unpackInto(s, Readable.from([flipped])), /sha256|manifest|relay stream/);
     assert.deepEqual((await readdir(s)).filter((n) => n !== '.incoming'), []);
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
+});
+
+/** A consumer that copies what it is given and completes each write a little later, in no fixed order of timing. */
+function slowCopier(parts: Buffer[], failAt = -1): Writable {
+  let n = 0;
+  return new Writable({
+    highWaterMark: 8 * 1024,
+    write(chunk: Buffer, _e, cb) {
+      if (n++ === failAt) return cb(new Error('connection reset'));
+      parts.push(Buffer.from(chunk));
+      setTimeout(cb, n % 3);
+    },
+  });
+}
+
+test('a pooled pack is byte-identical to an unpooled one while two small buffers are reused hundreds of times', async () => {
+  const root = await mkdtemp(join(tmpdir(), 'zferry-relay-unit-'));
+  try {
+    const dirs = [await makeBundle(join(root, 'out')), await makeBundle(join(root, 'out'))];
+    const plain = await buffer(packBundles(await describeBundles(dirs)));
+    const pool = new BufferPool(2, 4096);
+    let taken = 0;
+    const take = pool.take.bind(pool);
+    pool.take = () => (taken++, take());
+    const parts: Buffer[] = [];
+    let sent = 0;
+    await drainInto(packBundles(await describeBundles(dirs), { pool, onBytes: (n) => (sent += n) }), slowCopier(parts), (c) => pool.release(c));
+    assert.ok(taken > 100, `buffers taken ${taken}`);
+    assert.ok(Buffer.concat(parts).equals(plain), 'pooled tar stream differs');
+    const r = await unpackInto(join(root, 'spool'), Readable.from(parts));
+    assert.equal(r.bundles.length, 2);
+    assert.equal(sent, r.bytes);
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
+});
+
+test('the pack stops, naming the file, when a volume is not the size its manifest says; a failing consumer stops it too', async () => {
+  const root = await mkdtemp(join(tmpdir(), 'zferry-relay-unit-'));
+  try {
+    const dir = await makeBundle(join(root, 'out'));
+    const [b] = await describeBundles([dir]);
+    const vol = join(dir, b.manifest.streams[0].volumes[1].file);
+    const pool = new BufferPool(2, 4096);
+    await assert.rejects(drainInto(packBundles([b], { pool }), slowCopier([], 40), (c) => pool.release(c)), /connection reset/);
+    await truncate(vol, 1000);
+    await assert.rejects(buffer(packBundles([b])), new RegExp(`${b.manifest.streams[0].volumes[1].file}: is 1000 bytes, manifest.json says \\d+`));
   } finally {
     await rm(root, { recursive: true, force: true });
   }
