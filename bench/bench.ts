@@ -251,7 +251,6 @@ const RELAY_RUNS = 3;
 const RELAY_MIB = Number(process.env.ZFERRY_BENCH_RELAY_MIB ?? 1024);
 /** A link zferry should fill completely: mbuffer -r on both senders (about 1 Gbit/s). */
 const LINK_RATE = '100M';
-const LINK_MIB = 256;
 
 interface RelayFigures {
   ours: number;
@@ -299,7 +298,6 @@ async function benchRelay(work: string): Promise<RelayFigures | null> {
   if ((await execa('mbuffer', ['-V'], { reject: false })).exitCode !== 0) return null;
   const haveOpenssl = (await execa('openssl', ['version'], { reject: false }).catch(() => ({ exitCode: 1 }))).exitCode === 0;
   const big = await relayInput(work, 'relay-src', RELAY_MIB);
-  const small = await relayInput(work, 'relay-link', LINK_MIB);
   const tune = ['-s', '128k', '-m', '64M'];
   const zTune = ['--buffer', '64M', '--block-size', '128k'];
   let port = 47000 + (process.pid % 1000) * 8;
@@ -342,15 +340,15 @@ async function benchRelay(work: string): Promise<RelayFigures | null> {
     times.bareFile.push(await timed(bareListen(outFile), bareSend(big)));
     if (haveOpenssl) times.stock.push(await timed(stockListen, bareSend(big)));
     times.ours.push(await ours(big));
-    times.linkBare.push(await timed(bareListen('/dev/null'), bareSend(small, ['-r', LINK_RATE])));
-    times.linkOurs.push(await ours(small, ['--rate', LINK_RATE]));
+    times.linkBare.push(await timed(bareListen('/dev/null'), bareSend(big, ['-r', LINK_RATE])));
+    times.linkOurs.push(await ours(big, ['--rate', LINK_RATE]));
     times.startup.push(await timeIt(() => execa(process.execPath, [CLI, '--version'])));
   }
   const rate = (bytes: number, xs: number[]) => bytes / MiB / median(xs);
   return {
     ours: rate(big.bytes, times.ours), bareNull: rate(big.bytes, times.bareNull), bareFile: rate(big.bytes, times.bareFile),
     stock: haveOpenssl ? rate(big.bytes, times.stock) : null, bytes: big.bytes, startup: median(times.startup),
-    link: { ours: rate(small.bytes, times.linkOurs), bare: rate(small.bytes, times.linkBare), bytes: small.bytes },
+    link: { ours: rate(big.bytes, times.linkOurs), bare: rate(big.bytes, times.linkBare), bytes: big.bytes },
   };
 }
 
