@@ -48,7 +48,10 @@ if (files.length === 0) {
 }
 // ZFS-touching files share one daemon and the pool namespace: run files one at
 // a time so a failure's output is readable; tests inside a file stay sequential.
-const r = spawnSync(process.execPath, ['--test', '--test-concurrency=1', '--test-reporter=spec', ...files], {
+// A test that hangs fails after this long instead of holding CI to its limit;
+// the slowest OpenZFS test under emulation takes about 2 minutes.
+const TEST_TIMEOUT_MS = 10 * 60 * 1000;
+const r = spawnSync(process.execPath, ['--test', '--test-concurrency=1', `--test-timeout=${TEST_TIMEOUT_MS}`, '--test-reporter=spec', ...files], {
   stdio: 'inherit',
   env: { ...process.env, ...lane.env },
 });

@@ -7,6 +7,7 @@
  */
 import { open, readFile, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
+import type { Writable } from 'node:stream';
 import tar from 'tar-stream';
 import { MANIFEST_FILE, RESTORE_FILE, SUMS_FILE, readManifest, type Manifest } from '../bundle/index.js';
 import { SIGNATURE_FILE } from '../trust/minisign.js';
@@ -78,8 +79,10 @@ export class BufferPool {
 export const SEND_POOL = { count: 8, size: 1024 * 1024 };
 
 /** Resolves on `event`, rejects if the stream errors or closes first. */
-function settled(stream: NodeJS.EventEmitter, event: 'drain' | 'finish'): Promise<void> {
+function settled(stream: NodeJS.EventEmitter & { destroyed?: boolean }, event: 'drain' | 'finish'): Promise<void> {
   return new Promise((resolve, reject) => {
+    // Destroyed already: nothing more will be emitted.
+    if (stream.destroyed) return reject(new Error('tar pack destroyed'));
     const done = (err?: unknown) => {
       stream.off(event, ok);
       stream.off('error', fail);
@@ -104,6 +107,7 @@ async function writeBody(path: string, bytes: number, entry: NodeJS.WritableStre
     if (size !== bytes) throw new Error(`${path}: is ${size} bytes, manifest.json says ${bytes}`);
     let at = 0;
     while (at < bytes) {
+      if ((entry as { destroyed?: boolean }).destroyed) throw new Error('tar pack destroyed');
       const buf = pool ? await pool.take() : Buffer.allocUnsafeSlow(SEND_POOL.size);
       const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, bytes - at), at).catch((err: unknown) => {
         pool?.release(buf);
@@ -155,8 +159,13 @@ export function relayHeader(bundles: PackedBundle[]): RelayHeader {
   };
 }
 
-function addBuffer(pack: tar.Pack, name: string, data: Buffer): Promise<void> {
-  return new Promise((resolve, reject) => pack.entry({ name, size: data.length, mode: 0o644 }, data, (err) => (err ? reject(err) : resolve())));
+function addBuffer(pack: tar.Pack, name: string, data: Buffer, mtime: Date): Promise<void> {
+  return new Promise((resolve, reject) => pack.entry({ name, size: data.length, mode: 0o644, mtime }, data, (err) => (err ? reject(err) : resolve())));
+}
+
+/** Entries are dated by their bundle's createdAt, so the same bundles always make the same bytes. */
+function bundleTime(b: PackedBundle): Date {
+  return new Date(b.manifest.createdAt);
 }
 
 /**
@@ -170,17 +179,20 @@ export function packBundles(bundles: PackedBundle[], opts: { onBytes?: (n: numbe
   const pack = tar.pack();
   pack.once('close', () => pool?.close());
   (async () => {
-    await addBuffer(pack, RELAY_HEADER, Buffer.from(JSON.stringify(relayHeader(bundles)) + '\n'));
+    const newest = bundles.reduce((t, b) => Math.max(t, bundleTime(b).getTime()), 0);
+    await addBuffer(pack, RELAY_HEADER, Buffer.from(JSON.stringify(relayHeader(bundles)) + '\n'), new Date(newest));
     for (const b of bundles) {
       const name = basename(b.dir);
       for (const f of b.files) {
+        if (pack.destroyed) throw new Error('tar pack destroyed');
         const data = await readFile(join(b.dir, f));
-        await addBuffer(pack, `${name}/${f}`, data);
+        await addBuffer(pack, `${name}/${f}`, data, bundleTime(b));
         onBytes?.(data.length);
       }
       for (const s of b.manifest.streams) {
         for (const v of s.volumes) {
-          const entry = pack.entry({ name: `${name}/${v.file}`, size: v.bytes, mode: 0o644 });
+          if (pack.destroyed) throw new Error('tar pack destroyed');
+          const entry = pack.entry({ name: `${name}/${v.file}`, size: v.bytes, mode: 0o644, mtime: bundleTime(b) });
           // When the pack is destroyed its open entry is too; the pack carries that error to the consumer.
           entry.on('error', () => undefined);
           await writeBody(join(b.dir, v.file), v.bytes, entry as unknown as NodeJS.WritableStream, pool, onBytes);
@@ -198,7 +210,7 @@ export function packBundles(bundles: PackedBundle[], opts: { onBytes?: (n: numbe
  * completed), which is when a pooled buffer may be reused. Ends `dest` when
  * `source` ends; rejects on either side's error.
  */
-export async function drainInto(source: AsyncIterable<unknown> & { destroy(err?: Error): void }, dest: NodeJS.WritableStream, written: (chunk: Buffer) => void): Promise<void> {
+export async function drainInto(source: AsyncIterable<unknown> & { destroy(err?: Error): void }, dest: Writable, written: (chunk: Buffer) => void): Promise<void> {
   let failed: unknown = null;
   const onError = (err: unknown) => {
     failed ??= err;
@@ -208,18 +220,28 @@ export async function drainInto(source: AsyncIterable<unknown> & { destroy(err?:
   try {
     for await (const chunk of source) {
       if (failed) throw failed;
+      // A destination already gone (the child exited before our first write)
+      // emits nothing more: waiting for 'drain' would wait for ever.
+      if (dest.destroyed || dest.writableEnded) throw failed ?? new Error('the receiving side closed early');
       const buf = chunk as Buffer;
       const ok = dest.write(buf, (err) => {
         if (err) onError(err);
         else written(buf);
       });
-      if (!ok) await settledWritable(dest);
+      if (!ok) await drained(dest);
     }
     if (failed) throw failed;
     await new Promise<void>((resolve, reject) => {
+      if (dest.destroyed) return reject(failed ?? new Error('the receiving side closed early'));
       dest.once('error', reject);
       dest.end(() => resolve());
     });
+  } catch (err) {
+    // As pipeline() would: both ends are torn down, so nothing (execa waiting
+    // for a child's stdin to close, a pack waiting for a buffer) waits on them.
+    source.destroy(err as Error);
+    dest.destroy();
+    throw err;
   } finally {
     dest.off('error', onError);
     // A late error (EPIPE once the peer is gone) has nobody left to tell; the caller already has the outcome.
@@ -227,9 +249,10 @@ export async function drainInto(source: AsyncIterable<unknown> & { destroy(err?:
   }
 }
 
-/** 'drain' for a Node writable (rejects on error or close first). */
-function settledWritable(dest: NodeJS.WritableStream): Promise<void> {
+/** 'drain' for a Node writable; rejects on error or close first, or at once if it is already destroyed. */
+function drained(dest: Writable): Promise<void> {
   return new Promise((resolve, reject) => {
+    if (dest.destroyed) return reject(dest.errored ?? new Error('the receiving side closed early'));
     const done = (err?: unknown) => {
       dest.off('drain', ok);
       dest.off('error', fail);
@@ -239,7 +262,7 @@ function settledWritable(dest: NodeJS.WritableStream): Promise<void> {
     };
     const ok = () => done();
     const fail = (err: unknown) => done(err);
-    const closed = () => done(new Error('the receiving side closed early'));
+    const closed = () => done(dest.errored ?? new Error('the receiving side closed early'));
     dest.once('drain', ok);
     dest.once('error', fail);
     dest.once('close', closed);

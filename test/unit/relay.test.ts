@@ -171,6 +171,26 @@ test('the pack stops, naming the file, when a volume is not the size its manifes
   }
 });
 
+test('drainInto gives up, never hangs, when the receiving process is gone before the first write or while it waits', { timeout: 10_000 }, async () => {
+  const root = await mkdtemp(join(tmpdir(), 'zferry-relay-unit-'));
+  try {
+    const dir = await makeBundle(join(root, 'out'));
+    const [b] = await describeBundles([dir]);
+    // mbuffer -O exited (receiver down) before a byte was written: its stdin is already destroyed.
+    const gone = new Writable({ write: (_c, _e, cb) => cb() });
+    gone.destroy();
+    let pool = new BufferPool(2, 4096);
+    await assert.rejects(drainInto(packBundles([b], { pool }), gone, (c) => pool.release(c)), /closed early|destroyed/);
+    // It dies while we wait for 'drain': a write never completes, then the pipe closes.
+    const stuck = new Writable({ highWaterMark: 1, write: () => undefined });
+    setTimeout(() => stuck.destroy(), 50);
+    pool = new BufferPool(2, 4096);
+    await assert.rejects(drainInto(packBundles([b], { pool }), stuck, (c) => pool.release(c)), /closed early|destroyed/);
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
+});
+
 test('contrib/relay.example.json is a valid relay config', async () => {
   const { readFile } = await import('node:fs/promises');
   const { fileURLToPath } = await import('node:url');
