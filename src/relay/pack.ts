@@ -7,10 +7,10 @@
  */
 import { open, readFile, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import type { Writable } from 'node:stream';
 import tar from 'tar-stream';
 import { MANIFEST_FILE, RESTORE_FILE, SUMS_FILE, readManifest, type Manifest } from '../bundle/index.js';
 import { SIGNATURE_FILE } from '../trust/minisign.js';
+import { BufferPool, waitFor } from '../pipeline/buffer-pool.js';
 
 export const RELAY_HEADER = '.zferry-relay.json';
 
@@ -31,73 +31,14 @@ export interface PackedBundle {
 }
 
 /**
- * Volume bodies are read into a small set of buffers that are reused, not
- * into a fresh buffer per read: a fresh 1 GiB of buffers per GiB sent makes
- * V8 collect garbage every 64 MiB, which measured as much CPU as the copying
- * itself. tar-stream passes body chunks through its pack unchanged, so the
- * consumer of the pack, once a chunk has left the process (its socket write
- * completed), hands it back with `release`; chunks not from the pool (tar
- * headers, padding, small files) are ignored there.
+ * Volume bodies are read into a pool of reused buffers (see BufferPool): a
+ * fresh buffer per read made V8 collect garbage every 64 MiB sent, which
+ * measured as much CPU as the copying itself. tar-stream passes body chunks
+ * through its pack unchanged, so the pack's consumer releases each chunk once
+ * written out (drainInto). 8 x 1 MiB keeps mbuffer's pipe full while the
+ * disk reads ahead.
  */
-export class BufferPool {
-  private readonly free: Buffer[] = [];
-  private readonly waiting: Array<{ resolve: (b: Buffer) => void; reject: (err: Error) => void }> = [];
-  private readonly owners = new Map<ArrayBufferLike, Buffer>();
-  private closed = false;
-
-  constructor(count: number, readonly size: number) {
-    for (let i = 0; i < count; i++) {
-      const b = Buffer.allocUnsafeSlow(size);
-      this.free.push(b);
-      this.owners.set(b.buffer, b);
-    }
-  }
-
-  take(): Promise<Buffer> {
-    if (this.closed) return Promise.reject(new Error('buffer pool closed'));
-    const b = this.free.pop();
-    return b ? Promise.resolve(b) : new Promise((resolve, reject) => this.waiting.push({ resolve, reject }));
-  }
-
-  /** The consumer is gone: whoever waits for a buffer stops waiting. */
-  close(): void {
-    this.closed = true;
-    for (const w of this.waiting.splice(0)) w.reject(new Error('buffer pool closed'));
-  }
-
-  /** The consumer is done with `chunk`; if it came from this pool its buffer is free again. */
-  release(chunk: Buffer): void {
-    const b = this.owners.get(chunk.buffer);
-    if (!b) return;
-    const next = this.waiting.shift();
-    if (next) next.resolve(b);
-    else this.free.push(b);
-  }
-}
-
-/** 8 x 1 MiB: enough to keep mbuffer's pipe full while the disk reads ahead. */
 export const SEND_POOL = { count: 8, size: 1024 * 1024 };
-
-/** Resolves on `event`, rejects if the stream errors or closes first. */
-function settled(stream: NodeJS.EventEmitter & { destroyed?: boolean }, event: 'drain' | 'finish'): Promise<void> {
-  return new Promise((resolve, reject) => {
-    // Destroyed already: nothing more will be emitted.
-    if (stream.destroyed) return reject(new Error('tar pack destroyed'));
-    const done = (err?: unknown) => {
-      stream.off(event, ok);
-      stream.off('error', fail);
-      stream.off('close', closed);
-      if (err) reject(err);
-      else resolve();
-    };
-    const ok = () => done();
-    const fail = (err: unknown) => done(err ?? new Error('tar entry failed'));
-    const closed = () => done(new Error('tar entry closed before it was written'));
-    stream.once(event, ok);
-    stream.once('error', fail);
-    stream.once('close', closed);
-  });
-}
 
 /** Exactly `bytes` bytes of the file at `path` into a tar entry of that size. */
 async function writeBody(path: string, bytes: number, entry: NodeJS.WritableStream, pool: BufferPool | null, onBytes?: (n: number) => void): Promise<void> {
@@ -119,9 +60,9 @@ async function writeBody(path: string, bytes: number, entry: NodeJS.WritableStre
       }
       at += bytesRead;
       onBytes?.(bytesRead);
-      if (!entry.write(bytesRead === buf.length ? buf : buf.subarray(0, bytesRead))) await settled(entry, 'drain');
+      if (!entry.write(bytesRead === buf.length ? buf : buf.subarray(0, bytesRead))) await waitFor(entry, 'drain');
     }
-    const finished = settled(entry, 'finish');
+    const finished = waitFor(entry, 'finish');
     entry.end();
     await finished;
   } finally {
@@ -202,69 +143,4 @@ export function packBundles(bundles: PackedBundle[], opts: { onBytes?: (n: numbe
     pack.finalize();
   })().catch((err: unknown) => pack.destroy(err as Error));
   return pack;
-}
-
-/**
- * Copies `source` into `dest` with backpressure, like pipeline(), and calls
- * `written(chunk)` when each chunk has left for the kernel (its write
- * completed), which is when a pooled buffer may be reused. Ends `dest` when
- * `source` ends; rejects on either side's error.
- */
-export async function drainInto(source: AsyncIterable<unknown> & { destroy(err?: Error): void }, dest: Writable, written: (chunk: Buffer) => void): Promise<void> {
-  let failed: unknown = null;
-  const onError = (err: unknown) => {
-    failed ??= err;
-    source.destroy(err as Error);
-  };
-  dest.on('error', onError);
-  try {
-    for await (const chunk of source) {
-      if (failed) throw failed;
-      // A destination already gone (the child exited before our first write)
-      // emits nothing more: waiting for 'drain' would wait for ever.
-      if (dest.destroyed || dest.writableEnded) throw failed ?? new Error('the receiving side closed early');
-      const buf = chunk as Buffer;
-      const ok = dest.write(buf, (err) => {
-        if (err) onError(err);
-        else written(buf);
-      });
-      if (!ok) await drained(dest);
-    }
-    if (failed) throw failed;
-    await new Promise<void>((resolve, reject) => {
-      if (dest.destroyed) return reject(failed ?? new Error('the receiving side closed early'));
-      dest.once('error', reject);
-      dest.end(() => resolve());
-    });
-  } catch (err) {
-    // As pipeline() would: both ends are torn down, so nothing (execa waiting
-    // for a child's stdin to close, a pack waiting for a buffer) waits on them.
-    source.destroy(err as Error);
-    dest.destroy();
-    throw err;
-  } finally {
-    dest.off('error', onError);
-    // A late error (EPIPE once the peer is gone) has nobody left to tell; the caller already has the outcome.
-    dest.on('error', () => undefined);
-  }
-}
-
-/** 'drain' for a Node writable; rejects on error or close first, or at once if it is already destroyed. */
-function drained(dest: Writable): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (dest.destroyed) return reject(dest.errored ?? new Error('the receiving side closed early'));
-    const done = (err?: unknown) => {
-      dest.off('drain', ok);
-      dest.off('error', fail);
-      dest.off('close', closed);
-      if (err) reject(err);
-      else resolve();
-    };
-    const ok = () => done();
-    const fail = (err: unknown) => done(err);
-    const closed = () => done(dest.errored ?? new Error('the receiving side closed early'));
-    dest.once('drain', ok);
-    dest.once('error', fail);
-    dest.once('close', closed);
-  });
 }

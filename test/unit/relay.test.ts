@@ -14,7 +14,8 @@ import { listenArgs, parseEndpoint, sendArgs, SLOW_LINK_TUNING } from '../../src
 import { parseRelayConfig } from '../../src/relay/config.js';
 import { partitionByReceipt } from '../../src/relay/spool.js';
 import { acquireLock } from '../../src/relay/lock.js';
-import { BufferPool, describeBundles, drainInto, packBundles } from '../../src/relay/pack.js';
+import { describeBundles, packBundles } from '../../src/relay/pack.js';
+import { BufferPool, drainInto } from '../../src/pipeline/buffer-pool.js';
 import { unpackInto } from '../../src/relay/unpack.js';
 import { parseReply } from '../../src/relay/reply.js';
 

@@ -1,0 +1,118 @@
+/**
+ * Reusing buffers across a stream boundary: a pool of buffers, and a copy
+ * from a readable into a writable that tells when each chunk has been taken
+ * by the kernel, the moment its buffer may be filled again.
+ */
+import type { Writable } from 'node:stream';
+
+/**
+ * A fixed set of equal buffers handed out with `take` and given back with
+ * `release` by whoever consumed the bytes last; `take` waits while all are
+ * out. `release` accepts any chunk and ignores those not cut from this pool,
+ * so a consumer can release everything it sees.
+ */
+export class BufferPool {
+  private readonly free: Buffer[] = [];
+  private readonly waiting: Array<{ resolve: (b: Buffer) => void; reject: (err: Error) => void }> = [];
+  private readonly owners = new Map<ArrayBufferLike, Buffer>();
+  private closed = false;
+
+  constructor(count: number, readonly size: number) {
+    for (let i = 0; i < count; i++) {
+      const b = Buffer.allocUnsafeSlow(size);
+      this.free.push(b);
+      this.owners.set(b.buffer, b);
+    }
+  }
+
+  take(): Promise<Buffer> {
+    if (this.closed) return Promise.reject(new Error('buffer pool closed'));
+    const b = this.free.pop();
+    return b ? Promise.resolve(b) : new Promise((resolve, reject) => this.waiting.push({ resolve, reject }));
+  }
+
+  /** The consumer is gone: whoever waits for a buffer stops waiting. */
+  close(): void {
+    this.closed = true;
+    for (const w of this.waiting.splice(0)) w.reject(new Error('buffer pool closed'));
+  }
+
+  /** The consumer is done with `chunk`; if it came from this pool its buffer is free again. */
+  release(chunk: Buffer): void {
+    const b = this.owners.get(chunk.buffer);
+    if (!b) return;
+    const next = this.waiting.shift();
+    if (next) next.resolve(b);
+    else this.free.push(b);
+  }
+}
+
+/**
+ * Copies `source` into `dest` with backpressure, like pipeline(), and calls
+ * `written(chunk)` when each chunk has left for the kernel (its write
+ * completed), which is when a pooled buffer may be reused. Ends `dest` when
+ * `source` ends; rejects on either side's error.
+ */
+export async function drainInto(source: AsyncIterable<unknown> & { destroy(err?: Error): void }, dest: Writable, written: (chunk: Buffer) => void): Promise<void> {
+  let failed: unknown = null;
+  const onError = (err: unknown) => {
+    failed ??= err;
+    source.destroy(err as Error);
+  };
+  dest.on('error', onError);
+  try {
+    for await (const chunk of source) {
+      if (failed) throw failed;
+      // A destination already gone (the child exited before our first write)
+      // emits nothing more: waiting for 'drain' would wait for ever.
+      if (dest.destroyed || dest.writableEnded) throw failed ?? new Error('the other side closed early');
+      const buf = chunk as Buffer;
+      const ok = dest.write(buf, (err) => {
+        if (err) onError(err);
+        else written(buf);
+      });
+      if (!ok) await waitFor(dest, 'drain');
+    }
+    if (failed) throw failed;
+    await new Promise<void>((resolve, reject) => {
+      if (dest.destroyed) return reject(failed ?? new Error('the other side closed early'));
+      dest.once('error', reject);
+      dest.end(() => resolve());
+    });
+  } catch (err) {
+    // As pipeline() would: both ends are torn down, so nothing (execa waiting
+    // for a child's stdin to close, a pack waiting for a buffer) waits on them.
+    source.destroy(err as Error);
+    dest.destroy();
+    throw err;
+  } finally {
+    dest.off('error', onError);
+    // A late error (EPIPE once the peer is gone) has nobody left to tell; the caller already has the outcome.
+    dest.on('error', () => undefined);
+  }
+}
+
+/**
+ * Resolves on `event` ('drain', 'finish'); rejects if the stream errors or
+ * closes first, and at once if it is already destroyed (a destroyed stream
+ * emits nothing more). Works for Node and streamx streams alike.
+ */
+export function waitFor(stream: NodeJS.EventEmitter & { destroyed?: boolean; errored?: unknown }, event: 'drain' | 'finish'): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const gone = () => (stream.errored as Error | null | undefined) ?? new Error('the other side closed early');
+    if (stream.destroyed) return reject(gone());
+    const done = (err?: unknown) => {
+      stream.off(event, ok);
+      stream.off('error', fail);
+      stream.off('close', closed);
+      if (err) reject(err);
+      else resolve();
+    };
+    const ok = () => done();
+    const fail = (err: unknown) => done(err ?? gone());
+    const closed = () => done(gone());
+    stream.once(event, ok);
+    stream.once('error', fail);
+    stream.once('close', closed);
+  });
+}
