@@ -10,7 +10,10 @@ import type { Inventory, SourceIdentity } from '../model.js';
 import { joinDataset } from '../model.js';
 import { ZferryError } from '../errors.js';
 import type { Zfs } from '../zfs/index.js';
-import { checkApply, checkEncryptionMatch, FULL_SCOPE, planDelete, projectTarget, type ApplyDecision, type DeletePlan, type Step } from '../plan/index.js';
+import {
+  checkApply, checkEncryptionMatch, chooseLatestView, FULL_SCOPE, lineageOrder, planDelete, projectTarget, SOURCE_TXG_PROPERTY,
+  type ApplyDecision, type DeletePlan, type ReceiveOptions, type Step,
+} from '../plan/index.js';
 import { findBundles, readManifest, verifyBundle, type Manifest, type StreamEntry } from '../bundle/index.js';
 import { readStream } from '../pipeline/index.js';
 import { makeState, receiptFileName, writeStateAtomic } from '../state/receipt.js';
@@ -126,42 +129,42 @@ function withoutPartial(inv: Inventory | null, partial: Set<string>): Inventory 
   return { root: inv.root, datasets: inv.datasets.filter((d) => !gone(d.path)) };
 }
 
-/**
- * What a received filesystem must not do on the backup host: mount itself at
- * boot (a mount dirties it and the next incremental is refused), or mount
- * over the host's own paths (a mountpoint sent with -p). Received
- * filesystems get canmount=noauto and inherit their mountpoint from TARGET.
- */
-function receivedOverrides(s: StreamEntry): { exclude: string[]; set: Record<string, string> } {
-  const props = s.sendFlags.includes('-p');
-  return {
-    exclude: props ? ['mountpoint'] : [],
-    set: s.type === 'filesystem' ? { canmount: 'noauto' } : {},
-  };
+function parseTxg(value: string | null): bigint | null {
+  return value !== null && /^[0-9]{1,20}$/.test(value) ? BigInt(value) : null;
 }
 
-/** Where zfs recv cannot take -x/-o, the same result is set after the receive. */
-async function applyOverridesAfter(zfs: Zfs, dataset: string, s: StreamEntry): Promise<void> {
-  const o = receivedOverrides(s);
-  for (const p of o.exclude) await zfs.inherit(dataset, p);
-  // Without -p a property set once stays: only a stream that makes the dataset (full, or a clone's first) needs it.
-  if (s.kind === 'full' || s.from?.dataset !== undefined || o.exclude.length > 0) {
-    for (const [p, v] of Object.entries(o.set)) await zfs.setProperty(dataset, p, v);
-  }
+/** Where zfs recv cannot take -x/-o (zfs-fuse), the plan's overrides are set right after the receive. */
+async function applyOverridesAfter(zfs: Zfs, dataset: string, receive: ReceiveOptions): Promise<void> {
+  for (const p of receive.exclude) await zfs.inherit(dataset, p);
+  for (const [p, v] of Object.entries(receive.set)) await zfs.setProperty(dataset, p, v);
+}
+
+interface ReceiveJob {
+  dir: string;
+  target: string;
+  stream: StreamEntry;
+  /** The plan's receive options: nothing here is read from the manifest. */
+  receive: ReceiveOptions;
+  partial: Set<string>;
+  progress: Progress;
+  age?: AgeKeys;
+  volumesVerified: boolean;
 }
 
 /** Receives one stream; the tail gate keeps the end record from zfs recv unless every byte matched. */
-async function receiveStream(zfs: Zfs, dir: string, target: string, s: StreamEntry, partial: Set<string>, progress: Progress, age: AgeKeys | undefined, volumesVerified: boolean): Promise<void> {
-  const dataset = joinDataset(target, s.dataset);
+async function receiveStream(zfs: Zfs, job: ReceiveJob): Promise<void> {
+  const { stream: s, receive } = job;
+  const dataset = joinDataset(job.target, s.dataset);
   // A receive -s someone else interrupted blocks every new receive into the dataset.
-  if (partial.has(dataset)) await zfs.abortReceive(dataset);
-  const overrides: { exclude?: string[]; set?: Record<string, string> } = zfs.caps.recvPropertyOverride ? receivedOverrides(s) : {};
-  const origin = s.from?.dataset !== undefined ? `${joinDataset(target, s.from.dataset)}@${s.from.name}` : null;
-  // Named, not left to zfs recv's search by guid, which may find another copy in the pool.
-  if (origin && zfs.caps.recvPropertyOverride) overrides.set = { ...overrides.set, origin };
-  const recv = zfs.receive({ dataset, force: s.force, ...overrides });
+  if (job.partial.has(dataset)) await zfs.abortReceive(dataset);
+  const origin = receive.origin ? `${joinDataset(job.target, receive.origin.dataset)}@${receive.origin.name}` : null;
+  const overrides: { exclude?: string[]; set?: Record<string, string> } = zfs.caps.recvPropertyOverride
+    // Named, not left to zfs recv's search by guid, which may find another copy in the pool.
+    ? { exclude: receive.exclude, set: { ...receive.set, ...(origin ? { origin } : {}) } }
+    : {};
+  const recv = zfs.receive({ dataset, force: receive.force, ...overrides });
   // After the verify pass the volumes' sha256 is not computed again; the tail gate's raw sha256 still guards every byte.
-  const source = readStream(dir, s, { onBytes: (n) => progress.advance(n), volumesVerified, ...(age ? { age } : {}) });
+  const source = readStream(job.dir, s, { onBytes: (n) => job.progress.advance(n), volumesVerified: job.volumesVerified, ...(job.age ? { age: job.age } : {}) });
   const tap = pauseTap(`import:stream:${s.index}`);
   // Registered before pipeline's own handler: zfs recv is stopped before its stdin closes.
   source.once('error', () => recv.kill());
@@ -183,11 +186,11 @@ async function receiveStream(zfs: Zfs, dir: string, target: string, s: StreamEnt
     }
     throw err;
   });
-  if (!zfs.caps.recvPropertyOverride) await applyOverridesAfter(zfs, dataset, s);
+  if (!zfs.caps.recvPropertyOverride) await applyOverridesAfter(zfs, dataset, receive);
   if (origin) {
     const got = await zfs.getProperty(dataset, 'origin');
     if (got !== origin) {
-      throw new ZferryError(`${dataset} was received as a clone of ${got ?? 'nothing'}, not of ${origin}: zfs recv picked another snapshot with guid ${s.from!.guid}`, { dataset });
+      throw new ZferryError(`${dataset} was received as a clone of ${got ?? 'nothing'}, not of ${origin}: zfs recv picked another snapshot with guid ${receive.origin!.guid}`, { dataset });
     }
   }
 }
@@ -232,8 +235,8 @@ export async function runImport(zfs: Zfs, opts: ImportOptions): Promise<ImportRe
   if (dirs.length === 0) {
     throw new ZferryError(`${opts.path}: no zferry bundle here (no manifest.json in it or its sub-folders)`, { file: opts.path });
   }
-  const bundles = await readManifests(dirs, opts.trust);
-  bundles.sort((a, b) => a.manifest.createdAt.localeCompare(b.manifest.createdAt));
+  // In the source's own order (txg), never by the bundle's word about its date.
+  const bundles = lineageOrder((await readManifests(dirs, opts.trust)).map((b) => ({ ...b, inventory: b.manifest.inventory })));
   const encrypted = bundles.find((b) => b.manifest.encryption !== undefined);
   if (encrypted && !opts.identity) {
     const file = join(encrypted.dir, 'manifest.json');
@@ -280,6 +283,17 @@ export async function runImport(zfs: Zfs, opts: ImportOptions): Promise<ImportRe
   if (simulated !== null && current !== null) await checkModified(zfs, opts, current, plans);
   await checkCloneOrigins(zfs, opts.target, plans);
 
+  // Which bundle speaks for the source's current state (what --delete mirrors).
+  const recordedTxg = current === null ? null : parseTxg(await zfs.getProperty(opts.target, SOURCE_TXG_PROPERTY));
+  const view = chooseLatestView(
+    plans.map((p) => ({ label: join(p.dir, 'manifest.json'), inventory: p.manifest.inventory, scope: p.manifest.scope ?? FULL_SCOPE })),
+    simulated,
+    recordedTxg,
+  );
+  if (view.index === null && opts.delete && plans.length > 0) {
+    throw new ZferryError(`--delete: no bundle here can speak for the source's current state: ${view.reason}; nothing was received`, { dataset: opts.target });
+  }
+
   const outcomes: BundleOutcome[] = plans.map(({ dir, manifest, decisions }) => {
     const applied: BundleOutcome['applied'] = [];
     const skipped: BundleOutcome['skipped'] = [];
@@ -309,8 +323,8 @@ export async function runImport(zfs: Zfs, opts: ImportOptions): Promise<ImportRe
   }
   const todo = plans.filter((_, i) => outcomes[i].status !== 'already-applied');
   const storedBytes = todo.reduce((n, p) => n + p.manifest.streams.reduce((k, s) => k + s.storedBytes, 0), 0);
-  // The newest bundle's inventory is the truth about the source.
-  const newest = plans.length > 0 ? plans[plans.length - 1].manifest : null;
+  // The latest view's inventory is the truth about the source; without one, nothing is judged extra.
+  const newest = view.index !== null ? plans[view.index].manifest : null;
   const deletion = (inv: Inventory | null): DeletePlan | null =>
     newest && inv ? planDelete(newest.inventory, inv, newest.scope ?? FULL_SCOPE) : null;
   const extrasOf = (p: DeletePlan | null, action: ImportResult['extras']['action']): ImportResult['extras'] => ({
@@ -351,7 +365,10 @@ export async function runImport(zfs: Zfs, opts: ImportOptions): Promise<ImportRe
           continue;
         }
         progress.stream(label(s), s.storedBytes);
-        await receiveStream(zfs, dir, opts.target, s, partial, progress, manifest.encryption ? age : undefined, verified.has(dir));
+        await receiveStream(zfs, {
+          dir, target: opts.target, stream: s, receive: d.receive!, partial, progress,
+          ...(manifest.encryption && age ? { age } : {}), volumesVerified: verified.has(dir),
+        });
         progress.endStream();
         await testPause(`import:between:${s.index}`);
       }
@@ -372,7 +389,10 @@ export async function runImport(zfs: Zfs, opts: ImportOptions): Promise<ImportRe
     for (const x of extras.datasets) await zfs.destroy(x.full);
     finalInv = await zfs.inventory(opts.target);
   }
-  const state = makeState(opts.target, finalInv, newest!.source, plans.map((p) => p.manifest.bundleId));
+  if (view.index !== null && (recordedTxg === null || view.asOf > recordedTxg)) {
+    await zfs.setProperty(opts.target, SOURCE_TXG_PROPERTY, String(view.asOf));
+  }
+  const state = makeState(opts.target, finalInv, plans[plans.length - 1].manifest.source, plans.map((p) => p.manifest.bundleId));
   // Beside the bundles, so the disk that brought them carries the receipt back.
   const receipt = join(opts.path, receiptFileName(opts.target));
   await writeStateAtomic(receipt, state);
