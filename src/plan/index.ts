@@ -8,3 +8,4 @@ export * from './send-flags.js';
 export * from './scope.js';
 export * from './delete.js';
 export * from './latest.js';
+export * from './import.js';
