@@ -123,8 +123,10 @@ export function buildProgram(): Command {
         diskBytes: o.disk, sampleBytes: o.sample, sampleSeconds: o.sampleSeconds, churnSends: o.churnSends,
         churnSeconds: o.churnSeconds, progress: await progressFor(o.json),
       });
-      if (o.json) emitJson(r);
-      else (await printer()).printEstimate(r, o.level);
+      const words = await printer();
+      // --json keeps the one-sentence summary beside the numbers it is made of.
+      if (o.json) emitJson(r.verdict ? { ...r, verdict: { ...r.verdict, summary: words.verdictSummary(r.verdict) } } : r);
+      else words.printEstimate(r, o.level);
       if (r.conflicts.length > 0) process.exitCode = EXIT.partial;
     });
 
