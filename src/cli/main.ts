@@ -132,7 +132,7 @@ export function buildProgram(): Command {
 
   program
     .command('import')
-    .description('Verify every byte of the bundle(s) at PATH, then apply them to TARGET with zfs recv -u, and write a receipt under PATH.')
+    .description('Apply the bundle(s) at PATH to TARGET with zfs recv -u, checking every byte as it streams (or all first with --verify-first), and write a receipt under PATH.')
     .argument('<path>', 'a bundle folder, or a folder holding bundles (applied in order; applied ones are skipped)')
     .argument('<target>', 'dataset the source maps onto (tank/a/b → TARGET/a/b)')
     .option('--dry-run', 'check manifests and what would be received; touch nothing', false)
