@@ -51,6 +51,12 @@ export function printImport(r: ImportResult, dryRun: boolean): void {
     const verb = { destroyed: 'destroyed', 'would-destroy': 'would destroy', reported: 'not on the source; --delete destroys them' }[r.extras.action];
     out(`extras under ${r.target} (${verb}):`);
     for (const n of doomed) out(`  ${n}`);
+    const g = r.extras.guard;
+    if (g && r.extras.action !== 'reported') {
+      out(`deletion guard: ${g.datasets} dataset(s) (limit ${g.datasetLimit ?? 'none'}); ${g.quietDestroyed} of ${g.quietHeld} snapshots ` +
+        `in datasets receiving nothing new (${g.quietSharePercent}%, limit ${g.quietShareLimit === null ? 'none' : `${g.quietShareLimit}%`})` +
+        `${g.exceeded ? ': --delete would be REFUSED; raise --max-delete to allow it' : ''}`);
+    }
   }
   if (dryRun) out(`dry run: nothing received or destroyed (${formatBytes(r.storedBytes)} would be read)`);
   else out(`${r.target} updated in ${r.seconds.toFixed(1)} s; receipt: ${r.receipt}`);
