@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import type { Inventory, SourceIdentity } from '../model.js';
 import { joinDataset } from '../model.js';
 import { ZferryError } from '../errors.js';
-import type { Zfs } from '../zfs/index.js';
+import { checkDatasetName, type Zfs } from '../zfs/index.js';
 import { checkApply, checkEncryptionMatch, FULL_SCOPE, planDelete, projectTarget, type ApplyDecision, type DeletePlan, type Step } from '../plan/index.js';
 import { findBundles, readManifest, verifyBundle, type Manifest, type StreamEntry } from '../bundle/index.js';
 import { readStream } from '../pipeline/index.js';
@@ -226,6 +226,7 @@ async function readManifests(dirs: string[], trust: string | undefined): Promise
 }
 
 export async function runImport(zfs: Zfs, opts: ImportOptions): Promise<ImportResult> {
+  checkDatasetName(opts.target, 'import target');
   const progress = opts.progress ?? silentProgress;
   const started = Date.now();
   const dirs = await findBundles(opts.path);
