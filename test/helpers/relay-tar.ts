@@ -8,6 +8,7 @@ import { basename, join } from 'node:path';
 import { Readable } from 'node:stream';
 import tar from 'tar-stream';
 import { RELAY_HEADER, describeBundles, relayHeader } from '../../src/relay/pack.js';
+import { mbufferOut, SLOW_LINK_TUNING } from '../../src/mbuffer/index.js';
 
 export interface TarEntry {
   name: string;
@@ -71,4 +72,36 @@ export function withZeros(prefix: Buffer, bytes: number): Readable {
     yield prefix;
     for (let left = bytes; left > 0; left -= 1024 * 1024) yield Buffer.alloc(Math.min(left, 1024 * 1024));
   })());
+}
+
+/** Whether something listens on TCP `port` (from /proc, without connecting: mbuffer -I takes exactly one connection). */
+async function listening(port: number): Promise<boolean> {
+  const hex = `:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    const rows = (await readFile(table, 'utf8').catch(() => '')).split('\n').slice(1);
+    if (rows.some((r) => { const f = r.trim().split(/\s+/); return f[1]?.endsWith(hex) && f[3] === '0A'; })) return true;
+  }
+  return false;
+}
+
+/** Waits (≤ 30 s) until a receiver listens on `port`. */
+export async function waitListening(port: number): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  while (!(await listening(port))) {
+    if (Date.now() > deadline) throw new Error(`nothing listens on port ${port} after 30 s`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/**
+ * Sends `bytes` as one relay connection through the real mbuffer, once a
+ * receiver listens; whether mbuffer reports success is not asserted (a
+ * receiver that refuses early resets the connection).
+ */
+export async function sendRaw(host: string, port: number, bytes: Buffer): Promise<void> {
+  await waitListening(port);
+  const out = mbufferOut({ host, port }, { ...SLOW_LINK_TUNING, memory: 1024 * 1024 });
+  out.stdin.on('error', () => undefined);
+  out.stdin.end(bytes);
+  await out.done.catch(() => undefined);
 }
