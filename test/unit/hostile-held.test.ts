@@ -7,11 +7,13 @@
  *   at that entry, nothing written outside the spool, nothing left in it;
  * - key files of the wrong kind, cut short or damaged: one line naming the
  *   file, never the key's text;
+ * - state files for `export --since` that are not JSON, not a state, of
+ *   the wrong types, nested 200000 deep, or 4 GiB: one line naming the file;
  * - dataset names that zfs would read as options.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join, relative } from 'node:path';
 import { Readable } from 'node:stream';
@@ -23,6 +25,7 @@ import { verifyBundle } from '../../src/bundle/index.js';
 import { generateKeyFiles, readPublicKey, readSecretKey } from '../../src/trust/minisign.js';
 import { readIdentities, readRecipients } from '../../src/trust/age.js';
 import { checkDatasetName } from '../../src/zfs/index.js';
+import { readState } from '../../src/state/receipt.js';
 import { makeBundle } from '../helpers/bundles.js';
 import { bundleEntries, headerEntry, tarBytes, withZeros, type TarEntry } from '../helpers/relay-tar.js';
 
@@ -186,6 +189,62 @@ test('key files of the wrong kind, cut short or damaged are refused with one lin
     await assert.rejects(readRecipients([recipient.slice(0, 40)]), oneLineError(/--encrypt-to age1\S+: not an age recipient/, 'cut recipient'));
     await refuses(readRecipients([await file('recipients.txt', `# mine\n${recipient.slice(0, -1)}x\n`)]), join(dir, 'recipients.txt'), /line 1 is not an age recipient/);
     assert.deepEqual(await readRecipients([recipient]), [recipient]);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('hostile state files (export --since) are refused by readState with one line naming the file', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'zferry-held-state-'));
+  try {
+    const good = {
+      format: 'zferry-state', formatVersion: 1, takenAt: '2026-11-26T07:00:00.000Z', host: 'remote', zferryVersion: '0.1.0', target: 'backup/tank',
+      source: { host: 'src', pool: 'tank', root: 'tank', poolGuid: '42' }, bundles: [],
+      inventory: { root: 'backup/tank', datasets: [{ path: '', type: 'filesystem', guid: '7', snapshots: [{ name: 's1', guid: '1000', createtxg: '10', creation: 1700000000 }], bookmarks: [] }] },
+    };
+    const deep = (open: string, close: string) => open.repeat(200_000) + '1' + close.repeat(200_000);
+    /** The good state with `field` replaced by raw JSON text. */
+    const withRaw = (field: string, raw: string) => JSON.stringify({ ...good, [field]: '@@' }).replace('"@@"', () => raw);
+    const ds0 = (patch: object) => JSON.stringify({ ...good, inventory: { ...good.inventory, datasets: [{ ...good.inventory.datasets[0], ...patch }] } });
+    const cases: Array<[string, string | Buffer, RegExp]> = [
+      ['not JSON', 'garbage{', /not valid JSON/],
+      ['empty', '', /not valid JSON/],
+      ['binary', Buffer.from(Array.from({ length: 4096 }, (_, i) => (i * 7919) % 256)), /not valid JSON/],
+      ['a JSON array', '[]', /\/ must be object/],
+      ['JSON null', 'null', /\/ must be object/],
+      ['a JSON string', '"zferry-state"', /\/ must be object/],
+      ['a manifest', JSON.stringify({ format: 'zferry-bundle', formatVersion: 1 }), /must have required property/],
+      ['another format version', withRaw('formatVersion', '9'), /state format version 9 is not supported/],
+      ['the version as a string', withRaw('formatVersion', '"1"'), /state format version "1" is not supported/],
+      ['200000 nested arrays', deep('[', ']'), /\/ must be object/],
+      ['200000 nested arrays as the inventory', withRaw('inventory', deep('[', ']')), /\/inventory must be object/],
+      ['200000 nested objects as the inventory', withRaw('inventory', deep('{"a":', '}')), /\/inventory must have required property/],
+      ['200000 nested objects in an unknown field', withRaw('extra', deep('{"a":', '}')), /must NOT have additional properties/],
+      ['bundles as an object', withRaw('bundles', '{}'), /\/bundles must be array/],
+      ['takenAt as a number', withRaw('takenAt', '5'), /\/takenAt must be string/],
+      ['datasets as a string', JSON.stringify({ ...good, inventory: { ...good.inventory, datasets: 'all' } }), /\/inventory\/datasets must be array/],
+      ['a guid as a JSON number', ds0({ guid: 7 }), /\/inventory\/datasets\/0\/guid must be string/],
+      ['a snapshot list of strings', ds0({ snapshots: ['s1'] }), /\/inventory\/datasets\/0\/snapshots\/0 must be object/],
+      ['a dataset path climbing out', ds0({ path: '../x' }), /\/inventory\/datasets\/0\/path/],
+    ];
+    // Positive control: the good state reads.
+    await writeFile(join(dir, 'good.json'), JSON.stringify(good));
+    assert.equal((await readState(join(dir, 'good.json'))).target, 'backup/tank');
+    let n = 0;
+    for (const [what, text, expect] of cases) {
+      const file = join(dir, `state-${++n}.json`);
+      await writeFile(file, text);
+      await assert.rejects(readState(file), (err: unknown) => {
+        oneLineError(new RegExp(`^${file}: .*(?:${expect.source})`), what)(err);
+        return true;
+      }, what);
+    }
+    // Larger than Node reads into one buffer (sparse: costs no disk), and a folder: refused without reading them.
+    const huge = join(dir, 'huge.json');
+    await writeFile(huge, '');
+    await truncate(huge, 4 * 1024 ** 3);
+    await assert.rejects(readState(huge), oneLineError(new RegExp(`^${huge}: `), 'a 4 GiB file'));
+    await assert.rejects(readState(dir), oneLineError(new RegExp(`^${dir}: `), 'a folder'));
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
