@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import type { Guid, Inventory } from '../model.js';
 import { joinDataset } from '../model.js';
 import { ZferryError } from '../errors.js';
-import type { Zfs } from '../zfs/index.js';
+import { checkDatasetName, type Zfs } from '../zfs/index.js';
 import {
   lineageOrder, planImport, receivesClones, SOURCE_PROPERTY, SOURCE_TXG_PROPERTY,
   type BundleIn, type DeleteGuard, type DeletePlan, type ImportPlan, type MaxDelete, type ReceiveOptions, type TargetFacts,
@@ -225,6 +225,7 @@ function extrasOf(p: DeletePlan | null, action: ImportResult['extras']['action']
 }
 
 export async function runImport(zfs: Zfs, opts: ImportOptions): Promise<ImportResult> {
+  checkDatasetName(opts.target, 'import target');
   const progress = opts.progress ?? silentProgress;
   const started = Date.now();
   const elapsed = () => (Date.now() - started) / 1000;
