@@ -30,10 +30,18 @@ export class ZferryError extends Error {
   }
 }
 
-/** Formats any thrown value as the one-line message the CLI prints. */
+/**
+ * Formats any thrown value as the one-line message the CLI prints. Control
+ * characters are shown escaped: a message may quote bytes of a hostile file
+ * (a JSON parse error does), and a terminal must not act on them.
+ */
 export function oneLine(err: unknown): string {
   const text = err instanceof Error ? err.message : String(err);
-  return text.replace(/\s*\n\s*/g, ' | ').trim();
+  return text
+    .replace(/\s*\n\s*/g, ' | ')
+    // eslint-disable-next-line no-control-regex
+    .replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`)
+    .trim();
 }
 
 /** Reads a file the user named (state, receipt, config); a failure is one line naming the file and what it is. */

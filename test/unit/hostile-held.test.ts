@@ -18,7 +18,7 @@ import { tmpdir } from 'node:os';
 import { basename, join, relative } from 'node:path';
 import { Readable } from 'node:stream';
 import { execa } from 'execa';
-import { ZferryError } from '../../src/errors.js';
+import { ZferryError, oneLine } from '../../src/errors.js';
 import { RELAY_HEADER } from '../../src/relay/pack.js';
 import { unpackInto } from '../../src/relay/unpack.js';
 import { verifyBundle } from '../../src/bundle/index.js';
@@ -259,4 +259,10 @@ test('a dataset name zfs would read as an option is refused before zfs runs; ful
       return true;
     }, JSON.stringify(bad));
   }
+});
+
+test('an error quoting a hostile file\'s bytes cannot put terminal escapes on stderr', () => {
+  const line = oneLine(new Error('x/manifest.json: not valid JSON: Unexpected token \u001b]0;pwned\u0007 in "\u009b31m"'));
+  assert.equal(line, 'x/manifest.json: not valid JSON: Unexpected token \\x1b]0;pwned\\x07 in "\\x9b31m"');
+  assert.equal(oneLine(new Error('two\nlines\tand a tab')), 'two | lines\tand a tab');
 });
