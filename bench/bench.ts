@@ -274,7 +274,8 @@ interface RelayInput {
 
 async function relayInput(work: string, name: string, mib: number): Promise<RelayInput> {
   const parent = join(work, name);
-  const dir = join(parent, 'zferry-bench-relay');
+  // A name as export gives it (the receiver takes no other), ending in the bundle id's first 8 hex digits.
+  const dir = join(parent, 'zferry-bench-20260101T000000Z-00000000');
   async function* data() {
     for (let i = 0; i < (mib * MiB) / (4 * MiB); i++) yield randomBytes(4 * MiB);
   }
@@ -330,7 +331,7 @@ async function benchRelay(work: string): Promise<RelayFigures | null> {
   const ours = (input: RelayInput, limit: string[] = []) => {
     const spool = join(work, `relay-spool-${spools++}`);
     return timed(
-      (p) => execa(process.execPath, [CLI, 'relay', 'receive', '--once', '--listen', `127.0.0.1:${p}`, '--spool', spool, ...zTune, '--json']),
+      (p) => execa(process.execPath, [CLI, 'relay', 'receive', '--once', '--listen', `127.0.0.1:${p}`, '--spool', spool, '--source', '1:bench', ...zTune, '--json']),
       (p) => execa(process.execPath, [CLI, 'relay', 'send', input.parent, '--to', `127.0.0.1:${p}`, ...zTune, ...limit, '--json']),
     ).finally(() => rm(spool, { recursive: true, force: true }));
   };

@@ -2,7 +2,7 @@
 import { Command, Option, InvalidArgumentError } from 'commander';
 import type { Zfs } from '../zfs/index.js';
 import type { Progress } from '../progress.js';
-import { parseEndpoint, SLOW_LINK_TUNING, type MbufferTuning } from '../mbuffer/index.js';
+import { DEFAULT_IDLE_TIMEOUT_SECONDS, parseEndpoint, SLOW_LINK_TUNING, type MbufferTuning } from '../mbuffer/index.js';
 import type { TransferResult } from '../commands/relay-receive.js';
 import type { RelayEvent } from '../commands/relay-run.js';
 import { formatBytes } from './units.js';
@@ -23,6 +23,13 @@ function seconds(value: string): number {
   return n;
 }
 
+/** Exit code of a job done in part (EXIT.partial in main.ts, which imports this module). */
+const EXIT_PARTIAL = 3;
+
+function idleTimeoutOption(what: string): Option {
+  return new Option('--idle-timeout <seconds>', `drop ${what} on which no block (--block-size) moved for this long (mbuffer -W)`).argParser(seconds).default(DEFAULT_IDLE_TIMEOUT_SECONDS);
+}
+
 function tuningOptions(cmd: Command, sending: boolean): Command {
   cmd.addOption(new Option('--buffer <size>', 'mbuffer memory (-m)').argParser(sizeOption('buffer size')).default(SLOW_LINK_TUNING.memory, '64M'));
   cmd.addOption(new Option('--block-size <size>', 'mbuffer block size (-s)').argParser(sizeOption('block size')).default(SLOW_LINK_TUNING.blockSize, '128k'));
@@ -41,13 +48,23 @@ function lines(json: boolean): boolean {
   return json || !process.stdout.isTTY;
 }
 
-function printTransfer(t: TransferResult, asJson: boolean): void {
+/**
+ * One transfer's outcome. A failure, an undelivered receipt and deferred
+ * bundles go to stderr; with --once the command's own error line says the
+ * failure, so it is not printed twice.
+ */
+function printTransfer(t: TransferResult, asJson: boolean, once: boolean): void {
   if (asJson) {
-    out(JSON.stringify({ event: 'transfer', at: new Date().toISOString(), ...t, import: t.import ? { receipt: t.import.receipt, bundles: t.import.bundles.map((b) => ({ bundle: b.bundle, status: b.status })) } : null }));
-    return;
+    out(JSON.stringify({
+      event: 'transfer', at: new Date().toISOString(), ...t,
+      import: t.import ? { receipt: t.import.receipt, bundles: t.import.bundles.map((b) => ({ bundle: b.bundle, status: b.status })), deferred: t.import.deferred.map((d) => d.message) } : null,
+    }));
+  } else if (t.ok) {
+    out(`received ${t.bundles.length} bundle(s), ${formatBytes(t.bytes)} in ${t.seconds.toFixed(1)} s${t.import ? `; imported, receipt ${t.import.receipt}` : ''}${t.replied ? '; receipt sent back' : ''}`);
   }
-  if (t.ok) out(`received ${t.bundles.length} bundle(s), ${formatBytes(t.bytes)} in ${t.seconds.toFixed(1)} s${t.import ? `; imported, receipt ${t.import.receipt}` : ''}${t.replied ? '; receipt sent back' : ''}`);
-  else process.stderr.write(`zferry: transfer failed: ${t.error}${t.replied ? ' (reported to the sender)' : ''}\n`);
+  if (!t.ok && !once) process.stderr.write(`zferry: transfer failed: ${t.error}${t.replied ? ' (reported to the sender)' : ''}\n`);
+  if (t.ok && t.replyError !== null && !once) process.stderr.write(`zferry: receipt ${t.replyError}\n`);
+  if (t.ok) for (const d of t.import?.deferred ?? []) process.stderr.write(`zferry: ${d.message}\n`);
 }
 
 function printEvent(e: RelayEvent, asJson: boolean): void {
@@ -57,7 +74,8 @@ function printEvent(e: RelayEvent, asJson: boolean): void {
   }
   const { event, ...rest } = e;
   const text = Object.entries(rest).map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`).join(' ');
-  (event === 'failed' ? process.stderr : process.stdout).write(`${event === 'failed' ? 'zferry: ' : ''}${event} ${text}\n`);
+  const warn = event === 'failed' || event === 'ignored';
+  (warn ? process.stderr : process.stdout).write(`${warn ? 'zferry: ' : ''}${event} ${text}\n`);
 }
 
 export function relayCommand(): Command {
@@ -65,7 +83,8 @@ export function relayCommand(): Command {
     .description('Move bundles over the network with mbuffer instead of a disk; the receipt comes back over the link.')
     .addHelpText('after', example(
       '# receiving host: keep listening, import each transfer, send the receipt back\n' +
-      'zferry relay receive --listen 9090 --spool /srv/zferry/spool --import backup --reply-to source.example.net:9091\n' +
+      '# (--source: the source pool\'s guid and root; once backup holds a copy, its mark says it)\n' +
+      'zferry relay receive --listen 9090 --spool /srv/zferry/spool --import backup --source 1234567890123456789:tank --reply-to source.example.net:9091\n' +
       '# sending host, from a systemd timer\n' +
       'zferry relay run --config /etc/zferry/relay.json',
     ));
@@ -77,6 +96,8 @@ export function relayCommand(): Command {
     .requiredOption('--to <host:port>', 'the receiver (zferry relay receive --listen PORT)', endpoint('--to', true))
     .option('--reply-port <[addr:]port>', 'wait here for the receiver\'s receipt (its --reply-to) and write it beside the bundles', endpoint('--reply-port', false))
     .addOption(new Option('--receipt-timeout <seconds>', 'how long to wait for the receipt after the push').argParser(seconds).default(3600))
+    .addOption(idleTimeoutOption('the push, or a reply connection,'))
+    .option('--trust-receiver <public-key>', 'accept only receipts signed by this minisign public key (the receiver\'s relay receive --sign)')
     .option('--json', 'print the result as JSON on stdout (no progress bars)', false)
     .addHelpText('after', example(
       'zferry relay send /srv/spool/zferry-tank-20261126T073000Z-1a2b3c4d --to backup.example.net:9090 --rate 4M\n' +
@@ -88,6 +109,8 @@ export function relayCommand(): Command {
       const { runRelaySend } = await import('../commands/relay-send.js');
       const r = await runRelaySend({
         paths, to: o.to, tuning: tuning(o), replyListen: o.replyPort ?? null, receiptTimeoutSeconds: o.receiptTimeout,
+        idleTimeoutSeconds: o.idleTimeout, trustReceiver: o.trustReceiver,
+        onIgnored: (line) => process.stderr.write(`zferry: ${line}\n`),
         progress: makeProgress(o.json),
       });
       if (o.json) out(JSON.stringify(r, null, 2));
@@ -103,28 +126,36 @@ export function relayCommand(): Command {
     .requiredOption('--listen <[addr:]port>', 'where to listen', endpoint('--listen', false))
     .requiredOption('--spool <dir>', 'folder the verified bundles go to')
     .option('--import <target>', 'after each transfer, import the spool into TARGET (as zferry import)')
+    .option('--source <poolguid:root>', 'the source this spool serves (as import marks TARGET: zferry:source); default: TARGET\'s mark. Bundles of any other source are refused before they enter the spool')
     .option('--force', 'with --import: import even if TARGET mirrors another source', false)
     .option('--delete', 'with --import: import --delete, like rsync --delete (destroy under TARGET what the source no longer has)', false)
     .option('--reply-to <host:port>', 'send the receipt (or the reason for failure) to the sender\'s --reply-port', endpoint('--reply-to', true))
     .option('--trust <public-key>', 'accept only bundles signed by this minisign public key (zferry keygen\'s KEY.pub): others never enter the spool')
+    .option('--sign <secret-key>', 'with --import: sign each receipt with this key (zferry keygen), receipt-TARGET.json.minisig; the signature goes back to the sender')
+    .addOption(idleTimeoutOption('a connection'))
     .option('--identity <file>', 'with --import: age identity file for bundles exported with --encrypt-to')
     .option('--once', 'handle one transfer, then exit with its status', false)
     .option('--json', 'one JSON line per transfer on stdout (no progress bars)', false)
     .addHelpText('after', example(
-      'zferry relay receive --listen 0.0.0.0:9090 --spool /srv/zferry/spool --import backup --reply-to source.example.net:9091',
+      '# the source id: on the source host, echo "$(zpool list -H -o guid tank):tank"\n' +
+      'zferry relay receive --listen 0.0.0.0:9090 --spool /srv/zferry/spool --import backup --source 1234567890123456789:tank --reply-to source.example.net:9091\n' +
+      '# signed receipts, for a sender with --trust-receiver / "trustReceiver"\n' +
+      'zferry relay receive --listen 9090 --spool /srv/zferry/spool --import backup --reply-to source.example.net:9091 --sign /etc/zferry/receiver-key',
     )), false)
     .action(async (o) => {
       let zfs: Zfs | null = null;
       const asJson = lines(o.json);
       const makeProgress = await loadProgress();
       const { runRelayReceive } = await import('../commands/relay-receive.js');
-      await runRelayReceive({
+      const t = await runRelayReceive({
         listen: o.listen, spool: o.spool, tuning: tuning(o), importTarget: o.import ?? null, force: o.force,
         deleteAfterImport: o.delete, replyTo: o.replyTo ?? null, once: o.once, trust: o.trust, identity: o.identity,
+        source: o.source ?? null, sign: o.sign, idleTimeoutSeconds: o.idleTimeout,
         zfs: async () => (zfs ??= await probeZfs()),
         progress: () => makeProgress(o.json),
-        onTransfer: (t) => printTransfer(t, asJson),
+        onTransfer: (t) => printTransfer(t, asJson, o.once),
       });
+      if ((t.import?.deferred.length ?? 0) > 0) process.exitCode = EXIT_PARTIAL;
     });
 
   relay
@@ -141,12 +172,14 @@ export function relayCommand(): Command {
       const asJson = lines(o.json);
       const makeProgress = await loadProgress();
       const { runRelayRound } = await import('../commands/relay-run.js');
-      await runRelayRound({
+      const r = await runRelayRound({
         config: o.config,
         zfs: async () => (zfs ??= await probeZfs()),
         progress: () => makeProgress(o.json),
         onEvent: (e) => printEvent(e, asJson),
       });
+      // As export: a bundle went, but datasets in conflict were left out.
+      if (r.conflicts.length > 0) process.exitCode = EXIT_PARTIAL;
     });
 
   return relay;

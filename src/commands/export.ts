@@ -62,7 +62,7 @@ export interface ExportResult {
 
 
 /** A folder name that sorts by time and says what it holds. */
-function bundleFolderName(root: string, id: string, at: Date): string {
+export function bundleFolderName(root: string, id: string, at: Date): string {
   const stamp = at.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
   return `zferry-${root.replace(/[^A-Za-z0-9_.-]/g, '_')}-${stamp}-${id.slice(0, 8)}`;
 }

@@ -3,17 +3,24 @@
  * optionally imported, with the receipt (or the refusal) sent back to the
  * sender's reply port.
  */
-import { mkdir } from 'node:fs/promises';
-import { resolve } from 'node:path';
+import { mkdir, readFile } from 'node:fs/promises';
+import { basename, dirname, resolve } from 'node:path';
 import { ZferryError, oneLine } from '../errors.js';
 import type { Zfs } from '../zfs/index.js';
-import { ensureMbuffer, formatEndpoint, mbufferIn, mbufferOut, type Endpoint, type MbufferTuning } from '../mbuffer/index.js';
+import { DEFAULT_IDLE_TIMEOUT_SECONDS, ensureMbuffer, formatEndpoint, mbufferIn, mbufferOut, type Endpoint, type MbufferTuning } from '../mbuffer/index.js';
 import { clearIncoming, unpackInto } from '../relay/unpack.js';
-import { makeReply, type RelayReply } from '../relay/reply.js';
-import { readState, type TargetState } from '../state/receipt.js';
-import { runImport, type ImportResult } from './import.js';
+import { makeReply, type RelayReply, type SignedReceipt } from '../relay/reply.js';
+import { checkSpoolServes, parseSourceId, servedSource } from '../relay/source.js';
+import { parseState, type TargetState } from '../state/receipt.js';
+import { writeFileAtomic } from '../bundle/index.js';
+import { readSecretKey, type SecretKey } from '../trust/minisign.js';
+import { RECEIPT_SIGNATURE_SUFFIX, signReceipt } from '../trust/receipt-signature.js';
+import { runImport, SOURCE_PROPERTY, type ImportResult } from './import.js';
 import { REPLY_TUNING } from './relay-send.js';
 import { silentProgress, type Progress } from '../progress.js';
+
+/** Attempts to deliver a receipt; the sender listens from before its push until its receipt timeout. */
+const REPLY_ATTEMPTS = 5;
 
 export interface RelayReceiveOptions {
   listen: Endpoint;
@@ -25,6 +32,12 @@ export interface RelayReceiveOptions {
   /** With importTarget: import --delete (destroy under the target what the source no longer has). */
   deleteAfterImport: boolean;
   replyTo: Endpoint | null;
+  /** The source the spool serves (`poolGuid:root`); without it, the import target's zferry:source mark. */
+  source?: string | null;
+  /** A connection on which no block moved for this long is dropped (mbuffer -W); default 300. */
+  idleTimeoutSeconds?: number;
+  /** minisign secret key file (zferry keygen): the receipt is signed, receipt-T.json.minisig, and the signature travels in the reply. */
+  sign?: string;
   /** minisign public key file: unsigned or wrongly signed bundles are refused on arrival (and by the import). */
   trust?: string;
   /** age identity file, for importing bundles exported with --encrypt-to. */
@@ -44,36 +57,58 @@ export interface TransferResult {
   bytes: number;
   import: ImportResult | null;
   replied: boolean;
+  /** Why a reply that was due did not reach the sender; null when it did or none was due. */
+  replyError: string | null;
   seconds: number;
 }
 
-async function sendReply(to: Endpoint, reply: RelayReply, attempts: number): Promise<boolean> {
+async function sendReply(to: Endpoint, reply: RelayReply, attempts: number, idleSeconds: number): Promise<string | null> {
   const payload = Buffer.from(JSON.stringify(reply) + '\n');
+  let last = '';
   for (let i = 1; i <= attempts; i++) {
-    const out = mbufferOut(to, REPLY_TUNING, { watchdogSeconds: 60 });
+    const out = mbufferOut(to, REPLY_TUNING, { watchdogSeconds: idleSeconds });
     out.stdin.on('error', () => undefined);
     out.stdin.end(payload);
     try {
       await out.done;
-      return true;
-    } catch {
+      return null;
+    } catch (err) {
+      last = oneLine(err);
       if (i < attempts) await new Promise((r) => setTimeout(r, Math.min(5000, 500 * 2 ** i)));
     }
   }
-  return false;
+  return `not delivered to ${formatEndpoint(to)} after ${attempts} attempts (${last})`;
 }
 
-async function receiveOne(opts: RelayReceiveOptions): Promise<TransferResult> {
+/** Signs the receipt file import just wrote: `receipt-T.json.minisig` beside it; the same text and signature go in the reply. */
+async function signReceiptFile(file: string, sk: SecretKey): Promise<{ state: TargetState; signed: SignedReceipt }> {
+  const text = await readFile(file, 'utf8');
+  const state = parseState(text, file);
+  const signature = signReceipt(text, sk, state);
+  await writeFileAtomic(dirname(file), basename(file) + RECEIPT_SIGNATURE_SUFFIX, signature);
+  return { state, signed: { text, signature } };
+}
+
+interface Served {
+  source: string;
+  secretKey: SecretKey | null;
+  idleSeconds: number;
+}
+
+async function receiveOne(opts: RelayReceiveOptions, served: Served): Promise<TransferResult> {
   const started = Date.now();
-  const result: TransferResult = { ok: false, error: null, bundles: [], bytes: 0, import: null, replied: false, seconds: 0 };
+  const result: TransferResult = { ok: false, error: null, bundles: [], bytes: 0, import: null, replied: false, replyError: null, seconds: 0 };
   const progress = opts.progress?.() ?? silentProgress;
   await clearIncoming(opts.spool);
-  const mb = mbufferIn(opts.listen, opts.tuning);
+  const mb = mbufferIn(opts.listen, opts.tuning, { watchdogSeconds: served.idleSeconds });
   let receipt: TargetState | null = null;
+  let signed: SignedReceipt | undefined;
+  // A sender waits for a reply only once it sent a header: a peer that said nothing gets none.
+  let begun = false;
   try {
-    let begun = false;
     try {
       const un = await unpackInto(opts.spool, mb.stdout, {
+        source: served.source,
         onHeader: (h) => {
           begun = true;
           progress.begin(`relay ← ${formatEndpoint(opts.listen)}`, h.totalBytes, h.bundles.length);
@@ -86,42 +121,81 @@ async function receiveOne(opts: RelayReceiveOptions): Promise<TransferResult> {
       result.bytes = un.bytes;
     } catch (err) {
       mb.kill();
-      throw err;
+      // An idle peer's cut says more as mbuffer's watchdog line than as a short tar stream.
+      const why = await mb.done.then(() => null, (e: unknown) => (/idle timeout/.test(oneLine(e)) ? e : null));
+      throw why ?? err;
     } finally {
       await mb.done.catch(() => undefined);
       if (begun) progress.endStream();
       progress.end();
     }
     if (opts.importTarget !== null) {
+      // Refuse a poisoned spool by name, rather than fail inside import on every transfer.
+      await checkSpoolServes(opts.spool, served.source);
       const zfs = await opts.zfs();
       result.import = await runImport(zfs, { path: opts.spool, target: opts.importTarget, dryRun: false, force: opts.force, delete: opts.deleteAfterImport, trust: opts.trust, identity: opts.identity, progress: opts.progress?.() });
-      if (result.import.receipt) receipt = await readState(result.import.receipt);
+      const file = result.import.receipt;
+      if (file === null) {
+        throw new ZferryError(`import into ${opts.importTarget} applied no bundle and wrote no receipt${result.import.deferred.length > 0 ? `: ${result.import.deferred[0].message}` : ''}`, { dataset: opts.importTarget });
+      }
+      if (served.secretKey) ({ state: receipt, signed } = await signReceiptFile(file, served.secretKey));
+      else receipt = parseState(await readFile(file, 'utf8'), file);
     }
     result.ok = true;
   } catch (err) {
     result.error = oneLine(err);
   }
-  if (opts.replyTo !== null && (opts.importTarget !== null || !result.ok)) {
-    result.replied = await sendReply(opts.replyTo, makeReply(receipt, result.error), result.ok ? 5 : 2);
+  if (opts.replyTo !== null && begun && (opts.importTarget !== null || !result.ok)) {
+    result.replyError = await sendReply(opts.replyTo, makeReply(receipt, result.error, signed), result.ok ? REPLY_ATTEMPTS : 2, served.idleSeconds);
+    result.replied = result.replyError === null;
   }
   result.seconds = (Date.now() - started) / 1000;
   return result;
 }
 
-/** Serves transfers; with `once`, returns the one transfer's result (throws when it failed). */
+/** Which source this spool serves, and the facts of serving it, checked before the first connection. */
+async function prepare(opts: RelayReceiveOptions, spool: string): Promise<Served> {
+  const flag = opts.source ? parseSourceId(opts.source, '--source') : null;
+  let marked: string | null = null;
+  if (opts.importTarget !== null) {
+    const zfs = await opts.zfs();
+    const mark = (await zfs.exists(opts.importTarget)) ? await zfs.getProperty(opts.importTarget, SOURCE_PROPERTY) : null;
+    marked = mark === null ? null : parseSourceId(mark, `${opts.importTarget} property ${SOURCE_PROPERTY}`);
+  }
+  const source = servedSource({ flag, marked, target: opts.importTarget, force: opts.force });
+  await checkSpoolServes(spool, source);
+  return {
+    source,
+    secretKey: opts.sign ? await readSecretKey(opts.sign) : null,
+    idleSeconds: opts.idleTimeoutSeconds ?? DEFAULT_IDLE_TIMEOUT_SECONDS,
+  };
+}
+
+/**
+ * Serves transfers; with `once`, returns the one transfer's result (throws
+ * when it failed, or when its receipt was due to the sender and did not
+ * reach it).
+ */
 export async function runRelayReceive(opts: RelayReceiveOptions): Promise<TransferResult> {
   if (opts.deleteAfterImport && opts.importTarget === null) {
     throw new ZferryError('relay receive --delete needs --import TARGET', {}, 2);
+  }
+  if (opts.sign && opts.importTarget === null) {
+    throw new ZferryError('relay receive --sign signs the receipt of an import: it needs --import TARGET', {}, 2);
   }
   await ensureMbuffer();
   const spool = resolve(opts.spool);
   await mkdir(spool, { recursive: true });
   const o = { ...opts, spool };
+  const served = await prepare(o, spool);
   for (;;) {
-    const t = await receiveOne(o);
+    const t = await receiveOne(o, served);
     opts.onTransfer?.(t);
     if (opts.once) {
       if (!t.ok) throw new ZferryError(t.error ?? 'relay receive failed', {});
+      if (t.replyError !== null) {
+        throw new ZferryError(`imported into ${opts.importTarget}${t.import?.receipt ? ` (receipt ${t.import.receipt})` : ''}, but the receipt was ${t.replyError}: the sender keeps the bundles pending and pushes them again`, {});
+      }
       return t;
     }
   }

@@ -19,7 +19,7 @@ import type { Progress } from '../progress.js';
 
 /** One line of the round's log: printed as JSON for the journal, or as text on a terminal. */
 export interface RelayEvent {
-  event: 'start' | 'pruned' | 'export' | 'push' | 'receipt' | 'done' | 'failed';
+  event: 'start' | 'pruned' | 'export' | 'push' | 'ignored' | 'receipt' | 'done' | 'failed';
   [key: string]: unknown;
 }
 
@@ -36,6 +36,8 @@ export interface RelayRunResult {
   confirmed: string[];
   pending: string[];
   receipt: string | null;
+  /** Datasets the export left out because they are in conflict (the round is done in part). */
+  conflicts: string[];
   seconds: number;
 }
 
@@ -57,7 +59,7 @@ export async function runRelayRound(opts: RelayRunOptions): Promise<RelayRunResu
   await ensureMbuffer();
   await mkdir(cfg.spool, { recursive: true });
   const lock = await acquireLock(cfg.spool);
-  const result: RelayRunResult = { exported: null, pushed: [], confirmed: [], pending: [], receipt: null, seconds: 0 };
+  const result: RelayRunResult = { exported: null, pushed: [], confirmed: [], pending: [], receipt: null, conflicts: [], seconds: 0 };
   try {
     emit({ event: 'start', source: cfg.source, spool: cfg.spool, to: formatEndpoint(cfg.to) });
     const zfs = await opts.zfs();
@@ -82,6 +84,7 @@ export async function runRelayRound(opts: RelayRunOptions): Promise<RelayRunResu
         storedBytes: exp.storedBytes, conflicts: exp.plan.conflicts.map((c) => c.message),
       });
       result.exported = exp.bundle;
+      result.conflicts = exp.plan.conflicts.map((c) => c.message);
       if (exp.plan.conflicts.length > 0) {
         // The bundle still goes: it carries every dataset not in conflict.
         emit({ event: 'failed', stage: 'export', message: `${exp.plan.conflicts.length} dataset(s) in conflict were left out` });
@@ -97,6 +100,9 @@ export async function runRelayRound(opts: RelayRunOptions): Promise<RelayRunResu
         replyListen: cfg.replyListen,
         receiptTimeoutSeconds: cfg.receiptTimeoutSeconds,
         receiptDir: cfg.spool,
+        idleTimeoutSeconds: cfg.idleTimeoutSeconds,
+        ...(cfg.trustReceiver ? { trustReceiver: cfg.trustReceiver } : {}),
+        onIgnored: (message) => emit({ event: 'ignored', message }),
         progress: opts.progress?.(),
       });
       result.pushed = send.bundles.map((b) => b.bundleId);
@@ -104,7 +110,13 @@ export async function runRelayRound(opts: RelayRunOptions): Promise<RelayRunResu
       if (send.receipt) {
         result.receipt = send.receipt;
         emit({ event: 'receipt', file: send.receipt, bundles: send.reply?.receipt?.bundles ?? [] });
-        ({ receipt, pending, confirmed } = await prune(cfg, zfs, emit));
+        // Only what this accepted receipt confirms goes, never on another file's word.
+        confirmed = pending.filter((b) => send.confirmed.includes(b.manifest.bundleId));
+        pending = pending.filter((b) => !send.confirmed.includes(b.manifest.bundleId));
+        if (confirmed.length > 0) {
+          await pruneBundles(confirmed);
+          emit({ event: 'pruned', bundles: confirmed.map((b) => b.manifest.bundleId) });
+        }
         result.confirmed.push(...confirmed.map((b) => b.manifest.bundleId));
       }
     }

@@ -2,14 +2,18 @@
  * `zferry relay send`: bundles → one tar stream → mbuffer -O HOST:PORT, and,
  * with a reply port, the receiver's receipt back (see docs/relay.md).
  */
-import { dirname, join, resolve } from 'node:path';
+import { rm } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
 import { ZferryError, oneLine } from '../errors.js';
-import { findBundles } from '../bundle/index.js';
-import { ensureMbuffer, formatEndpoint, mbufferIn, mbufferOut, type Endpoint, type MbufferTuning } from '../mbuffer/index.js';
+import { findBundles, writeFileAtomic } from '../bundle/index.js';
+import { DEFAULT_IDLE_TIMEOUT_SECONDS, ensureMbuffer, formatEndpoint, mbufferIn, mbufferOut, type Endpoint, type MbufferProcess, type MbufferTuning } from '../mbuffer/index.js';
 import { SEND_POOL, describeBundles, packBundles } from '../relay/pack.js';
 import { BufferPool, drainInto } from '../pipeline/buffer-pool.js';
-import { parseReply, type RelayReply } from '../relay/reply.js';
+import { evaluateReply, type RelayReply, type ReplyContext } from '../relay/reply.js';
+import { checkBundleName } from '../relay/names.js';
 import { receiptFileName, writeStateAtomic } from '../state/receipt.js';
+import { readPublicKey } from '../trust/minisign.js';
+import { RECEIPT_SIGNATURE_SUFFIX } from '../trust/receipt-signature.js';
 import { silentProgress, type Progress } from '../progress.js';
 
 /** Replies are one small JSON object: a small buffer is plenty. */
@@ -25,6 +29,12 @@ export interface RelaySendOptions {
   receiptTimeoutSeconds: number;
   /** Folder the received receipt is written to; default: the folder holding the first bundle. */
   receiptDir?: string;
+  /** The push, or a reply connection, on which no block moved for this long is dropped (mbuffer -W); default 300. */
+  idleTimeoutSeconds?: number;
+  /** minisign public key file of the receiver: only receipts signed by it are accepted. */
+  trustReceiver?: string;
+  /** Called with one line for each reply that is not accepted; the wait for the real one goes on. */
+  onIgnored?: (message: string) => void;
   progress?: Progress;
 }
 
@@ -35,8 +45,12 @@ export interface RelaySendResult {
   seconds: number;
   /** The receiver's answer, when a reply port was given. */
   reply: RelayReply | null;
-  /** The receipt file written from the reply. */
+  /** The receipt file written from the reply (only an accepted receipt is written). */
   receipt: string | null;
+  /** Bundle ids the accepted receipt confirms: all the push carried, or none. */
+  confirmed: string[];
+  /** Replies not accepted while waiting, one line each. */
+  ignored: string[];
 }
 
 /** Collects a listener's whole output, for the reply. */
@@ -55,10 +69,66 @@ function collect(stream: NodeJS.ReadableStream): Promise<string> {
   });
 }
 
+interface ReplyListener {
+  process: MbufferProcess;
+  /** Everything the one connection sent. */
+  text: Promise<string>;
+}
+
+/**
+ * Listens for one reply connection; its output is collected from the start
+ * (execa lets an unread stdout flow a tick after the spawn, and a reply that
+ * comes during the push must not be lost). Its watchdog drops a peer that
+ * connects and goes quiet.
+ */
+function listenForReply(on: Endpoint, idleSeconds: number): ReplyListener {
+  const mb = mbufferIn(on, REPLY_TUNING, { watchdogSeconds: idleSeconds });
+  const text = collect(mb.stdout);
+  text.catch(() => undefined);
+  return { process: mb, text };
+}
+
+/** The text of one reply connection, or why none came; the listener is killed at the deadline. */
+async function oneReply(l: ReplyListener, deadline: number): Promise<{ text: string } | { failed: string; late: boolean }> {
+  const { process: listener, text } = l;
+  let late = false;
+  const timer = setTimeout(() => {
+    late = true;
+    listener.kill();
+  }, Math.max(0, deadline - Date.now()));
+  try {
+    const got = await text;
+    await listener.done;
+    return { text: got };
+  } catch (err) {
+    await listener.done.catch(() => undefined);
+    return { failed: oneLine(err), late };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Writes the accepted receipt (its exact signed text and signature when signed) into `dir`. */
+async function storeReceipt(dir: string, reply: RelayReply, receipt: NonNullable<RelayReply['receipt']>): Promise<string> {
+  const file = join(dir, receiptFileName(receipt.target));
+  const sig = basename(file) + RECEIPT_SIGNATURE_SUFFIX;
+  if (reply.receiptText !== undefined && reply.receiptSignature !== undefined) {
+    await writeFileAtomic(dir, basename(file), reply.receiptText);
+    await writeFileAtomic(dir, sig, reply.receiptSignature);
+  } else {
+    // An older signature beside an unsigned receipt would vouch for other bytes.
+    await rm(join(dir, sig), { force: true });
+    await writeStateAtomic(file, receipt);
+  }
+  return file;
+}
+
 export async function runRelaySend(opts: RelaySendOptions): Promise<RelaySendResult> {
   const progress = opts.progress ?? silentProgress;
   const started = Date.now();
+  const idle = opts.idleTimeoutSeconds ?? DEFAULT_IDLE_TIMEOUT_SECONDS;
   await ensureMbuffer();
+  const trust = opts.trustReceiver ? { key: await readPublicKey(opts.trustReceiver), file: opts.trustReceiver } : null;
   const dirs: string[] = [];
   for (const p of opts.paths) {
     const found = await findBundles(resolve(p));
@@ -67,17 +137,17 @@ export async function runRelaySend(opts: RelaySendOptions): Promise<RelaySendRes
   }
   const bundles = await describeBundles(dirs);
   bundles.sort((a, b) => a.manifest.createdAt.localeCompare(b.manifest.createdAt));
+  // The receiver takes export's folder names only; say so here rather than after the push.
+  for (const b of bundles) checkBundleName(basename(b.dir), b.dir, b.manifest.bundleId);
   const total = bundles.reduce((n, b) => n + b.bytes, 0);
   const to = formatEndpoint(opts.to);
 
   // Listening before the first byte goes out: a fast receiver must find the port open.
-  const listener = opts.replyListen ? mbufferIn(opts.replyListen, REPLY_TUNING) : null;
-  const replyText = listener ? collect(listener.stdout) : null;
-  replyText?.catch(() => undefined);
+  let listener = opts.replyListen ? listenForReply(opts.replyListen, idle) : null;
   let sent = 0;
   progress.begin(`relay → ${to}`, total, bundles.length);
   progress.stream(`${bundles.length} bundle(s)`, total);
-  const out = mbufferOut(opts.to, opts.tuning);
+  const out = mbufferOut(opts.to, opts.tuning, { watchdogSeconds: idle });
   try {
     const pool = new BufferPool(SEND_POOL.count, SEND_POOL.size);
     const pack = packBundles(bundles, {
@@ -97,8 +167,8 @@ export async function runRelaySend(opts: RelaySendOptions): Promise<RelaySendRes
     }
     await out.done;
   } catch (err) {
-    listener?.kill();
-    await listener?.done.catch(() => undefined);
+    listener?.process.kill();
+    await listener?.process.done.catch(() => undefined);
     if (err instanceof ZferryError) throw err;
     throw new ZferryError(`relay to ${to} failed: ${oneLine(err)}`, {});
   } finally {
@@ -113,30 +183,49 @@ export async function runRelaySend(opts: RelaySendOptions): Promise<RelaySendRes
     seconds: 0,
     reply: null,
     receipt: null,
+    confirmed: [],
+    ignored: [],
   };
-  if (listener && replyText && opts.replyListen) {
+  if (listener && opts.replyListen) {
     const at = formatEndpoint(opts.replyListen);
-    const timer = setTimeout(() => listener.kill(), opts.receiptTimeoutSeconds * 1000);
-    let text: string;
-    try {
-      text = await replyText;
-      await listener.done;
-    } catch (err) {
-      throw new ZferryError(`bundles sent to ${to}, but no receipt arrived on ${at} within ${opts.receiptTimeoutSeconds} s (${oneLine(err)}); they stay pending`, {});
-    } finally {
-      clearTimeout(timer);
+    const deadline = Date.now() + opts.receiptTimeoutSeconds * 1000;
+    const ctx: ReplyContext = {
+      pushed: bundles.map((b) => ({ bundleId: b.manifest.bundleId, source: b.manifest.source, inventory: b.manifest.inventory, streams: b.manifest.streams })),
+      trust,
+      now: new Date(),
+    };
+    const ignore = (reason: string) => {
+      result.ignored.push(reason);
+      opts.onIgnored?.(`reply on ${at} ignored: ${reason}`);
+    };
+    // Until the deadline: a reply that is not the receipt of this push is set aside and the port opened again.
+    const noReceipt = () => {
+      const seen = result.ignored.length > 0 ? ` (${result.ignored.length} repl${result.ignored.length > 1 ? 'ies' : 'y'} ignored, the last: ${result.ignored.at(-1)})` : '';
+      return new ZferryError(`bundles sent to ${to}, but no receipt for them arrived on ${at} within ${opts.receiptTimeoutSeconds} s${seen}; they stay pending`, {});
+    };
+    for (;;) {
+      const got = await oneReply(listener, deadline);
+      if ('failed' in got && got.late) throw noReceipt();
+      if ('failed' in got && /Unable to initialize network/.test(got.failed)) {
+        throw new ZferryError(`bundles sent to ${to}, but the reply port ${at} cannot be opened (${got.failed}); they stay pending`, {});
+      }
+      const v = 'failed' in got ? { kind: 'ignored' as const, reason: got.failed } : evaluateReply(got.text, at, { ...ctx, now: new Date() });
+      if (v.kind === 'refused') {
+        result.reply = v.reply;
+        throw new ZferryError(`receiver ${to} did not apply the bundles: ${v.error}`, {});
+      }
+      if (v.kind === 'accepted') {
+        result.reply = v.reply;
+        result.confirmed = v.confirmed;
+        result.receipt = await storeReceipt(opts.receiptDir ?? dirname(bundles[0].dir), v.reply, v.receipt);
+        break;
+      }
+      ignore(v.reason);
+      if (Date.now() >= deadline) throw noReceipt();
+      // A listener that failed on its own is not reopened in a tight loop.
+      if ('failed' in got) await new Promise((r) => setTimeout(r, Math.min(1000, Math.max(0, deadline - Date.now()))));
+      listener = listenForReply(opts.replyListen, idle);
     }
-    if (text.trim() === '') {
-      throw new ZferryError(`bundles sent to ${to}, but no receipt arrived on ${at} within ${opts.receiptTimeoutSeconds} s; they stay pending`, {});
-    }
-    const reply = parseReply(text, to);
-    result.reply = reply;
-    if (!reply.ok || reply.receipt === null) {
-      throw new ZferryError(`receiver ${to} did not apply the bundles: ${reply.error}`, {});
-    }
-    const dir = opts.receiptDir ?? dirname(bundles[0].dir);
-    result.receipt = join(dir, receiptFileName(reply.receipt.target));
-    await writeStateAtomic(result.receipt, reply.receipt);
   }
   result.seconds = (Date.now() - started) / 1000;
   return result;

@@ -63,18 +63,35 @@ function tuningArgs(t: MbufferTuning, sending: boolean): string[] {
   return args;
 }
 
-/** `mbuffer -q -s … -m … [-r …] [-W secs] -O HOST:PORT`: stdin → network. */
-export function sendArgs(to: Endpoint, t: MbufferTuning, watchdogSeconds?: number): string[] {
-  if (to.host === null) throw new ZferryError(`mbuffer needs a host to connect to (got port ${to.port} alone)`, {}, 2);
-  const args = tuningArgs(t, true);
-  if (watchdogSeconds !== undefined) args.push('-W', String(watchdogSeconds));
-  return [...args, '-O', formatEndpoint(to)];
+/**
+ * `-W SECONDS`, mbuffer's watchdog: it ends mbuffer when no whole block moved
+ * in or out for that long. Placed after -I/-O, it starts once the connection
+ * is made (measured with R20230301: a listener waits for its peer as long as
+ * it takes), so it cuts an idle or stalled peer, never a quiet listener. It
+ * counts blocks, not bytes: a link is cut only when it moves less than one
+ * block (-s) per period, 437 B/s with the defaults (128k, 300 s).
+ */
+function watchdogArgs(seconds: number | undefined): string[] {
+  return seconds === undefined ? [] : ['-W', String(seconds)];
 }
 
-/** `mbuffer -q -s … -m … -I [ADDR:]PORT -o -`: one connection → stdout. */
-export function listenArgs(on: Endpoint, t: MbufferTuning): string[] {
-  return [...tuningArgs(t, false), '-I', formatEndpoint(on), '-o', '-'];
+/** `mbuffer -q -s … -m … [-r …] -O HOST:PORT [-W secs]`: stdin → network. */
+export function sendArgs(to: Endpoint, t: MbufferTuning, watchdogSeconds?: number): string[] {
+  if (to.host === null) throw new ZferryError(`mbuffer needs a host to connect to (got port ${to.port} alone)`, {}, 2);
+  return [...tuningArgs(t, true), '-O', formatEndpoint(to), ...watchdogArgs(watchdogSeconds)];
 }
+
+/** `mbuffer -q -s … -m … -I [ADDR:]PORT [-W secs] -o -`: one connection → stdout. */
+export function listenArgs(on: Endpoint, t: MbufferTuning, watchdogSeconds?: number): string[] {
+  return [...tuningArgs(t, false), '-I', formatEndpoint(on), ...watchdogArgs(watchdogSeconds), '-o', '-'];
+}
+
+/**
+ * Seconds without a block moving before a relay connection is dropped:
+ * long enough for a link of a few kB/s and for a disk that stalls, short
+ * enough that a peer that connects and says nothing frees the port soon.
+ */
+export const DEFAULT_IDLE_TIMEOUT_SECONDS = 300;
 
 export const MBUFFER = 'mbuffer';
 
@@ -88,8 +105,11 @@ export async function ensureMbuffer(): Promise<void> {
   if ((r as { code?: string }).code === 'ENOENT' || r.exitCode === undefined || r.exitCode === 127) throw missing();
 }
 
+/** Marks the error of an mbuffer that its watchdog (-W) ended: the peer went idle. */
+export const IDLE_TIMEOUT = 'idle timeout';
+
 export interface MbufferProcess {
-  /** Resolves when mbuffer exited 0; rejects with a ZferryError carrying its stderr. */
+  /** Resolves when mbuffer exited 0; rejects with a ZferryError carrying its stderr (message containing IDLE_TIMEOUT when its watchdog ended it). */
   done: Promise<void>;
   kill(): void;
 }
@@ -100,6 +120,12 @@ function wrap(sub: ResultPromise, args: string[], what: string): Promise<void> {
     (err: { code?: string; exitCode?: number; signal?: string; stderr?: unknown; isTerminated?: boolean; timedOut?: boolean }) => {
       if (err.code === 'ENOENT') throw missing();
       const stderr = String(err.stderr ?? '').split('\n').filter((l) => l && !/warning: (No controlling terminal|HOME)/.test(l)).join(' | ').trim();
+      const w = args.indexOf('-W');
+      if (w >= 0 && /watchdog timeout/.test(stderr)) {
+        throw new ZferryError(`mbuffer ${what}: nothing moved for ${args[w + 1]} s (${IDLE_TIMEOUT}); the connection was dropped`, {
+          command: [MBUFFER, ...args], exitCode: err.exitCode, stderr,
+        });
+      }
       const how = err.timedOut ? 'timed out' : err.isTerminated ? `was stopped (${err.signal})` : `exited ${err.exitCode}`;
       throw new ZferryError(`mbuffer ${what} ${how}${stderr ? `: ${stderr}` : ''}`, {
         command: [MBUFFER, ...args], exitCode: err.exitCode, stderr,
@@ -118,8 +144,8 @@ export function mbufferOut(to: Endpoint, t: MbufferTuning, opts: { watchdogSecon
 }
 
 /** Starts a listener for one connection; read `stdout` to its end, then await `done`. */
-export function mbufferIn(on: Endpoint, t: MbufferTuning, opts: { timeoutMs?: number } = {}): MbufferProcess & { stdout: Readable } {
-  const args = listenArgs(on, t);
+export function mbufferIn(on: Endpoint, t: MbufferTuning, opts: { timeoutMs?: number; watchdogSeconds?: number } = {}): MbufferProcess & { stdout: Readable } {
+  const args = listenArgs(on, t, opts.watchdogSeconds);
   const sub = execa(MBUFFER, args, {
     stdin: 'ignore', stdout: 'pipe', stderr: 'pipe', buffer: { stdout: false, stderr: true },
     ...(opts.timeoutMs ? { timeout: opts.timeoutMs } : {}),

@@ -3,7 +3,7 @@ import { dirname, resolve } from 'node:path';
 import { ZferryError, readUserFile } from '../errors.js';
 import { validateWith } from '../schemas.js';
 import { parseSize } from '../cli/units.js';
-import { parseEndpoint, SLOW_LINK_TUNING, type Endpoint, type MbufferTuning } from '../mbuffer/index.js';
+import { DEFAULT_IDLE_TIMEOUT_SECONDS, parseEndpoint, SLOW_LINK_TUNING, type Endpoint, type MbufferTuning } from '../mbuffer/index.js';
 
 export interface RelayConfig {
   file: string;
@@ -12,6 +12,10 @@ export interface RelayConfig {
   to: Endpoint;
   replyListen: Endpoint;
   receiptTimeoutSeconds: number;
+  /** The push, or a reply connection, on which no block moved for this long is dropped. */
+  idleTimeoutSeconds: number;
+  /** The receiver's public key file (its relay receive --sign): only receipts signed by it are accepted. */
+  trustReceiver: string | null;
   initialState: string | null;
   level: number;
   volumeSize: number;
@@ -26,6 +30,8 @@ interface RawConfig {
   to: string;
   replyListen: string;
   receiptTimeout?: number;
+  idleTimeout?: number;
+  trustReceiver?: string;
   initialState?: string;
   level?: number;
   volumeSize?: number | string;
@@ -68,6 +74,8 @@ export function parseRelayConfig(text: string, file: string): RelayConfig {
     to: endpoint(raw.to, 'to', true),
     replyListen: endpoint(raw.replyListen, 'replyListen', false),
     receiptTimeoutSeconds: raw.receiptTimeout ?? 3600,
+    idleTimeoutSeconds: raw.idleTimeout ?? DEFAULT_IDLE_TIMEOUT_SECONDS,
+    trustReceiver: raw.trustReceiver === undefined ? null : resolve(base, raw.trustReceiver),
     initialState: raw.initialState === undefined ? null : resolve(base, raw.initialState),
     level: raw.level ?? 3,
     volumeSize: size(raw.volumeSize, 1024 ** 3, file, 'volumeSize')!,

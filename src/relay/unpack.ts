@@ -16,13 +16,14 @@ import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
 import { ZferryError } from '../errors.js';
 import { SIGNATURE_FILE, checkTrust } from '../trust/minisign.js';
-import { MANIFEST_FILE, RESTORE_FILE, SUMS_FILE, parseManifest, verifyArrived, type ArrivedVolume, type Manifest, type VolumeEntry } from '../bundle/index.js';
+import { MANIFEST_FILE, RESTORE_FILE, SUMS_FILE, parseManifest, readManifest, verifyArrived, type ArrivedVolume, type Manifest, type VolumeEntry } from '../bundle/index.js';
 import { fsyncDir } from '../bundle/manifest.js';
 import { sinkToFile } from '../pipeline/file-sink.js';
+import { sourceTag } from '../commands/import.js';
 import { RELAY_HEADER, type RelayHeader } from './pack.js';
+import { bundleNameProblem, isBundleDirName } from './names.js';
 
 export const INCOMING = '.incoming';
-const BUNDLE_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}$/;
 const MAX_SMALL_FILE = 64 * 1024 * 1024;
 
 export interface UnpackResult {
@@ -32,6 +33,8 @@ export interface UnpackResult {
 }
 
 export interface UnpackOptions {
+  /** The source this spool serves (`poolGuid:root`): a bundle from any other is refused at its manifest, before any of its files is written. */
+  source: string;
   onHeader?: (h: RelayHeader) => void;
   onBytes?: (n: number) => void;
   /** Called when a bundle is verified and in place. */
@@ -67,8 +70,9 @@ function parseHeader(data: Buffer): RelayHeader {
     throw new ZferryError(`relay stream: ${RELAY_HEADER} has format ${JSON.stringify(h?.format)} version ${JSON.stringify(h?.formatVersion)}; this zferry reads zferry-relay version 1`, { file: RELAY_HEADER, field: '/formatVersion' });
   }
   for (const b of h.bundles) {
-    if (typeof b?.name !== 'string' || !BUNDLE_NAME.test(b.name)) {
-      throw new ZferryError(`relay stream: bundle name ${JSON.stringify(b?.name)} is not a plain folder name`, { file: RELAY_HEADER, field: '/bundles' });
+    // Only export's names: a peer cannot make a folder named like a receipt, the lock or the journal.
+    if (typeof b?.name !== 'string' || !isBundleDirName(b.name)) {
+      throw new ZferryError(`relay stream: ${bundleNameProblem(typeof b?.name === 'string' ? b.name : String(b?.name))}; nothing was written`, { file: RELAY_HEADER, field: '/bundles' });
     }
   }
   return h;
@@ -77,7 +81,7 @@ function parseHeader(data: Buffer): RelayHeader {
 interface Current {
   name: string;
   temp: string;
-  manifest: Manifest | null;
+  manifest: Manifest;
   volumes: Map<string, VolumeEntry>;
   seen: Set<string>;
   /** Volumes written so far, with the size and sha256 computed as they arrived. */
@@ -96,9 +100,29 @@ async function writeFileSynced(path: string, data: Buffer): Promise<void> {
   }
 }
 
+/**
+ * A bundle's manifest, checked before any of its files is written: the name
+ * is the one export gives this bundle id, the header announced this id, and
+ * it comes from the source the spool serves.
+ */
+function admit(name: string, manifest: Manifest, header: RelayHeader, served: string): void {
+  const problem = bundleNameProblem(name, manifest.bundleId);
+  if (problem) throw new ZferryError(`relay stream: ${problem}; nothing of it was written`, { file: name });
+  const announced = header.bundles.find((b) => b.name === name)?.bundleId;
+  if (announced !== manifest.bundleId) {
+    throw new ZferryError(`relay stream: ${RELAY_HEADER} announced bundle ${name} as ${JSON.stringify(announced)}, its manifest.json says ${manifest.bundleId}`, { file: name, field: '/bundleId' });
+  }
+  const from = sourceTag(manifest.source);
+  if (from !== served) {
+    throw new ZferryError(
+      `relay stream: bundle ${name} comes from source ${from} (${manifest.source.host}), but this spool serves ${served}: refused before any of its files was written`,
+      { file: name, field: '/source' },
+    );
+  }
+}
+
 /** Verified and complete: rename into place (a bundle already there is the same bundle, resent). */
 async function finish(spool: string, cur: Current, trust: string | undefined): Promise<string> {
-  if (cur.manifest === null) throw new ZferryError(`relay stream: bundle ${cur.name} has no ${MANIFEST_FILE}`, { file: cur.name });
   await Promise.all(cur.durable.splice(0));
   await fsyncDir(join(cur.temp, 'streams')).catch(() => undefined);
   await verifyArrived(cur.temp, cur.manifest, cur.arrived);
@@ -106,6 +130,10 @@ async function finish(spool: string, cur: Current, trust: string | undefined): P
   const final = join(spool, cur.name);
   const existing = await stat(join(final, MANIFEST_FILE)).catch(() => null);
   if (existing) {
+    const there = await readManifest(final);
+    if (there.bundleId !== cur.manifest.bundleId) {
+      throw new ZferryError(`relay stream: ${final} already holds bundle ${there.bundleId}, not ${cur.manifest.bundleId}: remove that folder`, { file: final });
+    }
     await rm(cur.temp, { recursive: true, force: true });
   } else {
     await rm(final, { recursive: true, force: true });
@@ -120,7 +148,7 @@ async function finish(spool: string, cur: Current, trust: string | undefined): P
  * that does not match its manifest, or when the stream ends before every
  * bundle the header announced was complete; bundles finished before that stay.
  */
-export async function unpackInto(spool: string, source: Readable, opts: UnpackOptions = {}): Promise<UnpackResult> {
+export async function unpackInto(spool: string, source: Readable, opts: UnpackOptions): Promise<UnpackResult> {
   await mkdir(join(spool, INCOMING), { recursive: true });
   const extract = tar.extract();
   const feeding = pipeline(source, extract);
@@ -149,24 +177,26 @@ export async function unpackInto(spool: string, source: Readable, opts: UnpackOp
       if (!header.bundles.some((b) => b.name === bundle)) throw new ZferryError(`relay stream: ${name} belongs to no bundle announced in ${RELAY_HEADER}`, { file: name });
       if (cur === null || cur.name !== bundle) {
         if (cur !== null) done.push(await finish(spool, cur, opts.trust));
+        cur = null;
         if (done.some((d) => d.endsWith(`/${bundle}`))) throw new ZferryError(`relay stream: bundle ${bundle} appears twice`, { file: name });
+        if (rel !== MANIFEST_FILE) throw new ZferryError(`relay stream: bundle ${bundle} starts with ${rel}, not ${MANIFEST_FILE}`, { file: name });
+        const data = await readSmall(entry, name);
+        // Schema, semantic, name and source checks before a single file of the bundle is written.
+        const manifest = parseManifest(data.toString('utf8'), `${name} (relay from sender)`);
+        admit(bundle, manifest, header, opts.source);
         const temp = join(spool, INCOMING, bundle);
         await rm(temp, { recursive: true, force: true });
         await mkdir(join(temp, 'streams'), { recursive: true });
-        cur = { name: bundle, temp, manifest: null, volumes: new Map(), seen: new Set(), arrived: new Map(), durable: [] };
-        if (rel !== MANIFEST_FILE) throw new ZferryError(`relay stream: bundle ${bundle} starts with ${rel}, not ${MANIFEST_FILE}`, { file: name });
+        cur = { name: bundle, temp, manifest, volumes: new Map(), seen: new Set([MANIFEST_FILE]), arrived: new Map(), durable: [] };
+        for (const s of manifest.streams) for (const v of s.volumes) cur.volumes.set(v.file, v);
+        await writeFileSynced(join(temp, rel), data);
+        count(data.length);
+        continue;
       }
       if (cur.seen.has(rel)) throw new ZferryError(`relay stream: ${name} sent twice`, { file: name });
       cur.seen.add(rel);
       const path = join(cur.temp, rel);
-      if (rel === MANIFEST_FILE) {
-        const data = await readSmall(entry, name);
-        // Schema and semantic checks before a single volume byte is written.
-        cur.manifest = parseManifest(data.toString('utf8'), `${name} (relay from sender)`);
-        for (const s of cur.manifest.streams) for (const v of s.volumes) cur.volumes.set(v.file, v);
-        await writeFileSynced(path, data);
-        count(data.length);
-      } else if (rel === SUMS_FILE || rel === RESTORE_FILE || rel === SIGNATURE_FILE) {
+      if (rel === SUMS_FILE || rel === RESTORE_FILE || rel === SIGNATURE_FILE) {
         const data = await readSmall(entry, name);
         await writeFileSynced(path, data);
         count(data.length);

@@ -138,8 +138,8 @@ export function signatureText(data: Buffer, sk: SecretKey, trustedComment: strin
   ].join('\n');
 }
 
-/** Checks `sigText` over `data` against `pk`; throws a ZferryError naming `sigFile` otherwise. */
-export function checkSignature(data: Buffer, sigText: string, pk: PublicKey, sigFile: string, pubFile: string): void {
+/** Checks `sigText` over `data` (the file `signed`) against `pk`; throws a ZferryError naming `sigFile` otherwise. */
+export function checkSignature(data: Buffer, sigText: string, pk: PublicKey, sigFile: string, pubFile: string, signed: string = MANIFEST_FILE): void {
   const lines = sigText.split('\n');
   if (!lines[0]?.startsWith('untrusted comment:')) throw new ZferryError(`${sigFile}: not a minisign signature (no "untrusted comment:" line)`, { file: sigFile });
   const line = lines[1]?.trim() ?? '';
@@ -156,7 +156,7 @@ export function checkSignature(data: Buffer, sigText: string, pk: PublicKey, sig
   // "Ed" (legacy) signs the file itself; "ED" signs its BLAKE2b-512 hash.
   const message = alg === 'ED' ? createHash('blake2b512').update(data).digest() : data;
   if (!verify(null, message, pk.key, sig)) {
-    throw new ZferryError(`${sigFile}: signature does not match ${MANIFEST_FILE} (edited, or signed by another key with the same id)`, { file: sigFile });
+    throw new ZferryError(`${sigFile}: signature does not match ${signed} (edited, or signed by another key with the same id)`, { file: sigFile });
   }
   const tc = lines[2] ?? '';
   if (!tc.startsWith('trusted comment: ')) throw new ZferryError(`${sigFile}: no "trusted comment:" line`, { file: sigFile });

@@ -4,11 +4,13 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { finishBundle, type Manifest } from '../../src/bundle/index.js';
 import { writeStream } from '../../src/pipeline/index.js';
+import { bundleFolderName } from '../../src/commands/export.js';
 
 /** A one-stream bundle of 300 KiB raw in 48 KiB volumes, under `parent`; returns its folder. */
 export async function makeBundle(parent: string): Promise<string> {
   const id = randomUUID();
-  const dir = join(parent, `zferry-tank-${id.slice(0, 8)}`);
+  // Named as export names bundles: a relay spool accepts no other name.
+  const dir = join(parent, bundleFolderName('tank', id, new Date()));
   const raw = Buffer.concat([randomBytes(200 * 1024), Buffer.alloc(100 * 1024, 3)]);
   const full = await writeStream(Readable.from([raw]), { dir, index: 1, kind: 'full', volumeSize: 48 * 1024, level: 1 });
   const m: Manifest = {

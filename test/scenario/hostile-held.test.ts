@@ -20,6 +20,7 @@ import { cp, mkdir, mkdtemp, open, readdir, readFile, rm, writeFile } from 'node
 import os from 'node:os';
 import path from 'node:path';
 import { type ResultPromise } from 'execa';
+import { sourceId } from '../helpers/relay.js';
 import { makePool, run, type TestPool } from '../helpers/zfslab.js';
 import { STATE_DIR, startZferry, stopZferry, within, zferry, zferryOk, type CliResult } from '../helpers/cli.js';
 import { datasetList, fingerprint, guidList, snapshot, writeData } from '../helpers/fixtures.js';
@@ -284,8 +285,10 @@ test('relay receive over real mbuffer: a symlink to outside, a `../` entry, a 2^
   const signed = JSON.parse((await zferryOk('export', `${src.name}/data`, path.join(dir, 'disk'), '--no-journal', '--sign', path.join(dir, 'signer'), '--json')).stdout).bundle as string;
   const before = await pools();
   let port = BASE;
-  const receive = (spool: string, ...extra: string[]) => {
-    const p = startZferry('relay', 'receive', '--listen', `${LOOP}:${port}`, '--spool', spool, '--import', `${dst.name}/relayed`, '--once', '--buffer', '1M', ...extra);
+  const srcId = await sourceId(src.name);
+  const dataId = await sourceId(`${src.name}/data`);
+  const receive = (spool: string, source: string, ...extra: string[]) => {
+    const p = startZferry('relay', 'receive', '--listen', `${LOOP}:${port}`, '--spool', spool, '--import', `${dst.name}/relayed`, '--source', source, '--once', '--buffer', '1M', ...extra);
     started.push(p);
     return p;
   };
@@ -299,12 +302,12 @@ test('relay receive over real mbuffer: a symlink to outside, a `../` entry, a 2^
   };
   for (const [what, entries, expect] of raw) {
     const spool = path.join(sandbox, `spool-${++port}`);
-    const receiver = receive(spool);
+    const receiver = receive(spool, srcId);
     await sendRaw(LOOP, port, await tarBytes(entries));
     await refused(receiver, spool, expect, what);
   }
   const spool = path.join(sandbox, `spool-${++port}`);
-  const receiver = receive(spool, '--trust', path.join(dir, 'other.pub'));
+  const receiver = receive(spool, dataId, '--trust', path.join(dir, 'other.pub'));
   await waitListening(port);
   await zferry('relay', 'send', signed, '--to', `${LOOP}:${port}`, '--buffer', '1M');
   await refused(receiver, spool, /manifest\.json\.minisig: signed by key [0-9A-F]{16}, not by the trusted key/, 'wrongly signed');

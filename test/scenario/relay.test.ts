@@ -12,40 +12,19 @@ import os from 'node:os';
 import path from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { makePool, run, type TestPool } from '../helpers/zfslab.js';
-import { CLI, startZferry as startInBackground, stopZferry as stop, zferry, zferryOk } from '../helpers/cli.js';
+import { CLI, zferry, zferryOk } from '../helpers/cli.js';
 import { AUTO, buildSource, fingerprint, guidList, snapshot, writeData } from '../helpers/fixtures.js';
+import { LOOP, bundlesIn, sourceId, startZferry, stop, stopAll, untilListening, waitFor } from '../helpers/relay.js';
 
-const LOOP = '127.0.0.1';
 // Distinct per test and away from common services; the pid spreads parallel runs.
 const BASE = 40000 + (process.pid % 2000) * 10;
 
 let src: TestPool;
 let dst: TestPool;
 let work: string;
-const started: ResultPromise[] = [];
-
-function startZferry(args: string[]): ResultPromise {
-  const p = startInBackground(...args);
-  started.push(p);
-  return p;
-}
-
-async function waitFor(what: string, cond: () => Promise<boolean>, ms = 30_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (await cond()) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-}
-
-/** Bundle folders (holding manifest.json) directly under dir. */
-async function bundlesIn(dir: string): Promise<string[]> {
-  const names = await readdir(dir).catch(() => [] as string[]);
-  const out: string[] = [];
-  for (const n of names.sort()) if ((await readdir(path.join(dir, n)).catch(() => [] as string[])).includes('manifest.json')) out.push(n);
-  return out;
-}
+/** What the receiving spools serve: bundles of src's pool, rooted at the pool or at data. */
+let SRC_ID: string;
+let DATA_ID: string;
 
 /** Bytes written so far under SPOOL/.incoming (a transfer in flight). */
 async function incomingBytes(spool: string): Promise<number> {
@@ -62,10 +41,12 @@ before(async () => {
   dst = await makePool('rld', 160);
   work = await mkdtemp(path.join(os.tmpdir(), 'zferry-relay-'));
   await buildSource(src.name);
+  SRC_ID = await sourceId(src.name);
+  DATA_ID = await sourceId(`${src.name}/data`);
 });
 
 after(async () => {
-  for (const p of started) await stop(p);
+  await stopAll();
   await src?.destroy();
   await dst?.destroy();
   await rm(work, { recursive: true, force: true });
@@ -80,10 +61,10 @@ test('relay run: a first seed and two scheduled rounds end with target = source,
     source: src.name, spool: sendSpool, to: `${LOOP}:${BASE + 1}`, replyListen: `${LOOP}:${BASE + 2}`,
     receiptTimeout: 120, volumeSize: '256K', mbuffer: { blockSize: '64k', memory: '4M' },
   });
-  const receiver = startZferry(['relay', 'receive', '--listen', `${LOOP}:${BASE + 1}`, '--spool', recvSpool,
+  const receiver = startZferry(['relay', 'receive', '--listen', `${LOOP}:${BASE + 1}`, '--source', SRC_ID, '--spool', recvSpool,
     '--import', target, '--reply-to', `${LOOP}:${BASE + 2}`, '--buffer', '4M', '--json']);
   try {
-    await new Promise((r) => setTimeout(r, 500));
+    await untilListening(BASE + 1);
     const rounds: Array<Array<Record<string, unknown>>> = [];
     for (let round = 1; round <= 3; round++) {
       if (round === 2) {
@@ -140,10 +121,10 @@ test('relay run: a push to a receiver that is down stays pending and completes n
   assert.equal((await bundlesIn(sendSpool)).length, 1, 'the exported bundle waits in the spool');
   assert.equal(await run('zfs', ['list', '-H', '-o', 'name', target], { allowFailure: true }), '');
 
-  const receiver = startZferry(['relay', 'receive', '--listen', `${LOOP}:${BASE + 3}`, '--spool', recvSpool,
+  const receiver = startZferry(['relay', 'receive', '--listen', `${LOOP}:${BASE + 3}`, '--source', DATA_ID, '--spool', recvSpool,
     '--import', target, '--reply-to', `${LOOP}:${BASE + 4}`, '--once', '--buffer', '4M']);
   try {
-    await new Promise((r) => setTimeout(r, 500));
+    await untilListening(BASE + 3);
     const r = await zferryOk('relay', 'run', '--config', config, '--json');
     assert.ok(!r.stdout.includes('"event":"export"'), 'a pending bundle is pushed, not exported again');
     assert.deepEqual(await guidList(target), await guidList(`${src.name}/data`));
@@ -167,8 +148,8 @@ for (const side of ['sender', 'receiver'] as const) {
     const port = BASE + (side === 'sender' ? 5 : 6);
     const bundle = await exportBundle(path.join(work, `cut-${side}`));
     const spool = path.join(work, `cut-${side}-spool`);
-    const receiver = startZferry(['relay', 'receive', '--listen', `${LOOP}:${port}`, '--spool', spool, '--once', '--buffer', '1M', '--block-size', '16k']);
-    await new Promise((r) => setTimeout(r, 500));
+    const receiver = startZferry(['relay', 'receive', '--listen', `${LOOP}:${port}`, '--source', SRC_ID, '--spool', spool, '--once', '--buffer', '1M', '--block-size', '16k']);
+    await untilListening(port);
     // 128 KiB/s makes the transfer last seconds: time to cut it in the middle.
     const sender = startZferry(['relay', 'send', bundle, '--to', `${LOOP}:${port}`, '--rate', '128k', '--buffer', '1M', '--block-size', '16k']);
     try {
@@ -183,9 +164,9 @@ for (const side of ['sender', 'receiver'] as const) {
       await stop(sender);
       await stop(receiver);
     }
-    const again = startZferry(['relay', 'receive', '--listen', `${LOOP}:${port + 100}`, '--spool', spool, '--once', '--buffer', '1M']);
+    const again = startZferry(['relay', 'receive', '--listen', `${LOOP}:${port + 100}`, '--source', SRC_ID, '--spool', spool, '--once', '--buffer', '1M']);
     try {
-      await new Promise((r) => setTimeout(r, 500));
+      await untilListening(port + 100);
       await zferryOk('relay', 'send', bundle, '--to', `${LOOP}:${port + 100}`, '--buffer', '1M');
       const r = await again;
       assert.equal(r.exitCode, 0, String(r.stderr));
@@ -213,9 +194,9 @@ test('a bundle whose manifest fails verification at the receiver never reaches z
   await writeFile(path.join(bad, 'manifest.json'), JSON.stringify(m, null, 2));
 
   const spool = path.join(work, 'tamper-spool');
-  const receiver = startZferry(['relay', 'receive', '--listen', `${LOOP}:${port}`, '--spool', spool, '--import', target, '--once', '--buffer', '1M']);
+  const receiver = startZferry(['relay', 'receive', '--listen', `${LOOP}:${port}`, '--source', SRC_ID, '--spool', spool, '--import', target, '--once', '--buffer', '1M']);
   try {
-    await new Promise((r) => setTimeout(r, 500));
+    await untilListening(port);
     await zferry('relay', 'send', bad, '--to', `${LOOP}:${port}`, '--buffer', '1M');
     const r = await Promise.race([receiver, new Promise<null>((res) => setTimeout(() => res(null), 30_000))]);
     assert.ok(r !== null, 'receiver ended within 30 s');
@@ -235,12 +216,12 @@ test('relay receive --trust: an unsigned bundle never enters the spool; a signed
   await zferryOk('keygen', '-o', key);
   const unsigned = await exportBundle(path.join(work, 'trust-unsigned'));
   const spool = path.join(work, 'trust-spool');
-  const receive = () => startZferry(['relay', 'receive', '--listen', `${LOOP}:${port}`, '--spool', spool, '--import', target, '--trust', `${key}.pub`, '--once', '--buffer', '1M']);
+  const receive = () => startZferry(['relay', 'receive', '--listen', `${LOOP}:${port}`, '--source', SRC_ID, '--spool', spool, '--import', target, '--trust', `${key}.pub`, '--once', '--buffer', '1M']);
   const finished = (p: ResultPromise) => Promise.race([p, new Promise<null>((res) => setTimeout(() => res(null), 30_000))]);
 
   let receiver = receive();
   try {
-    await new Promise((r) => setTimeout(r, 500));
+    await untilListening(port);
     await zferry('relay', 'send', unsigned, '--to', `${LOOP}:${port}`, '--buffer', '1M');
     const r = await finished(receiver);
     assert.ok(r !== null, 'receiver ended within 30 s');
@@ -257,7 +238,7 @@ test('relay receive --trust: an unsigned bundle never enters the spool; a signed
   const signed = JSON.parse((await zferryOk('export', src.name, signedDir, '--no-journal', '--sign', key, '--volume-size', '128K', '--level', '1', '--json')).stdout).bundle as string;
   receiver = receive();
   try {
-    await new Promise((r) => setTimeout(r, 500));
+    await untilListening(port);
     await zferryOk('relay', 'send', signed, '--to', `${LOOP}:${port}`, '--buffer', '1M');
     const r = await finished(receiver);
     assert.ok(r !== null, 'receiver ended within 30 s');
@@ -272,11 +253,11 @@ test('relay receive --import --delete: a snapshot destroyed on the source goes f
   const port = BASE + 9;
   const target = `${dst.name}/mirror`;
   const spool = path.join(work, 'delete-spool');
-  const receive = () => startZferry(['relay', 'receive', '--listen', `${LOOP}:${port}`, '--spool', spool, '--import', target, '--delete', '--once', '--buffer', '1M']);
+  const receive = () => startZferry(['relay', 'receive', '--listen', `${LOOP}:${port}`, '--source', SRC_ID, '--spool', spool, '--import', target, '--delete', '--once', '--buffer', '1M']);
   const push = async (bundle: string) => {
     const receiver = receive();
     try {
-      await new Promise((r) => setTimeout(r, 500));
+      await untilListening(port);
       await zferryOk('relay', 'send', bundle, '--to', `${LOOP}:${port}`, '--buffer', '1M');
       const r = await Promise.race([receiver, new Promise<null>((res) => setTimeout(() => res(null), 30_000))]);
       assert.ok(r !== null && r.exitCode === 0, String(r?.stderr));

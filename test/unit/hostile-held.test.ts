@@ -118,7 +118,7 @@ test('hostile relay streams are refused at the hostile entry; nothing lands outs
     for (const [what, entries, expect] of cases) {
       const spool = join(root, `spool-${++n}`);
       const source = typeof entries === 'function' ? await entries() : Readable.from([await tarBytes(entries)]);
-      await assert.rejects(unpackInto(spool, source), oneLineError(expect, what), what);
+      await assert.rejects(unpackInto(spool, source, { source: '1234567890123456789:tank' }), oneLineError(expect, what), what);
       // Bundles announced and complete before the hostile entry stay (verified before their rename); nothing else does.
       const left = (await readdir(spool)).filter((x) => x !== '.incoming');
       assert.ok(left.every((x) => x === A || x === B), `${what}: ${left}`);
@@ -131,7 +131,7 @@ test('hostile relay streams are refused at the hostile entry; nothing lands outs
 
     // Positive control: the same entries, in order, make bundles that arrive and verify.
     const spool = join(root, 'spool-good');
-    const r = await unpackInto(spool, Readable.from([await tarBytes([both, ...entriesA, ...entriesB])]));
+    const r = await unpackInto(spool, Readable.from([await tarBytes([both, ...entriesA, ...entriesB])]), { source: '1234567890123456789:tank' });
     assert.deepEqual(r.bundles.map((d) => basename(d)), [A, B]);
     for (const d of r.bundles) await verifyBundle(d);
   } finally {

@@ -17,6 +17,9 @@ import { unpackInto } from '../../src/relay/unpack.js';
 import { parseReply } from '../../src/relay/reply.js';
 import { makeBundle } from '../helpers/bundles.js';
 
+/** The source of makeBundle's bundles, as a spool that serves them names it. */
+const TANK = '1234567890123456789:tank';
+
 test('endpoints: HOST:PORT, [v6]:PORT and a bare port for listeners; bad ones name the option', () => {
   assert.deepEqual(parseEndpoint('backup.example.net:9090', '--to', true), { host: 'backup.example.net', port: 9090 });
   assert.deepEqual(parseEndpoint('[::1]:9090', '--to', true), { host: '::1', port: 9090 });
@@ -25,11 +28,13 @@ test('endpoints: HOST:PORT, [v6]:PORT and a bare port for listeners; bad ones na
   assert.throws(() => parseEndpoint('host:70000', '--to', true), /port from 1 to 65535/);
 });
 
-test('mbuffer command lines: tuning flags, rate only when sending, -O / -I last', () => {
+test('mbuffer command lines: tuning flags, rate only when sending, the watchdog after -O / -I', () => {
   const t = { blockSize: 128 * 1024, memory: 64 * 1024 * 1024, rate: 2 * 1024 * 1024 };
   assert.deepEqual(sendArgs({ host: '127.0.0.1', port: 9090 }, t), ['-q', '-s', '128k', '-m', '65536k', '-r', '2048k', '-O', '127.0.0.1:9090']);
-  assert.deepEqual(sendArgs({ host: '::1', port: 9 }, SLOW_LINK_TUNING, 60), ['-q', '-s', '128k', '-m', '65536k', '-W', '60', '-O', '[::1]:9']);
+  // The watchdog after -O/-I: mbuffer starts it once the connection is made.
+  assert.deepEqual(sendArgs({ host: '::1', port: 9 }, SLOW_LINK_TUNING, 60), ['-q', '-s', '128k', '-m', '65536k', '-O', '[::1]:9', '-W', '60']);
   assert.deepEqual(listenArgs({ host: null, port: 9090 }, t), ['-q', '-s', '128k', '-m', '65536k', '-I', '9090', '-o', '-']);
+  assert.deepEqual(listenArgs({ host: null, port: 9090 }, t, 300), ['-q', '-s', '128k', '-m', '65536k', '-I', '9090', '-W', '300', '-o', '-']);
 });
 
 test('relay config: defaults, sizes with units, paths relative to the file; errors name the field', () => {
@@ -78,13 +83,13 @@ test('pack → unpack: bundles arrive verified and complete; any cut of the stre
     const dirs = [await makeBundle(join(root, 'out')), await makeBundle(join(root, 'out'))];
     const tarBytes = await buffer(packBundles(await describeBundles(dirs)));
     const spool = join(root, 'spool');
-    const r = await unpackInto(spool, Readable.from([tarBytes]));
+    const r = await unpackInto(spool, Readable.from([tarBytes]), { source: TANK });
     assert.deepEqual(r.bundles.map((d) => basename(d)), dirs.map((d) => basename(d)));
 
     // Cut inside the header, the first manifest, a volume, between bundles, and in the end blocks.
     for (const cut of [100, 1500, 40_000, Math.floor(tarBytes.length / 2), tarBytes.length - 2000]) {
       const s = join(root, `cut-${cut}`);
-      await assert.rejects(unpackInto(s, Readable.from([tarBytes.subarray(0, cut)])), (e: unknown) => e instanceof ZferryError, `cut at ${cut}`);
+      await assert.rejects(unpackInto(s, Readable.from([tarBytes.subarray(0, cut)]), { source: TANK }), (e: unknown) => e instanceof ZferryError, `cut at ${cut}`);
       const names = (await readdir(s)).filter((n) => n !== '.incoming');
       // A bundle finished before the cut may stay; it is complete (verifyArrived passed before its rename).
       assert.ok(names.length <= 1, `cut at ${cut}: ${names}`);
@@ -95,7 +100,7 @@ test('pack → unpack: bundles arrive verified and complete; any cut of the stre
     const flipped = Buffer.from(tarBytes);
     flipped[20_000] ^= 0xff;
     const s = join(root, 'flipped');
-    await assert.rejects(unpackInto(s, Readable.from([flipped])), /sha256|manifest|relay stream/);
+    await assert.rejects(unpackInto(s, Readable.from([flipped]), { source: TANK }), /sha256|manifest|relay stream/);
     assert.deepEqual((await readdir(s)).filter((n) => n !== '.incoming'), []);
   } finally {
     await rm(root, { recursive: true, force: true });
@@ -129,7 +134,7 @@ test('a pooled pack is byte-identical to an unpooled one while two small buffers
     await drainInto(packBundles(await describeBundles(dirs), { pool, onBytes: (n) => (sent += n) }), slowCopier(parts), (c) => pool.release(c));
     assert.ok(taken > 100, `buffers taken ${taken}`);
     assert.ok(Buffer.concat(parts).equals(plain), 'pooled tar stream differs');
-    const r = await unpackInto(join(root, 'spool'), Readable.from(parts));
+    const r = await unpackInto(join(root, 'spool'), Readable.from(parts), { source: TANK });
     assert.equal(r.bundles.length, 2);
     assert.equal(sent, r.bytes);
   } finally {

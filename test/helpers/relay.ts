@@ -1,0 +1,71 @@
+/** Processes and facts the relay tests share: zferry children killed by their handle, bounded waits, spool contents, source ids. */
+import { readdir } from 'node:fs/promises';
+import path from 'node:path';
+import { execa, type ResultPromise } from 'execa';
+import { CLI, STATE_DIR } from './cli.js';
+import { run } from './zfslab.js';
+
+export const LOOP = '127.0.0.1';
+
+/** Every zferry this test file started, for `after` to stop. */
+export const started: ResultPromise[] = [];
+
+export function startZferry(args: string[]): ResultPromise {
+  const p = execa(process.execPath, [CLI, ...args], { reject: false, stdin: 'ignore', env: { LC_ALL: 'C', ZFERRY_STATE_DIR: STATE_DIR } });
+  started.push(p);
+  return p;
+}
+
+/** SIGTERM lets zferry stop its mbuffer child (execa's cleanup); SIGKILL after 5 s, or at once with `hard`. */
+export async function stop(p: ResultPromise, hard = false): Promise<void> {
+  if (p.exitCode !== undefined && p.exitCode !== null) return;
+  p.kill(hard ? 'SIGKILL' : 'SIGTERM');
+  const ended = await Promise.race([p.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 5_000))]);
+  if (!ended) {
+    p.kill('SIGKILL');
+    await Promise.race([p, new Promise((r) => setTimeout(r, 5_000))]);
+  }
+}
+
+export async function stopAll(): Promise<void> {
+  for (const p of started) await stop(p);
+}
+
+/** The process's result, or null when it has not ended within `ms`. */
+export function finished<T>(p: Promise<T>, ms = 30_000): Promise<T | null> {
+  return Promise.race([p, new Promise<null>((r) => setTimeout(() => r(null), ms))]);
+}
+
+export async function waitFor(what: string, cond: () => Promise<boolean>, ms = 30_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (await cond()) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+}
+
+/** Bundle folders (holding manifest.json) directly under dir. */
+export async function bundlesIn(dir: string): Promise<string[]> {
+  const names = await readdir(dir).catch(() => [] as string[]);
+  const out: string[] = [];
+  for (const n of names.sort()) if ((await readdir(path.join(dir, n)).catch(() => [] as string[])).includes('manifest.json')) out.push(n);
+  return out;
+}
+
+/** The id `relay receive --source` takes for bundles exported from `root`: POOLGUID:ROOT, as import marks targets. */
+export async function sourceId(root: string): Promise<string> {
+  const guid = (await run('zpool', ['list', '-H', '-o', 'guid', root.split('/')[0]])).trim();
+  return `${guid}:${root}`;
+}
+
+/** Whether something listens on 127.0.0.1's or every address's TCP `port` (ss, as a user would check). */
+export async function listening(port: number): Promise<boolean> {
+  const out = await run('ss', ['-Hltn', `sport = :${port}`], { allowFailure: true });
+  return out.trim() !== '';
+}
+
+/** Waits until a receiver started on `port` listens, so a sender never races its start-up. */
+export function untilListening(port: number, ms = 30_000): Promise<void> {
+  return waitFor(`a listener on port ${port}`, () => listening(port), ms);
+}
