@@ -123,7 +123,7 @@ export function relayCommand(): Command {
   tuningOptions(relay
     .command('receive')
     .description('Listen with mbuffer -I, verify every file against its manifest as it arrives, and move each complete bundle into the spool.')
-    .requiredOption('--listen <[addr:]port>', 'where to listen', endpoint('--listen', false))
+    .requiredOption('--listen <[peer:]port>', 'the port to listen on (every address); with PEER:, only that host may connect (mbuffer -I semantics)', endpoint('--listen', false))
     .requiredOption('--spool <dir>', 'folder the verified bundles go to')
     .option('--import <target>', 'after each transfer, import the spool into TARGET (as zferry import)')
     .option('--source <poolguid:root>', 'the source this spool serves (as import marks TARGET: zferry:source); default: TARGET\'s mark. Bundles of any other source are refused before they enter the spool')
@@ -138,7 +138,8 @@ export function relayCommand(): Command {
     .option('--json', 'one JSON line per transfer on stdout (no progress bars)', false)
     .addHelpText('after', example(
       '# the source id: on the source host, echo "$(zpool list -H -o guid tank):tank"\n' +
-      'zferry relay receive --listen 0.0.0.0:9090 --spool /srv/zferry/spool --import backup --source 1234567890123456789:tank --reply-to source.example.net:9091\n' +
+      '# --listen PEER:PORT accepts only that peer (mbuffer -I semantics); a bare PORT accepts any\n' +
+      'zferry relay receive --listen source.example.net:9090 --spool /srv/zferry/spool --import backup --source 1234567890123456789:tank --reply-to source.example.net:9091\n' +
       '# signed receipts, for a sender with --trust-receiver / "trustReceiver"\n' +
       'zferry relay receive --listen 9090 --spool /srv/zferry/spool --import backup --reply-to source.example.net:9091 --sign /etc/zferry/receiver-key',
     )), false)

@@ -40,7 +40,7 @@ export function parseEndpoint(text: string, what: string, hostRequired: boolean)
   const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:\s[\]]+)):(\d{1,5})$/.exec(text) ?? (hostRequired ? null : /^()()(\d{1,5})$/.exec(text));
   const port = m ? Number(m[3]) : NaN;
   if (!m || !Number.isInteger(port) || port < 1 || port > 65535) {
-    const form = hostRequired ? 'HOST:PORT (e.g. backup.example.net:9090)' : '[ADDR:]PORT (e.g. 9090 or 0.0.0.0:9090)';
+    const form = hostRequired ? 'HOST:PORT (e.g. backup.example.net:9090)' : '[PEER:]PORT (e.g. 9090, or source.example.net:9090 to accept only that peer)';
     throw new ZferryError(`invalid ${what} '${text}': expected ${form} with a port from 1 to 65535`, {}, 2);
   }
   const host = m[1] || m[2] || null;
