@@ -6,7 +6,7 @@ import { DEFAULT_IDLE_TIMEOUT_SECONDS, parseEndpoint, SLOW_LINK_TUNING, type Mbu
 import type { TransferResult } from '../commands/relay-receive.js';
 import type { RelayEvent } from '../commands/relay-run.js';
 import { formatBytes } from './units.js';
-import { example, sizeOption, unitOption } from './options.js';
+import { collect, example, sizeOption, unitOption } from './options.js';
 
 // Loaded when a relay command runs, as in main.ts: starting zferry stays cheap.
 const probeZfs = async (): Promise<Zfs> => (await import('../zfs/index.js')).Zfs.probe();
@@ -129,6 +129,7 @@ export function relayCommand(): Command {
     .option('--source <poolguid:root>', 'the source this spool serves (as import marks TARGET: zferry:source); default: TARGET\'s mark. Bundles of any other source are refused before they enter the spool')
     .option('--force', 'with --import: import even if TARGET mirrors another source', false)
     .option('--delete', 'with --import: import --delete, like rsync --delete (destroy under TARGET what the source no longer has)', false)
+    .option('--max-delete <limit>', 'with --delete: the deletion guard, as for import (N datasets, P% of quiet datasets\' snapshots, or all); repeatable', collect, [] as string[])
     .option('--reply-to <host:port>', 'send the receipt (or the reason for failure) to the sender\'s --reply-port', endpoint('--reply-to', true))
     .option('--trust <public-key>', 'accept only bundles signed by this minisign public key (zferry keygen\'s KEY.pub): others never enter the spool')
     .option('--sign <secret-key>', 'with --import: sign each receipt with this key (zferry keygen), receipt-TARGET.json.minisig; the signature goes back to the sender')
@@ -148,9 +149,10 @@ export function relayCommand(): Command {
       const asJson = lines(o.json);
       const makeProgress = await loadProgress();
       const { runRelayReceive } = await import('../commands/relay-receive.js');
+      const { parseMaxDelete } = await import('../plan/import.js');
       const t = await runRelayReceive({
         listen: o.listen, spool: o.spool, tuning: tuning(o), importTarget: o.import ?? null, force: o.force,
-        deleteAfterImport: o.delete, replyTo: o.replyTo ?? null, once: o.once, trust: o.trust, identity: o.identity,
+        deleteAfterImport: o.delete, maxDelete: parseMaxDelete(o.maxDelete), replyTo: o.replyTo ?? null, once: o.once, trust: o.trust, identity: o.identity,
         source: o.source ?? null, sign: o.sign, idleTimeoutSeconds: o.idleTimeout,
         zfs: async () => (zfs ??= await probeZfs()),
         progress: () => makeProgress(o.json),

@@ -15,6 +15,7 @@ import { parseState, type TargetState } from '../state/receipt.js';
 import { writeFileAtomic } from '../bundle/index.js';
 import { readSecretKey, type SecretKey } from '../trust/minisign.js';
 import { RECEIPT_SIGNATURE_SUFFIX, signReceipt } from '../trust/receipt-signature.js';
+import type { MaxDelete } from '../plan/index.js';
 import { runImport, SOURCE_PROPERTY, type ImportResult } from './import.js';
 import { REPLY_TUNING } from './relay-send.js';
 import { silentProgress, type Progress } from '../progress.js';
@@ -31,6 +32,8 @@ export interface RelayReceiveOptions {
   force: boolean;
   /** With importTarget: import --delete (destroy under the target what the source no longer has). */
   deleteAfterImport: boolean;
+  /** With deleteAfterImport: the deletion guard's limits (import --max-delete). */
+  maxDelete?: MaxDelete;
   replyTo: Endpoint | null;
   /** The source the spool serves (`poolGuid:root`); without it, the import target's zferry:source mark. */
   source?: string | null;
@@ -133,7 +136,7 @@ async function receiveOne(opts: RelayReceiveOptions, served: Served): Promise<Tr
       // Refuse a poisoned spool by name, rather than fail inside import on every transfer.
       await checkSpoolServes(opts.spool, served.source);
       const zfs = await opts.zfs();
-      result.import = await runImport(zfs, { path: opts.spool, target: opts.importTarget, dryRun: false, force: opts.force, delete: opts.deleteAfterImport, trust: opts.trust, identity: opts.identity, progress: opts.progress?.() });
+      result.import = await runImport(zfs, { path: opts.spool, target: opts.importTarget, dryRun: false, force: opts.force, delete: opts.deleteAfterImport, ...(opts.maxDelete ? { maxDelete: opts.maxDelete } : {}), trust: opts.trust, identity: opts.identity, progress: opts.progress?.() });
       const file = result.import.receipt;
       if (file === null) {
         throw new ZferryError(`import into ${opts.importTarget} applied no bundle and wrote no receipt${result.import.deferred.length > 0 ? `: ${result.import.deferred[0].message}` : ''}`, { dataset: opts.importTarget });
