@@ -19,7 +19,7 @@ export {
 } from './manifest.js';
 export { SUMS_FILE, sha256sumsText } from './sums.js';
 export { RESTORE_FILE, restoreText, shellQuote } from './restore.js';
-export { verifyBundle, verifyArrived, type VerifyReport, type ArrivedVolume } from './verify.js';
+export { verifyBundle, verifyArrived, checkBundleAtRest, type VerifyReport, type ArrivedVolume } from './verify.js';
 export { isBundleDir, findBundles } from './find.js';
 export { finishBundle, withRestore } from './finish.js';
 export { validateManifestSchema, SCHEMA_URL, type SchemaProblem } from './schema.js';

@@ -171,6 +171,22 @@ function checkRestoreForVersion(head: Record<string, unknown>): Problem | null {
 }
 
 function checkSemantics(m: Manifest): Problem | null {
+  // The inventory is the source's word for --delete; a stream it does not
+  // account for means one of the two is not the source's.
+  if (m.inventory.root !== m.source.root) return { path: '/inventory/root', message: `must be the source root ${m.source.root}, got ${m.inventory.root}` };
+  const inventory = new Map(m.inventory.datasets.map((d) => [d.path, d]));
+  if (inventory.size !== m.inventory.datasets.length) return { path: '/inventory/datasets', message: 'lists a dataset path twice' };
+  if (!inventory.has('')) return { path: '/inventory/datasets', message: `lacks the root dataset ${m.inventory.root} (path "")` };
+  for (let i = 0; i < m.streams.length; i++) {
+    const s = m.streams[i];
+    const at = `/streams/${i}`;
+    const d = inventory.get(s.dataset);
+    if (!d) return { path: `${at}/dataset`, message: `${JSON.stringify(s.dataset)} is not in the manifest's own inventory` };
+    if (s.kind !== 'create' && d.type !== s.type) return { path: `${at}/type`, message: `is ${s.type}, but the inventory lists ${JSON.stringify(s.dataset)} as a ${d.type}` };
+    const guids = new Set(d.snapshots.map((x) => x.guid));
+    const missing = s.creates.find((c) => !guids.has(c.guid));
+    if (missing) return { path: `${at}/creates`, message: `@${missing.name} (guid ${missing.guid}) is not in the inventory of ${JSON.stringify(s.dataset)}` };
+  }
   for (let i = 0; i < m.streams.length; i++) {
     const s = m.streams[i];
     const at = `/streams/${i}`;

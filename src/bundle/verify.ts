@@ -149,3 +149,25 @@ async function checkNoStrays(bundleDir: string, m: Manifest): Promise<void> {
     }
   }
 }
+
+/**
+ * The checks of a bundle that read no volume byte: SHA256SUMS agrees with the
+ * manifest, no stray file under streams/, every volume present with its
+ * manifest size. Import runs it before anything is received when it verifies
+ * volumes as it streams them (one read pass), so a missing or cut volume is
+ * found before the first receive rather than part way through.
+ */
+export async function checkBundleAtRest(bundleDir: string, manifest: Manifest): Promise<void> {
+  await checkSums(bundleDir, manifest);
+  await checkNoStrays(bundleDir, manifest);
+  for (const s of manifest.streams) {
+    for (const v of s.volumes) {
+      const path = join(bundleDir, v.file);
+      const size = await stat(path).then((st) => st.size, () => null);
+      if (size === null) throw new ZferryError(`missing volume ${path}`, { file: path });
+      if (size !== v.bytes) {
+        throw new ZferryError(`${path}: size is ${size} bytes, manifest says ${v.bytes} (${size < v.bytes ? 'truncated' : 'too long'})`, { file: path, offset: Math.min(size, v.bytes) });
+      }
+    }
+  }
+}

@@ -140,6 +140,7 @@ export function buildProgram(): Command {
     .option('--rollback', 'roll back to the common snapshot when the target has changes or snapshots of its own', false)
     .option('--trust <public-key>', 'accept only bundles whose manifest is signed by this minisign public key (KEY.pub from zferry keygen)')
     .option('--identity <file>', 'age identity file (AGE-SECRET-KEY-1…) for bundles exported with --encrypt-to')
+    .option('--verify-first', 'read and check every byte before the first receive (two read passes); by default each volume is checked as it streams into zfs recv, and a stream\'s end reaches zfs only once all its bytes matched', false)
     .option('--json', 'print the result as JSON on stdout (no progress bars)', false)
     .addHelpText('after', example(
       '# see what would be received and destroyed, then do it\n' +
@@ -155,7 +156,7 @@ export function buildProgram(): Command {
       const { runImport } = await import('../commands/import.js');
       const r = await runImport(zfs, {
         path, target, dryRun: o.dryRun, force: o.force, delete: o.delete, rollback: o.rollback,
-        trust: o.trust, identity: o.identity, progress: await progressFor(o.json),
+        trust: o.trust, identity: o.identity, verifyFirst: o.verifyFirst, progress: await progressFor(o.json),
       });
       if (o.json) emitJson(r);
       else (await printer()).printImport(r, o.dryRun);

@@ -6,12 +6,15 @@
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { join } from 'node:path';
-import type { Inventory, SourceIdentity } from '../model.js';
+import type { Guid, Inventory } from '../model.js';
 import { joinDataset } from '../model.js';
 import { ZferryError } from '../errors.js';
 import type { Zfs } from '../zfs/index.js';
-import { checkApply, checkEncryptionMatch, FULL_SCOPE, planDelete, projectTarget, type ApplyDecision, type DeletePlan, type Step } from '../plan/index.js';
-import { findBundles, readManifest, verifyBundle, type Manifest, type StreamEntry } from '../bundle/index.js';
+import {
+  lineageOrder, planImport, receivesClones, SOURCE_PROPERTY, SOURCE_TXG_PROPERTY,
+  type BundleIn, type DeletePlan, type ImportPlan, type ReceiveOptions, type TargetFacts,
+} from '../plan/index.js';
+import { checkBundleAtRest, findBundles, readManifest, verifyBundle, type Manifest, type StreamEntry } from '../bundle/index.js';
 import { readStream } from '../pipeline/index.js';
 import { makeState, receiptFileName, writeStateAtomic } from '../state/receipt.js';
 import { silentProgress, type Progress } from '../progress.js';
@@ -19,8 +22,7 @@ import { checkTrust, readPublicKey } from '../trust/minisign.js';
 import { checkIdentityOpens, readIdentities } from '../trust/age.js';
 import { testPause } from '../test-hook.js';
 
-/** User property on the target root naming the source it mirrors. */
-export const SOURCE_PROPERTY = 'zferry:source';
+export { SOURCE_PROPERTY, sourceTag } from '../plan/index.js';
 
 export interface ImportOptions {
   path: string;
@@ -36,6 +38,8 @@ export interface ImportOptions {
   trust?: string;
   /** age identity file, for bundles exported with --encrypt-to. */
   identity?: string;
+  /** Check every byte of every bundle before the first receive (two read passes) instead of as each stream is received. */
+  verifyFirst?: boolean;
   progress?: Progress;
 }
 
@@ -59,10 +63,6 @@ export interface ImportResult {
   seconds: number;
 }
 
-export function sourceTag(s: SourceIdentity): string {
-  return `${s.poolGuid}:${s.root}`;
-}
-
 function label(s: StreamEntry): string {
   const ds = s.dataset === '' ? '(root)' : s.dataset;
   if (s.kind === 'create') return `${ds} (create)`;
@@ -71,97 +71,38 @@ function label(s: StreamEntry): string {
   return `${ds} ${origin}@${s.from?.name}→@${s.to?.name}`;
 }
 
-/** All bundles must come from one source; the target must mirror that source. */
-async function checkIdentity(zfs: Zfs, target: string, targetInv: Inventory | null, manifests: Manifest[], force: boolean): Promise<void> {
-  const first = manifests[0];
-  for (const m of manifests) {
-    if (sourceTag(m.source) !== sourceTag(first.source)) {
-      throw new ZferryError(
-        `bundles under one path come from different sources (${first.source.root} on pool guid ${first.source.poolGuid} and ${m.source.root} on pool guid ${m.source.poolGuid}): import them separately`,
-        { field: '/source' },
-      );
-    }
-  }
-  if (targetInv === null || force) return;
-  const recorded = await zfs.getProperty(target, SOURCE_PROPERTY);
-  if (recorded !== null && recorded !== sourceTag(first.source)) {
-    throw new ZferryError(
-      `${target} mirrors source ${recorded}, but the bundle comes from ${sourceTag(first.source)} (${first.source.host}): refusing; use --force to import anyway`,
-      { dataset: target, field: '/source' },
-    );
-  }
-  if (recorded === null) {
-    // A target seeded by hand (zfs send -R) has no mark yet: it must share snapshots with the source.
-    const sourceGuids = new Set(first.inventory.datasets.flatMap((d) => d.snapshots.map((s) => s.guid)));
-    const targetGuids = targetInv.datasets.flatMap((d) => d.snapshots.map((s) => s.guid));
-    if (targetGuids.length > 0 && !targetGuids.some((g) => sourceGuids.has(g))) {
-      throw new ZferryError(
-        `${target} holds ${targetGuids.length} snapshots and none of them is in the bundle's source ${first.source.root} (${first.source.host}): it looks like another source's copy; refusing; use --force to import anyway`,
-        { dataset: target, field: '/source' },
-      );
-    }
-  }
+function parseTxg(value: string | null): bigint | null {
+  return value !== null && /^[0-9]{1,20}$/.test(value) ? BigInt(value) : null;
 }
 
-/** A manifest stream as the planner's step, to project what the target will hold. */
-function asStep(s: StreamEntry): Step {
-  if (s.kind === 'create') return { kind: 'create', dataset: s.dataset, type: 'filesystem' };
-  if (s.to === null) throw new ZferryError(`stream ${s.index} has no "to" snapshot`, { field: `/streams/${s.index - 1}/to` });
-  return { kind: s.kind, dataset: s.dataset, type: s.type, from: s.from, to: s.to, intermediates: s.intermediates, creates: s.creates, force: s.force };
-}
-
-async function readTarget(zfs: Zfs, target: string): Promise<Inventory | null> {
-  return (await zfs.exists(target)) ? zfs.inventory(target) : null;
-}
-
-/**
- * The target as it will be once interrupted `receive -s` states are aborted:
- * a dataset whose first (full) receive was cut holds no snapshot and goes
- * away with `zfs receive -A`, so the pre-flight must not see it.
- */
-function withoutPartial(inv: Inventory | null, partial: Set<string>): Inventory | null {
-  if (!inv || partial.size === 0) return inv;
-  const gone = (path: string) => partial.has(joinDataset(inv.root, path)) && inv.datasets.find((d) => d.path === path)?.snapshots.length === 0;
-  if (gone('')) return null;
-  return { root: inv.root, datasets: inv.datasets.filter((d) => !gone(d.path)) };
-}
-
-/**
- * What a received filesystem must not do on the backup host: mount itself at
- * boot (a mount dirties it and the next incremental is refused), or mount
- * over the host's own paths (a mountpoint sent with -p). Received
- * filesystems get canmount=noauto and inherit their mountpoint from TARGET.
- */
-function receivedOverrides(s: StreamEntry): { exclude: string[]; set: Record<string, string> } {
-  const props = s.sendFlags.includes('-p');
-  return {
-    exclude: props ? ['mountpoint'] : [],
-    set: s.type === 'filesystem' ? { canmount: 'noauto' } : {},
-  };
-}
-
-/** Where zfs recv cannot take -x/-o, the same result is set after the receive. */
-async function applyOverridesAfter(zfs: Zfs, dataset: string, s: StreamEntry): Promise<void> {
-  const o = receivedOverrides(s);
-  for (const p of o.exclude) await zfs.inherit(dataset, p);
-  // Without -p a property set once stays: only a stream that makes the dataset (full, or a clone's first) needs it.
-  if (s.kind === 'full' || s.from?.dataset !== undefined || o.exclude.length > 0) {
-    for (const [p, v] of Object.entries(o.set)) await zfs.setProperty(dataset, p, v);
-  }
+interface ReceiveJob {
+  dir: string;
+  target: string;
+  stream: StreamEntry;
+  /** The plan's receive options: nothing here is read from the manifest. */
+  receive: ReceiveOptions;
+  partial: Set<string>;
+  progress: Progress;
+  age?: AgeKeys;
+  volumesVerified: boolean;
 }
 
 /** Receives one stream; the tail gate keeps the end record from zfs recv unless every byte matched. */
-async function receiveStream(zfs: Zfs, dir: string, target: string, s: StreamEntry, partial: Set<string>, progress: Progress, age: AgeKeys | undefined, volumesVerified: boolean): Promise<void> {
-  const dataset = joinDataset(target, s.dataset);
+async function receiveStream(zfs: Zfs, job: ReceiveJob): Promise<void> {
+  const { stream: s, receive } = job;
+  const dataset = joinDataset(job.target, s.dataset);
   // A receive -s someone else interrupted blocks every new receive into the dataset.
-  if (partial.has(dataset)) await zfs.abortReceive(dataset);
-  const overrides: { exclude?: string[]; set?: Record<string, string> } = zfs.caps.recvPropertyOverride ? receivedOverrides(s) : {};
-  const origin = s.from?.dataset !== undefined ? `${joinDataset(target, s.from.dataset)}@${s.from.name}` : null;
-  // Named, not left to zfs recv's search by guid, which may find another copy in the pool.
-  if (origin && zfs.caps.recvPropertyOverride) overrides.set = { ...overrides.set, origin };
-  const recv = zfs.receive({ dataset, force: s.force, ...overrides });
-  // After the verify pass the volumes' sha256 is not computed again; the tail gate's raw sha256 still guards every byte.
-  const source = readStream(dir, s, { onBytes: (n) => progress.advance(n), volumesVerified, ...(age ? { age } : {}) });
+  if (job.partial.has(dataset)) {
+    await zfs.abortReceive(dataset);
+    job.partial.delete(dataset);
+  }
+  const recv = zfs.receive({
+    dataset, force: receive.force, exclude: receive.exclude, set: receive.set,
+    // Named, not left to zfs recv's search by guid, which may find another copy in the pool.
+    ...(receive.origin ? { origin: `${joinDataset(job.target, receive.origin.dataset)}@${receive.origin.name}` } : {}),
+  });
+  // Volumes' sha256 are checked as they are read unless a verify pass just did; the tail gate's raw sha256 guards every byte either way.
+  const source = readStream(job.dir, s, { onBytes: (n) => job.progress.advance(n), volumesVerified: job.volumesVerified, ...(job.age ? { age: job.age } : {}) });
   const tap = pauseTap(`import:stream:${s.index}`);
   // Registered before pipeline's own handler: zfs recv is stopped before its stdin closes.
   source.once('error', () => recv.kill());
@@ -183,13 +124,6 @@ async function receiveStream(zfs: Zfs, dir: string, target: string, s: StreamEnt
     }
     throw err;
   });
-  if (!zfs.caps.recvPropertyOverride) await applyOverridesAfter(zfs, dataset, s);
-  if (origin) {
-    const got = await zfs.getProperty(dataset, 'origin');
-    if (got !== origin) {
-      throw new ZferryError(`${dataset} was received as a clone of ${got ?? 'nothing'}, not of ${origin}: zfs recv picked another snapshot with guid ${s.from!.guid}`, { dataset });
-    }
-  }
 }
 
 type AgeKeys = { identities: string[]; file: string };
@@ -225,62 +159,43 @@ async function readManifests(dirs: string[], trust: string | undefined): Promise
   return out;
 }
 
-export async function runImport(zfs: Zfs, opts: ImportOptions): Promise<ImportResult> {
-  const progress = opts.progress ?? silentProgress;
-  const started = Date.now();
-  const dirs = await findBundles(opts.path);
-  if (dirs.length === 0) {
-    throw new ZferryError(`${opts.path}: no zferry bundle here (no manifest.json in it or its sub-folders)`, { file: opts.path });
-  }
-  const bundles = await readManifests(dirs, opts.trust);
-  bundles.sort((a, b) => a.manifest.createdAt.localeCompare(b.manifest.createdAt));
-  const encrypted = bundles.find((b) => b.manifest.encryption !== undefined);
-  if (encrypted && !opts.identity) {
-    const file = join(encrypted.dir, 'manifest.json');
-    throw new ZferryError(`${file}: the bundle is encrypted with age (to ${encrypted.manifest.encryption?.recipients.join(', ')}): pass --identity FILE`, { file });
-  }
-  const age: AgeKeys | undefined = opts.identity ? { identities: await readIdentities(opts.identity), file: opts.identity } : undefined;
-  for (const b of bundles) if (b.manifest.encryption && age) await checkIdentityOpens(b.dir, b.manifest, age);
-
-  const partial = await zfs.resumeTokens(opts.target);
-  let current = withoutPartial(await readTarget(zfs, opts.target), partial);
-  await checkIdentity(zfs, opts.target, current, bundles.map((b) => b.manifest), opts.force);
-
-  // Pre-flight every bundle on a simulated target before anything is touched.
-  // Bundles are in lineage order (each planned on top of the one before);
-  // one planned on a bundle that is not here is deferred, not refused.
-  const plans: Array<{ dir: string; manifest: Manifest; decisions: ApplyDecision[] }> = [];
-  const deferred: ImportResult['deferred'] = [];
-  const accepted = new Set<string>();
-  let simulated = current;
-  for (const { dir, manifest } of bundles) {
-    const mismatch = checkEncryptionMatch(manifest.inventory, current);
-    if (mismatch) throw new ZferryError(`${join(dir, 'manifest.json')}: ${mismatch.message}; nothing was received`, { dataset: joinDataset(opts.target, mismatch.dataset) });
-    const sourceGuids = new Set(manifest.inventory.datasets.flatMap((d) => d.snapshots.map((x) => x.guid)));
-    const ap = checkApply(manifest.streams, simulated, { rollback: opts.rollback, replace: opts.delete, sourceGuids });
-    if (ap.problems.length > 0) {
-      const after = manifest.basis.origin === 'journal' ? manifest.basis.bundleId : undefined;
-      if (after !== undefined && !accepted.has(after) && ap.problems[0].missingBase) {
-        const message = `${dir}: deferred: it was planned on top of bundle ${after}, which must be imported first`;
-        deferred.push({ bundle: dir, bundleId: manifest.bundleId, needs: after, message });
-        continue;
-      }
-      const p = ap.problems[0];
-      const more = ap.problems.length > 1 ? ` (and ${ap.problems.length - 1} more)` : '';
-      throw new ZferryError(`${join(dir, 'manifest.json')}: stream ${p.index}: ${p.message}${more}; nothing was received`, {
-        file: join(dir, 'manifest.json'),
-        dataset: joinDataset(opts.target, p.dataset),
-      });
+/**
+ * Facts about the target, in one pass: inventory, interrupted receives,
+ * `written`, the marks import leaves on the root, and (only when a clone is
+ * to be received and zfs recv cannot name its origin) the pool's snapshots.
+ */
+async function readFacts(zfs: Zfs, target: string, bundles: readonly BundleIn[]): Promise<TargetFacts> {
+  const partial = await zfs.resumeTokens(target);
+  const exists = await zfs.exists(target);
+  const inventory = withoutPartial(exists ? await zfs.inventory(target) : null, partial);
+  const mark = exists ? await zfs.getProperty(target, SOURCE_PROPERTY) : null;
+  const txg = exists ? parseTxg(await zfs.getProperty(target, SOURCE_TXG_PROPERTY)) : null;
+  const written = inventory ? await zfs.writtenSinceSnapshot(target) : null;
+  let poolSnapshots: Map<Guid, string[]> | null = null;
+  if (!zfs.caps.recvPropertyOverride && receivesClones(bundles)) {
+    const pool = target.split('/')[0];
+    poolSnapshots = new Map();
+    for (const d of (await zfs.inventory(pool)).datasets) {
+      for (const s of d.snapshots) poolSnapshots.set(s.guid, [...(poolSnapshots.get(s.guid) ?? []), `${joinDataset(pool, d.path)}@${s.name}`]);
     }
-    accepted.add(manifest.bundleId);
-    plans.push({ dir, manifest, decisions: ap.decisions });
-    const applied = new Set(ap.decisions.filter((d) => d.action === 'apply').map((d) => d.index));
-    simulated = projectTarget(simulated, manifest.streams.filter((s) => applied.has(s.index)).map(asStep), manifest.inventory, opts.target);
   }
-  if (simulated !== null && current !== null) await checkModified(zfs, opts, current, plans);
-  await checkCloneOrigins(zfs, opts.target, plans);
+  return { target, inventory, partial, written, sourceMark: mark, sourceTxg: txg, poolSnapshots };
+}
 
-  const outcomes: BundleOutcome[] = plans.map(({ dir, manifest, decisions }) => {
+/**
+ * The target as it will be once interrupted `receive -s` states are aborted:
+ * a dataset whose first (full) receive was cut holds no snapshot and goes
+ * away with `zfs receive -A`, so the plan must not see it.
+ */
+function withoutPartial(inv: Inventory | null, partial: ReadonlySet<string>): Inventory | null {
+  if (!inv || partial.size === 0) return inv;
+  const gone = (path: string) => partial.has(joinDataset(inv.root, path)) && inv.datasets.find((d) => d.path === path)?.snapshots.length === 0;
+  if (gone('')) return null;
+  return { root: inv.root, datasets: inv.datasets.filter((d) => !gone(d.path)) };
+}
+
+function outcomesOf(plan: ImportPlan, dryRun: boolean): BundleOutcome[] {
+  return plan.bundles.map(({ dir, manifest, decisions }) => {
     const applied: BundleOutcome['applied'] = [];
     const skipped: BundleOutcome['skipped'] = [];
     for (const d of decisions) {
@@ -295,160 +210,154 @@ export async function runImport(zfs: Zfs, opts: ImportOptions): Promise<ImportRe
         });
       }
     }
-    return {
-      bundle: dir, bundleId: manifest.bundleId,
-      status: applied.length === 0 ? 'already-applied' : opts.dryRun ? 'would-apply' : 'applied',
-      applied, skipped,
-    };
+    return { bundle: dir, bundleId: manifest.bundleId, status: applied.length === 0 ? 'already-applied' : dryRun ? 'would-apply' : 'applied', applied, skipped };
   });
-  if (plans.length === 0) {
-    return {
-      target: opts.target, bundles: [], deferred, extras: { action: 'reported', snapshots: [], datasets: [], kept: [] },
-      receipt: null, storedBytes: 0, seconds: (Date.now() - started) / 1000,
-    };
+}
+
+function extrasOf(p: DeletePlan | null, action: ImportResult['extras']['action']): ImportResult['extras'] {
+  return { action, snapshots: p?.snapshots.map((x) => x.full) ?? [], datasets: p?.datasets.map((x) => x.full) ?? [], kept: p?.kept ?? [] };
+}
+
+export async function runImport(zfs: Zfs, opts: ImportOptions): Promise<ImportResult> {
+  const progress = opts.progress ?? silentProgress;
+  const started = Date.now();
+  const elapsed = () => (Date.now() - started) / 1000;
+
+  // Facts: the bundles (manifests, signatures, keys) and the target.
+  const dirs = await findBundles(opts.path);
+  if (dirs.length === 0) {
+    throw new ZferryError(`${opts.path}: no zferry bundle here (no manifest.json in it or its sub-folders)`, { file: opts.path });
   }
-  const todo = plans.filter((_, i) => outcomes[i].status !== 'already-applied');
-  const storedBytes = todo.reduce((n, p) => n + p.manifest.streams.reduce((k, s) => k + s.storedBytes, 0), 0);
-  // The newest bundle's inventory is the truth about the source.
-  const newest = plans.length > 0 ? plans[plans.length - 1].manifest : null;
-  const deletion = (inv: Inventory | null): DeletePlan | null =>
-    newest && inv ? planDelete(newest.inventory, inv, newest.scope ?? FULL_SCOPE) : null;
-  const extrasOf = (p: DeletePlan | null, action: ImportResult['extras']['action']): ImportResult['extras'] => ({
-    action,
-    snapshots: p?.snapshots.map((x) => x.full) ?? [],
-    datasets: p?.datasets.map((x) => x.full) ?? [],
-    kept: p?.kept ?? [],
+  // In the source's own order (txg), never by the bundle's word about its date.
+  const bundles = lineageOrder((await readManifests(dirs, opts.trust)).map((b) => ({ ...b, inventory: b.manifest.inventory })));
+  const encrypted = bundles.find((b) => b.manifest.encryption !== undefined);
+  if (encrypted && !opts.identity) {
+    const file = join(encrypted.dir, 'manifest.json');
+    throw new ZferryError(`${file}: the bundle is encrypted with age (to ${encrypted.manifest.encryption?.recipients.join(', ')}): pass --identity FILE`, { file });
+  }
+  const age: AgeKeys | undefined = opts.identity ? { identities: await readIdentities(opts.identity), file: opts.identity } : undefined;
+  for (const b of bundles) if (b.manifest.encryption && age) await checkIdentityOpens(b.dir, b.manifest, age);
+  const facts = await readFacts(zfs, opts.target, bundles);
+
+  // Plan: pure, every refusal before anything is touched.
+  const planned = planImport(facts, bundles, {
+    force: opts.force, delete: opts.delete ?? false, rollback: opts.rollback ?? false, recvNamesOrigin: zfs.caps.recvPropertyOverride,
   });
+  if ('refusal' in planned) {
+    const { message, ...context } = planned.refusal;
+    throw new ZferryError(message, context);
+  }
+  const plan = planned;
+  const outcomes = outcomesOf(plan, opts.dryRun);
+  const result: ImportResult = {
+    target: opts.target, bundles: outcomes, deferred: plan.deferred,
+    extras: extrasOf(plan.extras, opts.delete ? (opts.dryRun ? 'would-destroy' : 'destroyed') : 'reported'),
+    receipt: null, storedBytes: 0, seconds: 0,
+  };
+  if (plan.bundles.length === 0) {
+    result.extras = extrasOf(null, 'reported');
+    result.seconds = elapsed();
+    return result;
+  }
+  const todo = plan.bundles.filter((_, i) => outcomes[i].status !== 'already-applied');
+  result.storedBytes = todo.reduce((n, p) => n + p.manifest.streams.reduce((k, s) => k + s.storedBytes, 0), 0);
   if (opts.dryRun) {
-    return {
-      target: opts.target, bundles: outcomes, deferred, extras: extrasOf(deletion(simulated), opts.delete ? 'would-destroy' : 'reported'),
-      receipt: null, storedBytes, seconds: (Date.now() - started) / 1000,
-    };
+    result.seconds = elapsed();
+    return result;
   }
 
-  // Every byte of every bundle still to apply is checked before the first receive.
-  progress.begin('verify', storedBytes, todo.length);
+  // Act.
   const verified = new Set<string>();
-  for (const { dir } of todo) {
-    progress.stream(`verify ${dir.split('/').pop()}`, 0);
-    await verifyBundle(dir, { onBytes: (n) => progress.advance(n), manifest: plans.find((p) => p.dir === dir)?.manifest });
-    verified.add(dir);
-    progress.endStream();
-  }
-  progress.end();
-
-  progress.begin(`import → ${opts.target}`, storedBytes, todo.length);
-  try {
-    for (const { dir, manifest, decisions } of plans) {
-      for (const d of decisions) {
-        if (d.action !== 'apply') continue;
-        const s = manifest.streams[d.index - 1];
-        const dataset = joinDataset(opts.target, s.dataset);
-        if (d.rollbackTo) await zfs.rollback(`${dataset}@${d.rollbackTo.name}`, { destroyNewer: true });
-        for (const x of d.replaces ?? []) await zfs.destroy(`${dataset}@${x.name}`);
-        if (s.kind === 'create') {
-          await zfs.create(dataset, { parents: true });
-          continue;
-        }
-        progress.stream(label(s), s.storedBytes);
-        await receiveStream(zfs, dir, opts.target, s, partial, progress, manifest.encryption ? age : undefined, verified.has(dir));
-        progress.endStream();
-        await testPause(`import:between:${s.index}`);
-      }
-      if ((await zfs.getProperty(opts.target, SOURCE_PROPERTY)) === null) {
-        await zfs.setProperty(opts.target, SOURCE_PROPERTY, sourceTag(manifest.source));
-      }
-      current = await zfs.inventory(opts.target);
+  if (opts.verifyFirst) {
+    progress.begin('verify', result.storedBytes, todo.length);
+    for (const { dir, manifest } of todo) {
+      progress.stream(`verify ${dir.split('/').pop()}`, 0);
+      await verifyBundle(dir, { onBytes: (n) => progress.advance(n), manifest });
+      verified.add(dir);
+      progress.endStream();
     }
-  } finally {
     progress.end();
+  } else {
+    // Everything but the volume bytes, which are checked as they stream into zfs recv.
+    for (const { dir, manifest } of todo) await checkBundleAtRest(dir, manifest);
   }
+  await applyPlan(zfs, plan, { opts, age, progress, verified, total: result.storedBytes, todo: todo.length, partial: facts.partial });
 
-  let finalInv = current ?? (await zfs.inventory(opts.target));
-  const extras = deletion(finalInv);
+  const extras = plan.extras;
   if (opts.delete && extras) {
     // Snapshots by full name first, then datasets children first: never -r.
     for (const x of extras.snapshots) await zfs.destroy(x.full);
     for (const x of extras.datasets) await zfs.destroy(x.full);
-    finalInv = await zfs.inventory(opts.target);
   }
-  const state = makeState(opts.target, finalInv, newest!.source, plans.map((p) => p.manifest.bundleId));
+  if (plan.view.index !== null && (facts.sourceTxg === null || plan.view.asOf > facts.sourceTxg)) {
+    await zfs.setProperty(opts.target, SOURCE_TXG_PROPERTY, String(plan.view.asOf));
+  }
+  const finalInv = await zfs.inventory(opts.target);
+  const last = plan.bundles[plan.bundles.length - 1].manifest;
+  const state = makeState(opts.target, finalInv, last.source, plan.bundles.map((p) => p.manifest.bundleId));
   // Beside the bundles, so the disk that brought them carries the receipt back.
-  const receipt = join(opts.path, receiptFileName(opts.target));
-  await writeStateAtomic(receipt, state);
-  return {
-    target: opts.target, bundles: outcomes, deferred, extras: extrasOf(extras, opts.delete ? 'destroyed' : 'reported'),
-    receipt, storedBytes, seconds: (Date.now() - started) / 1000,
-  };
+  result.receipt = join(opts.path, receiptFileName(opts.target));
+  await writeStateAtomic(result.receipt, state);
+  result.seconds = elapsed();
+  return result;
+}
+
+interface ApplyContext {
+  opts: ImportOptions;
+  age: AgeKeys | undefined;
+  progress: Progress;
+  verified: ReadonlySet<string>;
+  total: number;
+  todo: number;
+  partial: ReadonlySet<string>;
 }
 
 /**
- * A clone's first stream names its origin by guid only. Where zfs recv cannot
- * be told the origin (`-o origin=`, missing in zfs-fuse), it takes the first
- * snapshot with that guid anywhere in the pool: a second copy of the source
- * in the same pool would become the clone's origin. Refused before anything
- * is received.
+ * Runs the plan's decisions in order and decides nothing new. A stream that
+ * fails (a volume that does not match, zfs refusing) stops the import: the
+ * streams before it stay received, each a whole snapshot, and the error says
+ * which were and which were not, so a re-run after the fix continues there.
  */
-async function checkCloneOrigins(zfs: Zfs, target: string, plans: Array<{ manifest: Manifest; decisions: ApplyDecision[] }>): Promise<void> {
-  if (zfs.caps.recvPropertyOverride) return;
-  const clones = plans.flatMap(({ manifest, decisions }) =>
-    decisions.filter((d) => d.action === 'apply').map((d) => manifest.streams[d.index - 1]).filter((s) => s.from?.dataset !== undefined));
-  if (clones.length === 0) return;
-  const pool = target.split('/')[0];
-  const byGuid = new Map<string, string[]>();
-  for (const d of (await zfs.inventory(pool)).datasets) {
-    for (const s of d.snapshots) byGuid.set(s.guid, [...(byGuid.get(s.guid) ?? []), `${joinDataset(pool, d.path)}@${s.name}`]);
-  }
-  for (const s of clones) {
-    const want = `${joinDataset(target, s.from!.dataset!)}@${s.from!.name}`;
-    const others = (byGuid.get(s.from!.guid) ?? []).filter((n) => n !== want);
-    if (others.length > 0) {
-      throw new ZferryError(
-        `${joinDataset(target, s.dataset)} is sent as a clone of ${want}, but pool ${pool} also holds that snapshot (guid ${s.from!.guid}) as ${others[0]}, ` +
-          `and this zfs cannot be told which one to use (no zfs recv -o origin=): it could become a clone of the wrong copy; nothing was received`,
-        { dataset: joinDataset(target, s.dataset) },
-      );
-    }
-  }
-}
-
-/**
- * A target dataset written to since its newest snapshot cannot take an
- * incremental. Where zfs has `written`, this is found before anything is
- * received: refused, or with --rollback rolled back to that snapshot first.
- * Without `written` (zfs-fuse), --rollback rolls back to the newest snapshot
- * before the first incremental into each dataset (a no-op when unchanged),
- * and without it the receive's own error is turned into one line.
- */
-async function checkModified(
-  zfs: Zfs,
-  opts: ImportOptions,
-  current: Inventory,
-  plans: Array<{ manifest: Manifest; decisions: ApplyDecision[] }>,
-): Promise<void> {
-  const written = await zfs.writtenSinceSnapshot(opts.target);
-  const newestOf = new Map(current.datasets.map((d) => [d.path, d.snapshots[d.snapshots.length - 1]]));
-  const seen = new Set<string>();
-  for (const { manifest, decisions } of plans) {
-    for (const d of decisions) {
+async function applyPlan(zfs: Zfs, plan: ImportPlan, ctx: ApplyContext): Promise<void> {
+  const { opts, progress } = ctx;
+  const steps = plan.bundles.flatMap((b) => b.decisions.filter((d) => d.action === 'apply').map((d) => ({ b, d, s: b.manifest.streams[d.index - 1] })));
+  let done = 0;
+  const partial = new Set(ctx.partial);
+  progress.begin(`import → ${opts.target}`, ctx.total, ctx.todo);
+  try {
+    for (const { b, d, s } of steps) {
       if (d.action !== 'apply') continue;
-      const s = manifest.streams[d.index - 1];
-      if (seen.has(s.dataset)) continue;
-      seen.add(s.dataset);
-      if (s.kind !== 'incremental' || d.rollbackTo) continue;
-      const newest = newestOf.get(s.dataset);
-      if (!newest) continue;
-      const name = joinDataset(opts.target, s.dataset);
-      const bytes = written?.get(name);
-      if (written !== null && (bytes === undefined || bytes === 0n)) continue;
-      if (!opts.rollback) {
-        if (written === null) continue;
-        throw new ZferryError(
-          `${name} has been modified since its newest snapshot @${newest.name} (${bytes} bytes written); nothing was received; use --rollback to roll it back to @${newest.name} first`,
-          { dataset: name },
-        );
+      const dataset = joinDataset(opts.target, s.dataset);
+      try {
+        if (d.rollbackTo) await zfs.rollback(`${dataset}@${d.rollbackTo.name}`, { destroyNewer: true });
+        for (const x of d.replaces ?? []) await zfs.destroy(`${dataset}@${x.name}`);
+        if (s.kind === 'create') {
+          await zfs.create(dataset, { parents: true });
+        } else {
+          progress.stream(label(s), s.storedBytes);
+          await receiveStream(zfs, {
+            dir: b.dir, target: opts.target, stream: s, receive: d.receive!, partial, progress,
+            ...(b.manifest.encryption && ctx.age ? { age: ctx.age } : {}), volumesVerified: ctx.verified.has(b.dir),
+          });
+          progress.endStream();
+        }
+      } catch (err) {
+        throw stoppedAt(err, s, b.dir, done, steps.length - done);
       }
-      d.rollbackTo = { name: newest.name, guid: newest.guid };
+      done++;
+      if (plan.markSource !== null && done === 1) await zfs.setProperty(opts.target, SOURCE_PROPERTY, plan.markSource);
+      await testPause(`import:between:${s.index}`);
     }
+  } finally {
+    progress.end();
   }
+}
+
+/** The failing stream's error, plus what was and was not received, in the one line. */
+function stoppedAt(err: unknown, s: StreamEntry, dir: string, applied: number, left: number): unknown {
+  if (!(err instanceof ZferryError)) return err;
+  const what = `stream ${s.index} (${label(s)}) of ${dir} was not received`;
+  const rest = left > 1 ? `, nor the ${left - 1} after it` : '';
+  const before = applied === 0 ? 'nothing was received' : `the ${applied} stream(s) before it were received and stay; a re-run continues from there`;
+  return new ZferryError(`${err.message}; ${what}${rest}; ${before}`, err.context, err.exitCode);
 }

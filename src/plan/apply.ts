@@ -23,10 +23,27 @@ export interface ApplyStream {
   force: boolean;
 }
 
+/**
+ * How `zfs receive` is run, decided here from the target's facts and the
+ * user's flags; manifest fields only select what the plan has checked.
+ */
+export interface ReceiveOptions {
+  /** `-F`: only for a full stream into a dataset the plan verified may be replaced (empty, or replaced with --delete). */
+  force: boolean;
+  /** A clone's origin: the target's own snapshot with the stream's base guid (its name on the target). */
+  origin?: { dataset: string; name: string; guid: Guid };
+  /** `-x`: properties whose received value must not take effect (a filesystem's mountpoint). */
+  exclude: string[];
+  /** `-o`: properties set on what is received (canmount=noauto on a filesystem). */
+  set: Record<string, string>;
+}
+
 export type ApplyDecision =
   | {
       index: number;
       action: 'apply';
+      /** Absent for a create step. */
+      receive?: ReceiveOptions;
       rollbackTo?: SnapshotRef;
       /** Target snapshots to destroy before a forced full stream re-seeds the dataset (all unknown to the source). */
       replaces?: SnapshotRef[];
@@ -145,11 +162,18 @@ function decide(st: ApplyStream, sim: Map<string, SimDataset>, name: (path: stri
       return { problem: `${at}: cannot receive a full stream, parent ${name(parent!)} does not exist on the target` };
     }
     sim.set(st.dataset, simDataset(st.type, [...st.creates]));
-    return replaces ? { index: st.index, action: 'apply', replaces } : { index: st.index, action: 'apply' };
+    const receive = receiveOptions(st.type, ds !== undefined);
+    return replaces ? { index: st.index, action: 'apply', receive, replaces } : { index: st.index, action: 'apply', receive };
   }
 
   const from = st.from;
   if (!from) return { problem: `${at}: incremental stream ${st.index} names no base` };
+  // -F on an incremental rolls back whatever the target holds past its newest
+  // snapshot; a bundle cannot ask for that, only the user can (--rollback,
+  // which rolls back explicitly to the verified base).
+  if (st.force && !opts.rollback) {
+    return { problem: `${at}: incremental stream ${st.index} is marked force (zfs receive -F would discard changes on the target); refusing; use --rollback to allow rolling back to the base` };
+  }
   if (from.dataset !== undefined) return decideClone(st, from as CloneFrom, sim, name);
   const base = `${from.bookmark ? '#' : '@'}${from.name} (guid ${from.guid})`;
   if (!ds) return { problem: `${at}: does not exist on the target, so the incremental from ${base} cannot be received`, missingBase: true };
@@ -180,8 +204,25 @@ function decide(st: ApplyStream, sim: Map<string, SimDataset>, name: (path: stri
     rollbackTo = ds.snaps[fi];
   }
   sim.set(st.dataset, simDataset(ds.type, [...ds.snaps.slice(0, fi + 1), ...st.creates]));
-  if (!rollbackTo) return { index: st.index, action: 'apply' };
-  return discards ? { index: st.index, action: 'apply', rollbackTo, discards } : { index: st.index, action: 'apply', rollbackTo };
+  const receive = receiveOptions(ds.type, false);
+  if (!rollbackTo) return { index: st.index, action: 'apply', receive };
+  return discards ? { index: st.index, action: 'apply', receive, rollbackTo, discards } : { index: st.index, action: 'apply', receive, rollbackTo };
+}
+
+/**
+ * What a received filesystem must not do on the backup host: mount itself at
+ * boot (a mount dirties it and the next incremental is refused), or mount over
+ * the host's own paths (a mountpoint carried in the stream, whatever the
+ * manifest says about -p). So a filesystem always inherits its mountpoint
+ * from the target and gets canmount=noauto.
+ */
+export function receiveOptions(type: DatasetType, force: boolean, origin?: ReceiveOptions['origin']): ReceiveOptions {
+  return {
+    force,
+    ...(origin ? { origin } : {}),
+    exclude: type === 'filesystem' ? ['mountpoint'] : [],
+    set: type === 'filesystem' ? { canmount: 'noauto' } : {},
+  };
 }
 
 type CloneFrom = NonNullable<ApplyStream['from']> & { dataset: string };
@@ -201,9 +242,13 @@ function decideClone(st: ApplyStream, from: CloneFrom, sim: Map<string, SimDatas
   if (parent !== null && !sim.has(parent)) {
     return { problem: `${at}: cannot receive it as a clone, parent ${name(parent)} does not exist on the target`, missingBase: true };
   }
-  if (!sim.get(from.dataset)?.at.has(from.guid)) {
+  const od = sim.get(from.dataset);
+  const oi = od?.at.get(from.guid);
+  if (od === undefined || oi === undefined) {
     return { problem: `${at}: is sent as a clone of ${origin}, which is not on the target`, missingBase: true };
   }
   sim.set(st.dataset, simDataset(st.type, [...st.creates]));
-  return { index: st.index, action: 'apply' };
+  // The target's name for that guid: a snapshot renamed on either side is still the origin.
+  const receive = receiveOptions(st.type, false, { dataset: from.dataset, name: od.snaps[oi].name, guid: from.guid });
+  return { index: st.index, action: 'apply', receive };
 }

@@ -7,3 +7,5 @@ export { formatRefs } from './snapshots.js';
 export * from './send-flags.js';
 export * from './scope.js';
 export * from './delete.js';
+export * from './latest.js';
+export * from './import.js';

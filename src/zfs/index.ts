@@ -243,11 +243,31 @@ export class Zfs {
     return spawnSend(this.zfsBin, args, spec.dataset);
   }
 
-  /** Starts `zfs receive` (-u where supported, -F only when asked); the caller writes the stream and awaits `done`. */
+  /**
+   * Starts `zfs receive` (-u where supported, -F only when asked); the caller
+   * writes the stream and awaits `done`. Where zfs recv cannot take -x/-o
+   * (zfs-fuse), the same overrides are applied right after it succeeds, and a
+   * clone's origin is checked, so `done` means the same on every zfs.
+   */
   receive(spec: ReceiveSpec): ZfsProcessIn {
-    const args = buildReceiveArgs(spec, this.caps);
+    const named = this.caps.recvPropertyOverride;
+    const { origin, exclude, set, ...rest } = spec;
+    const args = buildReceiveArgs(named ? { ...rest, exclude, set: { ...set, ...(origin ? { origin } : {}) } } : rest, this.caps);
     this.calls++;
-    return spawnReceive(this.zfsBin, args, spec.dataset);
+    const p = spawnReceive(this.zfsBin, args, spec.dataset);
+    const done = p.done.then(async () => {
+      if (!named) {
+        for (const prop of exclude ?? []) await this.inherit(spec.dataset, prop);
+        for (const [prop, value] of Object.entries(set ?? {})) await this.setProperty(spec.dataset, prop, value);
+      }
+      if (origin) {
+        const got = await this.getProperty(spec.dataset, 'origin');
+        if (got !== origin) {
+          throw new ZferryError(`${spec.dataset} was received as a clone of ${got ?? 'nothing'}, not of ${origin}: zfs recv picked another snapshot with the same guid`, { dataset: spec.dataset });
+        }
+      }
+    });
+    return { ...p, done };
   }
 
   async create(name: string, opts: { parents?: boolean; props?: Record<string, string> } = {}): Promise<void> {

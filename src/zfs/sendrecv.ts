@@ -41,6 +41,12 @@ export interface ReceiveSpec {
   exclude?: string[];
   /** -o PROP=VALUE: properties to set on the received dataset. */
   set?: Record<string, string>;
+  /**
+   * A clone's origin snapshot (full name). Where zfs recv takes `-o origin=`
+   * it is named; elsewhere zfs finds it by guid. Either way the received
+   * dataset's origin is checked against it.
+   */
+  origin?: string;
 }
 
 export interface ZfsProcessOut {

@@ -3,8 +3,9 @@
  * multi-stream incremental bundle — a byte flipped at the start, middle and
  * end, truncated, extended, deleted — and for swapped volumes, a hand-edited
  * manifest and an edited SHA256SUMS, both `verify` and `import` refuse,
- * naming the file, and the target's snapshots (and on OpenZFS its
- * receive_resume_token) are unchanged.
+ * naming the file. With --verify-first the target's snapshots (and on OpenZFS
+ * its receive_resume_token) are unchanged; the default one-pass import keeps
+ * exactly the streams before the damaged one, each a whole snapshot.
  *
  * The bundle is built once; each case damages a fresh copy. verify and import
  * run in-process (one probed adapter) to keep ~50 cases fast; a sample also
@@ -94,7 +95,29 @@ interface Case {
 
 const cases: Case[] = [];
 let checked = 0;
+let onePassPartial = 0;
+/** Datasets of the matrix bundle's streams, in order. */
+let streams: string[] = [];
 
+/** Target datasets (relative) that hold @two, i.e. whose stream was received. */
+async function received(): Promise<string[]> {
+  return (await fingerprint(target)).split('\n').filter((l) => /@two\t/.test(l))
+    .map((l) => l.split('@')[0]).map((n) => (n === target ? '' : n.slice(target.length + 1))).sort();
+}
+
+/** Back to the state before the bundle: every dataset rolled back to @one. */
+async function resetTarget(): Promise<void> {
+  for (const d of await received()) await run('zfs', ['rollback', '-r', `${d ? `${target}/${d}` : target}@one`]);
+}
+
+/**
+ * verify refuses naming the file; `import --verify-first` refuses with the
+ * target unchanged; the default one-pass import refuses naming the file too,
+ * and the target holds exactly the streams before the one the damage is in,
+ * each a whole snapshot (a stream's end reaches zfs recv only after all its
+ * bytes matched; ZFS commits a snapshot atomically). Damage found without
+ * reading volume bytes (sizes, SHA256SUMS, strays, the manifest) changes nothing.
+ */
 async function assertRefused(c: Case, bundle: string): Promise<void> {
   const expect = new RegExp(esc(c.names));
   await assert.rejects(runVerify(bundle), (err: unknown) => {
@@ -103,18 +126,34 @@ async function assertRefused(c: Case, bundle: string): Promise<void> {
     return true;
   });
   const before = await targetState();
+  await assert.rejects(runImport(zfs, { path: bundle, target, dryRun: false, force: false, verifyFirst: true }), (err: unknown) => {
+    assert.ok(err instanceof ZferryError, `${c.name}: import --verify-first threw ${String(err)}`);
+    assert.match(err.message, expect, `${c.name}: import --verify-first must name ${c.names}`);
+    return true;
+  });
+  assert.equal(await targetState(), before, `${c.name}: --verify-first leaves the target unchanged`);
+  let failedAt = 0;
   await assert.rejects(runImport(zfs, { path: bundle, target, dryRun: false, force: false }), (err: unknown) => {
     assert.ok(err instanceof ZferryError, `${c.name}: import threw ${String(err)}`);
     assert.match(err.message, expect, `${c.name}: import must name ${c.names}`);
+    failedAt = Number(/stream (\d+) \(.*\) of .* was not received/.exec(err.message)?.[1] ?? 0);
     return true;
   });
-  assert.equal(await targetState(), before, `${c.name}: the target must be unchanged`);
+  const want = failedAt === 0 ? [] : streams.slice(0, failedAt - 1).sort();
+  assert.deepEqual(await received(), want, `${c.name}: exactly the streams before the damaged one are received`);
+  if (failedAt > 1) {
+    assert.notEqual(await targetState(), before);
+    onePassPartial++;
+  }
+  await resetTarget();
+  assert.equal(await targetState(), before, `${c.name}: reset`);
   checked++;
 }
 
 test('the matrix bundle has 3 streams and at least 6 volumes, and verifies', async () => {
   const m = JSON.parse(await readFile(path.join(good, 'manifest.json'), 'utf8'));
   assert.equal(m.streams.length, 3);
+  streams = m.streams.map((x: { dataset: string }) => x.dataset);
   assert.ok((await volumes(good)).length >= 6, `volumes: ${(await volumes(good)).length}`);
   await runVerify(good);
 });
@@ -188,20 +227,39 @@ function m2v0(vols: string[]): string {
   return `streams/${vols.find((v) => v.startsWith('0003-'))}`;
 }
 
-test('through the CLI: exit non-zero with one line naming the file', async () => {
+test('through the CLI: exit non-zero with one line naming the file; after the volume is replaced a re-run continues', async () => {
   const vols = await volumes(good);
   const bundle = await copyOfGood();
   await flip(path.join(bundle, 'streams', vols[2]), 0);
-  for (const cmd of [['verify', bundle], ['import', bundle, target]]) {
-    const r = await zferry(...cmd);
-    assert.equal(r.code, 1, r.stderr);
-    assert.match(r.stderr, new RegExp(esc(`streams/${vols[2]}`)));
-    assert.equal(r.stderr.trim().split('\n').length, 1);
-  }
+  const r = await zferry('verify', bundle);
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, new RegExp(esc(`streams/${vols[2]}`)));
+  assert.equal(r.stderr.trim().split('\n').length, 1);
+  const first = await zferry('import', bundle, target, '--verify-first');
+  assert.equal(first.code, 1, first.stderr);
+  assert.match(first.stderr, new RegExp(esc(`streams/${vols[2]}`)));
+  assert.deepEqual(await received(), []);
+
+  // One pass: the stream holding the bad volume and those after it are not received; the ones before it are.
+  const later = vols.find((v) => !v.startsWith('0001-'))!;
+  const damaged = await copyOfGood();
+  await flip(path.join(damaged, 'streams', later), 0);
+  const n = Number(later.slice(0, 4));
+  const one = await zferry('import', damaged, target);
+  assert.equal(one.code, 1, one.stderr);
+  assert.equal(one.stderr.trim().split('\n').length, 1);
+  assert.match(one.stderr, new RegExp(`${esc(`streams/${later}`)}.*stream ${n} \\(.*\\) of ${esc(damaged)} was not received.*the ${n - 1} stream\\(s\\) before it were received and stay; a re-run continues from there`));
+  assert.deepEqual(await received(), streams.slice(0, n - 1).sort());
+  await cp(path.join(good, 'streams', later), path.join(damaged, 'streams', later));
+  const again = JSON.parse((await zferryOk('import', damaged, target, '--json')).stdout);
+  assert.deepEqual(again.bundles[0].skipped.map((x: { index: number }) => x.index), Array.from({ length: n - 1 }, (_, i) => i + 1));
+  assert.deepEqual(await received(), [...streams].sort());
+  await resetTarget();
 });
 
 test('the undamaged bundle still applies', async () => {
   await zferryOk('import', good, target);
-  console.log(`corruption matrix: ${checked} cases, each refused by verify and import with the target unchanged`);
+  console.log(`corruption matrix: ${checked} cases, each refused by verify and import; ${onePassPartial} left the streams before the damage received`);
   assert.ok(checked >= 40, `cases: ${checked}`);
+  assert.ok(onePassPartial > 0, 'some cases damage a later stream, after earlier ones were received');
 });

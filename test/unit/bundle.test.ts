@@ -28,8 +28,29 @@ function inventory(snapshots = 2): Inventory {
   };
 }
 
+/**
+ * Adds every stream's dataset and created snapshots to the inventory, as
+ * export's inventory always holds them (readers refuse a manifest that does not).
+ */
+function accountFor(m: any): void {
+  for (const s of m.streams ?? []) {
+    // Names the schema refuses stay out, so the refusal still names the stream.
+    if (typeof s?.dataset !== 'string' || !/^(?:[A-Za-z0-9_.: -]+(?:\/[A-Za-z0-9_.: -]+)*)?$/.test(s.dataset) || /(^|\/)\.\.?(\/|$)/.test(s.dataset)) continue;
+    let d = m.inventory.datasets.find((x: any) => x.path === s.dataset);
+    if (!d) {
+      d = { path: s.dataset, type: s.type === 'volume' ? 'volume' : 'filesystem', guid: '88', snapshots: [], bookmarks: [] };
+      m.inventory.datasets.push(d);
+    }
+    for (const c of Array.isArray(s.creates) ? s.creates : []) {
+      if (typeof c?.guid === 'string' && !d.snapshots.some((x: any) => x.guid === c.guid)) {
+        d.snapshots.push({ name: c.name, guid: c.guid, createtxg: String(100 + d.snapshots.length), creation: 1700000000 });
+      }
+    }
+  }
+}
+
 function baseManifest(streams: StreamEntry[] = [], snapshots = 2): Manifest {
-  return {
+  const m: Manifest = {
     format: 'zferry-bundle', formatVersion: 1, bundleId: randomUUID(), createdAt: new Date().toISOString(), zferryVersion: '0.1.0',
     source: { host: 'src-host', pool: 'tank', root: 'tank/data', poolGuid: '1234567890123456789' },
     basis: { origin: 'empty', file: null, target: null, takenAt: null, inventory: null },
@@ -37,6 +58,8 @@ function baseManifest(streams: StreamEntry[] = [], snapshots = 2): Manifest {
     compression: { algorithm: 'zstd', level: 3 },
     streams,
   };
+  accountFor(m);
+  return m;
 }
 
 function chunked(buf: Buffer, chunk = 64 * KiB): Readable {
@@ -202,6 +225,7 @@ function parseEdited(edit: (m: any) => void): Manifest {
       volumes: [{ file: 'streams/0001-full.zst.000', bytes: 20, sha256: 'b'.repeat(64) }, { file: 'streams/0001-full.zst.001', bytes: 10, sha256: 'c'.repeat(64) }] },
   ]);
   edit(m);
+  accountFor(m);
   return parseManifest(JSON.stringify(m), '/b/manifest.json');
 }
 

@@ -1,0 +1,283 @@
+/**
+ * Import's plan: the target's facts (read once) plus the bundles' manifests
+ * and the user's flags in; the bundles to apply with a decision per stream,
+ * the deferred ones, the view of the source that --delete mirrors and what it
+ * destroys out — or a typed refusal. Pure: no zfs, no files.
+ */
+import type { Guid, Inventory } from '../model.js';
+import { joinDataset } from '../model.js';
+import type { Manifest, StreamEntry } from '../bundle/manifest.js';
+import { checkApply, type ApplyDecision } from './apply.js';
+import { planDelete, type DeletePlan } from './delete.js';
+import { chooseLatestView } from './latest.js';
+import { projectTarget } from './project.js';
+import { FULL_SCOPE } from './scope.js';
+import { checkEncryptionMatch } from './send-flags.js';
+import type { Step } from './sync.js';
+
+/** User property on the target root naming the source it mirrors (`poolGuid:root`). */
+export const SOURCE_PROPERTY = 'zferry:source';
+
+/** Everything the plan needs to know about the target, read in one pass by the command. */
+export interface TargetFacts {
+  target: string;
+  /** What the target holds (less datasets an interrupted first receive left empty); null when it does not exist. */
+  inventory: Inventory | null;
+  /** Datasets (full names) holding an interrupted `receive -s`'s state. */
+  partial: ReadonlySet<string>;
+  /** Bytes written since the newest snapshot, by full dataset name; null where zfs has no `written`. */
+  written: ReadonlyMap<string, bigint> | null;
+  /** The target root's zferry:source mark. */
+  sourceMark: string | null;
+  /** The target root's zferry:source-txg. */
+  sourceTxg: bigint | null;
+  /**
+   * Every snapshot of the target's pool by guid (full names), where a clone
+   * is to be received and zfs recv cannot be told its origin; null otherwise.
+   */
+  poolSnapshots: ReadonlyMap<Guid, string[]> | null;
+}
+
+export interface BundleIn {
+  dir: string;
+  manifest: Manifest;
+}
+
+export interface ImportFlags {
+  /** Accept a bundle from a source other than the one the target mirrors. */
+  force: boolean;
+  delete: boolean;
+  rollback: boolean;
+  /** zfs recv takes -o origin= (OpenZFS); without it a clone's origin is found by guid anywhere in the pool. */
+  recvNamesOrigin: boolean;
+}
+
+export interface PlannedBundle extends BundleIn {
+  /** One per stream applied or skipped, in stream order. */
+  decisions: ApplyDecision[];
+}
+
+export interface Deferred {
+  bundle: string;
+  bundleId: string;
+  needs: string;
+  message: string;
+}
+
+export interface ImportRefusal {
+  message: string;
+  file?: string;
+  dataset?: string;
+  field?: string;
+}
+
+export interface ImportPlan {
+  bundles: PlannedBundle[];
+  deferred: Deferred[];
+  /** The target once every planned stream is in (rollbacks and replacements applied). */
+  projected: Inventory | null;
+  /** Index into `bundles` of the one that speaks for the source, or why none does. */
+  view: { index: number; asOf: bigint } | { index: null; reason: string };
+  /** What the target holds that the latest view does not (destroyed with --delete, else reported); null without a view. */
+  extras: DeletePlan | null;
+  /** Whether the import marks the target with its source (first import). */
+  markSource: string | null;
+}
+
+export function sourceTag(s: { poolGuid: string; root: string }): string {
+  return `${s.poolGuid}:${s.root}`;
+}
+
+/** A manifest stream as the planner's step, to project what the target will hold. */
+export function asStep(s: StreamEntry): Step {
+  if (s.kind === 'create') return { kind: 'create', dataset: s.dataset, type: 'filesystem' };
+  return { kind: s.kind, dataset: s.dataset, type: s.type, from: s.from, to: s.to!, intermediates: s.intermediates, creates: s.creates, force: s.force };
+}
+
+export function planImport(facts: TargetFacts, bundles: readonly BundleIn[], flags: ImportFlags): ImportPlan | { refusal: ImportRefusal } {
+  const identity = checkIdentity(facts, bundles, flags.force);
+  if (identity) return { refusal: identity };
+  const current = facts.inventory;
+
+  // Each bundle on a simulated target, in order: one planned on a bundle that is
+  // not here is deferred, not refused.
+  const planned: PlannedBundle[] = [];
+  const deferred: Deferred[] = [];
+  const accepted = new Set<string>();
+  let simulated = current;
+  const discarded = new Map<string, Set<Guid>>();
+  for (const { dir, manifest } of bundles) {
+    const file = `${dir}/manifest.json`;
+    const mismatch = checkEncryptionMatch(manifest.inventory, current);
+    if (mismatch) return { refusal: { message: `${file}: ${mismatch.message}; nothing was received`, dataset: joinDataset(facts.target, mismatch.dataset) } };
+    const sourceGuids = new Set(manifest.inventory.datasets.flatMap((d) => d.snapshots.map((x) => x.guid)));
+    const ap = checkApply(manifest.streams, simulated, { rollback: flags.rollback, replace: flags.delete, sourceGuids });
+    if (ap.problems.length > 0) {
+      const after = manifest.basis.origin === 'journal' ? manifest.basis.bundleId : undefined;
+      if (after !== undefined && !accepted.has(after) && ap.problems[0].missingBase) {
+        deferred.push({ bundle: dir, bundleId: manifest.bundleId, needs: after, message: `${dir}: deferred: it was planned on top of bundle ${after}, which must be imported first` });
+        continue;
+      }
+      const p = ap.problems[0];
+      const more = ap.problems.length > 1 ? ` (and ${ap.problems.length - 1} more)` : '';
+      return { refusal: { message: `${file}: stream ${p.index}: ${p.message}${more}; nothing was received`, file, dataset: joinDataset(facts.target, p.dataset) } };
+    }
+    accepted.add(manifest.bundleId);
+    planned.push({ dir, manifest, decisions: ap.decisions });
+    for (const d of ap.decisions) {
+      if (d.action !== 'apply' || !d.discards) continue;
+      const path = manifest.streams[d.index - 1].dataset;
+      discarded.set(path, new Set([...(discarded.get(path) ?? []), ...d.discards.map((x) => x.guid)]));
+    }
+    const applied = new Set(ap.decisions.filter((d) => d.action === 'apply').map((d) => d.index));
+    simulated = projectTarget(simulated, manifest.streams.filter((s) => applied.has(s.index)).map(asStep), manifest.inventory, facts.target);
+  }
+
+  const modified = planModified(facts, planned, flags.rollback);
+  if ('refusal' in modified) return modified;
+  const clone = checkCloneOrigins(facts, modified, flags.recvNamesOrigin);
+  if (clone) return { refusal: clone };
+
+  // Rollbacks discard what they pass over: the projection must not keep it.
+  const projected = simulated && discarded.size > 0
+    ? { ...simulated, datasets: simulated.datasets.map((d) => ({ ...d, snapshots: d.snapshots.filter((s) => !discarded.get(d.path)?.has(s.guid)) })) }
+    : simulated;
+  const view = chooseLatestView(
+    modified.map((p) => ({ label: `${p.dir}/manifest.json`, inventory: p.manifest.inventory, scope: p.manifest.scope ?? FULL_SCOPE })),
+    projected,
+    facts.sourceTxg,
+  );
+  if (view.index === null && flags.delete && modified.length > 0) {
+    return { refusal: { message: `--delete: no bundle here can speak for the source's current state: ${view.reason}; nothing was received`, dataset: facts.target } };
+  }
+  const newest = view.index === null ? null : modified[view.index].manifest;
+  const extras = newest && projected ? planDelete(newest.inventory, projected, newest.scope ?? FULL_SCOPE) : null;
+  const first = modified[0]?.manifest;
+  return {
+    bundles: modified,
+    deferred,
+    projected,
+    view,
+    extras,
+    markSource: first && facts.sourceMark === null ? sourceTag(first.source) : null,
+  };
+}
+
+/** All bundles must come from one source; the target must mirror that source. */
+function checkIdentity(facts: TargetFacts, bundles: readonly BundleIn[], force: boolean): ImportRefusal | null {
+  if (bundles.length === 0) return null;
+  const first = bundles[0].manifest;
+  for (const { manifest: m } of bundles) {
+    if (sourceTag(m.source) !== sourceTag(first.source)) {
+      return {
+        message: `bundles under one path come from different sources (${first.source.root} on pool guid ${first.source.poolGuid} and ${m.source.root} on pool guid ${m.source.poolGuid}): import them separately`,
+        field: '/source',
+      };
+    }
+  }
+  const inv = facts.inventory;
+  if (inv === null || force) return null;
+  const target = facts.target;
+  if (facts.sourceMark !== null && facts.sourceMark !== sourceTag(first.source)) {
+    return {
+      message: `${target} mirrors source ${facts.sourceMark}, but the bundle comes from ${sourceTag(first.source)} (${first.source.host}): refusing; use --force to import anyway`,
+      dataset: target, field: '/source',
+    };
+  }
+  if (facts.sourceMark === null) {
+    // A target seeded by hand (zfs send -R) has no mark yet: it must share snapshots with the source.
+    const sourceGuids = new Set(first.inventory.datasets.flatMap((d) => d.snapshots.map((s) => s.guid)));
+    const targetGuids = inv.datasets.flatMap((d) => d.snapshots.map((s) => s.guid));
+    if (targetGuids.length > 0 && !targetGuids.some((g) => sourceGuids.has(g))) {
+      return {
+        message: `${target} holds ${targetGuids.length} snapshots and none of them is in the bundle's source ${first.source.root} (${first.source.host}): it looks like another source's copy; refusing; use --force to import anyway`,
+        dataset: target, field: '/source',
+      };
+    }
+  }
+  return null;
+}
+
+/**
+ * A target dataset written to since its newest snapshot cannot take an
+ * incremental. Where zfs has `written`, this is found here, before anything is
+ * received: refused, or with --rollback rolled back to that snapshot first.
+ * Without `written` (zfs-fuse), --rollback rolls back to the newest snapshot
+ * before the first incremental into each dataset (a no-op when unchanged),
+ * and without it the receive's own error is turned into one line.
+ */
+function planModified(facts: TargetFacts, planned: readonly PlannedBundle[], rollback: boolean): PlannedBundle[] | { refusal: ImportRefusal } {
+  const current = facts.inventory;
+  if (current === null) return [...planned];
+  const newestOf = new Map(current.datasets.map((d) => [d.path, d.snapshots[d.snapshots.length - 1]]));
+  const seen = new Set<string>();
+  const out: PlannedBundle[] = [];
+  for (const p of planned) {
+    const decisions: ApplyDecision[] = [];
+    for (const d of p.decisions) {
+      const s = p.manifest.streams[d.index - 1];
+      if (d.action !== 'apply' || seen.has(s.dataset)) {
+        decisions.push(d);
+        continue;
+      }
+      seen.add(s.dataset);
+      const newest = newestOf.get(s.dataset);
+      if (s.kind !== 'incremental' || d.rollbackTo || !newest) {
+        decisions.push(d);
+        continue;
+      }
+      const name = joinDataset(facts.target, s.dataset);
+      const bytes = facts.written?.get(name);
+      const dirty = facts.written === null || (bytes !== undefined && bytes !== 0n);
+      if (!dirty || (!rollback && facts.written === null)) {
+        decisions.push(d);
+        continue;
+      }
+      if (!rollback) {
+        return {
+          refusal: {
+            message: `${name} has been modified since its newest snapshot @${newest.name} (${bytes} bytes written); nothing was received; use --rollback to roll it back to @${newest.name} first`,
+            dataset: name,
+          },
+        };
+      }
+      decisions.push({ ...d, rollbackTo: { name: newest.name, guid: newest.guid } });
+    }
+    out.push({ ...p, decisions });
+  }
+  return out;
+}
+
+/**
+ * A clone's first stream names its origin by guid only. Where zfs recv cannot
+ * be told the origin (`-o origin=`, missing in zfs-fuse), it takes the first
+ * snapshot with that guid anywhere in the pool: a second copy of the source in
+ * the same pool would become the clone's origin. Refused before anything is
+ * received.
+ */
+function checkCloneOrigins(facts: TargetFacts, planned: readonly PlannedBundle[], recvNamesOrigin: boolean): ImportRefusal | null {
+  if (recvNamesOrigin) return null;
+  const pool = facts.target.split('/')[0];
+  for (const { manifest, decisions } of planned) {
+    for (const d of decisions) {
+      if (d.action !== 'apply' || !d.receive?.origin) continue;
+      const s = manifest.streams[d.index - 1];
+      const o = d.receive.origin;
+      const want = `${joinDataset(facts.target, o.dataset)}@${o.name}`;
+      const others = (facts.poolSnapshots?.get(o.guid) ?? []).filter((n) => n !== want);
+      if (others.length > 0) {
+        return {
+          message: `${joinDataset(facts.target, s.dataset)} is sent as a clone of ${want}, but pool ${pool} also holds that snapshot (guid ${o.guid}) as ${others[0]}, ` +
+            'and this zfs cannot be told which one to use (no zfs recv -o origin=): it could become a clone of the wrong copy; nothing was received',
+          dataset: joinDataset(facts.target, s.dataset),
+        };
+      }
+    }
+  }
+  return null;
+}
+
+/** Whether any stream of these bundles is a clone's first (the facts then include the pool's snapshots). */
+export function receivesClones(bundles: readonly BundleIn[]): boolean {
+  return bundles.some((b) => b.manifest.streams.some((s) => s.from?.dataset !== undefined));
+}

@@ -1,0 +1,123 @@
+/**
+ * planImport on literal facts: every rule import used to reach only through a
+ * scenario on a real pool (identity, `written`, clone origins, deferral,
+ * encryption, the view --delete mirrors) decided from plain data.
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { planImport, type ImportFlags, type ImportPlan } from '../../src/plan/index.js';
+import { ds, facts, inv, manifest, ref, stream } from '../helpers/literals.js';
+
+const flags = (extra: Partial<ImportFlags> = {}): ImportFlags => ({ force: false, delete: false, rollback: false, recvNamesOrigin: true, ...extra });
+const s1 = ref('s1', '101'), s2 = ref('s2', '102'), s3 = ref('s3', '103');
+const k1 = ref('s1', '201'), k2 = ref('s2', '202');
+
+/** Source tank at s1..s2 with child kid; the target backup holds s1 of both. */
+const source = inv('tank', [ds('', [['s1', '101', 10], ['s2', '102', 20]]), ds('kid', [['s1', '201', 10], ['s2', '202', 20]])]);
+const target = inv('backup', [ds('', [['s1', '101', 3]]), ds('kid', [['s1', '201', 3]])]);
+const round2 = () => manifest(source, [stream('', 'incremental', s1, [s2]), stream('kid', 'incremental', k1, [k2])]);
+
+function ok(p: ReturnType<typeof planImport>): ImportPlan {
+  if ('refusal' in p) assert.fail(`refused: ${p.refusal.message}`);
+  return p;
+}
+function refusal(p: ReturnType<typeof planImport>): string {
+  assert.ok('refusal' in p, 'expected a refusal');
+  return p.refusal.message;
+}
+
+describe('planImport: identity', () => {
+  it('refuses a bundle from another source than the one the target is marked with; --force takes it', () => {
+    const f = facts('backup', target, { sourceMark: '99:other' });
+    const b = [{ dir: '/d/b1', manifest: round2() }];
+    assert.equal(refusal(planImport(f, b, flags())), 'backup mirrors source 99:other, but the bundle comes from 42:tank (src): refusing; use --force to import anyway');
+    assert.equal(ok(planImport(f, b, flags({ force: true }))).bundles.length, 1);
+  });
+
+  it('refuses an unmarked target whose snapshots are none of the source\'s', () => {
+    const f = facts('backup', inv('backup', [ds('', [['x', '999', 3]])]));
+    assert.match(refusal(planImport(f, [{ dir: '/d/b1', manifest: round2() }], flags())), /^backup holds 1 snapshots and none of them is in the bundle's source tank \(src\): it looks like another source's copy/);
+  });
+
+  it('refuses bundles of two sources under one path', () => {
+    const other = manifest(inv('pool2', [ds('', [['s1', '101', 10]])]), []);
+    assert.match(refusal(planImport(facts('backup', target), [{ dir: '/d/a', manifest: round2() }, { dir: '/d/b', manifest: other }], flags())),
+      /^bundles under one path come from different sources \(tank on pool guid 42 and pool2 on pool guid 42\)/);
+  });
+
+  it('marks an unmarked target with its source, and only then', () => {
+    assert.equal(ok(planImport(facts('backup', target), [{ dir: '/d/b1', manifest: round2() }], flags())).markSource, '42:tank');
+    assert.equal(ok(planImport(facts('backup', target, { sourceMark: '42:tank' }), [{ dir: '/d/b1', manifest: round2() }], flags())).markSource, null);
+  });
+});
+
+describe('planImport: a target written to since its newest snapshot', () => {
+  it('with `written`: refused naming the dataset, the bytes and --rollback; --rollback rolls back to the newest snapshot first', () => {
+    const f = facts('backup', target, { written: new Map([['backup', 0n], ['backup/kid', 4096n]]) });
+    const b = [{ dir: '/d/b1', manifest: round2() }];
+    assert.equal(refusal(planImport(f, b, flags())), 'backup/kid has been modified since its newest snapshot @s1 (4096 bytes written); nothing was received; use --rollback to roll it back to @s1 first');
+    const p = ok(planImport(f, b, flags({ rollback: true })));
+    const rolled = p.bundles[0].decisions.map((d) => d.action === 'apply' ? d.rollbackTo?.name ?? null : null);
+    assert.deepEqual(rolled, [null, 's1']);
+  });
+
+  it('without `written` (zfs-fuse): --rollback rolls every dataset back to its newest snapshot before its first incremental; without it, the receive tells', () => {
+    const b = [{ dir: '/d/b1', manifest: round2() }];
+    const plain = ok(planImport(facts('backup', target), b, flags()));
+    assert.ok(plain.bundles[0].decisions.every((d) => d.action === 'apply' && !d.rollbackTo));
+    const p = ok(planImport(facts('backup', target), b, flags({ rollback: true })));
+    assert.deepEqual(p.bundles[0].decisions.map((d) => d.action === 'apply' && d.rollbackTo?.name), ['s1', 's1']);
+  });
+});
+
+describe('planImport: clones, deferral, encryption', () => {
+  const withBase = inv('tank', [ds('', [['s1', '101', 10]]), ds('clone', [['c1', '301', 15]])]);
+  const cloneBundle = () => manifest(withBase, [stream('clone', 'incremental', { name: 's1', guid: '101', dataset: '' } as never, [ref('c1', '301')], { intermediates: false })]);
+  const t = inv('backup', [ds('', [['s1', '101', 3]])]);
+
+  it('refuses a clone whose origin guid is also elsewhere in the pool when zfs recv cannot name the origin', () => {
+    const f = facts('pool/backup', { ...t, root: 'pool/backup' }, { poolSnapshots: new Map([['101', ['pool/backup@s1', 'pool/other@s1']]]) });
+    assert.match(refusal(planImport(f, [{ dir: '/d/c', manifest: cloneBundle() }], flags({ recvNamesOrigin: false }))),
+      /^pool\/backup\/clone is sent as a clone of pool\/backup@s1, but pool pool also holds that snapshot \(guid 101\) as pool\/other@s1/);
+    assert.equal(ok(planImport(f, [{ dir: '/d/c', manifest: cloneBundle() }], flags({ recvNamesOrigin: true }))).bundles.length, 1);
+  });
+
+  it('defers a bundle planned on top of a bundle that is not here, naming it', () => {
+    const m = manifest(inv('tank', [ds('', [['s1', '101', 10], ['s2', '102', 20], ['s3', '103', 30]])]), [stream('', 'incremental', s2, [s3])], {
+      basis: { origin: 'journal', file: null, target: null, takenAt: null, inventory: null, bundleId: '00000000-0000-4000-8000-00000000abcd' },
+    });
+    const p = ok(planImport(facts('backup', target), [{ dir: '/d/b2', manifest: m }], flags()));
+    assert.deepEqual(p.bundles, []);
+    assert.deepEqual(p.deferred, [{ bundle: '/d/b2', bundleId: m.bundleId, needs: '00000000-0000-4000-8000-00000000abcd', message: '/d/b2: deferred: it was planned on top of bundle 00000000-0000-4000-8000-00000000abcd, which must be imported first' }]);
+  });
+
+  it('refuses mixing a raw (encrypted) source dataset into a plain target dataset', () => {
+    const enc = inv('tank', [{ ...ds('', [['s1', '101', 10], ['s2', '102', 20]]), encrypted: true }]);
+    const plainTarget = inv('backup', [{ ...ds('', [['s1', '101', 3]]), encrypted: false }]);
+    assert.match(refusal(planImport(facts('backup', plainTarget), [{ dir: '/d/e', manifest: manifest(enc, [stream('', 'incremental', s1, [s2])]) }], flags())),
+      /^\/d\/e\/manifest\.json: tank is encrypted and is sent raw \(-w\).*; nothing was received$/);
+  });
+});
+
+describe('planImport: what --delete destroys is planned before anything is received', () => {
+  it('a snapshot the source destroyed is an extra; a target-only snapshot that --rollback discards is not listed twice', () => {
+    // Source dropped s1 of kid; the target made its own snapshot on the root after s1.
+    const src = inv('tank', [ds('', [['s1', '101', 10], ['s2', '102', 20]]), ds('kid', [['s2', '202', 20]])]);
+    const tgt = inv('backup', [ds('', [['s1', '101', 3], ['mine', '555', 4]]), ds('kid', [['s1', '201', 3], ['s2', '202', 5]])]);
+    const m = manifest(src, [stream('', 'incremental', s1, [s2])]);
+    const p = ok(planImport(facts('backup', tgt, { sourceTxg: 10n }), [{ dir: '/d/b', manifest: m }], flags({ delete: true, rollback: true })));
+    assert.deepEqual(p.bundles[0].decisions.map((d) => d.action === 'apply' && d.discards?.map((x) => x.name)), [['mine']]);
+    assert.deepEqual(p.extras?.snapshots.map((x) => x.full), ['backup/kid@s1']);
+    assert.deepEqual(p.view, { index: 0, asOf: 20n });
+  });
+
+  it('--delete is refused when no bundle can speak for the source (older than the target\'s record)', () => {
+    const m = round2();
+    assert.equal(refusal(planImport(facts('backup', target, { sourceTxg: 50n }), [{ dir: '/d/b', manifest: m }], flags({ delete: true }))),
+      "--delete: no bundle here can speak for the source's current state: /d/b/manifest.json shows the source as of txg 20, older than what backup already received (zferry:source-txg=50); nothing was received");
+    // Without --delete the streams still apply; nothing is judged extra.
+    const p = ok(planImport(facts('backup', target, { sourceTxg: 50n }), [{ dir: '/d/b', manifest: m }], flags()));
+    assert.equal(p.extras, null);
+    assert.equal(p.bundles[0].decisions.length, 2);
+  });
+});
