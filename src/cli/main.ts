@@ -124,14 +124,16 @@ export function buildProgram(): Command {
         diskBytes: o.disk, sampleBytes: o.sample, sampleSeconds: o.sampleSeconds, churnSends: o.churnSends,
         churnSeconds: o.churnSeconds, progress: await progressFor(o.json),
       });
-      if (o.json) emitJson(r);
-      else (await printer()).printEstimate(r, o.level);
+      const words = await printer();
+      // --json keeps the one-sentence summary beside the numbers it is made of.
+      if (o.json) emitJson(r.verdict ? { ...r, verdict: { ...r.verdict, summary: words.verdictSummary(r.verdict) } } : r);
+      else words.printEstimate(r, o.level);
       if (r.conflicts.length > 0) process.exitCode = EXIT.partial;
     });
 
   program
     .command('import')
-    .description('Verify every byte of the bundle(s) at PATH, then apply them to TARGET with zfs recv -u, and write a receipt under PATH.')
+    .description('Apply the bundle(s) at PATH to TARGET with zfs recv -u, checking every byte as it streams (or all first with --verify-first), and write a receipt under PATH.')
     .argument('<path>', 'a bundle folder, or a folder holding bundles (applied in order; applied ones are skipped)')
     .argument('<target>', 'dataset the source maps onto (tank/a/b → TARGET/a/b)')
     .option('--dry-run', 'check manifests and what would be received; touch nothing', false)
@@ -140,12 +142,15 @@ export function buildProgram(): Command {
     .option('--rollback', 'roll back to the common snapshot when the target has changes or snapshots of its own', false)
     .option('--trust <public-key>', 'accept only bundles whose manifest is signed by this minisign public key (KEY.pub from zferry keygen)')
     .option('--identity <file>', 'age identity file (AGE-SECRET-KEY-1…) for bundles exported with --encrypt-to')
+    .option('--max-delete <limit>', 'with --delete: refuse to destroy more than N datasets (default 2), or more than P% of the snapshots of datasets that receive nothing new (default 50%); "all" lifts both; repeatable', collect, [] as string[])
     .option('--verify-first', 'read and check every byte before the first receive (two read passes); by default each volume is checked as it streams into zfs recv, and a stream\'s end reaches zfs only once all its bytes matched', false)
     .option('--json', 'print the result as JSON on stdout (no progress bars)', false)
     .addHelpText('after', example(
       '# see what would be received and destroyed, then do it\n' +
       'zferry import /mnt/disk backup --delete --dry-run\n' +
       'zferry import /mnt/disk backup --delete\n' +
+      '# the source really lost three datasets: allow that many\n' +
+      'zferry import /mnt/disk backup --delete --max-delete 3\n' +
       '# the target was written to or snapshotted on its own: discard that\n' +
       'zferry import /mnt/disk backup --rollback\n' +
       '# only bundles signed by the source\'s key; decrypt with an age identity\n' +
@@ -154,9 +159,10 @@ export function buildProgram(): Command {
     .action(async (path: string, target: string, o) => {
       const zfs = await probeZfs();
       const { runImport } = await import('../commands/import.js');
+      const { parseMaxDelete } = await import('../plan/import.js');
       const r = await runImport(zfs, {
         path, target, dryRun: o.dryRun, force: o.force, delete: o.delete, rollback: o.rollback,
-        trust: o.trust, identity: o.identity, verifyFirst: o.verifyFirst, progress: await progressFor(o.json),
+        trust: o.trust, identity: o.identity, verifyFirst: o.verifyFirst, maxDelete: parseMaxDelete(o.maxDelete), progress: await progressFor(o.json),
       });
       if (o.json) emitJson(r);
       else (await printer()).printImport(r, o.dryRun);

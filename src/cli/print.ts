@@ -2,6 +2,7 @@
 import { describeStep } from '../plan/index.js';
 import type { ExportResult } from '../commands/export.js';
 import type { ImportResult } from '../commands/import.js';
+import type { Verdict } from '../estimate/verdict.js';
 import type { EstimateResult } from '../commands/estimate.js';
 import { formatBytes, formatDuration, formatInterval, formatRate } from './units.js';
 import { barChart, isUtf8Locale, table } from './chart.js';
@@ -50,6 +51,12 @@ export function printImport(r: ImportResult, dryRun: boolean): void {
     const verb = { destroyed: 'destroyed', 'would-destroy': 'would destroy', reported: 'not on the source; --delete destroys them' }[r.extras.action];
     out(`extras under ${r.target} (${verb}):`);
     for (const n of doomed) out(`  ${n}`);
+    const g = r.extras.guard;
+    if (g && r.extras.action !== 'reported') {
+      out(`deletion guard: ${g.datasets} dataset(s) (limit ${g.datasetLimit ?? 'none'}); ${g.quietDestroyed} of ${g.quietHeld} snapshots ` +
+        `in datasets receiving nothing new (${g.quietSharePercent}%, limit ${g.quietShareLimit === null ? 'none' : `${g.quietShareLimit}%`})` +
+        `${g.exceeded ? ': --delete would be REFUSED; raise --max-delete to allow it' : ''}`);
+    }
   }
   if (dryRun) out(`dry run: nothing received or destroyed (${formatBytes(r.storedBytes)} would be read)`);
   else out(`${r.target} updated in ${r.seconds.toFixed(1)} s; receipt: ${r.receipt}`);
@@ -123,5 +130,21 @@ export function printEstimate(r: EstimateResult, level: number, unicode = isUtf8
   out(`the link moves ${formatBytes(Math.round(v.capacityPerInterval))} per ${every}; ` +
     `a bundle must carry ${formatBytes(Math.round(v.needPerInterval))} per ${every} (${v.window}-day average` +
     `${v.ratioApplied === 1 ? '' : `, at the sampled zstd ratio of ${(v.ratioApplied * 100).toFixed(1)}%`})`);
-  out(`verdict: ${v.summary}`);
+  out(`verdict: ${verdictSummary(v)}`);
+}
+
+/** The verdict in one sentence. */
+export function verdictSummary(v: Verdict): string {
+  if (v.keepsUp) {
+    const peakNote = v.peakFits ? '' : `; the busiest interval (${formatBytes(Math.round(v.peakNeedPerInterval))}) does not fit and waits for the next`;
+    return `keeps up with ${Math.floor(v.headroomPercent ?? 0)}% headroom${peakNote}`;
+  }
+  const days = v.diskEveryDays!;
+  const disk = formatBytes(v.diskBytes);
+  const every = days > 365
+    ? `one ${disk} disk would carry more than a year of it`
+    : days >= 1
+      ? `a ${disk} disk every ${Math.floor(days)} day${Math.floor(days) === 1 ? '' : 's'} would carry the rest`
+      : `a ${disk} disk would fill in ${(days * 24).toFixed(1)} h: ship ${Math.ceil(1 / days)} disks a day or a faster link`;
+  return `falls behind by ${formatBytes(Math.round(v.behindPerDay!))} per day; ${every}`;
 }

@@ -8,7 +8,7 @@ import { hostname } from 'node:os';
 import type { Inventory, SourceIdentity } from '../model.js';
 import { joinDataset } from '../model.js';
 import { ZferryError } from '../errors.js';
-import type { SendSpec, Zfs } from '../zfs/index.js';
+import { checkDatasetName, type SendSpec, type Zfs } from '../zfs/index.js';
 import { planSync, checkEncryptionMatch, resolveScope, sendOptionsFor, type Plan, type Scope, type SendStep } from '../plan/index.js';
 import type { Basis } from '../bundle/index.js';
 import { findNewestReceipt, readState } from '../state/receipt.js';
@@ -84,6 +84,7 @@ export async function findBasis(opts: BasisOptions, identity: SourceIdentity): P
 
 /** Reads the source, finds the basis and plans the round; nothing is sent. */
 export async function planRound(zfs: Zfs, opts: RoundOptions): Promise<PlannedRound> {
+  checkDatasetName(opts.source, 'source');
   const inventory = await zfs.inventory(opts.source);
   const identity = await sourceIdentity(zfs, opts.source);
   const { basis, proved } = await findBasis(opts, identity);

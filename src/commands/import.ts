@@ -9,10 +9,10 @@ import { join } from 'node:path';
 import type { Guid, Inventory } from '../model.js';
 import { joinDataset } from '../model.js';
 import { ZferryError } from '../errors.js';
-import type { Zfs } from '../zfs/index.js';
+import { checkDatasetName, type Zfs } from '../zfs/index.js';
 import {
   lineageOrder, planImport, receivesClones, SOURCE_PROPERTY, SOURCE_TXG_PROPERTY,
-  type BundleIn, type DeletePlan, type ImportPlan, type ReceiveOptions, type TargetFacts,
+  type BundleIn, type DeleteGuard, type DeletePlan, type ImportPlan, type MaxDelete, type ReceiveOptions, type TargetFacts,
 } from '../plan/index.js';
 import { checkBundleAtRest, findBundles, readManifest, verifyBundle, type Manifest, type StreamEntry } from '../bundle/index.js';
 import { readStream } from '../pipeline/index.js';
@@ -38,6 +38,8 @@ export interface ImportOptions {
   trust?: string;
   /** age identity file, for bundles exported with --encrypt-to. */
   identity?: string;
+  /** The deletion guard's limits (--max-delete); the defaults when absent. */
+  maxDelete?: MaxDelete;
   /** Check every byte of every bundle before the first receive (two read passes) instead of as each stream is received. */
   verifyFirst?: boolean;
   progress?: Progress;
@@ -57,7 +59,11 @@ export interface ImportResult {
   /** Bundles not applied because the bundle they were planned on top of is not on the target yet. */
   deferred: Array<{ bundle: string; bundleId: string; needs: string; message: string }>;
   /** What the target holds that the source does not: destroyed with --delete, else only reported. */
-  extras: { action: 'destroyed' | 'would-destroy' | 'reported'; snapshots: string[]; datasets: string[]; kept: DeletePlan['kept'] };
+  extras: {
+    action: 'destroyed' | 'would-destroy' | 'reported'; snapshots: string[]; datasets: string[]; kept: DeletePlan['kept'];
+    /** The deletion guard's figures (--max-delete); null when nothing is extra. */
+    guard: DeleteGuard | null;
+  };
   receipt: string | null;
   storedBytes: number;
   seconds: number;
@@ -214,11 +220,12 @@ function outcomesOf(plan: ImportPlan, dryRun: boolean): BundleOutcome[] {
   });
 }
 
-function extrasOf(p: DeletePlan | null, action: ImportResult['extras']['action']): ImportResult['extras'] {
+function extrasOf(p: DeletePlan | null, action: ImportResult['extras']['action']): Omit<ImportResult['extras'], 'guard'> {
   return { action, snapshots: p?.snapshots.map((x) => x.full) ?? [], datasets: p?.datasets.map((x) => x.full) ?? [], kept: p?.kept ?? [] };
 }
 
 export async function runImport(zfs: Zfs, opts: ImportOptions): Promise<ImportResult> {
+  checkDatasetName(opts.target, 'import target');
   const progress = opts.progress ?? silentProgress;
   const started = Date.now();
   const elapsed = () => (Date.now() - started) / 1000;
@@ -241,7 +248,8 @@ export async function runImport(zfs: Zfs, opts: ImportOptions): Promise<ImportRe
 
   // Plan: pure, every refusal before anything is touched.
   const planned = planImport(facts, bundles, {
-    force: opts.force, delete: opts.delete ?? false, rollback: opts.rollback ?? false, recvNamesOrigin: zfs.caps.recvPropertyOverride,
+    force: opts.force, delete: opts.delete ?? false, rollback: opts.rollback ?? false, dryRun: opts.dryRun, recvNamesOrigin: zfs.caps.recvPropertyOverride,
+    ...(opts.maxDelete ? { maxDelete: opts.maxDelete } : {}),
   });
   if ('refusal' in planned) {
     const { message, ...context } = planned.refusal;
@@ -251,11 +259,11 @@ export async function runImport(zfs: Zfs, opts: ImportOptions): Promise<ImportRe
   const outcomes = outcomesOf(plan, opts.dryRun);
   const result: ImportResult = {
     target: opts.target, bundles: outcomes, deferred: plan.deferred,
-    extras: extrasOf(plan.extras, opts.delete ? (opts.dryRun ? 'would-destroy' : 'destroyed') : 'reported'),
+    extras: { ...extrasOf(plan.extras, opts.delete ? (opts.dryRun ? 'would-destroy' : 'destroyed') : 'reported'), guard: plan.guard },
     receipt: null, storedBytes: 0, seconds: 0,
   };
   if (plan.bundles.length === 0) {
-    result.extras = extrasOf(null, 'reported');
+    result.extras = { ...extrasOf(null, 'reported'), guard: null };
     result.seconds = elapsed();
     return result;
   }

@@ -1,5 +1,5 @@
 /** `zferry state`: what a target holds, in the receipt format export plans against. */
-import type { Zfs } from '../zfs/index.js';
+import { checkDatasetName, type Zfs } from '../zfs/index.js';
 import { makeState, type TargetState } from '../state/receipt.js';
 import { SOURCE_PROPERTY } from './import.js';
 import type { SourceIdentity } from '../model.js';
@@ -13,6 +13,7 @@ function parseSourceTag(tag: string | null): SourceIdentity | null {
 }
 
 export async function runState(zfs: Zfs, target: string): Promise<TargetState> {
+  checkDatasetName(target, 'state target');
   if (!(await zfs.exists(target))) {
     throw new ZferryError(`dataset ${target} does not exist (for an empty target, export without --since)`, { dataset: target });
   }

@@ -1,8 +1,8 @@
 /**
  * Does the link keep up? Pure arithmetic over churn per interval, the
- * compression ratio measured on the next bundle, and the link's rate.
+ * compression ratio measured on the next bundle, and the link's rate. The
+ * verdict is numbers only; the CLI puts them into words.
  */
-import { formatBytes } from '../cli/units.js';
 
 export interface VerdictInput {
   /** How often a bundle would be sent, seconds. */
@@ -32,7 +32,8 @@ export interface Verdict {
   behindPerDay: number | null;
   /** Days one disk of `diskBytes` covers of what is left behind; null when keeping up. */
   diskEveryDays: number | null;
-  summary: string;
+  /** The disk size the verdict was asked about. */
+  diskBytes: number;
 }
 
 export function keepUpVerdict(v: VerdictInput): Verdict {
@@ -41,23 +42,11 @@ export function keepUpVerdict(v: VerdictInput): Verdict {
   const peakNeed = v.peakPerInterval * v.ratio;
   const keepsUp = need <= capacity;
   const peakFits = peakNeed <= capacity;
+  const base = { keepsUp, capacityPerInterval: capacity, needPerInterval: need, peakNeedPerInterval: peakNeed, peakFits, diskBytes: v.diskBytes };
   if (keepsUp) {
     const headroom = capacity > 0 ? ((capacity - need) / capacity) * 100 : 0;
-    const peakNote = peakFits ? '' : `; the busiest interval (${formatBytes(Math.round(peakNeed))}) does not fit and waits for the next`;
-    return {
-      keepsUp, capacityPerInterval: capacity, needPerInterval: need, peakNeedPerInterval: peakNeed,
-      headroomPercent: headroom, peakFits, behindPerDay: null, diskEveryDays: null,
-      summary: `keeps up with ${Math.floor(headroom)}% headroom${peakNote}`,
-    };
+    return { ...base, headroomPercent: headroom, behindPerDay: null, diskEveryDays: null };
   }
   const behindPerDay = ((need - capacity) * 86400) / v.intervalSeconds;
-  const diskEveryDays = v.diskBytes / behindPerDay;
-  const every = diskEveryDays >= 1
-    ? `a ${formatBytes(v.diskBytes)} disk every ${Math.floor(diskEveryDays)} day${Math.floor(diskEveryDays) === 1 ? '' : 's'} would carry the rest`
-    : `a ${formatBytes(v.diskBytes)} disk would fill in ${(diskEveryDays * 24).toFixed(1)} h: ship ${Math.ceil(1 / diskEveryDays)} disks a day or a faster link`;
-  return {
-    keepsUp, capacityPerInterval: capacity, needPerInterval: need, peakNeedPerInterval: peakNeed,
-    headroomPercent: null, peakFits, behindPerDay, diskEveryDays,
-    summary: `falls behind by ${formatBytes(Math.round(behindPerDay))} per day; ${every}`,
-  };
+  return { ...base, headroomPercent: null, behindPerDay, diskEveryDays: v.diskBytes / behindPerDay };
 }

@@ -6,6 +6,7 @@
  */
 import type { Guid, Inventory } from '../model.js';
 import { joinDataset } from '../model.js';
+import { ZferryError } from '../errors.js';
 import type { Manifest, StreamEntry } from '../bundle/manifest.js';
 import { checkApply, type ApplyDecision } from './apply.js';
 import { planDelete, type DeletePlan } from './delete.js';
@@ -48,8 +49,39 @@ export interface ImportFlags {
   force: boolean;
   delete: boolean;
   rollback: boolean;
+  /** A dry run reports the deletion guard's verdict instead of refusing. */
+  dryRun?: boolean;
   /** zfs recv takes -o origin= (OpenZFS); without it a clone's origin is found by guid anywhere in the pool. */
   recvNamesOrigin: boolean;
+  /** The deletion guard's limits (--max-delete); absent = the defaults. */
+  maxDelete?: MaxDelete;
+}
+
+/**
+ * How much --delete may destroy in one run before it is refused: whole
+ * datasets, and the share of snapshots in datasets that receive nothing new
+ * in this run (a source wiped or imported empty looks like that; routine
+ * rotation deletes old snapshots in datasets that do receive new ones).
+ * null lifts a limit.
+ */
+export interface MaxDelete {
+  datasets: number | null;
+  /** Percent, 0–100. */
+  quietSharePercent: number | null;
+}
+
+export const DEFAULT_MAX_DELETE: MaxDelete = { datasets: 2, quietSharePercent: 50 };
+
+/** The guard's figures, shown by --dry-run and named in the refusal. */
+export interface DeleteGuard {
+  datasets: number;
+  datasetLimit: number | null;
+  /** Snapshots destroyed in, and held by, datasets that receive nothing newer in this run (destroyed datasets aside). */
+  quietDestroyed: number;
+  quietHeld: number;
+  quietSharePercent: number;
+  quietShareLimit: number | null;
+  exceeded: boolean;
 }
 
 export interface PlannedBundle extends BundleIn {
@@ -80,6 +112,8 @@ export interface ImportPlan {
   view: { index: number; asOf: bigint } | { index: null; reason: string };
   /** What the target holds that the latest view does not (destroyed with --delete, else reported); null without a view. */
   extras: DeletePlan | null;
+  /** The deletion guard's figures for `extras`; null without extras. */
+  guard: DeleteGuard | null;
   /** Whether the import marks the target with its source (first import). */
   markSource: string | null;
 }
@@ -152,6 +186,8 @@ export function planImport(facts: TargetFacts, bundles: readonly BundleIn[], fla
   }
   const newest = view.index === null ? null : modified[view.index].manifest;
   const extras = newest && projected ? planDelete(newest.inventory, projected, newest.scope ?? FULL_SCOPE) : null;
+  const guard = extras && projected ? deleteGuard(extras, projected, modified, flags.maxDelete ?? DEFAULT_MAX_DELETE) : null;
+  if (guard?.exceeded && flags.delete && !flags.dryRun) return { refusal: { message: guardRefusal(guard), dataset: facts.target } };
   const first = modified[0]?.manifest;
   return {
     bundles: modified,
@@ -159,6 +195,7 @@ export function planImport(facts: TargetFacts, bundles: readonly BundleIn[], fla
     projected,
     view,
     extras,
+    guard,
     markSource: first && facts.sourceMark === null ? sourceTag(first.source) : null,
   };
 }
@@ -280,4 +317,57 @@ function checkCloneOrigins(facts: TargetFacts, planned: readonly PlannedBundle[]
 /** Whether any stream of these bundles is a clone's first (the facts then include the pool's snapshots). */
 export function receivesClones(bundles: readonly BundleIn[]): boolean {
   return bundles.some((b) => b.manifest.streams.some((s) => s.from?.dataset !== undefined));
+}
+
+/** The deletion guard over a planned deletion on the projected target. */
+export function deleteGuard(extras: DeletePlan, projected: Inventory, planned: readonly PlannedBundle[], limits: MaxDelete): DeleteGuard {
+  const fresh = new Set<string>();
+  for (const p of planned) {
+    for (const d of p.decisions) {
+      const s = p.manifest.streams[d.index - 1];
+      if (d.action === 'apply' && s.creates.length > 0) fresh.add(s.dataset);
+    }
+  }
+  const doomed = new Set(extras.datasets.map((d) => d.dataset));
+  const quiet = projected.datasets.filter((d) => !fresh.has(d.path) && !doomed.has(d.path));
+  const quietPaths = new Set(quiet.map((d) => d.path));
+  const quietHeld = quiet.reduce((n, d) => n + d.snapshots.length, 0);
+  const quietDestroyed = extras.snapshots.filter((x) => quietPaths.has(x.dataset)).length;
+  const share = quietHeld === 0 ? 0 : (quietDestroyed / quietHeld) * 100;
+  const exceeded = (limits.datasets !== null && extras.datasets.length > limits.datasets)
+    || (limits.quietSharePercent !== null && share > limits.quietSharePercent);
+  return {
+    datasets: extras.datasets.length, datasetLimit: limits.datasets,
+    quietDestroyed, quietHeld, quietSharePercent: Math.round(share * 10) / 10, quietShareLimit: limits.quietSharePercent,
+    exceeded,
+  };
+}
+
+/** One line: the counts, the limits, and the option that raises them. */
+export function guardRefusal(g: DeleteGuard): string {
+  const raise: string[] = [];
+  if (g.datasetLimit !== null && g.datasets > g.datasetLimit) raise.push(`--max-delete ${g.datasets}`);
+  if (g.quietShareLimit !== null && g.quietSharePercent > g.quietShareLimit) raise.push(`--max-delete ${Math.ceil(g.quietSharePercent)}%`);
+  return `--delete would destroy ${g.datasets} dataset(s) (limit ${g.datasetLimit ?? 'none'}) and ${g.quietDestroyed} of the ${g.quietHeld} snapshots ` +
+    `(${g.quietSharePercent}%, limit ${g.quietShareLimit === null ? 'none' : `${g.quietShareLimit}%`}) in datasets that receive nothing new in this run: ` +
+    `refusing before anything is received or destroyed, in case the source was wiped or imported empty; ` +
+    `check with --dry-run, then allow it with ${raise.join(' ')} (or --max-delete all)`;
+}
+
+/** `--max-delete` values: N (datasets), P% (share of quiet datasets' snapshots), or all; later ones override earlier ones. */
+export function parseMaxDelete(values: readonly string[]): MaxDelete {
+  const out: MaxDelete = { ...DEFAULT_MAX_DELETE };
+  for (const v of values) {
+    if (v === 'all') {
+      out.datasets = null;
+      out.quietSharePercent = null;
+    } else if (/^\d{1,9}$/.test(v)) {
+      out.datasets = Number(v);
+    } else if (/^\d{1,3}(\.\d+)?%$/.test(v) && Number(v.slice(0, -1)) <= 100) {
+      out.quietSharePercent = Number(v.slice(0, -1));
+    } else {
+      throw new ZferryError(`--max-delete ${JSON.stringify(v)}: expected a number of datasets (2), a share of snapshots (50%) or all`, {}, 2);
+    }
+  }
+  return out;
 }

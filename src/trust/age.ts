@@ -26,7 +26,7 @@ export async function readRecipients(values: string[]): Promise<string[]> {
   const out: string[] = [];
   for (const v of values) {
     if (v.startsWith('age1')) {
-      if (!RECIPIENT_PATTERN.test(v)) throw new ZferryError(`--encrypt-to ${v}: not an age recipient (age1… as age-keygen prints it)`);
+      if (!RECIPIENT_PATTERN.test(v) || !ageAccepts('recipient', v)) throw new ZferryError(`--encrypt-to ${v}: not an age recipient (age1… as age-keygen prints it)`);
       out.push(v);
       continue;
     }
@@ -38,7 +38,7 @@ export async function readRecipients(values: string[]): Promise<string[]> {
     }
     const lines = text.split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#'));
     for (const [i, l] of lines.entries()) {
-      if (!RECIPIENT_PATTERN.test(l)) throw new ZferryError(`${v}: line ${i + 1} is not an age recipient (age1…)`, { file: v });
+      if (!RECIPIENT_PATTERN.test(l) || !ageAccepts('recipient', l)) throw new ZferryError(`${v}: line ${i + 1} is not an age recipient (age1…)`, { file: v });
       out.push(l);
     }
     if (lines.length === 0) throw new ZferryError(`${v}: no age recipient in it`, { file: v });
@@ -54,9 +54,31 @@ export async function readIdentities(file: string): Promise<string[]> {
   } catch (err) {
     throw new ZferryError(`${file}: cannot read age identity: ${(err as Error).message}`, { file });
   }
-  const keys = text.split('\n').map((l) => l.trim()).filter((l) => /^AGE-SECRET-KEY-(PQ-)?1[0-9A-Z]+$/.test(l));
+  const keys: string[] = [];
+  for (const [i, raw] of text.split('\n').entries()) {
+    const l = raw.trim();
+    if (!/^AGE-SECRET-KEY-(PQ-)?1[0-9A-Z]+$/.test(l)) continue;
+    // Never print the line: it is a secret key, damaged or not.
+    if (!ageAccepts('identity', l)) throw new ZferryError(`${file}: line ${i + 1} is not a valid age identity (damaged or cut short)`, { file });
+    keys.push(l);
+  }
   if (keys.length === 0) throw new ZferryError(`${file}: no AGE-SECRET-KEY-1… line (make one with age-keygen -o ${file})`, { file });
   return keys;
+}
+
+/**
+ * Whether the age library takes a recipient or identity: its bech32 checksum
+ * is checked here, once, rather than mid-stream, where the library's error
+ * would repeat the key (a secret one, for an identity).
+ */
+function ageAccepts(kind: 'recipient' | 'identity', key: string): boolean {
+  try {
+    if (kind === 'recipient') new Encrypter().addRecipient(key);
+    else new Decrypter().addIdentity(key);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** A Duplex around an age web-stream transform whose output is ready only once the input's header is read. */

@@ -33,6 +33,7 @@ export { parseSnapshotWritten, snapshotWrittenArgs, type WrittenRow } from './ch
 export { parseHeld, parseWritten, userrefsArgs, writtenArgs } from './props.js';
 export { SKIP_PROPERTY } from './inventory.js';
 export { classifyFlagProbe, parseZfsVersion, FLAG_PROBES } from './probe.js';
+export { checkDatasetName } from './names.js';
 
 export interface ZfsOptions {
   zfs?: string;

@@ -1,5 +1,5 @@
 /** Runs the built zferry CLI the way a user's script does: a process, its exit code, its output. */
-import { execa } from 'execa';
+import { execa, type ResultPromise } from 'execa';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -25,4 +25,25 @@ export async function zferryOk(...args: string[]): Promise<CliResult> {
   const r = await zferry(...args);
   if (r.code !== 0) throw new Error(`zferry ${args.join(' ')} exited ${r.code}: ${r.stderr.trim()}`);
   return r;
+}
+
+/** Starts zferry in the background (a relay receiver); end it with stopZferry. */
+export function startZferry(...args: string[]): ResultPromise {
+  return execa(process.execPath, [CLI, ...args], { reject: false, stdin: 'ignore', env: { LC_ALL: 'C', ZFERRY_STATE_DIR: STATE_DIR } });
+}
+
+/** SIGTERM lets zferry stop its own children (execa's cleanup); SIGKILL after 5 s, or at once with `hard`. */
+export async function stopZferry(p: ResultPromise, hard = false): Promise<void> {
+  if (p.exitCode !== undefined && p.exitCode !== null) return;
+  p.kill(hard ? 'SIGKILL' : 'SIGTERM');
+  const ended = await Promise.race([p.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 5_000))]);
+  if (!ended) {
+    p.kill('SIGKILL');
+    await Promise.race([p, new Promise((r) => setTimeout(r, 5_000))]);
+  }
+}
+
+/** The process's result, or null when it is still running after `ms`. */
+export function within<T>(p: Promise<T>, ms: number): Promise<T | null> {
+  return Promise.race([p, new Promise<null>((r) => setTimeout(() => r(null), ms))]);
 }

@@ -2,21 +2,19 @@
  * Literal data for unit tests of pure logic: inventories, snapshot refs and
  * manifests built from short tuples, so a test states only what it is about.
  */
-import type { Dataset, DatasetType, Inventory, SnapshotRef } from '../../src/model.js';
+import type { Dataset, Inventory, SnapshotRef } from '../../src/model.js';
 import type { Manifest, StreamEntry } from '../../src/bundle/manifest.js';
 import type { TargetFacts } from '../../src/plan/index.js';
 
 /** [name, guid, createtxg] */
 export type SnapTuple = [string, string, number];
 
-export function ds(path: string, snaps: SnapTuple[], type: DatasetType = 'filesystem'): Dataset {
-  return {
-    path,
-    type,
-    guid: `ds-${path}`,
-    snapshots: snaps.map(([name, guid, txg]) => ({ name, guid, createtxg: String(txg), creation: txg })),
-    bookmarks: [],
-  };
+const snap = ([name, guid, txg]: SnapTuple) => ({ name, guid, createtxg: String(txg), creation: 1_700_000_000 + txg });
+
+/** A dataset at `path` holding snapshots (and bookmarks) given as tuples; `extra` sets type, origin, encrypted, skip… */
+export function ds(path: string, snaps: SnapTuple[], extra: Omit<Partial<Dataset>, 'bookmarks'> & { bookmarks?: SnapTuple[] } = {}): Dataset {
+  const { bookmarks, ...rest } = extra;
+  return { path, type: 'filesystem', guid: `ds-${path}`, snapshots: snaps.map(snap), bookmarks: (bookmarks ?? []).map(snap), ...rest };
 }
 
 export const inv = (root: string, datasets: Dataset[]): Inventory => ({ root, datasets });

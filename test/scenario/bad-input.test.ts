@@ -1,6 +1,8 @@
 /**
  * Bad input never reaches zfs recv: every case exits non-zero with a one-line
- * message naming the file, field or dataset, and the target is unchanged.
+ * message naming the file, field or dataset, and the target is unchanged —
+ * except that the default one-pass import keeps the whole streams it received
+ * before the one whose bytes turned out bad (checked with --verify-first too).
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -65,14 +67,40 @@ async function flipByte(file: string, at: 'start' | 'middle' | 'end'): Promise<v
   }
 }
 
-/** Runs import (and verify where it applies) and checks the refusal and the untouched target. */
-async function assertRefused(bundle: string, expect: RegExp, opts: { verifyToo?: boolean } = {}): Promise<void> {
+/** Each dataset's newest snapshot under root. */
+async function newestSnapshots(root: string): Promise<Map<string, string>> {
+  const out = await run('zfs', ['list', '-H', '-t', 'snapshot', '-o', 'name', '-s', 'createtxg', '-r', root]);
+  const m = new Map<string, string>();
+  for (const line of out.split('\n').filter(Boolean)) m.set(line.split('@')[0], line.split('@')[1]);
+  return m;
+}
+
+/**
+ * Runs import (and verify where it applies) and checks the refusal and the
+ * untouched target. With `midStream` (damage inside a volume's bytes, which
+ * the one-pass import finds only as it streams), `--verify-first` must leave
+ * the target untouched, and the default import may keep the streams before
+ * the damaged one, whole; the target is then rolled back for the next case.
+ */
+async function assertRefused(bundle: string, expect: RegExp, opts: { verifyToo?: boolean; midStream?: boolean } = {}): Promise<void> {
   const before = await fingerprint(target);
-  const r = await zferry('import', bundle, target);
+  const newest = await newestSnapshots(target);
+  const r = await zferry('import', bundle, target, ...(opts.midStream ? ['--verify-first'] : []));
   assert.notEqual(r.code, 0, `import of ${bundle} should fail`);
   assert.match(r.stderr, expect);
   assert.equal(r.stderr.trim().split('\n').length, 1, `one-line error expected, got: ${r.stderr}`);
   assert.equal(await fingerprint(target), before, 'the target must be unchanged');
+  if (opts.midStream) {
+    const one = await zferry('import', bundle, target);
+    assert.notEqual(one.code, 0, `one-pass import of ${bundle} should fail`);
+    assert.match(one.stderr, expect);
+    assert.match(one.stderr, /was not received/);
+    assert.equal(one.stderr.trim().split('\n').length, 1, `one-line error expected, got: ${one.stderr}`);
+    for (const [ds, snap] of await newestSnapshots(target)) {
+      if (newest.get(ds) !== snap) await run('zfs', ['rollback', '-r', `${ds}@${newest.get(ds)}`]);
+    }
+    assert.equal(await fingerprint(target), before, 'rolled back for the next case');
+  }
   if (opts.verifyToo) {
     const v = await zferry('verify', bundle);
     assert.notEqual(v.code, 0);
@@ -95,7 +123,7 @@ test('one flipped byte in any volume is refused by verify and import, naming the
     const bundle = await copyOfGood();
     const file = path.join(bundle, 'streams', name);
     await flipByte(file, 'middle');
-    await assertRefused(bundle, new RegExp(name.replace(/\./g, '\\.')), { verifyToo: true });
+    await assertRefused(bundle, new RegExp(name.replace(/\./g, '\\.')), { verifyToo: true, midStream: true });
   }
 });
 
@@ -124,7 +152,7 @@ test('a stream whose raw sha256 in the manifest was edited never gets its end re
   const m = JSON.parse(await readFile(file, 'utf8'));
   m.streams[0].rawSha256 = m.streams[0].rawSha256.replace(/^./, (c: string) => (c === '0' ? '1' : '0'));
   await writeFile(file, JSON.stringify(m));
-  await assertRefused(bundle, /stream 1|sha256/);
+  await assertRefused(bundle, /stream 1|sha256/, { midStream: true });
 });
 
 test('a manifest of an unknown format version is refused by its version', async () => {

@@ -8,13 +8,13 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { makePool, run, type TestPool } from '../helpers/zfslab.js';
-import { CLI, zferry, zferryOk } from '../helpers/cli.js';
+import { zferry, zferryOk } from '../helpers/cli.js';
+import { killAt as killAtPoint } from '../helpers/kill.js';
 import { fingerprint, guidList, snapshot, writeData } from '../helpers/fixtures.js';
 
 let src: TestPool;
@@ -47,43 +47,7 @@ async function killAt(point: string, ...args: string[]): Promise<void> {
  * before the kill), then SIGKILLs it.
  */
 async function killAtWith(point: string, env: Record<string, string>, settle: () => Promise<void>, ...args: string[]): Promise<void> {
-  const flag = path.join(work, `reached-${point.replace(/:/g, '_')}-${Date.now()}`);
-  const child = execa(process.execPath, [CLI, ...args], {
-    reject: false, stdin: 'ignore',
-    env: { LC_ALL: 'C', ...env, ZFERRY_TEST_PAUSE_AT: point, ZFERRY_TEST_PAUSE_FILE: flag },
-  });
-  const deadline = Date.now() + 60_000;
-  while (!existsSync(flag)) {
-    if (child.exitCode !== null) throw new Error(`zferry ${args.join(' ')} ended before ${point}: ${(await child).stderr}`);
-    if (Date.now() > deadline) throw new Error(`${point} not reached in 60 s`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  let orphans: number[] = [];
-  try {
-    await settle();
-  } finally {
-    orphans = child.pid === undefined ? [] : await childrenOf(child.pid);
-    child.kill('SIGKILL');
-  }
-  const r = await child;
-  assert.equal(r.signal, 'SIGKILL');
-  // A zfs send/recv the killed process started outlives it for a moment (its pipe closes, it fails): let it finish.
-  for (const pid of orphans) await waitGone(pid);
-}
-
-async function childrenOf(pid: number): Promise<number[]> {
-  const tasks = await readdir(`/proc/${pid}/task`).catch(() => [] as string[]);
-  const out: number[] = [];
-  for (const t of tasks) {
-    const text = await readFile(`/proc/${pid}/task/${t}/children`, 'utf8').catch(() => '');
-    out.push(...text.split(/\s+/).filter(Boolean).map(Number));
-  }
-  return out;
-}
-
-async function waitGone(pid: number): Promise<void> {
-  const deadline = Date.now() + 15_000;
-  while (existsSync(`/proc/${pid}`) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  return killAtPoint(point, { dir: work, env, settle }, ...args);
 }
 
 /** Polls `check` until it holds (≤ 15 s). */

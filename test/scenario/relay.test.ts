@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { makePool, run, type TestPool } from '../helpers/zfslab.js';
-import { CLI, zferry, zferryOk } from '../helpers/cli.js';
+import { CLI, startZferry as startInBackground, stopZferry as stop, zferry, zferryOk } from '../helpers/cli.js';
 import { AUTO, buildSource, fingerprint, guidList, snapshot, writeData } from '../helpers/fixtures.js';
 
 const LOOP = '127.0.0.1';
@@ -25,20 +25,9 @@ let work: string;
 const started: ResultPromise[] = [];
 
 function startZferry(args: string[]): ResultPromise {
-  const p = execa(process.execPath, [CLI, ...args], { reject: false, stdin: 'ignore', env: { LC_ALL: 'C' } });
+  const p = startInBackground(...args);
   started.push(p);
   return p;
-}
-
-/** SIGTERM lets zferry stop its mbuffer child (execa's cleanup); SIGKILL after 5 s, or at once with `hard`. */
-async function stop(p: ResultPromise, hard = false): Promise<void> {
-  if (p.exitCode !== undefined && p.exitCode !== null) return;
-  p.kill(hard ? 'SIGKILL' : 'SIGTERM');
-  const ended = await Promise.race([p.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 5_000))]);
-  if (!ended) {
-    p.kill('SIGKILL');
-    await Promise.race([p, new Promise((r) => setTimeout(r, 5_000))]);
-  }
 }
 
 async function waitFor(what: string, cond: () => Promise<boolean>, ms = 30_000): Promise<void> {

@@ -1,21 +1,14 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Dataset, DatasetType, Inventory, SnapshotRef } from '../../src/model.js';
+import { ds as literalDs, inv as literalInv, ref, type SnapTuple } from '../helpers/literals.js';
 import { checkApply, planSync } from '../../src/plan/index.js';
 import type { ApplyDecision, ApplyStream, Step } from '../../src/plan/index.js';
 
-type S = [string, string, number];
-function ds(path: string, snaps: S[], type: DatasetType = 'filesystem'): Dataset {
-  return {
-    path,
-    type,
-    guid: `ds-${path}`,
-    snapshots: snaps.map(([name, guid, txg]) => ({ name, guid, createtxg: String(txg), creation: txg })),
-    bookmarks: [],
-  };
-}
-const inv = (datasets: Dataset[]): Inventory => ({ root: 'backup', datasets });
-const r = (name: string, guid: string): SnapshotRef => ({ name, guid });
+type S = SnapTuple;
+const ds = (path: string, snaps: S[], type: DatasetType = 'filesystem') => literalDs(path, snaps, { type });
+const inv = (datasets: Dataset[]): Inventory => literalInv('backup', datasets);
+const r = ref;
 const s1 = r('s1', '101'), s2 = r('s2', '102'), s3 = r('s3', '103'), s4 = r('s4', '104');
 
 function full(index: number, dataset: string, to: SnapshotRef, force = false): ApplyStream {

@@ -4,22 +4,14 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Dataset, Inventory } from '../../src/model.js';
+import { ds as literalDs, inv, type SnapTuple } from '../helpers/literals.js';
 import { checkApply, describeStep, planSync, projectTarget, FULL_SCOPE } from '../../src/plan/index.js';
 import type { ApplyStream, Step } from '../../src/plan/index.js';
 import { buildSendArgs } from '../../src/zfs/index.js';
 import type { ZfsCapabilities } from '../../src/zfs/index.js';
 
-type S = [string, string, number];
-function ds(path: string, snaps: S[], origin?: string): Dataset {
-  return {
-    path, type: 'filesystem', guid: `ds-${path}`,
-    snapshots: snaps.map(([name, guid, txg]) => ({ name, guid, createtxg: String(txg), creation: txg })),
-    bookmarks: [],
-    ...(origin ? { origin } : {}),
-  };
-}
-const inv = (root: string, datasets: Dataset[]): Inventory => ({ root, datasets });
+type S = SnapTuple;
+const ds = (path: string, snaps: S[], origin?: string) => literalDs(path, snaps, origin ? { origin } : {});
 const brief = (steps: Step[]) =>
   steps.map((s) => (s.kind === 'create' ? `${s.dataset}:create` : `${s.dataset}:${s.kind}:${s.from?.dataset !== undefined ? `${s.from.dataset}` : ''}@${s.from?.name ?? '-'}>${s.to.name}`));
 const toStreams = (steps: Step[]): ApplyStream[] =>

@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { parseInterval, parseRate, formatDuration } from '../../src/cli/units.js';
 import { dailyChurn, windowChurn, type ChurnSample } from '../../src/estimate/churn.js';
 import { keepUpVerdict } from '../../src/estimate/verdict.js';
+import { verdictSummary } from '../../src/cli/print.js';
 import { bar, barChart, isUtf8Locale, table } from '../../src/cli/chart.js';
 import { parseSnapshotWritten, snapshotWrittenArgs } from '../../src/zfs/index.js';
 
@@ -98,14 +99,14 @@ test('verdict: keeps up with the headroom left after the compressed churn', () =
   assert.ok(Math.abs(v.headroomPercent! - 76.85) < 0.01);
   assert.equal(v.peakFits, true);
   assert.equal(v.behindPerDay, null);
-  assert.equal(v.summary, 'keeps up with 76% headroom');
+  assert.equal(verdictSummary(v), 'keeps up with 76% headroom');
 });
 
 test('verdict: a peak that does not fit is said even when the average does', () => {
   const v = keepUpVerdict({ intervalSeconds: DAY, linkBytesPerSecond: 1e6, averagePerInterval: 50e9, peakPerInterval: 200e9, ratio: 1, diskBytes: 1e12 });
   assert.equal(v.keepsUp, true);
   assert.equal(v.peakFits, false);
-  assert.match(v.summary, /^keeps up with 42% headroom; the busiest interval \(186\.3 GiB\) does not fit/);
+  assert.match(verdictSummary(v), /^keeps up with 42% headroom; the busiest interval \(186\.3 GiB\) does not fit/);
 });
 
 test('verdict: falls behind by the daily deficit, and a disk every N days carries it', () => {
@@ -115,14 +116,14 @@ test('verdict: falls behind by the daily deficit, and a disk every N days carrie
   assert.equal(v.headroomPercent, null);
   assert.ok(Math.abs(v.behindPerDay! - 33.6e9) < 1);
   assert.ok(Math.abs(v.diskEveryDays! - 1e12 / 33.6e9) < 1e-9);
-  assert.equal(v.summary, 'falls behind by 31.3 GiB per day; a 931.3 GiB disk every 29 days would carry the rest');
+  assert.equal(verdictSummary(v), 'falls behind by 31.3 GiB per day; a 931.3 GiB disk every 29 days would carry the rest');
   // The flip: the same churn on a link just above it keeps up.
   assert.equal(keepUpVerdict({ intervalSeconds: 3600, linkBytesPerSecond: 5e9 / 3600 + 1, averagePerInterval: 5e9, peakPerInterval: 5e9, ratio: 1, diskBytes: 1e12 }).keepsUp, true);
 });
 
 test('verdict: a disk smaller than a day\'s deficit asks for several a day', () => {
   const v = keepUpVerdict({ intervalSeconds: DAY, linkBytesPerSecond: 1, averagePerInterval: 300e9, peakPerInterval: 300e9, ratio: 1, diskBytes: 100e9 });
-  assert.match(v.summary, /93\.1 GiB disk would fill in 8\.0 h: ship 3 disks a day or a faster link$/);
+  assert.match(verdictSummary(v), /93\.1 GiB disk would fill in 8\.0 h: ship 3 disks a day or a faster link$/);
 });
 
 test('bars: Unicode eighths, ASCII #, scaled to the largest row', () => {
@@ -185,4 +186,11 @@ test('measureStream: a whole-stream sample compresses to what the export stage w
 
   const counted = await measureStream(chunks(data), { level: 3, sampleBytes: 0, sampleSeconds: 0, readAll: true });
   assert.deepEqual([counted.rawBytes, counted.complete, counted.sampleRawBytes], [data.length, true, 0]);
+});
+
+test('verdict: a small deficit is not worded as a disk every few hundred thousand days', () => {
+  const v = keepUpVerdict({ intervalSeconds: DAY, linkBytesPerSecond: 1e6, averagePerInterval: 86.4e9 + 1e6, peakPerInterval: 86.4e9 + 1e6, ratio: 1, diskBytes: 1.1e12 });
+  assert.equal(v.keepsUp, false);
+  assert.ok(v.diskEveryDays! > 1e5);
+  assert.equal(verdictSummary(v), 'falls behind by 976.6 KiB per day; one 1.00 TiB disk would carry more than a year of it');
 });

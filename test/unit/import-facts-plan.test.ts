@@ -5,7 +5,7 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { planImport, type ImportFlags, type ImportPlan } from '../../src/plan/index.js';
+import { parseMaxDelete, planImport, type ImportFlags, type ImportPlan } from '../../src/plan/index.js';
 import { ds, facts, inv, manifest, ref, stream } from '../helpers/literals.js';
 
 const flags = (extra: Partial<ImportFlags> = {}): ImportFlags => ({ force: false, delete: false, rollback: false, recvNamesOrigin: true, ...extra });
@@ -119,5 +119,53 @@ describe('planImport: what --delete destroys is planned before anything is recei
     const p = ok(planImport(facts('backup', target, { sourceTxg: 50n }), [{ dir: '/d/b', manifest: m }], flags()));
     assert.equal(p.extras, null);
     assert.equal(p.bundles[0].decisions.length, 2);
+  });
+});
+
+describe('planImport: the deletion guard (--max-delete)', () => {
+  // The target mirrors five datasets of the source at s1..s2; bundles carry s3 where noted.
+  const paths = ['', 'a', 'b', 'c', 'd'];
+  const tgt = inv('backup', paths.map((p, i) => ds(p, [['s1', `1${i}1`, 3], ['s2', `1${i}2`, 4]])));
+  const full = (keep: string[], s3: boolean) => inv('tank', paths.filter((p) => keep.includes(p)).map((p) => {
+    const i = paths.indexOf(p);
+    return ds(p, [['s1', `1${i}1`, 10], ['s2', `1${i}2`, 20], ...(s3 ? [['s3', `1${i}3`, 30] as [string, string, number]] : [])]);
+  }));
+  const bundleOf = (src: ReturnType<typeof full>, s3: boolean) => manifest(src, s3 ? src.datasets.map((d) => {
+    const i = paths.indexOf(d.path);
+    return stream(d.path, 'incremental', ref('s2', `1${i}2`), [ref('s3', `1${i}3`)]);
+  }) : []);
+
+  it('a source that lost most of its datasets is refused before anything is received, naming the counts and the option', () => {
+    const src = full(['', 'a'], true);
+    const p = planImport(facts('backup', tgt, { sourceTxg: 20n }), [{ dir: '/d/w', manifest: bundleOf(src, true) }], flags({ delete: true }));
+    assert.equal(refusal(p), '--delete would destroy 3 dataset(s) (limit 2) and 0 of the 0 snapshots (0%, limit 50%) in datasets that receive nothing new in this run: ' +
+      'refusing before anything is received or destroyed, in case the source was wiped or imported empty; check with --dry-run, then allow it with --max-delete 3 (or --max-delete all)');
+    assert.equal(ok(planImport(facts('backup', tgt, { sourceTxg: 20n }), [{ dir: '/d/w', manifest: bundleOf(src, true) }], flags({ delete: true, maxDelete: parseMaxDelete(['3']) }))).extras?.datasets.length, 3);
+  });
+
+  it('routine rotation (old snapshots go where new ones arrive) does not trip it; the same loss in quiet datasets does', () => {
+    const rotated = inv('tank', paths.map((p, i) => ds(p, [['s2', `1${i}2`, 20], ['s3', `1${i}3`, 30]])));
+    const m = manifest(rotated, paths.map((p, i) => stream(p, 'incremental', ref('s2', `1${i}2`), [ref('s3', `1${i}3`)])));
+    const p = ok(planImport(facts('backup', tgt, { sourceTxg: 20n }), [{ dir: '/d/r', manifest: m }], flags({ delete: true })));
+    assert.equal(p.extras?.snapshots.length, 5);
+    assert.equal(p.guard?.exceeded, false);
+    assert.equal(p.guard?.quietHeld, 0);
+
+    // Nothing new anywhere, and every dataset lost s1 and s2 but for one snapshot at the root: quiet, 90% destroyed.
+    const wiped = inv('tank', [ds('', [['s2', '102', 20]]), ...paths.slice(1).map((q) => ds(q, []))]);
+    const w = planImport(facts('backup', tgt, { sourceTxg: 20n }), [{ dir: '/d/x', manifest: manifest(wiped, []) }], flags({ delete: true }));
+    assert.match(refusal(w), /^--delete would destroy 0 dataset\(s\) \(limit 2\) and 9 of the 10 snapshots \(90%, limit 50%\) .* allow it with --max-delete 90% \(or --max-delete all\)$/);
+    // A dry run shows the same figures instead of refusing.
+    const dry = ok(planImport(facts('backup', tgt, { sourceTxg: 20n }), [{ dir: '/d/x', manifest: manifest(wiped, []) }], flags({ delete: true, dryRun: true })));
+    assert.deepEqual(dry.guard, { datasets: 0, datasetLimit: 2, quietDestroyed: 9, quietHeld: 10, quietSharePercent: 90, quietShareLimit: 50, exceeded: true });
+    assert.equal(ok(planImport(facts('backup', tgt, { sourceTxg: 20n }), [{ dir: '/d/x', manifest: manifest(wiped, []) }], flags({ delete: true, maxDelete: parseMaxDelete(['all']) }))).extras?.snapshots.length, 9);
+  });
+
+  it('--max-delete takes N, P% and all, and refuses anything else as a usage error', () => {
+    assert.deepEqual(parseMaxDelete([]), { datasets: 2, quietSharePercent: 50 });
+    assert.deepEqual(parseMaxDelete(['5', '80%']), { datasets: 5, quietSharePercent: 80 });
+    assert.deepEqual(parseMaxDelete(['all']), { datasets: null, quietSharePercent: null });
+    assert.throws(() => parseMaxDelete(['-1']), /--max-delete "-1": expected a number of datasets \(2\), a share of snapshots \(50%\) or all/);
+    assert.throws(() => parseMaxDelete(['101%']), /--max-delete "101%"/);
   });
 });

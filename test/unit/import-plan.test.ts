@@ -6,14 +6,11 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Dataset, Inventory, SnapshotRef } from '../../src/model.js';
+import { ds, inv, ref, type SnapTuple } from '../helpers/literals.js';
 import { asOfTxg, checkApply, chooseLatestView, FULL_SCOPE, judgeView, lineageOrder, type ApplyStream } from '../../src/plan/index.js';
 
-type S = [string, string, number];
-function ds(path: string, snaps: S[]): Dataset {
-  return { path, type: 'filesystem', guid: `ds-${path}`, snapshots: snaps.map(([name, guid, txg]) => ({ name, guid, createtxg: String(txg), creation: txg })), bookmarks: [] };
-}
-const inv = (root: string, datasets: Dataset[]): Inventory => ({ root, datasets });
-const r = (name: string, guid: string): SnapshotRef => ({ name, guid });
+type S = SnapTuple;
+const r = ref;
 const s1 = r('s1', '101'), s2 = r('s2', '102'), s3 = r('s3', '103');
 
 function inc(index: number, dataset: string, from: SnapshotRef, creates: SnapshotRef[], force = false): ApplyStream {

@@ -1,17 +1,11 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Bookmark, Dataset, DatasetType, Inventory, Snapshot } from '../../src/model.js';
 import { comparePaths, describeStep, planSync, projectTarget } from '../../src/plan/index.js';
 import type { SendStep, Step } from '../../src/plan/index.js';
+import { ds, inv, type SnapTuple } from '../helpers/literals.js';
 
-// Literal inventories: snapshots are [name, guid, createtxg].
-type S = [string, string, number];
-const snap = ([name, guid, txg]: S): Snapshot => ({ name, guid, createtxg: String(txg), creation: 1_700_000_000 + txg });
-const bm = ([name, guid, txg]: S): Bookmark => ({ name, guid, createtxg: String(txg), creation: 1_700_000_000 + txg });
-function ds(path: string, snaps: S[], opts: { type?: DatasetType; bookmarks?: S[] } = {}): Dataset {
-  return { path, type: opts.type ?? 'filesystem', guid: `ds-${path}`, snapshots: snaps.map(snap), bookmarks: (opts.bookmarks ?? []).map(bm) };
-}
-const inv = (root: string, datasets: Dataset[]): Inventory => ({ root, datasets });
+// Literal inventories: snapshots are [name, guid, createtxg] (test/helpers/literals.ts).
+type S = SnapTuple;
 const names = (refs: { name: string }[]) => refs.map((r) => r.name);
 const sends = (steps: Step[]) => steps.filter((s): s is SendStep => s.kind !== 'create');
 const brief = (steps: Step[]) =>

@@ -1,15 +1,12 @@
 /** The relay's pure parts and its tar stages, without ZFS or a network. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtemp, readdir, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, basename } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import { ZferryError } from '../../src/errors.js';
-import { finishBundle, type Manifest } from '../../src/bundle/index.js';
-import { writeStream } from '../../src/pipeline/index.js';
 import { listenArgs, parseEndpoint, sendArgs, SLOW_LINK_TUNING } from '../../src/mbuffer/index.js';
 import { parseRelayConfig } from '../../src/relay/config.js';
 import { partitionByReceipt } from '../../src/relay/spool.js';
@@ -18,6 +15,7 @@ import { describeBundles, packBundles } from '../../src/relay/pack.js';
 import { BufferPool, drainInto } from '../../src/pipeline/buffer-pool.js';
 import { unpackInto } from '../../src/relay/unpack.js';
 import { parseReply } from '../../src/relay/reply.js';
+import { makeBundle } from '../helpers/bundles.js';
 
 test('endpoints: HOST:PORT, [v6]:PORT and a bare port for listeners; bad ones name the option', () => {
   assert.deepEqual(parseEndpoint('backup.example.net:9090', '--to', true), { host: 'backup.example.net', port: 9090 });
@@ -73,24 +71,6 @@ test('reply: a refusal carries its reason; a malformed receipt is rejected by th
   assert.throws(() => parseReply(JSON.stringify({ format: 'zferry-relay-reply', formatVersion: 1, ok: true, receipt: { format: 'zferry-state' }, error: null }), 'x'), /receipt in the reply from x/);
   assert.throws(() => parseReply('nope', 'x'), /not JSON/);
 });
-
-async function makeBundle(parent: string): Promise<string> {
-  const id = randomUUID();
-  const dir = join(parent, `zferry-tank-${id.slice(0, 8)}`);
-  const raw = Buffer.concat([randomBytes(200 * 1024), Buffer.alloc(100 * 1024, 3)]);
-  const full = await writeStream(Readable.from([raw]), { dir, index: 1, kind: 'full', volumeSize: 48 * 1024, level: 1 });
-  const m: Manifest = {
-    format: 'zferry-bundle', formatVersion: 1, bundleId: id, createdAt: new Date().toISOString(), zferryVersion: '0.1.0',
-    source: { host: 'h', pool: 'tank', root: 'tank', poolGuid: '1234567890123456789' },
-    basis: { origin: 'empty', file: null, target: null, takenAt: null, inventory: null },
-    inventory: { root: 'tank', datasets: [{ path: '', type: 'filesystem', guid: '77', snapshots: [{ name: 's1', guid: '1000', createtxg: '10', creation: 1700000000 }], bookmarks: [] }] },
-    compression: { algorithm: 'zstd', level: 1 },
-    streams: [{ index: 1, dataset: '', type: 'filesystem', kind: 'full', from: null, to: { name: 's1', guid: '1000' }, intermediates: false,
-      creates: [{ name: 's1', guid: '1000' }], force: false, sendFlags: [], ...full }],
-  };
-  await finishBundle(dir, m);
-  return dir;
-}
 
 test('pack → unpack: bundles arrive verified and complete; any cut of the stream leaves none behind', async () => {
   const root = await mkdtemp(join(tmpdir(), 'zferry-relay-unit-'));

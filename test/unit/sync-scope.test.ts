@@ -1,14 +1,9 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Dataset, Inventory, Snapshot } from '../../src/model.js';
+import { ds, inv, type SnapTuple } from '../helpers/literals.js';
 import { FULL_SCOPE, globToRegExp, planDelete, planSync, projectTarget, resolveScope, type Scope, type SendStep, type Step } from '../../src/plan/index.js';
 
-type S = [string, string, number];
-const snap = ([name, guid, txg]: S): Snapshot => ({ name, guid, createtxg: String(txg), creation: 1_700_000_000 + txg });
-const ds = (path: string, snaps: S[], extra: Partial<Dataset> = {}): Dataset => ({
-  path, type: 'filesystem', guid: `ds-${path}`, snapshots: snaps.map(snap), bookmarks: [], ...extra,
-});
-const inv = (root: string, datasets: Dataset[]): Inventory => ({ root, datasets });
+type S = SnapTuple;
 const brief = (steps: Step[]) =>
   steps.map((s) => (s.kind === 'create' ? `${s.dataset}:create` : `${s.dataset}:${s.kind}:${s.kind === 'full' ? '-' : s.intermediates ? '-I' : '-i'}:${s.from?.name ?? '-'}>${s.to.name}`));
 const scope = (p: Partial<Scope>): Scope => ({ ...FULL_SCOPE, ...p });
