@@ -3,7 +3,7 @@
  * single line that names what is wrong (file, dataset, field, offset);
  * the context fields let callers and --json output carry the same facts.
  */
-import { readFile } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
 
 export interface ErrorContext {
   file?: string;
@@ -44,11 +44,23 @@ export function oneLine(err: unknown): string {
     .trim();
 }
 
-/** Reads a file the user named (state, receipt, config); a failure is one line naming the file and what it is. */
-export async function readUserFile(file: string, what: string): Promise<string> {
+/**
+ * Reads a file the user named (state, receipt, config); a failure is one line
+ * naming the file and what it is. Past `maxBytes` it stops reading and
+ * refuses: the file may be a pipe (`--since <(…)`), whose size stat cannot tell.
+ */
+export async function readUserFile(file: string, what: string, maxBytes = Infinity): Promise<string> {
+  const parts: Buffer[] = [];
+  let n = 0;
   try {
-    return await readFile(file, 'utf8');
+    for await (const chunk of createReadStream(file)) {
+      n += (chunk as Buffer).length;
+      if (n > maxBytes) throw new ZferryError(`${file}: larger than any ${what} zferry writes (limit ${maxBytes} bytes)`, { file });
+      parts.push(chunk as Buffer);
+    }
   } catch (err) {
+    if (err instanceof ZferryError) throw err;
     throw new ZferryError(`${file}: cannot read ${what} (${(err as NodeJS.ErrnoException).code ?? err})`, { file });
   }
+  return Buffer.concat(parts).toString('utf8');
 }

@@ -102,11 +102,40 @@ export interface SchemaProblem {
   message: string;
 }
 
-/** Validates `data` against schemas/NAME.schema.json; null when it conforms. */
+/**
+ * Validates `data` against schemas/NAME.schema.json, then checks the bound the
+ * schemas cannot express (uint64 strings at most 2^64-1); null when it
+ * conforms. Every document zferry reads (manifest, state, receipt, journal)
+ * comes through here, so no reader can skip the bound.
+ */
 export function validateWith(name: string, data: unknown): SchemaProblem | null {
   const v = compiledSchema(name);
-  if (v(data)) return null;
-  return describe(v.errors ?? []);
+  if (!v(data)) return describe(v.errors ?? []);
+  return checkUint64Bounds(data, '');
+}
+
+const UINT64_MAX = 18446744073709551615n;
+/** Field names that hold unsigned 64-bit decimal strings in every schema (`$defs/uint64`). */
+const UINT64_KEYS = new Set(['guid', 'poolGuid', 'createtxg']);
+
+/** JSON Schema cannot compare decimal strings numerically, so the 2^64-1 bound is checked here. */
+function checkUint64Bounds(value: unknown, path: string): SchemaProblem | null {
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const p = checkUint64Bounds(value[i], `${path}/${i}`);
+      if (p) return p;
+    }
+  } else if (value !== null && typeof value === 'object') {
+    for (const [key, v] of Object.entries(value)) {
+      if (UINT64_KEYS.has(key) && typeof v === 'string') {
+        if (/^[0-9]+$/.test(v) && BigInt(v) > UINT64_MAX) return { path: `${path}/${key}`, message: `must be at most 18446744073709551615 (unsigned 64-bit), got ${v}` };
+      } else if (typeof v === 'object') {
+        const p = checkUint64Bounds(v, `${path}/${key}`);
+        if (p) return p;
+      }
+    }
+  }
+  return null;
 }
 
 /** anyOf failures list every branch; the deepest error that is not "must be null" is the useful one. */

@@ -1,4 +1,5 @@
-/** Closing a bundle: the checksum list, restore recipe and signature first, the manifest last. */
+/** Closing a bundle: the restore recipe, checksum list and signature first, the manifest last. */
+import { createHash } from 'node:crypto';
 import { MANIFEST_FILE, manifestText, writeFileAtomic, writeManifestAtomic, type Manifest } from './manifest.js';
 import { RESTORE_FILE, restoreText } from './restore.js';
 import { SUMS_FILE, sha256sumsText } from './sums.js';
@@ -10,14 +11,30 @@ export interface FinishOptions {
 }
 
 /**
- * Writes SHA256SUMS, RESTORE.txt, the signature and then manifest.json, each
- * atomically, so a bundle with a manifest is always complete. Volumes must
- * already be on disk and fsynced (writeStream does that).
+ * The manifest as written: from format 2 on it carries RESTORE.txt's size and
+ * sha256 (just before `streams`). RESTORE.txt is generated from the manifest
+ * without that field, so the text never depends on its own hash.
  */
-export async function finishBundle(bundleDir: string, m: Manifest, opts: FinishOptions = {}): Promise<void> {
+export function withRestore(draft: Manifest, text: string): Manifest {
+  if (draft.formatVersion === 1) return draft;
+  const bytes = Buffer.from(text, 'utf8');
+  const { streams, restore: _old, ...head } = draft;
+  return { ...head, restore: { file: RESTORE_FILE, bytes: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex') }, streams };
+}
+
+/**
+ * Writes RESTORE.txt, SHA256SUMS, the signature and then manifest.json, each
+ * atomically, so a bundle with a manifest is always complete. Volumes must
+ * already be on disk and fsynced (writeStream does that). Returns the manifest
+ * written (with `restore` filled in from format 2 on).
+ */
+export async function finishBundle(bundleDir: string, draft: Manifest, opts: FinishOptions = {}): Promise<Manifest> {
+  const restore = restoreText(draft);
+  const m = withRestore(draft, restore);
+  await writeFileAtomic(bundleDir, RESTORE_FILE, restore);
   await writeFileAtomic(bundleDir, SUMS_FILE, sha256sumsText(m));
-  await writeFileAtomic(bundleDir, RESTORE_FILE, restoreText(m));
   if (opts.sign) await writeFileAtomic(bundleDir, `${MANIFEST_FILE}.minisig`, opts.sign(Buffer.from(manifestText(m), 'utf8')));
   await testPause('export:manifest');
   await writeManifestAtomic(bundleDir, m);
+  return m;
 }

@@ -1,5 +1,6 @@
 export {
   FORMAT_VERSION,
+  FORMAT_VERSIONS,
   MANIFEST_FILE,
   parseManifest,
   readManifest,
@@ -7,6 +8,8 @@ export {
   writeFileAtomic,
   volumeFileName,
   type Manifest,
+  type FormatVersion,
+  type RestoreEntry,
   type Basis,
   type BasisOrigin,
   type StreamEntry,
@@ -18,6 +21,6 @@ export { SUMS_FILE, sha256sumsText } from './sums.js';
 export { RESTORE_FILE, restoreText, shellQuote } from './restore.js';
 export { verifyBundle, verifyArrived, checkBundleAtRest, type VerifyReport, type ArrivedVolume } from './verify.js';
 export { isBundleDir, findBundles } from './find.js';
-export { finishBundle } from './finish.js';
+export { finishBundle, withRestore } from './finish.js';
 export { validateManifestSchema, SCHEMA_URL, type SchemaProblem } from './schema.js';
 export { ZFERRY_VERSION } from '../version.js';

@@ -12,7 +12,15 @@ import { ZferryError } from '../errors.js';
 import { validateManifestSchema } from './schema.js';
 import { ZFERRY_VERSION } from '../version.js';
 
-export const FORMAT_VERSION = 1;
+/**
+ * Bundle format versions this zferry reads. 2 adds `restore` (RESTORE.txt's
+ * size and sha256, also a SHA256SUMS line); a version-1 reader would refuse
+ * both, so they carry a new number. Export writes FORMAT_VERSION unless asked
+ * for 1 (`--bundle-format 1`, for a remote with an older zferry).
+ */
+export const FORMAT_VERSIONS = [1, 2] as const;
+export type FormatVersion = (typeof FORMAT_VERSIONS)[number];
+export const FORMAT_VERSION: FormatVersion = 2;
 export const MANIFEST_FILE = 'manifest.json';
 /**
  * A manifest larger than this is refused before it is read: a million
@@ -54,6 +62,13 @@ export interface VolumeEntry {
   sha256: string;
 }
 
+/** Format 2: RESTORE.txt covered like a volume, so a signature or `sha256sum -c` vouches for it. */
+export interface RestoreEntry {
+  file: 'RESTORE.txt';
+  bytes: number;
+  sha256: string;
+}
+
 export interface StreamEntry {
   /** 1-based apply order. */
   index: number;
@@ -77,7 +92,7 @@ export interface StreamEntry {
 
 export interface Manifest {
   format: 'zferry-bundle';
-  formatVersion: 1;
+  formatVersion: FormatVersion;
   bundleId: string;
   createdAt: string;
   zferryVersion: string;
@@ -89,10 +104,10 @@ export interface Manifest {
   compression: { algorithm: 'zstd'; level: number };
   /** Present when the compressed streams are encrypted with age; absent otherwise. */
   encryption?: { algorithm: 'age'; recipients: string[] };
+  /** Required in format 2, absent in format 1 (whose RESTORE.txt nothing checks). */
+  restore?: RestoreEntry;
   streams: StreamEntry[];
 }
-
-const UINT64_MAX = 18446744073709551615n;
 
 /** `streams/0003-incr.zst.002` for stream 3 (incremental), volume 2; `.zst.age.002` when encrypted. */
 export function volumeFileName(index: number, kind: 'full' | 'incremental', volume: number, encrypted = false): string {
@@ -119,18 +134,21 @@ export function parseManifest(text: string, file: string): Manifest {
   if (head.format !== 'zferry-bundle') {
     throw new ZferryError(`${file}: not a zferry manifest (format is ${JSON.stringify(head.format)}, expected "zferry-bundle")`, { file, field: '/format' });
   }
-  if (head.formatVersion !== FORMAT_VERSION) {
+  if (!(FORMAT_VERSIONS as readonly unknown[]).includes(head.formatVersion)) {
     throw new ZferryError(
-      `${file}: bundle format version ${JSON.stringify(head.formatVersion)} is not supported by zferry ${ZFERRY_VERSION} (supports ${FORMAT_VERSION})`,
+      `${file}: bundle format version ${JSON.stringify(head.formatVersion)} is not supported by zferry ${ZFERRY_VERSION} (supports ${FORMAT_VERSIONS.join(', ')})`,
       { file, field: '/formatVersion' },
     );
   }
+  // The schema says the same; this says it in words rather than as a failed if/then.
+  const pairing = checkRestoreForVersion(head);
+  if (pairing) throw new ZferryError(`${file}: ${pairing.path} ${pairing.message}`, { file, field: pairing.path });
   const schemaError = validateManifestSchema(data);
   if (schemaError) {
     throw new ZferryError(`${file}: ${schemaError.path || '/'} ${schemaError.message}`, { file, field: schemaError.path });
   }
   const m = data as Manifest;
-  const problem = checkUint64Fields(m, '') ?? checkSemantics(m);
+  const problem = checkSemantics(m);
   if (problem) {
     throw new ZferryError(`${file}: ${problem.path} ${problem.message}`, { file, field: problem.path });
   }
@@ -142,24 +160,12 @@ interface Problem {
   message: string;
 }
 
-const UINT64_KEYS = new Set(['guid', 'poolGuid', 'createtxg']);
-
-/** JSON Schema cannot compare decimal strings numerically, so the 2^64-1 bound is checked here. */
-function checkUint64Fields(value: unknown, path: string): Problem | null {
-  if (Array.isArray(value)) {
-    for (let i = 0; i < value.length; i++) {
-      const p = checkUint64Fields(value[i], `${path}/${i}`);
-      if (p) return p;
-    }
-  } else if (value !== null && typeof value === 'object') {
-    for (const [key, v] of Object.entries(value)) {
-      if (UINT64_KEYS.has(key) && typeof v === 'string') {
-        if (BigInt(v) > UINT64_MAX) return { path: `${path}/${key}`, message: `must be at most 18446744073709551615 (unsigned 64-bit), got ${v}` };
-      } else if (typeof v === 'object') {
-        const p = checkUint64Fields(v, `${path}/${key}`);
-        if (p) return p;
-      }
-    }
+function checkRestoreForVersion(head: Record<string, unknown>): Problem | null {
+  if (head.formatVersion === 1 && head.restore !== undefined) {
+    return { path: '/restore', message: 'is not part of bundle format version 1 (it came with version 2)' };
+  }
+  if (head.formatVersion !== 1 && head.restore === undefined) {
+    return { path: '/restore', message: `is required in bundle format version ${String(head.formatVersion)} (RESTORE.txt's size and sha256)` };
   }
   return null;
 }

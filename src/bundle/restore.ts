@@ -1,6 +1,8 @@
 /**
  * RESTORE.txt: the stock shell commands that restore a bundle without zferry.
  * A pure function of the manifest, so the text always matches the streams.
+ * It never reads the manifest's `restore` field (its own size and sha256,
+ * format 2), which is computed from this text.
  */
 import type { Manifest, StreamEntry } from './manifest.js';
 
@@ -51,7 +53,7 @@ function commandFor(s: StreamEntry, encrypted: boolean): string {
   return `cat ${glob}${decrypt(encrypted)} | zstd -dc | ${recv} ${targetWord(s.dataset)}`;
 }
 
-export function restoreText(m: Manifest): string {
+export function restoreText(m: Omit<Manifest, 'restore'>): string {
   const encrypted = m.encryption !== undefined;
   const out: string[] = [
     `# Restoring zferry bundle ${m.bundleId} with stock tools (bash, sha256sum, cat, ${encrypted ? 'age, ' : ''}zstd, zfs).`,
@@ -61,6 +63,13 @@ export function restoreText(m: Manifest): string {
     '# or paste the commands one by one. Apply order matters; stop at the first error.',
     `#   TARGET=backup/${m.source.root.split('/').pop() ?? 'data'} bash RESTORE.txt`,
     '# BUNDLE defaults to the folder holding this file.',
+    ...(m.formatVersion === 1
+      ? []
+      : [
+          '# Check this file before you run it: `sha256sum -c SHA256SUMS` covers it too (against damage);',
+          '# against tampering, check the signature (minisign -Vm manifest.json -p KEY.pub) and that',
+          '# `sha256sum RESTORE.txt` prints the "restore" sha256 in manifest.json (docs/bundle-format.md §6).',
+        ]),
     ...(encrypted
       ? [
           `# The streams are encrypted with age to ${m.encryption?.recipients.join(', ')}:`,

@@ -1,11 +1,12 @@
-/** SHA256SUMS: the coreutils `sha256sum -c` view of a bundle's volumes. */
+/** SHA256SUMS: the coreutils `sha256sum -c` view of a bundle's volumes (and, from format 2, RESTORE.txt). */
 import type { Manifest } from './manifest.js';
 
 export const SUMS_FILE = 'SHA256SUMS';
 
-/** One `<hex>  <file>` line per volume, in stream then volume order. */
+/** One `<hex>  <file>` line per volume, in stream then volume order; then RESTORE.txt's where the manifest covers it. */
 export function sha256sumsText(m: Manifest): string {
   const lines: string[] = [];
   for (const s of m.streams) for (const v of s.volumes) lines.push(`${v.sha256}  ${v.file}`);
+  if (m.restore !== undefined) lines.push(`${m.restore.sha256}  ${m.restore.file}`);
   return lines.length === 0 ? '' : lines.join('\n') + '\n';
 }

@@ -1,9 +1,11 @@
 /**
- * Full check of a bundle at rest: manifest schema, SHA256SUMS agreeing with
- * the manifest, every volume present with the right size and sha256, and no
- * stray file under streams/ that `cat streams/NNNN-*.zst.*` would pick up.
+ * Full check of a bundle at rest: manifest schema, RESTORE.txt as the manifest
+ * lists it (format 2), SHA256SUMS agreeing with the manifest, every volume
+ * present with the right size and sha256, and no stray file under streams/
+ * that `cat streams/NNNN-*.zst.*` would pick up.
  */
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { lstat, readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -18,6 +20,8 @@ export interface VerifyReport {
   streams: number;
   volumes: number;
   storedBytes: number;
+  /** False for a format-1 bundle: nothing checks its RESTORE.txt (read it before running it). */
+  restoreCovered: boolean;
 }
 
 export interface VerifyOptions {
@@ -28,6 +32,7 @@ export interface VerifyOptions {
 
 export async function verifyBundle(bundleDir: string, opts: VerifyOptions = {}): Promise<VerifyReport> {
   const manifest = opts.manifest ?? (await readManifest(bundleDir));
+  await checkRestore(bundleDir, manifest);
   await checkSums(bundleDir, manifest);
   await checkNoStrays(bundleDir, manifest);
   let volumes = 0;
@@ -39,7 +44,11 @@ export async function verifyBundle(bundleDir: string, opts: VerifyOptions = {}):
     volumes += s.volumes.length;
     storedBytes += s.storedBytes;
   }
-  return { bundleDir, manifest, streams: manifest.streams.length, volumes, storedBytes };
+  return report(bundleDir, manifest, volumes, storedBytes);
+}
+
+function report(bundleDir: string, manifest: Manifest, volumes: number, storedBytes: number): VerifyReport {
+  return { bundleDir, manifest, streams: manifest.streams.length, volumes, storedBytes, restoreCovered: manifest.restore !== undefined };
 }
 
 /** A volume's size and sha256 as computed while it was being written. */
@@ -57,6 +66,7 @@ export interface ArrivedVolume {
  * the hashes were checked against (parsed from the bytes written to disk).
  */
 export async function verifyArrived(bundleDir: string, manifest: Manifest, arrived: ReadonlyMap<string, ArrivedVolume>): Promise<VerifyReport> {
+  await checkRestore(bundleDir, manifest);
   await checkSums(bundleDir, manifest);
   await checkNoStrays(bundleDir, manifest);
   let volumes = 0;
@@ -76,7 +86,34 @@ export async function verifyArrived(bundleDir: string, manifest: Manifest, arriv
     volumes += s.volumes.length;
     storedBytes += s.storedBytes;
   }
-  return { bundleDir, manifest, streams: manifest.streams.length, volumes, storedBytes };
+  return report(bundleDir, manifest, volumes, storedBytes);
+}
+
+/**
+ * Format 2: RESTORE.txt is the file the manifest lists, by size and sha256,
+ * so that a signature over the manifest covers the commands people run.
+ * Format 1 lists nothing to check it against.
+ */
+async function checkRestore(bundleDir: string, m: Manifest): Promise<void> {
+  if (m.restore === undefined) return;
+  const file = join(bundleDir, m.restore.file);
+  const ctx = { file, field: '/restore' };
+  const st = await lstat(file).catch(() => null);
+  if (st === null) throw new ZferryError(`${file}: missing (manifest.json lists its size and sha256)`, ctx);
+  if (!st.isFile()) throw new ZferryError(`${file}: not a regular file`, ctx);
+  if (st.size !== m.restore.bytes) {
+    throw new ZferryError(`${file}: size is ${st.size} bytes, manifest.json says ${m.restore.bytes}: not the RESTORE.txt this bundle was exported with; do not run it`, ctx);
+  }
+  let data: Buffer;
+  try {
+    data = await readFile(file);
+  } catch (err) {
+    throw new ZferryError(`${file}: cannot read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, ctx);
+  }
+  const sha256 = createHash('sha256').update(data).digest('hex');
+  if (data.length !== m.restore.bytes || sha256 !== m.restore.sha256) {
+    throw new ZferryError(`${file}: sha256 is ${sha256}, manifest.json says ${m.restore.sha256}: not the RESTORE.txt this bundle was exported with; do not run it`, ctx);
+  }
 }
 
 async function checkSums(bundleDir: string, m: Manifest): Promise<void> {
@@ -114,13 +151,15 @@ async function checkNoStrays(bundleDir: string, m: Manifest): Promise<void> {
 }
 
 /**
- * The checks of a bundle that read no volume byte: SHA256SUMS agrees with the
- * manifest, no stray file under streams/, every volume present with its
- * manifest size. Import runs it before anything is received when it verifies
- * volumes as it streams them (one read pass), so a missing or cut volume is
- * found before the first receive rather than part way through.
+ * The checks of a bundle that read no volume byte: RESTORE.txt as the
+ * manifest lists it (format 2), SHA256SUMS agrees with the manifest, no stray
+ * file under streams/, every volume present with its manifest size. Import
+ * runs it before anything is received when it verifies volumes as it streams
+ * them (one read pass), so a missing or cut volume is found before the first
+ * receive rather than part way through.
  */
 export async function checkBundleAtRest(bundleDir: string, manifest: Manifest): Promise<void> {
+  await checkRestore(bundleDir, manifest);
   await checkSums(bundleDir, manifest);
   await checkNoStrays(bundleDir, manifest);
   for (const s of manifest.streams) {

@@ -54,6 +54,7 @@ export function buildProgram(): Command {
     .option('--no-journal', 'plan from the receipt only and record nothing (e.g. a bundle was lost)')
     .option('--sign <secret-key>', 'sign the manifest with this key (from zferry keygen): manifest.json.minisig')
     .option('--encrypt-to <recipient>', 'encrypt every stream with age to this age1… recipient or recipients file (repeatable)', collect, [])
+    .addOption(new Option('--bundle-format <n>', 'bundle format version to write; 1 for a remote whose zferry predates 2 (its RESTORE.txt is then covered by no checksum or signature)').choices(['1', '2']).default('2'))
     .option('--dry-run', 'print the plan and write nothing', false)
     .option('--json', 'print the result as JSON on stdout (no progress bars)', false)
     .addHelpText('after', example(
@@ -74,7 +75,7 @@ export function buildProgram(): Command {
         source, dest, since: o.since, level: o.level, volumeSize: o.volumeSize, dryRun: o.dryRun,
         exclude: o.exclude, snapshots: o.snapshots, excludeSnapshots: o.excludeSnapshots, rollback: o.rollback,
         journal: o.journal === false ? false : o.journal === true ? undefined : o.journal,
-        sign: o.sign, encryptTo: o.encryptTo,
+        sign: o.sign, encryptTo: o.encryptTo, bundleFormat: Number(o.bundleFormat) as 1 | 2,
         progress: await progressFor(o.json),
       });
       if (o.json) emitJson({ ...r, plan: { ...r.plan, conflicts: r.plan.conflicts } });
@@ -195,7 +196,10 @@ export function buildProgram(): Command {
     .action(async (path: string, o) => {
       const { runVerify } = await import('../commands/verify.js');
       const reports = await runVerify(path, await progressFor(o.json), { trust: o.trust });
-      const summary = reports.map((r) => ({ bundle: r.bundle, bundleId: r.manifest.bundleId, streams: r.streams, volumes: r.volumes, storedBytes: r.storedBytes }));
+      const summary = reports.map((r) => ({
+        bundle: r.bundle, bundleId: r.manifest.bundleId, formatVersion: r.manifest.formatVersion, streams: r.streams, volumes: r.volumes, storedBytes: r.storedBytes,
+        restoreCovered: r.restoreCovered,
+      }));
       if (o.json) emitJson({ ok: true, bundles: summary });
       else (await printer()).printVerify(summary);
     });

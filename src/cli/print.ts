@@ -62,8 +62,11 @@ export function printImport(r: ImportResult, dryRun: boolean): void {
   else out(`${r.target} updated in ${r.seconds.toFixed(1)} s; receipt: ${r.receipt}`);
 }
 
-export function printVerify(bundles: Array<{ bundle: string; streams: number; volumes: number; storedBytes: number }>): void {
-  for (const b of bundles) out(`ok ${b.bundle}: ${b.streams} stream(s), ${b.volumes} volume(s), ${formatBytes(b.storedBytes)}`);
+export function printVerify(bundles: Array<{ bundle: string; streams: number; volumes: number; storedBytes: number; formatVersion: number; restoreCovered: boolean }>): void {
+  for (const b of bundles) {
+    out(`ok ${b.bundle}: ${b.streams} stream(s), ${b.volumes} volume(s), ${formatBytes(b.storedBytes)}`);
+    if (!b.restoreCovered) out(`  note: bundle format ${b.formatVersion}: RESTORE.txt is not covered by its checksums or signature; read it before running it`);
+  }
 }
 
 export function printEstimate(r: EstimateResult, level: number, unicode = isUtf8Locale()): void {

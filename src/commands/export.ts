@@ -10,7 +10,7 @@ import { ZferryError } from '../errors.js';
 import type { Zfs } from '../zfs/index.js';
 import type { Inventory } from '../model.js';
 import { describeStep, projectTarget, sendOptionLetters, type Plan, type Scope, type SendStep } from '../plan/index.js';
-import { finishBundle, ZFERRY_VERSION, type Basis, type Manifest, type StreamEntry } from '../bundle/index.js';
+import { FORMAT_VERSION, finishBundle, ZFERRY_VERSION, type Basis, type FormatVersion, type Manifest, type StreamEntry } from '../bundle/index.js';
 import { writeStream } from '../pipeline/index.js';
 import { appendJournal, journalFile, readJournal, stateDir } from '../state/journal.js';
 import { planRound, sendSpecFor, sourceIdentity } from './basis.js';
@@ -42,6 +42,8 @@ export interface ExportOptions {
   sign?: string;
   /** age recipients or recipients files: every stream is encrypted to them. */
   encryptTo?: string[];
+  /** Bundle format to write (default FORMAT_VERSION); 1 for a remote whose zferry predates 2, RESTORE.txt then unchecked. */
+  bundleFormat?: FormatVersion;
   progress?: Progress;
 }
 
@@ -181,7 +183,7 @@ export async function runExport(zfs: Zfs, opts: ExportOptions): Promise<ExportRe
     }
     const manifest: Manifest = {
       format: 'zferry-bundle',
-      formatVersion: 1,
+      formatVersion: opts.bundleFormat ?? FORMAT_VERSION,
       bundleId: id,
       createdAt: createdAt.toISOString(),
       zferryVersion: ZFERRY_VERSION,

@@ -5,13 +5,16 @@
  * $ZFERRY_STATE_DIR, else /var/lib/zferry); each entry holds the bundle's id
  * and the target inventory it will leave (src/plan's projectTarget).
  */
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir, readFile, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import type { Inventory, SourceIdentity } from '../model.js';
 import { ZferryError } from '../errors.js';
-import { writeFileAtomic } from '../bundle/manifest.js';
+import { validateWith } from '../schemas.js';
+import { MAX_MANIFEST_BYTES, writeFileAtomic } from '../bundle/manifest.js';
 
 export const DEFAULT_STATE_DIR = '/var/lib/zferry';
+/** Up to 50 projected inventories; refused before reading past this (twice a manifest's limit, well under V8's string limit). */
+export const MAX_JOURNAL_BYTES = 2 * MAX_MANIFEST_BYTES;
 
 export interface JournalEntry {
   bundleId: string;
@@ -41,18 +44,32 @@ export function journalFile(dir: string, source: SourceIdentity): string {
 export async function readJournal(file: string, source: SourceIdentity): Promise<Journal> {
   let text: string;
   try {
+    const size = (await stat(file)).size;
+    if (size > MAX_JOURNAL_BYTES) {
+      throw new ZferryError(`${file}: ${size} bytes is larger than any export journal zferry writes (limit ${MAX_JOURNAL_BYTES}); move it away to start a new journal`, { file });
+    }
     text = await readFile(file, 'utf8');
   } catch (err) {
+    if (err instanceof ZferryError) throw err;
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { format: 'zferry-journal', source, entries: [] };
     throw new ZferryError(`${file}: cannot read the export journal (${(err as Error).message})`, { file });
   }
+  return parseJournal(text, file);
+}
+
+/** Parses the journal with the manifest's bounds (schemas/journal.schema.json, then the uint64 bound). */
+export function parseJournal(text: string, file: string): Journal {
+  let data: unknown;
   try {
-    const j = JSON.parse(text) as Journal;
-    if (j.format !== 'zferry-journal' || !Array.isArray(j.entries)) throw new Error('not a zferry journal');
-    return j;
+    data = JSON.parse(text);
   } catch (err) {
-    throw new ZferryError(`${file}: ${(err as Error).message}; move it away to start a new journal`, { file });
+    throw new ZferryError(`${file}: not valid JSON (${(err as Error).message}); move it away to start a new journal`, { file });
   }
+  const problem = validateWith('journal', data);
+  if (problem) {
+    throw new ZferryError(`${file}: ${problem.path || '/'} ${problem.message}; move it away to start a new journal`, { file, field: problem.path });
+  }
+  return data as Journal;
 }
 
 export async function appendJournal(file: string, dir: string, journal: Journal, entry: JournalEntry): Promise<void> {

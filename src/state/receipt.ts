@@ -10,8 +10,11 @@ import type { Inventory, SourceIdentity } from '../model.js';
 import { ZferryError, readUserFile } from '../errors.js';
 import { validateWith } from '../schemas.js';
 import { ZFERRY_VERSION } from '../version.js';
+import { MAX_MANIFEST_BYTES } from '../bundle/manifest.js';
 
 export const STATE_FORMAT_VERSION = 1;
+/** A state or receipt holds one inventory, as a manifest does: the same limit, checked before it is parsed. */
+export const MAX_STATE_BYTES = MAX_MANIFEST_BYTES;
 
 export interface TargetState {
   format: 'zferry-state';
@@ -47,8 +50,15 @@ export function makeState(
   };
 }
 
-/** Parses and validates a state or receipt file; errors name the file and the JSON path. */
+/**
+ * Parses and validates a state or receipt file (or a receipt in a relay reply)
+ * with the manifest's bounds: schema, then guid/createtxg/poolGuid at most
+ * 2^64-1; errors name the file and the JSON path.
+ */
 export function parseState(text: string, file: string): TargetState {
+  if (text.length > MAX_STATE_BYTES) {
+    throw new ZferryError(`${file}: larger than any state or receipt zferry writes (limit ${MAX_STATE_BYTES} bytes)`, { file });
+  }
   let data: unknown;
   try {
     data = JSON.parse(text);
@@ -71,7 +81,7 @@ export function parseState(text: string, file: string): TargetState {
 }
 
 export async function readState(file: string): Promise<TargetState> {
-  return parseState(await readUserFile(file, 'state file'), file);
+  return parseState(await readUserFile(file, 'state file', MAX_STATE_BYTES), file);
 }
 
 /** Writes via temp file + fsync + rename so a reader never sees half a receipt. */

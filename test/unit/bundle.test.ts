@@ -67,7 +67,7 @@ function chunked(buf: Buffer, chunk = 64 * KiB): Readable {
   return new Readable({ read() { if (off >= buf.length) return void this.push(null); this.push(buf.subarray(off, (off += chunk))); } });
 }
 
-/** A finished bundle: a full stream of the root, a create step, an incremental with -F. */
+/** A finished bundle in the format export writes: a full stream of the root, a create step, an incremental with -F. */
 async function makeBundle(): Promise<{ dir: string; m: Manifest; raws: Buffer[] }> {
   const dir = await mkdtemp(join(tmpdir(), 'zferry-bundle-'));
   const raws = [Buffer.concat([randomBytes(300 * KiB), Buffer.alloc(500 * KiB, 7)]), Buffer.concat([randomBytes(200 * KiB), Buffer.alloc(100 * KiB)])];
@@ -81,8 +81,8 @@ async function makeBundle(): Promise<{ dir: string; m: Manifest; raws: Buffer[] 
     { index: 3, dataset: '', type: 'filesystem', kind: 'incremental', from: { name: 's1', guid: '1000' }, to: { name: 's2', guid: '1001' },
       intermediates: true, creates: [{ name: 's2', guid: '1001' }], force: true, sendFlags: ['-I'], ...incr },
   ]);
-  await finishBundle(dir, m);
-  return { dir, m, raws };
+  const written = await finishBundle(dir, { ...m, formatVersion: FORMAT_VERSION });
+  return { dir, m: written, raws };
 }
 
 function expectZferry(re: RegExp) {
@@ -100,7 +100,8 @@ test('a written bundle passes the schema and reads back unchanged', async () => 
     const text = await readFile(join(dir, 'manifest.json'), 'utf8');
     assert.equal(validateManifestSchema(JSON.parse(text)), null);
     assert.deepEqual(await readManifest(dir), m);
-    assert.equal(FORMAT_VERSION, 1);
+    assert.equal(FORMAT_VERSION, 2);
+    assert.equal(m.restore?.file, 'RESTORE.txt');
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
@@ -111,8 +112,11 @@ test('sha256sum -c accepts the SHA256SUMS of a written bundle', async () => {
   try {
     const { stdout } = await execa('sha256sum', ['-c', 'SHA256SUMS'], { cwd: dir });
     const volumes = m.streams.flatMap((s) => s.volumes);
-    assert.equal(stdout.split('\n').filter((l) => l.endsWith(': OK')).length, volumes.length);
-    assert.equal(sha256sumsText(m).split('\n')[0], `${volumes[0].sha256}  streams/0001-full.zst.000`);
+    assert.equal(stdout.split('\n').filter((l) => l.endsWith(': OK')).length, volumes.length + 1);
+    assert.match(stdout, /^RESTORE\.txt: OK$/m);
+    const lines = sha256sumsText(m).split('\n');
+    assert.equal(lines[0], `${volumes[0].sha256}  streams/0001-full.zst.000`);
+    assert.equal(lines[volumes.length], `${m.restore?.sha256}  RESTORE.txt`);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
@@ -231,7 +235,7 @@ test('parseManifest accepts the reference manifest', () => {
 
 test('parseManifest refuses an unknown format version by name before the schema', () => {
   assert.throws(() => parseEdited((m) => { m.formatVersion = 7; m.newField = 1; }),
-    expectZferry(/^\/b\/manifest\.json: bundle format version 7 is not supported by zferry \S+ \(supports 1\)$/));
+    expectZferry(/^\/b\/manifest\.json: bundle format version 7 is not supported by zferry \S+ \(supports 1, 2\)$/));
 });
 
 test('parseManifest refuses invalid JSON and non-manifests, naming the file', () => {

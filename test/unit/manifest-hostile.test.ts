@@ -82,7 +82,7 @@ const CASES: Array<[string, (m: Mutable) => void, RegExp]> = [
   ['deep nesting', (m) => { m.basis.inventory = DEEP; }, /\/basis\/inventory/],
   ['unknown field', (m) => { m.streams[0].exec = 'sh'; }, /\/streams\/0/],
   ['stream numbering', (m) => { m.streams[1].index = 7; }, /\/streams\/1\/index/],
-  ['unknown format version', (m) => { m.formatVersion = 2; }, /format version 2 is not supported/],
+  ['unknown format version', (m) => { m.formatVersion = 3; }, /format version 3 is not supported by zferry \S+ \(supports 1, 2\)/],
   ['format version as a string', (m) => { m.formatVersion = '1'; }, /format version "1" is not supported/],
   ['not a zferry manifest', (m) => { m.format = 'zfs-bundle'; }, /not a zferry manifest/],
   ['encryption with a bad recipient', (m) => { m.encryption = { algorithm: 'age', recipients: ['age1$(id)'] }; }, /\/encryption\/recipients\/0/],
