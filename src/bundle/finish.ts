@@ -1,5 +1,6 @@
 /** Closing a bundle: the checksum list, restore recipe and signature first, the manifest last. */
-import { MANIFEST_FILE, manifestText, writeFileAtomic, writeManifestAtomic, type Manifest } from './manifest.js';
+import { MANIFEST_FILE, manifestText, writeManifestAtomic, type Manifest } from './manifest.js';
+import { writeFileAtomic } from '../fs/safe.js';
 import { RESTORE_FILE, restoreText } from './restore.js';
 import { SUMS_FILE, sha256sumsText } from './sums.js';
 import { testPause } from '../test-hook.js';

@@ -3,13 +3,14 @@
  * the manifest, every volume present with the right size and sha256, and no
  * stray file under streams/ that `cat streams/NNNN-*.zst.*` would pick up.
  */
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ZferryError } from '../errors.js';
+import { assertRealFolders, readRegular, regularFileSize } from '../fs/safe.js';
 import { VolumeReader } from '../pipeline/volume-reader.js';
-import { readManifest, type Manifest } from './manifest.js';
+import { MAX_MANIFEST_BYTES, readManifest, type Manifest } from './manifest.js';
 import { SUMS_FILE, sha256sumsText } from './sums.js';
 
 export interface VerifyReport {
@@ -69,7 +70,7 @@ export async function verifyArrived(bundleDir: string, manifest: Manifest, arriv
       if (got.bytes !== v.bytes || got.sha256 !== v.sha256) {
         throw new ZferryError(`${path}: arrived with sha256 ${got.sha256} (${got.bytes} bytes), manifest says ${v.sha256} (${v.bytes} bytes)`, { file: path });
       }
-      const size = await stat(path).then((st) => st.size, () => null);
+      const size = await regularFileSize(path, bundleDir);
       if (size === null) throw new ZferryError(`missing volume ${path}`, { file: path });
       if (size !== v.bytes) throw new ZferryError(`${path}: size is ${size} bytes, manifest says ${v.bytes}`, { file: path, offset: Math.min(size, v.bytes) });
     }
@@ -83,8 +84,9 @@ async function checkSums(bundleDir: string, m: Manifest): Promise<void> {
   const file = join(bundleDir, SUMS_FILE);
   let text: string;
   try {
-    text = await readFile(file, 'utf8');
-  } catch {
+    text = (await readRegular(file, { maxBytes: MAX_MANIFEST_BYTES, what: SUMS_FILE })).toString('utf8');
+  } catch (err) {
+    if (err instanceof ZferryError) throw err;
     throw new ZferryError(`${file}: missing (every bundle carries one for sha256sum -c)`, { file });
   }
   const got = text.split('\n').filter((l) => l !== '');
@@ -100,8 +102,10 @@ async function checkNoStrays(bundleDir: string, m: Manifest): Promise<void> {
   const listed = new Set(m.streams.flatMap((s) => s.volumes.map((v) => v.file)));
   let names: string[];
   try {
+    await assertRealFolders(bundleDir, join(bundleDir, 'streams'));
     names = await readdir(join(bundleDir, 'streams'));
-  } catch {
+  } catch (err) {
+    if (err instanceof ZferryError) throw err;
     names = [];
   }
   for (const name of names.sort()) {
@@ -126,7 +130,7 @@ export async function checkBundleAtRest(bundleDir: string, manifest: Manifest): 
   for (const s of manifest.streams) {
     for (const v of s.volumes) {
       const path = join(bundleDir, v.file);
-      const size = await stat(path).then((st) => st.size, () => null);
+      const size = await regularFileSize(path, bundleDir);
       if (size === null) throw new ZferryError(`missing volume ${path}`, { file: path });
       if (size !== v.bytes) {
         throw new ZferryError(`${path}: size is ${size} bytes, manifest says ${v.bytes} (${size < v.bytes ? 'truncated' : 'too long'})`, { file: path, offset: Math.min(size, v.bytes) });

@@ -10,7 +10,7 @@ import type { Zfs } from '../zfs/index.js';
 import { ensureMbuffer, formatEndpoint, mbufferIn, mbufferOut, type Endpoint, type MbufferTuning } from '../mbuffer/index.js';
 import { clearIncoming, unpackInto } from '../relay/unpack.js';
 import { makeReply, type RelayReply } from '../relay/reply.js';
-import { readState, type TargetState } from '../state/receipt.js';
+import { readReceipt, type TargetState } from '../state/receipt.js';
 import { runImport, type ImportResult } from './import.js';
 import { REPLY_TUNING } from './relay-send.js';
 import { silentProgress, type Progress } from '../progress.js';
@@ -95,7 +95,7 @@ async function receiveOne(opts: RelayReceiveOptions): Promise<TransferResult> {
     if (opts.importTarget !== null) {
       const zfs = await opts.zfs();
       result.import = await runImport(zfs, { path: opts.spool, target: opts.importTarget, dryRun: false, force: opts.force, delete: opts.deleteAfterImport, trust: opts.trust, identity: opts.identity, progress: opts.progress?.() });
-      if (result.import.receipt) receipt = await readState(result.import.receipt);
+      if (result.import.receipt) receipt = await readReceipt(result.import.receipt, opts.spool);
     }
     result.ok = true;
   } catch (err) {

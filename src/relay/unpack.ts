@@ -9,7 +9,7 @@
  * cut anywhere leaves at most a folder under .incoming, which no import sees
  * (findBundles looks one level down only) and the next receive clears.
  */
-import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
+import { lstat, mkdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -17,7 +17,7 @@ import tar from 'tar-stream';
 import { ZferryError } from '../errors.js';
 import { SIGNATURE_FILE, checkTrust } from '../trust/minisign.js';
 import { MANIFEST_FILE, RESTORE_FILE, SUMS_FILE, parseManifest, verifyArrived, type ArrivedVolume, type Manifest, type VolumeEntry } from '../bundle/index.js';
-import { fsyncDir } from '../bundle/manifest.js';
+import { ensureFolder, fsyncDir, makeFreshFolder, writeNewFile } from '../fs/safe.js';
 import { sinkToFile } from '../pipeline/file-sink.js';
 import { RELAY_HEADER, type RelayHeader } from './pack.js';
 
@@ -86,16 +86,6 @@ interface Current {
   durable: Array<Promise<void>>;
 }
 
-async function writeFileSynced(path: string, data: Buffer): Promise<void> {
-  const fh = await open(path, 'wx', 0o644);
-  try {
-    await fh.writeFile(data);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
-
 /** Verified and complete: rename into place (a bundle already there is the same bundle, resent). */
 async function finish(spool: string, cur: Current, trust: string | undefined): Promise<string> {
   if (cur.manifest === null) throw new ZferryError(`relay stream: bundle ${cur.name} has no ${MANIFEST_FILE}`, { file: cur.name });
@@ -104,7 +94,8 @@ async function finish(spool: string, cur: Current, trust: string | undefined): P
   await verifyArrived(cur.temp, cur.manifest, cur.arrived);
   if (trust) await checkTrust(cur.temp, trust);
   const final = join(spool, cur.name);
-  const existing = await stat(join(final, MANIFEST_FILE)).catch(() => null);
+  // Never through a link: only a real folder with a manifest counts as the same bundle already here.
+  const existing = (await lstat(final).catch(() => null))?.isDirectory() && (await lstat(join(final, MANIFEST_FILE)).catch(() => null));
   if (existing) {
     await rm(cur.temp, { recursive: true, force: true });
   } else {
@@ -121,7 +112,8 @@ async function finish(spool: string, cur: Current, trust: string | undefined): P
  * bundle the header announced was complete; bundles finished before that stay.
  */
 export async function unpackInto(spool: string, source: Readable, opts: UnpackOptions = {}): Promise<UnpackResult> {
-  await mkdir(join(spool, INCOMING), { recursive: true });
+  await mkdir(spool, { recursive: true });
+  await ensureFolder(join(spool, INCOMING));
   const extract = tar.extract();
   const feeding = pipeline(source, extract);
   feeding.catch(() => undefined);
@@ -152,7 +144,8 @@ export async function unpackInto(spool: string, source: Readable, opts: UnpackOp
         if (done.some((d) => d.endsWith(`/${bundle}`))) throw new ZferryError(`relay stream: bundle ${bundle} appears twice`, { file: name });
         const temp = join(spool, INCOMING, bundle);
         await rm(temp, { recursive: true, force: true });
-        await mkdir(join(temp, 'streams'), { recursive: true });
+        await makeFreshFolder(temp);
+        await makeFreshFolder(join(temp, 'streams'));
         cur = { name: bundle, temp, manifest: null, volumes: new Map(), seen: new Set(), arrived: new Map(), durable: [] };
         if (rel !== MANIFEST_FILE) throw new ZferryError(`relay stream: bundle ${bundle} starts with ${rel}, not ${MANIFEST_FILE}`, { file: name });
       }
@@ -164,11 +157,11 @@ export async function unpackInto(spool: string, source: Readable, opts: UnpackOp
         // Schema and semantic checks before a single volume byte is written.
         cur.manifest = parseManifest(data.toString('utf8'), `${name} (relay from sender)`);
         for (const s of cur.manifest.streams) for (const v of s.volumes) cur.volumes.set(v.file, v);
-        await writeFileSynced(path, data);
+        await writeNewFile(path, data);
         count(data.length);
       } else if (rel === SUMS_FILE || rel === RESTORE_FILE || rel === SIGNATURE_FILE) {
         const data = await readSmall(entry, name);
-        await writeFileSynced(path, data);
+        await writeNewFile(path, data);
         count(data.length);
       } else {
         const v = cur.volumes.get(rel);

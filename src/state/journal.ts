@@ -5,11 +5,12 @@
  * $ZFERRY_STATE_DIR, else /var/lib/zferry); each entry holds the bundle's id
  * and the target inventory it will leave (src/plan's projectTarget).
  */
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import type { Inventory, SourceIdentity } from '../model.js';
 import { ZferryError } from '../errors.js';
-import { writeFileAtomic } from '../bundle/manifest.js';
+import { readRegular, writeFileAtomic } from '../fs/safe.js';
+import { MAX_STATE_BYTES } from './receipt.js';
 
 export const DEFAULT_STATE_DIR = '/var/lib/zferry';
 
@@ -41,9 +42,10 @@ export function journalFile(dir: string, source: SourceIdentity): string {
 export async function readJournal(file: string, source: SourceIdentity): Promise<Journal> {
   let text: string;
   try {
-    text = await readFile(file, 'utf8');
+    text = (await readRegular(file, { maxBytes: MAX_STATE_BYTES, what: 'journal' })).toString('utf8');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { format: 'zferry-journal', source, entries: [] };
+    if (err instanceof ZferryError) throw err;
     throw new ZferryError(`${file}: cannot read the export journal (${(err as Error).message})`, { file });
   }
   try {
