@@ -1,11 +1,16 @@
 /** Locating bundles on disk: a folder is a bundle when it holds manifest.json. */
-import { readdir, stat } from 'node:fs/promises';
+import { lstat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MANIFEST_FILE } from './manifest.js';
 
+/**
+ * Anything named manifest.json counts, never followed: a link or FIFO there
+ * makes the bundle's reader refuse it by name rather than pass it over.
+ */
 export async function isBundleDir(dir: string): Promise<boolean> {
   try {
-    return (await stat(join(dir, MANIFEST_FILE))).isFile();
+    await lstat(join(dir, MANIFEST_FILE));
+    return true;
   } catch {
     return false;
   }

@@ -1,6 +1,7 @@
 /** Closing a bundle: the restore recipe, checksum list and signature first, the manifest last. */
 import { createHash } from 'node:crypto';
-import { MANIFEST_FILE, manifestText, writeFileAtomic, writeManifestAtomic, type Manifest } from './manifest.js';
+import { MANIFEST_FILE, manifestText, writeManifestAtomic, type Manifest } from './manifest.js';
+import { writeFileAtomic } from '../fs/safe.js';
 import { RESTORE_FILE, restoreText } from './restore.js';
 import { SUMS_FILE, sha256sumsText } from './sums.js';
 import { testPause } from '../test-hook.js';

@@ -5,7 +5,6 @@ export {
   parseManifest,
   readManifest,
   writeManifestAtomic,
-  writeFileAtomic,
   volumeFileName,
   type Manifest,
   type FormatVersion,
@@ -17,6 +16,7 @@ export {
   type StreamKind,
   type VolumeEntry,
 } from './manifest.js';
+export { writeFileAtomic } from '../fs/safe.js';
 export { SUMS_FILE, sha256sumsText } from './sums.js';
 export { RESTORE_FILE, restoreText, shellQuote } from './restore.js';
 export { verifyBundle, verifyArrived, checkBundleAtRest, type VerifyReport, type ArrivedVolume } from './verify.js';

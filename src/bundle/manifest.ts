@@ -3,12 +3,11 @@
  * atomic write. The manifest is the one file a reader trusts; every other
  * file in a bundle is checked against it.
  */
-import { randomBytes } from 'node:crypto';
-import { open, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { DatasetType, Guid, Inventory, SnapshotRef } from '../model.js';
 import type { Scope } from '../plan/scope.js';
 import { ZferryError } from '../errors.js';
+import { readRegular, writeFileAtomic } from '../fs/safe.js';
 import { validateManifestSchema } from './schema.js';
 import { ZFERRY_VERSION } from '../version.js';
 
@@ -231,33 +230,13 @@ export async function readManifest(bundleDir: string): Promise<Manifest> {
 
 /** The manifest's exact bytes (what a signature covers), refused when absurdly large or not a regular file. */
 export async function readManifestBytes(file: string): Promise<Buffer> {
-  let fh;
   try {
-    fh = await open(file, 'r');
+    return await readRegular(file, { maxBytes: MAX_MANIFEST_BYTES, what: 'manifest' });
   } catch (err) {
+    if (err instanceof ZferryError) throw err;
     const code = (err as NodeJS.ErrnoException).code;
     const why = code === 'ENOENT' ? 'no such file (not a zferry bundle, or its export did not finish)' : (err as Error).message;
     throw new ZferryError(`${file}: ${why}`, { file });
-  }
-  try {
-    const st = await fh.stat();
-    if (!st.isFile()) throw new ZferryError(`${file}: not a regular file`, { file });
-    if (st.size > MAX_MANIFEST_BYTES) {
-      throw new ZferryError(`${file}: ${st.size} bytes is larger than any manifest zferry writes (limit ${MAX_MANIFEST_BYTES})`, { file });
-    }
-    const buf = Buffer.alloc(st.size);
-    let off = 0;
-    while (off < buf.length) {
-      const { bytesRead } = await fh.read(buf, off, buf.length - off, off);
-      if (bytesRead === 0) break;
-      off += bytesRead;
-    }
-    return buf.subarray(0, off);
-  } catch (err) {
-    if (err instanceof ZferryError) throw err;
-    throw new ZferryError(`${file}: ${(err as Error).message}`, { file });
-  } finally {
-    await fh.close();
   }
 }
 
@@ -268,42 +247,10 @@ export function manifestText(m: Manifest): string {
 
 /**
  * Writes manifest.json so that a reader sees either no manifest or the whole
- * one: temp file in the same folder, fsync, rename, fsync the folder. The
- * manifest is written last, so its presence marks a finished bundle.
+ * one (writeFileAtomic: temp file in the same folder, fsync, rename, fsync
+ * the folder). The manifest is written last, so its presence marks a
+ * finished bundle.
  */
 export async function writeManifestAtomic(bundleDir: string, m: Manifest): Promise<void> {
   await writeFileAtomic(bundleDir, MANIFEST_FILE, manifestText(m));
-}
-
-/** Atomic replace of `dir/name` (also used for SHA256SUMS and RESTORE.txt). */
-export async function writeFileAtomic(dir: string, name: string, text: string): Promise<void> {
-  const final = join(dir, name);
-  const temp = join(dir, `.${name}.${randomBytes(6).toString('hex')}.tmp`);
-  try {
-    const fh = await open(temp, 'wx', 0o644);
-    try {
-      await fh.writeFile(text, 'utf8');
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(temp, final);
-    await fsyncDir(dir);
-  } catch (err) {
-    await rm(temp, { force: true });
-    if (err instanceof ZferryError) throw err;
-    const e = err as NodeJS.ErrnoException;
-    const why = e.code === 'ENOSPC' ? 'no space left on device' : e.message;
-    throw new ZferryError(`writing ${final}: ${why}`, { file: final });
-  }
-}
-
-/** Makes a rename or a new file in `dir` durable. */
-export async function fsyncDir(dir: string): Promise<void> {
-  const fh = await open(dir, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
 }

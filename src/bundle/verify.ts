@@ -5,13 +5,14 @@
  * that `cat streams/NNNN-*.zst.*` would pick up.
  */
 import { createHash } from 'node:crypto';
-import { lstat, readdir, readFile, stat } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ZferryError } from '../errors.js';
+import { assertRealFolders, readRegular, regularFileSize } from '../fs/safe.js';
 import { VolumeReader } from '../pipeline/volume-reader.js';
-import { readManifest, type Manifest } from './manifest.js';
+import { MAX_MANIFEST_BYTES, readManifest, type Manifest } from './manifest.js';
 import { SUMS_FILE, sha256sumsText } from './sums.js';
 
 export interface VerifyReport {
@@ -79,7 +80,7 @@ export async function verifyArrived(bundleDir: string, manifest: Manifest, arriv
       if (got.bytes !== v.bytes || got.sha256 !== v.sha256) {
         throw new ZferryError(`${path}: arrived with sha256 ${got.sha256} (${got.bytes} bytes), manifest says ${v.sha256} (${v.bytes} bytes)`, { file: path });
       }
-      const size = await stat(path).then((st) => st.size, () => null);
+      const size = await regularFileSize(path, bundleDir);
       if (size === null) throw new ZferryError(`missing volume ${path}`, { file: path });
       if (size !== v.bytes) throw new ZferryError(`${path}: size is ${size} bytes, manifest says ${v.bytes}`, { file: path, offset: Math.min(size, v.bytes) });
     }
@@ -98,17 +99,18 @@ async function checkRestore(bundleDir: string, m: Manifest): Promise<void> {
   if (m.restore === undefined) return;
   const file = join(bundleDir, m.restore.file);
   const ctx = { file, field: '/restore' };
-  const st = await lstat(file).catch(() => null);
-  if (st === null) throw new ZferryError(`${file}: missing (manifest.json lists its size and sha256)`, ctx);
-  if (!st.isFile()) throw new ZferryError(`${file}: not a regular file`, ctx);
-  if (st.size !== m.restore.bytes) {
-    throw new ZferryError(`${file}: size is ${st.size} bytes, manifest.json says ${m.restore.bytes}: not the RESTORE.txt this bundle was exported with; do not run it`, ctx);
-  }
   let data: Buffer;
   try {
-    data = await readFile(file);
+    // A link, FIFO or folder at its name is refused by name; it is never followed or waited on.
+    data = await readRegular(file, { within: bundleDir, maxBytes: MAX_MANIFEST_BYTES, what: m.restore.file });
   } catch (err) {
-    throw new ZferryError(`${file}: cannot read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, ctx);
+    if (err instanceof ZferryError) throw new ZferryError(err.message, { ...err.context, ...ctx });
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new ZferryError(`${file}: missing (manifest.json lists its size and sha256)`, ctx);
+    throw new ZferryError(`${file}: cannot read (${code ?? (err as Error).message})`, ctx);
+  }
+  if (data.length !== m.restore.bytes) {
+    throw new ZferryError(`${file}: size is ${data.length} bytes, manifest.json says ${m.restore.bytes}: not the RESTORE.txt this bundle was exported with; do not run it`, ctx);
   }
   const sha256 = createHash('sha256').update(data).digest('hex');
   if (data.length !== m.restore.bytes || sha256 !== m.restore.sha256) {
@@ -120,8 +122,9 @@ async function checkSums(bundleDir: string, m: Manifest): Promise<void> {
   const file = join(bundleDir, SUMS_FILE);
   let text: string;
   try {
-    text = await readFile(file, 'utf8');
-  } catch {
+    text = (await readRegular(file, { maxBytes: MAX_MANIFEST_BYTES, what: SUMS_FILE })).toString('utf8');
+  } catch (err) {
+    if (err instanceof ZferryError) throw err;
     throw new ZferryError(`${file}: missing (every bundle carries one for sha256sum -c)`, { file });
   }
   const got = text.split('\n').filter((l) => l !== '');
@@ -137,8 +140,10 @@ async function checkNoStrays(bundleDir: string, m: Manifest): Promise<void> {
   const listed = new Set(m.streams.flatMap((s) => s.volumes.map((v) => v.file)));
   let names: string[];
   try {
+    await assertRealFolders(bundleDir, join(bundleDir, 'streams'));
     names = await readdir(join(bundleDir, 'streams'));
-  } catch {
+  } catch (err) {
+    if (err instanceof ZferryError) throw err;
     names = [];
   }
   for (const name of names.sort()) {
@@ -165,7 +170,7 @@ export async function checkBundleAtRest(bundleDir: string, manifest: Manifest): 
   for (const s of manifest.streams) {
     for (const v of s.volumes) {
       const path = join(bundleDir, v.file);
-      const size = await stat(path).then((st) => st.size, () => null);
+      const size = await regularFileSize(path, bundleDir);
       if (size === null) throw new ZferryError(`missing volume ${path}`, { file: path });
       if (size !== v.bytes) {
         throw new ZferryError(`${path}: size is ${size} bytes, manifest says ${v.bytes} (${size < v.bytes ? 'truncated' : 'too long'})`, { file: path, offset: Math.min(size, v.bytes) });

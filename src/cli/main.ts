@@ -3,7 +3,6 @@
  * The command line: parses arguments, calls a command, prints its result.
  * It decides nothing; every rule lives in src/commands and below.
  */
-import { writeFile } from 'node:fs/promises';
 import { Command, Option, InvalidArgumentError } from 'commander';
 import { ZferryError, oneLine } from '../errors.js';
 import { parseInterval, parseRate } from './units.js';
@@ -179,11 +178,10 @@ export function buildProgram(): Command {
     .addHelpText('after', example('zferry state backup -o /mnt/disk/state.json'))
     .action(async (target: string, o) => {
       const zfs = await probeZfs();
-      const { runState } = await import('../commands/state.js');
+      const { runState, writeStateFile } = await import('../commands/state.js');
       const state = await runState(zfs, target);
-      const text = JSON.stringify(state, null, 2) + '\n';
-      if (o.output) await writeFile(o.output, text);
-      else process.stdout.write(text);
+      if (o.output) await writeStateFile(o.output, state);
+      else process.stdout.write(JSON.stringify(state, null, 2) + '\n');
     });
 
   program

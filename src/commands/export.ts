@@ -19,6 +19,7 @@ import { silentProgress, type Progress } from '../progress.js';
 import { readSecretKey, signManifest } from '../trust/minisign.js';
 import { readRecipients } from '../trust/age.js';
 import { testPause } from '../test-hook.js';
+import { makeFreshFolder } from '../fs/safe.js';
 
 export interface ExportOptions {
   source: string;
@@ -122,7 +123,11 @@ export async function runExport(zfs: Zfs, opts: ExportOptions): Promise<ExportRe
   const id = randomUUID();
   const createdAt = new Date();
   const dir = join(opts.dest, bundleFolderName(opts.source, id, createdAt));
-  await mkdir(join(dir, 'streams'), { recursive: true });
+  // The destination is the user's choice; the bundle folder and streams/ are
+  // made fresh, so nothing already on the disk (a planted link) is written through.
+  await mkdir(opts.dest, { recursive: true });
+  await makeFreshFolder(dir);
+  await makeFreshFolder(join(dir, 'streams'));
   const streams: StreamEntry[] = [];
   const sends = plan.steps.filter((s): s is SendStep => s.kind !== 'create');
   const expected = await expectedSizes(zfs, inventory, sends, progress);

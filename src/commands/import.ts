@@ -21,6 +21,7 @@ import { silentProgress, type Progress } from '../progress.js';
 import { checkTrust, readPublicKey } from '../trust/minisign.js';
 import { checkIdentityOpens, readIdentities } from '../trust/age.js';
 import { testPause } from '../test-hook.js';
+import { assertReplaceable } from '../fs/safe.js';
 
 export { SOURCE_PROPERTY, sourceTag } from '../plan/index.js';
 
@@ -235,6 +236,9 @@ export async function runImport(zfs: Zfs, opts: ImportOptions): Promise<ImportRe
   if (dirs.length === 0) {
     throw new ZferryError(`${opts.path}: no zferry bundle here (no manifest.json in it or its sub-folders)`, { file: opts.path });
   }
+  // A link or folder where the receipt goes was put there by someone else:
+  // refused now, before anything is received, rather than after.
+  await assertReplaceable(join(opts.path, receiptFileName(opts.target)));
   // In the source's own order (txg), never by the bundle's word about its date.
   const bundles = lineageOrder((await readManifests(dirs, opts.trust)).map((b) => ({ ...b, inventory: b.manifest.inventory })));
   const encrypted = bundles.find((b) => b.manifest.encryption !== undefined);

@@ -3,7 +3,7 @@
  * optionally imported, with the receipt (or the refusal) sent back to the
  * sender's reply port.
  */
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
 import { ZferryError, oneLine } from '../errors.js';
 import type { Zfs } from '../zfs/index.js';
@@ -11,8 +11,8 @@ import { DEFAULT_IDLE_TIMEOUT_SECONDS, ensureMbuffer, formatEndpoint, mbufferIn,
 import { clearIncoming, unpackInto } from '../relay/unpack.js';
 import { makeReply, type RelayReply, type SignedReceipt } from '../relay/reply.js';
 import { checkSpoolServes, parseSourceId, servedSource } from '../relay/source.js';
-import { parseState, type TargetState } from '../state/receipt.js';
-import { writeFileAtomic } from '../bundle/index.js';
+import { MAX_STATE_BYTES, parseState, readReceipt, type TargetState } from '../state/receipt.js';
+import { readRegular, writeFileAtomic } from '../fs/safe.js';
 import { readSecretKey, type SecretKey } from '../trust/minisign.js';
 import { RECEIPT_SIGNATURE_SUFFIX, signReceipt } from '../trust/receipt-signature.js';
 import type { MaxDelete } from '../plan/index.js';
@@ -85,7 +85,8 @@ async function sendReply(to: Endpoint, reply: RelayReply, attempts: number, idle
 
 /** Signs the receipt file import just wrote: `receipt-T.json.minisig` beside it; the same text and signature go in the reply. */
 async function signReceiptFile(file: string, sk: SecretKey): Promise<{ state: TargetState; signed: SignedReceipt }> {
-  const text = await readFile(file, 'utf8');
+  // The exact bytes import wrote are what is signed: read them as any spool file is read.
+  const text = (await readRegular(file, { within: dirname(file), maxBytes: MAX_STATE_BYTES, what: 'receipt' })).toString('utf8');
   const state = parseState(text, file);
   const signature = signReceipt(text, sk, state);
   await writeFileAtomic(dirname(file), basename(file) + RECEIPT_SIGNATURE_SUFFIX, signature);
@@ -142,7 +143,7 @@ async function receiveOne(opts: RelayReceiveOptions, served: Served): Promise<Tr
         throw new ZferryError(`import into ${opts.importTarget} applied no bundle and wrote no receipt${result.import.deferred.length > 0 ? `: ${result.import.deferred[0].message}` : ''}`, { dataset: opts.importTarget });
       }
       if (served.secretKey) ({ state: receipt, signed } = await signReceiptFile(file, served.secretKey));
-      else receipt = parseState(await readFile(file, 'utf8'), file);
+      else receipt = await readReceipt(file, opts.spool);
     }
     result.ok = true;
   } catch (err) {

@@ -1,6 +1,6 @@
 /** `zferry state`: what a target holds, in the receipt format export plans against. */
 import { checkDatasetName, type Zfs } from '../zfs/index.js';
-import { makeState, type TargetState } from '../state/receipt.js';
+import { makeState, writeStateAtomic, type TargetState } from '../state/receipt.js';
 import { SOURCE_PROPERTY } from './import.js';
 import type { SourceIdentity } from '../model.js';
 import { ZferryError } from '../errors.js';
@@ -19,4 +19,13 @@ export async function runState(zfs: Zfs, target: string): Promise<TargetState> {
   }
   const inventory = await zfs.inventory(target);
   return makeState(target, inventory, parseSourceTag(await zfs.getProperty(target, SOURCE_PROPERTY)));
+}
+
+/**
+ * `state -o FILE`: often a file on the disk that travels, which a stranger may
+ * have prepared. Written like a receipt: never through a link planted at
+ * FILE (refused with one line), never half-written.
+ */
+export async function writeStateFile(file: string, state: TargetState): Promise<void> {
+  await writeStateAtomic(file, state);
 }

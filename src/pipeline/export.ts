@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { VolumeEntry } from '../bundle/manifest.js';
-import { fsyncDir } from '../bundle/manifest.js';
+import { fsyncDir } from '../fs/safe.js';
 import { compress } from './compress.js';
 import { hashTap } from './hash-tap.js';
 import { VolumeWriter } from './volume-writer.js';

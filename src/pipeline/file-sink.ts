@@ -13,7 +13,8 @@
  *   caller awaits every `durable` before it calls the files complete.
  */
 import { createHash } from 'node:crypto';
-import { open, type FileHandle } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
+import { createExclusive } from '../fs/safe.js';
 
 const BATCH = 1024 * 1024;
 const IN_FLIGHT = 4;
@@ -27,7 +28,7 @@ export interface SunkFile {
 }
 
 export async function sinkToFile(source: AsyncIterable<Buffer>, path: string, onBytes?: (n: number) => void): Promise<SunkFile> {
-  const fh: FileHandle = await open(path, 'wx', 0o644);
+  const fh: FileHandle = await createExclusive(path);
   const hash = createHash('sha256');
   const pending: Array<Promise<unknown>> = [];
   let batch: Buffer[] = [];

@@ -8,6 +8,8 @@ const WHY: Record<string, string> = {
   EACCES: 'permission denied',
   EPERM: 'operation not permitted',
   ENOENT: 'no such file',
+  EEXIST: 'already exists (zferry writes only new files)',
+  ELOOP: 'symbolic link in the way',
   EIO: 'input/output error (failing disk or medium?)',
   EFBIG: 'file too large for this file system (choose a smaller volume size)',
 };

@@ -4,12 +4,12 @@
  * hash has matched, so a bad volume errors before its end is passed on.
  */
 import { createHash } from 'node:crypto';
-import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { ZferryError } from '../errors.js';
 import type { VolumeEntry } from '../bundle/manifest.js';
 import { fileError } from './fs-error.js';
+import { openRegular } from '../fs/safe.js';
 
 const CHUNK = 1 << 20;
 
@@ -64,16 +64,16 @@ export class VolumeReader extends Readable {
     for (const vol of this.volumes) {
       const path = join(this.bundleDir, vol.file);
       this.currentFile = path;
-      let fh;
+      let fh, size;
       try {
-        fh = await open(path, 'r');
+        // Only a regular file inside the bundle: a link to a file outside is refused before a byte of it is read.
+        ({ fh, size } = await openRegular(path, this.bundleDir));
       } catch (err) {
         const e = err as NodeJS.ErrnoException;
         if (e.code === 'ENOENT') throw new ZferryError(`missing volume ${path}`, { file: path });
         throw fileError(err, 'opening', path);
       }
       try {
-        const size = (await fh.stat()).size;
         if (size !== vol.bytes) {
           throw new ZferryError(`${path}: size is ${size} bytes, manifest says ${vol.bytes} (${size < vol.bytes ? 'truncated' : 'too long'})`, {
             file: path,

@@ -4,12 +4,13 @@
  * not frame-aligned: `cat` of them in name order restores the stream.
  */
 import { createHash, type Hash } from 'node:crypto';
-import { mkdir, open, type FileHandle } from 'node:fs/promises';
+import { mkdir, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { ZferryError } from '../errors.js';
 import { volumeFileName, type VolumeEntry } from '../bundle/manifest.js';
 import { fileError } from './fs-error.js';
+import { createExclusive, ensureFolder } from '../fs/safe.js';
 import { testPause } from '../test-hook.js';
 
 /** Volume numbers have three digits. */
@@ -90,8 +91,12 @@ export class VolumeWriter extends Writable {
     const file = volumeFileName(this.opts.index, this.opts.kind, n, this.opts.encrypted);
     const path = join(this.opts.dir, file);
     try {
-      if (n === 0) await mkdir(join(this.opts.dir, 'streams'), { recursive: true });
-      const fh = await open(path, 'w', 0o644);
+      if (n === 0) {
+        // The bundle folder is its maker's (export makes it fresh); streams/ in it must be a real folder.
+        await mkdir(this.opts.dir, { recursive: true });
+        await ensureFolder(join(this.opts.dir, 'streams'));
+      }
+      const fh = await createExclusive(path);
       this.current = { file, fh, hash: createHash('sha256'), bytes: 0 };
       return this.current;
     } catch (err) {

@@ -3,9 +3,10 @@
  * holding the owner's pid. A lock whose pid no longer runs (the round was
  * killed) is taken over; a live one makes the new round fail at once.
  */
-import { open, readFile, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ZferryError } from '../errors.js';
+import { createExclusive, readRegular } from '../fs/safe.js';
 
 export const LOCK_FILE = '.zferry-relay.lock';
 
@@ -27,7 +28,7 @@ export async function acquireLock(dir: string): Promise<Lock> {
   const file = join(dir, LOCK_FILE);
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
-      const fh = await open(file, 'wx', 0o644);
+      const fh = await createExclusive(file);
       try {
         await fh.writeFile(`${process.pid}\n`);
       } finally {
@@ -37,7 +38,7 @@ export async function acquireLock(dir: string): Promise<Lock> {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     }
-    const pid = Number((await readFile(file, 'utf8').catch(() => '')).trim());
+    const pid = Number((await readRegular(file, { maxBytes: 64 }).then((b) => b.toString('utf8'), () => '')).trim());
     if (Number.isInteger(pid) && pid > 0 && alive(pid)) {
       throw new ZferryError(`${file}: another relay round (pid ${pid}) is running; this round did nothing`, { file });
     }

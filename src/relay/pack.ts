@@ -5,12 +5,14 @@
  * manifest.json first (the receiver checks each later file against it as it
  * arrives), SHA256SUMS, RESTORE.txt and the volumes in apply order.
  */
-import { open, readFile, stat } from 'node:fs/promises';
+import { lstat } from 'node:fs/promises';
+import { ZferryError } from '../errors.js';
 import { basename, join } from 'node:path';
 import tar from 'tar-stream';
 import { MANIFEST_FILE, RESTORE_FILE, SUMS_FILE, readManifest, type Manifest } from '../bundle/index.js';
 import { SIGNATURE_FILE } from '../trust/minisign.js';
 import { BufferPool, waitFor } from '../pipeline/buffer-pool.js';
+import { openRegular, readRegular, regularFileSize } from '../fs/safe.js';
 
 export const RELAY_HEADER = '.zferry-relay.json';
 
@@ -41,10 +43,9 @@ export interface PackedBundle {
 export const SEND_POOL = { count: 8, size: 1024 * 1024 };
 
 /** Exactly `bytes` bytes of the file at `path` into a tar entry of that size. */
-async function writeBody(path: string, bytes: number, entry: NodeJS.WritableStream, pool: BufferPool | null, onBytes?: (n: number) => void): Promise<void> {
-  const fh = await open(path, 'r');
+async function writeBody(dir: string, path: string, bytes: number, entry: NodeJS.WritableStream, pool: BufferPool | null, onBytes?: (n: number) => void): Promise<void> {
+  const { fh, size } = await openRegular(path, dir);
   try {
-    const size = (await fh.stat()).size;
     if (size !== bytes) throw new Error(`${path}: is ${size} bytes, manifest.json says ${bytes}`);
     let at = 0;
     while (at < bytes) {
@@ -74,7 +75,7 @@ const SMALL_FILES = [MANIFEST_FILE, SUMS_FILE, RESTORE_FILE];
 
 /** The small files a bundle has: the signature travels where there is one. */
 async function smallFiles(dir: string): Promise<string[]> {
-  const signed = await stat(join(dir, SIGNATURE_FILE)).then(() => true, () => false);
+  const signed = await lstat(join(dir, SIGNATURE_FILE)).then(() => true, () => false);
   return signed ? [...SMALL_FILES, SIGNATURE_FILE] : SMALL_FILES;
 }
 
@@ -84,7 +85,12 @@ export async function describeBundles(dirs: string[]): Promise<PackedBundle[]> {
     const manifest = await readManifest(dir);
     const files = await smallFiles(dir);
     let bytes = 0;
-    for (const f of files) bytes += (await stat(join(dir, f))).size;
+    for (const f of files) {
+      const file = join(dir, f);
+      const size = await regularFileSize(file, dir);
+      if (size === null) throw new ZferryError(`${file}: missing`, { file });
+      bytes += size;
+    }
     for (const s of manifest.streams) for (const v of s.volumes) bytes += v.bytes;
     out.push({ dir, manifest, files, bytes });
   }
@@ -126,7 +132,7 @@ export function packBundles(bundles: PackedBundle[], opts: { onBytes?: (n: numbe
       const name = basename(b.dir);
       for (const f of b.files) {
         if (pack.destroyed) throw new Error('tar pack destroyed');
-        const data = await readFile(join(b.dir, f));
+        const data = await readRegular(join(b.dir, f), { within: b.dir });
         await addBuffer(pack, `${name}/${f}`, data, bundleTime(b));
         onBytes?.(data.length);
       }
@@ -136,7 +142,7 @@ export function packBundles(bundles: PackedBundle[], opts: { onBytes?: (n: numbe
           const entry = pack.entry({ name: `${name}/${v.file}`, size: v.bytes, mode: 0o644, mtime: bundleTime(b) });
           // When the pack is destroyed its open entry is too; the pack carries that error to the consumer.
           entry.on('error', () => undefined);
-          await writeBody(join(b.dir, v.file), v.bytes, entry as unknown as NodeJS.WritableStream, pool, onBytes);
+          await writeBody(b.dir, join(b.dir, v.file), v.bytes, entry as unknown as NodeJS.WritableStream, pool, onBytes);
         }
       }
     }

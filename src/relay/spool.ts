@@ -3,7 +3,7 @@
  * receipt from the receiver lists them. Pure choices (what is pending, what
  * may go) are separate from the file operations.
  */
-import { readdir, rm, stat } from 'node:fs/promises';
+import { lstat, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { findBundles, readManifest, type Manifest } from '../bundle/index.js';
 import type { TargetState } from '../state/receipt.js';
@@ -41,7 +41,7 @@ export async function removeUnfinishedExports(spool: string): Promise<string[]> 
   for (const e of entries) {
     if (!e.isDirectory() || !e.name.startsWith('zferry-')) continue;
     const dir = join(spool, e.name);
-    if (await stat(join(dir, 'manifest.json')).catch(() => null)) continue;
+    if (await lstat(join(dir, 'manifest.json')).catch(() => null)) continue;
     await rm(dir, { recursive: true, force: true });
     removed.push(dir);
   }

@@ -9,7 +9,7 @@
  * cut anywhere leaves at most a folder under .incoming, which no import sees
  * (findBundles looks one level down only) and the next receive clears.
  */
-import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
+import { lstat, mkdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -17,7 +17,7 @@ import tar from 'tar-stream';
 import { ZferryError } from '../errors.js';
 import { SIGNATURE_FILE, checkTrust } from '../trust/minisign.js';
 import { MANIFEST_FILE, RESTORE_FILE, SUMS_FILE, parseManifest, readManifest, verifyArrived, type ArrivedVolume, type Manifest, type VolumeEntry } from '../bundle/index.js';
-import { fsyncDir } from '../bundle/manifest.js';
+import { ensureFolder, fsyncDir, makeFreshFolder, writeNewFile } from '../fs/safe.js';
 import { sinkToFile } from '../pipeline/file-sink.js';
 import { sourceTag } from '../commands/import.js';
 import { RELAY_HEADER, type RelayHeader } from './pack.js';
@@ -90,16 +90,6 @@ interface Current {
   durable: Array<Promise<void>>;
 }
 
-async function writeFileSynced(path: string, data: Buffer): Promise<void> {
-  const fh = await open(path, 'wx', 0o644);
-  try {
-    await fh.writeFile(data);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
-
 /**
  * A bundle's manifest, checked before any of its files is written: the name
  * is the one export gives this bundle id, the header announced this id, and
@@ -128,7 +118,8 @@ async function finish(spool: string, cur: Current, trust: string | undefined): P
   await verifyArrived(cur.temp, cur.manifest, cur.arrived);
   if (trust) await checkTrust(cur.temp, trust);
   const final = join(spool, cur.name);
-  const existing = await stat(join(final, MANIFEST_FILE)).catch(() => null);
+  // Never through a link: only a real folder with a manifest counts as the same bundle already here.
+  const existing = (await lstat(final).catch(() => null))?.isDirectory() && (await lstat(join(final, MANIFEST_FILE)).catch(() => null));
   if (existing) {
     const there = await readManifest(final);
     if (there.bundleId !== cur.manifest.bundleId) {
@@ -149,7 +140,8 @@ async function finish(spool: string, cur: Current, trust: string | undefined): P
  * bundle the header announced was complete; bundles finished before that stay.
  */
 export async function unpackInto(spool: string, source: Readable, opts: UnpackOptions): Promise<UnpackResult> {
-  await mkdir(join(spool, INCOMING), { recursive: true });
+  await mkdir(spool, { recursive: true });
+  await ensureFolder(join(spool, INCOMING));
   const extract = tar.extract();
   const feeding = pipeline(source, extract);
   feeding.catch(() => undefined);
@@ -186,10 +178,11 @@ export async function unpackInto(spool: string, source: Readable, opts: UnpackOp
         admit(bundle, manifest, header, opts.source);
         const temp = join(spool, INCOMING, bundle);
         await rm(temp, { recursive: true, force: true });
-        await mkdir(join(temp, 'streams'), { recursive: true });
+        await makeFreshFolder(temp);
+        await makeFreshFolder(join(temp, 'streams'));
         cur = { name: bundle, temp, manifest, volumes: new Map(), seen: new Set([MANIFEST_FILE]), arrived: new Map(), durable: [] };
         for (const s of manifest.streams) for (const v of s.volumes) cur.volumes.set(v.file, v);
-        await writeFileSynced(join(temp, rel), data);
+        await writeNewFile(join(temp, rel), data);
         count(data.length);
         continue;
       }
@@ -198,7 +191,7 @@ export async function unpackInto(spool: string, source: Readable, opts: UnpackOp
       const path = join(cur.temp, rel);
       if (rel === SUMS_FILE || rel === RESTORE_FILE || rel === SIGNATURE_FILE) {
         const data = await readSmall(entry, name);
-        await writeFileSynced(path, data);
+        await writeNewFile(path, data);
         count(data.length);
       } else {
         const v = cur.volumes.get(rel);

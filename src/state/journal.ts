@@ -5,12 +5,13 @@
  * $ZFERRY_STATE_DIR, else /var/lib/zferry); each entry holds the bundle's id
  * and the target inventory it will leave (src/plan's projectTarget).
  */
-import { mkdir, readFile, stat } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import type { Inventory, SourceIdentity } from '../model.js';
 import { ZferryError } from '../errors.js';
 import { validateWith } from '../schemas.js';
-import { MAX_MANIFEST_BYTES, writeFileAtomic } from '../bundle/manifest.js';
+import { readRegular, writeFileAtomic } from '../fs/safe.js';
+import { MAX_MANIFEST_BYTES } from '../bundle/manifest.js';
 
 export const DEFAULT_STATE_DIR = '/var/lib/zferry';
 /** Up to 50 projected inventories; refused before reading past this (twice a manifest's limit, well under V8's string limit). */
@@ -44,14 +45,10 @@ export function journalFile(dir: string, source: SourceIdentity): string {
 export async function readJournal(file: string, source: SourceIdentity): Promise<Journal> {
   let text: string;
   try {
-    const size = (await stat(file)).size;
-    if (size > MAX_JOURNAL_BYTES) {
-      throw new ZferryError(`${file}: ${size} bytes is larger than any export journal zferry writes (limit ${MAX_JOURNAL_BYTES}); move it away to start a new journal`, { file });
-    }
-    text = await readFile(file, 'utf8');
+    text = (await readRegular(file, { maxBytes: MAX_JOURNAL_BYTES, what: 'export journal' })).toString('utf8');
   } catch (err) {
-    if (err instanceof ZferryError) throw err;
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { format: 'zferry-journal', source, entries: [] };
+    if (err instanceof ZferryError) throw err;
     throw new ZferryError(`${file}: cannot read the export journal (${(err as Error).message})`, { file });
   }
   return parseJournal(text, file);

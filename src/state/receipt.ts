@@ -3,11 +3,12 @@
  * and by `zferry import` (a receipt), read by `zferry export --since` and by
  * export's search for the newest receipt under its destination.
  */
-import { readdir, rename, open } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import { join, dirname, basename } from 'node:path';
 import { hostname } from 'node:os';
 import type { Inventory, SourceIdentity } from '../model.js';
 import { ZferryError, readUserFile } from '../errors.js';
+import { readRegular, writeFileAtomic } from '../fs/safe.js';
 import { validateWith } from '../schemas.js';
 import { ZFERRY_VERSION } from '../version.js';
 import { MAX_MANIFEST_BYTES } from '../bundle/manifest.js';
@@ -80,21 +81,32 @@ export function parseState(text: string, file: string): TargetState {
   return data as TargetState;
 }
 
+/** A state file the user names (`export --since`): the user's choice, read as named. */
 export async function readState(file: string): Promise<TargetState> {
   return parseState(await readUserFile(file, 'state file', MAX_STATE_BYTES), file);
 }
 
-/** Writes via temp file + fsync + rename so a reader never sees half a receipt. */
-export async function writeStateAtomic(file: string, state: TargetState): Promise<void> {
-  const tmp = join(dirname(file), `.${basename(file)}.${process.pid}.tmp`);
-  const fh = await open(tmp, 'w');
+/**
+ * A receipt zferry finds or wrote itself inside a bundle, spool or state
+ * folder (`within`): only a regular file, never through a link.
+ */
+export async function readReceipt(file: string, within?: string): Promise<TargetState> {
+  let buf: Buffer;
   try {
-    await fh.writeFile(JSON.stringify(state, null, 2) + '\n');
-    await fh.sync();
-  } finally {
-    await fh.close();
+    buf = await readRegular(file, { within, maxBytes: MAX_STATE_BYTES, what: 'receipt' });
+  } catch (err) {
+    if (err instanceof ZferryError) throw err;
+    throw new ZferryError(`${file}: cannot read receipt (${(err as NodeJS.ErrnoException).code ?? err})`, { file });
   }
-  await rename(tmp, file);
+  return parseState(buf.toString('utf8'), file);
+}
+
+/**
+ * Replaces `file` atomically (writeFileAtomic), so a reader never sees half a
+ * receipt. A link, FIFO or folder at that name is refused, not replaced.
+ */
+export async function writeStateAtomic(file: string, state: TargetState): Promise<void> {
+  await writeFileAtomic(dirname(file), basename(file), JSON.stringify(state, null, 2) + '\n');
 }
 
 export function receiptFileName(target: string): string {
@@ -132,7 +144,7 @@ export async function findNewestReceipt(
   for (const file of candidates) {
     let state: TargetState;
     try {
-      state = await readState(file);
+      state = await readReceipt(file, dir);
     } catch {
       continue;
     }

@@ -6,7 +6,6 @@
  * age's payload is chunked (64 KiB STREAM chunks); the age-encryption
  * package's web-stream API keeps memory bounded.
  */
-import { createReadStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Duplex, PassThrough, Readable } from 'node:stream';
@@ -14,6 +13,8 @@ import type { ReadableStream as WebReadable } from 'node:stream/web';
 import { Decrypter, Encrypter } from 'age-encryption';
 import { ZferryError } from '../errors.js';
 import type { Manifest } from '../bundle/manifest.js';
+import { openRegular } from '../fs/safe.js';
+import { fileError } from '../pipeline/fs-error.js';
 
 /** X25519 (`age1…`) and hybrid post-quantum (`age1pq1…`) recipients, as age-keygen prints them. */
 export const RECIPIENT_PATTERN = /^age1[02-9ac-hj-np-z]{20,4000}$/;
@@ -131,7 +132,14 @@ export async function checkIdentityOpens(bundleDir: string, m: Manifest, age: { 
   const file = join(bundleDir, first.volumes[0].file);
   const d = new Decrypter();
   for (const k of age.identities) d.addIdentity(k);
-  const input = createReadStream(file, { end: 64 * 1024 - 1 });
+  let opened;
+  try {
+    opened = await openRegular(file, bundleDir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new ZferryError(`missing volume ${file}`, { file });
+    throw fileError(err, 'opening', file);
+  }
+  const input = opened.fh.createReadStream({ start: 0, end: 64 * 1024 - 1 });
   try {
     const out = await d.decrypt(Readable.toWeb(input) as unknown as ReadableStream<Uint8Array>);
     await out.cancel();

@@ -11,10 +11,11 @@
  * and carries the key id in a comment line.
  */
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, sign, verify, type KeyObject } from 'node:crypto';
-import { readFile, open, rm } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ZferryError } from '../errors.js';
 import { MANIFEST_FILE, parseManifest, readManifestBytes, type Manifest } from '../bundle/manifest.js';
+import { createExclusive, readRegular } from '../fs/safe.js';
 
 export const SIGNATURE_FILE = `${MANIFEST_FILE}.minisig`;
 const KEY_ID_LINE = 'zferry-minisign-key-id: ';
@@ -59,7 +60,7 @@ export async function generateKeyFiles(file: string): Promise<{ keyId: string; s
 async function writeNew(file: string, text: string, mode: number): Promise<void> {
   let fh;
   try {
-    fh = await open(file, 'wx', mode);
+    fh = await createExclusive(file, mode);
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     throw new ZferryError(`${file}: ${e.code === 'EEXIST' ? 'already exists; refusing to overwrite a key' : e.message}`, { file });
@@ -93,10 +94,14 @@ export async function readSecretKey(file: string): Promise<SecretKey> {
   return { keyId: Buffer.from(id, 'hex'), key };
 }
 
+/** Keys and signatures are a few hundred bytes. */
+const MAX_KEY_FILE = 64 * 1024;
+
+/** A key file the user names: the user's choice, read as named. */
 async function readText(file: string, what: string): Promise<string> {
   try {
     const buf = await readFile(file);
-    if (buf.length > 64 * 1024) throw new ZferryError(`${file}: too large for a ${what} file`, { file });
+    if (buf.length > MAX_KEY_FILE) throw new ZferryError(`${file}: too large for a ${what} file`, { file });
     return buf.toString('utf8');
   } catch (err) {
     if (err instanceof ZferryError) throw err;
@@ -185,12 +190,14 @@ export async function checkTrust(bundleDir: string, pubkeyFile: string, pk?: Pub
   const bytes = await readManifestBytes(manifestFile);
   let sigText: string;
   try {
-    sigText = await readText(sigFile, 'signature');
+    // Inside the bundle: a regular file only (a FIFO here once made --trust hang).
+    sigText = (await readRegular(sigFile, { maxBytes: MAX_KEY_FILE, what: 'signature' })).toString('utf8');
   } catch (err) {
-    if ((err as ZferryError).message.includes('ENOENT')) {
+    if (err instanceof ZferryError) throw err;
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
       throw new ZferryError(`${sigFile}: missing: the bundle is not signed, and --trust ${pubkeyFile} accepts only signed bundles`, { file: sigFile });
     }
-    throw err;
+    throw new ZferryError(`${sigFile}: cannot read signature: ${(err as Error).message}`, { file: sigFile });
   }
   checkSignature(bytes, sigText, key, sigFile, pubkeyFile);
   return parseManifest(bytes.toString('utf8'), manifestFile);

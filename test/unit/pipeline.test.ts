@@ -256,16 +256,19 @@ test('decompress honours backpressure on highly compressible input', async () =>
   assert.ok(maxBuffered <= 4 * MiB, `decompressor buffered ${maxBuffered} bytes`);
 });
 
-test('a full disk while writing a volume fails with a message naming the file', async () => {
+test('a link planted at a volume\'s name is refused, and nothing is written through it', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'zferry-pipe-'));
   try {
     await mkdir(join(dir, 'streams'));
-    // /dev/full answers every write with ENOSPC, like a full file system.
-    await symlink('/dev/full', join(dir, 'streams', '0001-full.zst.000'));
+    const outside = join(dir, 'outside.txt');
+    await writeFile(outside, 'not zferry\'s\n');
+    // Once a way to fake a full disk (a link to /dev/full): now refused like any link. Full disks: test/scenario/disk-full.
+    await symlink(outside, join(dir, 'streams', '0001-full.zst.000'));
     await assert.rejects(
       writeStream(chunked(mixedData(MiB)), { dir, index: 1, kind: 'full', volumeSize: 64 * KiB, level: 3 }),
-      (err: unknown) => err instanceof ZferryError && /^no space left on device writing .*streams\/0001-full\.zst\.000/.test(err.message),
+      (err: unknown) => err instanceof ZferryError && /^already exists .* creating .*streams\/0001-full\.zst\.000$/.test(err.message),
     );
+    assert.equal(await readFile(outside, 'utf8'), 'not zferry\'s\n');
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
