@@ -2,7 +2,7 @@
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { execa, type ResultPromise } from 'execa';
-import { CLI, STATE_DIR } from './cli.js';
+import { CLI, STATE_DIR, stopZferry } from './cli.js';
 import { run } from './zfslab.js';
 
 export const LOOP = '127.0.0.1';
@@ -17,15 +17,7 @@ export function startZferry(args: string[]): ResultPromise {
 }
 
 /** SIGTERM lets zferry stop its mbuffer child (execa's cleanup); SIGKILL after 5 s, or at once with `hard`. */
-export async function stop(p: ResultPromise, hard = false): Promise<void> {
-  if (p.exitCode !== undefined && p.exitCode !== null) return;
-  p.kill(hard ? 'SIGKILL' : 'SIGTERM');
-  const ended = await Promise.race([p.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 5_000))]);
-  if (!ended) {
-    p.kill('SIGKILL');
-    await Promise.race([p, new Promise((r) => setTimeout(r, 5_000))]);
-  }
-}
+export const stop = stopZferry;
 
 export async function stopAll(): Promise<void> {
   for (const p of started) await stop(p);
