@@ -10,12 +10,22 @@
  * its worker threads and allocates its job buffers on first use, and an
  * export of 400 small streams spent more time on that (and on the garbage
  * collections its external memory triggered) than on compressing.
+ *
+ * The first HEAD_BYTES of a stream are held back before zstd sees any: a
+ * stream that ends within them is handed over whole with the end directive,
+ * and zstd then compresses it on the calling thread (it does so for inputs
+ * of known size up to its minimum job size). Handing a small stream to the
+ * worker threads cost a thread round trip at the end of every stream, the
+ * main thread blocked meanwhile: most of the time of an export of many
+ * small datasets.
  */
 import type { TransformCallback } from 'node:stream';
 import { PacedTransform } from './paced-transform.js';
 import binding from 'zstd-napi/binding.js';
 
 const OUT_SIZE = binding.cStreamOutSize();
+/** zstd's ZSTDMT_JOBSIZE_MIN (512 KiB): a whole input up to this size is compressed single-threaded. */
+export const HEAD_BYTES = 512 * 1024;
 
 export interface CompressOptions {
   /** zstd level, 1..19; 3 is zstd's default. */
@@ -74,6 +84,9 @@ export class ZstdCompress extends PacedTransform {
    * 64 KiB pipe read was most of this stage's garbage.
    */
   private scratch: Buffer | null = null;
+  /** The stream's first bytes, until there are more than HEAD_BYTES or the stream ends. */
+  private head: Buffer[] | null = [];
+  private headBytes = 0;
 
   constructor({ level = 3, workers = 2, jobSize = 2 << 20 }: CompressOptions = {}) {
     super();
@@ -83,11 +96,17 @@ export class ZstdCompress extends PacedTransform {
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    if (this.head) {
+      this.head.push(chunk);
+      this.headBytes += chunk.length;
+      if (this.headBytes <= HEAD_BYTES) return done();
+      chunk = this.takeHead();
+    }
     this.run(chunk, binding.EndDirective.continue).then(() => done(), done);
   }
 
   override _flush(done: TransformCallback): void {
-    this.run(Buffer.alloc(0), binding.EndDirective.end).then(() => {
+    this.run(this.head ? this.takeHead() : Buffer.alloc(0), binding.EndDirective.end).then(() => {
       this.release();
       done();
     }, done);
@@ -98,10 +117,17 @@ export class ZstdCompress extends PacedTransform {
     super._destroy(err, done);
   }
 
+  private takeHead(): Buffer {
+    const head = this.head ?? [];
+    this.head = null;
+    return head.length === 1 ? head[0] : Buffer.concat(head, this.headBytes);
+  }
+
   private release(): void {
     const cctx = this.cctx;
     this.cctx = null;
     this.scratch = null;
+    this.head = null;
     if (cctx) giveBack(this.key, cctx);
   }
 
