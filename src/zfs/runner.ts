@@ -45,9 +45,19 @@ export function resolveProgram(name: string, searchPath = process.env.PATH ?? ''
 /** zfs prints translated messages otherwise; the probe matches the English ones. */
 export const ZFS_ENV = { LC_ALL: 'C', LANG: 'C' } as const;
 
+/**
+ * execa options every zfs/zpool process gets. No `cleanup`: execa's kill of
+ * children at exit installs and removes a dozen signal handlers around every
+ * process (a profile of a 402-stream export had that among its larger costs),
+ * and zfs needs none of it: a send whose reader is gone dies of the closed
+ * pipe, a receive whose writer is gone sees the stream cut and keeps nothing,
+ * and the other commands end by themselves.
+ */
+export const ZFS_SPAWN = { env: ZFS_ENV, cleanup: false } as const;
+
 export class ExecaRunner implements Runner {
   async run(cmd: string, args: string[]): Promise<RunResult> {
-    const result = await execa(cmd, args, { env: ZFS_ENV, stdin: 'ignore', reject: false });
+    const result = await execa(cmd, args, { ...ZFS_SPAWN, stdin: 'ignore', reject: false });
     if (result.exitCode === undefined) {
       // Spawn failure (ENOENT, EACCES) or a signal: there is no zfs answer to read.
       throw new ZferryError(`cannot run ${cmd}: ${result.originalMessage ?? result.shortMessage}`, {
