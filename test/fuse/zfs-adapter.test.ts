@@ -235,5 +235,5 @@ test('holds and releases many snapshots in one zfs call each; an existing hold o
   // A snapshot that does not exist is named.
   await assert.rejects(zfs.hold([snaps[0], `${root}@nosuch`], 'zferry-t'), (err: unknown) => err instanceof ZferryError && err.context.dataset === `${root}@nosuch`);
   await zfs.release([snaps[0]], 'zferry-t');
-  await run('zfs', ['destroy', '-r', root]);
+  // Left for the pool's destroy: zfs-fuse calls a freshly created, mounted tree busy now and then.
 });
