@@ -6,6 +6,8 @@
  *   npm run bench             # full run (replays the stream to reach >= 2 GiB)
  *   npm run bench -- --quick  # skips the 2 GiB case
  *   npm run bench -- --relay  # only relay vs bare mbuffer on loopback (medians of 3)
+ *   npm run bench -- --e2e    # only the end-to-end section (bench/e2e.ts): the CLI on a
+ *                             # real pool against the shell a user would type
  *
  * Each measured path runs in a child process (this file with --child) so
  * that process.resourceUsage().maxRSS is the peak of that path alone.
@@ -25,6 +27,7 @@ import { readStream } from '../src/pipeline/import.js';
 import { VolumeReader } from '../src/pipeline/volume-reader.js';
 import type { StreamEntry } from '../src/bundle/manifest.js';
 import type { Inventory, Dataset } from '../src/model.js';
+import { benchE2e, loadNote } from './e2e.js';
 
 const MiB = 1024 * 1024;
 const CACHE_DIR = join(tmpdir(), 'zferry-bench');
@@ -393,8 +396,7 @@ async function benchImport(bundle: string, entryFile: string, zst: string, rawSi
   };
 }
 
-function printTable(rows: string[][]): void {
-  const head = ['measure', 'zferry', 'baseline / note', 'ratio', 'goal'];
+function printTable(rows: string[][], head = ['measure', 'zferry', 'baseline / note', 'ratio', 'goal']): void {
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   console.log(row(head, widths));
   console.log(widths.map((w) => '-'.repeat(w)).join('  '));
@@ -480,6 +482,24 @@ async function main(): Promise<void> {
   }
   printTable(rows);
   if (!input.real) console.log('\nNOTE: input was SYNTHETIC data because zfs was unavailable.');
+  console.log('');
+  await e2e();
+}
+
+const E2E_HEAD = ['end to end (medians of 3, paired)', 'zferry', 'shell a user would type', 'shell/zferry', 'goal', 'met'];
+
+/** The end-to-end section: its own table, since its columns differ. */
+async function e2e(): Promise<void> {
+  const work = join(CACHE_DIR, `e2e-${process.pid}`);
+  await mkdir(work, { recursive: true });
+  try {
+    const before = await loadNote();
+    const rows = await benchE2e({ cacheDir: CACHE_DIR, work, cli: CLI, log: (l) => console.log(l) });
+    printTable(rows, E2E_HEAD);
+    console.log(`\nmachine: ${before} before, ${await loadNote()} after; CPU is user+sys of the whole process tree per GiB of send stream; the zfs-fuse daemon's own work is in neither figure`);
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
 }
 
 if (process.argv[2] === '--relay') {
@@ -493,6 +513,8 @@ if (process.argv[2] === '--relay') {
   } finally {
     await rm(work, { recursive: true, force: true });
   }
+} else if (process.argv[2] === '--e2e') {
+  await e2e();
 } else if (process.argv[2] === '--child') {
   await child(process.argv.slice(3));
 } else {

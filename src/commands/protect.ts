@@ -26,6 +26,7 @@ export async function protectBases(
   const released: string[] = [];
   const newest = new Map<string, SendStep>();
   for (const s of plan.steps) if (s.kind !== 'create') newest.set(s.dataset, s);
+  const toHold: string[] = [];
   for (const [path, step] of newest) {
     const ds = joinDataset(root, path);
     if (zfs.caps.bookmarks) {
@@ -33,10 +34,12 @@ export async function protectBases(
       await zfs.bookmark(`${ds}@${step.to.name}`, name);
       kept.push(name);
     } else {
-      await zfs.hold(`${ds}@${step.to.name}`, HOLD_TAG);
-      kept.push(`${ds}@${step.to.name}`);
+      toHold.push(`${ds}@${step.to.name}`);
     }
   }
+  // One zfs call for all of them: a process per dataset was most of a many-dataset export's process starts.
+  if (toHold.length > 0) await zfs.hold(toHold, HOLD_TAG);
+  kept.push(...toHold);
   if (proved === null) return { kept, released };
 
   // Per dataset, the createtxg (source side) of the newest snapshot the target is proved to hold.
@@ -69,12 +72,14 @@ export async function protectBases(
     const ds = snap.slice(0, snap.indexOf('@'));
     return ds === root ? '' : ds.slice(root.length + 1);
   };
+  const toRelease: string[] = [];
   for (const snap of await zfs.heldSnapshots(root)) {
     const base = provedTxg.get(pathOf(snap));
     const txg = txgOf.get(snap);
     if (base === undefined || txg === undefined || txg >= base) continue;
-    await zfs.release(snap, HOLD_TAG);
-    released.push(snap);
+    toRelease.push(snap);
   }
+  if (toRelease.length > 0) await zfs.release(toRelease, HOLD_TAG);
+  released.push(...toRelease);
   return { kept, released };
 }

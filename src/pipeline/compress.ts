@@ -5,12 +5,27 @@
  * job (8 MB at level 3), and keeps it alive behind a small slice: peak memory
  * grew with the stream. This stage uses the same binding with fixed-size
  * output buffers and waits for the consumer when its buffer is full.
+ *
+ * Contexts are reused from stream to stream: a multi-threaded context starts
+ * its worker threads and allocates its job buffers on first use, and an
+ * export of 400 small streams spent more time on that (and on the garbage
+ * collections its external memory triggered) than on compressing.
+ *
+ * The first HEAD_BYTES of a stream are held back before zstd sees any: a
+ * stream that ends within them is handed over whole with the end directive,
+ * and zstd then compresses it on the calling thread (it does so for inputs
+ * of known size up to its minimum job size). Handing a small stream to the
+ * worker threads cost a thread round trip at the end of every stream, the
+ * main thread blocked meanwhile: most of the time of an export of many
+ * small datasets.
  */
 import type { TransformCallback } from 'node:stream';
 import { PacedTransform } from './paced-transform.js';
 import binding from 'zstd-napi/binding.js';
 
 const OUT_SIZE = binding.cStreamOutSize();
+/** zstd's ZSTDMT_JOBSIZE_MIN (512 KiB): a whole input up to this size is compressed single-threaded. */
+export const HEAD_BYTES = 512 * 1024;
 
 export interface CompressOptions {
   /** zstd level, 1..19; 3 is zstd's default. */
@@ -24,32 +39,118 @@ export interface CompressOptions {
   jobSize?: number;
 }
 
+/**
+ * Idle contexts by parameters. A context goes back here when its stream ends
+ * or is destroyed, reset to "no frame started" with its parameters, threads
+ * and buffers kept. Streams run one at a time in practice, so a couple idle
+ * per parameter set is plenty and bounds what an idle process keeps.
+ */
+const idle = new Map<string, binding.CCtx[]>();
+const MAX_IDLE = 2;
+let created = 0;
+
+/** Contexts made so far by this process (tests pin the reuse with it). */
+export function compressContextsCreated(): number {
+  return created;
+}
+
+function takeContext(level: number, workers: number, jobSize: number): { key: string; cctx: binding.CCtx } {
+  const key = `${level}/${workers}/${jobSize}`;
+  const reused = idle.get(key)?.pop();
+  if (reused) return { key, cctx: reused };
+  const cctx = new binding.CCtx();
+  created++;
+  cctx.setParameter(binding.CParameter.compressionLevel, level);
+  cctx.setParameter(binding.CParameter.checksumFlag, 1);
+  cctx.setParameter(binding.CParameter.nbWorkers, workers);
+  if (workers > 0) cctx.setParameter(binding.CParameter.jobSize, jobSize);
+  return { key, cctx };
+}
+
+function giveBack(key: string, cctx: binding.CCtx): void {
+  // A stream destroyed mid-frame leaves the context inside a frame: drop that frame, keep the parameters.
+  cctx.reset(binding.ResetDirective.sessionOnly);
+  const list = idle.get(key) ?? [];
+  if (list.length < MAX_IDLE) list.push(cctx);
+  idle.set(key, list);
+}
+
 export class ZstdCompress extends PacedTransform {
-  private readonly cctx = new binding.CCtx();
+  private readonly key: string;
+  private cctx: binding.CCtx | null;
+  /**
+   * The output buffer of the next call, kept while calls produce nothing (in
+   * multi-threaded mode most do, until a job completes): allocating one per
+   * 64 KiB pipe read was most of this stage's garbage.
+   */
+  private scratch: Buffer | null = null;
+  /** The stream's first bytes, until there are more than HEAD_BYTES or the stream ends. */
+  private head: Buffer[] | null = [];
+  private headBytes = 0;
 
   constructor({ level = 3, workers = 2, jobSize = 2 << 20 }: CompressOptions = {}) {
     super();
-    this.cctx.setParameter(binding.CParameter.compressionLevel, level);
-    this.cctx.setParameter(binding.CParameter.checksumFlag, 1);
-    this.cctx.setParameter(binding.CParameter.nbWorkers, workers);
-    if (workers > 0) this.cctx.setParameter(binding.CParameter.jobSize, jobSize);
+    const { key, cctx } = takeContext(level, workers, jobSize);
+    this.key = key;
+    this.cctx = cctx;
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    if (this.head) {
+      this.head.push(chunk);
+      this.headBytes += chunk.length;
+      if (this.headBytes <= HEAD_BYTES) return done();
+      chunk = this.takeHead();
+    }
     this.run(chunk, binding.EndDirective.continue).then(() => done(), done);
   }
 
   override _flush(done: TransformCallback): void {
-    this.run(Buffer.alloc(0), binding.EndDirective.end).then(() => done(), done);
+    this.run(this.head ? this.takeHead() : Buffer.alloc(0), binding.EndDirective.end).then(() => {
+      this.release();
+      done();
+    }, done);
+  }
+
+  override _destroy(err: Error | null, done: (err?: Error | null) => void): void {
+    this.release();
+    super._destroy(err, done);
+  }
+
+  private takeHead(): Buffer {
+    const head = this.head ?? [];
+    this.head = null;
+    return head.length === 1 ? head[0] : Buffer.concat(head, this.headBytes);
+  }
+
+  private release(): void {
+    const cctx = this.cctx;
+    this.cctx = null;
+    this.scratch = null;
+    this.head = null;
+    if (cctx) giveBack(this.key, cctx);
   }
 
   private async run(src: Buffer, directive: number): Promise<void> {
     const flushing = directive !== binding.EndDirective.continue;
     for (;;) {
-      const dst = Buffer.allocUnsafe(OUT_SIZE);
-      const [remaining, produced, consumed] = this.cctx.compressStream2(dst, src, directive);
+      const cctx = this.cctx;
+      // Destroyed while waiting for the consumer: the context is already back in the pool.
+      if (!cctx) return;
+      const dst = this.scratch ?? Buffer.allocUnsafe(OUT_SIZE);
+      const [remaining, produced, consumed] = cctx.compressStream2(dst, src, directive);
       src = src.subarray(consumed);
-      if (!(await this.pushPaced(dst.subarray(0, produced)))) return;
+      let out = dst.subarray(0, produced);
+      if (produced === 0) {
+        this.scratch = dst;
+      } else if (produced < dst.length >> 2) {
+        // A small output is copied out so the big buffer can be used again.
+        out = Buffer.from(out);
+        this.scratch = dst;
+      } else {
+        this.scratch = null;
+      }
+      if (!(await this.pushPaced(out))) return;
       if (src.length === 0 && (!flushing || remaining === 0)) return;
     }
   }

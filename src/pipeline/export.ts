@@ -23,6 +23,12 @@ export interface WriteStreamOptions {
   encryptTo?: string[];
   /** Called with the raw (uncompressed) bytes of every chunk. */
   onBytes?: (raw: number) => void;
+  /**
+   * fsync the streams folder after this stream (default true). A caller
+   * writing many streams passes false and syncs the folder once, after the
+   * last stream and before anything that says the streams are complete.
+   */
+  syncFolder?: boolean;
 }
 
 export interface WrittenStream {
@@ -39,12 +45,17 @@ export async function writeStream(src: Readable, opts: WriteStreamOptions): Prom
   const zstd = compress({ level: opts.level, workers: opts.workers });
   if (encrypted) await pipeline(src, raw, zstd, encryptStream(opts.encryptTo ?? []), writer);
   else await pipeline(src, raw, zstd, writer);
-  const streamsDir = join(opts.dir, 'streams');
+  if (opts.syncFolder !== false) await syncStreamsFolder(opts.dir);
+  const storedBytes = writer.volumes.reduce((sum, v) => sum + v.bytes, 0);
+  return { rawBytes: raw.bytes, rawSha256: raw.digest(), storedBytes, volumes: writer.volumes };
+}
+
+/** Makes the volume files' names in `dir/streams` durable (their data is, once each volume is closed). */
+export async function syncStreamsFolder(dir: string): Promise<void> {
+  const streamsDir = join(dir, 'streams');
   try {
     await fsyncDir(streamsDir);
   } catch (err) {
     throw fileError(err, 'flushing', streamsDir);
   }
-  const storedBytes = writer.volumes.reduce((sum, v) => sum + v.bytes, 0);
-  return { rawBytes: raw.bytes, rawSha256: raw.digest(), storedBytes, volumes: writer.volumes };
 }

@@ -3,6 +3,8 @@
  * locale (the probe and error handling read zfs's English messages), and a
  * call counter so tests can pin "one call for the whole tree".
  */
+import { accessSync, constants, statSync } from 'node:fs';
+import { delimiter, isAbsolute, join } from 'node:path';
 import { execa } from 'execa';
 import { ZferryError } from '../errors.js';
 
@@ -17,12 +19,45 @@ export interface Runner {
   run(cmd: string, args: string[]): Promise<RunResult>;
 }
 
+/**
+ * The absolute path of a program found on PATH, looked up once. Spawning a
+ * bare name makes every start walk PATH again (an export of 200 datasets
+ * made 4,340 failed execve calls, each while the parent waits for the
+ * child's exec); the first executable file wins, as in the shell. A name
+ * with a slash, or one found nowhere, is returned as it is: the spawn then
+ * fails with the usual message.
+ */
+export function resolveProgram(name: string, searchPath = process.env.PATH ?? ''): string {
+  if (name.includes('/')) return name;
+  for (const dir of searchPath.split(delimiter)) {
+    if (dir === '' || !isAbsolute(dir)) continue;
+    const candidate = join(dir, name);
+    try {
+      accessSync(candidate, constants.X_OK);
+      if (statSync(candidate).isFile()) return candidate;
+    } catch {
+      // not here
+    }
+  }
+  return name;
+}
+
 /** zfs prints translated messages otherwise; the probe matches the English ones. */
 export const ZFS_ENV = { LC_ALL: 'C', LANG: 'C' } as const;
 
+/**
+ * execa options every zfs/zpool process gets. No `cleanup`: execa's kill of
+ * children at exit installs and removes a dozen signal handlers around every
+ * process (a profile of a 402-stream export had that among its larger costs),
+ * and zfs needs none of it: a send whose reader is gone dies of the closed
+ * pipe, a receive whose writer is gone sees the stream cut and keeps nothing,
+ * and the other commands end by themselves.
+ */
+export const ZFS_SPAWN = { env: ZFS_ENV, cleanup: false } as const;
+
 export class ExecaRunner implements Runner {
   async run(cmd: string, args: string[]): Promise<RunResult> {
-    const result = await execa(cmd, args, { env: ZFS_ENV, stdin: 'ignore', reject: false });
+    const result = await execa(cmd, args, { ...ZFS_SPAWN, stdin: 'ignore', reject: false });
     if (result.exitCode === undefined) {
       // Spawn failure (ENOENT, EACCES) or a signal: there is no zfs answer to read.
       throw new ZferryError(`cannot run ${cmd}: ${result.originalMessage ?? result.shortMessage}`, {

@@ -11,7 +11,7 @@ import { execa } from 'execa';
 import { ZferryError } from '../errors.js';
 import { holdUntilRead } from '../subprocess.js';
 import type { ZfsCapabilities } from './probe.js';
-import { commandError, ZFS_ENV } from './runner.js';
+import { commandError, ZFS_SPAWN } from './runner.js';
 
 export type SendFlag = 'props' | 'compressed' | 'raw' | 'largeBlocks' | 'embedded';
 
@@ -152,7 +152,7 @@ function settle(
 
 export function spawnSend(zfs: string, args: string[], dataset: string): ZfsProcessOut {
   const subprocess = execa(zfs, args, {
-    env: ZFS_ENV,
+    ...ZFS_SPAWN,
     stdin: 'ignore',
     buffer: { stdout: false, stderr: true },
     reject: false,
@@ -170,7 +170,7 @@ export function spawnSend(zfs: string, args: string[], dataset: string): ZfsProc
 
 export function spawnReceive(zfs: string, args: string[], dataset: string): ZfsProcessIn {
   const subprocess = execa(zfs, args, {
-    env: ZFS_ENV,
+    ...ZFS_SPAWN,
     stdin: 'pipe',
     stdout: 'ignore',
     buffer: { stderr: true },

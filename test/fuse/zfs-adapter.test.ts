@@ -207,3 +207,33 @@ test('refuses a send flag this zfs lacks before starting zfs', { skip: lane !== 
   assert.throws(() => zfs.send({ dataset: `${src.name}/rt`, to: 's1', flags: ['compressed'] }), ZferryError);
   assert.equal(zfs.callCount, before);
 });
+
+test('holds and releases many snapshots in one zfs call each; an existing hold or a missing tag is no error', async () => {
+  const root = `${src.name}/holds`;
+  await run('zfs', ['create', root]);
+  for (const c of ['a', 'b', 'c']) await run('zfs', ['create', `${root}/${c}`]);
+  await run('zfs', ['snapshot', '-r', `${root}@h1`]);
+  const snaps = [root, `${root}/a`, `${root}/b`, `${root}/c`].map((d) => `${d}@h1`);
+  const userrefs = async () => (await run('zfs', ['get', '-H', '-o', 'value', 'userrefs', ...snaps])).trim().split('\n');
+
+  const before = zfs.callCount;
+  await zfs.hold(snaps, 'zferry-t');
+  assert.equal(zfs.callCount - before, 1);
+  assert.deepEqual(await userrefs(), ['1', '1', '1', '1']);
+
+  // One of them already held: the rest still end up held, each exactly once.
+  await zfs.release([snaps[3]], 'zferry-t');
+  await zfs.hold(snaps, 'zferry-t');
+  assert.deepEqual(await userrefs(), ['1', '1', '1', '1']);
+
+  const mid = zfs.callCount;
+  await zfs.release(snaps, 'zferry-t');
+  assert.equal(zfs.callCount - mid, 1);
+  assert.deepEqual(await userrefs(), ['0', '0', '0', '0']);
+  await zfs.release(snaps.slice(0, 2), 'zferry-t');
+
+  // A snapshot that does not exist is named.
+  await assert.rejects(zfs.hold([snaps[0], `${root}@nosuch`], 'zferry-t'), (err: unknown) => err instanceof ZferryError && err.context.dataset === `${root}@nosuch`);
+  await zfs.release([snaps[0]], 'zferry-t');
+  // Left for the pool's destroy: zfs-fuse calls a freshly created, mounted tree busy now and then.
+});

@@ -10,6 +10,7 @@ import { execa } from 'execa';
 import { ZferryError } from '../../src/errors.js';
 import type { StreamEntry } from '../../src/bundle/manifest.js';
 import { compress, decompress, hashTap, tailGate, writeStream, readStream, VolumeReader } from '../../src/pipeline/index.js';
+import { compressContextsCreated, HEAD_BYTES } from '../../src/pipeline/compress.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -254,6 +255,24 @@ test('decompress honours backpressure on highly compressible input', async () =>
   await pipeline(Readable.from([compressed]), dec, slow);
   assert.equal(total, 512 * MiB);
   assert.ok(maxBuffered <= 4 * MiB, `decompressor buffered ${maxBuffered} bytes`);
+});
+
+test('compression contexts serve one stream after another, also after a stream destroyed mid-frame', async () => {
+  // Sizes on both sides of the head held back for a single-threaded whole-stream compress.
+  const inputs = [randomBytes(3 * MiB), Buffer.alloc(0), Buffer.from('small'), randomBytes(HEAD_BYTES), randomBytes(HEAD_BYTES + 1), Buffer.concat([randomBytes(MiB), Buffer.alloc(5 * MiB)])];
+  // A stream abandoned halfway leaves its context inside a frame; the next stream must not continue that frame.
+  const abandoned = compress({ level: 3 });
+  abandoned.write(randomBytes(MiB));
+  await new Promise((r) => setTimeout(r, 50));
+  abandoned.destroy();
+  const contexts = compressContextsCreated();
+  for (const input of inputs) {
+    const z = await collect(Readable.from(input.length > 0 ? [input.subarray(0, 7), input.subarray(7)] : []).pipe(compress({ level: 3 })));
+    const back = await execa('zstd', ['-dc'], { input: z, encoding: 'buffer' });
+    assert.equal(sha(Buffer.from(back.stdout)), sha(input));
+    assert.equal(sha(await collect(Readable.from([z]).pipe(decompress()))), sha(input));
+  }
+  assert.equal(compressContextsCreated(), contexts, 'every stream reused the context the first one gave back');
 });
 
 test('a link planted at a volume\'s name is refused, and nothing is written through it', async () => {

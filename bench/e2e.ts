@@ -1,0 +1,430 @@
+/**
+ * End-to-end benchmark: the built CLI run as a user runs it, on a real pool
+ * (zfs-fuse here), each path paired run by run with the shell a user would
+ * type instead. Whole processes are measured from outside: wall time, user +
+ * sys CPU of the whole process tree and the largest single process's peak
+ * RSS (GNU time, which reads the kernel's accounting of every waited-for
+ * descendant). Under zfs-fuse the send/receive work itself runs in the
+ * zfs-fuse daemon, which neither side's CPU figure includes.
+ *
+ *   npm run bench -- --e2e     # only this section
+ *
+ * The source pool (>= 1 GiB of text, random and zero data in one dataset,
+ * and 200 small datasets x 3 snapshots beside it) is built once and kept in
+ * the bench cache folder; the target pool lives for one run, and every timed
+ * import starts from a destroyed target.
+ */
+import { createReadStream } from 'node:fs';
+import { mkdir, open, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { execa } from 'execa';
+import { ensureZfs } from '../test/helpers/zfslab.js';
+import type { Manifest, StreamEntry } from '../src/bundle/manifest.js';
+
+const MiB = 1024 * 1024;
+const GiB = 1024 * MiB;
+/** Bump when the source pool's recipe changes: the cached pool is then rebuilt. */
+const RECIPE = 'e2e-src-v1';
+const SRC_POOL = 'zfbenchsrc';
+const BIG = `${SRC_POOL}/big`;
+const MANY = `${SRC_POOL}/many`;
+const MANY_DATASETS = 200;
+const SNAPSHOTS = ['s1', 's2', 's3'];
+/** Paired runs per comparison (env ZFERRY_BENCH_E2E_RUNS, for a quick look). */
+const RUNS = Number(process.env.ZFERRY_BENCH_E2E_RUNS ?? 3);
+const TIME = '/usr/bin/time';
+
+/** What the big dataset holds, in MiB: real files from /usr, generated text, random, zeros. */
+const MIX = { usr: 288, text: 224, random: 320, zeros: 256 };
+
+export interface E2eOptions {
+  cacheDir: string;
+  work: string;
+  /** The built CLI (dist/src/cli/main.js). */
+  cli: string;
+  log: (line: string) => void;
+}
+
+interface Sample {
+  wall: number;
+  cpu: number;
+  rssMB: number;
+}
+
+// ---------- running and measuring ----------
+
+/** Runs a command under GNU time; throws with its stderr when it fails. */
+async function measure(cmd: string, args: string[], work: string, env: Record<string, string> = {}): Promise<Sample> {
+  const tf = join(work, 'time.out');
+  const t0 = performance.now();
+  const r = await execa(TIME, ['-f', '%U %S %M', '-o', tf, cmd, ...args], {
+    reject: false, stdin: 'ignore', stdout: 'ignore', env: { LC_ALL: 'C', ...env },
+  });
+  const wall = (performance.now() - t0) / 1000;
+  if (r.exitCode !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${r.exitCode}: ${String(r.stderr).trim().split('\n').slice(-3).join(' | ')}`);
+  const [user, sys, rssKB] = (await readFile(tf, 'utf8')).trim().split('\n').pop()!.split(' ').map(Number);
+  return { wall, cpu: user + sys, rssMB: rssKB / 1024 };
+}
+
+function median(xs: number[]): number {
+  const v = [...xs].sort((a, b) => a - b);
+  return v.length % 2 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2;
+}
+
+interface Pair {
+  ours: Sample[];
+  shell: Sample[];
+  /** shell wall / zferry wall, run by run. */
+  ratios: number[];
+}
+
+/**
+ * A and B in turn, RUNS times each, after one unmeasured warm-up of each
+ * (ARC and page cache then hold what the first real run would find).
+ * `prepare` runs before every run, untimed (destroying the target).
+ */
+async function paired(ours: () => Promise<Sample>, shell: () => Promise<Sample>, prepare: () => Promise<void>): Promise<Pair> {
+  const p: Pair = { ours: [], shell: [], ratios: [] };
+  await prepare();
+  await ours();
+  await prepare();
+  await shell();
+  for (let i = 0; i < RUNS; i++) {
+    await prepare();
+    const a = await ours();
+    await prepare();
+    const b = await shell();
+    p.ours.push(a);
+    p.shell.push(b);
+    p.ratios.push(b.wall / a.wall);
+  }
+  return p;
+}
+
+// ---------- zfs ----------
+
+async function zfsOk(args: string[], cmd = 'zfs'): Promise<string> {
+  const r = await execa(cmd, args, { reject: false, stdin: 'ignore', env: { LC_ALL: 'C' } });
+  if (r.exitCode !== 0) throw new Error(`${cmd} ${args.join(' ')}: ${String(r.stderr).trim()}`);
+  return String(r.stdout);
+}
+
+async function poolImported(pool: string): Promise<boolean> {
+  return (await execa('zpool', ['list', '-H', '-o', 'name', pool], { reject: false, stdin: 'ignore' })).exitCode === 0;
+}
+
+async function exists(path: string): Promise<boolean> {
+  return stat(path).then(() => true, () => false);
+}
+
+/** zfs-fuse may call a pool busy right after use: retry a few times. */
+async function destroyPool(pool: string): Promise<void> {
+  for (let i = 0; i < 8; i++) {
+    const r = await execa('zpool', ['destroy', '-f', pool], { reject: false, stdin: 'ignore', env: { LC_ALL: 'C' } });
+    if (r.exitCode === 0 || /no such pool/.test(String(r.stderr))) return;
+    await new Promise((res) => setTimeout(res, 1000));
+  }
+  throw new Error(`could not destroy pool ${pool}; run: zpool destroy -f ${pool}`);
+}
+
+async function destroyDataset(name: string): Promise<void> {
+  for (let i = 0; i < 8; i++) {
+    const r = await execa('zfs', ['destroy', '-r', name], { reject: false, stdin: 'ignore', env: { LC_ALL: 'C' } });
+    if (r.exitCode === 0 || /does not exist/.test(String(r.stderr))) return;
+    // zfs-fuse: a freshly received filesystem is sometimes "busy" for a moment.
+    await execa('zfs', ['unmount', '-f', name], { reject: false, stdin: 'ignore' });
+    await new Promise((res) => setTimeout(res, 500));
+  }
+  throw new Error(`could not destroy ${name}`);
+}
+
+async function sparseFile(path: string, bytes: number): Promise<void> {
+  const fh = await open(path, 'w');
+  try {
+    await fh.truncate(bytes);
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Deterministic log-like text: compresses about as well as real logs (zstd -3 ~ 3-4x). */
+async function writeText(path: string, bytes: number): Promise<void> {
+  const words = 'error warning info debug request response client server session timeout retry connected closed bytes ms user admin backup snapshot dataset pool volume stream received sent'.split(' ');
+  const fh = await open(path, 'w');
+  let seed = 12345;
+  const rnd = (n: number) => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) % n);
+  try {
+    let written = 0;
+    while (written < bytes) {
+      const lines: string[] = [];
+      for (let i = 0; i < 8192; i++) {
+        const n = 4 + rnd(10);
+        const msg = Array.from({ length: n }, () => words[rnd(words.length)]).join(' ');
+        lines.push(`2026-01-${String(1 + rnd(28)).padStart(2, '0')}T${String(rnd(24)).padStart(2, '0')}:${String(rnd(60)).padStart(2, '0')}:${String(rnd(60)).padStart(2, '0')}Z host${rnd(50)} [${rnd(99999)}] ${msg} id=${rnd(1e9).toString(16)}`);
+      }
+      const buf = Buffer.from(lines.join('\n') + '\n').subarray(0, bytes - written);
+      await fh.write(buf);
+      written += buf.length;
+    }
+  } finally {
+    await fh.close();
+  }
+}
+
+async function headToFile(src: string, bytes: number, out: string): Promise<void> {
+  await execa('head', ['-c', String(bytes), src], { stdin: 'ignore', stdout: { file: out }, buffer: false });
+}
+
+/**
+ * The cached source pool: imported as it is, re-imported from its image after
+ * a zfs-fuse restart, or built (once) when neither works.
+ */
+async function sourcePool(cacheDir: string, log: (l: string) => void): Promise<void> {
+  await ensureZfs();
+  const img = join(cacheDir, `${RECIPE}.img`);
+  const ready = join(cacheDir, `${RECIPE}.ready`);
+  if (await exists(ready)) {
+    if (await poolImported(SRC_POOL)) return;
+    const r = await execa('zpool', ['import', '-d', cacheDir, SRC_POOL], { reject: false, stdin: 'ignore' });
+    if (r.exitCode === 0) return;
+    log(`cached source pool would not import (${String(r.stderr).trim()}): rebuilding`);
+  }
+  log(`building the e2e source pool (once, cached in ${img}) ...`);
+  await rm(ready, { force: true });
+  if (await poolImported(SRC_POOL)) await destroyPool(SRC_POOL);
+  await rm(img, { force: true });
+  await mkdir(cacheDir, { recursive: true });
+  await sparseFile(img, 3 * GiB);
+  const mnt = join(cacheDir, `${RECIPE}-mnt`);
+  // Compression off (zfs-fuse's default, set anyway): the send stream then
+  // carries the zeros as data, and zstd meets all three kinds.
+  await zfsOk(['create', '-m', mnt, '-O', 'compression=off', SRC_POOL, img], 'zpool');
+  await zfsOk(['create', BIG]);
+  const big = join(mnt, 'big');
+  // tar stops with SIGPIPE once head has its share: that is the point, not an error.
+  await execa('bash', ['-c', 'tar -c -C / usr/share usr/bin usr/lib 2>/dev/null | head -c "$1" > "$2"', 'usr', String(MIX.usr * MiB), join(big, 'usr.tar')], { stdin: 'ignore' });
+  await writeText(join(big, 'logs.txt'), MIX.text * MiB);
+  await headToFile('/dev/urandom', MIX.random * MiB, join(big, 'random.bin'));
+  await headToFile('/dev/zero', MIX.zeros * MiB, join(big, 'zeros.bin'));
+  await zfsOk(['snapshot', `${BIG}@s1`]);
+
+  // 200 small datasets, each changed a little between three recursive snapshots.
+  await zfsOk(['create', MANY]);
+  for (let i = 0; i < MANY_DATASETS; i++) await zfsOk(['create', `${MANY}/d${String(i).padStart(3, '0')}`]);
+  for (const [k, snap] of SNAPSHOTS.entries()) {
+    for (let i = 0; i < MANY_DATASETS; i++) {
+      const dir = join(mnt, 'many', `d${String(i).padStart(3, '0')}`);
+      await writeText(join(dir, `f${k}.txt`), 8 * 1024 + ((i * 977) % 8192));
+    }
+    await zfsOk(['snapshot', '-r', `${MANY}@${snap}`]);
+  }
+  await writeFile(ready, `${new Date().toISOString()}\n`);
+}
+
+// ---------- the section ----------
+
+interface Row {
+  measure: string;
+  ours: string;
+  shell: string;
+  ratio: string;
+  goal: string;
+  met: string;
+}
+
+function fmtPair(p: Pair, gib: number): { ours: string; shell: string; ratio: number } {
+  const o = median(p.ours.map((s) => s.wall));
+  const s = median(p.shell.map((x) => x.wall));
+  const oc = median(p.ours.map((x) => x.cpu)) / gib;
+  const sc = median(p.shell.map((x) => x.cpu)) / gib;
+  const cpu = (c: number) => (gib >= 0.5 ? `${c.toFixed(2)} cpu-s/GiB` : `cpu ${(c * gib).toFixed(2)} s (${c.toFixed(0)}/GiB)`);
+  return {
+    ours: `${o.toFixed(2)} s, ${cpu(oc)}`,
+    shell: `${s.toFixed(2)} s, ${cpu(sc)}`,
+    ratio: median(p.ratios),
+  };
+}
+
+function verdict(ratio: number, goal: number): string {
+  return ratio >= goal ? 'yes' : 'NO';
+}
+
+/** The manifest of the one bundle in `parent`. */
+async function onlyBundle(parent: string): Promise<{ dir: string; manifest: Manifest }> {
+  const names = (await readdir(parent)).filter((n) => n.startsWith('zferry-'));
+  if (names.length !== 1) throw new Error(`expected one bundle in ${parent}, found ${names.length}`);
+  const dir = join(parent, names[0]);
+  return { dir, manifest: JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8')) as Manifest };
+}
+
+const q = (w: string) => `'${w.replace(/'/g, `'\\''`)}'`;
+
+/** `zfs send` arguments of a manifest's stream, exactly as zferry ran it. */
+function sendArgs(root: string, s: StreamEntry): string {
+  const ds = s.dataset === '' ? root : `${root}/${s.dataset}`;
+  const opts = s.sendFlags.filter((f) => f !== '-i' && f !== '-I');
+  const from = s.from ? [s.intermediates ? '-I' : '-i', q(`${s.from.dataset !== undefined ? (s.from.dataset === '' ? root : `${root}/${s.from.dataset}`) : ds}@${s.from.name}`)] : [];
+  return ['zfs', 'send', ...opts, ...from, q(`${ds}@${s.to!.name}`)].join(' ');
+}
+
+async function folderBytes(dir: string): Promise<number> {
+  let n = 0;
+  for (const e of await readdir(dir, { withFileTypes: true, recursive: true })) {
+    if (e.isFile()) n += (await stat(join(e.parentPath ?? e.path, e.name))).size;
+  }
+  return n;
+}
+
+/**
+ * Bytes zferry import reads from the bundle's files, counted from outside:
+ * strace follows every thread (Node reads on libuv's pool) and -y names each
+ * descriptor's file. Split calls ("unfinished ... resumed") are matched by pid.
+ */
+async function bundleBytesRead(cli: string, parent: string, bundle: string, target: string, work: string, env: Record<string, string>): Promise<number> {
+  const out = join(work, 'import.strace');
+  const r = await execa('strace', ['-f', '-qq', '-s', '0', '-e', 'trace=read,pread64,readv,preadv', '-y', '-o', out, process.execPath, cli, 'import', parent, target], {
+    reject: false, stdin: 'ignore', env,
+  });
+  if (r.exitCode !== 0) throw new Error(`strace zferry import exited ${r.exitCode}: ${String(r.stderr).trim().split('\n').slice(-2).join(' | ')}`);
+  const pending = new Map<string, string>();
+  let total = 0;
+  const lines = createReadStream(out, { encoding: 'utf8' });
+  let rest = '';
+  const take = (line: string) => {
+    const m = /^(\d+)\s+(.*)$/.exec(line);
+    if (!m) return;
+    const [, pid, call] = m;
+    const start = /^(?:read|pread64|readv|preadv)\(\d+<([^>]*)>/.exec(call);
+    if (start && / <unfinished \.\.\.>$/.test(call)) {
+      pending.set(pid, start[1]);
+      return;
+    }
+    let file = start?.[1];
+    if (!start && /^<\.\.\. (?:read|pread64|readv|preadv) resumed>/.test(call)) {
+      file = pending.get(pid);
+      pending.delete(pid);
+    }
+    const ret = /\)\s+=\s+(\d+)/.exec(call);
+    if (file !== undefined && ret && file.startsWith(bundle + '/')) total += Number(ret[1]);
+  };
+  for await (const chunk of lines) {
+    const parts = (rest + chunk).split('\n');
+    rest = parts.pop()!;
+    parts.forEach(take);
+  }
+  take(rest);
+  await rm(out, { force: true });
+  return total;
+}
+
+export async function benchE2e(opts: E2eOptions): Promise<string[][]> {
+  const { work, cli, log } = opts;
+  await sourcePool(opts.cacheDir, log);
+  const tgtPool = `zfbenchtgt${process.pid}`;
+  const tgtImg = join(work, 'target.img');
+  await sparseFile(tgtImg, 6 * GiB);
+  await zfsOk(['create', '-m', join(work, 'tgt-mnt'), tgtPool, tgtImg], 'zpool');
+  const env = { ZFERRY_STATE_DIR: join(work, 'state') };
+  const rows: Row[] = [];
+  let peakRss = 0;
+  const zferry = (...args: string[]) => () => measure(process.execPath, [cli, ...args], work, env).then((s) => ((peakRss = Math.max(peakRss, s.rssMB)), s));
+  const bash = (script: string, ...args: string[]) => () => measure('bash', ['-o', 'pipefail', '-e', '-c', script, 'bench', ...args], work);
+  try {
+    for (const which of ['big', 'many'] as const) {
+      const source = which === 'big' ? BIG : MANY;
+      const outOurs = join(work, `${which}-ours`);
+      const outShell = join(work, `${which}-shell`);
+      const fresh = async () => {
+        for (const d of [outOurs, outShell]) {
+          await rm(d, { recursive: true, force: true });
+          await mkdir(d, { recursive: true });
+        }
+        // Every export then holds snapshots that have no hold yet, as a real round's new snapshots do.
+        await execa('zfs', ['release', '-r', 'zferry', `${source}@${which === 'big' ? 's1' : SNAPSHOTS[SNAPSHOTS.length - 1]}`], { reject: false, stdin: 'ignore' });
+      };
+      // The streams zferry sends decide the shell's: one export, untimed, gives
+      // the list, and the bundle every import below reads.
+      const kept = join(work, `${which}-bundle`);
+      await mkdir(kept, { recursive: true });
+      await execa(process.execPath, [cli, 'export', source, kept, '--no-journal', '--json'], { env, stdin: 'ignore' });
+      const { dir: bundle, manifest } = await onlyBundle(kept);
+      const raw = manifest.streams.reduce((n, s) => n + s.rawBytes, 0);
+      const gib = raw / GiB;
+      const sends = manifest.streams.filter((s) => s.kind !== 'create');
+      log(`${which}: ${manifest.streams.length} streams, ${(raw / MiB).toFixed(1)} MiB raw`);
+
+      const exportScript = which === 'big'
+        // What the issue names, with tee's copy hashed in the same pipeline so bash waits for the hash too,
+        // and sync of the file written (not of every filesystem on a shared machine).
+        ? `${sendArgs(BIG, sends[0])} | zstd -q -T0 -3 | tee "$1/s.zst" | sha256sum > "$1/s.sha256"; sync "$1/s.zst"`
+        : [
+            'cd "$1"',
+            ...sends.map((s, i) => `${sendArgs(MANY, s)} | zstd -q -3 > ${i}.zst`),
+            'sha256sum *.zst > SHA256SUMS',
+            'sync *.zst SHA256SUMS',
+          ].join('\n');
+      const exp = await paired(zferry('export', source, outOurs, '--no-journal', '--json'), bash(exportScript, outShell), fresh);
+      const e = fmtPair(exp, gib);
+      const goalExp = which === 'big' ? 1.1 : 0.9;
+      rows.push({
+        measure: which === 'big' ? `export ${(raw / GiB).toFixed(2)} GiB, 1 stream` : `export ${sends.length} streams of ${manifest.inventory.datasets.length} datasets`,
+        ours: e.ours, shell: `${e.shell}  (${which === 'big' ? 'zfs send | zstd -T0 -3 | tee | sha256sum; sync' : 'loop zfs send | zstd -3 > f; sha256sum; sync'})`,
+        ratio: e.ratio.toFixed(2), goal: `>= ${goalExp}`, met: verdict(e.ratio, goalExp),
+      });
+
+      // Import: into a target destroyed before every run.
+      const target = `${tgtPool}/${which}`;
+      const clean = () => destroyDataset(target);
+      const restore = bash('cd "$1"; TARGET="$2" bash RESTORE.txt >/dev/null', bundle, target);
+      const imp = await paired(zferry('import', kept, target, '--json'), restore, clean);
+      const i = fmtPair(imp, gib);
+      const goalImp = which === 'big' ? 1.2 : null;
+      rows.push({
+        measure: `import ${which === 'big' ? `${(raw / GiB).toFixed(2)} GiB` : `${sends.length} streams`} vs RESTORE.txt`,
+        ours: i.ours, shell: `${i.shell}  (sha256sum -c; cat | zstd -dc | zfs recv -u)`,
+        ratio: i.ratio.toFixed(2), goal: goalImp === null ? '' : `>= ${goalImp}`, met: goalImp === null ? '' : verdict(i.ratio, goalImp),
+      });
+      const recvLoop = [
+        'cd "$1"',
+        ...manifest.streams.map((s) =>
+          s.kind === 'create'
+            ? `zfs create -p ${q(s.dataset === '' ? target : `${target}/${s.dataset}`)}`
+            : `${s.volumes.length === 1 ? `zstd -dc ${q(s.volumes[0].file)}` : `cat ${s.volumes.map((v) => q(v.file)).join(' ')} | zstd -dc`} | zfs recv -u ${q(s.dataset === '' ? target : `${target}/${s.dataset}`)}`),
+      ].join('\n');
+      const bare = await paired(zferry('import', kept, target, '--json'), bash(recvLoop, bundle), clean);
+      const b = fmtPair(bare, gib);
+      const goalBare = which === 'big' ? 0.95 : 0.9;
+      rows.push({
+        measure: `import ${which === 'big' ? `${(raw / GiB).toFixed(2)} GiB` : `${sends.length} streams`} vs bare receive`,
+        ours: b.ours, shell: `${b.shell}  (${which === 'big' ? 'cat vols | zstd -dc | zfs recv -u' : 'loop zstd -dc f | zfs recv -u'})`,
+        ratio: b.ratio.toFixed(2), goal: `>= ${goalBare}`, met: verdict(b.ratio, goalBare),
+      });
+
+      if (which === 'big') {
+        await clean();
+        const read = await bundleBytesRead(cli, kept, bundle, target, work, { ...process.env as Record<string, string>, ...env, LC_ALL: 'C' });
+        const size = await folderBytes(bundle);
+        const perByte = read / size;
+        rows.push({
+          measure: 'import: bytes read from the bundle per bundle byte', ours: perByte.toFixed(3),
+          shell: `${(read / MiB).toFixed(1)} MiB read of ${(size / MiB).toFixed(1)} MiB (strace -f, reads on the bundle's files)`,
+          ratio: '', goal: '1.0', met: perByte <= 1.005 ? 'yes' : 'NO',
+        });
+      }
+      await clean();
+      for (const d of [outOurs, outShell, kept]) await rm(d, { recursive: true, force: true });
+    }
+    rows.push({ measure: 'peak RSS, largest zferry process of all runs above', ours: `${peakRss.toFixed(0)} MB`, shell: '', ratio: '', goal: '<= 150 MB', met: peakRss <= 150 ? 'yes' : 'NO' });
+  } finally {
+    await destroyPool(tgtPool).catch((err: Error) => log(`WARNING: ${err.message}`));
+  }
+  return rows.map((r) => [r.measure, r.ours, r.shell, r.ratio, r.goal, r.met]);
+}
+
+/** One line on how busy the machine was, for the table's reader. */
+export async function loadNote(): Promise<string> {
+  const la = (await readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ');
+  return `load average ${la} on ${(await import('node:os')).cpus().length} CPUs`;
+}
+

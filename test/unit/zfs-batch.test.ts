@@ -1,0 +1,42 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { argumentBatches, resolveProgram } from '../../src/zfs/index.js';
+
+test('snapshot names are batched under the byte limit, in order, none lost', () => {
+  const names = Array.from({ length: 10 }, (_, i) => `pool/d${i}@s`);
+  const batches = argumentBatches(names, 40);
+  assert.deepEqual(batches.flat(), names);
+  for (const b of batches) assert.ok(b.join(' ').length + 1 <= 40 || b.length === 1);
+  assert.deepEqual(batches.map((b) => b.length), [4, 4, 2]);
+  assert.deepEqual(argumentBatches([]), []);
+  // A name longer than the limit still goes, alone.
+  assert.deepEqual(argumentBatches(['x'.repeat(50), 'y'], 40), [['x'.repeat(50)], ['y']]);
+});
+
+test('a program is resolved to the first executable file on PATH, as the shell does', async () => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'zferry-path-'));
+  try {
+    const a = path.join(dir, 'a');
+    const b = path.join(dir, 'b');
+    await mkdir(a);
+    await mkdir(b);
+    await writeFile(path.join(a, 'zfs'), '#!/bin/sh\n');
+    await chmod(path.join(a, 'zfs'), 0o644); // not executable: skipped
+    await mkdir(path.join(a, 'zpool')); // a directory: skipped
+    await writeFile(path.join(b, 'zfs'), '#!/bin/sh\n');
+    await chmod(path.join(b, 'zfs'), 0o755);
+    await writeFile(path.join(b, 'zpool'), '#!/bin/sh\n');
+    await chmod(path.join(b, 'zpool'), 0o755);
+    const search = ['relative/dir', '', a, b].join(path.delimiter);
+    assert.equal(resolveProgram('zfs', search), path.join(b, 'zfs'));
+    assert.equal(resolveProgram('zpool', search), path.join(b, 'zpool'));
+    // Found nowhere, or already a path: unchanged, so the spawn fails as it always did.
+    assert.equal(resolveProgram('mbuffer', search), 'mbuffer');
+    assert.equal(resolveProgram('./zfs', search), './zfs');
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
