@@ -5,7 +5,7 @@
  */
 import { Command, Option, InvalidArgumentError } from 'commander';
 import { ZferryError, oneLine } from '../errors.js';
-import { parseInterval, parseRate } from './units.js';
+import { parseInterval, parseRate } from '../units.js';
 import { ZFERRY_VERSION } from '../version.js';
 import { relayCommand } from './relay.js';
 import { collect, emitJson, example, levelOption, sizeOption, unitOption } from './options.js';
