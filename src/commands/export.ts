@@ -7,6 +7,7 @@ import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { ZferryError } from '../errors.js';
+import { stopOnFailure } from '../subprocess.js';
 import type { Zfs } from '../zfs/index.js';
 import type { Inventory } from '../model.js';
 import { describeStep, projectTarget, sendOptionLetters, type Plan, type Scope, type SendStep } from '../plan/index.js';
@@ -147,20 +148,16 @@ export async function runExport(zfs: Zfs, opts: ExportOptions): Promise<ExportRe
       const options = spec.flags ?? [];
       const send = zfs.send(spec);
       progress.stream(sendLabel(step), expected.get(step) ?? 0);
-      let written;
-      try {
-        written = await writeStream(send.stdout, {
+      const written = await stopOnFailure(
+        send,
+        writeStream(send.stdout, {
           dir, index, kind: step.kind, volumeSize: opts.volumeSize, level: opts.level,
           ...(recipients ? { encryptTo: recipients } : {}),
           onBytes: (n) => progress.advance(n),
           // Once for the bundle, below: a folder fsync per stream was half of an export's fsyncs.
           syncFolder: false,
-        });
-      } catch (err) {
-        send.kill();
-        await send.done.catch(() => undefined);
-        throw err;
-      }
+        }),
+      );
       // A send that died early still ends its stdout cleanly: only its exit status tells.
       await send.done;
       progress.endStream();
