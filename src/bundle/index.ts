@@ -12,6 +12,7 @@ export {
   type Basis,
   type BasisOrigin,
   type StreamEntry,
+  type StreamData,
   type StreamFrom,
   type StreamKind,
   type VolumeEntry,

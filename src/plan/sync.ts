@@ -5,49 +5,15 @@
  * Snapshot identity is the guid (names are for people), order is createtxg
  * within one side. Datasets pair up by path relative to each inventory root.
  */
-import type { Dataset, DatasetType, Guid, Inventory, Snapshot, SnapshotRef } from '../model.js';
-import { joinDataset } from '../model.js';
+import type { Dataset, DatasetType, Guid, Inventory, SendStep, Snapshot, SnapshotRef, Step, StepFrom } from '../model.js';
+import { createStep, joinDataset } from '../model.js';
 import type { CommonBase, Conflict, ConflictNames } from './conflicts.js';
 import { noCommonSnapshot, targetAhead, typeMismatch } from './conflicts.js';
 import { comparePaths, parentPath, showPath } from './paths.js';
 import { ascending, ref } from './snapshots.js';
 import { datasetInScope, snapshotInScope, type Scope } from './scope.js';
 
-export interface StepFrom extends SnapshotRef {
-  bookmark?: boolean;
-  /** Set only on a clone's first step: the relative path of the dataset holding the origin snapshot. */
-  dataset?: string;
-}
-
-export interface SendStep {
-  kind: 'full' | 'incremental';
-  /** Relative path of the dataset. */
-  dataset: string;
-  type: DatasetType;
-  /**
-   * Incremental base: a source snapshot, or a source bookmark (`bookmark: true`),
-   * or, for a clone's first step, its origin snapshot in another dataset
-   * (`dataset`: that dataset's relative path): the target receives the step as
-   * a clone of its own copy of the origin.
-   */
-  from: StepFrom | null;
-  to: SnapshotRef;
-  /** `-I` (every snapshot between from and to) rather than `-i`. */
-  intermediates: boolean;
-  /** Snapshots this step creates on the target, ascending. */
-  creates: SnapshotRef[];
-  /** The target dataset exists without snapshots: the receive needs `-F`. */
-  force: boolean;
-}
-
-/** A snapshot-less source filesystem made on the target so its children have a parent. */
-export interface CreateStep {
-  kind: 'create';
-  dataset: string;
-  type: 'filesystem';
-}
-
-export type Step = SendStep | CreateStep;
+export type { CreateStep, SendStep, Step, StepFrom } from '../model.js';
 
 export interface Plan {
   /** Parents before children; within a dataset, in the order they must run. */
@@ -220,7 +186,7 @@ export function planSync(source: Inventory, target: Inventory | null, opts: Plan
 
   for (const src of ordered) {
     const path = src.path;
-    if (needed.has(path)) plan.steps.push({ kind: 'create', dataset: path, type: 'filesystem' });
+    if (needed.has(path)) plan.steps.push(createStep(path));
     const steps = stepsByPath.get(path);
     if (steps) plan.steps.push(...steps);
   }
