@@ -121,7 +121,7 @@ async function receiveStream(zfs: Zfs, job: ReceiveJob): Promise<void> {
   await recv.done.catch((err: unknown) => {
     if (err instanceof ZferryError && /modified\s+since most recent snapshot/.test(err.context.stderr ?? '')) {
       throw new ZferryError(
-        `${dataset} has been modified since its newest snapshot, so the incremental cannot be received; use --rollback to discard the changes`,
+        `${dataset} has been modified since its newest snapshot, so the incremental cannot be received; use --rollback to discard the changes, and zfs set readonly=on ${job.target} to keep the copy from changing`,
         { ...err.context, dataset },
       );
     }
@@ -174,6 +174,7 @@ async function readFacts(zfs: Zfs, target: string, bundles: readonly BundleIn[])
   const mark = exists ? await zfs.getProperty(target, SOURCE_PROPERTY) : null;
   const txg = exists ? parseTxg(await zfs.getProperty(target, SOURCE_TXG_PROPERTY)) : null;
   const written = inventory ? await zfs.writtenSinceSnapshot(target) : null;
+  const space = inventory && written === null ? await zfs.spaceFigures(target) : null;
   let poolSnapshots: Map<Guid, string[]> | null = null;
   if (!zfs.caps.recvPropertyOverride && receivesClones(bundles)) {
     const pool = target.split('/')[0];
@@ -182,7 +183,7 @@ async function readFacts(zfs: Zfs, target: string, bundles: readonly BundleIn[])
       for (const s of d.snapshots) poolSnapshots.set(s.guid, [...(poolSnapshots.get(s.guid) ?? []), `${joinDataset(pool, d.path)}@${s.name}`]);
     }
   }
-  return { target, inventory, partial, written, sourceMark: mark, sourceTxg: txg, poolSnapshots };
+  return { target, inventory, partial, written, space, sourceMark: mark, sourceTxg: txg, poolSnapshots };
 }
 
 /**

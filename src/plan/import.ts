@@ -28,6 +28,11 @@ export interface TargetFacts {
   partial: ReadonlySet<string>;
   /** Bytes written since the newest snapshot, by full dataset name; null where zfs has no `written`. */
   written: ReadonlyMap<string, bigint> | null;
+  /**
+   * Where there is no `written` (zfs-fuse): `referenced` and `used` of every
+   * dataset and snapshot under the target, by full name; null otherwise.
+   */
+  space: ReadonlyMap<string, SpaceFigures> | null;
   /** The target root's zferry:source mark. */
   sourceMark: string | null;
   /** The target root's zferry:source-txg. */
@@ -116,6 +121,28 @@ export interface ImportPlan {
   guard: DeleteGuard | null;
   /** Whether the import marks the target with its source (first import). */
   markSource: string | null;
+}
+
+export interface SpaceFigures {
+  referenced: bigint;
+  used: bigint;
+}
+
+/**
+ * Without `written`: evidence from space figures that a dataset changed since
+ * its newest snapshot, or null where they show none (which proves nothing: a
+ * change may leave both unchanged, and the receive then refuses).
+ * - the live dataset references a different amount than the snapshot did;
+ * - the newest snapshot holds blocks of its own: blocks the live dataset
+ *   rewrote or freed since (mountpoint folders received children made).
+ */
+export function changedBySpace(space: ReadonlyMap<string, SpaceFigures>, dataset: string, newest: string): string | null {
+  const live = space.get(dataset);
+  const snap = space.get(`${dataset}@${newest}`);
+  if (!live || !snap) return null;
+  if (live.referenced !== snap.referenced) return `it references ${live.referenced} bytes, @${newest} ${snap.referenced}`;
+  if (snap.used > 0n) return `@${newest} holds ${snap.used} bytes the live dataset no longer has`;
+  return null;
 }
 
 export function sourceTag(s: { poolGuid: string; root: string }): string {
@@ -260,15 +287,20 @@ function planModified(facts: TargetFacts, planned: readonly PlannedBundle[], rol
       }
       const name = joinDataset(facts.target, s.dataset);
       const bytes = facts.written?.get(name);
-      const dirty = facts.written === null || (bytes !== undefined && bytes !== 0n);
-      if (!dirty || (!rollback && facts.written === null)) {
+      // What is known before anything is received: `written`, else the space figures' evidence.
+      const evidence = facts.written !== null
+        ? (bytes !== undefined && bytes !== 0n ? `${bytes} bytes written` : null)
+        : facts.space ? changedBySpace(facts.space, name, newest.name) : null;
+      // Without `written`, no evidence is no proof: --rollback still rolls back (a no-op when unchanged).
+      const mayBeDirty = evidence !== null || facts.written === null;
+      if (!mayBeDirty || (!rollback && evidence === null)) {
         decisions.push(d);
         continue;
       }
       if (!rollback) {
         return {
           refusal: {
-            message: `${name} has been modified since its newest snapshot @${newest.name} (${bytes} bytes written); nothing was received; use --rollback to roll it back to @${newest.name} first`,
+            message: `${name} has been modified since its newest snapshot @${newest.name} (${evidence}); nothing was received; use --rollback to roll it back to @${newest.name} first, and zfs set readonly=on ${facts.target} to keep the copy from changing`,
             dataset: name,
           },
         };

@@ -5,7 +5,7 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseMaxDelete, planImport, type ImportFlags, type ImportPlan } from '../../src/plan/index.js';
+import { changedBySpace, parseMaxDelete, planImport, type ImportFlags, type ImportPlan } from '../../src/plan/index.js';
 import { ds, facts, inv, manifest, ref, stream } from '../helpers/literals.js';
 
 const flags = (extra: Partial<ImportFlags> = {}): ImportFlags => ({ force: false, delete: false, rollback: false, recvNamesOrigin: true, ...extra });
@@ -55,7 +55,7 @@ describe('planImport: a target written to since its newest snapshot', () => {
   it('with `written`: refused naming the dataset, the bytes and --rollback; --rollback rolls back to the newest snapshot first', () => {
     const f = facts('backup', target, { written: new Map([['backup', 0n], ['backup/kid', 4096n]]) });
     const b = [{ dir: '/d/b1', manifest: round2() }];
-    assert.equal(refusal(planImport(f, b, flags())), 'backup/kid has been modified since its newest snapshot @s1 (4096 bytes written); nothing was received; use --rollback to roll it back to @s1 first');
+    assert.equal(refusal(planImport(f, b, flags())), 'backup/kid has been modified since its newest snapshot @s1 (4096 bytes written); nothing was received; use --rollback to roll it back to @s1 first, and zfs set readonly=on backup to keep the copy from changing');
     const p = ok(planImport(f, b, flags({ rollback: true })));
     const rolled = p.bundles[0].decisions.map((d) => d.action === 'apply' ? d.rollbackTo?.name ?? null : null);
     assert.deepEqual(rolled, [null, 's1']);
@@ -67,6 +67,30 @@ describe('planImport: a target written to since its newest snapshot', () => {
     assert.ok(plain.bundles[0].decisions.every((d) => d.action === 'apply' && !d.rollbackTo));
     const p = ok(planImport(facts('backup', target), b, flags({ rollback: true })));
     assert.deepEqual(p.bundles[0].decisions.map((d) => d.action === 'apply' && d.rollbackTo?.name), ['s1', 's1']);
+  });
+
+  it('without `written`: space figures that show a change refuse before anything is received, naming the evidence and readonly=on', () => {
+    const b = [{ dir: '/d/b1', manifest: round2() }];
+    const space = (kidLive: bigint, kidSnapUsed: bigint) => new Map([
+      ['backup', { referenced: 100n, used: 300n }], ['backup@s1', { referenced: 100n, used: 0n }],
+      ['backup/kid', { referenced: kidLive, used: 200n }], ['backup/kid@s1', { referenced: 100n, used: kidSnapUsed }],
+    ]);
+    // Mountpoint folders of children received without -u: the parent references more than its snapshot.
+    assert.equal(refusal(planImport(facts('backup', target, { space: space(108n, 0n) }), b, flags())),
+      'backup/kid has been modified since its newest snapshot @s1 (it references 108 bytes, @s1 100); nothing was received; use --rollback to roll it back to @s1 first, and zfs set readonly=on backup to keep the copy from changing');
+    // Same size, but the snapshot alone holds rewritten blocks.
+    assert.match(refusal(planImport(facts('backup', target, { space: space(100n, 4096n) }), b, flags())), /\(@s1 holds 4096 bytes the live dataset no longer has\)/);
+    // No evidence: received as planned (the receive itself refuses a change the figures missed).
+    const clean = ok(planImport(facts('backup', target, { space: space(100n, 0n) }), b, flags()));
+    assert.ok(clean.bundles[0].decisions.every((d) => d.action === 'apply' && !d.rollbackTo));
+    // With --rollback: rolled back first, evidence or not.
+    const p = ok(planImport(facts('backup', target, { space: space(108n, 0n) }), b, flags({ rollback: true })));
+    assert.deepEqual(p.bundles[0].decisions.map((d) => d.action === 'apply' && d.rollbackTo?.name), ['s1', 's1']);
+  });
+
+  it('changedBySpace reads nothing into missing rows', () => {
+    assert.equal(changedBySpace(new Map(), 'backup', 's1'), null);
+    assert.equal(changedBySpace(new Map([['backup', { referenced: 1n, used: 1n }]]), 'backup', 's1'), null);
   });
 });
 
