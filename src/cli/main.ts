@@ -142,6 +142,7 @@ export function buildProgram(): Command {
     .option('--trust <public-key>', 'accept only bundles whose manifest is signed by this minisign public key (KEY.pub from zferry keygen)')
     .option('--identity <file>', 'age identity file (AGE-SECRET-KEY-1…) for bundles exported with --encrypt-to')
     .option('--max-delete <limit>', 'with --delete: refuse to destroy more than N datasets (default 2), or more than P% of the snapshots of datasets that receive nothing new (default 50%); "all" lifts both; repeatable', collect, [] as string[])
+    .addOption(new Option('--delete-after <age>', 'with --delete: destroy a dataset missing on the source only once it has been missing this long (7d, 12h), counted from the first applied bundle that lacked it').argParser(unitOption(parseInterval, '--delete-after age')))
     .option('--verify-first', 'read and check every byte before the first receive (two read passes); by default each volume is checked as it streams into zfs recv, and a stream\'s end reaches zfs only once all its bytes matched', false)
     .option('--json', 'print the result as JSON on stdout (no progress bars)', false)
     .addHelpText('after', example(
@@ -150,6 +151,8 @@ export function buildProgram(): Command {
       'zferry import /mnt/disk backup --delete\n' +
       '# the source really lost three datasets: allow that many\n' +
       'zferry import /mnt/disk backup --delete --max-delete 3\n' +
+      '# give a dataset gone from the source a week before its copy goes too\n' +
+      'zferry import /mnt/disk backup --delete --delete-after 7d\n' +
       '# the target was written to or snapshotted on its own: discard that\n' +
       'zferry import /mnt/disk backup --rollback\n' +
       '# only bundles signed by the source\'s key; decrypt with an age identity\n' +
@@ -161,7 +164,8 @@ export function buildProgram(): Command {
       const { parseMaxDelete } = await import('../plan/import.js');
       const r = await runImport(zfs, {
         path, target, dryRun: o.dryRun, force: o.force, delete: o.delete, rollback: o.rollback,
-        trust: o.trust, identity: o.identity, verifyFirst: o.verifyFirst, maxDelete: parseMaxDelete(o.maxDelete), progress: await progressFor(o.json),
+        trust: o.trust, identity: o.identity, verifyFirst: o.verifyFirst, maxDelete: parseMaxDelete(o.maxDelete),
+        ...(o.deleteAfter !== undefined ? { deleteAfterSeconds: o.deleteAfter } : {}), progress: await progressFor(o.json),
       });
       if (o.json) emitJson(r);
       else (await printer()).printImport(r, o.dryRun);

@@ -12,7 +12,7 @@ import { ZferryError } from '../errors.js';
 import { stopOnFailure } from '../subprocess.js';
 import { checkDatasetName, type Zfs } from '../zfs/index.js';
 import {
-  lineageOrder, planImport, receivesClones, SOURCE_PROPERTY, SOURCE_TXG_PROPERTY,
+  lineageOrder, MISSING_SINCE_PROPERTY, planImport, receivesClones, SOURCE_PROPERTY, SOURCE_TXG_PROPERTY,
   type BundleIn, type DeleteGuard, type DeletePlan, type ImportPlan, type MaxDelete, type ReceiveOptions, type TargetFacts,
 } from '../plan/index.js';
 import { checkBundleAtRest, findBundles, readManifest, verifyBundle, type Manifest, type StreamEntry } from '../bundle/index.js';
@@ -42,6 +42,8 @@ export interface ImportOptions {
   identity?: string;
   /** The deletion guard's limits (--max-delete); the defaults when absent. */
   maxDelete?: MaxDelete;
+  /** --delete-after: seconds a dataset must have been missing on the source before --delete destroys it. */
+  deleteAfterSeconds?: number;
   /** Check every byte of every bundle before the first receive (two read passes) instead of as each stream is received. */
   verifyFirst?: boolean;
   progress?: Progress;
@@ -246,11 +248,15 @@ export async function runImport(zfs: Zfs, opts: ImportOptions): Promise<ImportRe
   const age: AgeKeys | undefined = opts.identity ? { identities: await readIdentities(opts.identity), file: opts.identity } : undefined;
   for (const b of bundles) if (b.manifest.encryption && age) await checkIdentityOpens(b.dir, b.manifest, age);
   const facts = await readFacts(zfs, opts.target, bundles);
+  if (opts.delete && opts.deleteAfterSeconds !== undefined && facts.inventory) {
+    facts.missingSince = await zfs.localProperties(opts.target, MISSING_SINCE_PROPERTY);
+  }
 
   // Plan: pure, every refusal before anything is touched.
   const planned = planImport(facts, bundles, {
     force: opts.force, delete: opts.delete ?? false, rollback: opts.rollback ?? false, dryRun: opts.dryRun, recvNamesOrigin: zfs.caps.recvPropertyOverride,
     ...(opts.maxDelete ? { maxDelete: opts.maxDelete } : {}),
+    ...(opts.deleteAfterSeconds !== undefined ? { deleteAfterSeconds: opts.deleteAfterSeconds } : {}),
   });
   if ('refusal' in planned) {
     const { message, ...context } = planned.refusal;
@@ -297,6 +303,9 @@ export async function runImport(zfs: Zfs, opts: ImportOptions): Promise<ImportRe
     // Snapshots by full name first, then datasets children first: never -r.
     for (const x of extras.snapshots) await zfs.destroy(x.full);
     for (const x of extras.datasets) await zfs.destroy(x.full);
+    // --delete-after's clock: started on datasets newly missing, stopped on datasets back.
+    for (const m of plan.missingMarks.set) await zfs.setProperty(m.full, MISSING_SINCE_PROPERTY, m.since);
+    for (const full of plan.missingMarks.clear) await zfs.inherit(full, MISSING_SINCE_PROPERTY);
   }
   if (plan.view.index !== null && (facts.sourceTxg === null || plan.view.asOf > facts.sourceTxg)) {
     await zfs.setProperty(opts.target, SOURCE_TXG_PROPERTY, String(plan.view.asOf));

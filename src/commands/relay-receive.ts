@@ -35,6 +35,8 @@ export interface RelayReceiveOptions {
   deleteAfterImport: boolean;
   /** With deleteAfterImport: the deletion guard's limits (import --max-delete). */
   maxDelete?: MaxDelete;
+  /** --delete-after, as for import. */
+  deleteAfterSeconds?: number;
   replyTo: Endpoint | null;
   /** The source the spool serves (`poolGuid:root`); without it, the import target's zferry:source mark. */
   source?: string | null;
@@ -137,7 +139,7 @@ async function receiveOne(opts: RelayReceiveOptions, served: Served): Promise<Tr
       // Refuse a poisoned spool by name, rather than fail inside import on every transfer.
       await checkSpoolServes(opts.spool, served.source);
       const zfs = await opts.zfs();
-      result.import = await runImport(zfs, { path: opts.spool, target: opts.importTarget, dryRun: false, force: opts.force, delete: opts.deleteAfterImport, ...(opts.maxDelete ? { maxDelete: opts.maxDelete } : {}), trust: opts.trust, identity: opts.identity, progress: opts.progress?.() });
+      result.import = await runImport(zfs, { path: opts.spool, target: opts.importTarget, dryRun: false, force: opts.force, delete: opts.deleteAfterImport, ...(opts.maxDelete ? { maxDelete: opts.maxDelete } : {}), ...(opts.deleteAfterSeconds !== undefined ? { deleteAfterSeconds: opts.deleteAfterSeconds } : {}), trust: opts.trust, identity: opts.identity, progress: opts.progress?.() });
       const file = result.import.receipt;
       if (file === null) {
         throw new ZferryError(`import into ${opts.importTarget} applied no bundle and wrote no receipt${result.import.deferred.length > 0 ? `: ${result.import.deferred[0].message}` : ''}`, { dataset: opts.importTarget });

@@ -42,7 +42,15 @@ export interface TargetFacts {
    * is to be received and zfs recv cannot be told its origin; null otherwise.
    */
   poolSnapshots: ReadonlyMap<Guid, string[]> | null;
+  /**
+   * With --delete-after: each target dataset's zferry:missing-since mark (the
+   * createdAt of the first applied bundle that lacked it), by full name;
+   * null when not read.
+   */
+  missingSince?: ReadonlyMap<string, string> | null;
 }
+
+export const MISSING_SINCE_PROPERTY = 'zferry:missing-since';
 
 export interface BundleIn {
   dir: string;
@@ -60,6 +68,8 @@ export interface ImportFlags {
   recvNamesOrigin: boolean;
   /** The deletion guard's limits (--max-delete); absent = the defaults. */
   maxDelete?: MaxDelete;
+  /** --delete-after: seconds a dataset must have been missing on the source before it is destroyed; absent = at once. */
+  deleteAfterSeconds?: number;
 }
 
 /**
@@ -121,6 +131,8 @@ export interface ImportPlan {
   guard: DeleteGuard | null;
   /** Whether the import marks the target with its source (first import). */
   markSource: string | null;
+  /** --delete-after's marks: set on datasets newly found missing, cleared on datasets back on the source. */
+  missingMarks: { set: Array<{ full: string; since: string }>; clear: string[] };
 }
 
 export interface SpaceFigures {
@@ -207,7 +219,11 @@ export function planImport(facts: TargetFacts, bundles: readonly BundleIn[], fla
     return { refusal: { message: `--delete: no bundle here can speak for the source's current state: ${view.reason}; nothing was received`, dataset: facts.target } };
   }
   const newest = view.index === null ? null : modified[view.index].manifest;
-  const extras = newest && projected ? planDelete(newest.inventory, projected, newest.scope ?? FULL_SCOPE) : null;
+  const missing = newest && projected ? planDelete(newest.inventory, projected, newest.scope ?? FULL_SCOPE) : null;
+  const waiting = missing && newest && flags.deleteAfterSeconds !== undefined
+    ? deferMissing(missing, facts, modified.map((p) => p.manifest), newest, flags.deleteAfterSeconds)
+    : null;
+  const extras = waiting ? waiting.extras : missing;
   const guard = extras && projected ? deleteGuard(extras, projected, modified, flags.maxDelete ?? DEFAULT_MAX_DELETE) : null;
   if (guard?.exceeded && flags.delete && !flags.dryRun) return { refusal: { message: guardRefusal(guard), dataset: facts.target } };
   const first = modified[0]?.manifest;
@@ -219,7 +235,67 @@ export function planImport(facts: TargetFacts, bundles: readonly BundleIn[], fla
     extras,
     guard,
     markSource: first && facts.sourceMark === null ? sourceTag(first.source) : null,
+    missingMarks: waiting?.marks ?? { set: [], clear: [] },
   };
+}
+
+/**
+ * --delete-after: a dataset missing on the source is destroyed only once it
+ * has been missing for `seconds`, counted on the source's clock from the
+ * first applied bundle that lacked it (its zferry:missing-since mark, else
+ * the first bundle of this run without it) to the newest bundle: transit
+ * time of a disk and the two hosts' clocks do not enter. A dataset that
+ * waits keeps its snapshots and its parents; one back on the source loses
+ * its mark.
+ */
+export function deferMissing(
+  planned: DeletePlan,
+  facts: Pick<TargetFacts, 'target' | 'missingSince'>,
+  manifests: readonly Manifest[],
+  newest: Manifest,
+  seconds: number,
+): { extras: DeletePlan; marks: ImportPlan['missingMarks'] } {
+  const marks: ImportPlan['missingMarks'] = { set: [], clear: [] };
+  const onSource = new Set(newest.inventory.datasets.map((d) => d.path));
+  for (const [full] of facts.missingSince ?? []) {
+    const rel = full === facts.target ? '' : full.startsWith(`${facts.target}/`) ? full.slice(facts.target.length + 1) : null;
+    if (rel !== null && onSource.has(rel)) marks.clear.push(full);
+  }
+  const now = Date.parse(newest.createdAt);
+  const waiting = new Set<string>();
+  const kept: DeletePlan['kept'] = [];
+  for (const d of planned.datasets) {
+    const marked = facts.missingSince?.get(d.full);
+    const firstLacking = manifests.find((m) => !m.inventory.datasets.some((x) => x.path === d.dataset)) ?? newest;
+    const since = marked !== undefined && Number.isFinite(Date.parse(marked)) ? marked : firstLacking.createdAt;
+    const missingFor = Math.max(0, (now - Date.parse(since)) / 1000);
+    if (missingFor >= seconds) continue;
+    waiting.add(d.dataset);
+    if (marked === undefined) marks.set.push({ full: d.full, since });
+    kept.push({ dataset: d.dataset, reason: `missing on the source since ${since}; destroyed once missing for ${formatAge(seconds)} (--delete-after)` });
+  }
+  // A parent of a waiting dataset waits with it: it cannot go while a child stays.
+  for (const d of planned.datasets) {
+    if (waiting.has(d.dataset)) continue;
+    if ([...waiting].some((w) => w.startsWith(`${d.dataset}/`))) {
+      waiting.add(d.dataset);
+      kept.push({ dataset: d.dataset, reason: 'holds datasets waiting for --delete-after' });
+    }
+  }
+  return {
+    extras: {
+      datasets: planned.datasets.filter((d) => !waiting.has(d.dataset)),
+      snapshots: planned.snapshots.filter((s) => !waiting.has(s.dataset)),
+      kept: [...planned.kept, ...kept],
+    },
+    marks,
+  };
+}
+
+function formatAge(seconds: number): string {
+  const units: Array<[number, string]> = [[86400, 'd'], [3600, 'h'], [60, 'm']];
+  for (const [size, unit] of units) if (seconds >= size && seconds % size === 0) return `${seconds / size}${unit}`;
+  return `${seconds}s`;
 }
 
 /** All bundles must come from one source; the target must mirror that source. */

@@ -177,6 +177,17 @@ export class Zfs {
     return value === '-' ? null : value;
   }
 
+  /** A property's values set locally on the datasets under `root` (not snapshots, not inherited), in one call. */
+  async localProperties(root: string, prop: string): Promise<Map<string, string>> {
+    const out = await this.zfs('zfs get', root, ['get', '-H', '-p', '-r', '-s', 'local', '-o', 'name,value', prop, root]);
+    const values = new Map<string, string>();
+    for (const line of out.split('\n')) {
+      const [name, value] = line.split('\t');
+      if (name && value !== undefined && value !== '-' && !name.includes('@')) values.set(name, value);
+    }
+    return values;
+  }
+
   async setProperty(dataset: string, prop: string, value: string): Promise<void> {
     await this.zfs('zfs set', dataset, ['set', `${prop}=${value}`, dataset]);
   }

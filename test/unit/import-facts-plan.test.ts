@@ -193,3 +193,47 @@ describe('planImport: the deletion guard (--max-delete)', () => {
     assert.throws(() => parseMaxDelete(['101%']), /--max-delete "101%"/);
   });
 });
+
+describe('planImport: --delete-after waits before destroying a dataset missing on the source', () => {
+  // The source lost `gone` (and its child); the target still has both, plus `kid`.
+  const src = inv('tank', [ds('', [['s1', '101', 10], ['s2', '102', 20]]), ds('kid', [['s1', '201', 10], ['s2', '202', 20]])]);
+  const tgt = inv('backup', [ds('', [['s1', '101', 3]]), ds('kid', [['s1', '201', 3]]), ds('gone', [['g1', '301', 3]]), ds('gone/sub', [['g1', '401', 3]])]);
+  const at = (iso: string) => manifest(src, [stream('', 'incremental', s1, [s2]), stream('kid', 'incremental', k1, [k2])], { createdAt: iso });
+  const del = (seconds: number) => flags({ delete: true, deleteAfterSeconds: seconds, maxDelete: { datasets: null, quietSharePercent: null } });
+
+  it('first seen missing: kept with its snapshots and parent, and marked with the bundle\'s time', () => {
+    const p = ok(planImport(facts('backup', tgt, { missingSince: new Map() }), [{ dir: '/d/b', manifest: at('2026-11-20T00:00:00.000Z') }], del(7 * 86400)));
+    assert.deepEqual(p.extras?.datasets, []);
+    assert.deepEqual(p.extras?.snapshots, []);
+    assert.deepEqual(p.extras?.kept.map((k) => `${k.dataset}: ${k.reason}`), [
+      'gone/sub: missing on the source since 2026-11-20T00:00:00.000Z; destroyed once missing for 7d (--delete-after)',
+      'gone: missing on the source since 2026-11-20T00:00:00.000Z; destroyed once missing for 7d (--delete-after)',
+    ]);
+    assert.deepEqual(p.missingMarks.set.map((m) => m.full).sort(), ['backup/gone', 'backup/gone/sub']);
+    assert.deepEqual(p.guard?.datasets, 0);
+  });
+
+  it('counted from the mark on the source\'s clock: destroyed once the newest bundle is AGE past it, not before', () => {
+    const marks = new Map([['backup/gone', '2026-11-20T00:00:00.000Z'], ['backup/gone/sub', '2026-11-20T00:00:00.000Z']]);
+    const early = ok(planImport(facts('backup', tgt, { missingSince: marks }), [{ dir: '/d/b', manifest: at('2026-11-26T23:59:59.000Z') }], del(7 * 86400)));
+    assert.deepEqual(early.extras?.datasets, []);
+    assert.deepEqual(early.missingMarks.set, [], 'an existing mark is kept, not moved');
+    const due = ok(planImport(facts('backup', tgt, { missingSince: marks }), [{ dir: '/d/b', manifest: at('2026-11-27T00:00:00.000Z') }], del(7 * 86400)));
+    assert.deepEqual(due.extras?.datasets.map((d) => d.full), ['backup/gone/sub', 'backup/gone']);
+    assert.deepEqual(due.extras?.snapshots.map((x) => x.full), ['backup/gone@g1', 'backup/gone/sub@g1']);
+  });
+
+  it('a child still waiting keeps its parent; a dataset back on the source loses its mark', () => {
+    const marks = new Map([['backup/gone', '2026-11-01T00:00:00.000Z'], ['backup/kid', '2026-11-01T00:00:00.000Z']]);
+    const p = ok(planImport(facts('backup', tgt, { missingSince: marks }), [{ dir: '/d/b', manifest: at('2026-11-20T00:00:00.000Z') }], del(7 * 86400)));
+    assert.deepEqual(p.extras?.datasets, []);
+    assert.match(p.extras?.kept.find((k) => k.dataset === 'gone')?.reason ?? '', /holds datasets waiting for --delete-after/);
+    assert.deepEqual(p.missingMarks, { set: [{ full: 'backup/gone/sub', since: '2026-11-20T00:00:00.000Z' }], clear: ['backup/kid'] });
+  });
+
+  it('without --delete-after, everything missing goes at once, as before', () => {
+    const p = ok(planImport(facts('backup', tgt), [{ dir: '/d/b', manifest: at('2026-11-20T00:00:00.000Z') }], flags({ delete: true, maxDelete: { datasets: null, quietSharePercent: null } })));
+    assert.deepEqual(p.extras?.datasets.map((d) => d.full), ['backup/gone/sub', 'backup/gone']);
+    assert.deepEqual(p.missingMarks, { set: [], clear: [] });
+  });
+});
