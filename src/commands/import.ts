@@ -170,11 +170,12 @@ async function readManifests(dirs: string[], trust: string | undefined): Promise
  * to be received and zfs recv cannot name its origin) the pool's snapshots.
  */
 async function readFacts(zfs: Zfs, target: string, bundles: readonly BundleIn[]): Promise<TargetFacts> {
-  const partial = await zfs.resumeTokens(target);
   const exists = await zfs.exists(target);
+  const partial = await zfs.resumeTokens(target, exists);
   const inventory = withoutPartial(exists ? await zfs.inventory(target) : null, partial);
-  const mark = exists ? await zfs.getProperty(target, SOURCE_PROPERTY) : null;
-  const txg = exists ? parseTxg(await zfs.getProperty(target, SOURCE_TXG_PROPERTY)) : null;
+  const marks = exists ? await zfs.getProperties(target, [SOURCE_PROPERTY, SOURCE_TXG_PROPERTY]) : null;
+  const mark = marks?.[SOURCE_PROPERTY] ?? null;
+  const txg = marks ? parseTxg(marks[SOURCE_TXG_PROPERTY]) : null;
   const written = inventory ? await zfs.writtenSinceSnapshot(target) : null;
   const space = inventory && written === null ? await zfs.spaceFigures(target) : null;
   let poolSnapshots: Map<Guid, string[]> | null = null;

@@ -188,6 +188,17 @@ export class Zfs {
     return values;
   }
 
+  /** Several properties of one dataset in one call; null where unset ('-'). */
+  async getProperties<P extends string>(dataset: string, props: readonly P[]): Promise<Record<P, string | null>> {
+    const out = await this.zfs('zfs get', dataset, ['get', '-H', '-p', '-o', 'property,value', props.join(','), dataset]);
+    const values = Object.fromEntries(props.map((p) => [p, null])) as Record<P, string | null>;
+    for (const line of out.split('\n')) {
+      const [prop, value] = line.split('\t');
+      if (prop !== undefined && value !== undefined && (props as readonly string[]).includes(prop)) values[prop as P] = value === '-' ? null : value;
+    }
+    return values;
+  }
+
   async setProperty(dataset: string, prop: string, value: string): Promise<void> {
     await this.zfs('zfs set', dataset, ['set', `${prop}=${value}`, dataset]);
   }
@@ -345,8 +356,8 @@ export class Zfs {
    * interrupted `zfs receive -s`, in one call; empty where this zfs has no
    * resumable receives or `root` does not exist.
    */
-  async resumeTokens(root: string): Promise<Set<string>> {
-    if (!this.caps.resumable || !(await this.exists(root))) return new Set();
+  async resumeTokens(root: string, exists?: boolean): Promise<Set<string>> {
+    if (!this.caps.resumable || !(exists ?? (await this.exists(root)))) return new Set();
     const out = await this.zfs('zfs get', root, ['get', '-H', '-p', '-r', '-o', 'name,value', 'receive_resume_token', root]);
     return parseResumeTokens(out);
   }
