@@ -37,6 +37,12 @@ export interface TargetFacts {
    * is to be received and zfs recv cannot be told its origin; null otherwise.
    */
   poolSnapshots: ReadonlyMap<Guid, string[]> | null;
+  /**
+   * When the target does not exist: its topmost ancestor that does not exist
+   * either (the pool itself when the pool is missing); null when the target
+   * exists or its parent does.
+   */
+  missingAncestor: string | null;
 }
 
 export interface BundleIn {
@@ -55,6 +61,8 @@ export interface ImportFlags {
   recvNamesOrigin: boolean;
   /** The deletion guard's limits (--max-delete); absent = the defaults. */
   maxDelete?: MaxDelete;
+  /** --create-parents: create a missing parent of the target (zfs create -p) instead of refusing. */
+  createParents?: boolean;
 }
 
 /**
@@ -116,6 +124,8 @@ export interface ImportPlan {
   guard: DeleteGuard | null;
   /** Whether the import marks the target with its source (first import). */
   markSource: string | null;
+  /** The target's parent, to create with `zfs create -p` before the first receive (--create-parents); null when it exists. */
+  createParent: string | null;
 }
 
 export function sourceTag(s: { poolGuid: string; root: string }): string {
@@ -129,6 +139,8 @@ export function asStep(s: StreamEntry): Step {
 }
 
 export function planImport(facts: TargetFacts, bundles: readonly BundleIn[], flags: ImportFlags): ImportPlan | { refusal: ImportRefusal } {
+  const parents = checkParents(facts, flags.createParents ?? false);
+  if ('refusal' in parents) return parents;
   const identity = checkIdentity(facts, bundles, flags.force);
   if (identity) return { refusal: identity };
   const current = facts.inventory;
@@ -197,10 +209,34 @@ export function planImport(facts: TargetFacts, bundles: readonly BundleIn[], fla
     extras,
     guard,
     markSource: first && facts.sourceMark === null ? sourceTag(first.source) : null,
+    createParent: parents.createParent,
   };
 }
 
 /** All bundles must come from one source; the target must mirror that source. */
+/**
+ * A target with no pool or no parent to receive into: zfs recv would fail
+ * with two lines of its own after the bundles were read. Refused up front,
+ * naming the missing dataset and the command that fixes it; a missing parent
+ * is created instead with --create-parents. A pool is never created.
+ */
+export function checkParents(facts: TargetFacts, createParents: boolean): { createParent: string | null } | { refusal: ImportRefusal } {
+  const missing = facts.missingAncestor;
+  if (missing === null) return { createParent: null };
+  const target = facts.target;
+  if (!missing.includes('/')) {
+    return { refusal: { message: `import target ${target}: pool ${missing} does not exist (zpool list shows the pools here): create or import it first; nothing was received`, dataset: missing } };
+  }
+  const parent = target.slice(0, target.lastIndexOf('/'));
+  if (createParents) return { createParent: parent };
+  return {
+    refusal: {
+      message: `import target ${target}: ${missing} does not exist: create it with \`zfs create -p ${parent}\`, or import with --create-parents; nothing was received`,
+      dataset: missing,
+    },
+  };
+}
+
 function checkIdentity(facts: TargetFacts, bundles: readonly BundleIn[], force: boolean): ImportRefusal | null {
   if (bundles.length === 0) return null;
   const first = bundles[0].manifest;
