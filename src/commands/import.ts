@@ -195,7 +195,7 @@ async function readFacts(zfs: Zfs, target: string, bundles: readonly BundleIn[])
 }
 
 /** The pool, or the highest parent of a missing target, that does not exist; null when its parent does. */
-async function topmostMissing(zfs: Zfs, target: string): Promise<string | null> {
+export async function topmostMissing(zfs: Zfs, target: string): Promise<string | null> {
   const parts = target.split('/');
   // The pool, then each parent down to the target's own (the pool alone when the target is the pool).
   for (let i = 1; i <= Math.max(1, parts.length - 1); i++) {

@@ -220,7 +220,7 @@ export function planImport(facts: TargetFacts, bundles: readonly BundleIn[], fla
  * naming the missing dataset and the command that fixes it; a missing parent
  * is created instead with --create-parents. A pool is never created.
  */
-export function checkParents(facts: TargetFacts, createParents: boolean): { createParent: string | null } | { refusal: ImportRefusal } {
+export function checkParents(facts: Pick<TargetFacts, 'target' | 'missingAncestor'>, createParents: boolean): { createParent: string | null } | { refusal: ImportRefusal } {
   const missing = facts.missingAncestor;
   if (missing === null) return { createParent: null };
   const target = facts.target;

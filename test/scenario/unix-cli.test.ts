@@ -156,6 +156,13 @@ describe('a target with no pool or parent is refused before anything is received
     assert.match(r.stderr, new RegExp(`^zferry: import target nopool${process.pid}/copy: pool nopool${process.pid} does not exist .*; nothing was received$`));
   });
 
+  test('relay receive --import refuses a target with no parent before it listens', async () => {
+    const spool = path.join(work, 'spool');
+    const r = await zferry('relay', 'receive', '--listen', '127.0.0.1:1', '--spool', spool, '--import', `${dst.name}/x/y`, '--once');
+    assert.equal(r.code, 1);
+    assert.equal(r.stderr, `zferry: import target ${dst.name}/x/y: ${dst.name}/x does not exist: create it with \`zfs create -p ${dst.name}/x\`, or import with --create-parents; nothing was received`);
+  });
+
   test('--create-parents creates the parents and receives the copy', async () => {
     const target = `${dst.name}/a/b/c`;
     const r = await zferryOk('import', seed, target, '--create-parents');
