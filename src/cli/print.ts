@@ -4,7 +4,7 @@ import type { ExportResult } from '../commands/export.js';
 import type { ImportResult } from '../commands/import.js';
 import type { Verdict } from '../estimate/verdict.js';
 import type { EstimateResult } from '../commands/estimate.js';
-import { formatBytes, formatDuration, formatInterval, formatRate } from './units.js';
+import { formatBytes, formatDuration, formatInterval, formatRate } from '../units.js';
 import { barChart, isUtf8Locale, table } from './chart.js';
 
 const out = (line = '') => process.stdout.write(line + '\n');

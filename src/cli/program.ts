@@ -4,7 +4,7 @@
  * runs it; scripts/build-man.mjs and `zferry completion` read it.
  */
 import { Command, Option, InvalidArgumentError } from 'commander';
-import { parseInterval, parseRate } from './units.js';
+import { parseInterval, parseRate } from '../units.js';
 import { ZFERRY_VERSION } from '../version.js';
 import { relayCommand } from './relay.js';
 import { stopIfOutputClosed } from './pipes.js';

@@ -5,7 +5,7 @@ import type { Progress } from '../progress.js';
 import { DEFAULT_IDLE_TIMEOUT_SECONDS, parseEndpoint, SLOW_LINK_TUNING, type MbufferTuning } from '../mbuffer/index.js';
 import type { TransferResult } from '../commands/relay-receive.js';
 import type { RelayEvent } from '../commands/relay-run.js';
-import { formatBytes } from './units.js';
+import { formatBytes } from '../units.js';
 import { collect, example, sizeOption, unitOption } from './options.js';
 import { stopIfOutputClosed } from './pipes.js';
 

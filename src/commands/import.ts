@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import type { Guid, Inventory } from '../model.js';
 import { joinDataset } from '../model.js';
 import { ZferryError } from '../errors.js';
+import { stopOnFailure } from '../subprocess.js';
 import { checkDatasetName, type Zfs } from '../zfs/index.js';
 import {
   lineageOrder, planImport, receivesClones, SOURCE_PROPERTY, SOURCE_TXG_PROPERTY,
@@ -117,15 +118,10 @@ async function receiveStream(zfs: Zfs, job: ReceiveJob): Promise<void> {
   const tap = pauseTap(`import:stream:${s.index}`);
   // Registered before pipeline's own handler: zfs recv is stopped before its stdin closes.
   source.once('error', () => recv.kill());
-  try {
-    await pipeline(source, tap, recv.stdin);
-  } catch (err) {
-    recv.kill();
-    await recv.done.catch(() => undefined);
-    // zfs's own complaint explains more than EPIPE does.
-    if ((err as NodeJS.ErrnoException).code === 'EPIPE') await recv.done;
-    throw err;
-  }
+  // zfs's own complaint explains more than EPIPE does.
+  await stopOnFailure(recv, pipeline(source, tap, recv.stdin), (err, recvErr) =>
+    (err as NodeJS.ErrnoException).code === 'EPIPE' && recvErr ? recvErr : err,
+  );
   await recv.done.catch((err: unknown) => {
     if (err instanceof ZferryError && /modified\s+since most recent snapshot/.test(err.context.stderr ?? '')) {
       throw new ZferryError(

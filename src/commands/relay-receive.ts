@@ -6,6 +6,7 @@
 import { mkdir } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
 import { ZferryError, oneLine } from '../errors.js';
+import { stopAndWait } from '../subprocess.js';
 import type { Zfs } from '../zfs/index.js';
 import { DEFAULT_IDLE_TIMEOUT_SECONDS, ensureMbuffer, formatEndpoint, mbufferIn, mbufferOut, type Endpoint, type MbufferTuning } from '../mbuffer/index.js';
 import { clearIncoming, unpackInto } from '../relay/unpack.js';
@@ -129,10 +130,9 @@ async function receiveOne(opts: RelayReceiveOptions, served: Served): Promise<Tr
       result.bundles = un.bundles;
       result.bytes = un.bytes;
     } catch (err) {
-      mb.kill();
       // An idle peer's cut says more as mbuffer's watchdog line than as a short tar stream.
-      const why = await mb.done.then(() => null, (e: unknown) => (/idle timeout/.test(oneLine(e)) ? e : null));
-      throw why ?? err;
+      const mbErr = await stopAndWait(mb);
+      throw mbErr && /idle timeout/.test(oneLine(mbErr)) ? mbErr : err;
     } finally {
       await mb.done.catch(() => undefined);
       if (begun) progress.endStream();

@@ -4,7 +4,7 @@ import { ZferryError } from '../errors.js';
 import type { StreamEntry } from '../bundle/manifest.js';
 import { decompress } from './decompress.js';
 import { tailGate } from './tail-gate.js';
-import { VolumeReader } from './volume-reader.js';
+import { VolumeReader } from '../bundle/volume-reader.js';
 import { decryptStream } from '../trust/age.js';
 
 export interface ReadStreamOptions {

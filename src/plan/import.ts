@@ -132,11 +132,6 @@ export function sourceTag(s: { poolGuid: string; root: string }): string {
   return `${s.poolGuid}:${s.root}`;
 }
 
-/** A manifest stream as the planner's step, to project what the target will hold. */
-export function asStep(s: StreamEntry): Step {
-  if (s.kind === 'create') return { kind: 'create', dataset: s.dataset, type: 'filesystem' };
-  return { kind: s.kind, dataset: s.dataset, type: s.type, from: s.from, to: s.to!, intermediates: s.intermediates, creates: s.creates, force: s.force };
-}
 
 export function planImport(facts: TargetFacts, bundles: readonly BundleIn[], flags: ImportFlags): ImportPlan | { refusal: ImportRefusal } {
   const parents = checkParents(facts, flags.createParents ?? false);
@@ -176,7 +171,7 @@ export function planImport(facts: TargetFacts, bundles: readonly BundleIn[], fla
       discarded.set(path, new Set([...(discarded.get(path) ?? []), ...d.discards.map((x) => x.guid)]));
     }
     const applied = new Set(ap.decisions.filter((d) => d.action === 'apply').map((d) => d.index));
-    simulated = projectTarget(simulated, manifest.streams.filter((s) => applied.has(s.index)).map(asStep), manifest.inventory, facts.target);
+    simulated = projectTarget(simulated, manifest.streams.filter((s) => applied.has(s.index)), manifest.inventory, facts.target);
   }
 
   const modified = planModified(facts, planned, flags.rollback);

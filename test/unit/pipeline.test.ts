@@ -9,7 +9,8 @@ import { pipeline } from 'node:stream/promises';
 import { execa } from 'execa';
 import { ZferryError } from '../../src/errors.js';
 import type { StreamEntry } from '../../src/bundle/manifest.js';
-import { compress, decompress, hashTap, tailGate, writeStream, readStream, VolumeReader } from '../../src/pipeline/index.js';
+import { compress, decompress, hashTap, tailGate, writeStream, readStream } from '../../src/pipeline/index.js';
+import { VolumeReader } from '../../src/bundle/index.js';
 import { compressContextsCreated, HEAD_BYTES } from '../../src/pipeline/compress.js';
 
 const KiB = 1024;
@@ -337,7 +338,7 @@ test('readStream after a verify pass (volumesVerified): sizes still checked, and
 });
 
 test('sinkToFile writes and hashes a stream of many small chunks, fsyncs it, and refuses an existing file', async () => {
-  const { sinkToFile } = await import('../../src/pipeline/file-sink.js');
+  const { sinkToFile } = await import('../../src/fs/sink.js');
   const dir = await mkdtemp(join(tmpdir(), 'zferry-sink-'));
   try {
     // 9 MiB + 1 in pipe-sized reads: several batches, more than IN_FLIGHT of them.
@@ -357,7 +358,7 @@ test('sinkToFile writes and hashes a stream of many small chunks, fsyncs it, and
 });
 
 test('sinkToFile passes on a source that fails midway and leaves no open handle behind', async () => {
-  const { sinkToFile } = await import('../../src/pipeline/file-sink.js');
+  const { sinkToFile } = await import('../../src/fs/sink.js');
   const dir = await mkdtemp(join(tmpdir(), 'zferry-sink-'));
   try {
     async function* cut() {
