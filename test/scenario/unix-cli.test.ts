@@ -8,14 +8,15 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { closeSync, constants, openSync } from 'node:fs';
-import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
-import os from 'node:os';
+import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
-import { makePool, run, type TestPool } from '../helpers/zfslab.js';
+import { run, type TestPool } from '../helpers/zfslab.js';
+import { twoPools, type TwoPools } from '../helpers/scenario.js';
 import { CLI, STATE_DIR, zferry, zferryOk } from '../helpers/cli.js';
 import { buildSource, datasetList, guidList } from '../helpers/fixtures.js';
 
+let pools: TwoPools;
 let src: TestPool;
 let dst: TestPool;
 let work: string;
@@ -23,17 +24,14 @@ let work: string;
 let seed: string;
 
 before(async () => {
-  src = await makePool('uxs', 160);
-  dst = await makePool('uxd', 160);
-  work = await mkdtemp(path.join(os.tmpdir(), 'zferry-unix-'));
+  pools = await twoPools('ux', 160);
+  ({ src, dst, work } = pools);
   await buildSource(src.name);
   seed = JSON.parse((await zferryOk('export', src.name, path.join(work, 'seed'), '--no-journal', '--json')).stdout).bundle;
 });
 
 after(async () => {
-  await src?.destroy();
-  await dst?.destroy();
-  await rm(work, { recursive: true, force: true });
+  await pools?.teardown();
 });
 
 let fifos = 0;
