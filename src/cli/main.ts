@@ -32,7 +32,7 @@ export async function main(argv: string[]): Promise<number> {
     await program.parseAsync(argv);
     return typeof process.exitCode === 'number' ? process.exitCode : EXIT.ok;
   } catch (err) {
-    if (err instanceof ClosedPipe || outputClosed()) return EXIT_CLOSED_PIPE;
+    if (err instanceof ClosedPipe) return EXIT_CLOSED_PIPE;
     const code = (err as { code?: string }).code;
     if (typeof code === 'string' && code.startsWith('commander.')) {
       // commander already printed the usage message; help and version are successes.
@@ -50,6 +50,7 @@ export async function main(argv: string[]): Promise<number> {
 
 guardPipes();
 const code = await main(process.argv);
-// A write that failed at the very end reports itself a tick later.
+// A write that failed at the very end reports itself a tick later. Work that
+// succeeded but lost its reader ends as `yes | head` does; a failure keeps its own code.
 await new Promise((resolve) => setImmediate(resolve));
-process.exitCode = outputClosed() ? EXIT_CLOSED_PIPE : code;
+process.exitCode = outputClosed() && code === EXIT.ok ? EXIT_CLOSED_PIPE : code;

@@ -30,7 +30,11 @@ export function guardPipes(): void {
       // EPIPE is a reader that left; EIO a terminal that vanished: either way nobody reads.
       closed = true;
       // Later lines go nowhere rather than raise again on a destroyed stream.
-      s.write = (() => true) as typeof s.write;
+      s.write = ((_chunk: unknown, encOrDone?: unknown, done?: unknown) => {
+        const callback = typeof encOrDone === 'function' ? encOrDone : done;
+        if (typeof callback === 'function') queueMicrotask(() => callback());
+        return true;
+      }) as typeof s.write;
     });
   }
 }

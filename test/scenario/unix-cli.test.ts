@@ -100,10 +100,10 @@ describe('a closed pipe ends zferry quietly', () => {
     await stat(path.join(seed, `receipt-${target.replace(/\//g, '_')}.json`));
   });
 
-  test('a failure with stderr closed ends quietly too', async () => {
-    const r = await zferryClosed(2, 'verify', path.join(work, 'nothing-here'));
-    assert.equal(r.other, '');
-    assert.equal(r.code, 141);
+  test('a failure with stderr closed ends quietly too, with its own exit code and its JSON object', async () => {
+    const r = await zferryClosed(2, 'verify', path.join(work, 'nothing-here'), '--json');
+    assert.equal(r.code, 1);
+    assert.equal(JSON.parse(r.other).ok, false);
   });
 });
 
