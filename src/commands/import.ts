@@ -46,6 +46,8 @@ export interface ImportOptions {
   deleteAfterSeconds?: number;
   /** Check every byte of every bundle before the first receive (two read passes) instead of as each stream is received. */
   verifyFirst?: boolean;
+  /** Create the target's missing parent datasets (zfs create -p) instead of refusing. */
+  createParents?: boolean;
   progress?: Progress;
 }
 
@@ -69,6 +71,8 @@ export interface ImportResult {
     guard: DeleteGuard | null;
   };
   receipt: string | null;
+  /** The parent created (or, on a dry run, to be created) by --create-parents; null when none was missing. */
+  createdParent: string | null;
   storedBytes: number;
   seconds: number;
 }
@@ -178,15 +182,27 @@ async function readFacts(zfs: Zfs, target: string, bundles: readonly BundleIn[])
   const txg = marks ? parseTxg(marks[SOURCE_TXG_PROPERTY]) : null;
   const written = inventory ? await zfs.writtenSinceSnapshot(target) : null;
   const space = inventory && written === null ? await zfs.spaceFigures(target) : null;
+  const missingAncestor = exists ? null : await topmostMissing(zfs, target);
   let poolSnapshots: Map<Guid, string[]> | null = null;
-  if (!zfs.caps.recvPropertyOverride && receivesClones(bundles)) {
+  if (missingAncestor === null && !zfs.caps.recvPropertyOverride && receivesClones(bundles)) {
     const pool = target.split('/')[0];
     poolSnapshots = new Map();
     for (const d of (await zfs.inventory(pool)).datasets) {
       for (const s of d.snapshots) poolSnapshots.set(s.guid, [...(poolSnapshots.get(s.guid) ?? []), `${joinDataset(pool, d.path)}@${s.name}`]);
     }
   }
-  return { target, inventory, partial, written, space, sourceMark: mark, sourceTxg: txg, poolSnapshots };
+  return { target, inventory, partial, written, sourceMark: mark, sourceTxg: txg, poolSnapshots, missingAncestor, space };
+}
+
+/** The pool, or the highest parent of a missing target, that does not exist; null when its parent does. */
+export async function topmostMissing(zfs: Zfs, target: string): Promise<string | null> {
+  const parts = target.split('/');
+  // The pool, then each parent down to the target's own (the pool alone when the target is the pool).
+  for (let i = 1; i <= Math.max(1, parts.length - 1); i++) {
+    const name = parts.slice(0, i).join('/');
+    if (!(await zfs.exists(name))) return name;
+  }
+  return null;
 }
 
 /**
@@ -256,7 +272,7 @@ export async function runImport(zfs: Zfs, opts: ImportOptions): Promise<ImportRe
   // Plan: pure, every refusal before anything is touched.
   const planned = planImport(facts, bundles, {
     force: opts.force, delete: opts.delete ?? false, rollback: opts.rollback ?? false, dryRun: opts.dryRun, recvNamesOrigin: zfs.caps.recvPropertyOverride,
-    ...(opts.maxDelete ? { maxDelete: opts.maxDelete } : {}),
+    ...(opts.maxDelete ? { maxDelete: opts.maxDelete } : {}), createParents: opts.createParents ?? false,
     ...(opts.deleteAfterSeconds !== undefined ? { deleteAfterSeconds: opts.deleteAfterSeconds } : {}),
   });
   if ('refusal' in planned) {
@@ -268,10 +284,11 @@ export async function runImport(zfs: Zfs, opts: ImportOptions): Promise<ImportRe
   const result: ImportResult = {
     target: opts.target, bundles: outcomes, deferred: plan.deferred,
     extras: { ...extrasOf(plan.extras, opts.delete ? (opts.dryRun ? 'would-destroy' : 'destroyed') : 'reported'), guard: plan.guard },
-    receipt: null, storedBytes: 0, seconds: 0,
+    receipt: null, createdParent: plan.createParent, storedBytes: 0, seconds: 0,
   };
   if (plan.bundles.length === 0) {
     result.extras = { ...extrasOf(null, 'reported'), guard: null };
+    result.createdParent = null;
     result.seconds = elapsed();
     return result;
   }
@@ -297,6 +314,7 @@ export async function runImport(zfs: Zfs, opts: ImportOptions): Promise<ImportRe
     // Everything but the volume bytes, which are checked as they stream into zfs recv.
     for (const { dir, manifest } of todo) await checkBundleAtRest(dir, manifest);
   }
+  if (plan.createParent !== null) await zfs.create(plan.createParent, { parents: true });
   await applyPlan(zfs, plan, { opts, age, progress, verified, total: result.storedBytes, todo: todo.length, partial: facts.partial });
 
   const extras = plan.extras;

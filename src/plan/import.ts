@@ -48,6 +48,12 @@ export interface TargetFacts {
    * null when not read.
    */
   missingSince?: ReadonlyMap<string, string> | null;
+  /**
+   * When the target does not exist: its topmost ancestor that does not exist
+   * either (the pool itself when the pool is missing); null when the target
+   * exists or its parent does.
+   */
+  missingAncestor: string | null;
 }
 
 export const MISSING_SINCE_PROPERTY = 'zferry:missing-since';
@@ -70,6 +76,8 @@ export interface ImportFlags {
   maxDelete?: MaxDelete;
   /** --delete-after: seconds a dataset must have been missing on the source before it is destroyed; absent = at once. */
   deleteAfterSeconds?: number;
+  /** --create-parents: create a missing parent of the target (zfs create -p) instead of refusing. */
+  createParents?: boolean;
 }
 
 /**
@@ -133,6 +141,8 @@ export interface ImportPlan {
   markSource: string | null;
   /** --delete-after's marks: set on datasets newly found missing, cleared on datasets back on the source. */
   missingMarks: { set: Array<{ full: string; since: string }>; clear: string[] };
+  /** The target's parent, to create with `zfs create -p` before the first receive (--create-parents); null when it exists. */
+  createParent: string | null;
 }
 
 export interface SpaceFigures {
@@ -163,6 +173,8 @@ export function sourceTag(s: { poolGuid: string; root: string }): string {
 
 
 export function planImport(facts: TargetFacts, bundles: readonly BundleIn[], flags: ImportFlags): ImportPlan | { refusal: ImportRefusal } {
+  const parents = checkParents(facts, flags.createParents ?? false);
+  if ('refusal' in parents) return parents;
   const identity = checkIdentity(facts, bundles, flags.force);
   if (identity) return { refusal: identity };
   const current = facts.inventory;
@@ -236,6 +248,7 @@ export function planImport(facts: TargetFacts, bundles: readonly BundleIn[], fla
     guard,
     markSource: first && facts.sourceMark === null ? sourceTag(first.source) : null,
     missingMarks: waiting?.marks ?? { set: [], clear: [] },
+    createParent: parents.createParent,
   };
 }
 
@@ -299,6 +312,29 @@ function formatAge(seconds: number): string {
 }
 
 /** All bundles must come from one source; the target must mirror that source. */
+/**
+ * A target with no pool or no parent to receive into: zfs recv would fail
+ * with two lines of its own after the bundles were read. Refused up front,
+ * naming the missing dataset and the command that fixes it; a missing parent
+ * is created instead with --create-parents. A pool is never created.
+ */
+export function checkParents(facts: Pick<TargetFacts, 'target' | 'missingAncestor'>, createParents: boolean): { createParent: string | null } | { refusal: ImportRefusal } {
+  const missing = facts.missingAncestor;
+  if (missing === null) return { createParent: null };
+  const target = facts.target;
+  if (!missing.includes('/')) {
+    return { refusal: { message: `import target ${target}: pool ${missing} does not exist (zpool list shows the pools here): create or import it first; nothing was received`, dataset: missing } };
+  }
+  const parent = target.slice(0, target.lastIndexOf('/'));
+  if (createParents) return { createParent: parent };
+  return {
+    refusal: {
+      message: `import target ${target}: ${missing} does not exist: create it with \`zfs create -p ${parent}\`, or import with --create-parents; nothing was received`,
+      dataset: missing,
+    },
+  };
+}
+
 function checkIdentity(facts: TargetFacts, bundles: readonly BundleIn[], force: boolean): ImportRefusal | null {
   if (bundles.length === 0) return null;
   const first = bundles[0].manifest;

@@ -407,3 +407,15 @@ export class Zfs {
     for (const fs of names.reverse()) await this.run(this.zfsBin, ['unmount', fs]);
   }
 }
+
+/**
+ * Names of every filesystem and volume on the host (`zfs list -H -o name`,
+ * the same in every zfs), for shell completion: one call and no probe, so a
+ * Tab press costs one zfs process. Empty when zfs cannot answer.
+ */
+export async function listDatasetNames(opts: ZfsOptions = {}): Promise<string[]> {
+  const runner = opts.runner ?? new ExecaRunner();
+  const r = await runner.run(resolveProgram(opts.zfs ?? 'zfs'), ['list', '-H', '-o', 'name']).catch(() => null);
+  if (!r || r.exitCode !== 0) return [];
+  return r.stdout.split('\n').filter((l) => l !== '');
+}

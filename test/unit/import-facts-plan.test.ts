@@ -237,3 +237,33 @@ describe('planImport: --delete-after waits before destroying a dataset missing o
     assert.deepEqual(p.missingMarks, { set: [], clear: [] });
   });
 });
+
+describe('planImport: a target with no pool or parent to receive into', () => {
+  const seed = () => [{ dir: '/d/b1', manifest: manifest(source, [stream('', 'full', null, [s1, s2]), stream('kid', 'full', null, [k1, k2])]) }];
+
+  it('refuses a missing parent before anything, naming it and `zfs create -p PARENT`', () => {
+    const p = planImport(facts('backup/a/b/c', null, { missingAncestor: 'backup/a' }), seed(), flags());
+    assert.ok('refusal' in p);
+    assert.equal(p.refusal.message, 'import target backup/a/b/c: backup/a does not exist: create it with `zfs create -p backup/a/b`, or import with --create-parents; nothing was received');
+    assert.equal(p.refusal.dataset, 'backup/a');
+  });
+
+  it('plans the parent\'s creation with --create-parents', () => {
+    const p = ok(planImport(facts('backup/a/b/c', null, { missingAncestor: 'backup/a' }), seed(), flags({ createParents: true })));
+    assert.equal(p.createParent, 'backup/a/b');
+    assert.equal(p.bundles.length, 1);
+  });
+
+  it('refuses a missing pool even with --create-parents: zferry never creates a pool', () => {
+    for (const createParents of [false, true]) {
+      const p = planImport(facts('nopool/copy', null, { missingAncestor: 'nopool' }), seed(), flags({ createParents }));
+      assert.ok('refusal' in p);
+      assert.equal(p.refusal.message, 'import target nopool/copy: pool nopool does not exist (zpool list shows the pools here): create or import it first; nothing was received');
+    }
+    assert.match(refusal(planImport(facts('nopool', null, { missingAncestor: 'nopool' }), seed(), flags())), /^import target nopool: pool nopool does not exist/);
+  });
+
+  it('creates nothing when the parent is there', () => {
+    assert.equal(ok(planImport(facts('backup/new', null), seed(), flags({ createParents: true }))).createParent, null);
+  });
+});
