@@ -153,9 +153,11 @@ function pauseTap(point: string): Transform {
         return done(null, chunk);
       }
       paused = true;
-      this.push(chunk.subarray(0, after - seen));
-      seen = after;
-      testPause(point).then(() => done(), done);
+      const cut = after - seen;
+      this.push(chunk.subarray(0, cut));
+      seen += chunk.length;
+      // Let go (a lock test resumes it): the rest of the chunk follows, so the stream stays whole.
+      testPause(point).then(() => done(null, chunk.subarray(cut)), done);
     },
   });
 }
