@@ -17,6 +17,7 @@ import { hostname } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { ZferryError } from '../errors.js';
 import { createComplete, readRegular } from '../fs/safe.js';
+import { fileError } from '../pipeline/fs-error.js';
 
 /** The site a source is exported to, until sites exist (issue 15): the name that keeps today's files. */
 export const DEFAULT_SITE = 'default';
@@ -156,7 +157,12 @@ export interface LockOptions {
  */
 export async function acquireLock(file: string, opts: LockOptions): Promise<Lock> {
   const dir = dirname(file);
-  await mkdir(dir, { recursive: true });
+  try {
+    await mkdir(dir, { recursive: true });
+  } catch (err) {
+    const e = fileError(err, 'creating the lock folder', dir);
+    throw new ZferryError(`${e.message}; set $ZFERRY_STATE_DIR (or export's --journal DIR) to a folder this user can write`, e.context);
+  }
   const self = me();
   const text = JSON.stringify(self) + '\n';
   const deadline = opts.waitSeconds === undefined ? 0 : Date.now() + opts.waitSeconds * 1000;
