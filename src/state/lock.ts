@@ -17,7 +17,7 @@ import { hostname } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { ZferryError } from '../errors.js';
 import { createComplete, readRegular } from '../fs/safe.js';
-import { fileError } from '../pipeline/fs-error.js';
+import { fileError } from '../fs/errors.js';
 
 /** The site a source is exported to, until sites exist (issue 15): the name that keeps today's files. */
 export const DEFAULT_SITE = 'default';

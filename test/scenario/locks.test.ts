@@ -8,25 +8,25 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
-import os from 'node:os';
+import { readdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { ResultPromise } from 'execa';
-import { makePool, run, type TestPool } from '../helpers/zfslab.js';
+import { run, type TestPool } from '../helpers/zfslab.js';
+import { twoPools, type TwoPools } from '../helpers/scenario.js';
 import { startZferry, stopZferry, zferry, zferryOk } from '../helpers/cli.js';
 import { killAt, pauseAt } from '../helpers/kill.js';
 import { guidList, snapshot, writeData } from '../helpers/fixtures.js';
 import { readState } from '../../src/state/receipt.js';
 
+let lab: TwoPools;
 let src: TestPool;
 let dst: TestPool;
 let work: string;
 const running: ResultPromise[] = [];
 
 before(async () => {
-  src = await makePool('lks', 96);
-  dst = await makePool('lkd', 96);
-  work = await mkdtemp(path.join(os.tmpdir(), 'zferry-locks-'));
+  lab = await twoPools('lk', 96);
+  ({ src, dst, work } = lab);
   await run('zfs', ['create', `${src.name}/a`]);
   for (const d of ['', '/a']) await writeData(`${src.name}${d}`, 'one.bin', 64);
   await snapshot(`${src.name}@one`, true);
@@ -34,9 +34,7 @@ before(async () => {
 
 after(async () => {
   for (const p of running) await stopZferry(p, true);
-  await src?.destroy();
-  await dst?.destroy();
-  await rm(work, { recursive: true, force: true });
+  await lab?.teardown();
 });
 
 function background(...args: string[]): { p: ResultPromise; stderr: () => string } {

@@ -9,16 +9,17 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomUUID } from 'node:crypto';
-import { cp, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { cp, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { makePool, run, type TestPool } from '../helpers/zfslab.js';
+import { run, type TestPool } from '../helpers/zfslab.js';
+import { twoPools, type TwoPools } from '../helpers/scenario.js';
 import { zferry, zferryOk } from '../helpers/cli.js';
 import { destroyQuietly, fingerprint, guidList, snapshot, writeData } from '../helpers/fixtures.js';
 import { LOOP, bundlesIn, finished, listening, sourceId, startZferry, stop, stopAll, untilListening } from '../helpers/relay.js';
 
 const BASE = 21000 + (process.pid % 1000) * 10;
 
+let lab: TwoPools;
 let src: TestPool;
 let dst: TestPool;
 let work: string;
@@ -27,9 +28,8 @@ let KEY: string;
 let target: string;
 
 before(async () => {
-  src = await makePool('sgs', 96);
-  dst = await makePool('sgd', 96);
-  work = await mkdtemp(path.join(os.tmpdir(), 'zferry-signed-'));
+  lab = await twoPools('sg', 96);
+  ({ src, dst, work } = lab);
   for (const d of ['a', 'b', 'c']) await run('zfs', ['create', `${src.name}/${d}`]);
   for (const d of ['', '/a', '/b', '/c']) await writeData(`${src.name}${d}`, 'one.bin', 32);
   await snapshot(`${src.name}@one`, true);
@@ -43,9 +43,7 @@ before(async () => {
 
 after(async () => {
   await stopAll();
-  await src?.destroy();
-  await dst?.destroy();
-  await rm(work, { recursive: true, force: true });
+  await lab?.teardown();
 });
 
 /** A receiver set up as the README says: signed only, with --delete; the guard's limits lifted so only the signature stands in the way. */
