@@ -8,7 +8,7 @@ import { parseInterval, parseRate } from '../units.js';
 import { ZFERRY_VERSION } from '../version.js';
 import { relayCommand } from './relay.js';
 import { stopIfOutputClosed } from './pipes.js';
-import { collect, emitJson, example, levelOption, sizeOption, unitOption } from './options.js';
+import { collect, emitJson, example, levelOption, notices, sizeOption, unitOption, WAIT_HELP, waitOption, waitSeconds } from './options.js';
 
 // Commands load their modules when they run: `zferry --help` and every
 // command start in a fraction of the time it takes to load them all (it
@@ -54,6 +54,7 @@ export function buildProgram(): Command {
     .option('--sign <secret-key>', 'sign the manifest with this key (from zferry keygen): manifest.json.minisig')
     .option('--encrypt-to <recipient>', 'encrypt every stream with age to this age1… recipient or recipients file (repeatable)', collect, [])
     .addOption(new Option('--bundle-format <n>', 'bundle format version to write; 1 for a remote whose zferry predates 2 (its RESTORE.txt is then covered by no checksum or signature)').choices(['1', '2']).default('2'))
+    .addOption(new Option('--wait [seconds]', `one export of SOURCE at a time (lock in the journal's folder): ${WAIT_HELP}`).argParser(waitOption))
     .option('--dry-run', 'print the plan and write nothing', false)
     .option('--json', 'print the result as JSON on stdout (no progress bars)', false)
     .addHelpText('after', example(
@@ -65,13 +66,17 @@ export function buildProgram(): Command {
       '# two disks: export to disk B while disk A is still away; B is planned on top of A\n' +
       'zferry export tank /mnt/diskB\n' +
       '# signed and encrypted (keys from `zferry keygen -o ~/.zferry/key` and `age-keygen -o key.txt`)\n' +
-      'zferry export tank /mnt/disk --sign ~/.zferry/key --encrypt-to age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p',
+      'zferry export tank /mnt/disk --sign ~/.zferry/key --encrypt-to age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p\n' +
+      '# from cron, while a manual export of tank may still run: wait up to an hour for it\n' +
+      'zferry export tank /mnt/disk --wait 3600',
     ))
     .action(async (source: string, dest: string, o) => {
       const zfs = await probeZfs();
       const { runExport } = await import('../commands/export.js');
       const words = await printer();
+      const said = notices(o.json);
       const r = await runExport(zfs, {
+        wait: waitSeconds(o.wait), notice: said.notice,
         source, dest, since: o.since, level: o.level, volumeSize: o.volumeSize, dryRun: o.dryRun,
         exclude: o.exclude, snapshots: o.snapshots, excludeSnapshots: o.excludeSnapshots, rollback: o.rollback,
         journal: o.journal === false ? false : o.journal === true ? undefined : o.journal,
@@ -84,7 +89,7 @@ export function buildProgram(): Command {
           await stopIfOutputClosed();
         },
       });
-      if (o.json) emitJson({ ...r, plan: { ...r.plan, conflicts: r.plan.conflicts } });
+      if (o.json) emitJson({ ...r, plan: { ...r.plan, conflicts: r.plan.conflicts }, warnings: said.warnings });
       else words.printExportResult(r, o.dryRun);
       if (r.plan.conflicts.length > 0) process.exitCode = EXIT.partial;
     });
@@ -152,6 +157,7 @@ export function buildProgram(): Command {
     .addOption(new Option('--delete-after <age>', 'with --delete: destroy a dataset missing on the source only once it has been missing this long (7d, 12h), counted from the first applied bundle that lacked it').argParser(unitOption(parseInterval, '--delete-after age')))
     .option('--create-parents', 'create TARGET\'s missing parent datasets (zfs create -p) instead of refusing; never a pool', false)
     .option('--verify-first', 'read and check every byte before the first receive (two read passes); by default each volume is checked as it streams into zfs recv, and a stream\'s end reaches zfs only once all its bytes matched', false)
+    .addOption(new Option('--wait [seconds]', `one import into TARGET at a time (lock in $ZFERRY_STATE_DIR, default /var/lib/zferry): ${WAIT_HELP}`).argParser(waitOption))
     .option('--json', 'print the result as JSON on stdout (no progress bars)', false)
     .addHelpText('after', example(
       '# see what would be received and destroyed, then do it\n' +
@@ -164,18 +170,24 @@ export function buildProgram(): Command {
       '# the target was written to or snapshotted on its own: discard that\n' +
       'zferry import /mnt/disk backup --rollback\n' +
       '# only bundles signed by the source\'s key; decrypt with an age identity\n' +
-      'zferry import /mnt/disk backup --trust /etc/zferry/source.pub --identity /root/age-key.txt',
+      'zferry import /mnt/disk backup --trust /etc/zferry/source.pub --identity /root/age-key.txt\n' +
+      '# --delete trusts the newest manifest\'s view of the source: sign it (without --trust, one warning line)\n' +
+      'zferry import /mnt/disk backup --delete --trust /etc/zferry/source.pub\n' +
+      '# another import into backup may be running: wait for it instead of refusing\n' +
+      'zferry import /mnt/disk backup --wait',
     ))
     .action(async (path: string, target: string, o) => {
       const zfs = await probeZfs();
       const { runImport } = await import('../commands/import.js');
       const { parseMaxDelete } = await import('../plan/import.js');
+      const said = notices(o.json);
       const r = await runImport(zfs, {
+        wait: waitSeconds(o.wait), notice: said.notice,
         path, target, dryRun: o.dryRun, force: o.force, delete: o.delete, rollback: o.rollback,
         trust: o.trust, identity: o.identity, verifyFirst: o.verifyFirst, createParents: o.createParents, maxDelete: parseMaxDelete(o.maxDelete),
         ...(o.deleteAfter !== undefined ? { deleteAfterSeconds: o.deleteAfter } : {}), progress: await progressFor(o.json),
       });
-      if (o.json) emitJson(r);
+      if (o.json) emitJson({ ...r, warnings: said.warnings });
       else (await printer()).printImport(r, o.dryRun);
       for (const d of r.deferred) process.stderr.write(`zferry: ${d.message}\n`);
       if (r.deferred.length > 0) process.exitCode = EXIT.partial;

@@ -21,6 +21,7 @@ import { readSecretKey, signManifest } from '../trust/minisign.js';
 import { readRecipients } from '../trust/age.js';
 import { testPause } from '../test-hook.js';
 import { makeFreshFolder } from '../fs/safe.js';
+import { acquireLock, exportLockFile } from '../state/lock.js';
 
 export interface ExportOptions {
   source: string;
@@ -46,6 +47,10 @@ export interface ExportOptions {
   encryptTo?: string[];
   /** Bundle format to write (default FORMAT_VERSION); 1 for a remote whose zferry predates 2, RESTORE.txt then unchecked. */
   bundleFormat?: FormatVersion;
+  /** Seconds to wait for another export of this source to finish (--wait); Infinity: as long as it takes; absent: refuse at once. */
+  wait?: number;
+  /** One line for a person: a stale lock taken over, a wait begun. */
+  notice?: (line: string) => void;
   progress?: Progress;
   /**
    * Called with the plan (bundle and streams still empty) before anything is
@@ -100,7 +105,26 @@ async function expectedSizes(zfs: Zfs, inventory: Inventory, sends: SendStep[], 
   return sizes;
 }
 
+/**
+ * One export of a source (per site) at a time: the lock, in the state folder
+ * beside the journal, is held from planning to the journal's update, so two
+ * runs never plan on the same journal entry or race on holds. A dry run
+ * writes nothing and takes no lock.
+ */
 export async function runExport(zfs: Zfs, opts: ExportOptions): Promise<ExportResult> {
+  if (opts.dryRun) return exportLocked(zfs, opts);
+  const dir = stateDir(typeof opts.journal === 'string' ? opts.journal : undefined);
+  const lock = await acquireLock(exportLockFile(dir, opts.source), {
+    what: `an export of ${opts.source}`, notice: opts.notice, ...(opts.wait !== undefined ? { waitSeconds: opts.wait } : {}),
+  });
+  try {
+    return await exportLocked(zfs, opts);
+  } finally {
+    await lock.release();
+  }
+}
+
+async function exportLocked(zfs: Zfs, opts: ExportOptions): Promise<ExportResult> {
   const progress = opts.progress ?? silentProgress;
   const started = Date.now();
   // Keys are read before zfs is asked anything: a bad key file fails in a second, not after the sends.

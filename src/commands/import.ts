@@ -23,6 +23,8 @@ import { checkTrust, readPublicKey } from '../trust/minisign.js';
 import { checkIdentityOpens, readIdentities } from '../trust/age.js';
 import { testPause } from '../test-hook.js';
 import { assertReplaceable } from '../fs/safe.js';
+import { acquireLock, importLockFile } from '../state/lock.js';
+import { stateDir } from '../state/journal.js';
 
 export { SOURCE_PROPERTY, sourceTag } from '../plan/index.js';
 
@@ -48,6 +50,10 @@ export interface ImportOptions {
   verifyFirst?: boolean;
   /** Create the target's missing parent datasets (zfs create -p) instead of refusing. */
   createParents?: boolean;
+  /** Seconds to wait for another import into this target to finish (--wait); Infinity: as long as it takes; absent: refuse at once. */
+  wait?: number;
+  /** One line for a person: --delete without --trust, a stale lock taken over, a wait begun. */
+  notice?: (line: string) => void;
   progress?: Progress;
 }
 
@@ -153,9 +159,11 @@ function pauseTap(point: string): Transform {
         return done(null, chunk);
       }
       paused = true;
-      this.push(chunk.subarray(0, after - seen));
-      seen = after;
-      testPause(point).then(() => done(), done);
+      const cut = after - seen;
+      this.push(chunk.subarray(0, cut));
+      seen += chunk.length;
+      // Let go (a lock test resumes it): the rest of the chunk follows, so the stream stays whole.
+      testPause(point).then(() => done(null, chunk.subarray(cut)), done);
     },
   });
 }
@@ -241,8 +249,29 @@ function extrasOf(p: DeletePlan | null, action: ImportResult['extras']['action']
   return { action, snapshots: p?.snapshots.map((x) => x.full) ?? [], datasets: p?.datasets.map((x) => x.full) ?? [], kept: p?.kept ?? [] };
 }
 
+/**
+ * One import into a target at a time: the lock (in the state folder, keyed
+ * by the target) is held from reading the target's facts to writing its
+ * receipt, so two runs never plan on the same facts or race in zfs recv.
+ * A dry run changes nothing and takes no lock.
+ */
 export async function runImport(zfs: Zfs, opts: ImportOptions): Promise<ImportResult> {
   checkDatasetName(opts.target, 'import target');
+  if (opts.delete && !opts.trust) {
+    opts.notice?.(`warning: --delete without --trust: whoever wrote the bundles under ${opts.path} decides what is destroyed under ${opts.target}; sign exports (export --sign) and pass --trust KEY.pub`);
+  }
+  if (opts.dryRun) return importLocked(zfs, opts);
+  const lock = await acquireLock(importLockFile(stateDir(), opts.target), {
+    what: `an import into ${opts.target}`, notice: opts.notice, ...(opts.wait !== undefined ? { waitSeconds: opts.wait } : {}),
+  });
+  try {
+    return await importLocked(zfs, opts);
+  } finally {
+    await lock.release();
+  }
+}
+
+async function importLocked(zfs: Zfs, opts: ImportOptions): Promise<ImportResult> {
   const progress = opts.progress ?? silentProgress;
   const started = Date.now();
   const elapsed = () => (Date.now() - started) / 1000;

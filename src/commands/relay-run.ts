@@ -10,7 +10,7 @@ import { ZferryError, oneLine } from '../errors.js';
 import type { Zfs } from '../zfs/index.js';
 import { ensureMbuffer, formatEndpoint } from '../mbuffer/index.js';
 import { readRelayConfig, type RelayConfig } from '../relay/config.js';
-import { acquireLock } from '../relay/lock.js';
+import { acquireLock, spoolLockFile } from '../state/lock.js';
 import { partitionByReceipt, pruneBundles, removeUnfinishedExports, spoolBundles } from '../relay/spool.js';
 import { findNewestReceipt } from '../state/receipt.js';
 import { runExport, sourceIdentity } from './export.js';
@@ -25,6 +25,10 @@ export interface RelayEvent {
 
 export interface RelayRunOptions {
   config: string;
+  /** Seconds to wait for a round (or receiver) holding the spool's lock; Infinity: as long as it takes; absent: refuse at once. */
+  wait?: number;
+  /** One line for a person: a stale lock taken over, a wait begun. */
+  notice?: (line: string) => void;
   zfs: () => Promise<Zfs>;
   progress?: () => Progress;
   onEvent?: (e: RelayEvent) => void;
@@ -58,7 +62,9 @@ export async function runRelayRound(opts: RelayRunOptions): Promise<RelayRunResu
   const cfg = await readRelayConfig(opts.config);
   await ensureMbuffer();
   await mkdir(cfg.spool, { recursive: true });
-  const lock = await acquireLock(cfg.spool);
+  const lock = await acquireLock(spoolLockFile(cfg.spool), {
+    what: `a relay round on ${cfg.spool}`, notice: opts.notice, ...(opts.wait !== undefined ? { waitSeconds: opts.wait } : {}),
+  });
   const result: RelayRunResult = { exported: null, pushed: [], confirmed: [], pending: [], receipt: null, conflicts: [], seconds: 0 };
   try {
     emit({ event: 'start', source: cfg.source, spool: cfg.spool, to: formatEndpoint(cfg.to) });
@@ -76,6 +82,7 @@ export async function runRelayRound(opts: RelayRunOptions): Promise<RelayRunResu
         level: cfg.level,
         volumeSize: cfg.volumeSize,
         dryRun: false,
+        notice: opts.notice,
         ...(cfg.sign ? { sign: cfg.sign } : {}),
         progress: opts.progress?.(),
       });

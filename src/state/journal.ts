@@ -3,7 +3,9 @@
  * on top of a bundle whose receipt has not come back yet (disk rotation).
  * One JSON file per source under the state folder (`--journal DIR`, else
  * $ZFERRY_STATE_DIR, else /var/lib/zferry); each entry holds the bundle's id
- * and the target inventory it will leave (src/plan's projectTarget).
+ * and the target inventory it will leave (src/plan's projectTarget). Only
+ * export writes it, holding the export lock (src/state/lock.ts) from planning
+ * to appendJournal, so a read, extend and atomic replace never interleave.
  */
 import { mkdir } from 'node:fs/promises';
 import { basename, join } from 'node:path';

@@ -1,7 +1,9 @@
 /**
  * The state/receipt format: what a target holds, written by `zferry state`
  * and by `zferry import` (a receipt), read by `zferry export --since` and by
- * export's search for the newest receipt under its destination.
+ * export's search for the newest receipt under its destination. import
+ * writes its receipt holding the target's import lock (src/state/lock.ts),
+ * and every replacement is atomic.
  */
 import { readdir } from 'node:fs/promises';
 import { join, dirname, basename } from 'node:path';
