@@ -54,7 +54,8 @@ export function buildProgram(): Command {
     .option('--sign <secret-key>', 'sign the manifest with this key (from zferry keygen): manifest.json.minisig')
     .option('--encrypt-to <recipient>', 'encrypt every stream with age to this age1… recipient or recipients file (repeatable)', collect, [])
     .addOption(new Option('--bundle-format <n>', 'bundle format version to write; 1 for a remote whose zferry predates 2 (its RESTORE.txt is then covered by no checksum or signature)').choices(['1', '2']).default('2'))
-    .option('--dry-run', 'print the plan and write nothing', false)
+    .option('--no-space-check', 'do not compare the planned size with DEST\'s free space first (a file system that misreports it)')
+    .option('--dry-run', 'print the plan and the free-space check, and write nothing (exit 1 when it would not fit)', false)
     .option('--json', 'print the result as JSON on stdout (no progress bars)', false)
     .addHelpText('after', example(
       '# first round: the target is empty or half-seeded (state.json from `zferry state`)\n' +
@@ -75,11 +76,14 @@ export function buildProgram(): Command {
         exclude: o.exclude, snapshots: o.snapshots, excludeSnapshots: o.excludeSnapshots, rollback: o.rollback,
         journal: o.journal === false ? false : o.journal === true ? undefined : o.journal,
         sign: o.sign, encryptTo: o.encryptTo, bundleFormat: Number(o.bundleFormat) as 1 | 2,
+        spaceCheck: o.spaceCheck !== false,
         progress: await progressFor(o.json),
       });
       if (o.json) emitJson({ ...r, plan: { ...r.plan, conflicts: r.plan.conflicts } });
-      else (await printer()).printExport(r, source, o.dryRun);
+      else (await printer()).printExport(r, source, dest, o.dryRun);
       if (r.plan.conflicts.length > 0) process.exitCode = EXIT.partial;
+      // The same verdict the export itself would reach: a script's dry run learns it will not fit.
+      if (o.dryRun && r.space?.fits === false) process.exitCode = EXIT.failed;
     });
 
   program

@@ -1,5 +1,5 @@
 /** Human-readable output of each command's result (stdout). */
-import { describeStep } from '../plan/index.js';
+import { describeStep, spaceVerdict } from '../plan/index.js';
 import type { ExportResult } from '../commands/export.js';
 import type { ImportResult } from '../commands/import.js';
 import type { Verdict } from '../estimate/verdict.js';
@@ -9,7 +9,7 @@ import { barChart, isUtf8Locale, table } from './chart.js';
 
 const out = (line = '') => process.stdout.write(line + '\n');
 
-export function printExport(r: ExportResult, source: string, dryRun: boolean): void {
+export function printExport(r: ExportResult, source: string, dest: string, dryRun: boolean): void {
   const basis = r.basis.origin === 'empty' ? 'an empty target (initial seed)' : `${r.basis.origin} ${r.basis.file}`;
   out(`plan for ${source}, against ${basis}:`);
   for (const step of r.plan.steps) out(`  ${describeStep(step)}`);
@@ -25,6 +25,7 @@ export function printExport(r: ExportResult, source: string, dryRun: boolean): v
     if (c.sentAs === 'full') out(`  note ${c.dataset || '(root)'}: a clone of ${c.origin}, sent as a full stream (no space shared on the target): ${c.reason}`);
   }
   for (const c of r.plan.conflicts) process.stderr.write(`zferry: conflict: ${c.message}\n`);
+  if (r.space) out(`space: ${spaceVerdict(dest, r.space, formatBytes)}`);
   if (dryRun) {
     out('dry run: nothing written');
     return;
@@ -99,6 +100,7 @@ export function printEstimate(r: EstimateResult, level: number, unicode = isUtf8
   }
   const transfer = r.link.transferSeconds === null ? 'unknown' : formatDuration(r.link.transferSeconds);
   out(`at ${formatRate(r.link.bytesPerSecond)}: ${transfer} to move the next bundle`);
+  if (r.space) out(`space: ${spaceVerdict(r.space.dest, r.space, formatBytes)}`);
   out();
 
   const c = r.churn;

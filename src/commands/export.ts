@@ -10,7 +10,7 @@ import { ZferryError } from '../errors.js';
 import { stopOnFailure } from '../subprocess.js';
 import type { Zfs } from '../zfs/index.js';
 import { stepOf, type Inventory } from '../model.js';
-import { describeStep, projectTarget, sendFlagsOf, type Plan, type Scope, type SendStep } from '../plan/index.js';
+import { describeStep, projectTarget, sendFlagsOf, spaceMissing, spaceVerdict, type Plan, type Scope, type SendStep, type SpaceCheck } from '../plan/index.js';
 import { FORMAT_VERSION, finishBundle, ZFERRY_VERSION, type Basis, type FormatVersion, type Manifest, type StreamEntry } from '../bundle/index.js';
 import { syncStreamsFolder, writeStream } from '../pipeline/index.js';
 import { appendJournal, journalFile, readJournal, stateDir } from '../state/journal.js';
@@ -21,6 +21,10 @@ import { readSecretKey, signManifest } from '../trust/minisign.js';
 import { readRecipients } from '../trust/age.js';
 import { testPause } from '../test-hook.js';
 import { makeFreshFolder } from '../fs/safe.js';
+import { bytesUnder } from '../fs/space.js';
+import { errnoName, fileError, isOutOfSpace } from '../fs/errors.js';
+import { formatBytes } from '../units.js';
+import { exportSpaceCheck, type PlannedSizes } from './space.js';
 
 export interface ExportOptions {
   source: string;
@@ -46,6 +50,8 @@ export interface ExportOptions {
   encryptTo?: string[];
   /** Bundle format to write (default FORMAT_VERSION); 1 for a remote whose zferry predates 2, RESTORE.txt then unchecked. */
   bundleFormat?: FormatVersion;
+  /** false: do not compare the planned size with DEST's free space (a file system that misreports it). */
+  spaceCheck?: boolean;
   progress?: Progress;
 }
 
@@ -58,6 +64,8 @@ export interface ExportResult {
   scope: Scope;
   /** Where the next incremental base is kept: hold or bookmark per dataset, and the older ones released. */
   protection: { kept: string[]; released: string[] };
+  /** The planned size against DEST's free space; null when nothing was sent or the check was turned off. */
+  space: SpaceCheck | null;
   streams: Array<Pick<StreamEntry, 'index' | 'dataset' | 'kind' | 'rawBytes' | 'storedBytes'> & { from: string | null; to: string | null }>;
   rawBytes: number;
   storedBytes: number;
@@ -84,9 +92,13 @@ function sendLabel(step: SendStep): string {
  * for a person at a terminal, and only where zfs has `send -nvP` (one quick
  * call a stream). Unknown sizes stay 0: the bar then shows bytes and rate.
  */
-async function expectedSizes(zfs: Zfs, inventory: Inventory, sends: SendStep[], progress: Progress): Promise<Map<SendStep, number>> {
+async function expectedSizes(zfs: Zfs, inventory: Inventory, sends: SendStep[], progress: Progress, planned: PlannedSizes | null): Promise<Map<SendStep, number>> {
   const sizes = new Map<SendStep, number>();
   if (progress === silentProgress || !zfs.caps.sendDryRun) return sizes;
+  if (planned?.method === 'send-dry-run') {
+    for (const [step, n] of planned.raw) if (n !== null) sizes.set(step, n);
+    return sizes;
+  }
   for (const step of sends) {
     const dry = await zfs.sendDryRun(sendSpecFor(zfs, { inventory }, step)).catch(() => null);
     if (dry?.total !== null && dry?.total !== undefined) sizes.set(step, Number(dry.total));
@@ -111,14 +123,23 @@ export async function runExport(zfs: Zfs, opts: ExportOptions): Promise<ExportRe
     plan,
     scope,
     protection: { kept: [], released: [] },
+    space: null,
     streams: [],
     rawBytes: 0,
     storedBytes: 0,
     seconds: 0,
   };
+  const sends = plan.steps.filter((s): s is SendStep => s.kind !== 'create');
+  // Checked before anything is written: a bundle that cannot fit leaves the disk as it was.
+  const sized = sends.length > 0 && opts.spaceCheck !== false
+    ? await exportSpaceCheck(zfs, inventory, sends, opts.dest, opts.level) : null;
+  result.space = sized?.check ?? null;
   if (opts.dryRun || plan.steps.length === 0) {
     result.seconds = (Date.now() - started) / 1000;
     return result;
+  }
+  if (sized?.check.fits === false) {
+    throw new ZferryError(spaceVerdict(opts.dest, sized.check, formatBytes), { file: opts.dest });
   }
 
   const id = randomUUID();
@@ -130,8 +151,7 @@ export async function runExport(zfs: Zfs, opts: ExportOptions): Promise<ExportRe
   await makeFreshFolder(dir);
   await makeFreshFolder(join(dir, 'streams'));
   const streams: StreamEntry[] = [];
-  const sends = plan.steps.filter((s): s is SendStep => s.kind !== 'create');
-  const expected = await expectedSizes(zfs, inventory, sends, progress);
+  const expected = await expectedSizes(zfs, inventory, sends, progress, sized?.sizes ?? null);
   progress.begin(`export ${opts.source}`, [...expected.values()].reduce((a, b) => a + b, 0), sends.length);
   try {
     for (const step of plan.steps) {
@@ -195,9 +215,16 @@ export async function runExport(zfs: Zfs, opts: ExportOptions): Promise<ExportRe
     }
   } catch (err) {
     progress.end();
+    // Counted before the folder goes: the line says how much more the disk needed.
+    const full = err instanceof ZferryError ? isOutOfSpace(err.context.errno) : isOutOfSpace(errnoName(err));
+    const written = full ? await bytesUnder(dir) : null;
     // Nothing half-written may look like a bundle: the manifest is written last,
     // and the folder goes entirely.
     await rm(dir, { recursive: true, force: true });
+    if (written !== null) {
+      const e = fileError(err, 'writing', dir);
+      throw new ZferryError(`${e.message}: ${spaceMissing(written, result.space, formatBytes)}`, e.context);
+    }
     if (err instanceof ZferryError) throw err;
     throw new ZferryError(`export to ${dir} failed: ${(err as Error).message}`, { file: dir });
   }

@@ -9,3 +9,4 @@ export * from './scope.js';
 export * from './delete.js';
 export * from './latest.js';
 export * from './import.js';
+export * from './space.js';
