@@ -25,7 +25,7 @@ export function printExport(r: ExportResult, source: string, dest: string, dryRu
     if (c.sentAs === 'full') out(`  note ${c.dataset || '(root)'}: a clone of ${c.origin}, sent as a full stream (no space shared on the target): ${c.reason}`);
   }
   for (const c of r.plan.conflicts) process.stderr.write(`zferry: conflict: ${c.message}\n`);
-  if (r.space) out(`space: ${spaceVerdict(dest, r.space, formatBytes)}`);
+  if (r.space && r.space.freeBytes !== null) out(`space: ${spaceVerdict(dest, r.space, formatBytes)}`);
   if (dryRun) {
     out('dry run: nothing written');
     return;

@@ -64,7 +64,7 @@ export interface ExportResult {
   scope: Scope;
   /** Where the next incremental base is kept: hold or bookmark per dataset, and the older ones released. */
   protection: { kept: string[]; released: string[] };
-  /** The planned size against DEST's free space; null when nothing was sent or the check was turned off. */
+  /** The planned size against DEST's free space (freeBytes null with --no-space-check); null when nothing is sent. */
   space: SpaceCheck | null;
   streams: Array<Pick<StreamEntry, 'index' | 'dataset' | 'kind' | 'rawBytes' | 'storedBytes'> & { from: string | null; to: string | null }>;
   rawBytes: number;
@@ -131,8 +131,8 @@ export async function runExport(zfs: Zfs, opts: ExportOptions): Promise<ExportRe
   };
   const sends = plan.steps.filter((s): s is SendStep => s.kind !== 'create');
   // Checked before anything is written: a bundle that cannot fit leaves the disk as it was.
-  const sized = sends.length > 0 && opts.spaceCheck !== false
-    ? await exportSpaceCheck(zfs, inventory, sends, opts.dest, opts.level) : null;
+  // With the check off the size is still planned (no sample): an out-of-space line can then say what was missing.
+  const sized = sends.length > 0 ? await exportSpaceCheck(zfs, inventory, sends, opts.spaceCheck === false ? null : opts.dest, opts.level) : null;
   result.space = sized?.check ?? null;
   if (opts.dryRun || plan.steps.length === 0) {
     result.seconds = (Date.now() - started) / 1000;

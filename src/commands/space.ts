@@ -58,11 +58,12 @@ async function sampledRatio(zfs: Zfs, inventory: Inventory, sizes: PlannedSizes,
  * only a bundle that would not fit that way costs a sample.
  */
 export async function exportSpaceCheck(
-  zfs: Zfs, inventory: Inventory, sends: SendStep[], dest: string, level: number,
+  /** null: size the plan only, against no free space (the check is off). */
+  zfs: Zfs, inventory: Inventory, sends: SendStep[], dest: string | null, level: number,
 ): Promise<{ check: SpaceCheck; sizes: PlannedSizes }> {
   const sizes = await plannedRawSizes(zfs, inventory, sends);
   const rawBytes = totalOrNull(sizes.raw.values());
-  const freeBytes = await freeSpace(dest);
+  const freeBytes = dest === null ? null : await freeSpace(dest);
   const facts = { method: rawBytes === null ? null : sizes.method, rawBytes, freeBytes };
   // Sampling runs sends (bounded): only a bundle that would not fit uncompressed pays for it.
   const plain = checkSpaceAtRatio(facts, () => null);

@@ -119,7 +119,7 @@ export function spaceVerdict(dest: string, check: SpaceCheck, fmt: (n: number) =
 /** What a write that ran out of space adds to its line: how much more the bundle needed. */
 export function spaceMissing(writtenBytes: number, check: SpaceCheck | null, fmt: (n: number) => string): string {
   if (!check || check.plannedBytes === null) return `${fmt(writtenBytes)} of the bundle had been written; its full size is unknown`;
-  const missing = check.plannedBytes + (check.marginBytes ?? 0) - writtenBytes;
+  const missing = check.plannedBytes - writtenBytes;
   return missing > 0
     ? `${fmt(writtenBytes)} of about ${fmt(check.plannedBytes)} written: about ${fmt(missing)} more space is needed`
     : `${fmt(writtenBytes)} written, more than the ${fmt(check.plannedBytes)} planned (${check.method} underestimated this bundle): more space is needed`;
