@@ -9,6 +9,7 @@ import { parseInterval, parseRate } from '../units.js';
 import { ZFERRY_VERSION } from '../version.js';
 import { relayCommand } from './relay.js';
 import { collect, emitJson, example, levelOption, sizeOption, unitOption } from './options.js';
+import { parseGrid } from '../plan/retention.js';
 
 // Commands load their modules when they run: `zferry --help` and every
 // command start in a fraction of the time it takes to load them all (it
@@ -146,6 +147,7 @@ export function buildProgram(): Command {
     .option('--trust <public-key>', 'accept only bundles whose manifest is signed by this minisign public key (KEY.pub from zferry keygen)')
     .option('--identity <file>', 'age identity file (AGE-SECRET-KEY-1…) for bundles exported with --encrypt-to')
     .option('--max-delete <limit>', 'with --delete: refuse to destroy more than N datasets (default 2), or more than P% of the snapshots of datasets that receive nothing new (default 50%); "all" lifts both; repeatable', collect, [] as string[])
+    .option('--keep <grid>', 'thin the target\'s snapshots by a time grid, e.g. "1h x 24 | 1d x 30 | 30d x 12" (docs/retention.md); never the newest common snapshot, a base a bundle here still needs, or anything out of scope; with --delete, snapshots follow the grid and datasets --delete', unitOption((v: string) => parseGrid(v), 'grid'))
     .option('--verify-first', 'read and check every byte before the first receive (two read passes); by default each volume is checked as it streams into zfs recv, and a stream\'s end reaches zfs only once all its bytes matched', false)
     .option('--json', 'print the result as JSON on stdout (no progress bars)', false)
     .addHelpText('after', example(
@@ -156,6 +158,8 @@ export function buildProgram(): Command {
       'zferry import /mnt/disk backup --delete --max-delete 3\n' +
       '# the target was written to or snapshotted on its own: discard that\n' +
       'zferry import /mnt/disk backup --rollback\n' +
+      '# keep a longer, thinned history than the source: hourly for a day, daily for a month, monthly for a year\n' +
+      'zferry import /mnt/disk backup --keep \'1h x 24 | 1d x 30 | 30d x 12\' --dry-run\n' +
       '# only bundles signed by the source\'s key; decrypt with an age identity\n' +
       'zferry import /mnt/disk backup --trust /etc/zferry/source.pub --identity /root/age-key.txt',
     ))
@@ -165,7 +169,7 @@ export function buildProgram(): Command {
       const { parseMaxDelete } = await import('../plan/import.js');
       const r = await runImport(zfs, {
         path, target, dryRun: o.dryRun, force: o.force, delete: o.delete, rollback: o.rollback,
-        trust: o.trust, identity: o.identity, verifyFirst: o.verifyFirst, maxDelete: parseMaxDelete(o.maxDelete), progress: await progressFor(o.json),
+        trust: o.trust, identity: o.identity, verifyFirst: o.verifyFirst, maxDelete: parseMaxDelete(o.maxDelete), keep: o.keep, progress: await progressFor(o.json),
       });
       if (o.json) emitJson(r);
       else (await printer()).printImport(r, o.dryRun);

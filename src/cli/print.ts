@@ -59,6 +59,12 @@ export function printImport(r: ImportResult, dryRun: boolean): void {
         `${g.exceeded ? ': --delete would be REFUSED; raise --max-delete to allow it' : ''}`);
     }
   }
+  const k = r.retention;
+  if (k && (k.destroy.length > 0 || k.protected.length > 0)) {
+    out(`retention by the grid ${k.grid} (${k.action === 'destroyed' ? 'destroyed' : 'would destroy'} ${k.destroy.length}):`);
+    for (const x of k.destroy) out(`  ${x.full}: ${x.reason}`);
+    for (const x of k.protected) out(`  kept ${x.full}: ${x.reason}`);
+  }
   if (dryRun) out(`dry run: nothing received or destroyed (${formatBytes(r.storedBytes)} would be read)`);
   else out(`${r.target} updated in ${r.seconds.toFixed(1)} s; receipt: ${r.receipt}`);
 }

@@ -13,7 +13,7 @@ import { stopOnFailure } from '../subprocess.js';
 import { checkDatasetName, type Zfs } from '../zfs/index.js';
 import {
   lineageOrder, planImport, receivesClones, SOURCE_PROPERTY, SOURCE_TXG_PROPERTY,
-  type BundleIn, type DeleteGuard, type DeletePlan, type ImportPlan, type MaxDelete, type ReceiveOptions, type TargetFacts,
+  type BundleIn, type DeleteGuard, type DeletePlan, type Grid, type ImportPlan, type MaxDelete, type ReceiveOptions, type RetentionEntry, type TargetFacts,
 } from '../plan/index.js';
 import { checkBundleAtRest, findBundles, readManifest, verifyBundle, type Manifest, type StreamEntry } from '../bundle/index.js';
 import { readStream } from '../pipeline/index.js';
@@ -44,6 +44,8 @@ export interface ImportOptions {
   maxDelete?: MaxDelete;
   /** Check every byte of every bundle before the first receive (two read passes) instead of as each stream is received. */
   verifyFirst?: boolean;
+  /** --keep GRID: thin the target's snapshots by this grid after the streams are in. */
+  keep?: Grid;
   progress?: Progress;
 }
 
@@ -66,6 +68,8 @@ export interface ImportResult {
     /** The deletion guard's figures (--max-delete); null when nothing is extra. */
     guard: DeleteGuard | null;
   };
+  /** --keep: what the grid thins out (destroyed, or would be on a dry run) and what it would but may not; null without --keep. */
+  retention: { grid: string; action: 'destroyed' | 'would-destroy'; destroy: RetentionEntry[]; protected: RetentionEntry[] } | null;
   receipt: string | null;
   storedBytes: number;
   seconds: number;
@@ -250,6 +254,7 @@ export async function runImport(zfs: Zfs, opts: ImportOptions): Promise<ImportRe
   const planned = planImport(facts, bundles, {
     force: opts.force, delete: opts.delete ?? false, rollback: opts.rollback ?? false, dryRun: opts.dryRun, recvNamesOrigin: zfs.caps.recvPropertyOverride,
     ...(opts.maxDelete ? { maxDelete: opts.maxDelete } : {}),
+    ...(opts.keep ? { keep: opts.keep } : {}),
   });
   if ('refusal' in planned) {
     const { message, ...context } = planned.refusal;
@@ -260,10 +265,12 @@ export async function runImport(zfs: Zfs, opts: ImportOptions): Promise<ImportRe
   const result: ImportResult = {
     target: opts.target, bundles: outcomes, deferred: plan.deferred,
     extras: { ...extrasOf(plan.extras, opts.delete ? (opts.dryRun ? 'would-destroy' : 'destroyed') : 'reported'), guard: plan.guard },
+    retention: plan.retention ? { ...plan.retention, action: opts.dryRun ? 'would-destroy' : 'destroyed' } : null,
     receipt: null, storedBytes: 0, seconds: 0,
   };
   if (plan.bundles.length === 0) {
     result.extras = { ...extrasOf(null, 'reported'), guard: null };
+    result.retention = null;
     result.seconds = elapsed();
     return result;
   }
@@ -297,6 +304,8 @@ export async function runImport(zfs: Zfs, opts: ImportOptions): Promise<ImportRe
     for (const x of extras.snapshots) await zfs.destroy(x.full);
     for (const x of extras.datasets) await zfs.destroy(x.full);
   }
+  // By full name, one by one, after the streams that might have needed them as bases.
+  for (const x of plan.retention?.destroy ?? []) await zfs.destroy(x.full);
   if (plan.view.index !== null && (facts.sourceTxg === null || plan.view.asOf > facts.sourceTxg)) {
     await zfs.setProperty(opts.target, SOURCE_TXG_PROPERTY, String(plan.view.asOf));
   }

@@ -15,6 +15,7 @@ import { projectTarget } from './project.js';
 import { FULL_SCOPE } from './scope.js';
 import { checkEncryptionMatch } from './send-flags.js';
 import type { Step } from './sync.js';
+import { planRetention, type Grid, type RetentionPlan } from './retention.js';
 
 /** User property on the target root naming the source it mirrors (`poolGuid:root`). */
 export const SOURCE_PROPERTY = 'zferry:source';
@@ -55,6 +56,8 @@ export interface ImportFlags {
   recvNamesOrigin: boolean;
   /** The deletion guard's limits (--max-delete); absent = the defaults. */
   maxDelete?: MaxDelete;
+  /** --keep GRID: snapshots are thinned by the grid (and no longer follow --delete). */
+  keep?: Grid;
 }
 
 /**
@@ -116,6 +119,8 @@ export interface ImportPlan {
   guard: DeleteGuard | null;
   /** Whether the import marks the target with its source (first import). */
   markSource: string | null;
+  /** --keep: the snapshots the grid thins out after the streams (not counted by --max-delete); null without --keep. */
+  retention: RetentionPlan | null;
 }
 
 export function sourceTag(s: { poolGuid: string; root: string }): string {
@@ -180,7 +185,9 @@ export function planImport(facts: TargetFacts, bundles: readonly BundleIn[], fla
     return { refusal: { message: `--delete: no bundle here can speak for the source's current state: ${view.reason}; nothing was received`, dataset: facts.target } };
   }
   const newest = view.index === null ? null : modified[view.index].manifest;
-  const extras = newest && projected ? planDelete(newest.inventory, projected, newest.scope ?? FULL_SCOPE) : null;
+  const mirrored = newest && projected ? planDelete(newest.inventory, projected, newest.scope ?? FULL_SCOPE) : null;
+  // With a grid, snapshots follow the grid; --delete still takes the datasets the source lost.
+  const extras = mirrored && flags.keep ? datasetsOnly(mirrored) : mirrored;
   const guard = extras && projected ? deleteGuard(extras, projected, modified, flags.maxDelete ?? DEFAULT_MAX_DELETE) : null;
   if (guard?.exceeded && flags.delete && !flags.dryRun) return { refusal: { message: guardRefusal(guard), dataset: facts.target } };
   const first = modified[0]?.manifest;
@@ -192,7 +199,30 @@ export function planImport(facts: TargetFacts, bundles: readonly BundleIn[], fla
     extras,
     guard,
     markSource: first && facts.sourceMark === null ? sourceTag(first.source) : null,
+    retention: flags.keep && projected ? retentionOf(projected, newest ?? modified[modified.length - 1]?.manifest ?? null, bundles, deferred, extras, flags.keep) : null,
   };
+}
+
+/** A delete plan with only the datasets the source lost (and their snapshots). */
+function datasetsOnly(p: DeletePlan): DeletePlan {
+  const doomed = new Set(p.datasets.map((d) => d.dataset));
+  return { ...p, snapshots: p.snapshots.filter((x) => doomed.has(x.dataset)) };
+}
+
+/** The grid over the projected target; bases the deferred bundles wait for are kept. */
+function retentionOf(projected: Inventory, speaker: Manifest | null, bundles: readonly BundleIn[], deferred: readonly Deferred[], extras: DeletePlan | null, grid: Grid): RetentionPlan {
+  const waiting = new Set(deferred.map((d) => d.bundleId));
+  const needed = bundles
+    .filter((b) => waiting.has(b.manifest.bundleId))
+    .flatMap((b) => b.manifest.streams.flatMap((s) => (s.from ? [{ dataset: s.from.dataset ?? s.dataset, guid: s.from.guid, bundle: b.dir }] : [])));
+  return planRetention({
+    target: projected,
+    source: speaker?.inventory ?? null,
+    // Without a bundle's scope nothing says what is the source's: everything counts as in scope.
+    scope: speaker?.scope ?? FULL_SCOPE,
+    needed,
+    alreadyDestroyed: new Set(extras?.snapshots.map((x) => x.full) ?? []),
+  }, grid);
 }
 
 /** All bundles must come from one source; the target must mirror that source. */

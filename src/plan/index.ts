@@ -10,3 +10,4 @@ export * from './delete.js';
 export * from './latest.js';
 export * from './import.js';
 export * from './space.js';
+export * from './retention.js';
