@@ -55,6 +55,11 @@ export function buildProgram(): Command {
     .option('--sign <secret-key>', 'sign the manifest with this key (from zferry keygen): manifest.json.minisig')
     .option('--encrypt-to <recipient>', 'encrypt every stream with age to this age1… recipient or recipients file (repeatable)', collect, [])
     .addOption(new Option('--bundle-format <n>', 'bundle format version to write; 1 for a remote whose zferry predates 2 (its RESTORE.txt is then covered by no checksum or signature)').choices(['1', '2']).default('2'))
+    .addOption(new Option('--parity <percent>', 'write par2 recovery data of this size (1-100% of the volumes) in parity/, so verify --repair and import can rebuild damaged or missing volumes').argParser((v: string) => {
+      const n = Number(v.replace(/%$/, ''));
+      if (!Number.isInteger(n) || n < 1 || n > 100) throw new InvalidArgumentError('parity must be a whole percentage from 1 to 100');
+      return n;
+    }))
     .option('--no-space-check', 'do not compare the planned size with DEST\'s free space first (a file system that misreports it)')
     .option('--dry-run', 'print the plan and the free-space check, and write nothing (exit 1 when it would not fit)', false)
     .option('--json', 'print the result as JSON on stdout (no progress bars)', false)
@@ -77,7 +82,7 @@ export function buildProgram(): Command {
         exclude: o.exclude, snapshots: o.snapshots, excludeSnapshots: o.excludeSnapshots, rollback: o.rollback,
         journal: o.journal === false ? false : o.journal === true ? undefined : o.journal,
         sign: o.sign, encryptTo: o.encryptTo, bundleFormat: Number(o.bundleFormat) as 1 | 2,
-        spaceCheck: o.spaceCheck !== false,
+        spaceCheck: o.spaceCheck !== false, parity: o.parity,
         progress: await progressFor(o.json),
       });
       if (o.json) emitJson({ ...r, plan: { ...r.plan, conflicts: r.plan.conflicts } });
@@ -197,14 +202,17 @@ export function buildProgram(): Command {
     .description('Check bundle(s) at rest without ZFS: schema, SHA256SUMS, every volume\'s size and sha256.')
     .argument('<path>', 'a bundle folder, or a folder holding bundles')
     .option('--trust <public-key>', 'also require a valid signature by this minisign public key')
+    .option('--repair', 'rebuild damaged or missing volumes from the bundle\'s parity/ files (export --parity), then check every sha256 again', false)
     .option('--json', 'print the result as JSON on stdout', false)
-    .addHelpText('after', example('zferry verify /mnt/disk/zferry-tank-20261126T073000Z-1a2b3c4d --trust source.pub'))
+    .addHelpText('after', example('zferry verify /mnt/disk/zferry-tank-20261126T073000Z-1a2b3c4d --trust source.pub\n' +
+      '# a volume was damaged in the post: rebuild it from parity/\n' +
+      'zferry verify /mnt/disk --repair'))
     .action(async (path: string, o) => {
       const { runVerify } = await import('../commands/verify.js');
-      const reports = await runVerify(path, await progressFor(o.json), { trust: o.trust });
+      const reports = await runVerify(path, await progressFor(o.json), { trust: o.trust, repair: o.repair });
       const summary = reports.map((r) => ({
         bundle: r.bundle, bundleId: r.manifest.bundleId, formatVersion: r.manifest.formatVersion, streams: r.streams, volumes: r.volumes, storedBytes: r.storedBytes,
-        restoreCovered: r.restoreCovered,
+        restoreCovered: r.restoreCovered, parity: r.manifest.parity ? r.manifest.parity.percent : null, repaired: r.repaired,
       }));
       if (o.json) emitJson({ ok: true, bundles: summary });
       else (await printer()).printVerify(summary);

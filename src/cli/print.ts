@@ -37,6 +37,7 @@ export function printExport(r: ExportResult, source: string, dest: string, dryRu
 }
 
 export function printImport(r: ImportResult, dryRun: boolean): void {
+  for (const x of r.repaired) for (const v of x.volumes) out(`repaired ${x.bundle}/${v} from parity/`);
   for (const b of r.bundles) {
     out(`${b.bundle}: ${b.status}`);
     if (b.status === 'already-applied') continue;
@@ -69,9 +70,10 @@ export function printImport(r: ImportResult, dryRun: boolean): void {
   else out(`${r.target} updated in ${r.seconds.toFixed(1)} s; receipt: ${r.receipt}`);
 }
 
-export function printVerify(bundles: Array<{ bundle: string; streams: number; volumes: number; storedBytes: number; formatVersion: number; restoreCovered: boolean }>): void {
+export function printVerify(bundles: Array<{ bundle: string; streams: number; volumes: number; storedBytes: number; formatVersion: number; restoreCovered: boolean; parity?: number | null; repaired?: string[] }>): void {
   for (const b of bundles) {
-    out(`ok ${b.bundle}: ${b.streams} stream(s), ${b.volumes} volume(s), ${formatBytes(b.storedBytes)}`);
+    for (const f of b.repaired ?? []) out(`repaired ${b.bundle}/${f} from parity/`);
+    out(`ok ${b.bundle}: ${b.streams} stream(s), ${b.volumes} volume(s), ${formatBytes(b.storedBytes)}${b.parity ? `, ${b.parity}% parity` : ''}`);
     if (!b.restoreCovered) out(`  note: bundle format ${b.formatVersion}: RESTORE.txt is not covered by its checksums or signature; read it before running it`);
   }
 }

@@ -20,7 +20,8 @@ import { silentProgress, type Progress } from '../progress.js';
 import { readSecretKey, signManifest } from '../trust/minisign.js';
 import { readRecipients } from '../trust/age.js';
 import { testPause } from '../test-hook.js';
-import { makeFreshFolder } from '../fs/safe.js';
+import { fsyncDir, makeFreshFolder } from '../fs/safe.js';
+import { createParity, PARITY_DIR, type ParityEntry } from '../parity/par2.js';
 import { bytesUnder } from '../fs/space.js';
 import { errnoName, fileError, isOutOfSpace } from '../fs/errors.js';
 import { formatBytes } from '../units.js';
@@ -50,6 +51,8 @@ export interface ExportOptions {
   encryptTo?: string[];
   /** Bundle format to write (default FORMAT_VERSION); 1 for a remote whose zferry predates 2, RESTORE.txt then unchecked. */
   bundleFormat?: FormatVersion;
+  /** Percent of par2 recovery data to write in parity/ (export --parity); absent: none. */
+  parity?: number;
   /** false: do not compare the planned size with DEST's free space (a file system that misreports it). */
   spaceCheck?: boolean;
   progress?: Progress;
@@ -110,6 +113,7 @@ export async function runExport(zfs: Zfs, opts: ExportOptions): Promise<ExportRe
   const progress = opts.progress ?? silentProgress;
   const started = Date.now();
   // Keys are read before zfs is asked anything: a bad key file fails in a second, not after the sends.
+  if (opts.parity && opts.bundleFormat === 1) throw new ZferryError('--parity needs bundle format 2 (format 1 has no place for parity files)', { field: 'bundleFormat' }, 2);
   const secretKey = opts.sign ? await readSecretKey(opts.sign) : null;
   const recipients = opts.encryptTo && opts.encryptTo.length > 0 ? await readRecipients(opts.encryptTo) : null;
   const { inventory, identity, basis, proved, scope, plan } = await planRound(zfs, {
@@ -132,7 +136,7 @@ export async function runExport(zfs: Zfs, opts: ExportOptions): Promise<ExportRe
   const sends = plan.steps.filter((s): s is SendStep => s.kind !== 'create');
   // Checked before anything is written: a bundle that cannot fit leaves the disk as it was.
   // With the check off the size is still planned (no sample): an out-of-space line can then say what was missing.
-  const sized = sends.length > 0 ? await exportSpaceCheck(zfs, inventory, sends, opts.spaceCheck === false ? null : opts.dest, opts.level) : null;
+  const sized = sends.length > 0 ? await exportSpaceCheck(zfs, inventory, sends, opts.spaceCheck === false ? null : opts.dest, opts.level, opts.parity ?? 0) : null;
   result.space = sized?.check ?? null;
   if (opts.dryRun || plan.steps.length === 0) {
     result.seconds = (Date.now() - started) / 1000;
@@ -190,6 +194,13 @@ export async function runExport(zfs: Zfs, opts: ExportOptions): Promise<ExportRe
     }
     // The volumes' names are durable before the manifest says the bundle is complete.
     await syncStreamsFolder(dir);
+    const volumes = streams.flatMap((s) => s.volumes.map((v) => v.file));
+    let parity: ParityEntry | undefined;
+    if (opts.parity && volumes.length > 0) {
+      await makeFreshFolder(join(dir, PARITY_DIR));
+      parity = await createParity(dir, volumes, opts.parity);
+      await fsyncDir(join(dir, PARITY_DIR));
+    }
     const manifest: Manifest = {
       format: 'zferry-bundle',
       formatVersion: opts.bundleFormat ?? FORMAT_VERSION,
@@ -202,6 +213,7 @@ export async function runExport(zfs: Zfs, opts: ExportOptions): Promise<ExportRe
       scope,
       compression: { algorithm: 'zstd', level: opts.level },
       ...(recipients ? { encryption: { algorithm: 'age' as const, recipients } } : {}),
+      ...(parity ? { parity } : {}),
       streams,
     };
     await finishBundle(dir, manifest, secretKey ? { sign: (bytes) => signManifest(bytes, secretKey, manifest) } : {});

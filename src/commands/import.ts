@@ -15,7 +15,7 @@ import {
   lineageOrder, planImport, receivesClones, SOURCE_PROPERTY, SOURCE_TXG_PROPERTY,
   type BundleIn, type DeleteGuard, type DeletePlan, type Grid, type ImportPlan, type MaxDelete, type ReceiveOptions, type RetentionEntry, type TargetFacts,
 } from '../plan/index.js';
-import { checkBundleAtRest, findBundles, readManifest, verifyBundle, type Manifest, type StreamEntry } from '../bundle/index.js';
+import { checkBundleAtRest, findBundles, readManifest, verifyOrRepair, type Manifest, type StreamEntry } from '../bundle/index.js';
 import { readStream } from '../pipeline/index.js';
 import { makeState, receiptFileName, writeStateAtomic } from '../state/receipt.js';
 import { silentProgress, type Progress } from '../progress.js';
@@ -70,6 +70,8 @@ export interface ImportResult {
   };
   /** --keep: what the grid thins out (destroyed, or would be on a dry run) and what it would but may not; null without --keep. */
   retention: { grid: string; action: 'destroyed' | 'would-destroy'; destroy: RetentionEntry[]; protected: RetentionEntry[] } | null;
+  /** Volumes rebuilt from a bundle's parity/ before anything of it was received. */
+  repaired: Array<{ bundle: string; volumes: string[] }>;
   receipt: string | null;
   storedBytes: number;
   seconds: number;
@@ -266,7 +268,7 @@ export async function runImport(zfs: Zfs, opts: ImportOptions): Promise<ImportRe
     target: opts.target, bundles: outcomes, deferred: plan.deferred,
     extras: { ...extrasOf(plan.extras, opts.delete ? (opts.dryRun ? 'would-destroy' : 'destroyed') : 'reported'), guard: plan.guard },
     retention: plan.retention ? { ...plan.retention, action: opts.dryRun ? 'would-destroy' : 'destroyed' } : null,
-    receipt: null, storedBytes: 0, seconds: 0,
+    repaired: [], receipt: null, storedBytes: 0, seconds: 0,
   };
   if (plan.bundles.length === 0) {
     result.extras = { ...extrasOf(null, 'reported'), guard: null };
@@ -283,19 +285,21 @@ export async function runImport(zfs: Zfs, opts: ImportOptions): Promise<ImportRe
 
   // Act.
   const verified = new Set<string>();
-  if (opts.verifyFirst) {
-    progress.begin('verify', result.storedBytes, todo.length);
-    for (const { dir, manifest } of todo) {
+  // A bundle with parity is read whole first: a damaged volume is rebuilt before zfs recv sees a byte of its stream.
+  const first = todo.filter((b) => opts.verifyFirst || b.manifest.parity !== undefined);
+  if (first.length > 0) {
+    progress.begin('verify', first.reduce((n, p) => n + p.manifest.streams.reduce((k, s) => k + s.storedBytes, 0), 0), first.length);
+    for (const { dir, manifest } of first) {
       progress.stream(`verify ${dir.split('/').pop()}`, 0);
-      await verifyBundle(dir, { onBytes: (n) => progress.advance(n), manifest });
+      const r = await verifyOrRepair(dir, { onBytes: (n) => progress.advance(n), manifest });
+      if (r.repaired.length > 0) result.repaired.push({ bundle: dir, volumes: r.repaired });
       verified.add(dir);
       progress.endStream();
     }
     progress.end();
-  } else {
-    // Everything but the volume bytes, which are checked as they stream into zfs recv.
-    for (const { dir, manifest } of todo) await checkBundleAtRest(dir, manifest);
   }
+  // Everything but the volume bytes, which are checked as they stream into zfs recv.
+  for (const { dir, manifest } of todo) if (!verified.has(dir)) await checkBundleAtRest(dir, manifest);
   await applyPlan(zfs, plan, { opts, age, progress, verified, total: result.storedBytes, todo: todo.length, partial: facts.partial });
 
   const extras = plan.extras;

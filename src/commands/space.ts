@@ -60,9 +60,12 @@ async function sampledRatio(zfs: Zfs, inventory: Inventory, sizes: PlannedSizes,
 export async function exportSpaceCheck(
   /** null: size the plan only, against no free space (the check is off). */
   zfs: Zfs, inventory: Inventory, sends: SendStep[], dest: string | null, level: number,
+  /** export --parity: recovery data adds this percentage of the volumes. */
+  parityPercent = 0,
 ): Promise<{ check: SpaceCheck; sizes: PlannedSizes }> {
   const sizes = await plannedRawSizes(zfs, inventory, sends);
-  const rawBytes = totalOrNull(sizes.raw.values());
+  const streamBytes = totalOrNull(sizes.raw.values());
+  const rawBytes = streamBytes === null ? null : Math.ceil(streamBytes * (1 + parityPercent / 100));
   const freeBytes = dest === null ? null : await freeSpace(dest);
   const facts = { method: rawBytes === null ? null : sizes.method, rawBytes, freeBytes };
   // Sampling runs sends (bounded): only a bundle that would not fit uncompressed pays for it.
