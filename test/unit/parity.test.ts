@@ -117,3 +117,16 @@ test('beyond the budget the refusal is verify\'s own, plus what parity lacked', 
   await assert.rejects(verifyOrRepair(copy, { manifest: m }), (e: Error) =>
     e.message.startsWith(`missing volume ${copy}/streams/${vols[0]}; parity/ could not repair it (`) && /more recovery blocks/.test(e.message) && !e.message.includes('\n'));
 });
+
+test('a bundle with parity travels the relay whole: parity files arrive checked and the spool copy verifies', async () => {
+  const { describeBundles, packBundles } = await import('../../src/relay/pack.js');
+  const { unpackInto } = await import('../../src/relay/unpack.js');
+  const { buffer } = await import('node:stream/consumers');
+  const tarBytes = await buffer(packBundles(await describeBundles([bundle])));
+  const spool = join(work, 'spool');
+  const r = await unpackInto(spool, Readable.from([tarBytes]), { source: '1234567890123456789:tank' });
+  assert.equal(r.bundles.length, 1);
+  const m = JSON.parse(await readFile(join(bundle, 'manifest.json'), 'utf8')) as Manifest;
+  assert.deepEqual((await readdir(join(r.bundles[0]!, 'parity'))).sort(), m.parity!.files.map((f) => f.file.slice('parity/'.length)).sort());
+  await verifyBundle(r.bundles[0]!);
+});
