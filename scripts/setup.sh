@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(zfs-fuse mbuffer zstd minisign age strace tmux build-essential python3)
+packages=(zfs-fuse mbuffer zstd minisign age strace par2 tmux build-essential python3)
 if [ "${1:-}" = "--lab" ]; then
   packages+=(qemu-system-x86 debootstrap cpio e2fsprogs)
 fi

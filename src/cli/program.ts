@@ -7,6 +7,7 @@ import { Command, Option, InvalidArgumentError } from 'commander';
 import { parseInterval, parseRate } from '../units.js';
 import { ZFERRY_VERSION } from '../version.js';
 import { relayCommand } from './relay.js';
+import { parseGrid } from '../plan/retention.js';
 import { stopIfOutputClosed } from './pipes.js';
 import { collect, emitJson, example, levelOption, notices, sizeOption, unitOption, WAIT_HELP, waitOption, waitSeconds } from './options.js';
 
@@ -55,7 +56,13 @@ export function buildProgram(): Command {
     .option('--encrypt-to <recipient>', 'encrypt every stream with age to this age1… recipient or recipients file (repeatable)', collect, [])
     .addOption(new Option('--bundle-format <n>', 'bundle format version to write; 1 for a remote whose zferry predates 2 (its RESTORE.txt is then covered by no checksum or signature)').choices(['1', '2']).default('2'))
     .addOption(new Option('--wait [seconds]', `one export of SOURCE at a time (lock in the journal's folder): ${WAIT_HELP}`).argParser(waitOption))
-    .option('--dry-run', 'print the plan and write nothing', false)
+    .addOption(new Option('--parity <percent>', 'write par2 recovery data of this size (1-100% of the volumes) in parity/, so verify --repair and import can rebuild damaged or missing volumes').argParser((v: string) => {
+      const n = Number(v.replace(/%$/, ''));
+      if (!Number.isInteger(n) || n < 1 || n > 100) throw new InvalidArgumentError('parity must be a whole percentage from 1 to 100');
+      return n;
+    }))
+    .option('--no-space-check', 'do not compare the planned size with DEST\'s free space first (a file system that misreports it)')
+    .option('--dry-run', 'print the plan and the free-space check, and write nothing (exit 1 when it would not fit)', false)
     .option('--json', 'print the result as JSON on stdout (no progress bars)', false)
     .addHelpText('after', example(
       '# first round: the target is empty or half-seeded (state.json from `zferry state`)\n' +
@@ -81,17 +88,20 @@ export function buildProgram(): Command {
         exclude: o.exclude, snapshots: o.snapshots, excludeSnapshots: o.excludeSnapshots, rollback: o.rollback,
         journal: o.journal === false ? false : o.journal === true ? undefined : o.journal,
         sign: o.sign, encryptTo: o.encryptTo, bundleFormat: Number(o.bundleFormat) as 1 | 2,
+        spaceCheck: o.spaceCheck !== false, parity: o.parity,
         progress: await progressFor(o.json),
         // The plan first, on stdout; the bars that follow are on stderr (README, "Output").
         onPlan: async (planned) => {
           if (o.json) return;
-          words.printExportPlan(planned, source);
+          words.printExportPlan(planned, source, dest);
           await stopIfOutputClosed();
         },
       });
       if (o.json) emitJson({ ...r, plan: { ...r.plan, conflicts: r.plan.conflicts }, warnings: said.warnings });
       else words.printExportResult(r, o.dryRun);
       if (r.plan.conflicts.length > 0) process.exitCode = EXIT.partial;
+      // The same verdict the export itself would reach: a script's dry run learns it will not fit.
+      if (o.dryRun && r.space?.fits === false) process.exitCode = EXIT.failed;
     });
 
   program
@@ -155,6 +165,7 @@ export function buildProgram(): Command {
     .option('--identity <file>', 'age identity file (AGE-SECRET-KEY-1…) for bundles exported with --encrypt-to')
     .option('--max-delete <limit>', 'with --delete: refuse to destroy more than N datasets (default 2), or more than P% of the snapshots of datasets that receive nothing new (default 50%); "all" lifts both; repeatable', collect, [] as string[])
     .addOption(new Option('--delete-after <age>', 'with --delete: destroy a dataset missing on the source only once it has been missing this long (7d, 12h), counted from the first applied bundle that lacked it').argParser(unitOption(parseInterval, '--delete-after age')))
+    .option('--keep <grid>', 'thin the target\'s snapshots by a time grid, e.g. "1h x 24 | 1d x 30 | 30d x 12" (docs/retention.md); never the newest common snapshot, a base a bundle here still needs, or anything out of scope; with --delete, snapshots follow the grid and datasets --delete', unitOption((v: string) => parseGrid(v), 'grid'))
     .option('--create-parents', 'create TARGET\'s missing parent datasets (zfs create -p) instead of refusing; never a pool', false)
     .option('--verify-first', 'read and check every byte before the first receive (two read passes); by default each volume is checked as it streams into zfs recv, and a stream\'s end reaches zfs only once all its bytes matched', false)
     .addOption(new Option('--wait [seconds]', `one import into TARGET at a time (lock in $ZFERRY_STATE_DIR, default /var/lib/zferry): ${WAIT_HELP}`).argParser(waitOption))
@@ -167,6 +178,8 @@ export function buildProgram(): Command {
       'zferry import /mnt/disk backup --delete --max-delete 3\n' +
       '# give a dataset gone from the source a week before its copy goes too\n' +
       'zferry import /mnt/disk backup --delete --delete-after 7d\n' +
+      '# keep a longer, thinned history than the source: hourly for a day, daily for a month, monthly for a year\n' +
+      'zferry import /mnt/disk backup --keep \'1h x 24 | 1d x 30 | 30d x 12\' --dry-run\n' +
       '# the target was written to or snapshotted on its own: discard that\n' +
       'zferry import /mnt/disk backup --rollback\n' +
       '# only bundles signed by the source\'s key; decrypt with an age identity\n' +
@@ -184,7 +197,7 @@ export function buildProgram(): Command {
       const r = await runImport(zfs, {
         wait: waitSeconds(o.wait), notice: said.notice,
         path, target, dryRun: o.dryRun, force: o.force, delete: o.delete, rollback: o.rollback,
-        trust: o.trust, identity: o.identity, verifyFirst: o.verifyFirst, createParents: o.createParents, maxDelete: parseMaxDelete(o.maxDelete),
+        trust: o.trust, identity: o.identity, verifyFirst: o.verifyFirst, createParents: o.createParents, maxDelete: parseMaxDelete(o.maxDelete), keep: o.keep,
         ...(o.deleteAfter !== undefined ? { deleteAfterSeconds: o.deleteAfter } : {}), progress: await progressFor(o.json),
       });
       if (o.json) emitJson({ ...r, warnings: said.warnings });
@@ -214,13 +227,16 @@ export function buildProgram(): Command {
     .argument('<path>', 'a bundle folder, or a folder holding bundles')
     .option('--trust <public-key>', 'also require a valid signature by this minisign public key')
     .option('--json', 'print the result as JSON on stdout', false)
-    .addHelpText('after', example('zferry verify /mnt/disk/zferry-tank-20261126T073000Z-1a2b3c4d --trust source.pub'))
+    .option('--repair', 'rebuild damaged or missing volumes from the bundle\'s parity/ files (export --parity), then check every sha256 again', false)
+    .addHelpText('after', example('zferry verify /mnt/disk/zferry-tank-20261126T073000Z-1a2b3c4d --trust source.pub\n' +
+      '# a volume was damaged in the post: rebuild it from parity/\n' +
+      'zferry verify /mnt/disk --repair'))
     .action(async (path: string, o) => {
       const { runVerify } = await import('../commands/verify.js');
-      const reports = await runVerify(path, await progressFor(o.json), { trust: o.trust });
+      const reports = await runVerify(path, await progressFor(o.json), { trust: o.trust, repair: o.repair });
       const summary = reports.map((r) => ({
         bundle: r.bundle, bundleId: r.manifest.bundleId, formatVersion: r.manifest.formatVersion, streams: r.streams, volumes: r.volumes, storedBytes: r.storedBytes,
-        restoreCovered: r.restoreCovered,
+        restoreCovered: r.restoreCovered, parity: r.manifest.parity ? r.manifest.parity.percent : null, repaired: r.repaired,
       }));
       if (o.json) emitJson({ ok: true, bundles: summary });
       else (await printer()).printVerify(summary);

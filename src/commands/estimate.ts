@@ -16,6 +16,8 @@ import { silentProgress, type Progress } from '../progress.js';
 import { planRound, sendSpecFor, type PlannedRound } from './basis.js';
 import { dailyChurn, windowChurn, type ChurnMethod, type ChurnSample, type DayChurn, type WindowChurn } from '../estimate/churn.js';
 import { keepUpVerdict, type Verdict } from '../estimate/verdict.js';
+import { checkSpaceAtRatio, type SpaceCheck } from '../plan/index.js';
+import { freeSpace } from '../fs/space.js';
 
 export interface EstimateOptions {
   source: string;
@@ -93,13 +95,15 @@ export interface EstimateResult {
   };
   link: { bytesPerSecond: number; intervalSeconds: number; transferSeconds: number | null };
   churn: ChurnReport;
+  /** With --dest: the next bundle against that disk's free space, as export checks it; else null. */
+  space: (SpaceCheck & { dest: string }) | null;
   /** The verdict judges by the busier of the 7- and 30-day averages; null without history. */
   verdict: (Verdict & { window: 7 | 30; ratioApplied: number }) | null;
   seconds: number;
 }
 
 /** Runs one send into measureStream; stops zfs once the measure has what it needs. */
-async function measureSend(zfs: Zfs, spec: SendSpec, opts: Parameters<typeof measureStream>[1]): Promise<StreamMeasure> {
+export async function measureSend(zfs: Zfs, spec: SendSpec, opts: Parameters<typeof measureStream>[1]): Promise<StreamMeasure> {
   const send = zfs.send(spec);
   const m = await stopOnFailure(send, measureStream(send.stdout as Readable, opts));
   // A send that died early still ends its stdout cleanly: only its exit status tells.
@@ -254,6 +258,15 @@ export async function runEstimate(zfs: Zfs, opts: EstimateOptions): Promise<Esti
     ratioApplied,
   };
 
+  const rawTotal = sumOrNull(streams.map((s) => s.rawBytes));
+  const space = opts.dest && streams.length > 0
+    ? checkSpaceAtRatio(
+      { method: rawTotal === null ? null : streams.some((s) => s.rawMethod === 'measured') ? 'measured' : 'send-dry-run', rawBytes: rawTotal, freeBytes: await freeSpace(opts.dest) },
+      () => (storedTotal !== null && rawTotal ? storedTotal / rawTotal : null),
+    )
+    : null;
+  const spaceOnDest = space && opts.dest ? { ...space, dest: opts.dest } : null;
+
   return {
     source: opts.source,
     basis: { origin: basis.origin, file: basis.file },
@@ -274,6 +287,7 @@ export async function runEstimate(zfs: Zfs, opts: EstimateOptions): Promise<Esti
       transferSeconds: storedTotal === null ? null : storedTotal / opts.linkBytesPerSecond,
     },
     churn,
+    space: spaceOnDest,
     verdict,
     seconds: (Date.now() - started) / 1000,
   };

@@ -10,7 +10,7 @@ import { ZferryError } from '../errors.js';
 import { stopOnFailure } from '../subprocess.js';
 import type { Zfs } from '../zfs/index.js';
 import { stepOf, type Inventory } from '../model.js';
-import { describeStep, projectTarget, sendFlagsOf, type Plan, type Scope, type SendStep } from '../plan/index.js';
+import { describeStep, projectTarget, sendFlagsOf, spaceMissing, spaceVerdict, type Plan, type Scope, type SendStep, type SpaceCheck } from '../plan/index.js';
 import { FORMAT_VERSION, finishBundle, ZFERRY_VERSION, type Basis, type FormatVersion, type Manifest, type StreamEntry } from '../bundle/index.js';
 import { syncStreamsFolder, writeStream } from '../pipeline/index.js';
 import { appendJournal, journalFile, readJournal, stateDir } from '../state/journal.js';
@@ -20,8 +20,13 @@ import { silentProgress, type Progress } from '../progress.js';
 import { readSecretKey, signManifest } from '../trust/minisign.js';
 import { readRecipients } from '../trust/age.js';
 import { testPause } from '../test-hook.js';
-import { makeFreshFolder } from '../fs/safe.js';
 import { acquireLock, exportLockFile } from '../state/lock.js';
+import { fsyncDir, makeFreshFolder } from '../fs/safe.js';
+import { createParity, PARITY_DIR, type ParityEntry } from '../parity/par2.js';
+import { bytesUnder } from '../fs/space.js';
+import { errnoName, fileError, isOutOfSpace } from '../fs/errors.js';
+import { formatBytes } from '../units.js';
+import { exportSpaceCheck, type PlannedSizes } from './space.js';
 
 export interface ExportOptions {
   source: string;
@@ -51,6 +56,10 @@ export interface ExportOptions {
   wait?: number;
   /** One line for a person: a stale lock taken over, a wait begun. */
   notice?: (line: string) => void;
+  /** Percent of par2 recovery data to write in parity/ (export --parity); absent: none. */
+  parity?: number;
+  /** false: do not compare the planned size with DEST's free space (a file system that misreports it). */
+  spaceCheck?: boolean;
   progress?: Progress;
   /**
    * Called with the plan (bundle and streams still empty) before anything is
@@ -69,6 +78,8 @@ export interface ExportResult {
   scope: Scope;
   /** Where the next incremental base is kept: hold or bookmark per dataset, and the older ones released. */
   protection: { kept: string[]; released: string[] };
+  /** The planned size against DEST's free space (freeBytes null with --no-space-check); null when nothing is sent. */
+  space: SpaceCheck | null;
   streams: Array<Pick<StreamEntry, 'index' | 'dataset' | 'kind' | 'rawBytes' | 'storedBytes'> & { from: string | null; to: string | null }>;
   rawBytes: number;
   storedBytes: number;
@@ -95,9 +106,13 @@ function sendLabel(step: SendStep): string {
  * for a person at a terminal, and only where zfs has `send -nvP` (one quick
  * call a stream). Unknown sizes stay 0: the bar then shows bytes and rate.
  */
-async function expectedSizes(zfs: Zfs, inventory: Inventory, sends: SendStep[], progress: Progress): Promise<Map<SendStep, number>> {
+async function expectedSizes(zfs: Zfs, inventory: Inventory, sends: SendStep[], progress: Progress, planned: PlannedSizes | null): Promise<Map<SendStep, number>> {
   const sizes = new Map<SendStep, number>();
   if (progress === silentProgress || !zfs.caps.sendDryRun) return sizes;
+  if (planned?.method === 'send-dry-run') {
+    for (const [step, n] of planned.raw) if (n !== null) sizes.set(step, n);
+    return sizes;
+  }
   for (const step of sends) {
     const dry = await zfs.sendDryRun(sendSpecFor(zfs, { inventory }, step)).catch(() => null);
     if (dry?.total !== null && dry?.total !== undefined) sizes.set(step, Number(dry.total));
@@ -128,6 +143,7 @@ async function exportLocked(zfs: Zfs, opts: ExportOptions): Promise<ExportResult
   const progress = opts.progress ?? silentProgress;
   const started = Date.now();
   // Keys are read before zfs is asked anything: a bad key file fails in a second, not after the sends.
+  if (opts.parity && opts.bundleFormat === 1) throw new ZferryError('--parity needs bundle format 2 (format 1 has no place for parity files)', { field: 'bundleFormat' }, 2);
   const secretKey = opts.sign ? await readSecretKey(opts.sign) : null;
   const recipients = opts.encryptTo && opts.encryptTo.length > 0 ? await readRecipients(opts.encryptTo) : null;
   const { inventory, identity, basis, proved, scope, plan } = await planRound(zfs, {
@@ -141,15 +157,24 @@ async function exportLocked(zfs: Zfs, opts: ExportOptions): Promise<ExportResult
     plan,
     scope,
     protection: { kept: [], released: [] },
+    space: null,
     streams: [],
     rawBytes: 0,
     storedBytes: 0,
     seconds: 0,
   };
+  const sends = plan.steps.filter((s): s is SendStep => s.kind !== 'create');
+  // Checked before anything is written: a bundle that cannot fit leaves the disk as it was.
+  // With the check off the size is still planned (no sample): an out-of-space line can then say what was missing.
+  const sized = sends.length > 0 ? await exportSpaceCheck(zfs, inventory, sends, opts.spaceCheck === false ? null : opts.dest, opts.level, opts.parity ?? 0) : null;
+  result.space = sized?.check ?? null;
   await opts.onPlan?.(result);
   if (opts.dryRun || plan.steps.length === 0) {
     result.seconds = (Date.now() - started) / 1000;
     return result;
+  }
+  if (sized?.check.fits === false) {
+    throw new ZferryError(spaceVerdict(opts.dest, sized.check, formatBytes), { file: opts.dest });
   }
 
   const id = randomUUID();
@@ -161,8 +186,7 @@ async function exportLocked(zfs: Zfs, opts: ExportOptions): Promise<ExportResult
   await makeFreshFolder(dir);
   await makeFreshFolder(join(dir, 'streams'));
   const streams: StreamEntry[] = [];
-  const sends = plan.steps.filter((s): s is SendStep => s.kind !== 'create');
-  const expected = await expectedSizes(zfs, inventory, sends, progress);
+  const expected = await expectedSizes(zfs, inventory, sends, progress, sized?.sizes ?? null);
   progress.begin(`export ${opts.source}`, [...expected.values()].reduce((a, b) => a + b, 0), sends.length);
   try {
     for (const step of plan.steps) {
@@ -201,6 +225,13 @@ async function exportLocked(zfs: Zfs, opts: ExportOptions): Promise<ExportResult
     }
     // The volumes' names are durable before the manifest says the bundle is complete.
     await syncStreamsFolder(dir);
+    const volumes = streams.flatMap((s) => s.volumes.map((v) => v.file));
+    let parity: ParityEntry | undefined;
+    if (opts.parity && volumes.length > 0) {
+      await makeFreshFolder(join(dir, PARITY_DIR));
+      parity = await createParity(dir, volumes, opts.parity);
+      await fsyncDir(join(dir, PARITY_DIR));
+    }
     const manifest: Manifest = {
       format: 'zferry-bundle',
       formatVersion: opts.bundleFormat ?? FORMAT_VERSION,
@@ -213,6 +244,7 @@ async function exportLocked(zfs: Zfs, opts: ExportOptions): Promise<ExportResult
       scope,
       compression: { algorithm: 'zstd', level: opts.level },
       ...(recipients ? { encryption: { algorithm: 'age' as const, recipients } } : {}),
+      ...(parity ? { parity } : {}),
       streams,
     };
     await finishBundle(dir, manifest, secretKey ? { sign: (bytes) => signManifest(bytes, secretKey, manifest) } : {});
@@ -226,9 +258,16 @@ async function exportLocked(zfs: Zfs, opts: ExportOptions): Promise<ExportResult
     }
   } catch (err) {
     progress.end();
+    // Counted before the folder goes: the line says how much more the disk needed.
+    const full = err instanceof ZferryError ? isOutOfSpace(err.context.errno) : isOutOfSpace(errnoName(err));
+    const written = full ? await bytesUnder(dir) : null;
     // Nothing half-written may look like a bundle: the manifest is written last,
     // and the folder goes entirely.
     await rm(dir, { recursive: true, force: true });
+    if (written !== null) {
+      const e = fileError(err, 'writing', dir);
+      throw new ZferryError(`${e.message}: ${spaceMissing(written, result.space, formatBytes)}`, e.context);
+    }
     if (err instanceof ZferryError) throw err;
     throw new ZferryError(`export to ${dir} failed: ${(err as Error).message}`, { file: dir });
   }

@@ -7,7 +7,7 @@ import { ZferryError } from '../errors.js';
 import type { Guid, Inventory } from '../model.js';
 import { inventoryGetArgs, inventoryListArgs, parseInventoryGet, parseInventoryList } from './inventory.js';
 import { isUnknownProperty, parseSnapshotWritten, snapshotWrittenArgs, type WrittenRow } from './churn.js';
-import { parseHeld, parseSpace, parseWritten, spaceArgs, userrefsArgs, writtenArgs } from './props.js';
+import { parseHeld, parseSnapshotSpace, parseSpace, parseWritten, snapshotSpaceArgs, spaceArgs, userrefsArgs, writtenArgs } from './props.js';
 import { probeCapabilities, type ZfsCapabilities } from './probe.js';
 import { commandError, ExecaRunner, isNotFound, resolveProgram, type RunResult, type Runner } from './runner.js';
 import {
@@ -30,7 +30,7 @@ export { ExecaRunner, resolveProgram } from './runner.js';
 export { parseInventoryList, parseInventoryGet, inventoryListArgs, inventoryGetArgs, buildInventory } from './inventory.js';
 export { parseSendDryRun, parseTrustedSize, buildSendArgs, buildReceiveArgs } from './sendrecv.js';
 export { parseSnapshotWritten, snapshotWrittenArgs, type WrittenRow } from './churn.js';
-export { parseHeld, parseSpace, parseWritten, spaceArgs, userrefsArgs, writtenArgs } from './props.js';
+export { parseHeld, parseSnapshotSpace, parseSpace, parseWritten, snapshotSpaceArgs, spaceArgs, userrefsArgs, writtenArgs } from './props.js';
 export { SKIP_PROPERTY } from './inventory.js';
 export { classifyFlagProbe, parseZfsVersion, FLAG_PROBES } from './probe.js';
 export { checkDatasetName } from './names.js';
@@ -291,6 +291,11 @@ export class Zfs {
    * `zfs holds` needs a Python helper it does not ship, so holds are found by
    * count and released by tag.
    */
+  /** `used` and `referenced` of every snapshot under root (sizes a send where there is no `send -nvP`). */
+  async snapshotSpace(root: string): Promise<Map<string, { used: number; referenced: number }>> {
+    return parseSnapshotSpace(await this.zfs('zfs get used,referenced', root, snapshotSpaceArgs(root)));
+  }
+
   async heldSnapshots(root: string): Promise<string[]> {
     const out = await this.zfs('zfs get userrefs', root, userrefsArgs(root));
     return parseHeld(out);
