@@ -105,6 +105,8 @@ export interface Manifest {
   encryption?: { algorithm: 'age'; recipients: string[] };
   /** Required in format 2, absent in format 1 (whose RESTORE.txt nothing checks). */
   restore?: RestoreEntry;
+  /** Format 2 only: the site exported for (export --site); absent for the default site. */
+  site?: string;
   streams: StreamEntry[];
 }
 

@@ -54,6 +54,7 @@ export function buildProgram(): Command {
     .option('--sign <secret-key>', 'sign the manifest with this key (from zferry keygen): manifest.json.minisig')
     .option('--encrypt-to <recipient>', 'encrypt every stream with age to this age1… recipient or recipients file (repeatable)', collect, [])
     .addOption(new Option('--bundle-format <n>', 'bundle format version to write; 1 for a remote whose zferry predates 2 (its RESTORE.txt is then covered by no checksum or signature)').choices(['1', '2']).default('2'))
+    .option('--site <name>', 'the site this bundle is for, when SOURCE feeds several: its own journal, receipts, hold tag zferry-NAME and bookmarks #zferry-NAME-GUID (default: the default site, today\'s names)')
     .option('--dry-run', 'print the plan and write nothing', false)
     .option('--json', 'print the result as JSON on stdout (no progress bars)', false)
     .addHelpText('after', example(
@@ -74,7 +75,7 @@ export function buildProgram(): Command {
         source, dest, since: o.since, level: o.level, volumeSize: o.volumeSize, dryRun: o.dryRun,
         exclude: o.exclude, snapshots: o.snapshots, excludeSnapshots: o.excludeSnapshots, rollback: o.rollback,
         journal: o.journal === false ? false : o.journal === true ? undefined : o.journal,
-        sign: o.sign, encryptTo: o.encryptTo, bundleFormat: Number(o.bundleFormat) as 1 | 2,
+        sign: o.sign, encryptTo: o.encryptTo, bundleFormat: Number(o.bundleFormat) as 1 | 2, site: o.site,
         progress: await progressFor(o.json),
       });
       if (o.json) emitJson({ ...r, plan: { ...r.plan, conflicts: r.plan.conflicts } });
@@ -90,6 +91,7 @@ export function buildProgram(): Command {
     .option('--dest <dir>', 'the disk or folder whose receipts export would read')
     .option('--journal <dir>', 'journal of exported bundles, as export reads it (default: $ZFERRY_STATE_DIR or /var/lib/zferry)')
     .option('--no-journal', 'estimate from the receipt only, as if no bundle were pending')
+    .option('--site <name>', 'estimate the next bundle of this site (its journal and receipts), as export --site')
     .addOption(new Option('--link <rate>', 'link rate: 10Mbit, 100Mbit/s, 2MB/s, 500KiB/s').argParser(unitOption(parseRate, 'link rate')).default(10e6 / 8, '10Mbit'))
     .addOption(new Option('--every <interval>', 'how often a bundle would be sent: 1h, 12h, 1d, 1w').argParser(unitOption(parseInterval, 'interval')).default(86400, '1d'))
     .addOption(new Option('--level <n>', 'zstd compression level (1-19), as export will use').argParser(levelOption).default(3))
@@ -119,7 +121,7 @@ export function buildProgram(): Command {
       const zfs = await probeZfs();
       const { runEstimate } = await import('../commands/estimate.js');
       const r = await runEstimate(zfs, {
-        source, since: o.since, dest: o.dest, journal: o.journal === false ? false : o.journal === true ? undefined : o.journal, level: o.level, linkBytesPerSecond: o.link, intervalSeconds: o.every,
+        source, since: o.since, dest: o.dest, journal: o.journal === false ? false : o.journal === true ? undefined : o.journal, site: o.site, level: o.level, linkBytesPerSecond: o.link, intervalSeconds: o.every,
         diskBytes: o.disk, sampleBytes: o.sample, sampleSeconds: o.sampleSeconds, churnSends: o.churnSends,
         churnSeconds: o.churnSeconds, progress: await progressFor(o.json),
       });

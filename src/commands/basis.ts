@@ -13,6 +13,7 @@ import { planSync, checkEncryptionMatch, resolveScope, sendOptionsFor, type Plan
 import type { Basis } from '../bundle/index.js';
 import { findNewestReceipt, readState } from '../state/receipt.js';
 import { journalFile, pendingEntries, readJournal, stateDir } from '../state/journal.js';
+import { DEFAULT_SITE, siteOf } from '../state/site.js';
 
 export interface BasisOptions {
   source: string;
@@ -22,6 +23,8 @@ export interface BasisOptions {
   receiptsIn?: string;
   /** Journal folder (default $ZFERRY_STATE_DIR or /var/lib/zferry); false: no journal. */
   journal?: string | false;
+  /** The site planned for (src/state/site.ts): its journal and its receipts only. Default: the default site. */
+  site?: string;
 }
 
 export interface RoundOptions extends BasisOptions {
@@ -58,15 +61,21 @@ export async function sourceIdentity(zfs: Zfs, root: string): Promise<SourceIden
 export async function findBasis(opts: BasisOptions, identity: SourceIdentity): Promise<{ basis: Basis; proved: Inventory | null }> {
   if (opts.since) {
     const state = await readState(opts.since);
+    // A `zferry state` file names no site and seeds any; a receipt speaks for the site it came from.
+    const from = siteOf(state);
+    if (from !== (opts.site ?? DEFAULT_SITE) && (state.site !== undefined || state.bundles.length > 0)) {
+      throw new ZferryError(`${opts.since}: a receipt of site ${from}, not of site ${opts.site ?? DEFAULT_SITE}: its word would release another site's incremental bases`, { file: opts.since, field: '/site' });
+    }
     return {
       basis: { origin: 'state-file', file: opts.since, target: state.target, takenAt: state.takenAt, inventory: state.inventory },
       proved: state.inventory,
     };
   }
-  const found = opts.receiptsIn ? await findNewestReceipt(opts.receiptsIn, identity) : null;
+  const site = opts.site ?? DEFAULT_SITE;
+  const found = opts.receiptsIn ? await findNewestReceipt(opts.receiptsIn, identity, site) : null;
   if (opts.journal !== false) {
-    const file = journalFile(stateDir(opts.journal), identity);
-    const pending = pendingEntries(await readJournal(file, identity), found?.state.bundles ?? []);
+    const file = journalFile(stateDir(opts.journal), identity, site);
+    const pending = pendingEntries(await readJournal(file, identity, site), found?.state.bundles ?? []);
     const last = pending[pending.length - 1];
     if (last) {
       return {

@@ -13,6 +13,7 @@ import type { SendStep } from '../plan/index.js';
 import { measureStream, type StreamMeasure } from '../pipeline/index.js';
 import { silentProgress, type Progress } from '../progress.js';
 import { planRound, sendSpecFor, type PlannedRound } from './basis.js';
+import { checkSite } from '../state/site.js';
 import { dailyChurn, windowChurn, type ChurnMethod, type ChurnSample, type DayChurn, type WindowChurn } from '../estimate/churn.js';
 import { keepUpVerdict, type Verdict } from '../estimate/verdict.js';
 
@@ -23,6 +24,8 @@ export interface EstimateOptions {
   dest?: string;
   /** As for export: pending bundles in the journal are planned on top of. */
   journal?: string | false;
+  /** As for export: the site's journal and receipts (default: the default site). */
+  site?: string;
   level: number;
   linkBytesPerSecond: number;
   /** How often a bundle would be sent. */
@@ -207,7 +210,7 @@ export async function runEstimate(zfs: Zfs, opts: EstimateOptions): Promise<Esti
   const started = Date.now();
   const progress = opts.progress ?? silentProgress;
   const now = opts.now ?? Math.floor(Date.now() / 1000);
-  const { inventory, basis, plan } = await planRound(zfs, { source: opts.source, since: opts.since, receiptsIn: opts.dest, journal: opts.journal });
+  const { inventory, basis, plan } = await planRound(zfs, { source: opts.source, since: opts.since, receiptsIn: opts.dest, journal: opts.journal, site: checkSite(opts.site) });
 
   const sends = plan.steps.filter((s): s is SendStep => s.kind !== 'create');
   // The sample budget is shared evenly, so a tree of many datasets stays bounded.

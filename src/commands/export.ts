@@ -20,6 +20,7 @@ import { readSecretKey, signManifest } from '../trust/minisign.js';
 import { readRecipients } from '../trust/age.js';
 import { testPause } from '../test-hook.js';
 import { makeFreshFolder } from '../fs/safe.js';
+import { checkSite, isDefaultSite, siteField } from '../state/site.js';
 
 export interface ExportOptions {
   source: string;
@@ -45,6 +46,8 @@ export interface ExportOptions {
   encryptTo?: string[];
   /** Bundle format to write (default FORMAT_VERSION); 1 for a remote whose zferry predates 2, RESTORE.txt then unchecked. */
   bundleFormat?: FormatVersion;
+  /** The site exported for (src/state/site.ts); default: the default site. */
+  site?: string;
   progress?: Progress;
 }
 
@@ -96,11 +99,15 @@ async function expectedSizes(zfs: Zfs, inventory: Inventory, sends: SendStep[], 
 export async function runExport(zfs: Zfs, opts: ExportOptions): Promise<ExportResult> {
   const progress = opts.progress ?? silentProgress;
   const started = Date.now();
+  const site = checkSite(opts.site);
+  if (!isDefaultSite(site) && opts.bundleFormat === 1) {
+    throw new ZferryError(`--site ${site}: a site is recorded in the bundle, which format 1 cannot carry; drop --bundle-format 1`, { field: '--bundle-format' });
+  }
   // Keys are read before zfs is asked anything: a bad key file fails in a second, not after the sends.
   const secretKey = opts.sign ? await readSecretKey(opts.sign) : null;
   const recipients = opts.encryptTo && opts.encryptTo.length > 0 ? await readRecipients(opts.encryptTo) : null;
   const { inventory, identity, basis, proved, scope, plan } = await planRound(zfs, {
-    source: opts.source, since: opts.since, receiptsIn: opts.dest, journal: opts.journal,
+    source: opts.source, since: opts.since, receiptsIn: opts.dest, journal: opts.journal, site,
     exclude: opts.exclude, snapshots: opts.snapshots, excludeSnapshots: opts.excludeSnapshots, rollback: opts.rollback,
   });
   const result: ExportResult = {
@@ -202,15 +209,17 @@ export async function runExport(zfs: Zfs, opts: ExportOptions): Promise<ExportRe
       scope,
       compression: { algorithm: 'zstd', level: opts.level },
       ...(recipients ? { encryption: { algorithm: 'age' as const, recipients } } : {}),
+      ...siteField(site),
       streams,
     };
     await finishBundle(dir, manifest, secretKey ? { sign: (bytes) => signManifest(bytes, secretKey, manifest) } : {});
     if (opts.journal !== false) {
       const jdir = stateDir(opts.journal);
-      const file = journalFile(jdir, identity);
+      const file = journalFile(jdir, identity, site);
       const projected = projectTarget(basis.inventory, plan.steps, inventory, basis.target ?? opts.source);
-      await appendJournal(file, jdir, await readJournal(file, identity), {
+      await appendJournal(file, jdir, await readJournal(file, identity, site), {
         bundleId: id, createdAt: createdAt.toISOString(), bundle: dir, after: basis.bundleId ?? null, projected,
+        storedBytes: streams.reduce((n, s) => n + s.storedBytes, 0),
       });
     }
   } catch (err) {
@@ -222,7 +231,7 @@ export async function runExport(zfs: Zfs, opts: ExportOptions): Promise<ExportRe
     throw new ZferryError(`export to ${dir} failed: ${(err as Error).message}`, { file: dir });
   }
   progress.end();
-  result.protection = await protectBases(zfs, opts.source, inventory, plan, proved);
+  result.protection = await protectBases(zfs, opts.source, inventory, plan, proved, site);
   result.bundle = dir;
   result.bundleId = id;
   result.streams = streams.map((s) => ({
