@@ -8,7 +8,9 @@ import { ZferryError, oneLine } from '../errors.js';
 import { parseInterval, parseRate } from './units.js';
 import { ZFERRY_VERSION } from '../version.js';
 import { relayCommand } from './relay.js';
+import { NAGIOS_UNKNOWN, statusCommand } from './status.js';
 import { collect, emitJson, example, levelOption, sizeOption, unitOption } from './options.js';
+import { addHookOptions, given, jobSpec, loadJobConfig } from './job-options.js';
 
 // Commands load their modules when they run: `zferry --help` and every
 // command start in a fraction of the time it takes to load them all (it
@@ -54,9 +56,10 @@ export function buildProgram(): Command {
     .option('--sign <secret-key>', 'sign the manifest with this key (from zferry keygen): manifest.json.minisig')
     .option('--encrypt-to <recipient>', 'encrypt every stream with age to this age1… recipient or recipients file (repeatable)', collect, [])
     .addOption(new Option('--bundle-format <n>', 'bundle format version to write; 1 for a remote whose zferry predates 2 (its RESTORE.txt is then covered by no checksum or signature)').choices(['1', '2']).default('2'))
-    .option('--site <name>', 'the site this bundle is for, when SOURCE feeds several: its own journal, receipts, hold tag zferry-NAME and bookmarks #zferry-NAME-GUID (default: the default site, today\'s names)')
+    .option('--site <name>', 'the site this bundle is for, when SOURCE feeds several: its own journal, receipts, hold tag zferry-NAME and bookmarks #zferry-NAME-GUID (default: the default site, today\'s names; config: site)')
     .option('--dry-run', 'print the plan and write nothing', false)
-    .option('--json', 'print the result as JSON on stdout (no progress bars)', false)
+    .option('--json', 'print the result as JSON on stdout (no progress bars)', false);
+  addHookOptions(program.commands[program.commands.length - 1]!)
     .addHelpText('after', example(
       '# first round: the target is empty or half-seeded (state.json from `zferry state`)\n' +
       'zferry export tank /mnt/disk --since state.json\n' +
@@ -66,18 +69,27 @@ export function buildProgram(): Command {
       '# two disks: export to disk B while disk A is still away; B is planned on top of A\n' +
       'zferry export tank /mnt/diskB\n' +
       '# signed and encrypted (keys from `zferry keygen -o ~/.zferry/key` and `age-keygen -o key.txt`)\n' +
-      'zferry export tank /mnt/disk --sign ~/.zferry/key --encrypt-to age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p',
+      'zferry export tank /mnt/disk --sign ~/.zferry/key --encrypt-to age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p\n' +
+      '# a second site fed from the same pool, unattended: the backup pool imported first, exported after, a mail on every outcome\n' +
+      'zferry export tank /mnt/vault --site vault --pre \'zpool import vaultdisk\' --post \'zpool export vaultdisk\' --notify \'/usr/local/lib/zferry/notify-mail root\'',
     ))
-    .action(async (source: string, dest: string, o) => {
-      const zfs = await probeZfs();
+    .action(async (source: string, dest: string, o, cmd: Command) => {
+      const cfg = await loadJobConfig(o.config);
       const { runExport } = await import('../commands/export.js');
-      const r = await runExport(zfs, {
-        source, dest, since: o.since, level: o.level, volumeSize: o.volumeSize, dryRun: o.dryRun,
-        exclude: o.exclude, snapshots: o.snapshots, excludeSnapshots: o.excludeSnapshots, rollback: o.rollback,
-        journal: o.journal === false ? false : o.journal === true ? undefined : o.journal,
-        sign: o.sign, encryptTo: o.encryptTo, bundleFormat: Number(o.bundleFormat) as 1 | 2, site: o.site,
-        progress: await progressFor(o.json),
+      const { exportSummary } = await import('../commands/figures.js');
+      const { stateDir } = await import('../state/journal.js');
+      const journal = o.journal === false ? false : o.journal === true ? undefined : o.journal;
+      const site = o.site ?? cfg?.site ?? undefined;
+      const spec = await jobSpec(o, cfg, {
+        kind: 'export', source, target: dest, bundle: dest, site: site ?? 'default', stateDir: o.dryRun ? null : stateDir(journal || undefined),
       });
+      const r = await (await import('../job.js')).runJob(spec, async () => runExport(await probeZfs(), {
+        source, dest, since: o.since, level: given<number>(cmd, 'level') ?? cfg?.level ?? o.level,
+        volumeSize: given<number>(cmd, 'volumeSize') ?? cfg?.volumeSize ?? o.volumeSize, dryRun: o.dryRun,
+        exclude: o.exclude, snapshots: o.snapshots, excludeSnapshots: o.excludeSnapshots, rollback: o.rollback,
+        journal, sign: o.sign ?? cfg?.sign ?? undefined, encryptTo: o.encryptTo, bundleFormat: Number(o.bundleFormat) as 1 | 2, site,
+        progress: await progressFor(o.json),
+      }), (r) => exportSummary(r, dest));
       if (o.json) emitJson({ ...r, plan: { ...r.plan, conflicts: r.plan.conflicts } });
       else (await printer()).printExport(r, source, o.dryRun);
       if (r.plan.conflicts.length > 0) process.exitCode = EXIT.partial;
@@ -145,7 +157,8 @@ export function buildProgram(): Command {
     .option('--identity <file>', 'age identity file (AGE-SECRET-KEY-1…) for bundles exported with --encrypt-to')
     .option('--max-delete <limit>', 'with --delete: refuse to destroy more than N datasets (default 2), or more than P% of the snapshots of datasets that receive nothing new (default 50%); "all" lifts both; repeatable', collect, [] as string[])
     .option('--verify-first', 'read and check every byte before the first receive (two read passes); by default each volume is checked as it streams into zfs recv, and a stream\'s end reaches zfs only once all its bytes matched', false)
-    .option('--json', 'print the result as JSON on stdout (no progress bars)', false)
+    .option('--json', 'print the result as JSON on stdout (no progress bars)', false);
+  addHookOptions(program.commands[program.commands.length - 1]!)
     .addHelpText('after', example(
       '# see what would be received and destroyed, then do it\n' +
       'zferry import /mnt/disk backup --delete --dry-run\n' +
@@ -155,16 +168,22 @@ export function buildProgram(): Command {
       '# the target was written to or snapshotted on its own: discard that\n' +
       'zferry import /mnt/disk backup --rollback\n' +
       '# only bundles signed by the source\'s key; decrypt with an age identity\n' +
-      'zferry import /mnt/disk backup --trust /etc/zferry/source.pub --identity /root/age-key.txt',
+      'zferry import /mnt/disk backup --trust /etc/zferry/source.pub --identity /root/age-key.txt\n' +
+      '# unattended (contrib/systemd/zferry-disk@.service): keys and hooks from the shared config file\n' +
+      'zferry import /run/zferry/disk backup --config /etc/zferry/zferry.json --post \'umount /run/zferry/disk\'',
     ))
     .action(async (path: string, target: string, o) => {
-      const zfs = await probeZfs();
+      const cfg = await loadJobConfig(o.config);
       const { runImport } = await import('../commands/import.js');
       const { parseMaxDelete } = await import('../plan/import.js');
-      const r = await runImport(zfs, {
+      const { importSummary } = await import('../commands/figures.js');
+      const { stateDir } = await import('../state/journal.js');
+      const spec = await jobSpec(o, cfg, { kind: 'import', source: null, target, bundle: path, site: 'default', stateDir: o.dryRun ? null : stateDir() });
+      const r = await (await import('../job.js')).runJob(spec, async () => runImport(await probeZfs(), {
         path, target, dryRun: o.dryRun, force: o.force, delete: o.delete, rollback: o.rollback,
-        trust: o.trust, identity: o.identity, verifyFirst: o.verifyFirst, maxDelete: parseMaxDelete(o.maxDelete), progress: await progressFor(o.json),
-      });
+        trust: o.trust ?? cfg?.trust ?? undefined, identity: o.identity ?? cfg?.identity ?? undefined, verifyFirst: o.verifyFirst,
+        maxDelete: parseMaxDelete(o.maxDelete), progress: await progressFor(o.json),
+      }), (r) => importSummary(r, path));
       if (o.json) emitJson(r);
       else (await printer()).printImport(r, o.dryRun);
       for (const d of r.deferred) process.stderr.write(`zferry: ${d.message}\n`);
@@ -221,6 +240,7 @@ export function buildProgram(): Command {
     });
 
   program.addCommand(relayCommand());
+  program.addCommand(statusCommand());
   // addCommand does not pass exitOverride down as .command() does: set it on the whole tree.
   const override = (c: Command): void => {
     c.exitOverride();
@@ -238,13 +258,15 @@ export async function main(argv: string[]): Promise<number> {
     return typeof process.exitCode === 'number' ? process.exitCode : EXIT.ok;
   } catch (err) {
     const code = (err as { code?: string }).code;
+    // `status` is a Nagios check: anything but its verdict, a usage error too, is UNKNOWN.
+    const failed = (usual: number) => (argv[2] === 'status' ? NAGIOS_UNKNOWN : usual);
     if (typeof code === 'string' && code.startsWith('commander.')) {
       // commander already printed the usage message; help and version are successes.
-      return code === 'commander.helpDisplayed' || code === 'commander.version' ? EXIT.ok : EXIT.usage;
+      return code === 'commander.helpDisplayed' || code === 'commander.version' ? EXIT.ok : failed(EXIT.usage);
     }
     process.stderr.write(`zferry: ${oneLine(err)}\n`);
     if (process.env.ZFERRY_DEBUG && err instanceof Error) process.stderr.write(`${err.stack}\n`);
-    return err instanceof ZferryError ? err.exitCode : EXIT.failed;
+    return failed(err instanceof ZferryError ? err.exitCode : EXIT.failed);
   }
 }
 

@@ -13,7 +13,7 @@ import { describeStep, projectTarget, sendOptionLetters, type Plan, type Scope, 
 import { FORMAT_VERSION, finishBundle, ZFERRY_VERSION, type Basis, type FormatVersion, type Manifest, type StreamEntry } from '../bundle/index.js';
 import { syncStreamsFolder, writeStream } from '../pipeline/index.js';
 import { appendJournal, journalFile, readJournal, stateDir } from '../state/journal.js';
-import { planRound, sendSpecFor, sourceIdentity } from './basis.js';
+import { planRound, sendSpecFor, sourceIdentity, type Confirmation } from './basis.js';
 import { protectBases } from './protect.js';
 import { silentProgress, type Progress } from '../progress.js';
 import { readSecretKey, signManifest } from '../trust/minisign.js';
@@ -64,6 +64,10 @@ export interface ExportResult {
   rawBytes: number;
   storedBytes: number;
   seconds: number;
+  /** The site exported for. */
+  site: string;
+  /** The receipt (or --since state file) the round was planned from, for zferry status; null when none. */
+  confirmed: Confirmation | null;
 }
 
 
@@ -106,7 +110,7 @@ export async function runExport(zfs: Zfs, opts: ExportOptions): Promise<ExportRe
   // Keys are read before zfs is asked anything: a bad key file fails in a second, not after the sends.
   const secretKey = opts.sign ? await readSecretKey(opts.sign) : null;
   const recipients = opts.encryptTo && opts.encryptTo.length > 0 ? await readRecipients(opts.encryptTo) : null;
-  const { inventory, identity, basis, proved, scope, plan } = await planRound(zfs, {
+  const { inventory, identity, basis, proved, confirmed, scope, plan } = await planRound(zfs, {
     source: opts.source, since: opts.since, receiptsIn: opts.dest, journal: opts.journal, site,
     exclude: opts.exclude, snapshots: opts.snapshots, excludeSnapshots: opts.excludeSnapshots, rollback: opts.rollback,
   });
@@ -121,6 +125,8 @@ export async function runExport(zfs: Zfs, opts: ExportOptions): Promise<ExportRe
     rawBytes: 0,
     storedBytes: 0,
     seconds: 0,
+    site,
+    confirmed,
   };
   if (opts.dryRun || plan.steps.length === 0) {
     result.seconds = (Date.now() - started) / 1000;

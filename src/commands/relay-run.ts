@@ -16,6 +16,7 @@ import { findNewestReceipt } from '../state/receipt.js';
 import { runExport, sourceIdentity } from './export.js';
 import { runRelaySend } from './relay-send.js';
 import type { Progress } from '../progress.js';
+import { siteOf } from '../state/site.js';
 
 /** One line of the round's log: printed as JSON for the journal, or as text on a terminal. */
 export interface RelayEvent {
@@ -24,7 +25,8 @@ export interface RelayEvent {
 }
 
 export interface RelayRunOptions {
-  config: string;
+  /** The config file, or the config already read (the CLI reads it first for its hooks). */
+  config: string | RelayConfig;
   zfs: () => Promise<Zfs>;
   progress?: () => Progress;
   onEvent?: (e: RelayEvent) => void;
@@ -35,16 +37,23 @@ export interface RelayRunResult {
   pushed: string[];
   confirmed: string[];
   pending: string[];
+  /** Bytes the pending bundles hold in the spool. */
+  pendingBytes: number;
   receipt: string | null;
   /** Datasets the export left out because they are in conflict (the round is done in part). */
   conflicts: string[];
   seconds: number;
 }
 
+/** This site's bundles in the spool: a spool shared by two sites never pushes one site's bundle to the other. */
+async function siteBundles(cfg: RelayConfig) {
+  return (await spoolBundles(cfg.spool)).filter((b) => siteOf(b.manifest) === cfg.site);
+}
+
 async function prune(cfg: RelayConfig, zfs: Zfs, emit: (e: RelayEvent) => void) {
   const identity = await sourceIdentity(zfs, cfg.source);
-  const receipt = await findNewestReceipt(cfg.spool, identity);
-  const { confirmed, pending } = partitionByReceipt(await spoolBundles(cfg.spool), receipt?.state ?? null);
+  const receipt = await findNewestReceipt(cfg.spool, identity, cfg.site);
+  const { confirmed, pending } = partitionByReceipt(await siteBundles(cfg), receipt?.state ?? null);
   if (confirmed.length > 0) {
     await pruneBundles(confirmed);
     emit({ event: 'pruned', bundles: confirmed.map((b) => b.manifest.bundleId) });
@@ -55,13 +64,13 @@ async function prune(cfg: RelayConfig, zfs: Zfs, emit: (e: RelayEvent) => void) 
 export async function runRelayRound(opts: RelayRunOptions): Promise<RelayRunResult> {
   const started = Date.now();
   const emit = opts.onEvent ?? (() => undefined);
-  const cfg = await readRelayConfig(opts.config);
+  const cfg = typeof opts.config === 'string' ? await readRelayConfig(opts.config) : opts.config;
   await ensureMbuffer();
   await mkdir(cfg.spool, { recursive: true });
   const lock = await acquireLock(cfg.spool);
-  const result: RelayRunResult = { exported: null, pushed: [], confirmed: [], pending: [], receipt: null, conflicts: [], seconds: 0 };
+  const result: RelayRunResult = { exported: null, pushed: [], confirmed: [], pending: [], pendingBytes: 0, receipt: null, conflicts: [], seconds: 0 };
   try {
-    emit({ event: 'start', source: cfg.source, spool: cfg.spool, to: formatEndpoint(cfg.to) });
+    emit({ event: 'start', source: cfg.source, site: cfg.site, spool: cfg.spool, to: formatEndpoint(cfg.to) });
     const zfs = await opts.zfs();
     await removeUnfinishedExports(cfg.spool);
     let { receipt, pending, confirmed } = await prune(cfg, zfs, emit);
@@ -76,6 +85,7 @@ export async function runRelayRound(opts: RelayRunOptions): Promise<RelayRunResu
         level: cfg.level,
         volumeSize: cfg.volumeSize,
         dryRun: false,
+        site: cfg.site,
         ...(cfg.sign ? { sign: cfg.sign } : {}),
         progress: opts.progress?.(),
       });
@@ -89,7 +99,7 @@ export async function runRelayRound(opts: RelayRunOptions): Promise<RelayRunResu
         // The bundle still goes: it carries every dataset not in conflict.
         emit({ event: 'failed', stage: 'export', message: `${exp.plan.conflicts.length} dataset(s) in conflict were left out` });
       }
-      pending = (await spoolBundles(cfg.spool)).filter((b) => !result.confirmed.includes(b.manifest.bundleId));
+      pending = (await siteBundles(cfg)).filter((b) => !result.confirmed.includes(b.manifest.bundleId));
     }
 
     if (pending.length > 0) {
@@ -121,6 +131,7 @@ export async function runRelayRound(opts: RelayRunOptions): Promise<RelayRunResu
       }
     }
     result.pending = pending.map((b) => b.manifest.bundleId);
+    result.pendingBytes = pending.reduce((n, b) => n + b.manifest.streams.reduce((k, st) => k + st.storedBytes, 0), 0);
     result.seconds = (Date.now() - started) / 1000;
     emit({ event: 'done', exported: result.exported, pushed: result.pushed.length, confirmed: result.confirmed.length, pending: result.pending.length, seconds: result.seconds });
     return result;

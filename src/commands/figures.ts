@@ -1,0 +1,83 @@
+/**
+ * Each job's figures for its outcome record and --notify event
+ * (src/state/outcome.ts): what an administrator reads at 8 a.m. Built field
+ * by field from the result, never from the options, so no key file,
+ * identity or passphrase can slip in.
+ */
+import { readManifest } from '../bundle/index.js';
+import type { JobSummary } from '../job.js';
+import { DEFAULT_SITE, siteOf } from '../state/site.js';
+import type { ExportResult } from './export.js';
+import type { ImportResult } from './import.js';
+import type { RelayRunResult } from './relay-run.js';
+
+/** Protections listed in a record: enough to see them, bounded for a pool of thousands of datasets. */
+const MAX_LISTED = 100;
+
+export function exportSummary(r: ExportResult, dest: string): JobSummary {
+  return {
+    result: r.plan.conflicts.length > 0 ? 'partial' : 'ok',
+    bundle: r.bundle ?? dest,
+    site: r.site,
+    figures: {
+      dest,
+      bundle: r.bundle,
+      bundleId: r.bundleId,
+      basis: r.basis.origin,
+      streams: r.streams.length,
+      rawBytes: r.rawBytes,
+      storedBytes: r.storedBytes,
+      seconds: r.seconds,
+      conflicts: r.plan.conflicts.map((c) => c.message).slice(0, MAX_LISTED),
+      confirmed: r.confirmed,
+      protection: {
+        kept: r.protection.kept.slice(0, MAX_LISTED),
+        keptCount: r.protection.kept.length,
+        releasedCount: r.protection.released.length,
+      },
+    },
+  };
+}
+
+export async function importSummary(r: ImportResult, path: string): Promise<JobSummary> {
+  const last = r.bundles[r.bundles.length - 1];
+  // The source and site are the bundles' word; the result names only their folders.
+  const manifest = last ? await readManifest(last.bundle).catch(() => null) : null;
+  const applied = r.bundles.filter((b) => b.status === 'applied').length;
+  return {
+    result: r.deferred.length > 0 ? 'partial' : 'ok',
+    source: manifest?.source.root ?? null,
+    site: manifest ? siteOf(manifest) : DEFAULT_SITE,
+    bundle: path,
+    figures: {
+      path,
+      applied,
+      alreadyApplied: r.bundles.filter((b) => b.status === 'already-applied').length,
+      deferred: r.deferred.map((d) => d.message).slice(0, MAX_LISTED),
+      storedBytes: r.storedBytes,
+      seconds: r.seconds,
+      receipt: r.receipt,
+      destroyed: r.extras.action === 'destroyed' ? { snapshots: r.extras.snapshots.length, datasets: r.extras.datasets.length } : null,
+      sourcePoolGuid: manifest?.source.poolGuid ?? null,
+    },
+  };
+}
+
+export function relaySummary(r: RelayRunResult, spool: string, site: string): JobSummary {
+  return {
+    result: r.conflicts.length > 0 ? 'partial' : 'ok',
+    site,
+    bundle: r.exported,
+    figures: {
+      spool,
+      exported: r.exported,
+      pushed: r.pushed.length,
+      confirmed: r.confirmed.length,
+      pending: r.pending.length,
+      pendingBytes: r.pendingBytes,
+      receipt: r.receipt,
+      conflicts: r.conflicts.slice(0, MAX_LISTED),
+      seconds: r.seconds,
+    },
+  };
+}
