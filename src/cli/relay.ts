@@ -68,6 +68,16 @@ function printTransfer(t: TransferResult, asJson: boolean, once: boolean): void 
   if (t.ok) for (const d of t.import?.deferred ?? []) process.stderr.write(`zferry: ${d.message}\n`);
 }
 
+async function recordTransfer(t: TransferResult, target: string, spool: string): Promise<void> {
+  try {
+    const figures = await import('../commands/figures.js');
+    const { stateDir } = await import('../state/journal.js');
+    await figures.recordTransfer(stateDir(), t, target, spool);
+  } catch (err) {
+    process.stderr.write(`zferry: the outcome was not recorded for zferry status: ${(err as Error).message}\n`);
+  }
+}
+
 function printEvent(e: RelayEvent, asJson: boolean): void {
   if (asJson) {
     out(JSON.stringify({ at: new Date().toISOString(), ...e }));
@@ -157,7 +167,11 @@ export function relayCommand(): Command {
         source: o.source ?? null, sign: o.sign, idleTimeoutSeconds: o.idleTimeout,
         zfs: async () => (zfs ??= await probeZfs()),
         progress: () => makeProgress(o.json),
-        onTransfer: (t) => printTransfer(t, asJson, o.once),
+        onTransfer: (t) => {
+          printTransfer(t, asJson, o.once);
+          // For zferry status --target on this side; a record that cannot be written only warns.
+          if (o.import) void recordTransfer(t, o.import, o.spool);
+        },
       });
       if ((t.import?.deferred.length ?? 0) > 0) process.exitCode = EXIT_PARTIAL;
     });

@@ -10,6 +10,8 @@ import { DEFAULT_SITE, siteOf } from '../state/site.js';
 import type { ExportResult } from './export.js';
 import type { ImportResult } from './import.js';
 import type { RelayRunResult } from './relay-run.js';
+import type { TransferResult } from './relay-receive.js';
+import { makeEvent, recordOutcome } from '../state/outcome.js';
 
 /** Protections listed in a record: enough to see them, bounded for a pool of thousands of datasets. */
 const MAX_LISTED = 100;
@@ -29,7 +31,7 @@ export function exportSummary(r: ExportResult, dest: string): JobSummary {
       storedBytes: r.storedBytes,
       seconds: r.seconds,
       conflicts: r.plan.conflicts.map((c) => c.message).slice(0, MAX_LISTED),
-      confirmed: r.confirmed,
+      receiptSeen: r.confirmed,
       protection: {
         kept: r.protection.kept.slice(0, MAX_LISTED),
         keptCount: r.protection.kept.length,
@@ -78,6 +80,30 @@ export function relaySummary(r: RelayRunResult, spool: string, site: string): Jo
       receipt: r.receipt,
       conflicts: r.conflicts.slice(0, MAX_LISTED),
       seconds: r.seconds,
+      receiptSeen: r.receiptSeen,
+      ...(r.protection ? { protection: { kept: r.protection.kept.slice(0, MAX_LISTED), keptCount: r.protection.kept.length, releasedCount: r.protection.released.length } } : {}),
     },
   };
+}
+
+/**
+ * A relay receiver's import, recorded as `zferry import` records its own, so
+ * `zferry status --target` on the receiving side reads both alike. A transfer
+ * that failed before its import is recorded as a failed import.
+ */
+export async function recordTransfer(dir: string, t: TransferResult, target: string, spool: string): Promise<void> {
+  const finished = new Date();
+  const started = new Date(finished.getTime() - t.seconds * 1000);
+  const summary = t.import ? await importSummary(t.import, spool) : null;
+  await recordOutcome(dir, makeEvent({
+    kind: 'import',
+    outcome: !t.ok ? 'failed' : summary!.result,
+    source: summary?.source ?? null,
+    site: summary?.site ?? DEFAULT_SITE,
+    target,
+    error: t.ok ? null : t.error,
+    startedAt: started.toISOString(),
+    finishedAt: finished.toISOString(),
+    figures: { ...(summary?.figures ?? {}), relay: { bundles: t.bundles.length, bytes: t.bytes, replied: t.replied, replyError: t.replyError } },
+  }));
 }

@@ -13,7 +13,7 @@ import { readRelayConfig, type RelayConfig } from '../relay/config.js';
 import { acquireLock } from '../relay/lock.js';
 import { partitionByReceipt, pruneBundles, removeUnfinishedExports, spoolBundles } from '../relay/spool.js';
 import { findNewestReceipt } from '../state/receipt.js';
-import { runExport, sourceIdentity } from './export.js';
+import { runExport, sourceIdentity, type ExportResult } from './export.js';
 import { runRelaySend } from './relay-send.js';
 import type { Progress } from '../progress.js';
 import { siteOf } from '../state/site.js';
@@ -42,6 +42,9 @@ export interface RelayRunResult {
   receipt: string | null;
   /** Datasets the export left out because they are in conflict (the round is done in part). */
   conflicts: string[];
+  /** The round's export: the protections it kept and the receipt it planned from (null when it exported nothing). */
+  protection: ExportResult['protection'] | null;
+  receiptSeen: ExportResult['confirmed'];
   seconds: number;
 }
 
@@ -68,7 +71,7 @@ export async function runRelayRound(opts: RelayRunOptions): Promise<RelayRunResu
   await ensureMbuffer();
   await mkdir(cfg.spool, { recursive: true });
   const lock = await acquireLock(cfg.spool);
-  const result: RelayRunResult = { exported: null, pushed: [], confirmed: [], pending: [], pendingBytes: 0, receipt: null, conflicts: [], seconds: 0 };
+  const result: RelayRunResult = { exported: null, pushed: [], confirmed: [], pending: [], pendingBytes: 0, receipt: null, conflicts: [], protection: null, receiptSeen: null, seconds: 0 };
   try {
     emit({ event: 'start', source: cfg.source, site: cfg.site, spool: cfg.spool, to: formatEndpoint(cfg.to) });
     const zfs = await opts.zfs();
@@ -94,6 +97,8 @@ export async function runRelayRound(opts: RelayRunOptions): Promise<RelayRunResu
         storedBytes: exp.storedBytes, conflicts: exp.plan.conflicts.map((c) => c.message),
       });
       result.exported = exp.bundle;
+      if (exp.bundle) result.protection = exp.protection;
+      result.receiptSeen = exp.confirmed;
       result.conflicts = exp.plan.conflicts.map((c) => c.message);
       if (exp.plan.conflicts.length > 0) {
         // The bundle still goes: it carries every dataset not in conflict.

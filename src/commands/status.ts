@@ -148,8 +148,10 @@ export async function runStatus(opts: StatusOptions): Promise<StatusReport> {
 
     // The newest receipt: on the folders named, those the last runs used, and the one the last export read.
     const candidates: Confirmation[] = [];
-    const remembered = asConfirmation(lastExport?.figures.confirmed);
-    if (remembered) candidates.push(remembered);
+    for (const r of [lastExport, lastRelay]) {
+      const remembered = asConfirmation(r?.figures.receiptSeen);
+      if (remembered) candidates.push(remembered);
+    }
     const folders = new Set<string>([...(opts.dests ?? []), ...(opts.spool ? [opts.spool] : [])]);
     for (const f of [lastExport?.figures.dest, lastRelay?.figures.spool]) if (typeof f === 'string') folders.add(f);
     if (p.identity) {
@@ -162,9 +164,11 @@ export async function runStatus(opts: StatusOptions): Promise<StatusReport> {
 
     const journal = js.find((j) => j.source.root === p.source && siteOf(j) === p.site && (!p.identity || j.source.poolGuid === p.identity.poolGuid));
     const pending = journal ? pendingEntries(journal, receipt?.bundles ?? []) : [];
-    const kept = Array.isArray((lastExport?.figures.protection as { kept?: unknown } | undefined)?.kept)
-      ? ((lastExport!.figures.protection as { kept: unknown[] }).kept.filter((k) => typeof k === 'string') as string[])
-      : [];
+    // The newest run that exported something says what protects the next incremental.
+    const protecting = [lastExport, lastRelay]
+      .filter((r): r is OutcomeRecord => r !== undefined && Array.isArray((r.figures.protection as { kept?: unknown } | undefined)?.kept))
+      .sort((a, b) => b.finishedAt.localeCompare(a.finishedAt))[0];
+    const kept = protecting ? ((protecting.figures.protection as { kept: unknown[] }).kept.filter((k) => typeof k === 'string') as string[]) : [];
     let present: string[] | null = null;
     if (zfs && inv && kept.length > 0) present = await presentProtections(zfs, inv, kept).catch(() => null);
 
