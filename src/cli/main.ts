@@ -127,7 +127,9 @@ export function buildProgram(): Command {
       '#   the link moves 10.1 GiB per day; a bundle must carry 12.4 GiB per day (7-day average)\n' +
       '#   verdict: falls behind by 2.3 GiB per day; a 1.00 TiB disk every 445 days would carry the rest\n' +
       '# the same figures for a script\n' +
-      'zferry estimate tank --since state.json --link 2MB/s --every 12h --json',
+      'zferry estimate tank --since state.json --link 2MB/s --every 12h --json\n' +
+      '# the next bundle of the second site, whose disks are still away\n' +
+      'zferry estimate tank --site vault --link 1Mbit',
     ))
     .action(async (source: string, o) => {
       const zfs = await probeZfs();

@@ -80,6 +80,8 @@ export interface ChurnReport {
 
 export interface EstimateResult {
   source: string;
+  /** The site estimated for (export --site). */
+  site: string;
   basis: { origin: Basis['origin']; file: string | null };
   zfs: { flavour: string; version: string | null; sendDryRun: boolean };
   current: string[];
@@ -269,6 +271,7 @@ export async function runEstimate(zfs: Zfs, opts: EstimateOptions): Promise<Esti
 
   return {
     source: opts.source,
+    site: checkSite(opts.site),
     basis: { origin: basis.origin, file: basis.file },
     zfs: { flavour: zfs.caps.flavour, version: zfs.caps.version, sendDryRun: zfs.caps.sendDryRun },
     current: plan.current,

@@ -151,6 +151,18 @@ test('one config file serves every command: export/import read hooks and site; r
   assert.deepEqual(relay.notify, ['true']);
 });
 
+test('the example configs in contrib/ are valid for every command', async () => {
+  const { readFile } = await import('node:fs/promises');
+  const { join, dirname } = await import('node:path');
+  const { fileURLToPath } = await import('node:url');
+  const contrib = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'contrib');
+  for (const f of ['zferry.example.json', 'relay.example.json']) {
+    const text = await readFile(join(contrib, f), 'utf8');
+    parseRelayConfig(text, f);
+    parseJobConfig(text, f);
+  }
+});
+
 test('a site in a format 1 manifest is refused; format 2 carries it, and a reader of the default site sees no field', async () => {
   const { makeBundle } = await import('../helpers/bundles.js');
   const { mkdtemp, readFile, rm } = await import('node:fs/promises');
