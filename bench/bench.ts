@@ -24,7 +24,7 @@ import { randomBytes } from 'node:crypto';
 import { execa } from 'execa';
 import { writeStream } from '../src/pipeline/export.js';
 import { readStream } from '../src/pipeline/import.js';
-import { VolumeReader } from '../src/pipeline/volume-reader.js';
+import { VolumeReader } from '../src/bundle/volume-reader.js';
 import type { StreamEntry } from '../src/bundle/manifest.js';
 import type { Inventory, Dataset } from '../src/model.js';
 import { benchE2e, loadNote } from './e2e.js';

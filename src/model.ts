@@ -72,3 +72,63 @@ export interface SourceIdentity {
   root: string;
   poolGuid: Guid;
 }
+
+/**
+ * An incremental base: a snapshot, a bookmark (`bookmark: true`), or, on a
+ * clone's first step, the origin snapshot in another dataset (`dataset`: that
+ * dataset's relative path): the target receives the step as a clone of its
+ * own copy of the origin.
+ */
+export interface StepFrom extends SnapshotRef {
+  bookmark?: boolean;
+  dataset?: string;
+}
+
+/**
+ * One step of a sync, in the one shape the planner makes, a manifest records
+ * (a stream entry adds its bytes) and the import checks and applies.
+ */
+export interface SendStep {
+  kind: 'full' | 'incremental';
+  /** Relative path of the dataset, '' for the root. */
+  dataset: string;
+  type: DatasetType;
+  from: StepFrom | null;
+  to: SnapshotRef;
+  /** `-I` (every snapshot between from and to) rather than `-i`. */
+  intermediates: boolean;
+  /** Snapshots this step creates on the target, ascending, `to` included. */
+  creates: SnapshotRef[];
+  /** The target dataset exists without snapshots: the receive needs `-F`. */
+  force: boolean;
+}
+
+/** A snapshot-less source filesystem made on the target so its children have a parent. */
+export interface CreateStep {
+  kind: 'create';
+  dataset: string;
+  type: DatasetType;
+  from: null;
+  to: null;
+  intermediates: boolean;
+  creates: SnapshotRef[];
+  force: boolean;
+}
+
+export type Step = SendStep | CreateStep;
+
+export function createStep(dataset: string): CreateStep {
+  return { kind: 'create', dataset, type: 'filesystem', from: null, to: null, intermediates: false, creates: [], force: false };
+}
+
+/**
+ * Exactly a step's own fields, whatever else the value carries: what goes
+ * into a manifest is the step and nothing that happened to ride along.
+ */
+export function stepOf(s: Step): Step {
+  if (s.kind === 'create') return { ...createStep(s.dataset), type: s.type };
+  const from: StepFrom | null = s.from
+    ? { name: s.from.name, guid: s.from.guid, ...(s.from.bookmark ? { bookmark: true } : {}), ...(s.from.dataset !== undefined ? { dataset: s.from.dataset } : {}) }
+    : null;
+  return { kind: s.kind, dataset: s.dataset, type: s.type, from, to: s.to, intermediates: s.intermediates, creates: s.creates, force: s.force };
+}

@@ -22,7 +22,7 @@ const lanes = {
   // zfs-fuse lane again.
   openzfs: {
     dirs: ['openzfs'],
-    files: ['scenario/seed.test.js', 'scenario/bad-input.test.js', 'scenario/estimate.test.js', 'scenario/clones.test.js'],
+    files: ['scenario/seed.test.js', 'scenario/bad-input.test.js', 'scenario/estimate.test.js', 'scenario/clones.test.js', 'scenario/mounted-target.test.js'],
     env: { ZFERRY_LANE: 'openzfs' },
   },
 };

@@ -12,6 +12,7 @@ export {
   type Basis,
   type BasisOrigin,
   type StreamEntry,
+  type StreamData,
   type StreamFrom,
   type StreamKind,
   type VolumeEntry,
@@ -24,3 +25,5 @@ export { isBundleDir, findBundles } from './find.js';
 export { finishBundle, withRestore } from './finish.js';
 export { validateManifestSchema, SCHEMA_URL, type SchemaProblem } from './schema.js';
 export { ZFERRY_VERSION } from '../version.js';
+export { VolumeWriter, MAX_VOLUMES, type VolumeWriterOptions } from './volume-writer.js';
+export { VolumeReader, type VolumeReaderOptions } from './volume-reader.js';

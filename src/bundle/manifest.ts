@@ -4,7 +4,7 @@
  * file in a bundle is checked against it.
  */
 import { join } from 'node:path';
-import type { DatasetType, Guid, Inventory, SnapshotRef } from '../model.js';
+import type { DatasetType, Guid, Inventory, SnapshotRef, Step, StepFrom } from '../model.js';
 import type { Scope } from '../plan/scope.js';
 import { ZferryError } from '../errors.js';
 import { readRegular, writeFileAtomic } from '../fs/safe.js';
@@ -41,18 +41,10 @@ export interface Basis {
   bundleId?: string;
 }
 
-export interface StreamFrom extends SnapshotRef {
-  /** True when the incremental base is a bookmark (`#name`), not a snapshot. */
-  bookmark?: boolean;
-  /**
-   * Set on a clone's first stream: the relative path of the dataset holding
-   * the base, the clone's origin. Receiving it makes the dataset a clone of
-   * the target's copy of that snapshot (zfs recv finds it by guid).
-   */
-  dataset?: string;
-}
+/** A stream's incremental base (see StepFrom). */
+export type StreamFrom = StepFrom;
 
-export type StreamKind = 'full' | 'incremental' | 'create';
+export type StreamKind = Step['kind'];
 
 export interface VolumeEntry {
   /** `streams/NNNN-full.zst.VVV` or `streams/NNNN-incr.zst.VVV`. */
@@ -68,26 +60,20 @@ export interface RestoreEntry {
   sha256: string;
 }
 
-export interface StreamEntry {
+/** What a manifest adds to a step: its place in the bundle and its bytes. */
+export interface StreamData {
   /** 1-based apply order. */
   index: number;
-  /** Relative dataset path, '' for the root. */
-  dataset: string;
-  type: DatasetType;
-  kind: StreamKind;
-  from: StreamFrom | null;
-  to: SnapshotRef | null;
-  intermediates: boolean;
-  /** Snapshots the stream creates on the target, `to` included. */
-  creates: SnapshotRef[];
-  force: boolean;
-  /** The exact `zfs send` options used, e.g. ["-I"] or ["-p", "-c"]. */
+  /** The exact `zfs send` options used, e.g. ["-I"] or ["-p", "-c"]: letters on disk, data in code (sendOptionsOf). */
   sendFlags: string[];
   rawBytes: number;
   storedBytes: number;
   rawSha256: string | null;
   volumes: VolumeEntry[];
 }
+
+/** One stream of a bundle: the planner's step as it was sent. */
+export type StreamEntry = Step & StreamData;
 
 export interface Manifest {
   format: 'zferry-bundle';
@@ -199,7 +185,8 @@ function checkSemantics(m: Manifest): Problem | null {
       }
       continue;
     }
-    if (s.to === null) return { path: `${at}/to`, message: `a ${s.kind} stream needs a "to" snapshot` };
+    // Typed non-null for a send, but this is a stranger's JSON being checked.
+    if ((s.to as SnapshotRef | null) === null) return { path: `${at}/to`, message: `a ${s.kind} stream needs a "to" snapshot` };
     if (s.kind === 'full' && s.from !== null) return { path: `${at}/from`, message: 'a full stream has no "from" snapshot' };
     if (s.kind === 'incremental' && s.from === null) return { path: `${at}/from`, message: 'an incremental stream needs a "from" snapshot' };
     if (s.from?.dataset !== undefined) {

@@ -5,6 +5,7 @@
  * format 2), which is computed from this text.
  */
 import type { Manifest, StreamEntry } from './manifest.js';
+import { sendOptionsOf } from '../plan/send-flags.js';
 
 export const RESTORE_FILE = 'RESTORE.txt';
 
@@ -41,13 +42,14 @@ function commandFor(s: StreamEntry, encrypted: boolean): string {
   const glob = s.volumes[0].file.replace(/\.[0-9]{3}$/, '.*');
   // Streams with properties (-p) come from a zfs that has recv -x/-o: keep the
   // source's mountpoint off this host and the copy from mounting itself, as import does.
-  const keepOff = s.sendFlags.includes('-p')
+  const withProps = sendOptionsOf(s.sendFlags).includes('props');
+  const keepOff = withProps
     ? ['-x', 'mountpoint', ...(s.type === 'filesystem' ? ['-o', 'canmount=noauto'] : [])]
     : [];
   const recv = ['zfs', 'recv', '-u', ...(s.force ? ['-F'] : []), ...keepOff].join(' ');
   if (s.from?.dataset !== undefined) {
     // Name the clone's origin where zfs recv takes -o (same test as above); elsewhere zfs finds it by guid.
-    const origin = s.sendFlags.includes('-p') ? ` -o origin=${targetWord(s.from.dataset)}${shellQuote('@' + s.from.name)}` : '';
+    const origin = withProps ? ` -o origin=${targetWord(s.from.dataset)}${shellQuote('@' + s.from.name)}` : '';
     return `cat ${glob}${decrypt(encrypted)} | zstd -dc | ${recv}${origin} ${targetWord(s.dataset)}`;
   }
   return `cat ${glob}${decrypt(encrypted)} | zstd -dc | ${recv} ${targetWord(s.dataset)}`;

@@ -11,7 +11,7 @@ import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ZferryError } from '../errors.js';
 import { assertRealFolders, readRegular, regularFileSize } from '../fs/safe.js';
-import { VolumeReader } from '../pipeline/volume-reader.js';
+import { VolumeReader } from './volume-reader.js';
 import { MAX_MANIFEST_BYTES, readManifest, type Manifest } from './manifest.js';
 import { SUMS_FILE, sha256sumsText } from './sums.js';
 

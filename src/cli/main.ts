@@ -5,7 +5,7 @@
  */
 import { Command, Option, InvalidArgumentError } from 'commander';
 import { ZferryError, oneLine } from '../errors.js';
-import { parseInterval, parseRate } from './units.js';
+import { parseInterval, parseRate } from '../units.js';
 import { ZFERRY_VERSION } from '../version.js';
 import { relayCommand } from './relay.js';
 import { NAGIOS_UNKNOWN, statusCommand } from './status.js';
@@ -39,7 +39,7 @@ export function buildProgram(): Command {
       'zferry import /mnt/disk backup',
     ));
 
-  program
+  const exportCommand = program
     .command('export')
     .description('Plan against what the target holds (by snapshot guid), run zfs send, and write one verified bundle under DEST.')
     .argument('<source>', 'pool or dataset to carry, taken recursively (filesystems and volumes)')
@@ -59,7 +59,7 @@ export function buildProgram(): Command {
     .option('--site <name>', 'the site this bundle is for, when SOURCE feeds several: its own journal, receipts, hold tag zferry-NAME and bookmarks #zferry-NAME-GUID (default: the default site, today\'s names; config: site)')
     .option('--dry-run', 'print the plan and write nothing', false)
     .option('--json', 'print the result as JSON on stdout (no progress bars)', false);
-  addHookOptions(program.commands[program.commands.length - 1]!)
+  addHookOptions(exportCommand)
     .addHelpText('after', example(
       '# first round: the target is empty or half-seeded (state.json from `zferry state`)\n' +
       'zferry export tank /mnt/disk --since state.json\n' +
@@ -146,7 +146,7 @@ export function buildProgram(): Command {
       if (r.conflicts.length > 0) process.exitCode = EXIT.partial;
     });
 
-  program
+  const importCommand = program
     .command('import')
     .description('Apply the bundle(s) at PATH to TARGET with zfs recv -u, checking every byte as it streams (or all first with --verify-first), and write a receipt under PATH.')
     .argument('<path>', 'a bundle folder, or a folder holding bundles (applied in order; applied ones are skipped)')
@@ -158,15 +158,18 @@ export function buildProgram(): Command {
     .option('--trust <public-key>', 'accept only bundles whose manifest is signed by this minisign public key (KEY.pub from zferry keygen)')
     .option('--identity <file>', 'age identity file (AGE-SECRET-KEY-1…) for bundles exported with --encrypt-to')
     .option('--max-delete <limit>', 'with --delete: refuse to destroy more than N datasets (default 2), or more than P% of the snapshots of datasets that receive nothing new (default 50%); "all" lifts both; repeatable', collect, [] as string[])
+    .addOption(new Option('--delete-after <age>', 'with --delete: destroy a dataset missing on the source only once it has been missing this long (7d, 12h), counted from the first applied bundle that lacked it').argParser(unitOption(parseInterval, '--delete-after age')))
     .option('--verify-first', 'read and check every byte before the first receive (two read passes); by default each volume is checked as it streams into zfs recv, and a stream\'s end reaches zfs only once all its bytes matched', false)
     .option('--json', 'print the result as JSON on stdout (no progress bars)', false);
-  addHookOptions(program.commands[program.commands.length - 1]!)
+  addHookOptions(importCommand)
     .addHelpText('after', example(
       '# see what would be received and destroyed, then do it\n' +
       'zferry import /mnt/disk backup --delete --dry-run\n' +
       'zferry import /mnt/disk backup --delete\n' +
       '# the source really lost three datasets: allow that many\n' +
       'zferry import /mnt/disk backup --delete --max-delete 3\n' +
+      '# give a dataset gone from the source a week before its copy goes too\n' +
+      'zferry import /mnt/disk backup --delete --delete-after 7d\n' +
       '# the target was written to or snapshotted on its own: discard that\n' +
       'zferry import /mnt/disk backup --rollback\n' +
       '# only bundles signed by the source\'s key; decrypt with an age identity\n' +
@@ -184,7 +187,7 @@ export function buildProgram(): Command {
       const r = await (await import('../job.js')).runJob(spec, async () => runImport(await probeZfs(), {
         path, target, dryRun: o.dryRun, force: o.force, delete: o.delete, rollback: o.rollback,
         trust: o.trust ?? cfg?.trust ?? undefined, identity: o.identity ?? cfg?.identity ?? undefined, verifyFirst: o.verifyFirst,
-        maxDelete: parseMaxDelete(o.maxDelete), progress: await progressFor(o.json),
+        maxDelete: parseMaxDelete(o.maxDelete), ...(o.deleteAfter !== undefined ? { deleteAfterSeconds: o.deleteAfter } : {}), progress: await progressFor(o.json),
       }), (r) => importSummary(r, path));
       if (o.json) emitJson(r);
       else (await printer()).printImport(r, o.dryRun);

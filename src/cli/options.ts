@@ -1,6 +1,6 @@
 /** Option parsers and help text shared by every command's argument parsing. */
 import { InvalidArgumentError } from 'commander';
-import { parseSize } from './units.js';
+import { parseSize } from '../units.js';
 
 /** A commander parser from any parser that throws on bad text (units.ts, mbuffer endpoints). */
 export function unitOption<T>(parse: (text: string, what: string) => T, what: string): (value: string) => T {

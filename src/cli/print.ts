@@ -4,7 +4,7 @@ import type { ExportResult } from '../commands/export.js';
 import type { ImportResult } from '../commands/import.js';
 import type { Verdict } from '../estimate/verdict.js';
 import type { EstimateResult } from '../commands/estimate.js';
-import { formatBytes, formatDuration, formatInterval, formatRate } from './units.js';
+import { formatBytes, formatDuration, formatInterval, formatRate } from '../units.js';
 import { barChart, isUtf8Locale, table } from './chart.js';
 
 const out = (line = '') => process.stdout.write(line + '\n');
@@ -58,6 +58,9 @@ export function printImport(r: ImportResult, dryRun: boolean): void {
         `${g.exceeded ? ': --delete would be REFUSED; raise --max-delete to allow it' : ''}`);
     }
   }
+  // Datasets left standing on purpose (--delete-after's wait, out-of-scope children): say why.
+  const keptDatasets = r.extras.action === 'reported' ? [] : r.extras.kept.filter((k) => k.snapshot === undefined);
+  for (const k of keptDatasets) out(`kept ${k.dataset ? `${r.target}/${k.dataset}` : r.target}: ${k.reason}`);
   if (dryRun) out(`dry run: nothing received or destroyed (${formatBytes(r.storedBytes)} would be read)`);
   else out(`${r.target} updated in ${r.seconds.toFixed(1)} s; receipt: ${r.receipt}`);
 }

@@ -5,7 +5,7 @@ import type { Progress } from '../progress.js';
 import { DEFAULT_IDLE_TIMEOUT_SECONDS, formatEndpoint, parseEndpoint, SLOW_LINK_TUNING, type MbufferTuning } from '../mbuffer/index.js';
 import type { TransferResult } from '../commands/relay-receive.js';
 import type { RelayEvent } from '../commands/relay-run.js';
-import { formatBytes } from './units.js';
+import { formatBytes, parseInterval } from '../units.js';
 import { collect, example, sizeOption, unitOption } from './options.js';
 import { addNotifyOption, jobSpec } from './job-options.js';
 
@@ -141,6 +141,7 @@ export function relayCommand(): Command {
     .option('--force', 'with --import: import even if TARGET mirrors another source', false)
     .option('--delete', 'with --import: import --delete, like rsync --delete (destroy under TARGET what the source no longer has)', false)
     .option('--max-delete <limit>', 'with --delete: the deletion guard, as for import (N datasets, P% of quiet datasets\' snapshots, or all); repeatable', collect, [] as string[])
+    .addOption(new Option('--delete-after <age>', 'with --delete: destroy a dataset missing on the source only once it has been missing this long, as for import').argParser(unitOption(parseInterval, '--delete-after age')))
     .option('--reply-to <host:port>', 'send the receipt (or the reason for failure) to the sender\'s --reply-port', endpoint('--reply-to', true))
     .option('--trust <public-key>', 'accept only bundles signed by this minisign public key (zferry keygen\'s KEY.pub): others never enter the spool')
     .option('--sign <secret-key>', 'with --import: sign each receipt with this key (zferry keygen), receipt-TARGET.json.minisig; the signature goes back to the sender')
@@ -163,7 +164,8 @@ export function relayCommand(): Command {
       const { parseMaxDelete } = await import('../plan/import.js');
       const t = await runRelayReceive({
         listen: o.listen, spool: o.spool, tuning: tuning(o), importTarget: o.import ?? null, force: o.force,
-        deleteAfterImport: o.delete, maxDelete: parseMaxDelete(o.maxDelete), replyTo: o.replyTo ?? null, once: o.once, trust: o.trust, identity: o.identity,
+        deleteAfterImport: o.delete, maxDelete: parseMaxDelete(o.maxDelete),
+        ...(o.deleteAfter !== undefined ? { deleteAfterSeconds: o.deleteAfter } : {}), replyTo: o.replyTo ?? null, once: o.once, trust: o.trust, identity: o.identity,
         source: o.source ?? null, sign: o.sign, idleTimeoutSeconds: o.idleTimeout,
         zfs: async () => (zfs ??= await probeZfs()),
         progress: () => makeProgress(o.json),

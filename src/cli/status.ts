@@ -6,7 +6,7 @@
 import { Command, Option } from 'commander';
 import { basename, dirname } from 'node:path';
 import { collect, emitJson, example, unitOption } from './options.js';
-import { formatBytes, parseInterval } from './units.js';
+import { formatBytes, parseInterval } from '../units.js';
 import { addConfigOption, addNotifyOption, given, loadJobConfig } from './job-options.js';
 import type { StatusReport } from '../commands/status.js';
 import { ZferryError } from '../errors.js';

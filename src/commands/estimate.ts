@@ -5,6 +5,7 @@
  * from zfs (send -nvP where it exists, else a counted send), compression from
  * the pipeline's zstd stage on a bounded sample, the verdict from src/estimate.
  */
+import { stopAndWait, stopOnFailure } from '../subprocess.js';
 import type { Readable } from 'node:stream';
 import { joinDataset } from '../model.js';
 import type { Zfs, SendSpec } from '../zfs/index.js';
@@ -105,21 +106,10 @@ export interface EstimateResult {
 /** Runs one send into measureStream; stops zfs once the measure has what it needs. */
 async function measureSend(zfs: Zfs, spec: SendSpec, opts: Parameters<typeof measureStream>[1]): Promise<StreamMeasure> {
   const send = zfs.send(spec);
-  let m: StreamMeasure;
-  try {
-    m = await measureStream(send.stdout as Readable, opts);
-  } catch (err) {
-    send.kill();
-    await send.done.catch(() => undefined);
-    throw err;
-  }
-  if (m.complete) {
-    // A send that died early still ends its stdout cleanly: only its exit status tells.
-    await send.done;
-  } else {
-    send.kill();
-    await send.done.catch(() => undefined);
-  }
+  const m = await stopOnFailure(send, measureStream(send.stdout as Readable, opts));
+  // A send that died early still ends its stdout cleanly: only its exit status tells.
+  if (m.complete) await send.done;
+  else await stopAndWait(send);
   return m;
 }
 

@@ -7,9 +7,10 @@ import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { ZferryError } from '../errors.js';
+import { stopOnFailure } from '../subprocess.js';
 import type { Zfs } from '../zfs/index.js';
-import type { Inventory } from '../model.js';
-import { describeStep, projectTarget, sendOptionLetters, type Plan, type Scope, type SendStep } from '../plan/index.js';
+import { stepOf, type Inventory } from '../model.js';
+import { describeStep, projectTarget, sendFlagsOf, type Plan, type Scope, type SendStep } from '../plan/index.js';
 import { FORMAT_VERSION, finishBundle, ZFERRY_VERSION, type Basis, type FormatVersion, type Manifest, type StreamEntry } from '../bundle/index.js';
 import { syncStreamsFolder, writeStream } from '../pipeline/index.js';
 import { appendJournal, journalFile, readJournal, stateDir } from '../state/journal.js';
@@ -149,51 +150,30 @@ export async function runExport(zfs: Zfs, opts: ExportOptions): Promise<ExportRe
     for (const step of plan.steps) {
       const index = streams.length + 1;
       if (step.kind === 'create') {
-        streams.push({
-          index, dataset: step.dataset, type: 'filesystem', kind: 'create', from: null, to: null,
-          intermediates: false, creates: [], force: false, sendFlags: [], rawBytes: 0, storedBytes: 0,
-          rawSha256: null, volumes: [],
-        });
+        streams.push({ index, ...stepOf(step), sendFlags: [], rawBytes: 0, storedBytes: 0, rawSha256: null, volumes: [] });
         continue;
       }
       const spec = sendSpecFor(zfs, { inventory }, step);
       const options = spec.flags ?? [];
       const send = zfs.send(spec);
       progress.stream(sendLabel(step), expected.get(step) ?? 0);
-      let written;
-      try {
-        written = await writeStream(send.stdout, {
+      const written = await stopOnFailure(
+        send,
+        writeStream(send.stdout, {
           dir, index, kind: step.kind, volumeSize: opts.volumeSize, level: opts.level,
           ...(recipients ? { encryptTo: recipients } : {}),
           onBytes: (n) => progress.advance(n),
           // Once for the bundle, below: a folder fsync per stream was half of an export's fsyncs.
           syncFolder: false,
-        });
-      } catch (err) {
-        send.kill();
-        await send.done.catch(() => undefined);
-        throw err;
-      }
+        }),
+      );
       // A send that died early still ends its stdout cleanly: only its exit status tells.
       await send.done;
       progress.endStream();
       streams.push({
         index,
-        dataset: step.dataset,
-        type: step.type,
-        kind: step.kind,
-        from: step.from
-          ? {
-              name: step.from.name, guid: step.from.guid,
-              ...(step.from.bookmark ? { bookmark: true } : {}),
-              ...(step.from.dataset !== undefined ? { dataset: step.from.dataset } : {}),
-            }
-          : null,
-        to: step.to,
-        intermediates: step.intermediates,
-        creates: step.creates,
-        force: step.force,
-        sendFlags: [...sendOptionLetters(options), ...(step.kind === 'full' ? [] : [step.intermediates ? '-I' : '-i'])],
+        ...stepOf(step),
+        sendFlags: sendFlagsOf(options, step),
         rawBytes: written.rawBytes,
         storedBytes: written.storedBytes,
         rawSha256: written.rawSha256,

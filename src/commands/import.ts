@@ -9,9 +9,10 @@ import { join } from 'node:path';
 import type { Guid, Inventory } from '../model.js';
 import { joinDataset } from '../model.js';
 import { ZferryError } from '../errors.js';
+import { stopOnFailure } from '../subprocess.js';
 import { checkDatasetName, type Zfs } from '../zfs/index.js';
 import {
-  lineageOrder, planImport, receivesClones, SOURCE_PROPERTY, SOURCE_TXG_PROPERTY,
+  lineageOrder, MISSING_SINCE_PROPERTY, planImport, receivesClones, SOURCE_PROPERTY, SOURCE_TXG_PROPERTY,
   type BundleIn, type DeleteGuard, type DeletePlan, type ImportPlan, type MaxDelete, type ReceiveOptions, type TargetFacts,
 } from '../plan/index.js';
 import { checkBundleAtRest, findBundles, readManifest, verifyBundle, type Manifest, type StreamEntry } from '../bundle/index.js';
@@ -42,6 +43,8 @@ export interface ImportOptions {
   identity?: string;
   /** The deletion guard's limits (--max-delete); the defaults when absent. */
   maxDelete?: MaxDelete;
+  /** --delete-after: seconds a dataset must have been missing on the source before --delete destroys it. */
+  deleteAfterSeconds?: number;
   /** Check every byte of every bundle before the first receive (two read passes) instead of as each stream is received. */
   verifyFirst?: boolean;
   progress?: Progress;
@@ -114,19 +117,14 @@ async function receiveStream(zfs: Zfs, job: ReceiveJob): Promise<void> {
   const tap = pauseTap(`import:stream:${s.index}`);
   // Registered before pipeline's own handler: zfs recv is stopped before its stdin closes.
   source.once('error', () => recv.kill());
-  try {
-    await pipeline(source, tap, recv.stdin);
-  } catch (err) {
-    recv.kill();
-    await recv.done.catch(() => undefined);
-    // zfs's own complaint explains more than EPIPE does.
-    if ((err as NodeJS.ErrnoException).code === 'EPIPE') await recv.done;
-    throw err;
-  }
+  // zfs's own complaint explains more than EPIPE does.
+  await stopOnFailure(recv, pipeline(source, tap, recv.stdin), (err, recvErr) =>
+    (err as NodeJS.ErrnoException).code === 'EPIPE' && recvErr ? recvErr : err,
+  );
   await recv.done.catch((err: unknown) => {
     if (err instanceof ZferryError && /modified\s+since most recent snapshot/.test(err.context.stderr ?? '')) {
       throw new ZferryError(
-        `${dataset} has been modified since its newest snapshot, so the incremental cannot be received; use --rollback to discard the changes`,
+        `${dataset} has been modified since its newest snapshot, so the incremental cannot be received; use --rollback to discard the changes, and zfs set readonly=on ${job.target} to keep the copy from changing`,
         { ...err.context, dataset },
       );
     }
@@ -179,6 +177,7 @@ async function readFacts(zfs: Zfs, target: string, bundles: readonly BundleIn[])
   const mark = exists ? await zfs.getProperty(target, SOURCE_PROPERTY) : null;
   const txg = exists ? parseTxg(await zfs.getProperty(target, SOURCE_TXG_PROPERTY)) : null;
   const written = inventory ? await zfs.writtenSinceSnapshot(target) : null;
+  const space = inventory && written === null ? await zfs.spaceFigures(target) : null;
   let poolSnapshots: Map<Guid, string[]> | null = null;
   if (!zfs.caps.recvPropertyOverride && receivesClones(bundles)) {
     const pool = target.split('/')[0];
@@ -187,7 +186,7 @@ async function readFacts(zfs: Zfs, target: string, bundles: readonly BundleIn[])
       for (const s of d.snapshots) poolSnapshots.set(s.guid, [...(poolSnapshots.get(s.guid) ?? []), `${joinDataset(pool, d.path)}@${s.name}`]);
     }
   }
-  return { target, inventory, partial, written, sourceMark: mark, sourceTxg: txg, poolSnapshots };
+  return { target, inventory, partial, written, space, sourceMark: mark, sourceTxg: txg, poolSnapshots };
 }
 
 /**
@@ -250,11 +249,15 @@ export async function runImport(zfs: Zfs, opts: ImportOptions): Promise<ImportRe
   const age: AgeKeys | undefined = opts.identity ? { identities: await readIdentities(opts.identity), file: opts.identity } : undefined;
   for (const b of bundles) if (b.manifest.encryption && age) await checkIdentityOpens(b.dir, b.manifest, age);
   const facts = await readFacts(zfs, opts.target, bundles);
+  if (opts.delete && opts.deleteAfterSeconds !== undefined && facts.inventory) {
+    facts.missingSince = await zfs.localProperties(opts.target, MISSING_SINCE_PROPERTY);
+  }
 
   // Plan: pure, every refusal before anything is touched.
   const planned = planImport(facts, bundles, {
     force: opts.force, delete: opts.delete ?? false, rollback: opts.rollback ?? false, dryRun: opts.dryRun, recvNamesOrigin: zfs.caps.recvPropertyOverride,
     ...(opts.maxDelete ? { maxDelete: opts.maxDelete } : {}),
+    ...(opts.deleteAfterSeconds !== undefined ? { deleteAfterSeconds: opts.deleteAfterSeconds } : {}),
   });
   if ('refusal' in planned) {
     const { message, ...context } = planned.refusal;
@@ -301,6 +304,9 @@ export async function runImport(zfs: Zfs, opts: ImportOptions): Promise<ImportRe
     // Snapshots by full name first, then datasets children first: never -r.
     for (const x of extras.snapshots) await zfs.destroy(x.full);
     for (const x of extras.datasets) await zfs.destroy(x.full);
+    // --delete-after's clock: started on datasets newly missing, stopped on datasets back.
+    for (const m of plan.missingMarks.set) await zfs.setProperty(m.full, MISSING_SINCE_PROPERTY, m.since);
+    for (const full of plan.missingMarks.clear) await zfs.inherit(full, MISSING_SINCE_PROPERTY);
   }
   if (plan.view.index !== null && (facts.sourceTxg === null || plan.view.asOf > facts.sourceTxg)) {
     await zfs.setProperty(opts.target, SOURCE_TXG_PROPERTY, String(plan.view.asOf));

@@ -6,6 +6,7 @@
 import { mkdir } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
 import { ZferryError, oneLine } from '../errors.js';
+import { stopAndWait } from '../subprocess.js';
 import type { Zfs } from '../zfs/index.js';
 import { DEFAULT_IDLE_TIMEOUT_SECONDS, ensureMbuffer, formatEndpoint, mbufferIn, mbufferOut, type Endpoint, type MbufferTuning } from '../mbuffer/index.js';
 import { clearIncoming, unpackInto } from '../relay/unpack.js';
@@ -34,6 +35,8 @@ export interface RelayReceiveOptions {
   deleteAfterImport: boolean;
   /** With deleteAfterImport: the deletion guard's limits (import --max-delete). */
   maxDelete?: MaxDelete;
+  /** --delete-after, as for import. */
+  deleteAfterSeconds?: number;
   replyTo: Endpoint | null;
   /** The source the spool serves (`poolGuid:root`); without it, the import target's zferry:source mark. */
   source?: string | null;
@@ -124,10 +127,9 @@ async function receiveOne(opts: RelayReceiveOptions, served: Served): Promise<Tr
       result.bundles = un.bundles;
       result.bytes = un.bytes;
     } catch (err) {
-      mb.kill();
       // An idle peer's cut says more as mbuffer's watchdog line than as a short tar stream.
-      const why = await mb.done.then(() => null, (e: unknown) => (/idle timeout/.test(oneLine(e)) ? e : null));
-      throw why ?? err;
+      const mbErr = await stopAndWait(mb);
+      throw mbErr && /idle timeout/.test(oneLine(mbErr)) ? mbErr : err;
     } finally {
       await mb.done.catch(() => undefined);
       if (begun) progress.endStream();
@@ -137,7 +139,7 @@ async function receiveOne(opts: RelayReceiveOptions, served: Served): Promise<Tr
       // Refuse a poisoned spool by name, rather than fail inside import on every transfer.
       await checkSpoolServes(opts.spool, served.source);
       const zfs = await opts.zfs();
-      result.import = await runImport(zfs, { path: opts.spool, target: opts.importTarget, dryRun: false, force: opts.force, delete: opts.deleteAfterImport, ...(opts.maxDelete ? { maxDelete: opts.maxDelete } : {}), trust: opts.trust, identity: opts.identity, progress: opts.progress?.() });
+      result.import = await runImport(zfs, { path: opts.spool, target: opts.importTarget, dryRun: false, force: opts.force, delete: opts.deleteAfterImport, ...(opts.maxDelete ? { maxDelete: opts.maxDelete } : {}), ...(opts.deleteAfterSeconds !== undefined ? { deleteAfterSeconds: opts.deleteAfterSeconds } : {}), trust: opts.trust, identity: opts.identity, progress: opts.progress?.() });
       const file = result.import.receipt;
       if (file === null) {
         throw new ZferryError(`import into ${opts.importTarget} applied no bundle and wrote no receipt${result.import.deferred.length > 0 ? `: ${result.import.deferred[0].message}` : ''}`, { dataset: opts.importTarget });

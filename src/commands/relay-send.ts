@@ -5,6 +5,7 @@
 import { rm } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { ZferryError, oneLine } from '../errors.js';
+import { stopAndWait, stopOnFailure } from '../subprocess.js';
 import { findBundles, writeFileAtomic } from '../bundle/index.js';
 import { DEFAULT_IDLE_TIMEOUT_SECONDS, ensureMbuffer, formatEndpoint, mbufferIn, mbufferOut, type Endpoint, type MbufferProcess, type MbufferTuning } from '../mbuffer/index.js';
 import { SEND_POOL, describeBundles, packBundles } from '../relay/pack.js';
@@ -157,18 +158,11 @@ export async function runRelaySend(opts: RelaySendOptions): Promise<RelaySendRes
       },
       pool,
     });
-    try {
-      await drainInto(pack, out.stdin, (chunk) => pool.release(chunk));
-    } catch (err) {
-      out.kill();
-      // mbuffer's own complaint (refused, reset) explains more than EPIPE does.
-      await out.done;
-      throw err;
-    }
+    // mbuffer's own complaint (refused, reset) explains more than EPIPE does.
+    await stopOnFailure(out, drainInto(pack, out.stdin, (chunk) => pool.release(chunk)), (err, mbErr) => mbErr ?? err);
     await out.done;
   } catch (err) {
-    listener?.process.kill();
-    await listener?.process.done.catch(() => undefined);
+    if (listener) await stopAndWait(listener.process);
     if (err instanceof ZferryError) throw err;
     throw new ZferryError(`relay to ${to} failed: ${oneLine(err)}`, {});
   } finally {

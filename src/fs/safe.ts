@@ -23,7 +23,7 @@ import { constants, type BigIntStats, type Stats } from 'node:fs';
 import { lstat, mkdir, open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, relative, sep } from 'node:path';
 import { ZferryError } from '../errors.js';
-import { fileError } from '../pipeline/fs-error.js';
+import { fileError } from './errors.js';
 
 const { O_CREAT, O_EXCL, O_NOFOLLOW, O_WRONLY, O_RDONLY, O_RDWR, O_APPEND, O_NONBLOCK, O_DIRECTORY } = constants;
 

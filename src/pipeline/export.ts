@@ -6,8 +6,8 @@ import type { VolumeEntry } from '../bundle/manifest.js';
 import { fsyncDir } from '../fs/safe.js';
 import { compress } from './compress.js';
 import { hashTap } from './hash-tap.js';
-import { VolumeWriter } from './volume-writer.js';
-import { fileError } from './fs-error.js';
+import { VolumeWriter } from '../bundle/volume-writer.js';
+import { fileError } from '../fs/errors.js';
 import { encryptStream } from '../trust/age.js';
 
 export interface WriteStreamOptions {

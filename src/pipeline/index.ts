@@ -2,8 +2,6 @@ export { hashTap, HashTap } from './hash-tap.js';
 export { compress, type CompressOptions } from './compress.js';
 export { decompress, ZstdDecompress } from './decompress.js';
 export { tailGate, TailGate, type TailGateOptions } from './tail-gate.js';
-export { VolumeWriter, MAX_VOLUMES, type VolumeWriterOptions } from './volume-writer.js';
-export { VolumeReader, type VolumeReaderOptions } from './volume-reader.js';
 export { writeStream, syncStreamsFolder, type WriteStreamOptions, type WrittenStream } from './export.js';
 export { readStream, type ReadStreamOptions } from './import.js';
 export { measureStream, type MeasureOptions, type StreamMeasure } from './sample.js';

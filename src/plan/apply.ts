@@ -5,23 +5,13 @@
  * simulated, and each stream that would apply is applied to the simulation so
  * later streams see its snapshots.
  */
-import type { DatasetType, Guid, Inventory, SnapshotRef } from '../model.js';
+import type { DatasetType, Guid, Inventory, SnapshotRef, Step } from '../model.js';
 import { joinDataset } from '../model.js';
 import { parentPath, showPath } from './paths.js';
 import { ascending, formatRefs, ref } from './snapshots.js';
 
-export interface ApplyStream {
-  index: number;
-  dataset: string;
-  type: DatasetType;
-  kind: 'full' | 'incremental' | 'create';
-  /** `dataset` set: a clone's first stream, whose base is the origin snapshot in that dataset. */
-  from: { name: string; guid: Guid; bookmark?: boolean; dataset?: string } | null;
-  /** null for create. */
-  to: SnapshotRef | null;
-  creates: SnapshotRef[];
-  force: boolean;
-}
+/** A stream as the import checks it: the step, at its place in the bundle. */
+export type ApplyStream = Step & { index: number };
 
 /**
  * How `zfs receive` is run, decided here from the target's facts and the
@@ -138,7 +128,8 @@ function decide(st: ApplyStream, sim: Map<string, SimDataset>, name: (path: stri
     return { index: st.index, action: 'apply' };
   }
 
-  if (!st.to) return { problem: `${at}: stream ${st.index} (${st.kind}) names no snapshot to receive` };
+  // Typed non-null for a send; a manifest is a stranger's JSON.
+  if (!(st.to as SnapshotRef | null)) return { problem: `${at}: stream ${st.index} (${st.kind}) names no snapshot to receive` };
   if (ds?.at.has(st.to.guid)) return { index: st.index, action: 'skip', reason: 'already applied' };
 
   let replaces: SnapshotRef[] | undefined;

@@ -14,7 +14,7 @@
  *   lacks the other new flags too, so this is the source's best guess of its
  *   peer, and import compensates where the guess is wrong.
  */
-import type { Dataset, Inventory } from '../model.js';
+import type { Dataset, Inventory, SendStep } from '../model.js';
 import { joinDataset } from '../model.js';
 import { ZferryError } from '../errors.js';
 
@@ -42,6 +42,16 @@ const LETTER: Record<SendOption, string> = { props: '-p', compressed: '-c', raw:
 /** The options as zfs send spells them, as recorded in a manifest's sendFlags. */
 export function sendOptionLetters(options: SendOption[]): string[] {
   return options.map((o) => LETTER[o]);
+}
+
+/** A manifest's sendFlags for a step sent with `options`: letters on disk, for people and stock tools. */
+export function sendFlagsOf(options: SendOption[], step: Pick<SendStep, 'kind' | 'intermediates'>): string[] {
+  return [...sendOptionLetters(options), ...(step.kind === 'full' ? [] : [step.intermediates ? '-I' : '-i'])];
+}
+
+/** A manifest's sendFlags read back as data; letters zferry does not write are ignored. */
+export function sendOptionsOf(sendFlags: readonly string[]): SendOption[] {
+  return (Object.keys(LETTER) as SendOption[]).filter((o) => sendFlags.includes(LETTER[o]));
 }
 
 /**

@@ -5,49 +5,15 @@
  * Snapshot identity is the guid (names are for people), order is createtxg
  * within one side. Datasets pair up by path relative to each inventory root.
  */
-import type { Dataset, DatasetType, Guid, Inventory, Snapshot, SnapshotRef } from '../model.js';
-import { joinDataset } from '../model.js';
+import type { Dataset, DatasetType, Guid, Inventory, SendStep, Snapshot, SnapshotRef, Step, StepFrom } from '../model.js';
+import { createStep, joinDataset } from '../model.js';
 import type { CommonBase, Conflict, ConflictNames } from './conflicts.js';
 import { noCommonSnapshot, targetAhead, typeMismatch } from './conflicts.js';
 import { comparePaths, parentPath, showPath } from './paths.js';
-import { ascending, ref } from './snapshots.js';
+import { ascending, formatRefs, ref } from './snapshots.js';
 import { datasetInScope, snapshotInScope, type Scope } from './scope.js';
 
-export interface StepFrom extends SnapshotRef {
-  bookmark?: boolean;
-  /** Set only on a clone's first step: the relative path of the dataset holding the origin snapshot. */
-  dataset?: string;
-}
-
-export interface SendStep {
-  kind: 'full' | 'incremental';
-  /** Relative path of the dataset. */
-  dataset: string;
-  type: DatasetType;
-  /**
-   * Incremental base: a source snapshot, or a source bookmark (`bookmark: true`),
-   * or, for a clone's first step, its origin snapshot in another dataset
-   * (`dataset`: that dataset's relative path): the target receives the step as
-   * a clone of its own copy of the origin.
-   */
-  from: StepFrom | null;
-  to: SnapshotRef;
-  /** `-I` (every snapshot between from and to) rather than `-i`. */
-  intermediates: boolean;
-  /** Snapshots this step creates on the target, ascending. */
-  creates: SnapshotRef[];
-  /** The target dataset exists without snapshots: the receive needs `-F`. */
-  force: boolean;
-}
-
-/** A snapshot-less source filesystem made on the target so its children have a parent. */
-export interface CreateStep {
-  kind: 'create';
-  dataset: string;
-  type: 'filesystem';
-}
-
-export type Step = SendStep | CreateStep;
+export type { CreateStep, SendStep, Step, StepFrom } from '../model.js';
 
 export interface Plan {
   /** Parents before children; within a dataset, in the order they must run. */
@@ -178,7 +144,14 @@ export function planSync(source: Inventory, target: Inventory | null, opts: Plan
     }
 
     if (!src.snapshots.some(included)) {
-      if (!tgt && src.type === 'filesystem') {
+      // Only bookmarks left on the source, and the target moved on past the
+      // newest one both share: the two have diverged (zrepl's planner says
+      // the same), which is a conflict to show, not a dataset to skip.
+      const diverged = tgt && src.bookmarks.length > 0 ? bookmarkOnlyDivergence(names(path), src, tgt, included) : null;
+      if (diverged) {
+        plan.conflicts.push(diverged);
+        barrier.set(path, `parent ${showPath(path)} is in conflict (${diverged.kind})`);
+      } else if (!tgt && src.type === 'filesystem') {
         pending.add(path);
       } else {
         plan.skipped.push({ dataset: path, reason: 'no snapshot to send' });
@@ -220,7 +193,7 @@ export function planSync(source: Inventory, target: Inventory | null, opts: Plan
 
   for (const src of ordered) {
     const path = src.path;
-    if (needed.has(path)) plan.steps.push({ kind: 'create', dataset: path, type: 'filesystem' });
+    if (needed.has(path)) plan.steps.push(createStep(path));
     const steps = stepsByPath.get(path);
     if (steps) plan.steps.push(...steps);
   }
@@ -403,6 +376,22 @@ export function chainSteps(
 }
 
 /** Present on both sides with target snapshots: find the newest common base by guid. */
+/**
+ * A source dataset holding only bookmarks (its snapshots rotated away) whose
+ * target has snapshots newer than the newest guid both share: diverged. Null
+ * where the target is not ahead (nothing to send, nothing lost).
+ */
+function bookmarkOnlyDivergence(names: ConflictNames, src: Dataset, tgt: Dataset, included: (s: Snapshot) => boolean): Conflict | null {
+  const outcome = planExisting(names, src, tgt, included, false);
+  if (outcome.conflict?.kind !== 'target-ahead') return null;
+  const c = outcome.conflict;
+  const message =
+    `${names.targetName}: diverged: target has snapshots newer than the last common #${c.common.name} that ${names.sourceName} lacks ` +
+    `(target-only: ${formatRefs(c.targetNewer)}; the source holds only bookmarks, so there is nothing to send); ` +
+    `take a new snapshot of ${names.sourceName} and run again with --rollback to discard ${formatRefs(c.targetNewer)}, or keep the target as it is`;
+  return { ...c, message };
+}
+
 function planExisting(
   names: ConflictNames,
   src: Dataset,

@@ -6,7 +6,7 @@
 import { dirname, resolve } from 'node:path';
 import { ZferryError, readUserFile } from '../errors.js';
 import { validateWith } from '../schemas.js';
-import { parseSize } from '../cli/units.js';
+import { parseSize } from '../units.js';
 import { DEFAULT_IDLE_TIMEOUT_SECONDS, parseEndpoint, SLOW_LINK_TUNING, type Endpoint, type MbufferTuning } from '../mbuffer/index.js';
 import { commandWords } from '../hooks.js';
 import { checkSite } from '../state/site.js';

@@ -18,7 +18,7 @@ import { ZferryError } from '../errors.js';
 import { SIGNATURE_FILE, checkTrust } from '../trust/minisign.js';
 import { MANIFEST_FILE, RESTORE_FILE, SUMS_FILE, parseManifest, readManifest, verifyArrived, type ArrivedVolume, type Manifest, type VolumeEntry } from '../bundle/index.js';
 import { ensureFolder, fsyncDir, makeFreshFolder, writeNewFile } from '../fs/safe.js';
-import { sinkToFile } from '../pipeline/file-sink.js';
+import { sinkToFile } from '../fs/sink.js';
 import { sourceTag } from '../commands/import.js';
 import { RELAY_HEADER, type RelayHeader } from './pack.js';
 import { bundleNameProblem, isBundleDirName } from './names.js';

@@ -14,7 +14,7 @@ import { Decrypter, Encrypter } from 'age-encryption';
 import { ZferryError } from '../errors.js';
 import type { Manifest } from '../bundle/manifest.js';
 import { openRegular } from '../fs/safe.js';
-import { fileError } from '../pipeline/fs-error.js';
+import { fileError } from '../fs/errors.js';
 
 /** X25519 (`age1…`) and hybrid post-quantum (`age1pq1…`) recipients, as age-keygen prints them. */
 export const RECIPIENT_PATTERN = /^age1[02-9ac-hj-np-z]{20,4000}$/;

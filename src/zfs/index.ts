@@ -7,7 +7,7 @@ import { ZferryError } from '../errors.js';
 import type { Guid, Inventory } from '../model.js';
 import { inventoryGetArgs, inventoryListArgs, parseInventoryGet, parseInventoryList } from './inventory.js';
 import { isUnknownProperty, parseSnapshotWritten, snapshotWrittenArgs, type WrittenRow } from './churn.js';
-import { parseHeld, parseWritten, userrefsArgs, writtenArgs } from './props.js';
+import { parseHeld, parseSpace, parseWritten, spaceArgs, userrefsArgs, writtenArgs } from './props.js';
 import { probeCapabilities, type ZfsCapabilities } from './probe.js';
 import { commandError, ExecaRunner, isNotFound, resolveProgram, type RunResult, type Runner } from './runner.js';
 import {
@@ -30,7 +30,7 @@ export { ExecaRunner, resolveProgram } from './runner.js';
 export { parseInventoryList, parseInventoryGet, inventoryListArgs, inventoryGetArgs, buildInventory } from './inventory.js';
 export { parseSendDryRun, parseTrustedSize, buildSendArgs, buildReceiveArgs } from './sendrecv.js';
 export { parseSnapshotWritten, snapshotWrittenArgs, type WrittenRow } from './churn.js';
-export { parseHeld, parseWritten, userrefsArgs, writtenArgs } from './props.js';
+export { parseHeld, parseSpace, parseWritten, spaceArgs, userrefsArgs, writtenArgs } from './props.js';
 export { SKIP_PROPERTY } from './inventory.js';
 export { classifyFlagProbe, parseZfsVersion, FLAG_PROBES } from './probe.js';
 export { checkDatasetName } from './names.js';
@@ -177,6 +177,17 @@ export class Zfs {
     return value === '-' ? null : value;
   }
 
+  /** A property's values set locally on the datasets under `root` (not snapshots, not inherited), in one call. */
+  async localProperties(root: string, prop: string): Promise<Map<string, string>> {
+    const out = await this.zfs('zfs get', root, ['get', '-H', '-p', '-r', '-s', 'local', '-o', 'name,value', prop, root]);
+    const values = new Map<string, string>();
+    for (const line of out.split('\n')) {
+      const [name, value] = line.split('\t');
+      if (name && value !== undefined && value !== '-' && !name.includes('@')) values.set(name, value);
+    }
+    return values;
+  }
+
   async setProperty(dataset: string, prop: string, value: string): Promise<void> {
     await this.zfs('zfs set', dataset, ['set', `${prop}=${value}`, dataset]);
   }
@@ -221,6 +232,18 @@ export class Zfs {
       throw commandError('zfs get written', root, [this.zfsBin, ...args], r.exitCode, r.stderr);
     }
     return parseWritten(r.stdout);
+  }
+
+  /**
+   * `referenced` and `used` of every dataset and snapshot under `root`, in one
+   * call: where zfs has no `written`, the evidence that a dataset changed
+   * since its newest snapshot (see changedBySpace).
+   */
+  async spaceFigures(root: string): Promise<Map<string, { referenced: bigint; used: bigint }>> {
+    const args = spaceArgs(root);
+    const r = await this.run(this.zfsBin, args);
+    if (r.exitCode !== 0) throw commandError('zfs get referenced,used', root, [this.zfsBin, ...args], r.exitCode, r.stderr);
+    return parseSpace(r.stdout);
   }
 
   /**

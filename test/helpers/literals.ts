@@ -2,8 +2,11 @@
  * Literal data for unit tests of pure logic: inventories, snapshot refs and
  * manifests built from short tuples, so a test states only what it is about.
  */
-import type { Dataset, Inventory, SnapshotRef } from '../../src/model.js';
-import type { Manifest, StreamEntry } from '../../src/bundle/manifest.js';
+import type { Dataset, Inventory, SendStep, SnapshotRef } from '../../src/model.js';
+import type { Manifest, StreamData, StreamEntry } from '../../src/bundle/manifest.js';
+
+/** A send stream before `manifest` numbers it; volumes default to one. */
+export type StreamLiteral = SendStep & Omit<StreamData, 'index' | 'volumes'> & Partial<StreamData>;
 import type { TargetFacts } from '../../src/plan/index.js';
 
 /** [name, guid, createtxg] */
@@ -23,7 +26,7 @@ export const ref = (name: string, guid: string): SnapshotRef => ({ name, guid })
 const SHA = 'a'.repeat(64);
 
 /** A data-carrying stream entry (one volume); `index` is filled in by `manifest`. */
-export function stream(dataset: string, kind: 'full' | 'incremental', from: SnapshotRef | null, creates: SnapshotRef[], extra: Partial<StreamEntry> = {}): Omit<StreamEntry, 'index' | 'volumes'> & Partial<StreamEntry> {
+export function stream(dataset: string, kind: 'full' | 'incremental', from: SnapshotRef | null, creates: SnapshotRef[], extra: Partial<StreamLiteral> = {}): StreamLiteral {
   return {
     dataset, type: 'filesystem', kind, from, to: creates[creates.length - 1], intermediates: creates.length > 1, creates,
     force: false, sendFlags: kind === 'full' ? [] : [creates.length > 1 ? '-I' : '-i'], rawBytes: 10, storedBytes: 5, rawSha256: SHA,
@@ -55,5 +58,5 @@ export function manifest(source: Inventory, streams: Array<ReturnType<typeof str
 
 /** The facts of a target as import reads them; everything not given is "nothing there". */
 export function facts(target: string, inventory: Inventory | null, extra: Partial<TargetFacts> = {}): TargetFacts {
-  return { target, inventory, partial: new Set(), written: null, sourceMark: null, sourceTxg: null, poolSnapshots: null, ...extra };
+  return { target, inventory, partial: new Set(), written: null, space: null, sourceMark: null, sourceTxg: null, poolSnapshots: null, ...extra };
 }

@@ -10,10 +10,12 @@ import { cp, mkdtemp, open, readdir, readFile, rm, stat, writeFile } from 'node:
 import os from 'node:os';
 import path from 'node:path';
 import { lane, makePool, run, type TestPool } from '../helpers/zfslab.js';
+import { twoPools, type TwoPools } from '../helpers/scenario.js';
 import { zferry, zferryOk } from '../helpers/cli.js';
 import { buildSource, fingerprint, snapshot, writeData } from '../helpers/fixtures.js';
 
 let src: TestPool;
+let pools: TwoPools | undefined;
 let dst: TestPool;
 let work: string;
 let target: string;
@@ -21,9 +23,7 @@ let target: string;
 let good: string;
 
 before(async () => {
-  src = await makePool('bis', 192);
-  dst = await makePool('bid', 192);
-  work = await mkdtemp(path.join(os.tmpdir(), 'zferry-bad-'));
+  ({ src, dst, work: work } = pools = await twoPools('bi', 192));
   target = `${dst.name}/backup`;
   await buildSource(src.name);
   const seed = path.join(work, 'seed');
@@ -36,9 +36,7 @@ before(async () => {
 });
 
 after(async () => {
-  await src?.destroy();
-  await dst?.destroy();
-  await rm(work, { recursive: true, force: true });
+  await pools?.teardown();
 });
 
 let copies = 0;

@@ -17,6 +17,7 @@ import { appendFile, cp, mkdtemp, open, readdir, readFile, rename, rm, stat, tru
 import os from 'node:os';
 import path from 'node:path';
 import { lane, makePool, run, type TestPool } from '../helpers/zfslab.js';
+import { twoPools, type TwoPools } from '../helpers/scenario.js';
 import { zferry, zferryOk } from '../helpers/cli.js';
 import { fingerprint, snapshot, writeData } from '../helpers/fixtures.js';
 import { ZferryError } from '../../src/errors.js';
@@ -25,6 +26,7 @@ import { runImport } from '../../src/commands/import.js';
 import { runVerify } from '../../src/commands/verify.js';
 
 let src: TestPool;
+let pools: TwoPools | undefined;
 let dst: TestPool;
 let work: string;
 let target: string;
@@ -32,9 +34,7 @@ let good: string;
 let zfs: Zfs;
 
 before(async () => {
-  src = await makePool('cms', 96);
-  dst = await makePool('cmd', 96);
-  work = await mkdtemp(path.join(os.tmpdir(), 'zferry-matrix-'));
+  ({ src, dst, work: work } = pools = await twoPools('cm', 96));
   target = `${dst.name}/backup`;
   for (const d of ['a', 'b']) await run('zfs', ['create', `${src.name}/${d}`]);
   await snapshot(`${src.name}@one`, true);
@@ -49,9 +49,7 @@ before(async () => {
 });
 
 after(async () => {
-  await src?.destroy();
-  await dst?.destroy();
-  await rm(work, { recursive: true, force: true });
+  await pools?.teardown();
 });
 
 /** Snapshot guids, plus the partial-receive state where zfs keeps one (OpenZFS). */

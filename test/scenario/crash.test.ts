@@ -13,27 +13,25 @@ import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { makePool, run, type TestPool } from '../helpers/zfslab.js';
+import { twoPools, type TwoPools } from '../helpers/scenario.js';
 import { zferry, zferryOk } from '../helpers/cli.js';
 import { killAt as killAtPoint } from '../helpers/kill.js';
 import { fingerprint, guidList, snapshot, writeData } from '../helpers/fixtures.js';
 
 let src: TestPool;
+let pools: TwoPools | undefined;
 let dst: TestPool;
 let work: string;
 
 before(async () => {
-  src = await makePool('crs', 96);
-  dst = await makePool('crd', 96);
-  work = await mkdtemp(path.join(os.tmpdir(), 'zferry-crash-'));
+  ({ src, dst, work: work } = pools = await twoPools('cr', 96));
   for (const d of ['a', 'b']) await run('zfs', ['create', `${src.name}/${d}`]);
   for (const d of ['', '/a', '/b']) await writeData(`${src.name}${d}`, 'one.bin', 48);
   await snapshot(`${src.name}@one`, true);
 });
 
 after(async () => {
-  await src?.destroy();
-  await dst?.destroy();
-  await rm(work, { recursive: true, force: true });
+  await pools?.teardown();
 });
 
 /** Runs zferry until it reaches `point`, then SIGKILLs it. */

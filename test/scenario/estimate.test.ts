@@ -12,10 +12,12 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { lane, makePool, mountpointOf, run, type TestPool } from '../helpers/zfslab.js';
+import { twoPools, type TwoPools } from '../helpers/scenario.js';
 import { zferryOk } from '../helpers/cli.js';
 import { snapshot, writeData } from '../helpers/fixtures.js';
 
 let src: TestPool;
+let pools: TwoPools | undefined;
 let dst: TestPool;
 let disk: string;
 
@@ -32,9 +34,7 @@ async function writeMixed(dataset: string, file: string, kib: number): Promise<v
 }
 
 before(async () => {
-  src = await makePool('ests', 128);
-  dst = await makePool('estd', 128);
-  disk = await mkdtemp(path.join(os.tmpdir(), 'zferry-est-'));
+  ({ src, dst, work: disk } = pools = await twoPools('est', 128));
   for (const d of ['data', 'home']) await run('zfs', ['create', `${src.name}/${d}`]);
   for (const d of ['', '/data', '/home']) await writeData(`${src.name}${d}`, 'first.bin', 64);
   await snapshot(`${src.name}@s1`, true);
@@ -47,9 +47,7 @@ before(async () => {
 });
 
 after(async () => {
-  await src?.destroy();
-  await dst?.destroy();
-  await rm(disk, { recursive: true, force: true });
+  await pools?.teardown();
 });
 
 interface Estimate {

@@ -12,10 +12,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { makePool, run, type TestPool } from '../helpers/zfslab.js';
+import { twoPools, type TwoPools } from '../helpers/scenario.js';
 import { CLI, STATE_DIR, zferry, zferryOk } from '../helpers/cli.js';
 import { snapshot, writeData } from '../helpers/fixtures.js';
 
 let src: TestPool;
+let pools: TwoPools | undefined;
 let dst: TestPool;
 let work: string;
 let key: string;
@@ -25,9 +27,7 @@ let good: string;
 let outside: { file: string; text: string; size: number; sha256: string };
 
 before(async () => {
-  src = await makePool('hfs', 64);
-  dst = await makePool('hfd', 64);
-  work = await mkdtemp(path.join(os.tmpdir(), 'zferry-hostile-fs-'));
+  ({ src, dst, work: work } = pools = await twoPools('hf', 64));
   key = path.join(work, 'zferry.key');
   await zferryOk('keygen', '-o', key);
   await run('zfs', ['create', `${src.name}/data`]);
@@ -45,9 +45,7 @@ before(async () => {
 });
 
 after(async () => {
-  await src?.destroy();
-  await dst?.destroy();
-  await rm(work, { recursive: true, force: true });
+  await pools?.teardown();
 });
 
 async function outsideUnchanged(): Promise<void> {

@@ -13,10 +13,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { makePool, run, type TestPool } from '../helpers/zfslab.js';
+import { twoPools, type TwoPools } from '../helpers/scenario.js';
 import { zferry, zferryOk } from '../helpers/cli.js';
 import { fingerprint, guidList, snapshot, writeData } from '../helpers/fixtures.js';
 
 let src: TestPool;
+let pools: TwoPools | undefined;
 let dst: TestPool;
 let work: string;
 let key: string;
@@ -26,8 +28,7 @@ let signed: string;
 const EVIL = (marker: string) => `#!/bin/bash\n# Restoring zferry bundle (looks familiar)\ntouch ${marker}\n`;
 
 before(async () => {
-  [src, dst] = await Promise.all([makePool('hrs', 64), makePool('hrd', 64)]);
-  work = await mkdtemp(path.join(os.tmpdir(), 'zferry-hrestore-'));
+  ({ src, dst, work: work } = pools = await twoPools('hr', 64));
   await run('zfs', ['create', `${src.name}/docs`]);
   await writeData(src.name, 'one.bin', 32);
   await writeData(`${src.name}/docs`, 'two.bin', 16);
@@ -39,8 +40,7 @@ before(async () => {
 });
 
 after(async () => {
-  await Promise.all([src?.destroy(), dst?.destroy()]);
-  await rm(work, { recursive: true, force: true });
+  await pools?.teardown();
 });
 
 let copies = 0;

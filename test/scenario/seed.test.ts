@@ -9,27 +9,25 @@ import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { makePool, run, type TestPool } from '../helpers/zfslab.js';
+import { twoPools, type TwoPools } from '../helpers/scenario.js';
 import { zferry, zferryOk } from '../helpers/cli.js';
 import { AUTO, assertSameFiles, buildSource, datasetList, guidList, halfSeed, snapshot, writeData } from '../helpers/fixtures.js';
 
 let src: TestPool;
+let pools: TwoPools | undefined;
 let dst: TestPool;
 let disk: string;
 let target: string;
 
 before(async () => {
-  src = await makePool('sds', 192);
-  dst = await makePool('sdd', 192);
-  disk = await mkdtemp(path.join(os.tmpdir(), 'zferry-disk-'));
+  ({ src, dst, work: disk } = pools = await twoPools('sd', 192));
   target = `${dst.name}/backup`;
   await buildSource(src.name);
   await halfSeed(src.name, target);
 });
 
 after(async () => {
-  await src?.destroy();
-  await dst?.destroy();
-  await rm(disk, { recursive: true, force: true });
+  await pools?.teardown();
 });
 
 test('seed: a half-seeded target ends with every dataset and snapshot of the source, same guids and files', async () => {

@@ -1,9 +1,9 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Dataset, DatasetType, Inventory, SnapshotRef } from '../../src/model.js';
+import { createStep, type Dataset, type DatasetType, type Inventory, type SnapshotRef } from '../../src/model.js';
 import { ds as literalDs, inv as literalInv, ref, type SnapTuple } from '../helpers/literals.js';
 import { checkApply, planSync } from '../../src/plan/index.js';
-import type { ApplyDecision, ApplyStream, Step } from '../../src/plan/index.js';
+import type { ApplyDecision, ApplyStream, SendStep, Step } from '../../src/plan/index.js';
 
 type S = SnapTuple;
 const ds = (path: string, snaps: S[], type: DatasetType = 'filesystem') => literalDs(path, snaps, { type });
@@ -12,13 +12,13 @@ const r = ref;
 const s1 = r('s1', '101'), s2 = r('s2', '102'), s3 = r('s3', '103'), s4 = r('s4', '104');
 
 function full(index: number, dataset: string, to: SnapshotRef, force = false): ApplyStream {
-  return { index, dataset, type: 'filesystem', kind: 'full', from: null, to, creates: [to], force };
+  return { index, dataset, type: 'filesystem', kind: 'full', from: null, to, intermediates: false, creates: [to], force };
 }
 function inc(index: number, dataset: string, from: SnapshotRef, creates: SnapshotRef[]): ApplyStream {
-  return { index, dataset, type: 'filesystem', kind: 'incremental', from, to: creates[creates.length - 1], creates, force: false };
+  return { index, dataset, type: 'filesystem', kind: 'incremental', from, to: creates[creates.length - 1], intermediates: creates.length > 1, creates, force: false };
 }
 function create(index: number, dataset: string): ApplyStream {
-  return { index, dataset, type: 'filesystem', kind: 'create', from: null, to: null, creates: [], force: false };
+  return { index, ...createStep(dataset) };
 }
 /** Decisions without the receive options (pinned by their own tests in import-plan.test.ts). */
 const shape = (ds: ApplyDecision[]) => ds.map((d) => {
@@ -28,11 +28,7 @@ const shape = (ds: ApplyDecision[]) => ds.map((d) => {
 });
 /** What the export side would write: the plan's steps as streams. */
 const toStreams = (steps: Step[]): ApplyStream[] =>
-  steps.map((s, index) =>
-    s.kind === 'create'
-      ? create(index, s.dataset)
-      : { index, dataset: s.dataset, type: s.type, kind: s.kind, from: s.from, to: s.to, creates: s.creates, force: s.force },
-  );
+  steps.map((s, index) => ({ index, ...s }));
 
 describe('checkApply', () => {
   it('applies a whole seed bundle to an empty target, later streams seeing earlier ones', () => {
@@ -88,7 +84,7 @@ describe('checkApply', () => {
 
   it('replaces a re-created dataset only with replace (--delete), and never one sharing a snapshot with the source', () => {
     const target = inv([ds('', [['old', '555', 1]])]);
-    const full = { index: 0, dataset: '', type: 'filesystem' as const, kind: 'full' as const, from: null, to: s1, creates: [s1], force: true };
+    const full = { index: 0, dataset: '', type: 'filesystem' as const, kind: 'full' as const, from: null, to: s1, intermediates: false, creates: [s1], force: true };
     const refused = checkApply([full], target, { sourceGuids: new Set(['101']) });
     assert.match(refused.problems[0].message, /source's dataset was re-created.*use --delete to replace/);
     const ok = checkApply([full], target, { replace: true, sourceGuids: new Set(['101']) });
@@ -148,7 +144,7 @@ describe('checkApply', () => {
 
   it('accepts an incremental from a bookmark whose snapshot the target holds', () => {
     const target = inv([ds('', [['s2', '102', 2]])]);
-    const stream: ApplyStream = { ...inc(0, '', s2, [s4]), from: { name: 's2-bm', guid: '102', bookmark: true } };
+    const stream: ApplyStream = { ...(inc(0, '', s2, [s4]) as SendStep & { index: number }), from: { name: 's2-bm', guid: '102', bookmark: true } };
     assert.deepEqual(shape(checkApply([stream], target).decisions), [{ index: 0, action: 'apply' }]);
   });
 });

@@ -14,12 +14,7 @@ type S = SnapTuple;
 const ds = (path: string, snaps: S[], origin?: string) => literalDs(path, snaps, origin ? { origin } : {});
 const brief = (steps: Step[]) =>
   steps.map((s) => (s.kind === 'create' ? `${s.dataset}:create` : `${s.dataset}:${s.kind}:${s.from?.dataset !== undefined ? `${s.from.dataset}` : ''}@${s.from?.name ?? '-'}>${s.to.name}`));
-const toStreams = (steps: Step[]): ApplyStream[] =>
-  steps.map((s, i) =>
-    s.kind === 'create'
-      ? { index: i + 1, dataset: s.dataset, type: 'filesystem', kind: 'create', from: null, to: null, creates: [], force: false }
-      : { index: i + 1, dataset: s.dataset, type: s.type, kind: s.kind, from: s.from, to: s.to, creates: s.creates, force: s.force },
-  );
+const toStreams = (steps: Step[]): ApplyStream[] => steps.map((s, i) => ({ index: i + 1, ...s }));
 
 const base: S[] = [['s1', '11', 10], ['s2', '12', 20]];
 const clone: S[] = [['c1', '21', 30], ['c2', '22', 40], ['c3', '23', 50]];

@@ -1,7 +1,7 @@
 /** The pure parts of `zferry estimate`: units, churn windows, the keep-up verdict, the chart, the `written` parser. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseInterval, parseRate, formatDuration } from '../../src/cli/units.js';
+import { parseInterval, parseRate, formatDuration } from '../../src/units.js';
 import { dailyChurn, windowChurn, type ChurnSample } from '../../src/estimate/churn.js';
 import { keepUpVerdict } from '../../src/estimate/verdict.js';
 import { verdictSummary } from '../../src/cli/print.js';

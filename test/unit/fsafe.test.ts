@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { ZferryError } from '../../src/errors.js';
-import { fileError } from '../../src/pipeline/fs-error.js';
+import { fileError } from '../../src/fs/errors.js';
 import {
   assertRealFolders, assertReplaceable, createExclusive, ensureFolder, fileIdOf, makeFreshFolder, openRegular, readRegular,
   regularFileSize, reopenOwned, writeFileAtomic, writeNewFile,

@@ -14,7 +14,7 @@ const r = ref;
 const s1 = r('s1', '101'), s2 = r('s2', '102'), s3 = r('s3', '103');
 
 function inc(index: number, dataset: string, from: SnapshotRef, creates: SnapshotRef[], force = false): ApplyStream {
-  return { index, dataset, type: 'filesystem', kind: 'incremental', from, to: creates[creates.length - 1], creates, force };
+  return { index, dataset, type: 'filesystem', kind: 'incremental', from, to: creates[creates.length - 1], intermediates: false, creates, force };
 }
 
 describe('receive options are the plan\'s', () => {
@@ -43,15 +43,15 @@ describe('receive options are the plan\'s', () => {
 
   it('a full stream gets -F only into a dataset the target already has (empty), not into a new one', () => {
     const plan = checkApply([
-      { index: 1, dataset: 'new', type: 'filesystem', kind: 'full', from: null, to: s3, creates: [s3], force: true },
-      { index: 2, dataset: 'empty', type: 'filesystem', kind: 'full', from: null, to: s3, creates: [s3], force: true },
+      { index: 1, dataset: 'new', type: 'filesystem', kind: 'full', from: null, to: s3, intermediates: false, creates: [s3], force: true },
+      { index: 2, dataset: 'empty', type: 'filesystem', kind: 'full', from: null, to: s3, intermediates: false, creates: [s3], force: true },
     ], target);
     assert.deepEqual(plan.problems, []);
     assert.deepEqual(plan.decisions.map((d) => d.action === 'apply' && d.receive?.force), [false, true]);
   });
 
   it('a zvol gets no mountpoint or canmount override', () => {
-    const plan = checkApply([{ index: 1, dataset: 'vol', type: 'volume', kind: 'full', from: null, to: s3, creates: [s3], force: false }], target);
+    const plan = checkApply([{ index: 1, dataset: 'vol', type: 'volume', kind: 'full', from: null, to: s3, intermediates: false, creates: [s3], force: false }], target);
     const d = plan.decisions[0];
     assert.ok(d.action === 'apply');
     assert.deepEqual(d.receive, { force: false, exclude: [], set: {} });
@@ -59,7 +59,7 @@ describe('receive options are the plan\'s', () => {
 
   it('a clone\'s origin is the target\'s own snapshot with the stated guid, under its name on the target', () => {
     const t = inv('backup', [ds('', []), ds('base', [['renamed-on-target', '101', 5]])]);
-    const clone: ApplyStream = { index: 1, dataset: 'clone', type: 'filesystem', kind: 'incremental', from: { name: 's1', guid: '101', dataset: 'base' }, to: s2, creates: [s2], force: false };
+    const clone: ApplyStream = { index: 1, dataset: 'clone', type: 'filesystem', kind: 'incremental', from: { name: 's1', guid: '101', dataset: 'base' }, to: s2, intermediates: false, creates: [s2], force: false };
     const d = checkApply([clone], t).decisions[0];
     assert.ok(d.action === 'apply');
     assert.deepEqual(d.receive?.origin, { dataset: 'base', name: 'renamed-on-target', guid: '101' });

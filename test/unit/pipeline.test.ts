@@ -9,7 +9,8 @@ import { pipeline } from 'node:stream/promises';
 import { execa } from 'execa';
 import { ZferryError } from '../../src/errors.js';
 import type { StreamEntry } from '../../src/bundle/manifest.js';
-import { compress, decompress, hashTap, tailGate, writeStream, readStream, VolumeReader } from '../../src/pipeline/index.js';
+import { compress, decompress, hashTap, tailGate, writeStream, readStream } from '../../src/pipeline/index.js';
+import { VolumeReader } from '../../src/bundle/index.js';
 import { compressContextsCreated, HEAD_BYTES } from '../../src/pipeline/compress.js';
 
 const KiB = 1024;
@@ -137,6 +138,23 @@ test('readStream refuses a volume with a flipped byte, naming the file, and with
     const { bytes, err } = await drainUntilError(readStream(dir, entry));
     assert.ok(err instanceof ZferryError, `expected ZferryError, got ${String(err)}`);
     assert.match(err.message, /0003-incr\.zst\.002/);
+    assert.ok(bytes <= entry.rawBytes - MiB, `released ${bytes} of ${entry.rawBytes}`);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('one sha256 pass: a flipped byte in the very last bytes of the last volume is still caught before the stream ends, and the tail withheld', async () => {
+  const { dir, entry } = await exportFixture();
+  try {
+    const last = entry.volumes[entry.volumes.length - 1];
+    const path = join(dir, last.file);
+    const buf = await readFile(path);
+    buf[buf.length - 2] ^= 0x01;
+    await writeFile(path, buf);
+    const { bytes, err } = await drainUntilError(readStream(dir, entry));
+    assert.ok(err instanceof ZferryError, `expected ZferryError, got ${String(err)}`);
+    assert.match(err.message, new RegExp(`${last.file.replace(/\./g, '\\.')}: sha256 is [0-9a-f]{64}, manifest says`));
     assert.ok(bytes <= entry.rawBytes - MiB, `released ${bytes} of ${entry.rawBytes}`);
   } finally {
     await rm(dir, { recursive: true, force: true });
@@ -337,7 +355,7 @@ test('readStream after a verify pass (volumesVerified): sizes still checked, and
 });
 
 test('sinkToFile writes and hashes a stream of many small chunks, fsyncs it, and refuses an existing file', async () => {
-  const { sinkToFile } = await import('../../src/pipeline/file-sink.js');
+  const { sinkToFile } = await import('../../src/fs/sink.js');
   const dir = await mkdtemp(join(tmpdir(), 'zferry-sink-'));
   try {
     // 9 MiB + 1 in pipe-sized reads: several batches, more than IN_FLIGHT of them.
@@ -357,7 +375,7 @@ test('sinkToFile writes and hashes a stream of many small chunks, fsyncs it, and
 });
 
 test('sinkToFile passes on a source that fails midway and leaves no open handle behind', async () => {
-  const { sinkToFile } = await import('../../src/pipeline/file-sink.js');
+  const { sinkToFile } = await import('../../src/fs/sink.js');
   const dir = await mkdtemp(join(tmpdir(), 'zferry-sink-'));
   try {
     async function* cut() {

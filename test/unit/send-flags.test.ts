@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { sendOptionsFor, sendOptionLetters, checkEncryptionMatch, type SendFeatures } from '../../src/plan/index.js';
+import { sendOptionsFor, sendOptionLetters, sendFlagsOf, sendOptionsOf, checkEncryptionMatch, type SendFeatures, type SendOption } from '../../src/plan/index.js';
 import { buildReceiveArgs } from '../../src/zfs/index.js';
-import type { Dataset, Inventory } from '../../src/model.js';
+import { createStep, stepOf, type Dataset, type Inventory } from '../../src/model.js';
 
 const openzfs: SendFeatures = {
   send: { props: true, compressed: true, raw: true, largeBlocks: true, embedded: true },
@@ -50,4 +50,19 @@ test('receive overrides become -x/-o arguments, refused where zfs cannot take th
   assert.deepEqual(buildReceiveArgs({ dataset: 'b/a', exclude: ['mountpoint'], set: { canmount: 'noauto' } }, caps),
     ['receive', '-u', '-x', 'mountpoint', '-o', 'canmount=noauto', 'b/a']);
   assert.throws(() => buildReceiveArgs({ dataset: 'b/a', exclude: ['mountpoint'] }, { ...caps, recvPropertyOverride: false }), /cannot override received properties/);
+});
+
+test('sendFlags are letters on disk and data in code: every option survives the round trip, and -i/-I follow the step', () => {
+  const all: SendOption[] = ['props', 'compressed', 'raw', 'largeBlocks', 'embedded'];
+  assert.deepEqual(sendFlagsOf(['props', 'raw'], { kind: 'incremental', intermediates: true }), ['-p', '-w', '-I']);
+  assert.deepEqual(sendFlagsOf([], { kind: 'full', intermediates: false }), []);
+  assert.deepEqual(sendOptionsOf(sendFlagsOf(all, { kind: 'incremental', intermediates: false })), all);
+  assert.deepEqual(sendOptionsOf(['-i', '-X', '-c']), ['compressed']);
+});
+
+test('stepOf copies a step\'s own fields and nothing that rode along', () => {
+  const from = { name: 's1', guid: '1', bookmark: undefined, dataset: undefined };
+  const extra = { kind: 'incremental' as const, dataset: 'a', type: 'filesystem' as const, from, to: { name: 's2', guid: '2' }, intermediates: false, creates: [{ name: 's2', guid: '2' }], force: false, sneaky: 1 };
+  assert.deepEqual(stepOf(extra), { kind: 'incremental', dataset: 'a', type: 'filesystem', from: { name: 's1', guid: '1' }, to: { name: 's2', guid: '2' }, intermediates: false, creates: [{ name: 's2', guid: '2' }], force: false });
+  assert.deepEqual(stepOf(createStep('x')), { kind: 'create', dataset: 'x', type: 'filesystem', from: null, to: null, intermediates: false, creates: [], force: false });
 });

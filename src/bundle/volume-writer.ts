@@ -8,8 +8,8 @@ import { mkdir, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { ZferryError } from '../errors.js';
-import { volumeFileName, type VolumeEntry } from '../bundle/manifest.js';
-import { fileError } from './fs-error.js';
+import { volumeFileName, type VolumeEntry } from './manifest.js';
+import { fileError } from '../fs/errors.js';
 import { createExclusive, ensureFolder } from '../fs/safe.js';
 import { testPause } from '../test-hook.js';
 

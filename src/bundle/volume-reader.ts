@@ -7,8 +7,8 @@ import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { ZferryError } from '../errors.js';
-import type { VolumeEntry } from '../bundle/manifest.js';
-import { fileError } from './fs-error.js';
+import type { VolumeEntry } from './manifest.js';
+import { fileError } from '../fs/errors.js';
 import { openRegular } from '../fs/safe.js';
 
 const CHUNK = 1 << 20;

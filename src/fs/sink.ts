@@ -14,7 +14,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
-import { createExclusive } from '../fs/safe.js';
+import { createExclusive } from './safe.js';
 
 const BATCH = 1024 * 1024;
 const IN_FLIGHT = 4;
