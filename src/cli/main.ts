@@ -79,9 +79,10 @@ export function buildProgram(): Command {
       const { exportSummary } = await import('../commands/figures.js');
       const { stateDir } = await import('../state/journal.js');
       const journal = o.journal === false ? false : o.journal === true ? undefined : o.journal;
-      const site = o.site ?? cfg?.site ?? undefined;
+      // Checked before the job: a bad name runs no hook and is recorded nowhere.
+      const site = (await import('../state/site.js')).checkSite(o.site ?? cfg?.site ?? undefined);
       const spec = await jobSpec(o, cfg, {
-        kind: 'export', source, target: dest, bundle: dest, site: site ?? 'default', stateDir: o.dryRun ? null : stateDir(journal || undefined),
+        kind: 'export', source, target: dest, bundle: dest, site, stateDir: o.dryRun ? null : stateDir(journal || undefined),
       });
       const r = await (await import('../job.js')).runJob(spec, async () => runExport(await probeZfs(), {
         source, dest, since: o.since, level: given<number>(cmd, 'level') ?? cfg?.level ?? o.level,

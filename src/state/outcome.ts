@@ -13,7 +13,7 @@ import { ZferryError } from '../errors.js';
 import { readRegular, writeFileAtomic } from '../fs/safe.js';
 import { validateWith } from '../schemas.js';
 import type { JobResult } from '../hooks.js';
-import { isDefaultSite } from './site.js';
+import { checkSite, isDefaultSite } from './site.js';
 
 export type JobKind = 'export' | 'import' | 'relay-run' | 'status';
 export const JOB_KINDS: readonly JobKind[] = ['export', 'import', 'relay-run', 'status'];
@@ -87,7 +87,8 @@ export async function readOutcome(file: string, within: string): Promise<Outcome
 export async function recordOutcome(dir: string, event: JobEvent): Promise<string> {
   const subject = subjectOf(event);
   if (subject === null) throw new ZferryError(`cannot record a ${event.kind} without a ${event.kind === 'import' ? 'target' : 'source'}`, {});
-  const name = outcomeFileName(event.kind, subject, event.site);
+  // The site names the file: only a valid one (src/state/site.ts) may.
+  const name = outcomeFileName(event.kind, subject, checkSite(event.site, 'site'));
   await mkdir(dir, { recursive: true });
   const previous = await readOutcome(join(dir, name), dir).catch(() => null);
   const succeeded = event.outcome === 'ok' || event.outcome === 'partial';
