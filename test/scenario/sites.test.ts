@@ -142,5 +142,5 @@ test('a site name that could pass for a guid or a path is refused in one line', 
     assert.equal(r.stderr.trim().split('\n').length, 1);
   }
   // Nothing recorded under a name built from them either.
-  assert.deepEqual((await readdir(STATE_DIR).catch(() => [] as string[])).filter((f) => f.startsWith('last-') && !/^last-export-[^@]+(@vault)?\.json$/.test(f)), []);
+  assert.deepEqual((await readdir(STATE_DIR).catch(() => [] as string[])).filter((f) => f.startsWith('last-') && f.includes('@') && !f.endsWith('@vault.json')), []);
 });
