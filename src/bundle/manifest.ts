@@ -94,6 +94,8 @@ export interface Manifest {
   restore?: RestoreEntry;
   /** Format 2, optional (export --parity): par2 recovery files over every volume, in parity/. */
   parity?: ParityEntry;
+  /** Format 2 only: the site exported for (export --site); absent for the default site. */
+  site?: string;
   streams: StreamEntry[];
 }
 

@@ -7,6 +7,8 @@ import { Command, Option, InvalidArgumentError } from 'commander';
 import { parseInterval, parseRate } from '../units.js';
 import { ZFERRY_VERSION } from '../version.js';
 import { relayCommand } from './relay.js';
+import { statusCommand } from './status.js';
+import { addHookOptions, given, jobSpec, loadJobConfig } from './job-options.js';
 import { parseGrid } from '../plan/retention.js';
 import { stopIfOutputClosed } from './pipes.js';
 import { collect, emitJson, example, levelOption, notices, sizeOption, unitOption, WAIT_HELP, waitOption, waitSeconds } from './options.js';
@@ -38,7 +40,7 @@ export function buildProgram(): Command {
       'zferry import /mnt/disk backup',
     ));
 
-  program
+  const exportCommand = program
     .command('export')
     .description('Plan against what the target holds (by snapshot guid), run zfs send, and write one verified bundle under DEST.')
     .argument('<source>', 'pool or dataset to carry, taken recursively (filesystems and volumes)')
@@ -62,8 +64,10 @@ export function buildProgram(): Command {
       return n;
     }))
     .option('--no-space-check', 'do not compare the planned size with DEST\'s free space first (a file system that misreports it)')
+    .option('--site <name>', 'the site this bundle is for, when SOURCE feeds several: its own journal, receipts, hold tag zferry-NAME and bookmarks #zferry-NAME-GUID (default: the default site, today\'s names; config: site)')
     .option('--dry-run', 'print the plan and the free-space check, and write nothing (exit 1 when it would not fit)', false)
-    .option('--json', 'print the result as JSON on stdout (no progress bars)', false)
+    .option('--json', 'print the result as JSON on stdout (no progress bars)', false);
+  addHookOptions(exportCommand)
     .addHelpText('after', example(
       '# first round: the target is empty or half-seeded (state.json from `zferry state`)\n' +
       'zferry export tank /mnt/disk --since state.json\n' +
@@ -75,19 +79,29 @@ export function buildProgram(): Command {
       '# signed and encrypted (keys from `zferry keygen -o ~/.zferry/key` and `age-keygen -o key.txt`)\n' +
       'zferry export tank /mnt/disk --sign ~/.zferry/key --encrypt-to age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p\n' +
       '# from cron, while a manual export of tank may still run: wait up to an hour for it\n' +
-      'zferry export tank /mnt/disk --wait 3600',
+      'zferry export tank /mnt/disk --wait 3600\n' +
+      '# a second site fed from the same pool, unattended: the backup pool imported first, exported after, a mail on every outcome\n' +
+      'zferry export tank /mnt/vault --site vault --pre \'zpool import vaultdisk\' --post \'zpool export vaultdisk\' --notify \'/usr/local/lib/zferry/notify-mail root\'',
     ))
-    .action(async (source: string, dest: string, o) => {
-      const zfs = await probeZfs();
+    .action(async (source: string, dest: string, o, cmd: Command) => {
+      const cfg = await loadJobConfig(o.config);
       const { runExport } = await import('../commands/export.js');
+      const { exportSummary } = await import('../commands/figures.js');
+      const { stateDir } = await import('../state/journal.js');
       const words = await printer();
       const said = notices(o.json);
-      const r = await runExport(zfs, {
+      const journal = o.journal === false ? false : o.journal === true ? undefined : o.journal;
+      // Checked before the job: a bad name runs no hook and is recorded nowhere.
+      const site = (await import('../state/site.js')).checkSite(o.site ?? cfg?.site ?? undefined);
+      const spec = await jobSpec(o, cfg, {
+        kind: 'export', source, target: dest, bundle: dest, site, stateDir: o.dryRun ? null : stateDir(journal || undefined),
+      });
+      const r = await (await import('../job.js')).runJob(spec, async () => runExport(await probeZfs(), {
         wait: waitSeconds(o.wait), notice: said.notice,
-        source, dest, since: o.since, level: o.level, volumeSize: o.volumeSize, dryRun: o.dryRun,
+        source, dest, since: o.since, level: given<number>(cmd, 'level') ?? cfg?.level ?? o.level,
+        volumeSize: given<number>(cmd, 'volumeSize') ?? cfg?.volumeSize ?? o.volumeSize, dryRun: o.dryRun,
         exclude: o.exclude, snapshots: o.snapshots, excludeSnapshots: o.excludeSnapshots, rollback: o.rollback,
-        journal: o.journal === false ? false : o.journal === true ? undefined : o.journal,
-        sign: o.sign, encryptTo: o.encryptTo, bundleFormat: Number(o.bundleFormat) as 1 | 2,
+        journal, sign: o.sign ?? cfg?.sign ?? undefined, encryptTo: o.encryptTo, bundleFormat: Number(o.bundleFormat) as 1 | 2, site,
         spaceCheck: o.spaceCheck !== false, parity: o.parity,
         progress: await progressFor(o.json),
         // The plan first, on stdout; the bars that follow are on stderr (README, "Output").
@@ -96,7 +110,7 @@ export function buildProgram(): Command {
           words.printExportPlan(planned, source, dest);
           await stopIfOutputClosed();
         },
-      });
+      }), (r) => exportSummary(r, dest));
       if (o.json) emitJson({ ...r, plan: { ...r.plan, conflicts: r.plan.conflicts }, warnings: said.warnings });
       else words.printExportResult(r, o.dryRun);
       if (r.plan.conflicts.length > 0) process.exitCode = EXIT.partial;
@@ -112,6 +126,7 @@ export function buildProgram(): Command {
     .option('--dest <dir>', 'the disk or folder whose receipts export would read')
     .option('--journal <dir>', 'journal of exported bundles, as export reads it (default: $ZFERRY_STATE_DIR or /var/lib/zferry)')
     .option('--no-journal', 'estimate from the receipt only, as if no bundle were pending')
+    .option('--site <name>', 'estimate the next bundle of this site (its journal and receipts), as export --site')
     .addOption(new Option('--link <rate>', 'link rate: 10Mbit, 100Mbit/s, 2MB/s, 500KiB/s').argParser(unitOption(parseRate, 'link rate')).default(10e6 / 8, '10Mbit'))
     .addOption(new Option('--every <interval>', 'how often a bundle would be sent: 1h, 12h, 1d, 1w').argParser(unitOption(parseInterval, 'interval')).default(86400, '1d'))
     .addOption(new Option('--level <n>', 'zstd compression level (1-19), as export will use').argParser(levelOption).default(3))
@@ -135,13 +150,15 @@ export function buildProgram(): Command {
       '#   the link moves 10.1 GiB per day; a bundle must carry 12.4 GiB per day (7-day average)\n' +
       '#   verdict: falls behind by 2.3 GiB per day; a 1.00 TiB disk every 14 months would carry the rest\n' +
       '# the same figures for a script\n' +
-      'zferry estimate tank --since state.json --link 2MB/s --every 12h --json',
+      'zferry estimate tank --since state.json --link 2MB/s --every 12h --json\n' +
+      '# the next bundle of the second site, whose disks are still away\n' +
+      'zferry estimate tank --site vault --link 1Mbit',
     ))
     .action(async (source: string, o) => {
       const zfs = await probeZfs();
       const { runEstimate } = await import('../commands/estimate.js');
       const r = await runEstimate(zfs, {
-        source, since: o.since, dest: o.dest, journal: o.journal === false ? false : o.journal === true ? undefined : o.journal, level: o.level, linkBytesPerSecond: o.link, intervalSeconds: o.every,
+        source, since: o.since, dest: o.dest, journal: o.journal === false ? false : o.journal === true ? undefined : o.journal, site: o.site, level: o.level, linkBytesPerSecond: o.link, intervalSeconds: o.every,
         diskBytes: o.disk, sampleBytes: o.sample, sampleSeconds: o.sampleSeconds, churnSends: o.churnSends,
         churnSeconds: o.churnSeconds, progress: await progressFor(o.json),
       });
@@ -152,7 +169,7 @@ export function buildProgram(): Command {
       if (r.conflicts.length > 0) process.exitCode = EXIT.partial;
     });
 
-  program
+  const importCommand = program
     .command('import')
     .description('Apply the bundle(s) at PATH to TARGET with zfs recv -u, checking every byte as it streams (or all first with --verify-first), and write a receipt under PATH.')
     .argument('<path>', 'a bundle folder, or a folder holding bundles (applied in order; applied ones are skipped)')
@@ -169,7 +186,8 @@ export function buildProgram(): Command {
     .option('--create-parents', 'create TARGET\'s missing parent datasets (zfs create -p) instead of refusing; never a pool', false)
     .option('--verify-first', 'read and check every byte before the first receive (two read passes); by default each volume is checked as it streams into zfs recv, and a stream\'s end reaches zfs only once all its bytes matched', false)
     .addOption(new Option('--wait [seconds]', `one import into TARGET at a time (lock in $ZFERRY_STATE_DIR, default /var/lib/zferry): ${WAIT_HELP}`).argParser(waitOption))
-    .option('--json', 'print the result as JSON on stdout (no progress bars)', false)
+    .option('--json', 'print the result as JSON on stdout (no progress bars)', false);
+  addHookOptions(importCommand)
     .addHelpText('after', example(
       '# see what would be received and destroyed, then do it\n' +
       'zferry import /mnt/disk backup --delete --dry-run\n' +
@@ -187,19 +205,25 @@ export function buildProgram(): Command {
       '# --delete trusts the newest manifest\'s view of the source: sign it (without --trust, one warning line)\n' +
       'zferry import /mnt/disk backup --delete --trust /etc/zferry/source.pub\n' +
       '# another import into backup may be running: wait for it instead of refusing\n' +
-      'zferry import /mnt/disk backup --wait',
+      'zferry import /mnt/disk backup --wait\n' +
+      '# unattended (contrib/systemd/zferry-disk@.service): keys and hooks from the shared config file\n' +
+      'zferry import /run/zferry/disk backup --config /etc/zferry/zferry.json --post \'umount /run/zferry/disk\'',
     ))
     .action(async (path: string, target: string, o) => {
-      const zfs = await probeZfs();
+      const cfg = await loadJobConfig(o.config);
       const { runImport } = await import('../commands/import.js');
       const { parseMaxDelete } = await import('../plan/import.js');
+      const { importSummary } = await import('../commands/figures.js');
+      const { stateDir } = await import('../state/journal.js');
       const said = notices(o.json);
-      const r = await runImport(zfs, {
+      const spec = await jobSpec(o, cfg, { kind: 'import', source: null, target, bundle: path, site: 'default', stateDir: o.dryRun ? null : stateDir() });
+      const r = await (await import('../job.js')).runJob(spec, async () => runImport(await probeZfs(), {
         wait: waitSeconds(o.wait), notice: said.notice,
         path, target, dryRun: o.dryRun, force: o.force, delete: o.delete, rollback: o.rollback,
-        trust: o.trust, identity: o.identity, verifyFirst: o.verifyFirst, createParents: o.createParents, maxDelete: parseMaxDelete(o.maxDelete), keep: o.keep,
+        trust: o.trust ?? cfg?.trust ?? undefined, identity: o.identity ?? cfg?.identity ?? undefined, verifyFirst: o.verifyFirst,
+        createParents: o.createParents, maxDelete: parseMaxDelete(o.maxDelete), keep: o.keep,
         ...(o.deleteAfter !== undefined ? { deleteAfterSeconds: o.deleteAfter } : {}), progress: await progressFor(o.json),
-      });
+      }), (r) => importSummary(r, path));
       if (o.json) emitJson({ ...r, warnings: said.warnings });
       else (await printer()).printImport(r, o.dryRun);
       for (const d of r.deferred) process.stderr.write(`zferry: ${d.message}\n`);
@@ -259,6 +283,7 @@ export function buildProgram(): Command {
     });
 
   program.addCommand(relayCommand());
+  program.addCommand(statusCommand());
 
   const completion = program
     .command('completion')

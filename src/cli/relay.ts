@@ -2,12 +2,13 @@
 import { Command, Option, InvalidArgumentError } from 'commander';
 import type { Zfs } from '../zfs/index.js';
 import type { Progress } from '../progress.js';
-import { DEFAULT_IDLE_TIMEOUT_SECONDS, parseEndpoint, SLOW_LINK_TUNING, type MbufferTuning } from '../mbuffer/index.js';
+import { DEFAULT_IDLE_TIMEOUT_SECONDS, formatEndpoint, parseEndpoint, SLOW_LINK_TUNING, type MbufferTuning } from '../mbuffer/index.js';
 import type { TransferResult } from '../commands/relay-receive.js';
 import type { RelayEvent } from '../commands/relay-run.js';
 import { formatBytes, parseInterval } from '../units.js';
 import { collect, example, sizeOption, unitOption, WAIT_HELP, waitOption, waitSeconds } from './options.js';
 import { stopIfOutputClosed } from './pipes.js';
+import { addNotifyOption, jobSpec } from './job-options.js';
 
 // Loaded when a relay command runs, as in main.ts: starting zferry stays cheap.
 const probeZfs = async (): Promise<Zfs> => (await import('../zfs/index.js')).Zfs.probe();
@@ -66,6 +67,16 @@ function printTransfer(t: TransferResult, asJson: boolean, once: boolean): void 
   if (!t.ok && !once) process.stderr.write(`zferry: transfer failed: ${t.error}${t.replied ? ' (reported to the sender)' : ''}\n`);
   if (t.ok && t.replyError !== null && !once) process.stderr.write(`zferry: receipt ${t.replyError}\n`);
   if (t.ok) for (const d of t.import?.deferred ?? []) process.stderr.write(`zferry: ${d.message}\n`);
+}
+
+async function recordTransfer(t: TransferResult, target: string, spool: string): Promise<void> {
+  try {
+    const figures = await import('../commands/figures.js');
+    const { stateDir } = await import('../state/journal.js');
+    await figures.recordTransfer(stateDir(), t, target, spool);
+  } catch (err) {
+    process.stderr.write(`zferry: the outcome was not recorded for zferry status: ${(err as Error).message}\n`);
+  }
 }
 
 function printEvent(e: RelayEvent, asJson: boolean): void {
@@ -169,6 +180,8 @@ export function relayCommand(): Command {
         progress: () => makeProgress(o.json),
         onTransfer: async (t) => {
           printTransfer(t, asJson, o.once);
+          // For zferry status --target on this side; a record that cannot be written only warns.
+          if (o.import) void recordTransfer(t, o.import, o.spool);
           // A reader that went away ends the receiver here, between transfers, with nothing open.
           await stopIfOutputClosed();
         },
@@ -176,31 +189,42 @@ export function relayCommand(): Command {
       if ((t.import?.deferred.length ?? 0) > 0) process.exitCode = EXIT_PARTIAL;
     });
 
-  relay
+  const run = relay
     .command('run')
     .description('One scheduled round: export what is new since the last receipt into the spool, push pending bundles oldest first, store the receipt, prune confirmed bundles.')
     .requiredOption('--config <file>', 'relay configuration (schemas/relay-config.schema.json)')
     .addOption(new Option('--wait [seconds]', `one round per spool: ${WAIT_HELP}`).argParser(waitOption))
     .option('--json', 'JSON lines on stdout (the default without a terminal, e.g. under systemd)', false)
+    .addOption(new Option('--pre <cmd>', 'run CMD first; if it fails, nothing is touched (env ZFERRY_SOURCE, ZFERRY_TARGET, ZFERRY_BUNDLE, ZFERRY_SITE; config: pre)'))
+    .addOption(new Option('--post <cmd>', 'run CMD afterwards, after a failure too, with ZFERRY_RESULT=ok|partial|failed (config: post)'));
+  addNotifyOption(run)
     .addHelpText('after', example(
       'zferry relay run --config /etc/zferry/relay.json\n' +
       '# a manual round while the timer\'s may be running: wait up to 10 minutes for it\n' +
       'zferry relay run --config /etc/zferry/relay.json --wait 600\n' +
-      '# or from systemd: contrib/systemd/zferry-relay.timer',
+      '# or from systemd: contrib/systemd/zferry-relay.timer; a webhook on every round\n' +
+      'zferry relay run --config /etc/zferry/relay.json --notify \'/usr/local/lib/zferry/notify-webhook https://hooks.example.net/zferry\'',
     ))
     .action(async (o) => {
       let zfs: Zfs | null = null;
       const asJson = lines(o.json);
       const makeProgress = await loadProgress();
       const { runRelayRound } = await import('../commands/relay-run.js');
-      const r = await runRelayRound({
-        config: o.config,
+      const { readRelayConfig } = await import('../relay/config.js');
+      const { relaySummary } = await import('../commands/figures.js');
+      const { stateDir } = await import('../state/journal.js');
+      const cfg = await readRelayConfig(o.config);
+      const spec = await jobSpec(o, cfg, {
+        kind: 'relay-run', source: cfg.source, target: formatEndpoint(cfg.to), bundle: cfg.spool, site: cfg.site, stateDir: stateDir(),
+      });
+      const r = await (await import('../job.js')).runJob(spec, () => runRelayRound({
+        config: cfg,
         wait: waitSeconds(o.wait),
         notice: (line) => process.stderr.write(`zferry: ${line}\n`),
         zfs: async () => (zfs ??= await probeZfs()),
         progress: () => makeProgress(o.json),
         onEvent: (e) => printEvent(e, asJson),
-      });
+      }), (r) => relaySummary(r, cfg.spool, cfg.site));
       // As export: a bundle went, but datasets in conflict were left out.
       if (r.conflicts.length > 0) process.exitCode = EXIT_PARTIAL;
     });

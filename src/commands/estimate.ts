@@ -14,6 +14,7 @@ import type { SendStep } from '../plan/index.js';
 import { measureStream, type StreamMeasure } from '../pipeline/index.js';
 import { silentProgress, type Progress } from '../progress.js';
 import { planRound, sendSpecFor, type PlannedRound } from './basis.js';
+import { checkSite } from '../state/site.js';
 import { dailyChurn, windowChurn, type ChurnMethod, type ChurnSample, type DayChurn, type WindowChurn } from '../estimate/churn.js';
 import { keepUpVerdict, type Verdict } from '../estimate/verdict.js';
 import { checkSpaceAtRatio, type SpaceCheck } from '../plan/index.js';
@@ -26,6 +27,8 @@ export interface EstimateOptions {
   dest?: string;
   /** As for export: pending bundles in the journal are planned on top of. */
   journal?: string | false;
+  /** As for export: the site's journal and receipts (default: the default site). */
+  site?: string;
   level: number;
   linkBytesPerSecond: number;
   /** How often a bundle would be sent. */
@@ -80,6 +83,8 @@ export interface ChurnReport {
 
 export interface EstimateResult {
   source: string;
+  /** The site estimated for (export --site). */
+  site: string;
   basis: { origin: Basis['origin']; file: string | null };
   zfs: { flavour: string; version: string | null; sendDryRun: boolean };
   current: string[];
@@ -201,7 +206,7 @@ export async function runEstimate(zfs: Zfs, opts: EstimateOptions): Promise<Esti
   const started = Date.now();
   const progress = opts.progress ?? silentProgress;
   const now = opts.now ?? Math.floor(Date.now() / 1000);
-  const { inventory, basis, plan } = await planRound(zfs, { source: opts.source, since: opts.since, receiptsIn: opts.dest, journal: opts.journal });
+  const { inventory, basis, plan } = await planRound(zfs, { source: opts.source, since: opts.since, receiptsIn: opts.dest, journal: opts.journal, site: checkSite(opts.site) });
 
   const sends = plan.steps.filter((s): s is SendStep => s.kind !== 'create');
   // The sample budget is shared evenly, so a tree of many datasets stays bounded.
@@ -269,6 +274,7 @@ export async function runEstimate(zfs: Zfs, opts: EstimateOptions): Promise<Esti
 
   return {
     source: opts.source,
+    site: checkSite(opts.site),
     basis: { origin: basis.origin, file: basis.file },
     zfs: { flavour: zfs.caps.flavour, version: zfs.caps.version, sendDryRun: zfs.caps.sendDryRun },
     current: plan.current,

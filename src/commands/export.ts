@@ -14,7 +14,7 @@ import { describeStep, projectTarget, sendFlagsOf, spaceMissing, spaceVerdict, t
 import { FORMAT_VERSION, finishBundle, ZFERRY_VERSION, type Basis, type FormatVersion, type Manifest, type StreamEntry } from '../bundle/index.js';
 import { syncStreamsFolder, writeStream } from '../pipeline/index.js';
 import { appendJournal, journalFile, readJournal, stateDir } from '../state/journal.js';
-import { planRound, sendSpecFor, sourceIdentity } from './basis.js';
+import { planRound, sendSpecFor, sourceIdentity, type Confirmation } from './basis.js';
 import { protectBases } from './protect.js';
 import { silentProgress, type Progress } from '../progress.js';
 import { readSecretKey, signManifest } from '../trust/minisign.js';
@@ -27,6 +27,7 @@ import { bytesUnder } from '../fs/space.js';
 import { errnoName, fileError, isOutOfSpace } from '../fs/errors.js';
 import { formatBytes } from '../units.js';
 import { exportSpaceCheck, type PlannedSizes } from './space.js';
+import { checkSite, isDefaultSite, siteField } from '../state/site.js';
 
 export interface ExportOptions {
   source: string;
@@ -60,6 +61,8 @@ export interface ExportOptions {
   parity?: number;
   /** false: do not compare the planned size with DEST's free space (a file system that misreports it). */
   spaceCheck?: boolean;
+  /** The site exported for (src/state/site.ts); default: the default site. */
+  site?: string;
   progress?: Progress;
   /**
    * Called with the plan (bundle and streams still empty) before anything is
@@ -84,6 +87,10 @@ export interface ExportResult {
   rawBytes: number;
   storedBytes: number;
   seconds: number;
+  /** The site exported for. */
+  site: string;
+  /** The receipt (or --since state file) the round was planned from, for zferry status; null when none. */
+  confirmed: Confirmation | null;
 }
 
 
@@ -142,12 +149,16 @@ export async function runExport(zfs: Zfs, opts: ExportOptions): Promise<ExportRe
 async function exportLocked(zfs: Zfs, opts: ExportOptions): Promise<ExportResult> {
   const progress = opts.progress ?? silentProgress;
   const started = Date.now();
+  const site = checkSite(opts.site);
+  if (!isDefaultSite(site) && opts.bundleFormat === 1) {
+    throw new ZferryError(`--site ${site}: a site is recorded in the bundle, which format 1 cannot carry; drop --bundle-format 1`, { field: '--bundle-format' });
+  }
   // Keys are read before zfs is asked anything: a bad key file fails in a second, not after the sends.
   if (opts.parity && opts.bundleFormat === 1) throw new ZferryError('--parity needs bundle format 2 (format 1 has no place for parity files)', { field: 'bundleFormat' }, 2);
   const secretKey = opts.sign ? await readSecretKey(opts.sign) : null;
   const recipients = opts.encryptTo && opts.encryptTo.length > 0 ? await readRecipients(opts.encryptTo) : null;
-  const { inventory, identity, basis, proved, scope, plan } = await planRound(zfs, {
-    source: opts.source, since: opts.since, receiptsIn: opts.dest, journal: opts.journal,
+  const { inventory, identity, basis, proved, confirmed, scope, plan } = await planRound(zfs, {
+    source: opts.source, since: opts.since, receiptsIn: opts.dest, journal: opts.journal, site,
     exclude: opts.exclude, snapshots: opts.snapshots, excludeSnapshots: opts.excludeSnapshots, rollback: opts.rollback,
   });
   const result: ExportResult = {
@@ -162,6 +173,8 @@ async function exportLocked(zfs: Zfs, opts: ExportOptions): Promise<ExportResult
     rawBytes: 0,
     storedBytes: 0,
     seconds: 0,
+    site,
+    confirmed,
   };
   const sends = plan.steps.filter((s): s is SendStep => s.kind !== 'create');
   // Checked before anything is written: a bundle that cannot fit leaves the disk as it was.
@@ -245,15 +258,17 @@ async function exportLocked(zfs: Zfs, opts: ExportOptions): Promise<ExportResult
       compression: { algorithm: 'zstd', level: opts.level },
       ...(recipients ? { encryption: { algorithm: 'age' as const, recipients } } : {}),
       ...(parity ? { parity } : {}),
+      ...siteField(site),
       streams,
     };
     await finishBundle(dir, manifest, secretKey ? { sign: (bytes) => signManifest(bytes, secretKey, manifest) } : {});
     if (opts.journal !== false) {
       const jdir = stateDir(opts.journal);
-      const file = journalFile(jdir, identity);
+      const file = journalFile(jdir, identity, site);
       const projected = projectTarget(basis.inventory, plan.steps, inventory, basis.target ?? opts.source);
-      await appendJournal(file, jdir, await readJournal(file, identity), {
+      await appendJournal(file, jdir, await readJournal(file, identity, site), {
         bundleId: id, createdAt: createdAt.toISOString(), bundle: dir, after: basis.bundleId ?? null, projected,
+        storedBytes: streams.reduce((n, s) => n + s.storedBytes, 0),
       });
     }
   } catch (err) {
@@ -272,7 +287,7 @@ async function exportLocked(zfs: Zfs, opts: ExportOptions): Promise<ExportResult
     throw new ZferryError(`export to ${dir} failed: ${(err as Error).message}`, { file: dir });
   }
   progress.end();
-  result.protection = await protectBases(zfs, opts.source, inventory, plan, proved);
+  result.protection = await protectBases(zfs, opts.source, inventory, plan, proved, site);
   result.bundle = dir;
   result.bundleId = id;
   result.streams = streams.map((s) => ({

@@ -25,6 +25,7 @@ import { testPause } from '../test-hook.js';
 import { assertReplaceable } from '../fs/safe.js';
 import { acquireLock, importLockFile } from '../state/lock.js';
 import { stateDir } from '../state/journal.js';
+import { siteOf } from '../state/site.js';
 
 export { SOURCE_PROPERTY, sourceTag } from '../plan/index.js';
 
@@ -373,7 +374,8 @@ async function importLocked(zfs: Zfs, opts: ImportOptions): Promise<ImportResult
   }
   const finalInv = await zfs.inventory(opts.target);
   const last = plan.bundles[plan.bundles.length - 1].manifest;
-  const state = makeState(opts.target, finalInv, last.source, plan.bundles.map((p) => p.manifest.bundleId));
+  // The receipt speaks for the newest bundle's site: the source lets it release that site's bases only.
+  const state = makeState(opts.target, finalInv, last.source, plan.bundles.map((p) => p.manifest.bundleId), siteOf(last));
   // Beside the bundles, so the disk that brought them carries the receipt back.
   result.receipt = join(opts.path, receiptFileName(opts.target));
   await writeStateAtomic(result.receipt, state);
