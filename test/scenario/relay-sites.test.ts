@@ -47,7 +47,7 @@ test('relay run for site vault: the site travels in bundle and receipt, both sid
     receiptTimeout: 120, volumeSize: '256K', mbuffer: { blockSize: '64k', memory: '4M' },
     site: 'vault', notify: ['sh', '-c', `cat >> "${events}"`],
   }));
-  const receiver = startZferry(['relay', 'receive', '--listen', `${LOOP}:${BASE + 1}`, '--source', await sourceId(src.name), '--spool', recvSpool,
+  const receiver = startZferry(['relay', 'receive', '--allow-unsigned', '--listen', `${LOOP}:${BASE + 1}`, '--source', await sourceId(src.name), '--spool', recvSpool,
     '--import', target, '--reply-to', `${LOOP}:${BASE + 2}`, '--buffer', '4M', '--json']);
   try {
     await untilListening(BASE + 1);
