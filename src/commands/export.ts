@@ -20,7 +20,7 @@ import { silentProgress, type Progress } from '../progress.js';
 import { readSecretKey, signManifest } from '../trust/minisign.js';
 import { readRecipients } from '../trust/age.js';
 import { testPause } from '../test-hook.js';
-import { acquireLock, exportLockFile } from '../state/lock.js';
+import { exportLockFile, withLock } from '../state/lock.js';
 import { fsyncDir, makeFreshFolder } from '../fs/safe.js';
 import { createParity, PARITY_DIR, type ParityEntry } from '../parity/par2.js';
 import { bytesUnder } from '../fs/space.js';
@@ -136,14 +136,9 @@ async function expectedSizes(zfs: Zfs, inventory: Inventory, sends: SendStep[], 
 export async function runExport(zfs: Zfs, opts: ExportOptions): Promise<ExportResult> {
   if (opts.dryRun) return exportLocked(zfs, opts);
   const dir = stateDir(typeof opts.journal === 'string' ? opts.journal : undefined);
-  const lock = await acquireLock(exportLockFile(dir, opts.source), {
+  return withLock(exportLockFile(dir, opts.source), {
     what: `an export of ${opts.source}`, notice: opts.notice, ...(opts.wait !== undefined ? { waitSeconds: opts.wait } : {}),
-  });
-  try {
-    return await exportLocked(zfs, opts);
-  } finally {
-    await lock.release();
-  }
+  }, () => exportLocked(zfs, opts));
 }
 
 async function exportLocked(zfs: Zfs, opts: ExportOptions): Promise<ExportResult> {

@@ -23,7 +23,7 @@ import { checkTrust, readPublicKey } from '../trust/minisign.js';
 import { checkIdentityOpens, readIdentities } from '../trust/age.js';
 import { testPause } from '../test-hook.js';
 import { assertReplaceable } from '../fs/safe.js';
-import { acquireLock, importLockFile } from '../state/lock.js';
+import { importLockFile, withLock } from '../state/lock.js';
 import { stateDir } from '../state/journal.js';
 import { siteOf } from '../state/site.js';
 
@@ -268,14 +268,9 @@ export async function runImport(zfs: Zfs, opts: ImportOptions): Promise<ImportRe
     opts.notice?.(`warning: --delete without --trust: whoever wrote the bundles under ${opts.path} decides what is destroyed under ${opts.target}; sign exports (export --sign) and pass --trust KEY.pub`);
   }
   if (opts.dryRun) return importLocked(zfs, opts);
-  const lock = await acquireLock(importLockFile(stateDir(), opts.target), {
+  return withLock(importLockFile(stateDir(), opts.target), {
     what: `an import into ${opts.target}`, notice: opts.notice, ...(opts.wait !== undefined ? { waitSeconds: opts.wait } : {}),
-  });
-  try {
-    return await importLocked(zfs, opts);
-  } finally {
-    await lock.release();
-  }
+  }, () => importLocked(zfs, opts));
 }
 
 async function importLocked(zfs: Zfs, opts: ImportOptions): Promise<ImportResult> {

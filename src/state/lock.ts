@@ -259,3 +259,13 @@ function rmSyncQuiet(file: string): void {
     // the process is ending; a left lock is stale and taken over next time
   }
 }
+
+/** Runs `work` holding the lock at `file`, and releases it however the work ends. */
+export async function withLock<T>(file: string, opts: LockOptions, work: () => Promise<T>): Promise<T> {
+  const lock = await acquireLock(file, opts);
+  try {
+    return await work();
+  } finally {
+    await lock.release();
+  }
+}
