@@ -76,13 +76,17 @@ export function hookEnv(facts: HookFacts, result?: JobResult): Record<string, st
 }
 
 /**
- * Runs one hook to its end; a non-zero exit, a signal or a missing program is
- * a ZferryError whose one line names the hook and its last stderr line.
+ * Runs one hook to its end; a non-zero exit, a signal, a missing program or
+ * running past `timeoutS` (then it gets SIGTERM, SIGKILL 10 s later) is a
+ * ZferryError whose one line names the hook and its last stderr line.
  */
-export async function runHook(stage: 'pre' | 'post', words: readonly string[], facts: HookFacts, result?: JobResult): Promise<void> {
+export async function runHook(stage: 'pre' | 'post', words: readonly string[], facts: HookFacts, result: JobResult | undefined, timeoutS: number): Promise<void> {
   const [file, ...args] = words;
   const r = await execa(file!, args, {
     reject: false,
+    timeout: timeoutS * 1000,
+    killSignal: 'SIGTERM',
+    forceKillAfterDelay: 10_000,
     stdin: 'ignore',
     stdout: ['pipe'],
     stderr: ['pipe'],
@@ -93,6 +97,6 @@ export async function runHook(stage: 'pre' | 'post', words: readonly string[], f
   if (r.stderr) process.stderr.write(`${String(r.stderr).trimEnd()}\n`);
   if (r.exitCode === 0 && !r.failed) return;
   const last = String(r.stderr ?? '').trim().split('\n').pop() ?? '';
-  const why = r.exitCode !== undefined ? `exit ${r.exitCode}` : r.signal ? `killed by ${r.signal}` : oneLine(r.cause ?? r.shortMessage);
+  const why = r.timedOut ? `did not end within ${timeoutS} s and was stopped; --hook-timeout sets the limit` : r.exitCode !== undefined ? `exit ${r.exitCode}` : r.signal ? `killed by ${r.signal}` : oneLine(r.cause ?? r.shortMessage);
   throw new ZferryError(`--${stage} hook ${JSON.stringify(words.join(' '))} failed (${why})${last ? `: ${last}` : ''}`, { field: `--${stage}` });
 }

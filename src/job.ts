@@ -21,6 +21,8 @@ export interface JobSpec {
   pre: string[] | null;
   post: string[] | null;
   notify: string[] | null;
+  /** Seconds each hook may run (--hook-timeout). */
+  hookTimeoutS: number;
   /** State folder the outcome is recorded in; null: not recorded (a dry run). */
   stateDir: string | null;
 }
@@ -46,7 +48,7 @@ export async function runJob<T>(spec: JobSpec, work: () => Promise<T>, summarize
   let summary: JobSummary | null = null;
   try {
     // Before anything is touched: a pool not imported or a key not loaded stops the job here.
-    if (spec.pre) await runHook('pre', spec.pre, facts);
+    if (spec.pre) await runHook('pre', spec.pre, facts, undefined, spec.hookTimeoutS);
     value = await work();
     summary = await summarize(value);
   } catch (err) {
@@ -56,7 +58,7 @@ export async function runJob<T>(spec: JobSpec, work: () => Promise<T>, summarize
   const after: HookFacts = { ...facts, source: summary?.source ?? facts.source, site: summary?.site ?? facts.site, bundle: summary?.bundle ?? facts.bundle };
   if (spec.post) {
     try {
-      await runHook('post', spec.post, after, result);
+      await runHook('post', spec.post, after, result, spec.hookTimeoutS);
     } catch (err) {
       // The job's own failure is the one to report; a post hook failing after a good job fails it.
       if (error === null) error = err;

@@ -6,6 +6,7 @@
 import { Command, Option } from 'commander';
 import type { JobConfig } from '../relay/config.js';
 import type { JobSpec } from '../job.js';
+import { ZferryError } from '../errors.js';
 
 export function addConfigOption(cmd: Command): Command {
   return cmd.option('--config <file>', 'read options from this file (the format of relay run\'s: schemas/relay-config.schema.json); the command line wins');
@@ -15,10 +16,18 @@ export function addNotifyOption(cmd: Command): Command {
   return cmd.option('--notify <cmd>', 'run CMD with one JSON event (kind, source, site, outcome, error, figures) on stdin when done; its failure never changes the exit code (config: notify)');
 }
 
+/**
+ * How long a hook may run by default: a `zpool import` of a slow USB disk or
+ * an eject takes seconds to minutes; a hook that hangs (a prompt nobody
+ * answers, a dead NFS mount) must not hold the job, and its lock, for ever.
+ */
+const HOOK_TIMEOUT_S = 1800;
+
 export function addHookOptions(cmd: Command): Command {
   addConfigOption(cmd);
   cmd.addOption(new Option('--pre <cmd>', 'run CMD first; if it fails, nothing is touched (env ZFERRY_SOURCE, ZFERRY_TARGET, ZFERRY_BUNDLE, ZFERRY_SITE; config: pre)'));
   cmd.addOption(new Option('--post <cmd>', 'run CMD afterwards, after a failure too, with ZFERRY_RESULT=ok|partial|failed (config: post)'));
+  cmd.addOption(new Option('--hook-timeout <seconds>', 'stop a --pre or --post hook that runs longer (SIGTERM, then SIGKILL) and fail the job').default(String(HOOK_TIMEOUT_S)));
   return addNotifyOption(cmd);
 }
 
@@ -36,11 +45,13 @@ export function given<T>(cmd: Command, name: string): T | undefined {
 
 /** --pre/--post/--notify from the command line, else from the file. */
 export async function jobSpec(
-  o: { pre?: string; post?: string; notify?: string },
+  o: { pre?: string; post?: string; notify?: string; hookTimeout?: string },
   cfg: Pick<JobConfig, 'pre' | 'post' | 'notify'> | null,
-  facts: Omit<JobSpec, 'pre' | 'post' | 'notify'>,
+  facts: Omit<JobSpec, 'pre' | 'post' | 'notify' | 'hookTimeoutS'>,
 ): Promise<JobSpec> {
   const { splitCommandLine } = await import('../hooks.js');
   const pick = (cli: string | undefined, file: string[] | null | undefined, what: string) => (cli !== undefined ? splitCommandLine(cli, what) : file ?? null);
-  return { ...facts, pre: pick(o.pre, cfg?.pre, '--pre'), post: pick(o.post, cfg?.post, '--post'), notify: pick(o.notify, cfg?.notify, '--notify') };
+  const hookTimeoutS = Number(o.hookTimeout ?? HOOK_TIMEOUT_S);
+  if (!Number.isInteger(hookTimeoutS) || hookTimeoutS < 1) throw new ZferryError(`--hook-timeout: ${JSON.stringify(o.hookTimeout)} is not a whole number of seconds ≥ 1`, { field: '--hook-timeout' });
+  return { ...facts, pre: pick(o.pre, cfg?.pre, '--pre'), post: pick(o.post, cfg?.post, '--post'), notify: pick(o.notify, cfg?.notify, '--notify'), hookTimeoutS };
 }

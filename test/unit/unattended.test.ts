@@ -3,7 +3,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { bookmarkName, checkSite, holdTag, isSiteBookmark } from '../../src/state/site.js';
 import { journalFile } from '../../src/state/journal.js';
-import { splitCommandLine } from '../../src/hooks.js';
+import { runHook, splitCommandLine } from '../../src/hooks.js';
+import { jobSpec } from '../../src/cli/job-options.js';
 import { assessSite, assessTarget, overall, DEFAULT_THRESHOLDS, type SiteFacts } from '../../src/plan/health.js';
 import { renderPrometheus } from '../../src/status/metrics.js';
 import { redact } from '../../src/notify.js';
@@ -182,4 +183,23 @@ test('a site in a format 1 manifest is refused; format 2 carries it, and a reade
   } finally {
     await rm(parent, { recursive: true, force: true });
   }
+});
+
+test('a hook that outlives --hook-timeout is stopped and fails the job with one line naming it and the limit', async () => {
+  const facts = { kind: 'export', source: 'tank', target: '/mnt/vault', bundle: null, site: 'default' };
+  const started = Date.now();
+  await assert.rejects(runHook('pre', ['sleep', '30'], facts, undefined, 1), (err: Error) => {
+    assert.match(err.message, /^--pre hook "sleep 30" failed \(did not end within 1 s and was stopped; --hook-timeout sets the limit\)$/);
+    return true;
+  });
+  assert.ok(Date.now() - started < 15_000, 'stopped near its limit, not after the sleep');
+  // Within the limit a hook runs as before.
+  await runHook('post', ['true'], facts, 'ok', 5);
+});
+
+test('--hook-timeout takes whole seconds ≥ 1; the default is 30 minutes', async () => {
+  const facts = { kind: 'export' as const, source: 'tank', target: null, bundle: null, site: 'default', stateDir: null };
+  assert.equal((await jobSpec({}, null, facts)).hookTimeoutS, 1800);
+  assert.equal((await jobSpec({ hookTimeout: '90' }, null, facts)).hookTimeoutS, 90);
+  for (const bad of ['0', '-5', '1.5', 'ten']) await assert.rejects(jobSpec({ hookTimeout: bad }, null, facts), /--hook-timeout: .* is not a whole number of seconds/);
 });
