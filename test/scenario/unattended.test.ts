@@ -155,6 +155,41 @@ test('status ages the receipt: WARNING past --warn, CRITICAL past --crit, and wr
   assert.deepEqual(await readdir(path.dirname(prom)), ['zferry.prom']);
 });
 
+test('status --config reads source, ages and notifier from the file: it notifies while wrong, once when right again, then stays quiet', async () => {
+  const events = path.join(work, 'status-events');
+  await run('mkdir', ['-p', events]);
+  // Each event lands in its own file, so the test can count them.
+  const notifier = ['sh', '-c', `cat > "${events}/$(date +%s%N).json"`];
+  const config = (warn: string, crit: string) => {
+    const file = path.join(work, `status-${warn}.json`);
+    return writeFile(file, JSON.stringify({ source: src.name, notify: notifier, warn, crit })).then(() => file);
+  };
+  const eventsSeen = async () => Promise.all((await readdir(events)).sort().map(async (f) => JSON.parse(await readFile(path.join(events, f), 'utf8')) as Record<string, unknown>));
+
+  await new Promise((r) => setTimeout(r, 1100));
+  const stale = await zferry('status', '--dest', disk, '--config', await config('1s', '1h'));
+  assert.equal(stale.code, 1, stale.stdout + stale.stderr);
+  let seen = await eventsSeen();
+  assert.equal(seen.length, 1);
+  assert.equal(seen[0]!.kind, 'status');
+  assert.equal(seen[0]!.outcome, 'warning');
+  assert.equal(seen[0]!.source, src.name);
+
+  const fine = await config('30d', '60d');
+  const good = await zferry('status', '--dest', disk, '--config', fine);
+  assert.equal(good.code, 0, good.stdout + good.stderr);
+  seen = await eventsSeen();
+  assert.equal(seen.length, 2, 'one event saying it is right again');
+  assert.equal(seen[1]!.outcome, 'ok');
+
+  const still = await zferry('status', '--dest', disk, '--config', fine);
+  assert.equal(still.code, 0);
+  assert.equal((await eventsSeen()).length, 2, 'no event while it stays right');
+  // The command line wins over the file.
+  const cli = await zferry('status', '--dest', disk, '--config', fine, '--warn', '1s', '--crit', '1h');
+  assert.equal(cli.code, 1, cli.stdout);
+});
+
 test('a failing notifier never hides the job\'s exit code', async () => {
   const ok = await zferry('export', src.name, disk, '--notify', 'sh -c "exit 9"');
   assert.equal(ok.code, 0, ok.stderr);
