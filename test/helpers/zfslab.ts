@@ -24,11 +24,19 @@ export interface RunOptions {
 
 /** Runs a fixture command (argument array, C locale); throws with its stderr when it fails. */
 export async function run(cmd: string, args: string[], opts: RunOptions = {}): Promise<string> {
-  const result = await execa(cmd, args, {
+  const once = () => execa(cmd, args, {
     env: { LC_ALL: 'C', LANG: 'C' },
     reject: false,
     ...(opts.input !== undefined ? { input: opts.input } : { stdin: 'ignore' as const }),
   });
+  let result = await once();
+  // zfs-fuse answers "dataset is busy" to a destroy while it still flushes a
+  // mount the test just wrote to (as it answers "pool is busy" below); a
+  // fixture's destroy tries again a few times before it fails the test.
+  for (let attempt = 0; lane === 'fuse' && cmd === 'zfs' && args[0] === 'destroy' && result.exitCode !== 0 && /dataset is busy/.test(String(result.stderr)) && attempt < 5; attempt++) {
+    await new Promise((r) => setTimeout(r, 500));
+    result = await once();
+  }
   if (result.exitCode !== 0 && !opts.allowFailure) {
     throw new Error(`${cmd} ${args.join(' ')} failed (exit ${result.exitCode ?? result.signal}): ${String(result.stderr).trim()}`);
   }
