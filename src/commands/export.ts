@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { ZferryError } from '../errors.js';
 import { stopOnFailure } from '../subprocess.js';
 import type { Zfs } from '../zfs/index.js';
-import { stepOf, type Inventory } from '../model.js';
+import { carriesData, stepOf, type Inventory } from '../model.js';
 import { describeStep, projectTarget, sendFlagsOf, type Plan, type Scope, type SendStep } from '../plan/index.js';
 import { FORMAT_VERSION, finishBundle, ZFERRY_VERSION, type Basis, type FormatVersion, type Manifest, type StreamEntry } from '../bundle/index.js';
 import { syncStreamsFolder, writeStream } from '../pipeline/index.js';
@@ -104,6 +104,11 @@ export async function runExport(zfs: Zfs, opts: ExportOptions): Promise<ExportRe
     source: opts.source, since: opts.since, receiptsIn: opts.dest, journal: opts.journal,
     exclude: opts.exclude, snapshots: opts.snapshots, excludeSnapshots: opts.excludeSnapshots, rollback: opts.rollback,
   });
+  const rename = (opts.bundleFormat ?? FORMAT_VERSION) < 2 ? plan.steps.find((s) => s.kind === 'rename') : undefined;
+  if (rename) {
+    const dataset = `${opts.source}${rename.dataset === '' ? '' : '/' + rename.dataset}`;
+    throw new ZferryError(`${dataset}: --bundle-format 1 cannot carry a rename (found on the target's copy by guid; a version-1 reader refuses the step): export with --bundle-format 2, or update zferry on the remote`, { dataset });
+  }
   const result: ExportResult = {
     bundle: null,
     bundleId: null,
@@ -130,13 +135,13 @@ export async function runExport(zfs: Zfs, opts: ExportOptions): Promise<ExportRe
   await makeFreshFolder(dir);
   await makeFreshFolder(join(dir, 'streams'));
   const streams: StreamEntry[] = [];
-  const sends = plan.steps.filter((s): s is SendStep => s.kind !== 'create');
+  const sends = plan.steps.filter(carriesData);
   const expected = await expectedSizes(zfs, inventory, sends, progress);
   progress.begin(`export ${opts.source}`, [...expected.values()].reduce((a, b) => a + b, 0), sends.length);
   try {
     for (const step of plan.steps) {
       const index = streams.length + 1;
-      if (step.kind === 'create') {
+      if (!carriesData(step)) {
         streams.push({ index, ...stepOf(step), sendFlags: [], rawBytes: 0, storedBytes: 0, rawSha256: null, volumes: [] });
         continue;
       }

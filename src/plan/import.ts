@@ -242,24 +242,28 @@ function planModified(facts: TargetFacts, planned: readonly PlannedBundle[], rol
   const current = facts.inventory;
   if (current === null) return [...planned];
   const newestOf = new Map(current.datasets.map((d) => [d.path, d.snapshots[d.snapshots.length - 1]]));
+  // Where each dataset is on the target now, for one renamed before its incremental: `written` is read by today's names.
+  const nowAt = new Map<string, string>();
   const seen = new Set<string>();
   const out: PlannedBundle[] = [];
   for (const p of planned) {
     const decisions: ApplyDecision[] = [];
     for (const d of p.decisions) {
       const s = p.manifest.streams[d.index - 1];
-      if (d.action !== 'apply' || seen.has(s.dataset)) {
+      if (d.action === 'apply' && d.renameDataset) renameWithin(nowAt, d.renameDataset.from, d.renameDataset.to, current.datasets.map((x) => x.path));
+      if (d.action !== 'apply' || s.kind === 'rename' || seen.has(s.dataset)) {
         decisions.push(d);
         continue;
       }
       seen.add(s.dataset);
-      const newest = newestOf.get(s.dataset);
+      const was = nowAt.get(s.dataset) ?? s.dataset;
+      const newest = newestOf.get(was);
       if (s.kind !== 'incremental' || d.rollbackTo || !newest) {
         decisions.push(d);
         continue;
       }
       const name = joinDataset(facts.target, s.dataset);
-      const bytes = facts.written?.get(name);
+      const bytes = facts.written?.get(joinDataset(facts.target, was));
       const dirty = facts.written === null || (bytes !== undefined && bytes !== 0n);
       if (!dirty || (!rollback && facts.written === null)) {
         decisions.push(d);
@@ -278,6 +282,16 @@ function planModified(facts: TargetFacts, planned: readonly PlannedBundle[], rol
     out.push({ ...p, decisions });
   }
   return out;
+}
+
+/** Records that what was at `from` (and below) is now at `to`: `nowAt` maps today's paths after the renames to the paths the facts were read under. */
+function renameWithin(nowAt: Map<string, string>, from: string, to: string, original: readonly string[]): void {
+  const inside = (p: string) => p === from || p.startsWith(from + '/');
+  const moved: Array<[string, string]> = [];
+  for (const [now, was] of nowAt) if (inside(now)) moved.push([now, was]);
+  for (const p of original) if (inside(p) && !nowAt.has(p) && ![...nowAt.values()].includes(p)) moved.push([p, p]);
+  for (const [now] of moved) nowAt.delete(now);
+  for (const [now, was] of moved) nowAt.set(to + now.slice(from.length), was);
 }
 
 /**

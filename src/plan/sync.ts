@@ -5,18 +5,19 @@
  * Snapshot identity is the guid (names are for people), order is createtxg
  * within one side. Datasets pair up by path relative to each inventory root.
  */
-import type { Dataset, DatasetType, Guid, Inventory, SendStep, Snapshot, SnapshotRef, Step, StepFrom } from '../model.js';
-import { createStep, joinDataset } from '../model.js';
+import type { Dataset, DatasetType, Guid, Inventory, RenameStep, SendStep, Snapshot, SnapshotRef, SnapshotRename, Step, StepFrom } from '../model.js';
+import { createStep, joinDataset, renameStep } from '../model.js';
 import type { CommonBase, Conflict, ConflictNames } from './conflicts.js';
 import { noCommonSnapshot, targetAhead, typeMismatch } from './conflicts.js';
 import { comparePaths, parentPath, showPath } from './paths.js';
 import { ascending, ref } from './snapshots.js';
 import { datasetInScope, snapshotInScope, type Scope } from './scope.js';
+import { findRenames, snapshotRenames } from './renames.js';
 
-export type { CreateStep, SendStep, Step, StepFrom } from '../model.js';
+export type { CreateStep, RenameStep, SendStep, Step, StepFrom } from '../model.js';
 
 export interface Plan {
-  /** Parents before children; within a dataset, in the order they must run. */
+  /** Renames first (in the order they must run), then parents before children; within a dataset, in the order they must run. */
   steps: Step[];
   conflicts: Conflict[];
   /** Datasets whose target already holds the source's newest snapshot. */
@@ -94,8 +95,6 @@ export function planSync(source: Inventory, target: Inventory | null, opts: Plan
   };
   const scope = opts.scope;
   const included = (s: Snapshot) => (scope ? snapshotInScope(s.name, scope) : true);
-  const targetByPath = new Map<string, Dataset>();
-  for (const d of target?.datasets ?? []) targetByPath.set(d.path, d);
   const inScope = (path: string) => (scope ? datasetInScope(path, scope, source.root) : true);
   const sources = [...source.datasets].sort((a, b) => comparePaths(a.path, b.path)).filter((d) => {
     if (inScope(d.path)) return true;
@@ -103,6 +102,11 @@ export function planSync(source: Inventory, target: Inventory | null, opts: Plan
     if (parent === null || inScope(parent)) plan.excluded.push(d.path);
     return false;
   });
+  // Datasets pair up by path on the target as it will be once the datasets
+  // renamed on the source are renamed there too.
+  const renamed = findRenames(sources, new Map(source.datasets.map((d) => [d.path, d])), target, inScope, source.root);
+  const targetByPath = renamed.view;
+  const snapshotRenamesAt = new Map<string, SnapshotRename[]>();
   const names = (path: string): ConflictNames => ({
     sourceName: joinDataset(source.root, path),
     targetName: target ? joinDataset(target.root, path) : path,
@@ -136,6 +140,12 @@ export function planSync(source: Inventory, target: Inventory | null, opts: Plan
     }
     const tgt = targetByPath.get(path);
 
+    const taken = renamed.conflicts.get(path);
+    if (taken) {
+      plan.conflicts.push(taken);
+      barrier.set(path, `parent ${showPath(path)} is in conflict (${taken.kind})`);
+      continue;
+    }
     if (tgt && tgt.type !== src.type) {
       const conflict = typeConflict(names(path), src, tgt);
       plan.conflicts.push(conflict);
@@ -144,6 +154,8 @@ export function planSync(source: Inventory, target: Inventory | null, opts: Plan
     }
 
     if (!src.snapshots.some(included)) {
+      // An empty parent a rename makes (-p): nothing more to do for it.
+      if (renamed.madeParents.has(path)) continue;
       if (!tgt && src.type === 'filesystem') {
         pending.add(path);
       } else {
@@ -171,6 +183,10 @@ export function planSync(source: Inventory, target: Inventory | null, opts: Plan
     }
     if (outcome.rolledBack) plan.rolledBack.push({ dataset: path, ...outcome.rolledBack });
 
+    if (!outcome.conflict && tgt && !reseeded.has(path)) {
+      const r = snapshotRenames(src, tgt, included);
+      if (r.length > 0) snapshotRenamesAt.set(path, r);
+    }
     if (outcome.conflict) {
       plan.conflicts.push(outcome.conflict);
       barrier.set(path, `parent ${showPath(path)} is in conflict (${outcome.conflict.kind})`);
@@ -184,6 +200,7 @@ export function planSync(source: Inventory, target: Inventory | null, opts: Plan
     if (outcome.extras.length > 0) plan.extras.snapshots.push({ dataset: path, snapshots: outcome.extras });
   }
 
+  plan.steps.push(...renameSteps(renamed.renames, snapshotRenamesAt, new Map(sources.map((d) => [d.path, d.type]))));
   for (const src of ordered) {
     const path = src.path;
     if (needed.has(path)) plan.steps.push(createStep(path));
@@ -198,6 +215,33 @@ export function planSync(source: Inventory, target: Inventory | null, opts: Plan
   const sourcePaths = new Set(sources.map((d) => d.path));
   plan.extras.datasets = [...targetByPath.keys()].filter((p) => !sourcePaths.has(p) && inScope(p)).sort(comparePaths);
   return plan;
+}
+
+/**
+ * The rename steps, before every stream: datasets in the order found (each
+ * names the paths of its moment), each with its own snapshot renames; then
+ * snapshot renames of datasets that stay where they are, in path order.
+ */
+function renameSteps(
+  renames: readonly { dataset: string; renamedFrom: string; match: SnapshotRef }[],
+  snapshotsAt: Map<string, SnapshotRename[]>,
+  typeOf: Map<string, DatasetType>,
+): RenameStep[] {
+  const steps: RenameStep[] = [];
+  const done = new Set<string>();
+  const lastMove = new Map(renames.map((r) => [r.dataset, r]));
+  for (const r of renames) {
+    // A dataset moved twice gets its snapshot renames once, with its last move.
+    const last = lastMove.get(r.dataset) === r;
+    steps.push(renameStep(r.dataset, typeOf.get(r.dataset) ?? 'filesystem', r.renamedFrom, r.match, last ? snapshotsAt.get(r.dataset) ?? [] : []));
+    if (last) done.add(r.dataset);
+  }
+  for (const [path, snaps] of [...snapshotsAt].sort((a, b) => comparePaths(a[0], b[0]))) {
+    if (done.has(path)) continue;
+    const first = snaps[0];
+    steps.push(renameStep(path, typeOf.get(path) ?? 'filesystem', path, { name: first.from, guid: first.guid }, snaps));
+  }
+  return steps;
 }
 
 /**
@@ -462,6 +506,7 @@ function typeConflict(names: ConflictNames, src: Dataset, tgt: Dataset): Conflic
 export function describeStep(step: Step): string {
   const where = showPath(step.dataset);
   if (step.kind === 'create') return `${where}  create filesystem`;
+  if (step.kind === 'rename') return describeRename(step);
   if (step.kind === 'full') {
     return `${where}  full @${step.to.name}${step.force ? ' (-F: replaces the empty target dataset)' : ''}`;
   }
@@ -471,4 +516,14 @@ export function describeStep(step: Step): string {
   }
   const from = step.from ? `${step.from.bookmark ? '#' : '@'}${step.from.name}` : '?';
   return `${where}  incremental ${step.intermediates ? '-I' : '-i'} ${from} → @${step.to.name} (${n} snapshot${n === 1 ? '' : 's'})`;
+}
+
+/** "a2  rename from a (found by @s3's guid), @old → @new": no stream. */
+export function describeRename(step: RenameStep): string {
+  const where = showPath(step.dataset);
+  const parts: string[] = [];
+  if (step.renamedFrom !== step.dataset) parts.push(`rename from ${showPath(step.renamedFrom)} (the target's copy, found by @${step.match.name}'s guid; no stream)`);
+  const snaps = step.snapshots.map((r) => `@${r.from} → @${r.to}`);
+  if (snaps.length > 0) parts.push(`rename snapshot${snaps.length === 1 ? '' : 's'} ${snaps.length <= 6 ? snaps.join(', ') : `${snaps.slice(0, 3).join(', ')}, … (${snaps.length})`}`);
+  return `${where}  ${parts.join('; ')}`;
 }
