@@ -59,8 +59,9 @@ export function findRenames(
   const findings: RenameFindings = { view: new Map(), renames: [], madeParents: new Set(), conflicts: new Map() };
   if (!target) return { ...findings, view: new Map(records.map((r) => [r.path, r.ds])) };
 
-  const byGuid = new Map<Guid, TargetRecord>();
-  for (const r of records) for (const s of r.ds.snapshots) if (!byGuid.has(s.guid)) byGuid.set(s.guid, r);
+  // A guid names one snapshot, but a pool can hold copies of it (a local send | recv).
+  const byGuid = new Map<Guid, TargetRecord[]>();
+  for (const r of records) for (const s of r.ds.snapshots) byGuid.set(s.guid, [...(byGuid.get(s.guid) ?? []), r]);
   const guidCache = new Map<Dataset, Set<Guid>>();
   const guidsOf = (d: Dataset): Set<Guid> => {
     let g = guidCache.get(d);
@@ -79,9 +80,10 @@ export function findRenames(
     const guids: Guid[] = [...ascending(src.snapshots)].reverse().map((s) => s.guid);
     for (const b of [...ascending(src.bookmarks)].reverse()) guids.push(b.guid);
     for (const g of guids) {
-      const r = byGuid.get(g);
-      if (!r || r.path === src.path || src.path.startsWith(r.path + '/') || r.ds.type !== src.type || !movable(r)) continue;
-      return { record: r, match: ref(r.ds.snapshots.find((s) => s.guid === g)!) };
+      for (const r of byGuid.get(g) ?? []) {
+        if (r.path === src.path || src.path.startsWith(r.path + '/') || r.ds.type !== src.type || !movable(r)) continue;
+        return { record: r, match: ref(r.ds.snapshots.find((s) => s.guid === g)!) };
+      }
     }
     return null;
   };
