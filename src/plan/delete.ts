@@ -38,10 +38,16 @@ export function planDelete(source: Inventory, target: Inventory, scope: Scope): 
   const renamedAway = new Map<string, string>();
   const sourceDatasetOf = new Map<Guid, string>();
   for (const d of source.datasets) for (const s of [...d.snapshots, ...d.bookmarks]) sourceDatasetOf.set(s.guid, d.path);
+  const targetByPath = new Map(targets.map((t) => [t.path, t]));
+  const copyAt = (path: string) => {
+    const guids = new Set([...(sourceByPath.get(path)?.snapshots ?? []), ...(sourceByPath.get(path)?.bookmarks ?? [])].map((s) => s.guid));
+    return targetByPath.get(path)?.snapshots.some((s) => guids.has(s.guid)) ?? false;
+  };
   for (const path of doomed) {
-    const d = targets.find((t) => t.path === path)!;
+    const d = targetByPath.get(path)!;
     const there = d.snapshots.map((s) => sourceDatasetOf.get(s.guid)).find((p) => p !== undefined);
-    if (there !== undefined) renamedAway.set(path, there);
+    // Not when the target has that dataset's copy at its own path already: this one is a stale second copy.
+    if (there !== undefined && !copyAt(there)) renamedAway.set(path, there);
   }
   for (const [path, there] of renamedAway) {
     doomed.delete(path);
