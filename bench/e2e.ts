@@ -470,6 +470,8 @@ export async function benchRename(opts: Omit<E2eOptions, 'cacheDir'> & { pool: s
       met: bytes < MiB && renamed ? 'yes' : 'NO',
     };
   } finally {
+    // Export holds each newest sent snapshot (base protection); released so the source can go.
+    for (const snap of ['r1', 'r2']) await execa('zfs', ['release', '-r', 'zferry', `${src}@${snap}`], { reject: false, stdin: 'ignore' });
     for (const d of [dst, src]) await destroyDataset(d).catch((err: Error) => log(`WARNING: ${err.message}`));
     await rm(disk, { recursive: true, force: true });
   }
