@@ -1,8 +1,10 @@
 #!/usr/bin/env node
 // The one test entry point (README, `npm test` and .ci/run all call it).
 // Lanes: `unit` (pure logic, no ZFS), `fuse` (real ZFS through zfs-fuse),
-// `openzfs` (run inside the QEMU guest by test/lab/run-openzfs.sh).
-// Default = unit + fuse: the fast lane every commit must keep green.
+// `package` (npm pack and npm install -g of the tarball into a fresh prefix;
+// needs the npm registry), `openzfs` (run inside the QEMU guest by
+// test/lab/run-openzfs.sh).
+// Default = unit + fuse + package: the fast lane every commit must keep green.
 import { readdirSync, statSync, existsSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,8 +14,9 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const dist = join(root, 'dist', 'test');
 const arg = process.argv[2] ?? 'default';
 const lanes = {
-  default: { dirs: ['unit', 'fuse', 'scenario'], env: { ZFERRY_LANE: 'fuse' } },
+  default: { dirs: ['unit', 'fuse', 'scenario', 'package'], env: { ZFERRY_LANE: 'fuse' } },
   unit: { dirs: ['unit'], env: {} },
+  package: { dirs: ['package'], env: {} },
   fuse: { dirs: ['fuse', 'scenario'], env: { ZFERRY_LANE: 'fuse' } },
   // Under software emulation every process start costs seconds: the guest runs
   // what only OpenZFS can show plus the core scenarios (seed, second round,
@@ -22,7 +25,7 @@ const lanes = {
   // zfs-fuse lane again.
   openzfs: {
     dirs: ['openzfs'],
-    files: ['scenario/seed.test.js', 'scenario/bad-input.test.js', 'scenario/estimate.test.js', 'scenario/clones.test.js'],
+    files: ['scenario/seed.test.js', 'scenario/bad-input.test.js', 'scenario/estimate.test.js', 'scenario/clones.test.js', 'scenario/mounted-target.test.js'],
     env: { ZFERRY_LANE: 'openzfs' },
   },
 };

@@ -9,7 +9,8 @@ import { barChart, isUtf8Locale, table } from './chart.js';
 
 const out = (line = '') => process.stdout.write(line + '\n');
 
-export function printExport(r: ExportResult, source: string, dryRun: boolean): void {
+/** What export is about to do: printed before any progress bar. */
+export function printExportPlan(r: ExportResult, source: string): void {
   const basis = r.basis.origin === 'empty' ? 'an empty target (initial seed)' : `${r.basis.origin} ${r.basis.file}`;
   out(`plan for ${source}, against ${basis}:`);
   for (const step of r.plan.steps) out(`  ${describeStep(step)}`);
@@ -25,6 +26,10 @@ export function printExport(r: ExportResult, source: string, dryRun: boolean): v
     if (c.sentAs === 'full') out(`  note ${c.dataset || '(root)'}: a clone of ${c.origin}, sent as a full stream (no space shared on the target): ${c.reason}`);
   }
   for (const c of r.plan.conflicts) process.stderr.write(`zferry: conflict: ${c.message}\n`);
+}
+
+/** What export did, once the work is over. */
+export function printExportResult(r: ExportResult, dryRun: boolean): void {
   if (dryRun) {
     out('dry run: nothing written');
     return;
@@ -36,6 +41,7 @@ export function printExport(r: ExportResult, source: string, dryRun: boolean): v
 }
 
 export function printImport(r: ImportResult, dryRun: boolean): void {
+  if (r.createdParent !== null) out(`${dryRun ? 'would create' : 'created'} ${r.createdParent} (--create-parents)`);
   for (const b of r.bundles) {
     out(`${b.bundle}: ${b.status}`);
     if (b.status === 'already-applied') continue;
@@ -66,6 +72,9 @@ export function printImport(r: ImportResult, dryRun: boolean): void {
         `${g.exceeded ? ': --delete would be REFUSED; raise --max-delete to allow it' : ''}`);
     }
   }
+  // Datasets left standing on purpose (--delete-after's wait, out-of-scope children): say why.
+  const keptDatasets = r.extras.action === 'reported' ? [] : r.extras.kept.filter((k) => k.snapshot === undefined);
+  for (const k of keptDatasets) out(`kept ${k.dataset ? `${r.target}/${k.dataset}` : r.target}: ${k.reason}`);
   if (dryRun) out(`dry run: nothing received or destroyed (${formatBytes(r.storedBytes)} would be read)`);
   else out(`${r.target} updated in ${r.seconds.toFixed(1)} s; receipt: ${r.receipt}`);
 }
@@ -149,10 +158,28 @@ export function verdictSummary(v: Verdict): string {
   }
   const days = v.diskEveryDays!;
   const disk = formatBytes(v.diskBytes);
-  const every = days > 365
-    ? `one ${disk} disk would carry more than a year of it`
+  const every = days > TEN_YEARS_DAYS
+    ? `one ${disk} disk would carry more than 10 years of it`
     : days >= 1
-      ? `a ${disk} disk every ${Math.floor(days)} day${Math.floor(days) === 1 ? '' : 's'} would carry the rest`
+      ? `a ${disk} disk every ${spanOfDays(days)} would carry the rest`
       : `a ${disk} disk would fill in ${(days * 24).toFixed(1)} h: ship ${Math.ceil(1 / days)} disks a day or a faster link`;
   return `falls behind by ${formatBytes(Math.round(v.behindPerDay!))} per day; ${every}`;
+}
+
+const DAYS_PER_MONTH = 365.25 / 12;
+export const TEN_YEARS_DAYS = 3652.5;
+
+/**
+ * A span of at least one day in the unit a person reads at a glance: days up
+ * to 60, then months up to two years, then years up to ten. Rounded down: a
+ * disk shipped a little early is safe, one shipped late is not.
+ */
+export function spanOfDays(days: number): string {
+  if (days < 61) {
+    const n = Math.floor(days);
+    return `${n} day${n === 1 ? '' : 's'}`;
+  }
+  if (days < 2 * 365.25) return `${Math.floor(days / DAYS_PER_MONTH)} months`;
+  if (days <= TEN_YEARS_DAYS) return `${Math.floor(days / 365.25)} years`;
+  return 'more than 10 years';
 }

@@ -5,8 +5,9 @@ import type { Progress } from '../progress.js';
 import { DEFAULT_IDLE_TIMEOUT_SECONDS, parseEndpoint, SLOW_LINK_TUNING, type MbufferTuning } from '../mbuffer/index.js';
 import type { TransferResult } from '../commands/relay-receive.js';
 import type { RelayEvent } from '../commands/relay-run.js';
-import { formatBytes } from '../units.js';
+import { formatBytes, parseInterval } from '../units.js';
 import { collect, example, sizeOption, unitOption } from './options.js';
+import { stopIfOutputClosed } from './pipes.js';
 
 // Loaded when a relay command runs, as in main.ts: starting zferry stays cheap.
 const probeZfs = async (): Promise<Zfs> => (await import('../zfs/index.js')).Zfs.probe();
@@ -128,8 +129,10 @@ export function relayCommand(): Command {
     .option('--import <target>', 'after each transfer, import the spool into TARGET (as zferry import)')
     .option('--source <poolguid:root>', 'the source this spool serves (as import marks TARGET: zferry:source); default: TARGET\'s mark. Bundles of any other source are refused before they enter the spool')
     .option('--force', 'with --import: import even if TARGET mirrors another source', false)
+    .option('--create-parents', 'with --import: create TARGET\'s missing parent datasets, as import --create-parents', false)
     .option('--delete', 'with --import: import --delete, like rsync --delete (destroy under TARGET what the source no longer has)', false)
     .option('--max-delete <limit>', 'with --delete: the deletion guard, as for import (N datasets, P% of quiet datasets\' snapshots, or all); repeatable', collect, [] as string[])
+    .addOption(new Option('--delete-after <age>', 'with --delete: destroy a dataset missing on the source only once it has been missing this long, as for import').argParser(unitOption(parseInterval, '--delete-after age')))
     .option('--reply-to <host:port>', 'send the receipt (or the reason for failure) to the sender\'s --reply-port', endpoint('--reply-to', true))
     .option('--trust <public-key>', 'accept only bundles signed by this minisign public key (zferry keygen\'s KEY.pub): others never enter the spool')
     .option('--sign <secret-key>', 'with --import: sign each receipt with this key (zferry keygen), receipt-TARGET.json.minisig; the signature goes back to the sender')
@@ -152,11 +155,16 @@ export function relayCommand(): Command {
       const { parseMaxDelete } = await import('../plan/import.js');
       const t = await runRelayReceive({
         listen: o.listen, spool: o.spool, tuning: tuning(o), importTarget: o.import ?? null, force: o.force,
-        deleteAfterImport: o.delete, maxDelete: parseMaxDelete(o.maxDelete), replyTo: o.replyTo ?? null, once: o.once, trust: o.trust, identity: o.identity,
+        deleteAfterImport: o.delete, createParents: o.createParents, maxDelete: parseMaxDelete(o.maxDelete),
+        ...(o.deleteAfter !== undefined ? { deleteAfterSeconds: o.deleteAfter } : {}), replyTo: o.replyTo ?? null, once: o.once, trust: o.trust, identity: o.identity,
         source: o.source ?? null, sign: o.sign, idleTimeoutSeconds: o.idleTimeout,
         zfs: async () => (zfs ??= await probeZfs()),
         progress: () => makeProgress(o.json),
-        onTransfer: (t) => printTransfer(t, asJson, o.once),
+        onTransfer: async (t) => {
+          printTransfer(t, asJson, o.once);
+          // A reader that went away ends the receiver here, between transfers, with nothing open.
+          await stopIfOutputClosed();
+        },
       });
       if ((t.import?.deferred.length ?? 0) > 0) process.exitCode = EXIT_PARTIAL;
     });

@@ -47,6 +47,12 @@ export interface ExportOptions {
   /** Bundle format to write (default FORMAT_VERSION); 1 for a remote whose zferry predates 2, RESTORE.txt then unchecked. */
   bundleFormat?: FormatVersion;
   progress?: Progress;
+  /**
+   * Called with the plan (bundle and streams still empty) before anything is
+   * written: the CLI prints it ahead of the progress bars. A throw stops the
+   * export there, with nothing written.
+   */
+  onPlan?: (planned: ExportResult) => void | Promise<void>;
 }
 
 export interface ExportResult {
@@ -121,6 +127,7 @@ export async function runExport(zfs: Zfs, opts: ExportOptions): Promise<ExportRe
     storedBytes: 0,
     seconds: 0,
   };
+  await opts.onPlan?.(result);
   if (opts.dryRun || plan.steps.length === 0) {
     result.seconds = (Date.now() - started) / 1000;
     return result;

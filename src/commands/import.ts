@@ -12,7 +12,7 @@ import { ZferryError } from '../errors.js';
 import { stopOnFailure } from '../subprocess.js';
 import { checkDatasetName, type Zfs } from '../zfs/index.js';
 import {
-  lineageOrder, planImport, receivesClones, SOURCE_PROPERTY, SOURCE_TXG_PROPERTY,
+  lineageOrder, MISSING_SINCE_PROPERTY, planImport, receivesClones, SOURCE_PROPERTY, SOURCE_TXG_PROPERTY,
   type BundleIn, type DeleteGuard, type DeletePlan, type ImportPlan, type MaxDelete, type ReceiveOptions, type TargetFacts,
 } from '../plan/index.js';
 import { checkBundleAtRest, findBundles, readManifest, verifyBundle, type Manifest, type StreamEntry } from '../bundle/index.js';
@@ -42,8 +42,12 @@ export interface ImportOptions {
   identity?: string;
   /** The deletion guard's limits (--max-delete); the defaults when absent. */
   maxDelete?: MaxDelete;
+  /** --delete-after: seconds a dataset must have been missing on the source before --delete destroys it. */
+  deleteAfterSeconds?: number;
   /** Check every byte of every bundle before the first receive (two read passes) instead of as each stream is received. */
   verifyFirst?: boolean;
+  /** Create the target's missing parent datasets (zfs create -p) instead of refusing. */
+  createParents?: boolean;
   progress?: Progress;
 }
 
@@ -71,6 +75,8 @@ export interface ImportResult {
     guard: DeleteGuard | null;
   };
   receipt: string | null;
+  /** The parent created (or, on a dry run, to be created) by --create-parents; null when none was missing. */
+  createdParent: string | null;
   storedBytes: number;
   seconds: number;
 }
@@ -126,7 +132,7 @@ async function receiveStream(zfs: Zfs, job: ReceiveJob): Promise<void> {
   await recv.done.catch((err: unknown) => {
     if (err instanceof ZferryError && /modified\s+since most recent snapshot/.test(err.context.stderr ?? '')) {
       throw new ZferryError(
-        `${dataset} has been modified since its newest snapshot, so the incremental cannot be received; use --rollback to discard the changes`,
+        `${dataset} has been modified since its newest snapshot, so the incremental cannot be received; use --rollback to discard the changes, and zfs set readonly=on ${job.target} to keep the copy from changing`,
         { ...err.context, dataset },
       );
     }
@@ -173,21 +179,35 @@ async function readManifests(dirs: string[], trust: string | undefined): Promise
  * to be received and zfs recv cannot name its origin) the pool's snapshots.
  */
 async function readFacts(zfs: Zfs, target: string, bundles: readonly BundleIn[]): Promise<TargetFacts> {
-  const partial = await zfs.resumeTokens(target);
   const exists = await zfs.exists(target);
+  const partial = await zfs.resumeTokens(target, exists);
   const inventory = withoutPartial(exists ? await zfs.inventory(target) : null, partial);
-  const mark = exists ? await zfs.getProperty(target, SOURCE_PROPERTY) : null;
-  const txg = exists ? parseTxg(await zfs.getProperty(target, SOURCE_TXG_PROPERTY)) : null;
+  const marks = exists ? await zfs.getProperties(target, [SOURCE_PROPERTY, SOURCE_TXG_PROPERTY]) : null;
+  const mark = marks?.[SOURCE_PROPERTY] ?? null;
+  const txg = marks ? parseTxg(marks[SOURCE_TXG_PROPERTY]) : null;
   const written = inventory ? await zfs.writtenSinceSnapshot(target) : null;
+  const space = inventory && written === null ? await zfs.spaceFigures(target) : null;
+  const missingAncestor = exists ? null : await topmostMissing(zfs, target);
   let poolSnapshots: Map<Guid, string[]> | null = null;
-  if (!zfs.caps.recvPropertyOverride && receivesClones(bundles)) {
+  if (missingAncestor === null && !zfs.caps.recvPropertyOverride && receivesClones(bundles)) {
     const pool = target.split('/')[0];
     poolSnapshots = new Map();
     for (const d of (await zfs.inventory(pool)).datasets) {
       for (const s of d.snapshots) poolSnapshots.set(s.guid, [...(poolSnapshots.get(s.guid) ?? []), `${joinDataset(pool, d.path)}@${s.name}`]);
     }
   }
-  return { target, inventory, partial, written, sourceMark: mark, sourceTxg: txg, poolSnapshots };
+  return { target, inventory, partial, written, sourceMark: mark, sourceTxg: txg, poolSnapshots, missingAncestor, space };
+}
+
+/** The pool, or the highest parent of a missing target, that does not exist; null when its parent does. */
+export async function topmostMissing(zfs: Zfs, target: string): Promise<string | null> {
+  const parts = target.split('/');
+  // The pool, then each parent down to the target's own (the pool alone when the target is the pool).
+  for (let i = 1; i <= Math.max(1, parts.length - 1); i++) {
+    const name = parts.slice(0, i).join('/');
+    if (!(await zfs.exists(name))) return name;
+  }
+  return null;
 }
 
 /**
@@ -252,11 +272,15 @@ export async function runImport(zfs: Zfs, opts: ImportOptions): Promise<ImportRe
   const age: AgeKeys | undefined = opts.identity ? { identities: await readIdentities(opts.identity), file: opts.identity } : undefined;
   for (const b of bundles) if (b.manifest.encryption && age) await checkIdentityOpens(b.dir, b.manifest, age);
   const facts = await readFacts(zfs, opts.target, bundles);
+  if (opts.delete && opts.deleteAfterSeconds !== undefined && facts.inventory) {
+    facts.missingSince = await zfs.localProperties(opts.target, MISSING_SINCE_PROPERTY);
+  }
 
   // Plan: pure, every refusal before anything is touched.
   const planned = planImport(facts, bundles, {
     force: opts.force, delete: opts.delete ?? false, rollback: opts.rollback ?? false, dryRun: opts.dryRun, recvNamesOrigin: zfs.caps.recvPropertyOverride,
-    ...(opts.maxDelete ? { maxDelete: opts.maxDelete } : {}),
+    ...(opts.maxDelete ? { maxDelete: opts.maxDelete } : {}), createParents: opts.createParents ?? false,
+    ...(opts.deleteAfterSeconds !== undefined ? { deleteAfterSeconds: opts.deleteAfterSeconds } : {}),
   });
   if ('refusal' in planned) {
     const { message, ...context } = planned.refusal;
@@ -267,10 +291,11 @@ export async function runImport(zfs: Zfs, opts: ImportOptions): Promise<ImportRe
   const result: ImportResult = {
     target: opts.target, bundles: outcomes, deferred: plan.deferred,
     extras: { ...extrasOf(plan.extras, opts.delete ? (opts.dryRun ? 'would-destroy' : 'destroyed') : 'reported'), guard: plan.guard },
-    receipt: null, storedBytes: 0, seconds: 0,
+    receipt: null, createdParent: plan.createParent, storedBytes: 0, seconds: 0,
   };
   if (plan.bundles.length === 0) {
     result.extras = { ...extrasOf(null, 'reported'), guard: null };
+    result.createdParent = null;
     result.seconds = elapsed();
     return result;
   }
@@ -296,6 +321,7 @@ export async function runImport(zfs: Zfs, opts: ImportOptions): Promise<ImportRe
     // Everything but the volume bytes, which are checked as they stream into zfs recv.
     for (const { dir, manifest } of todo) await checkBundleAtRest(dir, manifest);
   }
+  if (plan.createParent !== null) await zfs.create(plan.createParent, { parents: true });
   await applyPlan(zfs, plan, { opts, age, progress, verified, total: result.storedBytes, todo: todo.length, partial: facts.partial });
 
   const extras = plan.extras;
@@ -303,6 +329,9 @@ export async function runImport(zfs: Zfs, opts: ImportOptions): Promise<ImportRe
     // Snapshots by full name first, then datasets children first: never -r.
     for (const x of extras.snapshots) await zfs.destroy(x.full);
     for (const x of extras.datasets) await zfs.destroy(x.full);
+    // --delete-after's clock: started on datasets newly missing, stopped on datasets back.
+    for (const m of plan.missingMarks.set) await zfs.setProperty(m.full, MISSING_SINCE_PROPERTY, m.since);
+    for (const full of plan.missingMarks.clear) await zfs.inherit(full, MISSING_SINCE_PROPERTY);
   }
   if (plan.view.index !== null && (facts.sourceTxg === null || plan.view.asOf > facts.sourceTxg)) {
     await zfs.setProperty(opts.target, SOURCE_TXG_PROPERTY, String(plan.view.asOf));

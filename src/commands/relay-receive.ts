@@ -16,8 +16,8 @@ import { MAX_STATE_BYTES, parseState, readReceipt, type TargetState } from '../s
 import { readRegular, writeFileAtomic } from '../fs/safe.js';
 import { readSecretKey, type SecretKey } from '../trust/minisign.js';
 import { RECEIPT_SIGNATURE_SUFFIX, signReceipt } from '../trust/receipt-signature.js';
-import type { MaxDelete } from '../plan/index.js';
-import { runImport, SOURCE_PROPERTY, type ImportResult } from './import.js';
+import { checkParents, type MaxDelete } from '../plan/index.js';
+import { runImport, SOURCE_PROPERTY, topmostMissing, type ImportResult } from './import.js';
 import { REPLY_TUNING } from './relay-send.js';
 import { silentProgress, type Progress } from '../progress.js';
 
@@ -33,8 +33,12 @@ export interface RelayReceiveOptions {
   force: boolean;
   /** With importTarget: import --delete (destroy under the target what the source no longer has). */
   deleteAfterImport: boolean;
+  /** With importTarget: create the target's missing parent datasets (import --create-parents). */
+  createParents?: boolean;
   /** With deleteAfterImport: the deletion guard's limits (import --max-delete). */
   maxDelete?: MaxDelete;
+  /** --delete-after, as for import. */
+  deleteAfterSeconds?: number;
   replyTo: Endpoint | null;
   /** The source the spool serves (`poolGuid:root`); without it, the import target's zferry:source mark. */
   source?: string | null;
@@ -50,8 +54,11 @@ export interface RelayReceiveOptions {
   once: boolean;
   zfs: () => Promise<Zfs>;
   progress?: () => Progress;
-  /** One call per finished connection (success or failure). */
-  onTransfer?: (t: TransferResult) => void;
+  /**
+   * One call per finished connection (success or failure), awaited before the
+   * next: a throw (the CLI's reader went away) stops the receiver between transfers.
+   */
+  onTransfer?: (t: TransferResult) => void | Promise<void>;
 }
 
 export interface TransferResult {
@@ -137,7 +144,7 @@ async function receiveOne(opts: RelayReceiveOptions, served: Served): Promise<Tr
       // Refuse a poisoned spool by name, rather than fail inside import on every transfer.
       await checkSpoolServes(opts.spool, served.source);
       const zfs = await opts.zfs();
-      result.import = await runImport(zfs, { path: opts.spool, target: opts.importTarget, dryRun: false, force: opts.force, delete: opts.deleteAfterImport, ...(opts.maxDelete ? { maxDelete: opts.maxDelete } : {}), trust: opts.trust, identity: opts.identity, progress: opts.progress?.() });
+      result.import = await runImport(zfs, { path: opts.spool, target: opts.importTarget, dryRun: false, force: opts.force, delete: opts.deleteAfterImport, createParents: opts.createParents ?? false, ...(opts.maxDelete ? { maxDelete: opts.maxDelete } : {}), ...(opts.deleteAfterSeconds !== undefined ? { deleteAfterSeconds: opts.deleteAfterSeconds } : {}), trust: opts.trust, identity: opts.identity, progress: opts.progress?.() });
       const file = result.import.receipt;
       if (file === null) {
         throw new ZferryError(`import into ${opts.importTarget} applied no bundle and wrote no receipt${result.import.deferred.length > 0 ? `: ${result.import.deferred[0].message}` : ''}`, { dataset: opts.importTarget });
@@ -163,7 +170,11 @@ async function prepare(opts: RelayReceiveOptions, spool: string): Promise<Served
   let marked: string | null = null;
   if (opts.importTarget !== null) {
     const zfs = await opts.zfs();
-    const mark = (await zfs.exists(opts.importTarget)) ? await zfs.getProperty(opts.importTarget, SOURCE_PROPERTY) : null;
+    const exists = await zfs.exists(opts.importTarget);
+    // Nowhere to receive into: refused before the first connection, not after a transfer's bytes arrived.
+    const parents = checkParents({ target: opts.importTarget, missingAncestor: exists ? null : await topmostMissing(zfs, opts.importTarget) }, opts.createParents ?? false);
+    if ('refusal' in parents) throw new ZferryError(parents.refusal.message, { dataset: parents.refusal.dataset });
+    const mark = exists ? await zfs.getProperty(opts.importTarget, SOURCE_PROPERTY) : null;
     marked = mark === null ? null : parseSourceId(mark, `${opts.importTarget} property ${SOURCE_PROPERTY}`);
   }
   const source = servedSource({ flag, marked, target: opts.importTarget, force: opts.force });
@@ -194,7 +205,7 @@ export async function runRelayReceive(opts: RelayReceiveOptions): Promise<Transf
   const served = await prepare(o, spool);
   for (;;) {
     const t = await receiveOne(o, served);
-    opts.onTransfer?.(t);
+    await opts.onTransfer?.(t);
     if (opts.once) {
       if (!t.ok) throw new ZferryError(t.error ?? 'relay receive failed', {});
       if (t.replyError !== null) {

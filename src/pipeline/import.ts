@@ -17,15 +17,15 @@ export interface ReadStreamOptions {
   /**
    * The caller ran verifyBundle over these volumes just before: skip their
    * second sha256 (sizes are still checked, and the tail gate's raw sha256
-   * still guards every byte that leaves).
+   * guards every byte that leaves, against a volume changed since).
    */
   volumesVerified?: boolean;
 }
 
 /**
  * The raw send stream of one bundle stream. It errors, without emitting the
- * stream's last `holdBytes`, if any volume or the decompressed whole does not
- * match the manifest.
+ * stream's last `holdBytes`, if any volume (or, after a verify pass, the
+ * decompressed whole) does not match the manifest.
  */
 export function readStream(bundleDir: string, stream: StreamEntry, opts: ReadStreamOptions = {}): Readable {
   if (stream.kind === 'create' || stream.rawSha256 === null) {
@@ -41,7 +41,11 @@ export function readStream(bundleDir: string, stream: StreamEntry, opts: ReadStr
       return new ZferryError(`${label}: corrupt zstd data in ${where}: ${err.message}`, at ? { file: at.file, offset: at.offset } : {});
     },
   });
-  const gate = tailGate(stream.rawSha256, opts.holdBytes ?? 1 << 20, { label, expectedBytes: stream.rawBytes });
+  // One sha256 pass over the bytes, never two. Checked here, each volume's sha256
+  // matches before its last chunk goes on, so the decompressed bytes are the
+  // manifest's, and the gate only withholds the end until the reader has ended.
+  // After a verify pass, the raw sha256 at the gate is the check instead.
+  const gate = tailGate(opts.volumesVerified ? stream.rawSha256 : null, opts.holdBytes ?? 1 << 20, { label, expectedBytes: stream.rawBytes });
   // pipeline() destroys the gate with the first error of any stage, which the caller sees.
   if (opts.age) pipeline(reader, decryptStream(opts.age.identities, label, opts.age.file), dec, gate, () => undefined);
   else pipeline(reader, dec, gate, () => undefined);

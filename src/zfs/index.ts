@@ -7,7 +7,7 @@ import { ZferryError } from '../errors.js';
 import type { Guid, Inventory } from '../model.js';
 import { inventoryGetArgs, inventoryListArgs, parseInventoryGet, parseInventoryList } from './inventory.js';
 import { isUnknownProperty, parseSnapshotWritten, snapshotWrittenArgs, type WrittenRow } from './churn.js';
-import { parseHeld, parseWritten, userrefsArgs, writtenArgs } from './props.js';
+import { parseHeld, parseSpace, parseWritten, spaceArgs, userrefsArgs, writtenArgs } from './props.js';
 import { probeCapabilities, type ZfsCapabilities } from './probe.js';
 import { commandError, ExecaRunner, isNotFound, resolveProgram, type RunResult, type Runner } from './runner.js';
 import {
@@ -30,7 +30,7 @@ export { ExecaRunner, resolveProgram } from './runner.js';
 export { parseInventoryList, parseInventoryGet, inventoryListArgs, inventoryGetArgs, buildInventory } from './inventory.js';
 export { parseSendDryRun, parseTrustedSize, buildSendArgs, buildReceiveArgs } from './sendrecv.js';
 export { parseSnapshotWritten, snapshotWrittenArgs, type WrittenRow } from './churn.js';
-export { parseHeld, parseWritten, userrefsArgs, writtenArgs } from './props.js';
+export { parseHeld, parseSpace, parseWritten, spaceArgs, userrefsArgs, writtenArgs } from './props.js';
 export { SKIP_PROPERTY } from './inventory.js';
 export { classifyFlagProbe, parseZfsVersion, FLAG_PROBES } from './probe.js';
 export { checkDatasetName } from './names.js';
@@ -177,6 +177,28 @@ export class Zfs {
     return value === '-' ? null : value;
   }
 
+  /** A property's values set locally on the datasets under `root` (not snapshots, not inherited), in one call. */
+  async localProperties(root: string, prop: string): Promise<Map<string, string>> {
+    const out = await this.zfs('zfs get', root, ['get', '-H', '-p', '-r', '-s', 'local', '-o', 'name,value', prop, root]);
+    const values = new Map<string, string>();
+    for (const line of out.split('\n')) {
+      const [name, value] = line.split('\t');
+      if (name && value !== undefined && value !== '-' && !name.includes('@')) values.set(name, value);
+    }
+    return values;
+  }
+
+  /** Several properties of one dataset in one call; null where unset ('-'). */
+  async getProperties<P extends string>(dataset: string, props: readonly P[]): Promise<Record<P, string | null>> {
+    const out = await this.zfs('zfs get', dataset, ['get', '-H', '-p', '-o', 'property,value', props.join(','), dataset]);
+    const values = Object.fromEntries(props.map((p) => [p, null])) as Record<P, string | null>;
+    for (const line of out.split('\n')) {
+      const [prop, value] = line.split('\t');
+      if (prop !== undefined && value !== undefined && (props as readonly string[]).includes(prop)) values[prop as P] = value === '-' ? null : value;
+    }
+    return values;
+  }
+
   async setProperty(dataset: string, prop: string, value: string): Promise<void> {
     await this.zfs('zfs set', dataset, ['set', `${prop}=${value}`, dataset]);
   }
@@ -221,6 +243,18 @@ export class Zfs {
       throw commandError('zfs get written', root, [this.zfsBin, ...args], r.exitCode, r.stderr);
     }
     return parseWritten(r.stdout);
+  }
+
+  /**
+   * `referenced` and `used` of every dataset and snapshot under `root`, in one
+   * call: where zfs has no `written`, the evidence that a dataset changed
+   * since its newest snapshot (see changedBySpace).
+   */
+  async spaceFigures(root: string): Promise<Map<string, { referenced: bigint; used: bigint }>> {
+    const args = spaceArgs(root);
+    const r = await this.run(this.zfsBin, args);
+    if (r.exitCode !== 0) throw commandError('zfs get referenced,used', root, [this.zfsBin, ...args], r.exitCode, r.stderr);
+    return parseSpace(r.stdout);
   }
 
   /**
@@ -331,8 +365,8 @@ export class Zfs {
    * interrupted `zfs receive -s`, in one call; empty where this zfs has no
    * resumable receives or `root` does not exist.
    */
-  async resumeTokens(root: string): Promise<Set<string>> {
-    if (!this.caps.resumable || !(await this.exists(root))) return new Set();
+  async resumeTokens(root: string, exists?: boolean): Promise<Set<string>> {
+    if (!this.caps.resumable || !(exists ?? (await this.exists(root)))) return new Set();
     const out = await this.zfs('zfs get', root, ['get', '-H', '-p', '-r', '-o', 'name,value', 'receive_resume_token', root]);
     return parseResumeTokens(out);
   }
@@ -381,4 +415,16 @@ export class Zfs {
     const names = list.stdout.split('\n').filter((n) => n !== '');
     for (const fs of names.reverse()) await this.run(this.zfsBin, ['unmount', fs]);
   }
+}
+
+/**
+ * Names of every filesystem and volume on the host (`zfs list -H -o name`,
+ * the same in every zfs), for shell completion: one call and no probe, so a
+ * Tab press costs one zfs process. Empty when zfs cannot answer.
+ */
+export async function listDatasetNames(opts: ZfsOptions = {}): Promise<string[]> {
+  const runner = opts.runner ?? new ExecaRunner();
+  const r = await runner.run(resolveProgram(opts.zfs ?? 'zfs'), ['list', '-H', '-o', 'name']).catch(() => null);
+  if (!r || r.exitCode !== 0) return [];
+  return r.stdout.split('\n').filter((l) => l !== '');
 }

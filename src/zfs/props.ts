@@ -20,6 +20,25 @@ export function parseWritten(text: string): Map<string, bigint> {
   return out;
 }
 
+export function spaceArgs(root: string): string[] {
+  return ['get', '-H', '-p', '-r', '-o', 'name,property,value', 'referenced,used', root];
+}
+
+/** name (datasets and snapshots) → referenced and used bytes; rows zfs could not give a number for are left out. */
+export function parseSpace(text: string): Map<string, { referenced: bigint; used: bigint }> {
+  const seen = new Map<string, { referenced?: bigint; used?: bigint }>();
+  for (const line of text.split('\n')) {
+    const [name, property, value] = line.split('\t');
+    if (!name || value === undefined || !/^\d+$/.test(value) || (property !== 'referenced' && property !== 'used')) continue;
+    const row = seen.get(name) ?? {};
+    row[property] = BigInt(value);
+    seen.set(name, row);
+  }
+  const out = new Map<string, { referenced: bigint; used: bigint }>();
+  for (const [name, row] of seen) if (row.referenced !== undefined && row.used !== undefined) out.set(name, { referenced: row.referenced, used: row.used });
+  return out;
+}
+
 export function userrefsArgs(root: string): string[] {
   return ['get', '-H', '-p', '-r', '-o', 'name,value', 'userrefs', root];
 }

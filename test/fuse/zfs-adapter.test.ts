@@ -180,6 +180,11 @@ test('user properties round-trip and unset ones read as null', async () => {
   await zfs.setProperty(ds, 'zferry:source', 'tank/a');
   assert.equal(await zfs.getProperty(ds, 'zferry:source'), 'tank/a');
   assert.equal(await zfs.getProperty(ds, 'zferry:unset'), null);
+  assert.deepEqual(await zfs.getProperties(ds, ['zferry:source', 'zferry:unset']), { 'zferry:source': 'tank/a', 'zferry:unset': null });
+  await zfs.setProperty(ds, 'zferry:missing-since', '2026-11-20T00:00:00.000Z');
+  assert.equal((await zfs.localProperties(ds, 'zferry:missing-since')).get(ds), '2026-11-20T00:00:00.000Z');
+  await zfs.inherit(ds, 'zferry:missing-since');
+  assert.equal((await zfs.localProperties(ds, 'zferry:missing-since')).size, 0);
   await assert.rejects(zfs.getProperty(`${ds}/gone`, 'zferry:source'), (err: unknown) => err instanceof ZferryError && err.context.dataset === `${ds}/gone`);
 });
 
