@@ -8,6 +8,7 @@ import { ZferryError, oneLine } from '../errors.js';
 import { buildProgram, EXIT } from './program.js';
 import { ClosedPipe, EXIT_CLOSED_PIPE, guardPipes, outputClosed } from './pipes.js';
 import { emitJson } from './options.js';
+import { NAGIOS_UNKNOWN } from './status.js';
 
 /** Whether the user asked for JSON: a --json before any `--`. */
 function wantsJson(argv: readonly string[]): boolean {
@@ -34,13 +35,15 @@ export async function main(argv: string[]): Promise<number> {
   } catch (err) {
     if (err instanceof ClosedPipe) return EXIT_CLOSED_PIPE;
     const code = (err as { code?: string }).code;
+    // `status` is a Nagios check: anything but its verdict, a usage error too, is UNKNOWN.
+    const failed = (usual: number) => (argv[2] === 'status' ? NAGIOS_UNKNOWN : usual);
     if (typeof code === 'string' && code.startsWith('commander.')) {
       // commander already printed the usage message; help and version are successes.
       if (code === 'commander.helpDisplayed' || code === 'commander.version') return EXIT.ok;
-      if (json) emitJson(errorObject(err, EXIT.usage));
-      return EXIT.usage;
+      if (json) emitJson(errorObject(err, failed(EXIT.usage)));
+      return failed(EXIT.usage);
     }
-    const exitCode = err instanceof ZferryError ? err.exitCode : EXIT.failed;
+    const exitCode = failed(err instanceof ZferryError ? err.exitCode : EXIT.failed);
     process.stderr.write(`zferry: ${oneLine(err)}\n`);
     if (process.env.ZFERRY_DEBUG && err instanceof Error) process.stderr.write(`${err.stack}\n`);
     if (json) emitJson(errorObject(err, exitCode));

@@ -1,5 +1,5 @@
 /** Human-readable output of each command's result (stdout). */
-import { describeStep } from '../plan/index.js';
+import { describeStep, spaceVerdict } from '../plan/index.js';
 import type { ExportResult } from '../commands/export.js';
 import type { ImportResult } from '../commands/import.js';
 import type { Verdict } from '../estimate/verdict.js';
@@ -10,7 +10,7 @@ import { barChart, isUtf8Locale, table } from './chart.js';
 const out = (line = '') => process.stdout.write(line + '\n');
 
 /** What export is about to do: printed before any progress bar. */
-export function printExportPlan(r: ExportResult, source: string): void {
+export function printExportPlan(r: ExportResult, source: string, dest: string): void {
   const basis = r.basis.origin === 'empty' ? 'an empty target (initial seed)' : `${r.basis.origin} ${r.basis.file}`;
   out(`plan for ${source}, against ${basis}:`);
   for (const step of r.plan.steps) out(`  ${describeStep(step)}`);
@@ -26,6 +26,7 @@ export function printExportPlan(r: ExportResult, source: string): void {
     if (c.sentAs === 'full') out(`  note ${c.dataset || '(root)'}: a clone of ${c.origin}, sent as a full stream (no space shared on the target): ${c.reason}`);
   }
   for (const c of r.plan.conflicts) process.stderr.write(`zferry: conflict: ${c.message}\n`);
+  if (r.space && r.space.freeBytes !== null) out(`space: ${spaceVerdict(dest, r.space, formatBytes)}`);
 }
 
 /** What export did, once the work is over. */
@@ -42,6 +43,7 @@ export function printExportResult(r: ExportResult, dryRun: boolean): void {
 
 export function printImport(r: ImportResult, dryRun: boolean): void {
   if (r.createdParent !== null) out(`${dryRun ? 'would create' : 'created'} ${r.createdParent} (--create-parents)`);
+  for (const x of r.repaired) for (const v of x.volumes) out(`repaired ${x.bundle}/${v} from parity/`);
   for (const b of r.bundles) {
     out(`${b.bundle}: ${b.status}`);
     if (b.status === 'already-applied') continue;
@@ -75,13 +77,20 @@ export function printImport(r: ImportResult, dryRun: boolean): void {
   // Datasets left standing on purpose (--delete-after's wait, out-of-scope children): say why.
   const keptDatasets = r.extras.action === 'reported' ? [] : r.extras.kept.filter((k) => k.snapshot === undefined);
   for (const k of keptDatasets) out(`kept ${k.dataset ? `${r.target}/${k.dataset}` : r.target}: ${k.reason}`);
+  const k = r.retention;
+  if (k && (k.destroy.length > 0 || k.protected.length > 0)) {
+    out(`retention by the grid ${k.grid} (${k.action === 'destroyed' ? 'destroyed' : 'would destroy'} ${k.destroy.length}):`);
+    for (const x of k.destroy) out(`  ${x.full}: ${x.reason}`);
+    for (const x of k.protected) out(`  kept ${x.full}: ${x.reason}`);
+  }
   if (dryRun) out(`dry run: nothing received or destroyed (${formatBytes(r.storedBytes)} would be read)`);
   else out(`${r.target} updated in ${r.seconds.toFixed(1)} s; receipt: ${r.receipt}`);
 }
 
-export function printVerify(bundles: Array<{ bundle: string; streams: number; volumes: number; storedBytes: number; formatVersion: number; restoreCovered: boolean }>): void {
+export function printVerify(bundles: Array<{ bundle: string; streams: number; volumes: number; storedBytes: number; formatVersion: number; restoreCovered: boolean; parity?: number | null; repaired?: string[] }>): void {
   for (const b of bundles) {
-    out(`ok ${b.bundle}: ${b.streams} stream(s), ${b.volumes} volume(s), ${formatBytes(b.storedBytes)}`);
+    for (const f of b.repaired ?? []) out(`repaired ${b.bundle}/${f} from parity/`);
+    out(`ok ${b.bundle}: ${b.streams} stream(s), ${b.volumes} volume(s), ${formatBytes(b.storedBytes)}${b.parity ? `, ${b.parity}% parity` : ''}`);
     if (!b.restoreCovered) out(`  note: bundle format ${b.formatVersion}: RESTORE.txt is not covered by its checksums or signature; read it before running it`);
   }
 }
@@ -116,6 +125,7 @@ export function printEstimate(r: EstimateResult, level: number, unicode = isUtf8
   }
   const transfer = r.link.transferSeconds === null ? 'unknown' : formatDuration(r.link.transferSeconds);
   out(`at ${formatRate(r.link.bytesPerSecond)}: ${transfer} to move the next bundle`);
+  if (r.space) out(`space: ${spaceVerdict(r.space.dest, r.space, formatBytes)}`);
   out();
 
   const c = r.churn;

@@ -10,17 +10,24 @@ import { ZferryError } from '../errors.js';
 import { stopOnFailure } from '../subprocess.js';
 import type { Zfs } from '../zfs/index.js';
 import { carriesData, stepOf, type Inventory } from '../model.js';
-import { describeStep, projectTarget, sendFlagsOf, type Plan, type Scope, type SendStep } from '../plan/index.js';
+import { describeStep, projectTarget, sendFlagsOf, spaceMissing, spaceVerdict, type Plan, type Scope, type SendStep, type SpaceCheck } from '../plan/index.js';
 import { FORMAT_VERSION, finishBundle, ZFERRY_VERSION, type Basis, type FormatVersion, type Manifest, type StreamEntry } from '../bundle/index.js';
 import { syncStreamsFolder, writeStream } from '../pipeline/index.js';
 import { appendJournal, journalFile, readJournal, stateDir } from '../state/journal.js';
-import { planRound, sendSpecFor, sourceIdentity } from './basis.js';
+import { planRound, sendSpecFor, sourceIdentity, type Confirmation } from './basis.js';
 import { protectBases } from './protect.js';
 import { silentProgress, type Progress } from '../progress.js';
 import { readSecretKey, signManifest } from '../trust/minisign.js';
 import { readRecipients } from '../trust/age.js';
 import { testPause } from '../test-hook.js';
-import { makeFreshFolder } from '../fs/safe.js';
+import { exportLockFile, withLock } from '../state/lock.js';
+import { fsyncDir, makeFreshFolder } from '../fs/safe.js';
+import { createParity, PARITY_DIR, type ParityEntry } from '../parity/par2.js';
+import { bytesUnder } from '../fs/space.js';
+import { errnoName, fileError, isOutOfSpace } from '../fs/errors.js';
+import { formatBytes } from '../units.js';
+import { exportSpaceCheck, type PlannedSizes } from './space.js';
+import { checkSite, isDefaultSite, siteField } from '../state/site.js';
 
 export interface ExportOptions {
   source: string;
@@ -46,6 +53,16 @@ export interface ExportOptions {
   encryptTo?: string[];
   /** Bundle format to write (default FORMAT_VERSION); 1 for a remote whose zferry predates 2, RESTORE.txt then unchecked. */
   bundleFormat?: FormatVersion;
+  /** Seconds to wait for another export of this source to finish (--wait); Infinity: as long as it takes; absent: refuse at once. */
+  wait?: number;
+  /** One line for a person: a stale lock taken over, a wait begun. */
+  notice?: (line: string) => void;
+  /** Percent of par2 recovery data to write in parity/ (export --parity); absent: none. */
+  parity?: number;
+  /** false: do not compare the planned size with DEST's free space (a file system that misreports it). */
+  spaceCheck?: boolean;
+  /** The site exported for (src/state/site.ts); default: the default site. */
+  site?: string;
   progress?: Progress;
   /**
    * Called with the plan (bundle and streams still empty) before anything is
@@ -64,10 +81,16 @@ export interface ExportResult {
   scope: Scope;
   /** Where the next incremental base is kept: hold or bookmark per dataset, and the older ones released. */
   protection: { kept: string[]; released: string[] };
+  /** The planned size against DEST's free space (freeBytes null with --no-space-check); null when nothing is sent. */
+  space: SpaceCheck | null;
   streams: Array<Pick<StreamEntry, 'index' | 'dataset' | 'kind' | 'rawBytes' | 'storedBytes'> & { from: string | null; to: string | null }>;
   rawBytes: number;
   storedBytes: number;
   seconds: number;
+  /** The site exported for. */
+  site: string;
+  /** The receipt (or --since state file) the round was planned from, for zferry status; null when none. */
+  confirmed: Confirmation | null;
 }
 
 
@@ -90,9 +113,13 @@ function sendLabel(step: SendStep): string {
  * for a person at a terminal, and only where zfs has `send -nvP` (one quick
  * call a stream). Unknown sizes stay 0: the bar then shows bytes and rate.
  */
-async function expectedSizes(zfs: Zfs, inventory: Inventory, sends: SendStep[], progress: Progress): Promise<Map<SendStep, number>> {
+async function expectedSizes(zfs: Zfs, inventory: Inventory, sends: SendStep[], progress: Progress, planned: PlannedSizes | null): Promise<Map<SendStep, number>> {
   const sizes = new Map<SendStep, number>();
   if (progress === silentProgress || !zfs.caps.sendDryRun) return sizes;
+  if (planned?.method === 'send-dry-run') {
+    for (const [step, n] of planned.raw) if (n !== null) sizes.set(step, n);
+    return sizes;
+  }
   for (const step of sends) {
     const dry = await zfs.sendDryRun(sendSpecFor(zfs, { inventory }, step)).catch(() => null);
     if (dry?.total !== null && dry?.total !== undefined) sizes.set(step, Number(dry.total));
@@ -100,14 +127,33 @@ async function expectedSizes(zfs: Zfs, inventory: Inventory, sends: SendStep[], 
   return sizes;
 }
 
+/**
+ * One export of a source (per site) at a time: the lock, in the state folder
+ * beside the journal, is held from planning to the journal's update, so two
+ * runs never plan on the same journal entry or race on holds. A dry run
+ * writes nothing and takes no lock.
+ */
 export async function runExport(zfs: Zfs, opts: ExportOptions): Promise<ExportResult> {
+  if (opts.dryRun) return exportLocked(zfs, opts);
+  const dir = stateDir(typeof opts.journal === 'string' ? opts.journal : undefined);
+  return withLock(exportLockFile(dir, opts.source), {
+    what: `an export of ${opts.source}`, notice: opts.notice, ...(opts.wait !== undefined ? { waitSeconds: opts.wait } : {}),
+  }, () => exportLocked(zfs, opts));
+}
+
+async function exportLocked(zfs: Zfs, opts: ExportOptions): Promise<ExportResult> {
   const progress = opts.progress ?? silentProgress;
   const started = Date.now();
+  const site = checkSite(opts.site);
+  if (!isDefaultSite(site) && opts.bundleFormat === 1) {
+    throw new ZferryError(`--site ${site}: a site is recorded in the bundle, which format 1 cannot carry; drop --bundle-format 1`, { field: '--bundle-format' });
+  }
   // Keys are read before zfs is asked anything: a bad key file fails in a second, not after the sends.
+  if (opts.parity && opts.bundleFormat === 1) throw new ZferryError('--parity needs bundle format 2 (format 1 has no place for parity files)', { field: 'bundleFormat' }, 2);
   const secretKey = opts.sign ? await readSecretKey(opts.sign) : null;
   const recipients = opts.encryptTo && opts.encryptTo.length > 0 ? await readRecipients(opts.encryptTo) : null;
-  const { inventory, identity, basis, proved, scope, plan } = await planRound(zfs, {
-    source: opts.source, since: opts.since, receiptsIn: opts.dest, journal: opts.journal,
+  const { inventory, identity, basis, proved, confirmed, scope, plan } = await planRound(zfs, {
+    source: opts.source, since: opts.since, receiptsIn: opts.dest, journal: opts.journal, site,
     exclude: opts.exclude, snapshots: opts.snapshots, excludeSnapshots: opts.excludeSnapshots, rollback: opts.rollback,
   });
   const rename = (opts.bundleFormat ?? FORMAT_VERSION) < 2 ? plan.steps.find((s) => s.kind === 'rename') : undefined;
@@ -122,15 +168,26 @@ export async function runExport(zfs: Zfs, opts: ExportOptions): Promise<ExportRe
     plan,
     scope,
     protection: { kept: [], released: [] },
+    space: null,
     streams: [],
     rawBytes: 0,
     storedBytes: 0,
     seconds: 0,
+    site,
+    confirmed,
   };
+  const sends = plan.steps.filter(carriesData);
+  // Checked before anything is written: a bundle that cannot fit leaves the disk as it was.
+  // With the check off the size is still planned (no sample): an out-of-space line can then say what was missing.
+  const sized = sends.length > 0 ? await exportSpaceCheck(zfs, inventory, sends, opts.spaceCheck === false ? null : opts.dest, opts.level, opts.parity ?? 0) : null;
+  result.space = sized?.check ?? null;
   await opts.onPlan?.(result);
   if (opts.dryRun || plan.steps.length === 0) {
     result.seconds = (Date.now() - started) / 1000;
     return result;
+  }
+  if (sized?.check.fits === false) {
+    throw new ZferryError(spaceVerdict(opts.dest, sized.check, formatBytes), { file: opts.dest });
   }
 
   const id = randomUUID();
@@ -142,8 +199,7 @@ export async function runExport(zfs: Zfs, opts: ExportOptions): Promise<ExportRe
   await makeFreshFolder(dir);
   await makeFreshFolder(join(dir, 'streams'));
   const streams: StreamEntry[] = [];
-  const sends = plan.steps.filter(carriesData);
-  const expected = await expectedSizes(zfs, inventory, sends, progress);
+  const expected = await expectedSizes(zfs, inventory, sends, progress, sized?.sizes ?? null);
   progress.begin(`export ${opts.source}`, [...expected.values()].reduce((a, b) => a + b, 0), sends.length);
   try {
     for (const step of plan.steps) {
@@ -182,6 +238,13 @@ export async function runExport(zfs: Zfs, opts: ExportOptions): Promise<ExportRe
     }
     // The volumes' names are durable before the manifest says the bundle is complete.
     await syncStreamsFolder(dir);
+    const volumes = streams.flatMap((s) => s.volumes.map((v) => v.file));
+    let parity: ParityEntry | undefined;
+    if (opts.parity && volumes.length > 0) {
+      await makeFreshFolder(join(dir, PARITY_DIR));
+      parity = await createParity(dir, volumes, opts.parity);
+      await fsyncDir(join(dir, PARITY_DIR));
+    }
     const manifest: Manifest = {
       format: 'zferry-bundle',
       formatVersion: opts.bundleFormat ?? FORMAT_VERSION,
@@ -194,27 +257,37 @@ export async function runExport(zfs: Zfs, opts: ExportOptions): Promise<ExportRe
       scope,
       compression: { algorithm: 'zstd', level: opts.level },
       ...(recipients ? { encryption: { algorithm: 'age' as const, recipients } } : {}),
+      ...(parity ? { parity } : {}),
+      ...siteField(site),
       streams,
     };
     await finishBundle(dir, manifest, secretKey ? { sign: (bytes) => signManifest(bytes, secretKey, manifest) } : {});
     if (opts.journal !== false) {
       const jdir = stateDir(opts.journal);
-      const file = journalFile(jdir, identity);
+      const file = journalFile(jdir, identity, site);
       const projected = projectTarget(basis.inventory, plan.steps, inventory, basis.target ?? opts.source);
-      await appendJournal(file, jdir, await readJournal(file, identity), {
+      await appendJournal(file, jdir, await readJournal(file, identity, site), {
         bundleId: id, createdAt: createdAt.toISOString(), bundle: dir, after: basis.bundleId ?? null, projected,
+        storedBytes: streams.reduce((n, s) => n + s.storedBytes, 0),
       });
     }
   } catch (err) {
     progress.end();
+    // Counted before the folder goes: the line says how much more the disk needed.
+    const full = err instanceof ZferryError ? isOutOfSpace(err.context.errno) : isOutOfSpace(errnoName(err));
+    const written = full ? await bytesUnder(dir) : null;
     // Nothing half-written may look like a bundle: the manifest is written last,
     // and the folder goes entirely.
     await rm(dir, { recursive: true, force: true });
+    if (written !== null) {
+      const e = fileError(err, 'writing', dir);
+      throw new ZferryError(`${e.message}: ${spaceMissing(written, result.space, formatBytes)}`, e.context);
+    }
     if (err instanceof ZferryError) throw err;
     throw new ZferryError(`export to ${dir} failed: ${(err as Error).message}`, { file: dir });
   }
   progress.end();
-  result.protection = await protectBases(zfs, opts.source, inventory, plan, proved);
+  result.protection = await protectBases(zfs, opts.source, inventory, plan, proved, site);
   result.bundle = dir;
   result.bundleId = id;
   result.streams = streams.map((s) => ({

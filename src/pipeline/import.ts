@@ -24,8 +24,8 @@ export interface ReadStreamOptions {
 
 /**
  * The raw send stream of one bundle stream. It errors, without emitting the
- * stream's last `holdBytes`, if any volume (or, after a verify pass, the
- * decompressed whole) does not match the manifest.
+ * stream's last `holdBytes`, if any volume or the decompressed whole does not
+ * match the manifest.
  */
 export function readStream(bundleDir: string, stream: StreamEntry, opts: ReadStreamOptions = {}): Readable {
   if (stream.kind === 'create' || stream.rawSha256 === null) {
@@ -41,11 +41,12 @@ export function readStream(bundleDir: string, stream: StreamEntry, opts: ReadStr
       return new ZferryError(`${label}: corrupt zstd data in ${where}: ${err.message}`, at ? { file: at.file, offset: at.offset } : {});
     },
   });
-  // One sha256 pass over the bytes, never two. Checked here, each volume's sha256
-  // matches before its last chunk goes on, so the decompressed bytes are the
-  // manifest's, and the gate only withholds the end until the reader has ended.
-  // After a verify pass, the raw sha256 at the gate is the check instead.
-  const gate = tailGate(opts.volumesVerified ? stream.rawSha256 : null, opts.holdBytes ?? 1 << 20, { label, expectedBytes: stream.rawBytes });
+  // The raw sha256 is the end-to-end check against what zfs send wrote on the
+  // source: the volume hashes prove the stored bytes, this one also what came
+  // out of decompression (and, after --verify-first, catches a volume changed
+  // since). It costs a second sha256 pass; an edited rawSha256 must still keep
+  // the end record from zfs recv (test/scenario/bad-input).
+  const gate = tailGate(stream.rawSha256, opts.holdBytes ?? 1 << 20, { label, expectedBytes: stream.rawBytes });
   // pipeline() destroys the gate with the first error of any stage, which the caller sees.
   if (opts.age) pipeline(reader, decryptStream(opts.age.identities, label, opts.age.file), dec, gate, () => undefined);
   else pipeline(reader, dec, gate, () => undefined);

@@ -15,6 +15,7 @@ import { projectTarget } from './project.js';
 import { FULL_SCOPE } from './scope.js';
 import { checkEncryptionMatch } from './send-flags.js';
 import type { Step } from './sync.js';
+import { planRetention, type Grid, type RetentionPlan } from './retention.js';
 
 /** User property on the target root naming the source it mirrors (`poolGuid:root`). */
 export const SOURCE_PROPERTY = 'zferry:source';
@@ -78,6 +79,8 @@ export interface ImportFlags {
   deleteAfterSeconds?: number;
   /** --create-parents: create a missing parent of the target (zfs create -p) instead of refusing. */
   createParents?: boolean;
+  /** --keep GRID: snapshots are thinned by the grid (and no longer follow --delete). */
+  keep?: Grid;
 }
 
 /**
@@ -143,6 +146,8 @@ export interface ImportPlan {
   missingMarks: { set: Array<{ full: string; since: string }>; clear: string[] };
   /** The target's parent, to create with `zfs create -p` before the first receive (--create-parents); null when it exists. */
   createParent: string | null;
+  /** --keep: the snapshots the grid thins out after the streams (not counted by --max-delete); null without --keep. */
+  retention: RetentionPlan | null;
 }
 
 export interface SpaceFigures {
@@ -235,7 +240,9 @@ export function planImport(facts: TargetFacts, bundles: readonly BundleIn[], fla
   const waiting = missing && newest && flags.deleteAfterSeconds !== undefined
     ? deferMissing(missing, facts, modified.map((p) => p.manifest), newest, flags.deleteAfterSeconds)
     : null;
-  const extras = waiting ? waiting.extras : missing;
+  const mirrored = waiting ? waiting.extras : missing;
+  // With a grid, snapshots follow the grid; --delete still takes the datasets the source lost.
+  const extras = mirrored && flags.keep ? datasetsOnly(mirrored) : mirrored;
   const guard = extras && projected ? deleteGuard(extras, projected, modified, flags.maxDelete ?? DEFAULT_MAX_DELETE) : null;
   if (guard?.exceeded && flags.delete && !flags.dryRun) return { refusal: { message: guardRefusal(guard), dataset: facts.target } };
   const first = modified[0]?.manifest;
@@ -249,6 +256,7 @@ export function planImport(facts: TargetFacts, bundles: readonly BundleIn[], fla
     markSource: first && facts.sourceMark === null ? sourceTag(first.source) : null,
     missingMarks: waiting?.marks ?? { set: [], clear: [] },
     createParent: parents.createParent,
+    retention: flags.keep && projected ? retentionOf(projected, newest ?? modified[modified.length - 1]?.manifest ?? null, bundles, deferred, extras, flags.keep) : null,
   };
 }
 
@@ -309,6 +317,28 @@ function formatAge(seconds: number): string {
   const units: Array<[number, string]> = [[86400, 'd'], [3600, 'h'], [60, 'm']];
   for (const [size, unit] of units) if (seconds >= size && seconds % size === 0) return `${seconds / size}${unit}`;
   return `${seconds}s`;
+}
+
+/** A delete plan with only the datasets the source lost (and their snapshots). */
+function datasetsOnly(p: DeletePlan): DeletePlan {
+  const doomed = new Set(p.datasets.map((d) => d.dataset));
+  return { ...p, snapshots: p.snapshots.filter((x) => doomed.has(x.dataset)) };
+}
+
+/** The grid over the projected target; bases the deferred bundles wait for are kept. */
+function retentionOf(projected: Inventory, speaker: Manifest | null, bundles: readonly BundleIn[], deferred: readonly Deferred[], extras: DeletePlan | null, grid: Grid): RetentionPlan {
+  const waiting = new Set(deferred.map((d) => d.bundleId));
+  const needed = bundles
+    .filter((b) => waiting.has(b.manifest.bundleId))
+    .flatMap((b) => b.manifest.streams.flatMap((s) => (s.from ? [{ dataset: s.from.dataset ?? s.dataset, guid: s.from.guid, bundle: b.dir }] : [])));
+  return planRetention({
+    target: projected,
+    source: speaker?.inventory ?? null,
+    // Without a bundle's scope nothing says what is the source's: everything counts as in scope.
+    scope: speaker?.scope ?? FULL_SCOPE,
+    needed,
+    alreadyDestroyed: new Set(extras?.snapshots.map((x) => x.full) ?? []),
+  }, grid);
 }
 
 /** All bundles must come from one source; the target must mirror that source. */

@@ -115,6 +115,7 @@ function admit(name: string, manifest: Manifest, header: RelayHeader, served: st
 async function finish(spool: string, cur: Current, trust: string | undefined): Promise<string> {
   await Promise.all(cur.durable.splice(0));
   await fsyncDir(join(cur.temp, 'streams')).catch(() => undefined);
+  if (cur.manifest.parity) await fsyncDir(join(cur.temp, 'parity')).catch(() => undefined);
   await verifyArrived(cur.temp, cur.manifest, cur.arrived);
   if (trust) await checkTrust(cur.temp, trust);
   const final = join(spool, cur.name);
@@ -180,8 +181,11 @@ export async function unpackInto(spool: string, source: Readable, opts: UnpackOp
         await rm(temp, { recursive: true, force: true });
         await makeFreshFolder(temp);
         await makeFreshFolder(join(temp, 'streams'));
+        if (manifest.parity) await makeFreshFolder(join(temp, 'parity'));
         cur = { name: bundle, temp, manifest, volumes: new Map(), seen: new Set([MANIFEST_FILE]), arrived: new Map(), durable: [] };
         for (const s of manifest.streams) for (const v of s.volumes) cur.volumes.set(v.file, v);
+        // Parity files arrive like volumes: listed by the manifest, size and sha256 checked as they are written.
+        for (const f of manifest.parity?.files ?? []) cur.volumes.set(f.file, f);
         await writeNewFile(join(temp, rel), data);
         count(data.length);
         continue;

@@ -7,7 +7,7 @@ import { ZferryError } from '../errors.js';
 import type { Guid, Inventory } from '../model.js';
 import { inventoryGetArgs, inventoryListArgs, parseInventoryGet, parseInventoryList } from './inventory.js';
 import { isUnknownProperty, parseSnapshotWritten, snapshotWrittenArgs, type WrittenRow } from './churn.js';
-import { parseHeld, parseSpace, parseWritten, spaceArgs, userrefsArgs, writtenArgs } from './props.js';
+import { parseHeld, parseSnapshotSpace, parseSpace, parseWritten, snapshotSpaceArgs, spaceArgs, userrefsArgs, writtenArgs } from './props.js';
 import { probeCapabilities, type ZfsCapabilities } from './probe.js';
 import { commandError, ExecaRunner, isNotFound, resolveProgram, type RunResult, type Runner } from './runner.js';
 import {
@@ -30,7 +30,7 @@ export { ExecaRunner, resolveProgram } from './runner.js';
 export { parseInventoryList, parseInventoryGet, inventoryListArgs, inventoryGetArgs, buildInventory } from './inventory.js';
 export { parseSendDryRun, parseTrustedSize, buildSendArgs, buildReceiveArgs } from './sendrecv.js';
 export { parseSnapshotWritten, snapshotWrittenArgs, type WrittenRow } from './churn.js';
-export { parseHeld, parseSpace, parseWritten, spaceArgs, userrefsArgs, writtenArgs } from './props.js';
+export { parseHeld, parseSnapshotSpace, parseSpace, parseWritten, snapshotSpaceArgs, spaceArgs, userrefsArgs, writtenArgs } from './props.js';
 export { SKIP_PROPERTY } from './inventory.js';
 export { classifyFlagProbe, parseZfsVersion, FLAG_PROBES } from './probe.js';
 export { checkDatasetName } from './names.js';
@@ -291,6 +291,11 @@ export class Zfs {
    * `zfs holds` needs a Python helper it does not ship, so holds are found by
    * count and released by tag.
    */
+  /** `used` and `referenced` of every snapshot under root (sizes a send where there is no `send -nvP`). */
+  async snapshotSpace(root: string): Promise<Map<string, { used: number; referenced: number }>> {
+    return parseSnapshotSpace(await this.zfs('zfs get used,referenced', root, snapshotSpaceArgs(root)));
+  }
+
   async heldSnapshots(root: string): Promise<string[]> {
     const out = await this.zfs('zfs get userrefs', root, userrefsArgs(root));
     return parseHeld(out);
@@ -395,8 +400,10 @@ export class Zfs {
       await this.unmountTree(name);
       const second = await this.run(this.zfsBin, args);
       if (second.exitCode === 0) return;
+      await this.refuseHeld(name, opts.recursive === true, [this.zfsBin, ...args], second.stderr);
       throw commandError('zfs destroy', name, [this.zfsBin, ...args], second.exitCode, second.stderr);
     }
+    if (!isNotFound(first.stderr)) await this.refuseHeld(name, opts.recursive === true, [this.zfsBin, ...args], first.stderr);
     if (isNotFound(first.stderr)) {
       throw new ZferryError(`zfs destroy: dataset ${name} does not exist`, {
         dataset: name,
@@ -406,6 +413,32 @@ export class Zfs {
       });
     }
     throw commandError('zfs destroy', name, [this.zfsBin, ...args], first.exitCode, first.stderr);
+  }
+
+  /**
+   * After a failed destroy: throws, naming the snapshot and how to release
+   * it, when a hold is what stopped it. zfs says so differently by version
+   * (2.3: "it's being held"; 2.1 and zfs-fuse: "dataset is busy", which also
+   * means a mounted, busy filesystem), so the holds are counted rather than
+   * the message read.
+   */
+  private async refuseHeld(name: string, recursive: boolean, command: string[], stderr: string): Promise<void> {
+    if (name.includes('#')) return;
+    let held: string[];
+    if (name.includes('@')) {
+      const r = await this.run(this.zfsBin, ['get', '-H', '-p', '-o', 'name,value', 'userrefs', name]);
+      held = r.exitCode === 0 ? parseHeld(r.stdout) : [];
+    } else {
+      if (!recursive) return;
+      const r = await this.run(this.zfsBin, userrefsArgs(name));
+      held = r.exitCode === 0 ? parseHeld(r.stdout) : [];
+    }
+    const snapshot = held[0];
+    if (snapshot === undefined) return;
+    throw new ZferryError(
+      `cannot destroy ${name}: snapshot ${snapshot} is held${held.length > 1 ? ` (and ${held.length - 1} more under it)` : ''}; see \`zfs holds ${snapshot}\`, then \`zfs release TAG ${snapshot}\``,
+      { dataset: snapshot, command, stderr },
+    );
   }
 
   /** Unmounts a filesystem and its descendants, children first; failures are left to the caller's retry. */

@@ -53,3 +53,24 @@ export function parseHeld(text: string): string[] {
   }
   return out;
 }
+
+/** `used` and `referenced` of every snapshot under root, in one call; zfs-fuse has both (it has no `written`). */
+export function snapshotSpaceArgs(root: string): string[] {
+  return ['get', '-H', '-p', '-r', '-o', 'name,property,value', 'used,referenced', root];
+}
+
+/** snapshot name → its `used` and `referenced` bytes; filesystems and unparsable values are left out. */
+export function parseSnapshotSpace(text: string): Map<string, { used: number; referenced: number }> {
+  const out = new Map<string, { used: number; referenced: number }>();
+  for (const line of text.split('\n')) {
+    const [name, prop, value] = line.split('\t');
+    if (!name || !name.includes('@') || value === undefined || !/^\d+$/.test(value)) continue;
+    if (prop !== 'used' && prop !== 'referenced') continue;
+    const bytes = Number(value);
+    if (!Number.isSafeInteger(bytes)) continue;
+    const row = out.get(name) ?? { used: 0, referenced: 0 };
+    row[prop] = bytes;
+    out.set(name, row);
+  }
+  return out;
+}

@@ -207,6 +207,22 @@ test('exists, rollback -r, destroy -r and pool guid', async () => {
   assert.equal(guid, (await run('zpool', ['list', '-H', '-o', 'guid', src.name])).trim());
 });
 
+test('a held snapshot is not destroyed, and the refusal names it and how to release it', async () => {
+  const ds = `${src.name}/heldx`;
+  await run('zfs', ['create', ds]);
+  await run('zfs', ['snapshot', `${ds}@h`]);
+  await run('zfs', ['hold', 'keepme', `${ds}@h`]);
+  const refusal = (err: unknown) =>
+    err instanceof ZferryError && err.context.dataset === `${ds}@h` && /is held.*zfs release TAG/.test(err.message) && !err.message.includes('\n');
+  // OpenZFS 2.3 says "it's being held", 2.1 and zfs-fuse "dataset is busy": the refusal is the same.
+  await assert.rejects(zfs.destroy(`${ds}@h`), refusal);
+  await assert.rejects(zfs.destroy(ds, { recursive: true }), refusal);
+  assert.equal(await zfs.exists(`${ds}@h`), true);
+  await run('zfs', ['release', 'keepme', `${ds}@h`]);
+  await zfs.destroy(`${ds}@h`);
+  assert.equal(await zfs.exists(`${ds}@h`), false);
+});
+
 test('refuses a send flag this zfs lacks before starting zfs', { skip: lane !== 'fuse' }, () => {
   const before = zfs.callCount;
   assert.throws(() => zfs.send({ dataset: `${src.name}/rt`, to: 's1', flags: ['compressed'] }), ZferryError);

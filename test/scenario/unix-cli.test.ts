@@ -156,7 +156,7 @@ describe('a target with no pool or parent is refused before anything is received
 
   test('relay receive --import refuses a target with no parent before it listens', async () => {
     const spool = path.join(work, 'spool');
-    const r = await zferry('relay', 'receive', '--listen', '127.0.0.1:1', '--spool', spool, '--import', `${dst.name}/x/y`, '--once');
+    const r = await zferry('relay', 'receive', '--allow-unsigned', '--listen', '127.0.0.1:1', '--spool', spool, '--import', `${dst.name}/x/y`, '--once');
     assert.equal(r.code, 1);
     assert.equal(r.stderr, `zferry: import target ${dst.name}/x/y: ${dst.name}/x does not exist: create it with \`zfs create -p ${dst.name}/x\`, or import with --create-parents; nothing was received`);
   });

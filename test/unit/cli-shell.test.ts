@@ -18,7 +18,7 @@ async function offered(words: string[], datasets: string[] = []): Promise<string
 }
 
 test('bash completion: commands, subcommands and options come from the command tree', async () => {
-  assert.deepEqual(await offered(['zferry', '']), ['completion', 'estimate', 'export', 'import', 'keygen', 'relay', 'state', 'verify']);
+  assert.deepEqual(await offered(['zferry', '']), ['completion', 'estimate', 'export', 'import', 'keygen', 'relay', 'state', 'status', 'verify']);
   assert.deepEqual(await offered(['zferry', 'relay', '']), ['receive', 'run', 'send']);
   assert.deepEqual(await offered(['zferry', 'completion', '']), ['bash', 'zsh'], 'the helper for datasets stays hidden');
   assert.deepEqual(await offered(['zferry', 'import', '/mnt/disk', 'backup', '--cr']), ['--create-parents']);
@@ -52,7 +52,7 @@ test('the man page carries every command\'s help text, examples included', () =>
   const program = buildProgram();
   const page = manPage(program, '9.9.9', '2026-11-29');
   assert.match(page, /^\.TH ZFERRY 1 "2026-11-29" "zferry 9\.9\.9"/);
-  for (const name of ['export', 'estimate', 'import', 'state', 'verify', 'keygen', 'relay send', 'relay receive', 'relay run', 'completion']) {
+  for (const name of ['export', 'estimate', 'import', 'state', 'verify', 'keygen', 'relay send', 'relay receive', 'relay run', 'status', 'completion']) {
     assert.match(page, new RegExp(`^\\.SS zferry ${name}$`, 'm'), name);
   }
   const exportHelp = helpText(program.commands.find((c) => c.name() === 'export')!);
