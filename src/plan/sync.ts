@@ -138,7 +138,10 @@ export function planSync(source: Inventory, target: Inventory | null, opts: Plan
       barrier.set(path, `parent ${showPath(path)} is blocked (${parentBarrier})`);
       continue;
     }
-    const tgt = targetByPath.get(path);
+    // An empty parent a rename would make (-p) is not there yet when the
+    // source has snapshots of it: it arrives by its own full stream, which the
+    // rename then waits for (orderSteps).
+    const tgt = renamed.madeParents.has(path) ? undefined : targetByPath.get(path);
 
     const taken = renamed.conflicts.get(path);
     if (taken) {
@@ -207,13 +210,22 @@ export function planSync(source: Inventory, target: Inventory | null, opts: Plan
     if (outcome.extras.length > 0) plan.extras.snapshots.push({ dataset: path, snapshots: outcome.extras });
   }
 
-  plan.steps.push(...renameSteps(renamed.renames, snapshotRenamesAt, new Map(sources.map((d) => [d.path, d.type]))));
+  // A parent that arrives by a stream needs its own parents first: the empty
+  // ones a rename would have made (-p) are created before it instead.
+  for (const path of stepsByPath.keys()) {
+    if (!renamed.madeParents.has(path)) continue;
+    for (let p = parentPath(path); p !== null && renamed.madeParents.has(p) && !stepsByPath.has(p); p = parentPath(p)) needed.add(p);
+  }
+  const groups: StepGroup[] = [];
   for (const src of ordered) {
     const path = src.path;
-    if (needed.has(path)) plan.steps.push(createStep(path));
-    const steps = stepsByPath.get(path);
-    if (steps) plan.steps.push(...steps);
+    const steps: Step[] = needed.has(path) ? [createStep(path)] : [];
+    steps.push(...(stepsByPath.get(path) ?? []));
+    const origin = origins.get(path);
+    if (steps.length > 0) groups.push({ path, steps, origin: origin && 'dataset' in origin ? origin.dataset : null });
   }
+  const renameList = renameSteps(renamed.renames, snapshotRenamesAt, new Map(sources.map((d) => [d.path, d.type])));
+  plan.steps.push(...orderSteps(renameList, groups, renamed.madeParents));
   for (const path of pending) {
     if (!needed.has(path)) plan.skipped.push({ dataset: path, reason: 'no snapshot to send' });
   }
@@ -224,8 +236,78 @@ export function planSync(source: Inventory, target: Inventory | null, opts: Plan
   return plan;
 }
 
+/** The create step and streams of one dataset, in the order they run. */
+interface StepGroup {
+  path: string;
+  steps: Step[];
+  /** The dataset of a clone's origin, whose streams come first. */
+  origin: string | null;
+}
+
+/** `path` is `at` or below it. */
+const within = (path: string, at: string) => at === '' || path === at || path.startsWith(at + '/');
+
 /**
- * The rename steps, before every stream: datasets in the order found (each
+ * Renames first and datasets parents first, as far as each one's needs allow:
+ * a rename waits for the stream (or create step) of every new parent on its
+ * path that arrives in this bundle, since `zfs rename -p` would make that
+ * parent empty and its full stream would then find it taken. A dataset's
+ * steps wait for its parents' and its origin's steps, and for each rename
+ * that moves it, moves a dataset to or from its path, or makes one of its
+ * parents. Pure; linear in steps times renames.
+ */
+export function orderSteps(renames: readonly RenameStep[], groups: readonly StepGroup[], madeParents: ReadonlySet<string>): Step[] {
+  const groupAt = new Map(groups.map((g, i) => [g.path, i]));
+  const ancestors = (path: string): string[] => {
+    const out: string[] = [];
+    for (let p = parentPath(path); p !== null; p = parentPath(p)) out.push(p);
+    return out;
+  };
+  // Each rename's new parents that arrive by their own steps, and those the rename itself makes.
+  const waitsFor = renames.map((r) => ancestors(r.dataset).filter((p) => madeParents.has(p) && groupAt.has(p)).map((p) => groupAt.get(p)!));
+  const makes = renames.map((r) => ancestors(r.dataset).filter((p) => madeParents.has(p) && !groupAt.has(p)));
+  const groupNeeds = groups.map((g) => {
+    const needs = { groups: [] as number[], renames: [] as number[] };
+    for (const p of [...ancestors(g.path), ...(g.origin !== null ? [g.origin] : [])]) {
+      const i = groupAt.get(p);
+      if (i !== undefined) needs.groups.push(i);
+    }
+    renames.forEach((r, i) => {
+      // Snapshot renames alone touch only their own dataset.
+      const touches = r.renamedFrom === r.dataset ? g.path === r.dataset
+        : within(g.path, r.dataset) || within(g.path, r.renamedFrom) || makes[i].some((m) => within(g.path, m));
+      if (touches) needs.renames.push(i);
+    });
+    return needs;
+  });
+
+  const out: Step[] = [];
+  const renameDone = renames.map(() => false);
+  const groupDone = groups.map(() => false);
+  let nextRename = 0;
+  for (let left = renames.length + groups.length; left > 0; left--) {
+    // Renames keep their order among themselves: each names the paths of its moment.
+    if (nextRename < renames.length && waitsFor[nextRename].every((i) => groupDone[i])) {
+      out.push(renames[nextRename]);
+      renameDone[nextRename++] = true;
+      continue;
+    }
+    let g = groups.findIndex((_, i) => !groupDone[i] && groupNeeds[i].groups.every((j) => groupDone[j]) && groupNeeds[i].renames.every((j) => renameDone[j]));
+    // A cycle only a contrived layout makes: fall back to renames first, the order zfs tolerates most often.
+    if (g < 0 && nextRename < renames.length) {
+      out.push(renames[nextRename]);
+      renameDone[nextRename++] = true;
+      continue;
+    }
+    if (g < 0) g = groupDone.indexOf(false);
+    out.push(...groups[g].steps);
+    groupDone[g] = true;
+  }
+  return out;
+}
+
+/**
+ * The rename steps: datasets in the order found (each
  * names the paths of its moment), each with its own snapshot renames; then
  * snapshot renames of datasets that stay where they are, in path order.
  */

@@ -72,8 +72,34 @@ describe('planSync finds renamed datasets by guid', () => {
     const src = inv('tank', [ds('', three), ds('data', [['n1', '501', 50]]), ds('data/x', x), ds('data2', three)]);
     const tgt = inv('backup', [ds('', onTarget(three)), ds('data', onTarget(three)), ds('data/x', onTarget(x))]);
     const plan = planSync(src, tgt, { reseed: true });
-    assert.deepEqual(brief(plan.steps), ['data2:rename<data', 'data/x:rename<data2/x', 'data:full:->n1']);
+    // data arrives by its own full stream before data/x is moved under it: rename -p first would leave it taken.
+    assert.deepEqual(brief(plan.steps), ['data2:rename<data', 'data:full:->n1', 'data/x:rename<data2/x']);
+    assert.equal(plan.steps.find((s) => s.kind === 'full')?.force, false);
     assert.deepEqual(plan.extras.datasets, []);
+  });
+
+  it('moves a dataset under a new parent that has snapshots of its own: the parent\'s full stream (not forced), then the rename, then the incremental', () => {
+    const src = inv('tank', [ds('', three), ds('data', three), ds('moved', [['m1', '601', 40]]), ds('moved/b', four)]);
+    const tgt = inv('backup', [ds('', onTarget(three)), ds('data', onTarget(three)), ds('data/b', onTarget(three))]);
+    const plan = planSync(src, tgt, { reseed: true });
+    assert.deepEqual(brief(plan.steps), ['moved:full:->m1', 'moved/b:rename<data/b', 'moved/b:incremental:s3>s4']);
+    assert.equal(plan.steps[0].kind === 'full' && plan.steps[0].force, false);
+    assert.deepEqual(plan.extras.datasets, []);
+    assert.deepEqual(plan.skipped, []);
+    // Applied in that order on the target, every step finds what it needs.
+    const checked = checkApply(toStreams(plan.steps), tgt);
+    assert.deepEqual(checked.problems, []);
+    assert.deepEqual(checked.decisions.map((d) => d.action), ['apply', 'apply', 'apply']);
+  });
+
+  it('creates the empty parents above a new parent that arrives by a stream, and frees an old path before its new dataset arrives', () => {
+    const src = inv('tank', [ds('', three), ds('m', []), ds('m/x', [['x1', '701', 40]]), ds('m/x/a', four), ds('a', [['n1', '801', 50]])]);
+    const tgt = inv('backup', [ds('', onTarget(three)), ds('a', onTarget(three))]);
+    const plan = planSync(src, tgt, { reseed: true });
+    assert.deepEqual(brief(plan.steps), ['m:create', 'm/x:full:->x1', 'm/x/a:rename<a', 'a:full:->n1', 'm/x/a:incremental:s3>s4']);
+    assert.deepEqual(plan.conflicts, []);
+    assert.deepEqual(checkApply(toStreams(plan.steps), tgt).problems, []);
+    assert.deepEqual(projectTarget(tgt, plan.steps, src).datasets.map((d) => d.path).sort(), ['', 'a', 'm', 'm/x', 'm/x/a']);
   });
 
   it('finds the target copy by the source bookmark of a deleted snapshot, and sends from the bookmark', () => {
