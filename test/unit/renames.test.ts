@@ -200,6 +200,33 @@ describe('rename steps on the import side', () => {
     assert.deepEqual(p.projected?.datasets.map((d) => d.path), ['', 'n', 'n/a2']);
   });
 
+  const renameBundle = (createdAt = '2026-11-20T00:00:00.000Z') => manifest(src, plan.steps.map((s) => carriesData(s)
+    ? stream(s.dataset, s.kind, s.from, s.creates)
+    : ({ ...s, sendFlags: [], rawBytes: 0, storedBytes: 0, rawSha256: null, volumes: [] } as unknown as ReturnType<typeof stream>)), { createdAt });
+
+  it('the --max-delete guard counts a rename as no deletion: --max-delete 0 lets the rename through', () => {
+    const p = planImport(facts('backup', tgt), [{ dir: '/b1', manifest: renameBundle() }],
+      { force: false, delete: true, rollback: false, recvNamesOrigin: true, maxDelete: { datasets: 0, quietSharePercent: 0 } });
+    if ('refusal' in p) assert.fail(p.refusal.message);
+    assert.deepEqual(p.extras?.datasets, []);
+    assert.equal(p.guard?.datasets, 0);
+    assert.equal(p.guard?.quietDestroyed, 0);
+    assert.equal(p.guard?.exceeded, false);
+  });
+
+  it('--delete-after never marks a renamed dataset missing, and clears under its new name a mark it carried from its old path', () => {
+    const flags = { force: false, delete: true, rollback: false, recvNamesOrigin: true, deleteAfterSeconds: 86400, maxDelete: { datasets: null, quietSharePercent: null } };
+    const fresh = planImport(facts('backup', tgt, { missingSince: new Map() }), [{ dir: '/b1', manifest: renameBundle() }], flags);
+    if ('refusal' in fresh) assert.fail(fresh.refusal.message);
+    assert.deepEqual(fresh.missingMarks, { set: [], clear: [] });
+    assert.deepEqual(fresh.extras?.kept, []);
+    // Marked when it was once missing: the rename takes the mark along, and the source has it again, under its new name.
+    const marked = planImport(facts('backup', tgt, { missingSince: new Map([['backup/a', '2026-11-01T00:00:00.000Z']]) }), [{ dir: '/b1', manifest: renameBundle() }], flags);
+    if ('refusal' in marked) assert.fail(marked.refusal.message);
+    assert.deepEqual(marked.missingMarks, { set: [], clear: ['backup/n/a2'] });
+    assert.deepEqual(marked.extras?.datasets, []);
+  });
+
   it('--delete keeps a target dataset whose snapshots the source holds under another name (a rename not made yet)', () => {
     const d = planDelete(src, tgt, FULL_SCOPE);
     assert.deepEqual(d.datasets, []);
