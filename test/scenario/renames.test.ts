@@ -11,7 +11,7 @@ import { readFile, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { run } from '../helpers/zfslab.js';
 import { zferry, zferryOk } from '../helpers/cli.js';
-import { datasetList, guidList, snapshot, writeData } from '../helpers/fixtures.js';
+import { datasetList, destroyQuietly, guidList, snapshot, writeData } from '../helpers/fixtures.js';
 import { twoPools, type TwoPools } from '../helpers/scenario.js';
 
 let lab: TwoPools;
@@ -122,7 +122,9 @@ test('a rename whose new path is taken on the target is a conflict naming both s
   assert.match(r.stderr, new RegExp(`conflict: ${target}/data/a4: ${lab.src.name}/data/a4 was renamed or moved on the source, and the target holds its snapshots as ${target}/data/a3 .*but ${target}/data/a4 is taken there by another dataset .*rename or destroy ${target}/data/a4 on the target`));
   assert.ok(last);
 
-  await run('zfs', ['destroy', '-r', `${target}/data/a4`]);
+  // zfs-fuse calls a just-mounted dataset busy: unmounted and retried, snapshot first.
+  await destroyQuietly(`${target}/data/a4@mine`);
+  await destroyQuietly(`${target}/data/a4`);
   const state2 = path.join(lab.work, 'state2.json');
   await zferryOk('state', target, '-o', state2);
   const v1 = await zferry('export', lab.src.name, path.join(lab.work, 'disk-v1'), '--since', state2, '--no-journal', '--bundle-format', '1');
