@@ -6,6 +6,7 @@
  *   npm run bench             # full run (replays the stream to reach >= 2 GiB)
  *   npm run bench -- --quick  # skips the 2 GiB case
  *   npm run bench -- --relay  # only relay vs bare mbuffer on loopback (medians of 3)
+ *   npm run bench -- --rename # only the rename row: next bundle after renaming a 256 MiB dataset
  *   npm run bench -- --e2e    # only the end-to-end section (bench/e2e.ts): the CLI on a
  *                             # real pool against the shell a user would type
  *
@@ -27,7 +28,7 @@ import { readStream } from '../src/pipeline/import.js';
 import { VolumeReader } from '../src/bundle/volume-reader.js';
 import type { StreamEntry } from '../src/bundle/manifest.js';
 import type { Inventory, Dataset } from '../src/model.js';
-import { benchE2e, loadNote } from './e2e.js';
+import { benchE2e, benchRenameAlone, loadNote } from './e2e.js';
 
 const MiB = 1024 * 1024;
 const CACHE_DIR = join(tmpdir(), 'zferry-bench');
@@ -515,6 +516,15 @@ if (process.argv[2] === '--relay') {
   }
 } else if (process.argv[2] === '--e2e') {
   await e2e();
+} else if (process.argv[2] === '--rename') {
+  // Just the rename row (issue 14): npm run bench -- --rename
+  const work = join(CACHE_DIR, `rename-${process.pid}`);
+  await mkdir(work, { recursive: true });
+  try {
+    printTable(await benchRenameAlone({ cacheDir: CACHE_DIR, work, cli: CLI, log: (l) => console.log(l) }), E2E_HEAD);
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
 } else if (process.argv[2] === '--child') {
   await child(process.argv.slice(3));
 } else {

@@ -415,11 +415,81 @@ export async function benchE2e(opts: E2eOptions): Promise<string[][]> {
       await clean();
       for (const d of [outOurs, outShell, kept]) await rm(d, { recursive: true, force: true });
     }
+    rows.push(await benchRename({ ...opts, pool: tgtPool, mountRoot: join(work, 'tgt-mnt') }));
     rows.push({ measure: 'peak RSS, largest zferry process of all runs above', ours: `${peakRss.toFixed(0)} MB`, shell: '', ratio: '', goal: '<= 150 MB', met: peakRss <= 150 ? 'yes' : 'NO' });
   } finally {
     await destroyPool(tgtPool).catch((err: Error) => log(`WARNING: ${err.message}`));
   }
   return rows.map((r) => [r.measure, r.ours, r.shell, r.ratio, r.goal, r.met]);
+}
+
+/** Size of the renamed dataset in the rename row (issue 14: >= 256 MiB). */
+const RENAME_MIB = 256;
+
+/**
+ * Renames, not resends: seed a dataset of RENAME_MIB MiB of random data (it
+ * would cost that much again on the link), rename it on the source, and
+ * measure the next bundle (the receipt beside the first is its basis). Runs
+ * in `pool`, as source and target side by side; `npm run bench -- --rename`
+ * runs it alone.
+ */
+export async function benchRename(opts: Omit<E2eOptions, 'cacheDir'> & { pool: string; mountRoot: string }): Promise<Row> {
+  const { cli, work, pool, log } = opts;
+  const env = { ZFERRY_STATE_DIR: join(work, 'state-rename') };
+  const src = `${pool}/rnsrc`;
+  const dst = `${pool}/rndst`;
+  const disk = join(work, 'rename-disk');
+  await mkdir(disk, { recursive: true });
+  const cliJson = async (...args: string[]) => {
+    const r = await execa(process.execPath, [cli, ...args, '--json'], { env, stdin: 'ignore', reject: false });
+    if (r.exitCode !== 0) throw new Error(`zferry ${args.join(' ')} exited ${r.exitCode}: ${String(r.stderr).trim()}`);
+    return JSON.parse(String(r.stdout));
+  };
+  try {
+    await zfsOk(['create', '-p', `${src}/d`]);
+    await headToFile('/dev/urandom', RENAME_MIB * MiB, join(opts.mountRoot, 'rnsrc', 'd', 'random.bin'));
+    await zfsOk(['snapshot', '-r', `${src}@r1`]);
+    const first = await cliJson('export', src, disk, '--no-journal');
+    await cliJson('import', disk, dst);
+    // zfs-fuse calls a mounted filesystem busy when it is renamed.
+    await execa('zfs', ['unmount', `${src}/d`], { reject: false, stdin: 'ignore' });
+    await zfsOk(['rename', `${src}/d`, `${src}/d2`]);
+    await zfsOk(['snapshot', '-r', `${src}@r2`]);
+    const second = await cliJson('export', src, disk, '--no-journal');
+    const bytes = await folderBytes(second.bundle);
+    const full = await folderBytes(first.bundle);
+    const imported = await cliJson('import', second.bundle, dst, '--delete');
+    const renamed = imported.bundles[0].applied.some((a: { kind: string; renamedFrom?: string }) => a.kind === 'rename' && a.renamedFrom === 'd');
+    log(`rename: first bundle ${(full / MiB).toFixed(1)} MiB, after the rename ${(bytes / 1024).toFixed(1)} KiB; renamed on the target: ${renamed}`);
+    return {
+      measure: `rename: next bundle after renaming a ${RENAME_MIB} MiB dataset (zfs rename d d2, one new snapshot)`,
+      ours: `${(bytes / 1024).toFixed(1)} KiB`,
+      shell: `${(full / MiB).toFixed(1)} MiB  (its first bundle: what a resend would cost)`,
+      ratio: (full / bytes).toFixed(0),
+      goal: '< 1 MiB, renamed on target',
+      met: bytes < MiB && renamed ? 'yes' : 'NO',
+    };
+  } finally {
+    // Export holds each newest sent snapshot (base protection); released so the source can go.
+    for (const snap of ['r1', 'r2']) await execa('zfs', ['release', '-r', 'zferry', `${src}@${snap}`], { reject: false, stdin: 'ignore' });
+    for (const d of [dst, src]) await destroyDataset(d).catch((err: Error) => log(`WARNING: ${err.message}`));
+    await rm(disk, { recursive: true, force: true });
+  }
+}
+
+/** `npm run bench -- --rename`: the rename row alone, in a pool of its own. */
+export async function benchRenameAlone(opts: E2eOptions): Promise<string[][]> {
+  await ensureZfs();
+  const pool = `zfbenchrn${process.pid}`;
+  const img = join(opts.work, 'rename.img');
+  await sparseFile(img, 2 * GiB);
+  await zfsOk(['create', '-m', join(opts.work, 'rn-mnt'), pool, img], 'zpool');
+  try {
+    const r = await benchRename({ ...opts, pool, mountRoot: join(opts.work, 'rn-mnt') });
+    return [[r.measure, r.ours, r.shell, r.ratio, r.goal, r.met]];
+  } finally {
+    await destroyPool(pool).catch((err: Error) => opts.log(`WARNING: ${err.message}`));
+  }
 }
 
 /** One line on how busy the machine was, for the table's reader. */

@@ -115,10 +115,56 @@ export interface CreateStep {
   force: boolean;
 }
 
-export type Step = SendStep | CreateStep;
+/** A snapshot the target holds under another name than the source's (same guid). */
+export interface SnapshotRename {
+  guid: Guid;
+  /** The target's name (before). */
+  from: string;
+  /** The source's name (after). */
+  to: string;
+}
+
+/**
+ * A dataset renamed or moved on the source, found on the target by its
+ * snapshots' guids and renamed there (`zfs rename -p`) instead of sent again;
+ * and/or snapshots renamed on the source, renamed on the target by guid.
+ * Runs before every stream of its bundle. A bundle format 2 feature.
+ */
+export interface RenameStep {
+  kind: 'rename';
+  /** Relative path after the rename: the source's path. */
+  dataset: string;
+  type: DatasetType;
+  /** Relative path on the target before the rename; equal to `dataset` when only snapshots are renamed. */
+  renamedFrom: string;
+  /** A snapshot (or the target's snapshot of a source bookmark) both sides hold: the target's dataset is renamed only if it holds this guid. */
+  match: SnapshotRef;
+  /** Snapshot renames by guid, applied after the dataset rename, at `dataset`. */
+  snapshots: SnapshotRename[];
+  from: null;
+  to: null;
+  intermediates: boolean;
+  creates: SnapshotRef[];
+  force: boolean;
+}
+
+export type Step = SendStep | CreateStep | RenameStep;
+
+/** Steps that run no `zfs send`. */
+export function carriesData(s: Step): s is SendStep {
+  return s.kind === 'full' || s.kind === 'incremental';
+}
 
 export function createStep(dataset: string): CreateStep {
   return { kind: 'create', dataset, type: 'filesystem', from: null, to: null, intermediates: false, creates: [], force: false };
+}
+
+export function renameStep(dataset: string, type: DatasetType, renamedFrom: string, match: SnapshotRef, snapshots: SnapshotRename[]): RenameStep {
+  return {
+    kind: 'rename', dataset, type, renamedFrom, match: { name: match.name, guid: match.guid },
+    snapshots: snapshots.map((r) => ({ guid: r.guid, from: r.from, to: r.to })),
+    from: null, to: null, intermediates: false, creates: [], force: false,
+  };
 }
 
 /**
@@ -127,6 +173,9 @@ export function createStep(dataset: string): CreateStep {
  */
 export function stepOf(s: Step): Step {
   if (s.kind === 'create') return { ...createStep(s.dataset), type: s.type };
+  if (s.kind === 'rename') {
+    return renameStep(s.dataset, s.type, s.renamedFrom, s.match, s.snapshots);
+  }
   const from: StepFrom | null = s.from
     ? { name: s.from.name, guid: s.from.guid, ...(s.from.bookmark ? { bookmark: true } : {}), ...(s.from.dataset !== undefined ? { dataset: s.from.dataset } : {}) }
     : null;

@@ -14,8 +14,8 @@ import { ZFERRY_VERSION } from '../version.js';
 
 /**
  * Bundle format versions this zferry reads. 2 adds `restore` (RESTORE.txt's
- * size and sha256, also a SHA256SUMS line); a version-1 reader would refuse
- * both, so they carry a new number. Export writes FORMAT_VERSION unless asked
+ * size and sha256, also a SHA256SUMS line) and `rename` streams; a version-1
+ * reader would refuse them, so they carry a new number. Export writes FORMAT_VERSION unless asked
  * for 1 (`--bundle-format 1`, for a remote with an older zferry).
  */
 export const FORMAT_VERSIONS = [1, 2] as const;
@@ -184,6 +184,14 @@ function checkSemantics(m: Manifest): Problem | null {
     const s = m.streams[i];
     const at = `/streams/${i}`;
     if (s.index !== i + 1) return { path: `${at}/index`, message: `must be ${i + 1} (streams are numbered 1..n in apply order), got ${s.index}` };
+    if (s.kind !== 'rename' && ['renamedFrom', 'match', 'snapshots'].some((k) => k in s)) {
+      return { path: at, message: `a ${s.kind} stream has no renamedFrom, match or snapshots (only a rename step has)` };
+    }
+    if (s.kind === 'rename') {
+      const problem = checkRename(s, m.formatVersion, inventory.get(s.dataset)!.snapshots);
+      if (problem) return { path: `${at}${problem.path}`, message: problem.message };
+      continue;
+    }
     if (s.kind === 'create') {
       if (s.from !== null || s.to !== null) return { path: at, message: 'a create step has no from/to snapshot' };
       if (s.volumes.length !== 0 || s.rawBytes !== 0 || s.storedBytes !== 0 || s.rawSha256 !== null || s.creates.length !== 0) {
@@ -214,6 +222,25 @@ function checkSemantics(m: Manifest): Problem | null {
     }
     if (!Number.isSafeInteger(stored)) return { path: `${at}/volumes`, message: 'volume sizes add up to more than 2^53-1 bytes' };
     if (stored !== s.storedBytes) return { path: `${at}/storedBytes`, message: `must equal the sum of its volume sizes (${stored}), got ${s.storedBytes}` };
+  }
+  return null;
+}
+
+/** A rename stream: format 2, no data, fields only a rename has, snapshot renames to the inventory's snapshots. */
+function checkRename(s: StreamEntry & { kind: 'rename' }, version: FormatVersion, snapshots: readonly SnapshotRef[]): Problem | null {
+  if (version < 2) return { path: '/kind', message: 'rename is not part of bundle format version 1 (it came with version 2)' };
+  if (typeof s.renamedFrom !== 'string' || !s.match || !Array.isArray(s.snapshots)) return { path: '', message: 'a rename step needs renamedFrom, match and snapshots' };
+  if (s.renamedFrom === s.dataset && s.snapshots.length === 0) return { path: '/snapshots', message: 'a rename step that keeps its path must rename snapshots' };
+  if (s.renamedFrom !== s.dataset && (s.renamedFrom === '' || s.dataset === '')) return { path: '/renamedFrom', message: 'the root is never renamed' };
+  if (s.dataset.startsWith(s.renamedFrom + '/')) return { path: '/dataset', message: `lies below ${JSON.stringify(s.renamedFrom)}: a dataset cannot be moved below itself` };
+  if (s.from !== null || s.to !== null) return { path: '', message: 'a rename step has no from/to snapshot' };
+  if (s.volumes.length !== 0 || s.rawBytes !== 0 || s.storedBytes !== 0 || s.rawSha256 !== null || s.creates.length !== 0 || s.sendFlags.length !== 0) {
+    return { path: '', message: 'a rename step carries no data (no volumes, no creates, no sendFlags, bytes 0, rawSha256 null)' };
+  }
+  const nameOf = new Map(snapshots.map((x) => [x.guid, x.name]));
+  const bad = s.snapshots.findIndex((r) => nameOf.get(r.guid) !== r.to);
+  if (bad >= 0) {
+    return { path: `/snapshots/${bad}`, message: `@${s.snapshots[bad].to} (guid ${s.snapshots[bad].guid}) is not a snapshot of ${JSON.stringify(s.dataset)} in the inventory` };
   }
   return null;
 }

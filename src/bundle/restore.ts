@@ -19,10 +19,21 @@ function targetWord(rel: string): string {
   return rel === '' ? '"$TARGET"' : `"$TARGET"${shellQuote('/' + rel)}`;
 }
 
+/** `"$TARGET"'/a/b@s1'`. */
+function snapshotWord(rel: string, snap: string): string {
+  return `"$TARGET"${shellQuote((rel === '' ? '' : '/' + rel) + '@' + snap)}`;
+}
+
 function describe(s: StreamEntry, count: number): string {
   const where = s.dataset === '' ? '(root)' : s.dataset;
   const head = `# ${s.index}/${count}`;
   if (s.kind === 'create') return `${head} create ${where} (it has no snapshot to send)`;
+  if (s.kind === 'rename') {
+    const what = s.renamedFrom !== s.dataset
+      ? `rename ${s.renamedFrom === '' ? '(root)' : s.renamedFrom} -> ${where} (renamed on the source; "$TARGET" holds it at the old path, with @${s.match.name}, guid ${s.match.guid})`
+      : `rename snapshots of ${where} (renamed on the source)`;
+    return `${head} ${what}`;
+  }
   const to = s.to ? `@${s.to.name}` : '';
   if (s.kind === 'full') return `${head} full ${where} ${to}`;
   if (s.from?.dataset !== undefined) {
@@ -39,6 +50,11 @@ const decrypt = (encrypted: boolean) => (encrypted ? ' | age -d -i "$AGE_IDENTIT
 
 function commandFor(s: StreamEntry, encrypted: boolean): string {
   if (s.kind === 'create') return `zfs create -p ${targetWord(s.dataset)}`;
+  if (s.kind === 'rename') {
+    const lines = s.renamedFrom !== s.dataset ? [`zfs rename -p ${targetWord(s.renamedFrom)} ${targetWord(s.dataset)}`] : [];
+    for (const r of s.snapshots) lines.push(`zfs rename ${snapshotWord(s.dataset, r.from)} ${snapshotWord(s.dataset, r.to)}`);
+    return lines.join('\n');
+  }
   const glob = s.volumes[0].file.replace(/\.[0-9]{3}$/, '.*');
   // Streams with properties (-p) come from a zfs that has recv -x/-o: keep the
   // source's mountpoint off this host and the copy from mounting itself, as import does.

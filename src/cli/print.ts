@@ -50,6 +50,14 @@ export function printImport(r: ImportResult, dryRun: boolean): void {
     for (const a of b.applied) {
       const rb = (a.rollbackTo ? ` (after rolling back to @${a.rollbackTo}${a.discards ? `, discarding ${a.discards.map((x) => '@' + x).join(', ')}` : ''})` : '')
         + (a.replaces ? ` (replacing ${a.replaces.map((x) => '@' + x).join(', ')})` : '');
+      if (a.kind === 'rename') {
+        const what = [
+          ...(a.renamedFrom !== undefined ? [`${a.renamedFrom || '(root)'} → ${a.dataset || '(root)'}`] : []),
+          ...(a.renamedSnapshots ?? []).map((x) => `${a.dataset || '(root)'}@${x.replace(' → ', ' → @')}`),
+        ];
+        out(`  ${dryRun ? 'would rename' : 'renamed'} ${what.join(', ')}`);
+        continue;
+      }
       out(`  ${dryRun ? 'would receive' : 'received'} ${a.dataset || '(root)'} ${a.kind}${a.to ? ` @${a.to}` : ''}${rb}`);
     }
     for (const s of b.skipped) out(`  skipped ${s.dataset || '(root)'}: ${s.reason}`);

@@ -7,7 +7,7 @@
  */
 import { stopAndWait, stopOnFailure } from '../subprocess.js';
 import type { Readable } from 'node:stream';
-import { joinDataset } from '../model.js';
+import { carriesData, joinDataset } from '../model.js';
 import type { Zfs, SendSpec } from '../zfs/index.js';
 import type { Basis } from '../bundle/index.js';
 import type { SendStep } from '../plan/index.js';
@@ -208,7 +208,7 @@ export async function runEstimate(zfs: Zfs, opts: EstimateOptions): Promise<Esti
   const now = opts.now ?? Math.floor(Date.now() / 1000);
   const { inventory, basis, plan } = await planRound(zfs, { source: opts.source, since: opts.since, receiptsIn: opts.dest, journal: opts.journal, site: checkSite(opts.site) });
 
-  const sends = plan.steps.filter((s): s is SendStep => s.kind !== 'create');
+  const sends = plan.steps.filter(carriesData);
   // The sample budget is shared evenly, so a tree of many datasets stays bounded.
   const share = {
     bytes: sends.length ? Math.max(64 * 1024, Math.floor(opts.sampleBytes / sends.length)) : 0,

@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { ZferryError } from '../errors.js';
 import { stopOnFailure } from '../subprocess.js';
 import type { Zfs } from '../zfs/index.js';
-import { stepOf, type Inventory } from '../model.js';
+import { carriesData, stepOf, type Inventory } from '../model.js';
 import { describeStep, projectTarget, sendFlagsOf, spaceMissing, spaceVerdict, type Plan, type Scope, type SendStep, type SpaceCheck } from '../plan/index.js';
 import { FORMAT_VERSION, finishBundle, ZFERRY_VERSION, type Basis, type FormatVersion, type Manifest, type StreamEntry } from '../bundle/index.js';
 import { syncStreamsFolder, writeStream } from '../pipeline/index.js';
@@ -156,6 +156,11 @@ async function exportLocked(zfs: Zfs, opts: ExportOptions): Promise<ExportResult
     source: opts.source, since: opts.since, receiptsIn: opts.dest, journal: opts.journal, site,
     exclude: opts.exclude, snapshots: opts.snapshots, excludeSnapshots: opts.excludeSnapshots, rollback: opts.rollback,
   });
+  const rename = (opts.bundleFormat ?? FORMAT_VERSION) < 2 ? plan.steps.find((s) => s.kind === 'rename') : undefined;
+  if (rename) {
+    const dataset = `${opts.source}${rename.dataset === '' ? '' : '/' + rename.dataset}`;
+    throw new ZferryError(`${dataset}: --bundle-format 1 cannot carry a rename (found on the target's copy by guid; a version-1 reader refuses the step): export with --bundle-format 2, or update zferry on the remote`, { dataset });
+  }
   const result: ExportResult = {
     bundle: null,
     bundleId: null,
@@ -171,7 +176,7 @@ async function exportLocked(zfs: Zfs, opts: ExportOptions): Promise<ExportResult
     site,
     confirmed,
   };
-  const sends = plan.steps.filter((s): s is SendStep => s.kind !== 'create');
+  const sends = plan.steps.filter(carriesData);
   // Checked before anything is written: a bundle that cannot fit leaves the disk as it was.
   // With the check off the size is still planned (no sample): an out-of-space line can then say what was missing.
   const sized = sends.length > 0 ? await exportSpaceCheck(zfs, inventory, sends, opts.spaceCheck === false ? null : opts.dest, opts.level, opts.parity ?? 0) : null;
@@ -199,7 +204,7 @@ async function exportLocked(zfs: Zfs, opts: ExportOptions): Promise<ExportResult
   try {
     for (const step of plan.steps) {
       const index = streams.length + 1;
-      if (step.kind === 'create') {
+      if (!carriesData(step)) {
         streams.push({ index, ...stepOf(step), sendFlags: [], rawBytes: 0, storedBytes: 0, rawSha256: null, volumes: [] });
         continue;
       }

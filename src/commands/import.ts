@@ -64,7 +64,11 @@ export interface BundleOutcome {
   bundle: string;
   bundleId: string;
   status: 'applied' | 'already-applied' | 'would-apply';
-  applied: Array<{ index: number; dataset: string; kind: string; to: string | null; rollbackTo?: string; discards?: string[]; replaces?: string[] }>;
+  applied: Array<{
+    index: number; dataset: string; kind: string; to: string | null; rollbackTo?: string; discards?: string[]; replaces?: string[];
+    /** A rename step: the relative path renamed from, and snapshot renames as "old → new". */
+    renamedFrom?: string; renamedSnapshots?: string[];
+  }>;
   skipped: Array<{ index: number; dataset: string; reason: string }>;
 }
 
@@ -93,6 +97,7 @@ export interface ImportResult {
 function label(s: StreamEntry): string {
   const ds = s.dataset === '' ? '(root)' : s.dataset;
   if (s.kind === 'create') return `${ds} (create)`;
+  if (s.kind === 'rename') return `${ds} (rename${s.renamedFrom !== s.dataset ? ` from ${s.renamedFrom || '(root)'}` : ''})`;
   if (s.kind === 'full') return `${ds}@${s.to?.name}`;
   const origin = s.from?.dataset !== undefined ? s.from.dataset || '(root)' : '';
   return `${ds} ${origin}@${s.from?.name}→@${s.to?.name}`;
@@ -245,6 +250,8 @@ function outcomesOf(plan: ImportPlan, dryRun: boolean): BundleOutcome[] {
           ...(d.rollbackTo ? { rollbackTo: d.rollbackTo.name } : {}),
           ...(d.discards ? { discards: d.discards.map((x) => x.name) } : {}),
           ...(d.replaces ? { replaces: d.replaces.map((x) => x.name) } : {}),
+          ...(d.renameDataset ? { renamedFrom: d.renameDataset.from } : {}),
+          ...(d.renameSnapshots ? { renamedSnapshots: d.renameSnapshots.map((r) => `${r.from} → ${r.to}`) } : {}),
         });
       }
     }
@@ -407,7 +414,11 @@ async function applyPlan(zfs: Zfs, plan: ImportPlan, ctx: ApplyContext): Promise
       try {
         if (d.rollbackTo) await zfs.rollback(`${dataset}@${d.rollbackTo.name}`, { destroyNewer: true });
         for (const x of d.replaces ?? []) await zfs.destroy(`${dataset}@${x.name}`);
-        if (s.kind === 'create') {
+        if (s.kind === 'rename') {
+          // Only what the plan found still to do: a re-run after a cut import finds the rest done.
+          if (d.renameDataset) await zfs.rename(joinDataset(opts.target, d.renameDataset.from), dataset, { parents: true });
+          for (const r of d.renameSnapshots ?? []) await zfs.rename(`${dataset}@${r.from}`, `${dataset}@${r.to}`);
+        } else if (s.kind === 'create') {
           await zfs.create(dataset, { parents: true });
         } else {
           progress.stream(label(s), s.storedBytes);

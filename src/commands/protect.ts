@@ -9,7 +9,7 @@
  * (src/state/site.ts): a receipt releases only its own site's protections.
  */
 import type { Inventory } from '../model.js';
-import { joinDataset } from '../model.js';
+import { carriesData, joinDataset } from '../model.js';
 import type { Zfs } from '../zfs/index.js';
 import type { Plan, SendStep } from '../plan/index.js';
 import { bookmarkName, DEFAULT_SITE, holdTag, isSiteBookmark } from '../state/site.js';
@@ -28,7 +28,7 @@ export async function protectBases(
   const kept: string[] = [];
   const released: string[] = [];
   const newest = new Map<string, SendStep>();
-  for (const s of plan.steps) if (s.kind !== 'create') newest.set(s.dataset, s);
+  for (const s of plan.steps) if (carriesData(s)) newest.set(s.dataset, s);
   const toHold: string[] = [];
   for (const [path, step] of newest) {
     const ds = joinDataset(root, path);

@@ -5,7 +5,7 @@
  * simulated, and each stream that would apply is applied to the simulation so
  * later streams see its snapshots.
  */
-import type { DatasetType, Guid, Inventory, SnapshotRef, Step } from '../model.js';
+import type { DatasetType, Guid, Inventory, RenameStep, SnapshotRef, SnapshotRename, Step } from '../model.js';
 import { joinDataset } from '../model.js';
 import { parentPath, showPath } from './paths.js';
 import { ascending, formatRefs, ref } from './snapshots.js';
@@ -39,6 +39,10 @@ export type ApplyDecision =
       replaces?: SnapshotRef[];
       /** True when rollbackTo discards target-only snapshots (allowed by --rollback), not just an interrupted stream's own. */
       discards?: SnapshotRef[];
+      /** A rename step: the dataset's rename (`zfs rename -p`), when it is not done yet. */
+      renameDataset?: { from: string; to: string };
+      /** A rename step: the snapshot renames still to do, by the target's current names. */
+      renameSnapshots?: SnapshotRename[];
     }
   | { index: number; action: 'skip'; reason: string };
 
@@ -121,6 +125,7 @@ function decide(st: ApplyStream, sim: Map<string, SimDataset>, name: (path: stri
   // The root's parent lies outside the inventory; receiving checks it.
   const parentMissing = parent !== null && !sim.has(parent);
 
+  if (st.kind === 'rename') return decideRename(st, sim, name);
   if (st.kind === 'create') {
     if (ds) return { index: st.index, action: 'skip', reason: 'already exists' };
     if (parentMissing) return { problem: `${at}: cannot create it, parent ${name(parent!)} does not exist on the target` };
@@ -242,4 +247,56 @@ function decideClone(st: ApplyStream, from: CloneFrom, sim: Map<string, SimDatas
   // The target's name for that guid: a snapshot renamed on either side is still the origin.
   const receive = receiveOptions(st.type, false, { dataset: from.dataset, name: od.snaps[oi].name, guid: from.guid });
   return { index: st.index, action: 'apply', receive };
+}
+
+/**
+ * A rename step: the dataset is renamed only when the target holds it at the
+ * old path with the guid it was recognised by, and the new path is free;
+ * missing parents are made (`zfs rename -p`). A re-run finds it done.
+ * Snapshots are renamed by guid where the new name is free.
+ */
+function decideRename(st: RenameStep & { index: number }, sim: Map<string, SimDataset>, name: (path: string) => string): Verdict {
+  const from = st.renamedFrom;
+  const to = st.dataset;
+  let renameDataset: { from: string; to: string } | undefined;
+  if (from !== to) {
+    const old = sim.get(from);
+    const now = sim.get(to);
+    const match = `@${st.match.name} (guid ${st.match.guid})`;
+    if (!old && now?.at.has(st.match.guid)) {
+      // Renamed already (a re-run after a cut import).
+    } else if (!old) {
+      return { problem: `${name(from)}: not on the target, so it cannot be renamed to ${name(to)}`, missingBase: true };
+    } else if (!old.at.has(st.match.guid)) {
+      return { problem: `${name(from)}: does not hold ${match}, the snapshot it was recognised by as the copy of ${name(to)}; refusing to rename it`, missingBase: true };
+    } else if (now) {
+      return { problem: `${name(to)}: already exists on the target, so ${name(from)} cannot be renamed there; rename or destroy ${name(to)} on the target, then import again` };
+    } else if (to.startsWith(from + '/')) {
+      return { problem: `${name(from)}: cannot be renamed below itself to ${name(to)}` };
+    } else {
+      renameDataset = { from, to };
+      for (const [p, d] of [...sim]) {
+        if (p !== from && !p.startsWith(from + '/')) continue;
+        sim.delete(p);
+        sim.set(to + p.slice(from.length), d);
+      }
+      for (let p = parentPath(to); p !== null && !sim.has(p); p = parentPath(p)) sim.set(p, simDataset('filesystem', []));
+    }
+  }
+  const ds = sim.get(to);
+  if (!ds) return { problem: `${name(to)}: not on the target, so its snapshots cannot be renamed`, missingBase: true };
+  const renameSnapshots: SnapshotRename[] = [];
+  for (const r of st.snapshots) {
+    const i = ds.at.get(r.guid);
+    // Gone on the target, done already, or the name is taken: names are for people, the sync goes by guid.
+    if (i === undefined || ds.snaps[i].name === r.to || ds.snaps.some((x) => x.name === r.to)) continue;
+    renameSnapshots.push({ guid: r.guid, from: ds.snaps[i].name, to: r.to });
+    ds.snaps[i] = { name: r.to, guid: r.guid };
+  }
+  if (!renameDataset && renameSnapshots.length === 0) return { index: st.index, action: 'skip', reason: 'already renamed' };
+  return {
+    index: st.index, action: 'apply',
+    ...(renameDataset ? { renameDataset } : {}),
+    ...(renameSnapshots.length > 0 ? { renameSnapshots } : {}),
+  };
 }

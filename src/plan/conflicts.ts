@@ -43,7 +43,19 @@ export interface TypeMismatch extends ConflictSides {
   targetType: DatasetType;
 }
 
-export type Conflict = NoCommonSnapshot | TargetAhead | TypeMismatch;
+/**
+ * A dataset renamed (or moved) on the source whose snapshots the target holds
+ * under its old path, while its new path on the target is held by another
+ * dataset: renaming would need that one out of the way first.
+ */
+export interface RenameTaken extends ConflictSides {
+  kind: 'rename-taken';
+  common: null;
+  /** Relative path on the target of the dataset holding this one's snapshots. */
+  renamedFrom: string;
+}
+
+export type Conflict = NoCommonSnapshot | TargetAhead | TypeMismatch | RenameTaken;
 
 /** Full dataset names, for messages the user can paste into zfs commands. */
 export interface ConflictNames {
@@ -87,4 +99,17 @@ export function typeMismatch(
     `(source: ${formatRefs(sides.source)}; target: ${formatRefs(sides.target)}); ` +
     `destroy ${names.targetName} on the target to re-seed it`;
   return { kind: 'type-mismatch', ...sides, message };
+}
+
+export function renameTaken(
+  names: ConflictNames & { renamedFromName: string },
+  sides: Pick<RenameTaken, 'dataset' | 'source' | 'target' | 'targetOnly' | 'renamedFrom'> & { match: SnapshotRef },
+): RenameTaken {
+  const { match, ...rest } = sides;
+  const message =
+    `${names.targetName}: ${names.sourceName} was renamed or moved on the source, and the target holds its snapshots as ` +
+    `${names.renamedFromName} (@${match.name}, guid ${match.guid}), but ${names.targetName} is taken there by another dataset ` +
+    `(target: ${formatRefs(sides.target)}; source: ${formatRefs(sides.source)}); ` +
+    `rename or destroy ${names.targetName} on the target (e.g. zfs rename ${names.targetName} ${names.targetName}.old), then export again`;
+  return { kind: 'rename-taken', ...rest, common: null, message };
 }

@@ -33,6 +33,26 @@ export function planDelete(source: Inventory, target: Inventory, scope: Scope): 
   // it stays when anything below it stays.
   const doomed = new Set<string>();
   for (const d of targets) if (d.path !== '' && !sourceByPath.has(d.path) && inScope(d.path)) doomed.add(d.path);
+  // Renamed on the source but not (yet) on the target (a rename in conflict):
+  // its snapshots live on under the new name, and the next round renames it.
+  const renamedAway = new Map<string, string>();
+  const sourceDatasetOf = new Map<Guid, string>();
+  for (const d of source.datasets) for (const s of [...d.snapshots, ...d.bookmarks]) sourceDatasetOf.set(s.guid, d.path);
+  const targetByPath = new Map(targets.map((t) => [t.path, t]));
+  const copyAt = (path: string) => {
+    const guids = new Set([...(sourceByPath.get(path)?.snapshots ?? []), ...(sourceByPath.get(path)?.bookmarks ?? [])].map((s) => s.guid));
+    return targetByPath.get(path)?.snapshots.some((s) => guids.has(s.guid)) ?? false;
+  };
+  for (const path of doomed) {
+    const d = targetByPath.get(path)!;
+    const there = d.snapshots.map((s) => sourceDatasetOf.get(s.guid)).find((p) => p !== undefined);
+    // Not when the target has that dataset's copy at its own path already: this one is a stale second copy.
+    if (there !== undefined && !copyAt(there)) renamedAway.set(path, there);
+  }
+  for (const [path, there] of renamedAway) {
+    doomed.delete(path);
+    plan.kept.push({ dataset: path, reason: `not on the source at this path, but its snapshots are, as ${joinDataset(source.root, there)} (renamed there): renamed, not destroyed, once the rename can be made` });
+  }
   const keepers = new Set<string>();
   for (const d of targets) {
     if (doomed.has(d.path)) continue;
@@ -57,6 +77,7 @@ export function planDelete(source: Inventory, target: Inventory, scope: Scope): 
         continue;
       }
       if (!doomed.has(d.path) && keepers.has(d.path) && !src) continue;
+      if (renamedAway.has(d.path)) continue;
       plan.snapshots.push(snapRef(target.root, d.path, s));
     }
   }

@@ -238,7 +238,7 @@ export function planImport(facts: TargetFacts, bundles: readonly BundleIn[], fla
   const newest = view.index === null ? null : modified[view.index].manifest;
   const missing = newest && projected ? planDelete(newest.inventory, projected, newest.scope ?? FULL_SCOPE) : null;
   const waiting = missing && newest && flags.deleteAfterSeconds !== undefined
-    ? deferMissing(missing, facts, modified.map((p) => p.manifest), newest, flags.deleteAfterSeconds)
+    ? deferMissing(missing, facts, modified.map((p) => p.manifest), newest, flags.deleteAfterSeconds, pathsAfterRenames(current, projected))
     : null;
   const mirrored = waiting ? waiting.extras : missing;
   // With a grid, snapshots follow the grid; --delete still takes the datasets the source lost.
@@ -275,18 +275,23 @@ export function deferMissing(
   manifests: readonly Manifest[],
   newest: Manifest,
   seconds: number,
+  renamedTo: ReadonlyMap<string, string> = new Map(),
 ): { extras: DeletePlan; marks: ImportPlan['missingMarks'] } {
   const marks: ImportPlan['missingMarks'] = { set: [], clear: [] };
   const onSource = new Set(newest.inventory.datasets.map((d) => d.path));
-  for (const [full] of facts.missingSince ?? []) {
+  // A mark is a property of the dataset, so a rename carries it along: read and cleared under the name it has after this import.
+  const missingSince = new Map<string, string>();
+  for (const [full, since] of facts.missingSince ?? []) {
     const rel = full === facts.target ? '' : full.startsWith(`${facts.target}/`) ? full.slice(facts.target.length + 1) : null;
-    if (rel !== null && onSource.has(rel)) marks.clear.push(full);
+    const now = rel === null ? undefined : renamedTo.get(rel);
+    missingSince.set(now === undefined ? full : joinDataset(facts.target, now), since);
+    if (rel !== null && onSource.has(now ?? rel)) marks.clear.push(now === undefined ? full : joinDataset(facts.target, now));
   }
   const now = Date.parse(newest.createdAt);
   const waiting = new Set<string>();
   const kept: DeletePlan['kept'] = [];
   for (const d of planned.datasets) {
-    const marked = facts.missingSince?.get(d.full);
+    const marked = missingSince.get(d.full);
     const firstLacking = manifests.find((m) => !m.inventory.datasets.some((x) => x.path === d.dataset)) ?? newest;
     const since = marked !== undefined && Number.isFinite(Date.parse(marked)) ? marked : firstLacking.createdAt;
     const missingFor = Math.max(0, (now - Date.parse(since)) / 1000);
@@ -311,6 +316,27 @@ export function deferMissing(
     },
     marks,
   };
+}
+
+/**
+ * The paths of target datasets this import's renames move: old path → new
+ * path, matched by the dataset's own guid (a rename keeps it). Guids that are
+ * not unique, or unknown ('0'), are left out.
+ */
+export function pathsAfterRenames(current: Inventory | null, projected: Inventory | null): Map<string, string> {
+  const moved = new Map<string, string>();
+  if (!current || !projected) return moved;
+  const unique = (inv: Inventory) => {
+    const seen = new Map<string, string | null>();
+    for (const d of inv.datasets) if (d.guid !== '0') seen.set(d.guid, seen.has(d.guid) ? null : d.path);
+    return seen;
+  };
+  const after = unique(projected);
+  for (const [guid, path] of unique(current)) {
+    const now = after.get(guid);
+    if (path !== null && now !== undefined && now !== null && now !== path) moved.set(path, now);
+  }
+  return moved;
 }
 
 function formatAge(seconds: number): string {
@@ -411,28 +437,34 @@ function planModified(facts: TargetFacts, planned: readonly PlannedBundle[], rol
   const current = facts.inventory;
   if (current === null) return [...planned];
   const newestOf = new Map(current.datasets.map((d) => [d.path, d.snapshots[d.snapshots.length - 1]]));
+  // Where each dataset is on the target now, for one renamed before its incremental: `written` is read by today's names.
+  const nowAt = new Map<string, string>();
   const seen = new Set<string>();
   const out: PlannedBundle[] = [];
   for (const p of planned) {
     const decisions: ApplyDecision[] = [];
     for (const d of p.decisions) {
       const s = p.manifest.streams[d.index - 1];
-      if (d.action !== 'apply' || seen.has(s.dataset)) {
+      if (d.action === 'apply' && d.renameDataset) renameWithin(nowAt, d.renameDataset.from, d.renameDataset.to, current.datasets.map((x) => x.path));
+      if (d.action !== 'apply' || s.kind === 'rename' || seen.has(s.dataset)) {
         decisions.push(d);
         continue;
       }
       seen.add(s.dataset);
-      const newest = newestOf.get(s.dataset);
+      const was = nowAt.get(s.dataset) ?? s.dataset;
+      const newest = newestOf.get(was);
       if (s.kind !== 'incremental' || d.rollbackTo || !newest) {
         decisions.push(d);
         continue;
       }
       const name = joinDataset(facts.target, s.dataset);
-      const bytes = facts.written?.get(name);
+      // Read under the name the dataset has now, before a rename step of this import moves it.
+      const before = joinDataset(facts.target, was);
+      const bytes = facts.written?.get(before);
       // What is known before anything is received: `written`, else the space figures' evidence.
       const evidence = facts.written !== null
         ? (bytes !== undefined && bytes !== 0n ? `${bytes} bytes written` : null)
-        : facts.space ? changedBySpace(facts.space, name, newest.name) : null;
+        : facts.space ? changedBySpace(facts.space, before, newest.name) : null;
       // Without `written`, no evidence is no proof: --rollback still rolls back (a no-op when unchanged).
       const mayBeDirty = evidence !== null || facts.written === null;
       if (!mayBeDirty || (!rollback && evidence === null)) {
@@ -452,6 +484,16 @@ function planModified(facts: TargetFacts, planned: readonly PlannedBundle[], rol
     out.push({ ...p, decisions });
   }
   return out;
+}
+
+/** Records that what was at `from` (and below) is now at `to`: `nowAt` maps today's paths after the renames to the paths the facts were read under. */
+function renameWithin(nowAt: Map<string, string>, from: string, to: string, original: readonly string[]): void {
+  const inside = (p: string) => p === from || p.startsWith(from + '/');
+  const moved: Array<[string, string]> = [];
+  for (const [now, was] of nowAt) if (inside(now)) moved.push([now, was]);
+  for (const p of original) if (inside(p) && !nowAt.has(p) && ![...nowAt.values()].includes(p)) moved.push([p, p]);
+  for (const [now] of moved) nowAt.delete(now);
+  for (const [now, was] of moved) nowAt.set(to + now.slice(from.length), was);
 }
 
 /**

@@ -9,9 +9,9 @@
  * (target and source txgs come from different pools and must not be mixed).
  * Projected datasets have guid '0' (unknown: the receive makes a new one; '0' keeps the inventory valid for the schemas).
  */
-import type { Dataset, Guid, Inventory, Snapshot, SnapshotRef } from '../model.js';
+import type { Dataset, Guid, Inventory, RenameStep, Snapshot, SnapshotRef } from '../model.js';
 import { ZferryError } from '../errors.js';
-import { comparePaths } from './paths.js';
+import { comparePaths, parentPath } from './paths.js';
 import type { Step } from './sync.js';
 
 export function projectTarget(
@@ -39,6 +39,10 @@ export function projectTarget(
   };
 
   for (const step of steps) {
+    if (step.kind === 'rename') {
+      projectRename(datasets, step);
+      continue;
+    }
     if (step.kind === 'create') {
       if (!datasets.has(step.dataset)) {
         datasets.set(step.dataset, { path: step.dataset, type: 'filesystem', guid: '0', snapshots: [], bookmarks: [] });
@@ -90,4 +94,31 @@ export function projectTarget(
     root: target?.root ?? targetRoot,
     datasets: [...datasets.values()].sort((a, b) => comparePaths(a.path, b.path)),
   };
+}
+
+/**
+ * A rename on the projection as the import applies it: the dataset and
+ * everything below it move (missing parents made, as `zfs rename -p` does),
+ * then its snapshots take the source's names by guid. Already done (old path
+ * gone, new path there): only the snapshot names.
+ */
+function projectRename(datasets: Map<string, Dataset>, step: RenameStep): void {
+  const { renamedFrom: from, dataset: to } = step;
+  if (from !== to && datasets.has(from) && !datasets.has(to)) {
+    for (const [p, d] of [...datasets]) {
+      if (p !== from && !p.startsWith(from + '/')) continue;
+      datasets.delete(p);
+      const moved = to + p.slice(from.length);
+      datasets.set(moved, { ...d, path: moved });
+    }
+    for (let p = parentPath(to); p !== null && !datasets.has(p); p = parentPath(p)) {
+      datasets.set(p, { path: p, type: 'filesystem', guid: '0', snapshots: [], bookmarks: [] });
+    }
+  }
+  const ds = datasets.get(to);
+  if (!ds) return;
+  for (const r of step.snapshots) {
+    if (ds.snapshots.some((x) => x.name === r.to)) continue;
+    ds.snapshots = ds.snapshots.map((x) => (x.guid === r.guid ? { ...x, name: r.to } : x));
+  }
 }

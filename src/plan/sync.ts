@@ -5,18 +5,19 @@
  * Snapshot identity is the guid (names are for people), order is createtxg
  * within one side. Datasets pair up by path relative to each inventory root.
  */
-import type { Dataset, DatasetType, Guid, Inventory, SendStep, Snapshot, SnapshotRef, Step, StepFrom } from '../model.js';
-import { createStep, joinDataset } from '../model.js';
+import type { Dataset, DatasetType, Guid, Inventory, RenameStep, SendStep, Snapshot, SnapshotRef, SnapshotRename, Step, StepFrom } from '../model.js';
+import { createStep, joinDataset, renameStep } from '../model.js';
 import type { CommonBase, Conflict, ConflictNames } from './conflicts.js';
 import { noCommonSnapshot, targetAhead, typeMismatch } from './conflicts.js';
 import { comparePaths, parentPath, showPath } from './paths.js';
 import { ascending, formatRefs, ref } from './snapshots.js';
 import { datasetInScope, snapshotInScope, type Scope } from './scope.js';
+import { findRenames, snapshotRenames } from './renames.js';
 
-export type { CreateStep, SendStep, Step, StepFrom } from '../model.js';
+export type { CreateStep, RenameStep, SendStep, Step, StepFrom } from '../model.js';
 
 export interface Plan {
-  /** Parents before children; within a dataset, in the order they must run. */
+  /** Renames first (in the order they must run), then parents before children; within a dataset, in the order they must run. */
   steps: Step[];
   conflicts: Conflict[];
   /** Datasets whose target already holds the source's newest snapshot. */
@@ -94,8 +95,6 @@ export function planSync(source: Inventory, target: Inventory | null, opts: Plan
   };
   const scope = opts.scope;
   const included = (s: Snapshot) => (scope ? snapshotInScope(s.name, scope) : true);
-  const targetByPath = new Map<string, Dataset>();
-  for (const d of target?.datasets ?? []) targetByPath.set(d.path, d);
   const inScope = (path: string) => (scope ? datasetInScope(path, scope, source.root) : true);
   const sources = [...source.datasets].sort((a, b) => comparePaths(a.path, b.path)).filter((d) => {
     if (inScope(d.path)) return true;
@@ -103,6 +102,11 @@ export function planSync(source: Inventory, target: Inventory | null, opts: Plan
     if (parent === null || inScope(parent)) plan.excluded.push(d.path);
     return false;
   });
+  // Datasets pair up by path on the target as it will be once the datasets
+  // renamed on the source are renamed there too.
+  const renamed = findRenames(sources, new Map(source.datasets.map((d) => [d.path, d])), target, inScope, source.root);
+  const targetByPath = renamed.view;
+  const snapshotRenamesAt = new Map<string, SnapshotRename[]>();
   const names = (path: string): ConflictNames => ({
     sourceName: joinDataset(source.root, path),
     targetName: target ? joinDataset(target.root, path) : path,
@@ -134,8 +138,17 @@ export function planSync(source: Inventory, target: Inventory | null, opts: Plan
       barrier.set(path, `parent ${showPath(path)} is blocked (${parentBarrier})`);
       continue;
     }
-    const tgt = targetByPath.get(path);
+    // An empty parent a rename would make (-p) is not there yet when the
+    // source has snapshots of it: it arrives by its own full stream, which the
+    // rename then waits for (orderSteps).
+    const tgt = renamed.madeParents.has(path) ? undefined : targetByPath.get(path);
 
+    const taken = renamed.conflicts.get(path);
+    if (taken) {
+      plan.conflicts.push(taken);
+      barrier.set(path, `parent ${showPath(path)} is in conflict (${taken.kind})`);
+      continue;
+    }
     if (tgt && tgt.type !== src.type) {
       const conflict = typeConflict(names(path), src, tgt);
       plan.conflicts.push(conflict);
@@ -144,6 +157,8 @@ export function planSync(source: Inventory, target: Inventory | null, opts: Plan
     }
 
     if (!src.snapshots.some(included)) {
+      // An empty parent a rename makes (-p): nothing more to do for it.
+      if (renamed.madeParents.has(path)) continue;
       // Only bookmarks left on the source, and the target moved on past the
       // newest one both share: the two have diverged (zrepl's planner says
       // the same), which is a conflict to show, not a dataset to skip.
@@ -178,6 +193,10 @@ export function planSync(source: Inventory, target: Inventory | null, opts: Plan
     }
     if (outcome.rolledBack) plan.rolledBack.push({ dataset: path, ...outcome.rolledBack });
 
+    if (!outcome.conflict && tgt && !reseeded.has(path)) {
+      const r = snapshotRenames(src, tgt, included);
+      if (r.length > 0) snapshotRenamesAt.set(path, r);
+    }
     if (outcome.conflict) {
       plan.conflicts.push(outcome.conflict);
       barrier.set(path, `parent ${showPath(path)} is in conflict (${outcome.conflict.kind})`);
@@ -191,12 +210,22 @@ export function planSync(source: Inventory, target: Inventory | null, opts: Plan
     if (outcome.extras.length > 0) plan.extras.snapshots.push({ dataset: path, snapshots: outcome.extras });
   }
 
+  // A parent that arrives by a stream needs its own parents first: the empty
+  // ones a rename would have made (-p) are created before it instead.
+  for (const path of stepsByPath.keys()) {
+    if (!renamed.madeParents.has(path)) continue;
+    for (let p = parentPath(path); p !== null && renamed.madeParents.has(p) && !stepsByPath.has(p); p = parentPath(p)) needed.add(p);
+  }
+  const groups: StepGroup[] = [];
   for (const src of ordered) {
     const path = src.path;
-    if (needed.has(path)) plan.steps.push(createStep(path));
-    const steps = stepsByPath.get(path);
-    if (steps) plan.steps.push(...steps);
+    const steps: Step[] = needed.has(path) ? [createStep(path)] : [];
+    steps.push(...(stepsByPath.get(path) ?? []));
+    const origin = origins.get(path);
+    if (steps.length > 0) groups.push({ path, steps, origin: origin && 'dataset' in origin ? origin.dataset : null });
   }
+  const renameList = renameSteps(renamed.renames, snapshotRenamesAt, new Map(sources.map((d) => [d.path, d.type])));
+  plan.steps.push(...orderSteps(renameList, groups, renamed.madeParents));
   for (const path of pending) {
     if (!needed.has(path)) plan.skipped.push({ dataset: path, reason: 'no snapshot to send' });
   }
@@ -205,6 +234,103 @@ export function planSync(source: Inventory, target: Inventory | null, opts: Plan
   const sourcePaths = new Set(sources.map((d) => d.path));
   plan.extras.datasets = [...targetByPath.keys()].filter((p) => !sourcePaths.has(p) && inScope(p)).sort(comparePaths);
   return plan;
+}
+
+/** The create step and streams of one dataset, in the order they run. */
+interface StepGroup {
+  path: string;
+  steps: Step[];
+  /** The dataset of a clone's origin, whose streams come first. */
+  origin: string | null;
+}
+
+/** `path` is `at` or below it. */
+const within = (path: string, at: string) => at === '' || path === at || path.startsWith(at + '/');
+
+/**
+ * Renames first and datasets parents first, as far as each one's needs allow:
+ * a rename waits for the stream (or create step) of every new parent on its
+ * path that arrives in this bundle, since `zfs rename -p` would make that
+ * parent empty and its full stream would then find it taken. A dataset's
+ * steps wait for its parents' and its origin's steps, and for each rename
+ * that moves it, moves a dataset to or from its path, or makes one of its
+ * parents. Pure; linear in steps times renames.
+ */
+export function orderSteps(renames: readonly RenameStep[], groups: readonly StepGroup[], madeParents: ReadonlySet<string>): Step[] {
+  const groupAt = new Map(groups.map((g, i) => [g.path, i]));
+  const ancestors = (path: string): string[] => {
+    const out: string[] = [];
+    for (let p = parentPath(path); p !== null; p = parentPath(p)) out.push(p);
+    return out;
+  };
+  // Each rename's new parents that arrive by their own steps, and those the rename itself makes.
+  const waitsFor = renames.map((r) => ancestors(r.dataset).filter((p) => madeParents.has(p) && groupAt.has(p)).map((p) => groupAt.get(p)!));
+  const makes = renames.map((r) => ancestors(r.dataset).filter((p) => madeParents.has(p) && !groupAt.has(p)));
+  const groupNeeds = groups.map((g) => {
+    const needs = { groups: [] as number[], renames: [] as number[] };
+    for (const p of [...ancestors(g.path), ...(g.origin !== null ? [g.origin] : [])]) {
+      const i = groupAt.get(p);
+      if (i !== undefined) needs.groups.push(i);
+    }
+    renames.forEach((r, i) => {
+      // Snapshot renames alone touch only their own dataset.
+      const touches = r.renamedFrom === r.dataset ? g.path === r.dataset
+        : within(g.path, r.dataset) || within(g.path, r.renamedFrom) || makes[i].some((m) => within(g.path, m));
+      if (touches) needs.renames.push(i);
+    });
+    return needs;
+  });
+
+  const out: Step[] = [];
+  const renameDone = renames.map(() => false);
+  const groupDone = groups.map(() => false);
+  let nextRename = 0;
+  for (let left = renames.length + groups.length; left > 0; left--) {
+    // Renames keep their order among themselves: each names the paths of its moment.
+    if (nextRename < renames.length && waitsFor[nextRename].every((i) => groupDone[i])) {
+      out.push(renames[nextRename]);
+      renameDone[nextRename++] = true;
+      continue;
+    }
+    let g = groups.findIndex((_, i) => !groupDone[i] && groupNeeds[i].groups.every((j) => groupDone[j]) && groupNeeds[i].renames.every((j) => renameDone[j]));
+    // A cycle only a contrived layout makes: fall back to renames first, the order zfs tolerates most often.
+    if (g < 0 && nextRename < renames.length) {
+      out.push(renames[nextRename]);
+      renameDone[nextRename++] = true;
+      continue;
+    }
+    if (g < 0) g = groupDone.indexOf(false);
+    out.push(...groups[g].steps);
+    groupDone[g] = true;
+  }
+  return out;
+}
+
+/**
+ * The rename steps: datasets in the order found (each
+ * names the paths of its moment), each with its own snapshot renames; then
+ * snapshot renames of datasets that stay where they are, in path order.
+ */
+function renameSteps(
+  renames: readonly { dataset: string; renamedFrom: string; match: SnapshotRef }[],
+  snapshotsAt: Map<string, SnapshotRename[]>,
+  typeOf: Map<string, DatasetType>,
+): RenameStep[] {
+  const steps: RenameStep[] = [];
+  const done = new Set<string>();
+  const lastMove = new Map(renames.map((r) => [r.dataset, r]));
+  for (const r of renames) {
+    // A dataset moved twice gets its snapshot renames once, with its last move.
+    const last = lastMove.get(r.dataset) === r;
+    steps.push(renameStep(r.dataset, typeOf.get(r.dataset) ?? 'filesystem', r.renamedFrom, r.match, last ? snapshotsAt.get(r.dataset) ?? [] : []));
+    if (last) done.add(r.dataset);
+  }
+  for (const [path, snaps] of [...snapshotsAt].sort((a, b) => comparePaths(a[0], b[0]))) {
+    if (done.has(path)) continue;
+    const first = snaps[0];
+    steps.push(renameStep(path, typeOf.get(path) ?? 'filesystem', path, { name: first.from, guid: first.guid }, snaps));
+  }
+  return steps;
 }
 
 /**
@@ -485,6 +611,7 @@ function typeConflict(names: ConflictNames, src: Dataset, tgt: Dataset): Conflic
 export function describeStep(step: Step): string {
   const where = showPath(step.dataset);
   if (step.kind === 'create') return `${where}  create filesystem`;
+  if (step.kind === 'rename') return describeRename(step);
   if (step.kind === 'full') {
     return `${where}  full @${step.to.name}${step.force ? ' (-F: replaces the empty target dataset)' : ''}`;
   }
@@ -494,4 +621,14 @@ export function describeStep(step: Step): string {
   }
   const from = step.from ? `${step.from.bookmark ? '#' : '@'}${step.from.name}` : '?';
   return `${where}  incremental ${step.intermediates ? '-I' : '-i'} ${from} → @${step.to.name} (${n} snapshot${n === 1 ? '' : 's'})`;
+}
+
+/** "a2  rename from a (found by @s3's guid), @old → @new": no stream. */
+export function describeRename(step: RenameStep): string {
+  const where = showPath(step.dataset);
+  const parts: string[] = [];
+  if (step.renamedFrom !== step.dataset) parts.push(`rename from ${showPath(step.renamedFrom)} (the target's copy, found by @${step.match.name}'s guid; no stream)`);
+  const snaps = step.snapshots.map((r) => `@${r.from} → @${r.to}`);
+  if (snaps.length > 0) parts.push(`rename snapshot${snaps.length === 1 ? '' : 's'} ${snaps.length <= 6 ? snaps.join(', ') : `${snaps.slice(0, 3).join(', ')}, … (${snaps.length})`}`);
+  return `${where}  ${parts.join('; ')}`;
 }

@@ -351,6 +351,15 @@ export class Zfs {
     await this.zfs('zfs create', name, args);
   }
 
+  /**
+   * `zfs rename [-p] FROM TO`: a dataset (with `parents`, missing parents of
+   * TO are created) or a snapshot (`ds@old` → `ds@new`, same dataset).
+   */
+  async rename(from: string, to: string, opts: { parents?: boolean } = {}): Promise<void> {
+    if (opts.parents && from.includes('@')) throw new ZferryError(`zfs rename -p takes datasets, not the snapshot ${from}`, { dataset: from });
+    await this.zfs('zfs rename', from, ['rename', ...(opts.parents ? ['-p'] : []), from, to]);
+  }
+
   /** `zfs inherit PROP DATASET`: drop a local or received value. */
   async inherit(dataset: string, prop: string): Promise<void> {
     await this.zfs('zfs inherit', dataset, ['inherit', prop, dataset]);

@@ -93,8 +93,8 @@ test('deletions, a re-created dataset and a renamed snapshot: reported without -
   await zferryOk('import', d, target, '--delete');
   assert.deepEqual(await datasetList(target), ['', 'a', 'a/b', 'renew', 'scratch']);
   assert.deepEqual(byGuid(await guidList(target)), byGuid(await guidList(src.name)));
-  // Renamed on the source, same guid: kept, under its old name (ZFS has no rename in a stream).
-  assert.ok((await guidList(target)).some((l) => l.startsWith('a@s2=')));
+  // Renamed on the source, same guid: renamed on the target too (a rename step, no stream).
+  assert.ok((await guidList(target)).some((l) => l.startsWith('a@s2-renamed=')));
   assert.match(await run('zfs', ['list', '-H', '-t', 'snapshot', '-o', 'name', `${target}/scratch@mine`]), /mine/);
   assert.match(await run('zfs', ['list', '-H', '-t', 'snapshot', '-o', 'name', `${dst.name}/sibling@keep`]), /keep/);
 });

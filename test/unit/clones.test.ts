@@ -13,7 +13,7 @@ import type { ZfsCapabilities } from '../../src/zfs/index.js';
 type S = SnapTuple;
 const ds = (path: string, snaps: S[], origin?: string) => literalDs(path, snaps, origin ? { origin } : {});
 const brief = (steps: Step[]) =>
-  steps.map((s) => (s.kind === 'create' ? `${s.dataset}:create` : `${s.dataset}:${s.kind}:${s.from?.dataset !== undefined ? `${s.from.dataset}` : ''}@${s.from?.name ?? '-'}>${s.to.name}`));
+  steps.map((s) => (s.kind === 'create' || s.kind === 'rename' ? `${s.dataset}:${s.kind}` : `${s.dataset}:${s.kind}:${s.from?.dataset !== undefined ? `${s.from.dataset}` : ''}@${s.from?.name ?? '-'}>${s.to.name}`));
 const toStreams = (steps: Step[]): ApplyStream[] => steps.map((s, i) => ({ index: i + 1, ...s }));
 
 const base: S[] = [['s1', '11', 10], ['s2', '12', 20]];

@@ -7,9 +7,9 @@ import { ds, inv, type SnapTuple } from '../helpers/literals.js';
 // Literal inventories: snapshots are [name, guid, createtxg] (test/helpers/literals.ts).
 type S = SnapTuple;
 const names = (refs: { name: string }[]) => refs.map((r) => r.name);
-const sends = (steps: Step[]) => steps.filter((s): s is SendStep => s.kind !== 'create');
+const sends = (steps: Step[]) => steps.filter((s): s is SendStep => s.kind === 'full' || s.kind === 'incremental');
 const brief = (steps: Step[]) =>
-  steps.map((s) => (s.kind === 'create' ? `${s.dataset}:create` : `${s.dataset}:${s.kind}:${s.from?.name ?? '-'}>${s.to.name}`));
+  steps.map((s) => (s.kind === 'create' || s.kind === 'rename' ? `${s.dataset}:${s.kind}` : `${s.dataset}:${s.kind}:${s.from?.name ?? '-'}>${s.to.name}`));
 
 const three: S[] = [['s1', '101', 10], ['s2', '102', 20], ['s3', '103', 30]];
 
@@ -58,7 +58,9 @@ describe('planSync', () => {
     const src = inv('tank', [ds('', three)]);
     const tgt = inv('b', [ds('', [['renamed-on-target', '102', 9]])]);
     const plan = planSync(src, tgt);
-    assert.deepEqual(brief(plan.steps), [':incremental:s2>s3']);
+    // The name follows the source's, by guid, before the stream.
+    assert.deepEqual(brief(plan.steps), [':rename', ':incremental:s2>s3']);
+    assert.deepEqual(plan.steps[0].kind === 'rename' && plan.steps[0].snapshots, [{ guid: '102', from: 'renamed-on-target', to: 's2' }]);
     assert.deepEqual(sends(plan.steps)[0].from, { name: 's2', guid: '102' });
     // s1 is older than the base and missing on the target: it can never be added.
     assert.deepEqual(plan.unreachable, [{ dataset: '', snapshots: [{ name: 's1', guid: '101' }] }]);

@@ -5,7 +5,7 @@ import { FULL_SCOPE, globToRegExp, planDelete, planSync, projectTarget, resolveS
 
 type S = SnapTuple;
 const brief = (steps: Step[]) =>
-  steps.map((s) => (s.kind === 'create' ? `${s.dataset}:create` : `${s.dataset}:${s.kind}:${s.kind === 'full' ? '-' : s.intermediates ? '-I' : '-i'}:${s.from?.name ?? '-'}>${s.to.name}`));
+  steps.map((s) => (s.kind === 'create' || s.kind === 'rename' ? `${s.dataset}:${s.kind}` : `${s.dataset}:${s.kind}:${s.kind === 'full' ? '-' : s.intermediates ? '-I' : '-i'}:${s.from?.name ?? '-'}>${s.to.name}`));
 const scope = (p: Partial<Scope>): Scope => ({ ...FULL_SCOPE, ...p });
 
 describe('scope globs', () => {
