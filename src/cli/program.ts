@@ -31,6 +31,13 @@ export function buildProgram(): Command {
     .description('Carry ZFS pools across a slow or absent link: verified send/recv bundles on a disk or over mbuffer.')
     .version(ZFERRY_VERSION)
     .showHelpAfterError('(run with --help for usage)')
+    // For every command that takes a folder: s3://BUCKET/PREFIX in its place. Credentials: the AWS standard chain only.
+    .option('--s3-endpoint <url>', 'S3 endpoint for s3:// locations (a non-AWS store: Ceph RGW, MinIO...); default $AWS_ENDPOINT_URL')
+    .option('--s3-path-style', 'address buckets by path, not host name (the default with an endpoint)')
+    .hook('preAction', async (cmd) => {
+      const o = cmd.opts<{ s3Endpoint?: string; s3PathStyle?: boolean }>();
+      if (o.s3Endpoint || o.s3PathStyle) (await import('../store/s3.js')).configureS3({ endpoint: o.s3Endpoint, pathStyle: o.s3PathStyle });
+    })
     .addHelpText('after', example(
       '# on the remote side, once: what the half-seeded target already has\n' +
       'zferry state backup -o /mnt/disk/state.json\n' +
