@@ -74,6 +74,9 @@ function s3(): Promise<{ client: S3Client; sdk: typeof import('@aws-sdk/client-s
 }
 
 async function makeClient(): Promise<{ client: S3Client; sdk: typeof import('@aws-sdk/client-s3') }> {
+  // zferry supports Node 20 (package.json engines); the SDK's notice about its
+  // own future support would be a second line on every error.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   const sdk = await import('@aws-sdk/client-s3');
   const endpoint = settings.endpoint ?? process.env.AWS_ENDPOINT_URL_S3 ?? process.env.AWS_ENDPOINT_URL;
   const made = new sdk.S3Client({

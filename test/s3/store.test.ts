@@ -1,0 +1,100 @@
+/**
+ * The bucket side of a bundle without ZFS: the export data path uploading
+ * volumes, the manifest written last, listing at scale, against the real
+ * Ceph RADOS Gateway of the S3 lane.
+ */
+import { before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { getObject, keysUnder, makeBucket, multipartUploads, putObject, s3 } from '../helpers/s3.js';
+import { zferry } from '../helpers/cli.js';
+import { writeStream } from '../../src/pipeline/index.js';
+import { bundleFolderName } from '../../src/commands/export.js';
+import { finishBundleInBucket } from '../../src/bundle/bucket.js';
+import { childPlace, listLevel, parseS3Url, urlOf } from '../../src/store/s3.js';
+import type { Manifest } from '../../src/bundle/index.js';
+
+let bucket: string;
+before(async () => {
+  bucket = await makeBucket('zfs');
+});
+
+/** A one-stream bundle written into the bucket by export's data path; returns its URL. */
+async function bundleInBucket(under: string, rawBytes: number, volumeSize: number): Promise<string> {
+  const id = randomUUID();
+  const place = childPlace(parseS3Url(`s3://${bucket}/${under}`), bundleFolderName('tank', id, new Date()));
+  const dir = urlOf(place);
+  const raw = randomBytes(rawBytes);
+  const full = await writeStream(Readable.from([raw]), { dir, place, index: 1, kind: 'full', volumeSize, level: 1 });
+  const m: Manifest = {
+    format: 'zferry-bundle', formatVersion: 2, bundleId: id, createdAt: new Date().toISOString(), zferryVersion: '0.1.0',
+    source: { host: 'h', pool: 'tank', root: 'tank', poolGuid: '1234567890123456789' },
+    basis: { origin: 'empty', file: null, target: null, takenAt: null, inventory: null },
+    inventory: { root: 'tank', datasets: [{ path: '', type: 'filesystem', guid: '77', snapshots: [{ name: 's1', guid: '1000', createtxg: '10', creation: 1700000000 }], bookmarks: [] }] },
+    compression: { algorithm: 'zstd', level: 1 },
+    streams: [{ index: 1, dataset: '', type: 'filesystem', kind: 'full', from: null, to: { name: 's1', guid: '1000' }, intermediates: false,
+      creates: [{ name: 's1', guid: '1000' }], force: false, sendFlags: [], ...full }],
+  };
+  await finishBundleInBucket(dir, m);
+  return dir;
+}
+
+test('volumes streamed into a bucket in parts verify, with no multipart upload left behind', async () => {
+  // 20 MiB of random bytes in 12 MiB volumes: the first volume goes up in two parts, the second in one.
+  const url = await bundleInBucket('parts', 20 * 1024 * 1024, 12 * 1024 * 1024);
+  const keys = (await keysUnder(bucket, 'parts/')).map((k) => k.split('/').slice(2).join('/')).sort();
+  assert.deepEqual(keys, ['RESTORE.txt', 'SHA256SUMS', 'manifest.json', 'streams/0001-full.zst.000', 'streams/0001-full.zst.001']);
+  const v = await zferry('verify', url, '--json');
+  assert.equal(v.code, 0, v.stderr);
+  assert.deepEqual(await multipartUploads(bucket), []);
+});
+
+test('verify refuses a stray volume, a truncated volume and a changed SHA256SUMS in a bucket, naming the object', async () => {
+  const url = await bundleInBucket('bad', 300 * 1024, 64 * 1024);
+  const key = url.slice(`s3://${bucket}/`.length);
+  await putObject(bucket, `${key}/streams/0001-full.zst.099`, 'x');
+  let r = await zferry('verify', url);
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /streams\/0001-full\.zst\.099: not listed in manifest\.json/);
+
+  const url2 = await bundleInBucket('bad', 300 * 1024, 64 * 1024);
+  const key2 = url2.slice(`s3://${bucket}/`.length);
+  const vol = await getObject(bucket, `${key2}/streams/0001-full.zst.001`);
+  await putObject(bucket, `${key2}/streams/0001-full.zst.001`, vol.subarray(0, vol.length - 1));
+  r = await zferry('verify', url2);
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /0001-full\.zst\.001: size is \d+ bytes, manifest says \d+ \(truncated\)/);
+
+  const url3 = await bundleInBucket('sums', 100 * 1024, 64 * 1024);
+  const key3 = url3.slice(`s3://${bucket}/`.length);
+  await putObject(bucket, `${key3}/SHA256SUMS`, '0000  streams/x\n');
+  r = await zferry('verify', url3);
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /SHA256SUMS: does not match manifest\.json/);
+});
+
+test('a prefix whose manifest was never written is not a bundle', async () => {
+  const url = await bundleInBucket('unfinished', 100 * 1024, 64 * 1024);
+  const key = url.slice(`s3://${bucket}/`.length);
+  const { DeleteObjectCommand } = await import('@aws-sdk/client-s3');
+  await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: `${key}/manifest.json` }));
+  const r = await zferry('verify', `s3://${bucket}/unfinished`);
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /no zferry bundle here/);
+});
+
+test('listing 10,000 bundle prefixes under one prefix takes a few seconds', async (t) => {
+  const names = Array.from({ length: 10_000 }, (_, i) => `many/zferry-dummy-${String(i).padStart(5, '0')}/manifest.json`);
+  for (let i = 0; i < names.length; i += 100) {
+    await Promise.all(names.slice(i, i + 100).map((Key) => s3.send(new PutObjectCommand({ Bucket: bucket, Key, Body: '{}' }))));
+  }
+  const t0 = Date.now();
+  const { folders } = await listLevel(parseS3Url(`s3://${bucket}/many`));
+  const seconds = (Date.now() - t0) / 1000;
+  t.diagnostic(`listed 10,000 prefixes in ${seconds} s`);
+  assert.equal(folders.length, 10_000);
+  assert.equal(folders[9_999], 'zferry-dummy-09999');
+  assert.ok(seconds < 5, `listing took ${seconds} s`);
+});
