@@ -19,6 +19,8 @@ CONF=$D/ceph.conf
 ENDPOINT=http://127.0.0.1:$RGW_PORT
 
 say() { echo "ceph-s3: $*" >&2; }
+# Seconds since start, for the phase lines (start-up time is CI's budget).
+lap() { say "$(echo "$(date +%s.%N) - $t0" | bc | cut -c1-5)s $*"; }
 
 daemon_pids() {
   local f
@@ -41,6 +43,11 @@ stop() {
     sleep 0.2
   done
   for p in $pids; do kill -9 "$p" 2>/dev/null || true; done
+  # A monitor still holding its port would answer the next cluster with the old fsid.
+  for i in $(seq 50); do
+    ss -Hltn "( sport = :$MON_PORT or sport = :$RGW_PORT )" 2>/dev/null | grep -q . || break
+    sleep 0.2
+  done
   rm -rf "$D"
 }
 
@@ -71,8 +78,8 @@ mon_allow_pool_size_one = true
 mon_warn_on_pool_no_redundancy = false
 osd_crush_chooseleaf_type = 0
 # Few placement groups: each costs start-up time and memory; rgw makes ~7 pools.
-osd_pool_default_pg_num = 8
-osd_pool_default_pgp_num = 8
+osd_pool_default_pg_num = 1
+osd_pool_default_pgp_num = 1
 osd_pool_default_pg_autoscale_mode = off
 mon_max_pg_per_osd = 1000
 osd_objectstore = memstore
@@ -88,6 +95,7 @@ EOF
 }
 
 start() {
+  trap 'say "start failed at line $LINENO: $BASH_COMMAND (logs: $D/log)"' ERR
   if [ -f "$D/env" ] && rgw_up; then
     say "already running at $ENDPOINT"
     cat "$D/env"
@@ -103,25 +111,32 @@ start() {
   monmaptool --create --fsid "$fsid" --addv a "[v1:127.0.0.1:$MON_PORT]" "$D/monmap" >/dev/null
   ceph-mon -c "$CONF" -i a --mkfs --monmap "$D/monmap" --keyring "$D/keyring"
   ceph-mon -c "$CONF" -i a
+  lap "mon started"
   mkdir -p "$D/mgr/ceph-x"
   ceph-mgr -c "$CONF" -i x
-  local uuid id
+  local uuid id i
+  # The monitor takes a moment to form its quorum of one; a command before that fails.
+  for i in $(seq 100); do
+    ceph -c "$CONF" --connect-timeout 5 mon stat >/dev/null 2>&1 && break
+    sleep 0.2
+  done
   uuid=$(cat /proc/sys/kernel/random/uuid)
-  id=$(ceph -c "$CONF" osd new "$uuid")
+  id=$(ceph -c "$CONF" --connect-timeout 30 osd new "$uuid")
   mkdir -p "$D/osd/ceph-$id"
   ceph-osd -c "$CONF" -i "$id" --mkfs --osd-uuid "$uuid" 2>>"$D/log/osd-mkfs.log"
   ceph-osd -c "$CONF" -i "$id" 2>>"$D/log/osd-start.log"
-  local i
   for i in $(seq 300); do
     ceph -c "$CONF" osd stat -f json 2>/dev/null | grep -q '"num_up_osds":1' && break
     sleep 0.2
   done
+  lap "osd up"
   radosgw -c "$CONF" -n client.rgw.a
   for i in $(seq 600); do
     rgw_up && break
     sleep 0.2
   done
   rgw_up || { say "radosgw did not answer at $ENDPOINT (logs: $D/log)"; exit 1; }
+  lap "radosgw answers"
   local access secret
   access=ZF$(head -c 9 /dev/urandom | od -An -tx1 | tr -d ' \n' | tr a-f A-F)
   secret=$(head -c 30 /dev/urandom | base64 | tr -d '/+=\n' | head -c 40)
@@ -143,7 +158,8 @@ EOF
 }
 
 case "${1:-}" in
-  start) start ;;
+  # One retry from scratch: a first start on a loaded machine sometimes loses a race between daemons.
+  start) ( start ) || { say "retrying once from a clean folder"; stop; start; } ;;
   stop) stop ;;
   env) cat "$D/env" ;;
   *) echo "usage: $0 start|stop|env" >&2; exit 2 ;;
