@@ -106,16 +106,24 @@ async function call<T>(make: (sdk: typeof import('@aws-sdk/client-s3')) => { inp
  */
 export function s3Error(err: unknown, doing: string, url: string): ZferryError {
   if (err instanceof ZferryError) return err;
-  const e = err as Error & { Code?: string; code?: string; $metadata?: { httpStatusCode?: number } };
-  const code = e.$metadata ? e.name : (e.code ?? e.name ?? 'Error');
+  const e = err as Error & { code?: string; errors?: Array<{ code?: string }>; $metadata?: { httpStatusCode?: number } };
   const status = e.$metadata?.httpStatusCode;
+  // A store's answer has a code (its name); a network failure an errno (on the error, or on the first of an AggregateError).
+  const errno = e.code ?? e.errors?.[0]?.code;
+  let code = status !== undefined || !errno ? (e.name && e.name !== 'Error' ? e.name : errno ?? 'Error') : errno;
+  // A HEAD's answer has no body, so no code: its status says it.
+  if ((code === 'Unknown' || code === 'Error') && status === 403) code = 'Forbidden';
   const hint = code === 'NoSuchBucket' ? ': the bucket does not exist'
-    : code === 'InvalidAccessKeyId' || code === 'SignatureDoesNotMatch' || code === 'AccessDenied' || code === 'CredentialsProviderError' ? ': check the credentials (AWS_ACCESS_KEY_ID / AWS_PROFILE)'
+    : ['InvalidAccessKeyId', 'SignatureDoesNotMatch', 'AccessDenied', 'Forbidden', 'CredentialsProviderError'].includes(code) ? ': check the credentials (AWS_ACCESS_KEY_ID / AWS_PROFILE)'
     : code === 'QuotaExceeded' ? ': the bucket or user quota is full'
-    : code === 'ECONNREFUSED' || /ECONNREFUSED|ECONNRESET|socket hang up/.test(e.message ?? '') ? ': the server does not answer'
+    : ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'TimeoutError'].includes(code) ? ': the server does not answer'
+    : code === 'ENOTFOUND' || code === 'EAI_AGAIN' ? ': no such host (--s3-endpoint?)'
     : '';
-  const detail = `${code}${status ? ` (HTTP ${status})` : ''}`;
-  return new ZferryError(`${url}: ${doing} failed: ${detail}${hint}`, { file: url });
+  // An unknown failure says what it is, on one line, with any secret the environment holds cut out.
+  const secret = process.env.AWS_SECRET_ACCESS_KEY;
+  const plain = hint === '' && code === 'Error' ? `: ${String(e.message ?? '').split('\n')[0]!.slice(0, 200)}` : '';
+  const detail = `${code}${status ? ` (HTTP ${status})` : ''}${hint}${plain}`;
+  return new ZferryError(`${url}: ${doing} failed: ${secret ? detail.split(secret).join('<secret>') : detail}`, { file: url });
 }
 
 function notFound(err: unknown): boolean {

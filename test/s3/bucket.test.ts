@@ -133,7 +133,7 @@ test('a wrong key, a missing bucket and a stopped server each give one line with
   const wrong = await runWith({ AWS_SECRET_ACCESS_KEY: wrongSecret }, 'verify', `s3://${bucket}/site-a`);
   assert.notEqual(wrong.code, 0);
   assert.equal(wrong.stderr.split('\n').length, 1, wrong.stderr);
-  assert.match(wrong.stderr, /SignatureDoesNotMatch|AccessDenied|InvalidAccessKeyId/);
+  assert.match(wrong.stderr, /(SignatureDoesNotMatch|AccessDenied|InvalidAccessKeyId|Forbidden).*check the credentials/);
   assert.equal(wrong.stderr.includes(wrongSecret), false);
 
   const missing = await runWith({}, 'verify', 's3://no-such-bucket-zferry/x');
