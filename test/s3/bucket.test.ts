@@ -89,7 +89,7 @@ test('verify and import refuse a bundle whose volume object has one byte flipped
 
 test('an export killed mid-upload leaves no manifest; the re-run aborts its multipart upload, removes its objects and writes a complete bundle', async () => {
   // Random bytes zstd cannot shrink: more than two 8 MiB parts in stream 1's first volume.
-  const big = path.join(await mountpointOf(`${src.name}/a`), 'big.bin');
+  const big = path.join(await mountpointOf(src.name), 'big.bin');
   await writeFile(big, randomBytes(24 * 1024 * 1024));
   await snapshot(`${src.name}@big`, true);
   const url = `s3://${bucket}/killed`;
@@ -104,6 +104,19 @@ test('an export killed mid-upload leaves no manifest; the re-run aborts its mult
   const folders = new Set((await keysUnder(bucket, 'killed/')).map((k) => k.split('/')[1]));
   assert.deepEqual([...folders], [ex.bundle.split('/').pop()]);
   await zOk('verify', url);
+});
+
+test('a full quota stops the export with one line, and leaves no object and no multipart upload behind', async () => {
+  const small = await makeBucket('zfq');
+  const conf = process.env.ZFERRY_CEPH_CONF!;
+  await run('radosgw-admin', ['-c', conf, '-n', 'client.rgw.a', '--admin_socket=', 'quota', 'set', '--quota-scope=bucket', `--bucket=${small}`, '--max-size=4194304']);
+  await run('radosgw-admin', ['-c', conf, '-n', 'client.rgw.a', '--admin_socket=', 'quota', 'enable', '--quota-scope=bucket', `--bucket=${small}`]);
+  const r = await z('export', src.name, `s3://${small}/q`, '--no-journal', '--volume-size', '64M');
+  assert.notEqual(r.code, 0);
+  assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+  assert.match(r.stderr, /QuotaExceeded: the bucket or user quota is full/);
+  assert.deepEqual(await keysUnder(small), []);
+  assert.deepEqual(await multipartUploads(small), []);
 });
 
 test('two sources share one bucket under their own prefixes, each imported into its own target', async () => {
