@@ -66,7 +66,7 @@ export class VolumeUploader extends Writable {
       if (!vol.upload.body.write(part)) await Promise.race([once(vol.upload.body, 'drain'), vol.upload.done]);
       chunk = chunk.subarray(n);
       // The crash test's point: a multipart upload is under way (two parts' worth handed over).
-      if (this.volumes.length === 0 && vol.bytes - n < UPLOAD_PAUSE_BYTES && vol.bytes >= UPLOAD_PAUSE_BYTES) await testPause(`export:upload:${this.opts.index}`);
+      if (vol.bytes - n < UPLOAD_PAUSE_BYTES && vol.bytes >= UPLOAD_PAUSE_BYTES) await testPause('export:upload');
       if (vol.bytes === this.opts.volumeSize) await this.closeCurrent();
     }
   }
