@@ -32,9 +32,17 @@ daemon_pids() {
 
 rgw_up() { curl -fsS -o /dev/null --max-time 2 "$ENDPOINT/" 2>/dev/null; }
 
+rss_mib() {
+  local pids
+  pids=$(daemon_pids | tr '\n' ',' | sed 's/,$//')
+  [ -n "$pids" ] || { echo 0; return; }
+  ps -o rss= -p "$pids" | awk '{s+=$1} END {print int(s/1024)}'
+}
+
 stop() {
   local pids p i
   pids=$(daemon_pids)
+  [ -n "$pids" ] && say "stopping; daemons' RSS $(rss_mib) MiB"
   for p in $pids; do kill "$p" 2>/dev/null || true; done
   for i in $(seq 50); do
     local alive=0
@@ -150,10 +158,7 @@ AWS_SECRET_ACCESS_KEY=$secret
 AWS_REGION=us-east-1
 ZFERRY_CEPH_CONF=$CONF
 EOF
-  local t1 rss
-  t1=$(date +%s.%N)
-  rss=$(ps -o rss= -p "$(daemon_pids | tr '\n' ',' | sed 's/,$//')" | awk '{s+=$1} END {print int(s/1024)}')
-  say "up at $ENDPOINT in $(echo "$t1 - $t0" | bc)s, daemons' RSS ${rss} MiB"
+  say "up at $ENDPOINT in $(echo "$(date +%s.%N) - $t0" | bc)s, daemons' RSS $(rss_mib) MiB"
   cat "$D/env"
 }
 
