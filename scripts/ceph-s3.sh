@@ -133,14 +133,17 @@ start() {
   mkdir -p "$D/osd/ceph-$id"
   ceph-osd -c "$CONF" -i "$id" --mkfs --osd-uuid "$uuid" 2>>"$D/log/osd-mkfs.log"
   ceph-osd -c "$CONF" -i "$id" 2>>"$D/log/osd-start.log"
-  for i in $(seq 300); do
-    ceph -c "$CONF" osd stat -f json 2>/dev/null | grep -q '"num_up_osds":1' && break
+  # Bounded by the clock, not by tries: under load one `ceph` call alone takes seconds.
+  local deadline=$(( $(date +%s) + 60 ))
+  until ceph -c "$CONF" --connect-timeout 10 osd stat -f json 2>/dev/null | grep -q '"num_up_osds":1'; do
+    [ "$(date +%s)" -lt "$deadline" ] || { say "the OSD did not come up in 60 s"; return 1; }
     sleep 0.2
   done
   lap "osd up"
   radosgw -c "$CONF" -n client.rgw.a
-  for i in $(seq 600); do
-    rgw_up && break
+  deadline=$(( $(date +%s) + 90 ))
+  until rgw_up; do
+    [ "$(date +%s)" -lt "$deadline" ] || break
     sleep 0.2
   done
   rgw_up || { say "radosgw did not answer at $ENDPOINT (logs: $D/log)"; exit 1; }
@@ -164,7 +167,10 @@ EOF
 
 case "${1:-}" in
   # One retry from scratch: a first start on a loaded machine sometimes loses a race between daemons.
-  start) ( start ) || { say "retrying once from a clean folder"; stop; start; } ;;
+  start) ( start ) || {
+    # The failed attempt's logs are kept beside the folder for a look afterwards.
+    rm -rf "$D.failed-logs"; cp -r "$D/log" "$D.failed-logs" 2>/dev/null || true
+    say "retrying once from a clean folder (logs of the failed start: $D.failed-logs)"; stop; start; } ;;
   stop) stop ;;
   env) cat "$D/env" ;;
   *) echo "usage: $0 start|stop|env" >&2; exit 2 ;;
