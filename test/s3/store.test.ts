@@ -15,6 +15,10 @@ import { bundleFolderName } from '../../src/commands/export.js';
 import { finishBundleInBucket } from '../../src/bundle/bucket.js';
 import { childPlace, listLevel, parseS3Url, urlOf } from '../../src/store/s3.js';
 import type { Manifest } from '../../src/bundle/index.js';
+import { generateKeyFiles, readSecretKey, signManifest, type SecretKey } from '../../src/trust/minisign.js';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 
 let bucket: string;
 before(async () => {
@@ -22,7 +26,7 @@ before(async () => {
 });
 
 /** A one-stream bundle written into the bucket by export's data path; returns its URL. */
-async function bundleInBucket(under: string, rawBytes: number, volumeSize: number): Promise<string> {
+async function bundleInBucket(under: string, rawBytes: number, volumeSize: number, sk?: SecretKey): Promise<string> {
   const id = randomUUID();
   const place = childPlace(parseS3Url(`s3://${bucket}/${under}`), bundleFolderName('tank', id, new Date()));
   const dir = urlOf(place);
@@ -37,7 +41,7 @@ async function bundleInBucket(under: string, rawBytes: number, volumeSize: numbe
     streams: [{ index: 1, dataset: '', type: 'filesystem', kind: 'full', from: null, to: { name: 's1', guid: '1000' }, intermediates: false,
       creates: [{ name: 's1', guid: '1000' }], force: false, sendFlags: [], ...full }],
   };
-  await finishBundleInBucket(dir, m);
+  await finishBundleInBucket(dir, m, sk ? { sign: (bytes) => signManifest(bytes, sk, m) } : {});
   return dir;
 }
 
@@ -73,6 +77,24 @@ test('verify refuses a stray volume, a truncated volume and a changed SHA256SUMS
   r = await zferry('verify', url3);
   assert.notEqual(r.code, 0);
   assert.match(r.stderr, /SHA256SUMS: does not match manifest\.json/);
+});
+
+test('verify --trust accepts a bundle in a bucket signed by the key and refuses one whose manifest changed after signing', async () => {
+  const keys = await mkdtemp(path.join(os.tmpdir(), 'zferry-s3keys-'));
+  try {
+    const { secretFile, publicFile } = await generateKeyFiles(path.join(keys, 'k'));
+    const url = await bundleInBucket('signed', 100 * 1024, 64 * 1024, await readSecretKey(secretFile));
+    const ok = await zferry('verify', url, '--trust', publicFile);
+    assert.equal(ok.code, 0, ok.stderr);
+    const key = `${url.slice(`s3://${bucket}/`.length)}/manifest.json`;
+    const text = (await getObject(bucket, key)).toString('utf8').replace('"zferryVersion": "0.1.0"', '"zferryVersion": "0.1.1"');
+    await putObject(bucket, key, text);
+    const bad = await zferry('verify', url, '--trust', publicFile);
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.stderr, /manifest\.json\.minisig/);
+  } finally {
+    await rm(keys, { recursive: true, force: true });
+  }
 });
 
 test('a prefix whose manifest was never written is not a bundle', async () => {
