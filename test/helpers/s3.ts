@@ -58,3 +58,33 @@ export async function getObject(bucket: string, key: string): Promise<Buffer> {
 export async function putObject(bucket: string, key: string, body: Buffer | string): Promise<void> {
   await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body }));
 }
+
+/** Stops the gateway (the server gone mid-upload); the cluster behind it stays. */
+export async function stopGateway(): Promise<void> {
+  const pid = Number(readFileSync(`${dir}/run/client.rgw.a.pid`, 'utf8'));
+  process.kill(pid, 'SIGKILL');
+  for (let i = 0; i < 100; i++) {
+    try {
+      process.kill(pid, 0);
+    } catch {
+      return;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** Starts the gateway again and waits until it answers (≤ 60 s). */
+export async function startGateway(): Promise<void> {
+  const { execa } = await import('execa');
+  await execa('radosgw', ['-c', process.env.ZFERRY_CEPH_CONF!, '-n', 'client.rgw.a']);
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    try {
+      await fetch(ENDPOINT);
+      return;
+    } catch {
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+  throw new Error(`radosgw did not answer at ${ENDPOINT} within 60 s`);
+}

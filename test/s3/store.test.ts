@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
-import { getObject, keysUnder, makeBucket, multipartUploads, putObject, s3 } from '../helpers/s3.js';
+import { getObject, keysUnder, makeBucket, multipartUploads, putObject, s3, startGateway, stopGateway } from '../helpers/s3.js';
+import { ZferryError } from '../../src/errors.js';
 import { zferry } from '../helpers/cli.js';
 import { writeStream } from '../../src/pipeline/index.js';
 import { bundleFolderName } from '../../src/commands/export.js';
@@ -95,6 +96,27 @@ test('verify --trust accepts a bundle in a bucket signed by the key and refuses 
   } finally {
     await rm(keys, { recursive: true, force: true });
   }
+});
+
+test('the server stopped mid-upload fails the stream with one line naming the volume, and nothing passes for a bundle', async () => {
+  const place = childPlace(parseS3Url(`s3://${bucket}/stopped`), bundleFolderName('tank', randomUUID(), new Date()));
+  async function* source() {
+    for (let i = 0; i < 40; i++) {
+      if (i === 12) await stopGateway();
+      yield randomBytes(1 << 20);
+    }
+  }
+  try {
+    await assert.rejects(
+      writeStream(Readable.from(source()), { dir: urlOf(place), place, index: 1, kind: 'full', volumeSize: 64 << 20, level: 1 }),
+      (e: unknown) => e instanceof ZferryError && !e.message.includes('\n')
+        && e.message.startsWith(`${urlOf(place)}/streams/0001-full.zst.000: upload failed: `) && /does not answer/.test(e.message),
+    );
+  } finally {
+    await startGateway();
+  }
+  assert.equal((await keysUnder(bucket, 'stopped/')).some((k) => k.endsWith('manifest.json')), false);
+  assert.notEqual((await zferry('verify', `s3://${bucket}/stopped`)).code, 0);
 });
 
 test('a prefix whose manifest was never written is not a bundle', async () => {
