@@ -7,12 +7,17 @@
 #                             compiler zstd-napi builds with when npm has no prebuilt binary
 #                             for this machine (build-essential, python3); npm ci; build
 #   scripts/setup.sh --lab    also what the OpenZFS QEMU lane needs
+#   scripts/setup.sh --s3     also the one-node Ceph cluster of the S3 lane
+#                             (ceph-mon, ceph-mgr, ceph-osd, radosgw; scripts/ceph-s3.sh), s3cmd, curl, bc
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(zfs-fuse mbuffer zstd minisign age strace par2 tmux build-essential python3 systemd)
 if [ "${1:-}" = "--lab" ]; then
   packages+=(qemu-system-x86 debootstrap cpio e2fsprogs)
+fi
+if [ "${1:-}" = "--s3" ]; then
+  packages+=(ceph-mon ceph-mgr ceph-osd radosgw ceph-common s3cmd curl bc)
 fi
 
 missing=()

@@ -5,7 +5,8 @@
  * can SIGKILL it at exactly that point, and a lock test can hold it there
  * while a second run starts, then let it go on. Points: export:stream:N
  * (stream N has written its first volume and more is coming),
- * export:between:N (stream N is complete, the next not begun),
+ * export:upload (an export to a bucket: a volume is part way through its
+ * multipart upload), export:between:N (stream N is complete, the next not begun),
  * export:manifest (sums, restore recipe and signature written, manifest not),
  * import:stream:N (zfs recv of stream N has been fed exactly
  * ZFERRY_TEST_PAUSE_BYTES bytes, default 1), import:between:N (stream N

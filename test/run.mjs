@@ -19,6 +19,8 @@ const lanes = {
   unit: { dirs: ['unit'], env: {} },
   package: { dirs: ['package'], env: {} },
   fuse: { dirs: ['fuse', 'scenario'], env: { ZFERRY_LANE: 'fuse' } },
+  // Bundles in a bucket: needs the Ceph test server (npm run test:s3 starts and stops it).
+  s3: { dirs: ['s3'], env: { ZFERRY_LANE: 'fuse' } },
   // Under software emulation every process start costs seconds: the guest runs
   // the adapter, what only OpenZFS can show, and the core scenarios (seed,
   // second round, stock restore, bad input, estimate's -nvP/written path,

@@ -2,6 +2,8 @@
 import { lstat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MANIFEST_FILE } from './manifest.js';
+import { isS3Url } from '../store/s3.js';
+import { findBundlesInBucket } from './bucket.js';
 
 /**
  * Anything named manifest.json counts, never followed: a link or FIFO there
@@ -18,6 +20,7 @@ export async function isBundleDir(dir: string): Promise<boolean> {
 
 /** `dir` itself when it is a bundle, else its immediate subfolders that are, sorted by name. */
 export async function findBundles(dir: string): Promise<string[]> {
+  if (isS3Url(dir)) return findBundlesInBucket(dir);
   if (await isBundleDir(dir)) return [dir];
   let entries;
   try {

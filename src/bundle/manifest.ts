@@ -11,6 +11,8 @@ import { ZferryError } from '../errors.js';
 import { readRegular, writeFileAtomic } from '../fs/safe.js';
 import { validateManifestSchema } from './schema.js';
 import { ZFERRY_VERSION } from '../version.js';
+import { isS3Url } from '../store/s3.js';
+import { readManifestInBucket } from './bucket.js';
 
 /**
  * Bundle format versions this zferry reads. 2 adds `restore` (RESTORE.txt's
@@ -246,6 +248,7 @@ function checkRename(s: StreamEntry & { kind: 'rename' }, version: FormatVersion
 }
 
 export async function readManifest(bundleDir: string): Promise<Manifest> {
+  if (isS3Url(bundleDir)) return readManifestInBucket(bundleDir);
   const file = join(bundleDir, MANIFEST_FILE);
   return parseManifest((await readManifestBytes(file)).toString('utf8'), file);
 }

@@ -15,6 +15,8 @@ import { VolumeReader } from './volume-reader.js';
 import { MAX_MANIFEST_BYTES, readManifest, type Manifest } from './manifest.js';
 import { SUMS_FILE, sha256sumsText } from './sums.js';
 import { hashFile } from '../parity/par2.js';
+import { isS3Url } from '../store/s3.js';
+import { checkBundleAtRestInBucket } from './bucket.js';
 
 export interface VerifyReport {
   bundleDir: string;
@@ -34,9 +36,13 @@ export interface VerifyOptions {
 
 export async function verifyBundle(bundleDir: string, opts: VerifyOptions = {}): Promise<VerifyReport> {
   const manifest = opts.manifest ?? (await readManifest(bundleDir));
-  await checkRestore(bundleDir, manifest);
-  await checkSums(bundleDir, manifest);
-  await checkNoStrays(bundleDir, manifest);
+  if (isS3Url(bundleDir)) {
+    await checkBundleAtRestInBucket(bundleDir, manifest);
+  } else {
+    await checkRestore(bundleDir, manifest);
+    await checkSums(bundleDir, manifest);
+    await checkNoStrays(bundleDir, manifest);
+  }
   let volumes = 0;
   let storedBytes = 0;
   for (const s of manifest.streams) {
@@ -46,7 +52,7 @@ export async function verifyBundle(bundleDir: string, opts: VerifyOptions = {}):
     volumes += s.volumes.length;
     storedBytes += s.storedBytes;
   }
-  await checkParityFiles(bundleDir, manifest, true);
+  if (!isS3Url(bundleDir)) await checkParityFiles(bundleDir, manifest, true);
   return report(bundleDir, manifest, volumes, storedBytes);
 }
 
@@ -185,6 +191,7 @@ async function checkNoStrays(bundleDir: string, m: Manifest): Promise<void> {
  * receive rather than part way through.
  */
 export async function checkBundleAtRest(bundleDir: string, manifest: Manifest): Promise<void> {
+  if (isS3Url(bundleDir)) return checkBundleAtRestInBucket(bundleDir, manifest);
   await checkRestore(bundleDir, manifest);
   await checkSums(bundleDir, manifest);
   await checkNoStrays(bundleDir, manifest);

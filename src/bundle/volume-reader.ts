@@ -10,6 +10,7 @@ import { ZferryError } from '../errors.js';
 import type { VolumeEntry } from './manifest.js';
 import { fileError } from '../fs/errors.js';
 import { openRegular } from '../fs/safe.js';
+import { bundlePath, getStream, isS3Url, parseS3Url } from '../store/s3.js';
 
 const CHUNK = 1 << 20;
 
@@ -54,13 +55,17 @@ export class VolumeReader extends Readable {
   locate(offset: number): { file: string; offset: number } | null {
     let start = 0;
     for (const v of this.volumes) {
-      if (offset < start + v.bytes) return { file: join(this.bundleDir, v.file), offset: offset - start };
+      if (offset < start + v.bytes) return { file: bundlePath(this.bundleDir, v.file), offset: offset - start };
       start += v.bytes;
     }
     return null;
   }
 
   private async *chunks(): AsyncGenerator<Buffer, void, undefined> {
+    if (isS3Url(this.bundleDir)) {
+      yield* this.objectChunks();
+      return;
+    }
     for (const vol of this.volumes) {
       const path = join(this.bundleDir, vol.file);
       this.currentFile = path;
@@ -113,6 +118,52 @@ export class VolumeReader extends Readable {
         if (pending) yield pending;
       } finally {
         await fh.close().catch(() => undefined);
+      }
+    }
+    this.currentFile = null;
+  }
+
+  /**
+   * The same checks for a bundle in a bucket: each volume's object streamed
+   * by one GET, its size and sha256 checked, its last chunk held back until
+   * the hash matched.
+   */
+  private async *objectChunks(): AsyncGenerator<Buffer, void, undefined> {
+    const place = parseS3Url(this.bundleDir);
+    for (const vol of this.volumes) {
+      const path = bundlePath(this.bundleDir, vol.file);
+      this.currentFile = path;
+      const got = await getStream(place, vol.file);
+      if (!got) throw new ZferryError(`missing volume ${path}`, { file: path });
+      try {
+        if (got.size !== vol.bytes) {
+          throw new ZferryError(`${path}: size is ${got.size} bytes, manifest says ${vol.bytes} (${got.size < vol.bytes ? 'truncated' : 'too long'})`, { file: path, offset: Math.min(got.size, vol.bytes) });
+        }
+        const hash = this.opts.checkSha256 === false ? null : createHash('sha256');
+        let pos = 0;
+        let pending: Buffer | null = null;
+        try {
+          for await (const c of got.body) {
+            const chunk = c as Buffer;
+            if (pos + chunk.length > vol.bytes) throw new ZferryError(`${path}: longer than the ${vol.bytes} bytes the manifest says`, { file: path, offset: vol.bytes });
+            hash?.update(chunk);
+            pos += chunk.length;
+            this.opts.onBytes?.(chunk.length);
+            if (pending) yield pending;
+            pending = chunk;
+          }
+        } catch (err) {
+          if (err instanceof ZferryError) throw err;
+          throw new ZferryError(`${path}: reading failed at offset ${pos}: ${(err as Error).message}`, { file: path, offset: pos });
+        }
+        if (pos !== vol.bytes) throw new ZferryError(`${path}: ended after ${pos} bytes, manifest says ${vol.bytes} (truncated)`, { file: path, offset: pos });
+        const actual = hash?.digest('hex');
+        if (actual !== undefined && actual !== vol.sha256) {
+          throw new ZferryError(`${path}: sha256 is ${actual}, manifest says ${vol.sha256} (the volume is corrupt)`, { file: path });
+        }
+        if (pending) yield pending;
+      } finally {
+        got.body.destroy();
       }
     }
     this.currentFile = null;

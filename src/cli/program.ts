@@ -31,6 +31,13 @@ export function buildProgram(): Command {
     .description('Carry ZFS pools across a slow or absent link: verified send/recv bundles on a disk or over mbuffer.')
     .version(ZFERRY_VERSION)
     .showHelpAfterError('(run with --help for usage)')
+    // For every command that takes a folder: s3://BUCKET/PREFIX in its place. Credentials: the AWS standard chain only.
+    .option('--s3-endpoint <url>', 'S3 endpoint for s3:// locations (a non-AWS store: Ceph RGW, MinIO...); default $AWS_ENDPOINT_URL')
+    .option('--s3-path-style', 'address buckets by path, not host name (the default with an endpoint)')
+    .hook('preAction', async (cmd) => {
+      const o = cmd.opts<{ s3Endpoint?: string; s3PathStyle?: boolean }>();
+      if (o.s3Endpoint || o.s3PathStyle) (await import('../store/s3.js')).configureS3({ endpoint: o.s3Endpoint, pathStyle: o.s3PathStyle });
+    })
     .addHelpText('after', example(
       '# on the remote side, once: what the half-seeded target already has\n' +
       'zferry state backup -o /mnt/disk/state.json\n' +
@@ -44,7 +51,7 @@ export function buildProgram(): Command {
     .command('export')
     .description('Plan against what the target holds (by snapshot guid), run zfs send, and write one verified bundle under DEST.')
     .argument('<source>', 'pool or dataset to carry, taken recursively (filesystems and volumes)')
-    .argument('<dest>', 'folder to write the bundle into (a mounted disk or staging folder)')
+    .argument('<dest>', 'folder to write the bundle into (a mounted disk or staging folder), or s3://BUCKET/PREFIX')
     .option('--since <state-file>', 'plan against this state/receipt file (default: the newest receipt for SOURCE under DEST, else an empty target)')
     .addOption(new Option('--level <n>', 'zstd compression level (1-19)').argParser(levelOption).default(3))
     .addOption(new Option('--volume-size <size>', 'split stream files into volumes of this size (e.g. 1G, 4000M)').argParser(sizeOption('volume size')).default(1024 ** 3, '1G'))
@@ -123,7 +130,7 @@ export function buildProgram(): Command {
     .description('Estimate the next bundle (per dataset: base, newest, raw and zstd size), its transfer time at --link, and whether the link keeps up with the source\'s churn.')
     .argument('<source>', 'pool or dataset, as for export')
     .option('--since <state-file>', 'plan against this state/receipt file (default: the newest receipt for SOURCE under --dest, else an empty target)')
-    .option('--dest <dir>', 'the disk or folder whose receipts export would read')
+    .option('--dest <dir>', 'the disk or folder (or s3://BUCKET/PREFIX) whose receipts export would read')
     .option('--journal <dir>', 'journal of exported bundles, as export reads it (default: $ZFERRY_STATE_DIR or /var/lib/zferry)')
     .option('--no-journal', 'estimate from the receipt only, as if no bundle were pending')
     .option('--site <name>', 'estimate the next bundle of this site (its journal and receipts), as export --site')
@@ -172,7 +179,7 @@ export function buildProgram(): Command {
   const importCommand = program
     .command('import')
     .description('Apply the bundle(s) at PATH to TARGET with zfs recv -u, checking every byte as it streams (or all first with --verify-first), and write a receipt under PATH.')
-    .argument('<path>', 'a bundle folder, or a folder holding bundles (applied in order; applied ones are skipped)')
+    .argument('<path>', 'a bundle folder, or a folder holding bundles (applied in order; applied ones are skipped); or s3://BUCKET/PREFIX')
     .argument('<target>', 'dataset the source maps onto (tank/a/b → TARGET/a/b)')
     .option('--dry-run', 'check manifests and what would be received; touch nothing', false)
     .option('--force', 'import even if TARGET mirrors another source', false)
@@ -248,7 +255,7 @@ export function buildProgram(): Command {
   program
     .command('verify')
     .description('Check bundle(s) at rest without ZFS: schema, SHA256SUMS, every volume\'s size and sha256.')
-    .argument('<path>', 'a bundle folder, or a folder holding bundles')
+    .argument('<path>', 'a bundle folder, or a folder holding bundles; or s3://BUCKET/PREFIX')
     .option('--trust <public-key>', 'also require a valid signature by this minisign public key')
     .option('--json', 'print the result as JSON on stdout', false)
     .option('--repair', 'rebuild damaged or missing volumes from the bundle\'s parity/ files (export --parity), then check every sha256 again', false)

@@ -61,7 +61,7 @@ export function statusCommand(): Command {
     .description('Is every off-site copy current? Per source and site: newest snapshot, newest receipt and its age, bundles in transit, base protections, last export and relay round; per target: last import and newest snapshot. Exits like a Nagios check: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.')
     .argument('[source]', 'only this pool or dataset (default: every source the state folder knows)')
     .option('--site <name>', 'only this site')
-    .option('--dest <dir>', 'also look for receipts here (a disk that came back); repeatable', collect, [] as string[])
+    .option('--dest <dir>', 'also look for receipts here (a disk that came back, or s3://BUCKET/PREFIX); repeatable', collect, [] as string[])
     .option('--spool <dir>', 'also look for receipts in this relay spool')
     .option('--target <dataset>', 'on the receiving side: report this target\'s last import and newest snapshot; repeatable', collect, [] as string[])
     .option('--state-dir <dir>', 'where export, import and relay run record their outcome and journal (default: $ZFERRY_STATE_DIR or /var/lib/zferry)')

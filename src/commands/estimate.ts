@@ -19,6 +19,7 @@ import { dailyChurn, windowChurn, type ChurnMethod, type ChurnSample, type DayCh
 import { keepUpVerdict, type Verdict } from '../estimate/verdict.js';
 import { checkSpaceAtRatio, type SpaceCheck } from '../plan/index.js';
 import { freeSpace } from '../fs/space.js';
+import { isS3Url } from '../store/s3.js';
 
 export interface EstimateOptions {
   source: string;
@@ -266,7 +267,7 @@ export async function runEstimate(zfs: Zfs, opts: EstimateOptions): Promise<Esti
   const rawTotal = sumOrNull(streams.map((s) => s.rawBytes));
   const space = opts.dest && streams.length > 0
     ? checkSpaceAtRatio(
-      { method: rawTotal === null ? null : streams.some((s) => s.rawMethod === 'measured') ? 'measured' : 'send-dry-run', rawBytes: rawTotal, freeBytes: await freeSpace(opts.dest) },
+      { method: rawTotal === null ? null : streams.some((s) => s.rawMethod === 'measured') ? 'measured' : 'send-dry-run', rawBytes: rawTotal, freeBytes: isS3Url(opts.dest) ? null : await freeSpace(opts.dest) },
       () => (storedTotal !== null && rawTotal ? storedTotal / rawTotal : null),
     )
     : null;

@@ -28,6 +28,8 @@ import { errnoName, fileError, isOutOfSpace } from '../fs/errors.js';
 import { formatBytes } from '../units.js';
 import { exportSpaceCheck, type PlannedSizes } from './space.js';
 import { checkSite, isDefaultSite, siteField } from '../state/site.js';
+import { abortUploads, childPlace, deleteAll, isS3Url, listLevel, listUploads, objectSize, parseS3Url, urlOf, type S3Place } from '../store/s3.js';
+import { finishBundleInBucket } from '../bundle/bucket.js';
 
 export interface ExportOptions {
   source: string;
@@ -100,6 +102,12 @@ export function bundleFolderName(root: string, id: string, at: Date): string {
   return `zferry-${root.replace(/[^A-Za-z0-9_.-]/g, '_')}-${stamp}-${id.slice(0, 8)}`;
 }
 
+/** A folder bundleFolderName made for this source (not for one whose name merely starts the same). */
+export function isBundleFolderOf(folder: string, source: string): boolean {
+  const head = `zferry-${source.replace(/[^A-Za-z0-9_.-]/g, '_')}-`;
+  return folder.startsWith(head) && /^\d{8}T\d{6}Z-[0-9a-f]{8}$/.test(folder.slice(head.length));
+}
+
 function sendLabel(step: SendStep): string {
   const name = step.dataset === '' ? '(root)' : step.dataset;
   if (step.kind === 'full') return `${name}@${step.to.name}`;
@@ -150,6 +158,8 @@ async function exportLocked(zfs: Zfs, opts: ExportOptions): Promise<ExportResult
   }
   // Keys are read before zfs is asked anything: a bad key file fails in a second, not after the sends.
   if (opts.parity && opts.bundleFormat === 1) throw new ZferryError('--parity needs bundle format 2 (format 1 has no place for parity files)', { field: 'bundleFormat' }, 2);
+  const bucket = isS3Url(opts.dest) ? parseS3Url(opts.dest) : null;
+  if (bucket && opts.parity) throw new ZferryError(`--parity: ${opts.dest} is a bucket, whose objects are not repaired from parity; drop --parity (the store keeps its own redundancy)`, { field: '--parity' }, 2);
   const secretKey = opts.sign ? await readSecretKey(opts.sign) : null;
   const recipients = opts.encryptTo && opts.encryptTo.length > 0 ? await readRecipients(opts.encryptTo) : null;
   const { inventory, identity, basis, proved, confirmed, scope, plan } = await planRound(zfs, {
@@ -179,7 +189,8 @@ async function exportLocked(zfs: Zfs, opts: ExportOptions): Promise<ExportResult
   const sends = plan.steps.filter(carriesData);
   // Checked before anything is written: a bundle that cannot fit leaves the disk as it was.
   // With the check off the size is still planned (no sample): an out-of-space line can then say what was missing.
-  const sized = sends.length > 0 ? await exportSpaceCheck(zfs, inventory, sends, opts.spaceCheck === false ? null : opts.dest, opts.level, opts.parity ?? 0) : null;
+  // A bucket has no free-space figure: its quota speaks when an upload is refused.
+  const sized = sends.length > 0 ? await exportSpaceCheck(zfs, inventory, sends, opts.spaceCheck === false || bucket ? null : opts.dest, opts.level, opts.parity ?? 0) : null;
   result.space = sized?.check ?? null;
   await opts.onPlan?.(result);
   if (opts.dryRun || plan.steps.length === 0) {
@@ -192,12 +203,18 @@ async function exportLocked(zfs: Zfs, opts: ExportOptions): Promise<ExportResult
 
   const id = randomUUID();
   const createdAt = new Date();
-  const dir = join(opts.dest, bundleFolderName(opts.source, id, createdAt));
-  // The destination is the user's choice; the bundle folder and streams/ are
-  // made fresh, so nothing already on the disk (a planted link) is written through.
-  await mkdir(opts.dest, { recursive: true });
-  await makeFreshFolder(dir);
-  await makeFreshFolder(join(dir, 'streams'));
+  const name = bundleFolderName(opts.source, id, createdAt);
+  const place = bucket ? childPlace(bucket, name) : null;
+  const dir = place ? urlOf(place) : join(opts.dest, name);
+  if (bucket) {
+    await clearUnfinished(bucket, opts.source);
+  } else {
+    // The destination is the user's choice; the bundle folder and streams/ are
+    // made fresh, so nothing already on the disk (a planted link) is written through.
+    await mkdir(opts.dest, { recursive: true });
+    await makeFreshFolder(dir);
+    await makeFreshFolder(join(dir, 'streams'));
+  }
   const streams: StreamEntry[] = [];
   const expected = await expectedSizes(zfs, inventory, sends, progress, sized?.sizes ?? null);
   progress.begin(`export ${opts.source}`, [...expected.values()].reduce((a, b) => a + b, 0), sends.length);
@@ -220,6 +237,7 @@ async function exportLocked(zfs: Zfs, opts: ExportOptions): Promise<ExportResult
           onBytes: (n) => progress.advance(n),
           // Once for the bundle, below: a folder fsync per stream was half of an export's fsyncs.
           syncFolder: false,
+          ...(place ? { place } : {}),
         }),
       );
       // A send that died early still ends its stdout cleanly: only its exit status tells.
@@ -237,7 +255,7 @@ async function exportLocked(zfs: Zfs, opts: ExportOptions): Promise<ExportResult
       await testPause(`export:between:${index}`);
     }
     // The volumes' names are durable before the manifest says the bundle is complete.
-    await syncStreamsFolder(dir);
+    if (!place) await syncStreamsFolder(dir);
     const volumes = streams.flatMap((s) => s.volumes.map((v) => v.file));
     let parity: ParityEntry | undefined;
     if (opts.parity && volumes.length > 0) {
@@ -261,7 +279,9 @@ async function exportLocked(zfs: Zfs, opts: ExportOptions): Promise<ExportResult
       ...siteField(site),
       streams,
     };
-    await finishBundle(dir, manifest, secretKey ? { sign: (bytes) => signManifest(bytes, secretKey, manifest) } : {});
+    const signing = secretKey ? { sign: (bytes: Buffer) => signManifest(bytes, secretKey, manifest) } : {};
+    if (place) await finishBundleInBucket(dir, manifest, signing);
+    else await finishBundle(dir, manifest, signing);
     if (opts.journal !== false) {
       const jdir = stateDir(opts.journal);
       const file = journalFile(jdir, identity, site);
@@ -274,6 +294,13 @@ async function exportLocked(zfs: Zfs, opts: ExportOptions): Promise<ExportResult
   } catch (err) {
     progress.end();
     // Counted before the folder goes: the line says how much more the disk needed.
+    if (place) {
+      // No half-bundle left in the bucket: its multipart uploads aborted, its objects deleted.
+      await abortUploads(place).catch(() => undefined);
+      await deleteAll(place).catch(() => undefined);
+      if (err instanceof ZferryError) throw err;
+      throw new ZferryError(`export to ${dir} failed: ${(err as Error).message}`, { file: dir });
+    }
     const full = err instanceof ZferryError ? isOutOfSpace(err.context.errno) : isOutOfSpace(errnoName(err));
     const written = full ? await bytesUnder(dir) : null;
     // Nothing half-written may look like a bundle: the manifest is written last,
@@ -298,6 +325,37 @@ async function exportLocked(zfs: Zfs, opts: ExportOptions): Promise<ExportResult
   result.storedBytes = streams.reduce((n, s) => n + s.storedBytes, 0);
   result.seconds = (Date.now() - started) / 1000;
   return result;
+}
+
+/**
+ * What an earlier export of this source into the bucket left when it was
+ * killed (no manifest: it never finished): its unfinished multipart uploads
+ * are aborted and its objects deleted, so nothing leaks and nothing
+ * half-written stays beside the bundles. Only this source's bundles: the
+ * export lock makes sure none of them is being written now; other sources'
+ * prefixes are theirs.
+ */
+async function clearUnfinished(bucket: S3Place, source: string): Promise<void> {
+  const mine = (f: string) => isBundleFolderOf(f, source);
+  const { folders } = await listLevel(bucket);
+  const unfinished = new Set<string>();
+  for (const f of folders) if (mine(f) && !(await bundleFinished(childPlace(bucket, f)))) unfinished.add(f);
+  for (const f of unfinished) {
+    await abortUploads(childPlace(bucket, f));
+    await deleteAll(childPlace(bucket, f));
+  }
+  // An upload begun before its bundle's first object existed is not under a listed folder.
+  for (const u of await listUploads(bucket)) {
+    const folder = u.key.slice(bucket.prefix.length).split('/')[0]!;
+    if (mine(folder) && !unfinished.has(folder) && !(await bundleFinished(childPlace(bucket, folder)))) {
+      await abortUploads(childPlace(bucket, folder));
+      unfinished.add(folder);
+    }
+  }
+}
+
+async function bundleFinished(place: S3Place): Promise<boolean> {
+  return (await objectSize(place, 'manifest.json')) !== null;
 }
 
 export { describeStep, sourceIdentity };

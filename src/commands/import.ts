@@ -26,6 +26,7 @@ import { assertReplaceable } from '../fs/safe.js';
 import { importLockFile, withLock } from '../state/lock.js';
 import { stateDir } from '../state/journal.js';
 import { siteOf } from '../state/site.js';
+import { bundlePath, isS3Url } from '../store/s3.js';
 
 export { SOURCE_PROPERTY, sourceTag } from '../plan/index.js';
 
@@ -292,7 +293,7 @@ async function importLocked(zfs: Zfs, opts: ImportOptions): Promise<ImportResult
   }
   // A link or folder where the receipt goes was put there by someone else:
   // refused now, before anything is received, rather than after.
-  await assertReplaceable(join(opts.path, receiptFileName(opts.target)));
+  if (!isS3Url(opts.path)) await assertReplaceable(join(opts.path, receiptFileName(opts.target)));
   // In the source's own order (txg), never by the bundle's word about its date.
   const bundles = lineageOrder((await readManifests(dirs, opts.trust)).map((b) => ({ ...b, inventory: b.manifest.inventory })));
   const encrypted = bundles.find((b) => b.manifest.encryption !== undefined);
@@ -301,7 +302,8 @@ async function importLocked(zfs: Zfs, opts: ImportOptions): Promise<ImportResult
     throw new ZferryError(`${file}: the bundle is encrypted with age (to ${encrypted.manifest.encryption?.recipients.join(', ')}): pass --identity FILE`, { file });
   }
   const age: AgeKeys | undefined = opts.identity ? { identities: await readIdentities(opts.identity), file: opts.identity } : undefined;
-  for (const b of bundles) if (b.manifest.encryption && age) await checkIdentityOpens(b.dir, b.manifest, age);
+  // In a bucket the key is first tried on the receive itself, whose tail gate still keeps a wrong stream out.
+  for (const b of bundles) if (b.manifest.encryption && age && !isS3Url(b.dir)) await checkIdentityOpens(b.dir, b.manifest, age);
   const facts = await readFacts(zfs, opts.target, bundles);
   if (opts.delete && opts.deleteAfterSeconds !== undefined && facts.inventory) {
     facts.missingSince = await zfs.localProperties(opts.target, MISSING_SINCE_PROPERTY);
@@ -379,7 +381,7 @@ async function importLocked(zfs: Zfs, opts: ImportOptions): Promise<ImportResult
   // The receipt speaks for the newest bundle's site: the source lets it release that site's bases only.
   const state = makeState(opts.target, finalInv, last.source, plan.bundles.map((p) => p.manifest.bundleId), siteOf(last));
   // Beside the bundles, so the disk that brought them carries the receipt back.
-  result.receipt = join(opts.path, receiptFileName(opts.target));
+  result.receipt = bundlePath(opts.path, receiptFileName(opts.target));
   await writeStateAtomic(result.receipt, state);
   result.seconds = elapsed();
   return result;

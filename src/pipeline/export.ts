@@ -7,6 +7,8 @@ import { fsyncDir } from '../fs/safe.js';
 import { compress } from './compress.js';
 import { hashTap } from './hash-tap.js';
 import { VolumeWriter } from '../bundle/volume-writer.js';
+import { VolumeUploader } from '../bundle/volume-uploader.js';
+import type { S3Place } from '../store/s3.js';
 import { fileError } from '../fs/errors.js';
 import { encryptStream } from '../trust/age.js';
 
@@ -29,6 +31,8 @@ export interface WriteStreamOptions {
    * last stream and before anything that says the streams are complete.
    */
   syncFolder?: boolean;
+  /** The bundle is in a bucket (`dir` is then its s3:// URL): volumes are uploaded, not written. */
+  place?: S3Place;
 }
 
 export interface WrittenStream {
@@ -41,11 +45,12 @@ export interface WrittenStream {
 export async function writeStream(src: Readable, opts: WriteStreamOptions): Promise<WrittenStream> {
   const raw = hashTap('sha256', opts.onBytes);
   const encrypted = (opts.encryptTo?.length ?? 0) > 0;
-  const writer = new VolumeWriter({ dir: opts.dir, index: opts.index, kind: opts.kind, volumeSize: opts.volumeSize, encrypted });
+  const shape = { index: opts.index, kind: opts.kind, volumeSize: opts.volumeSize, encrypted };
+  const writer = opts.place ? new VolumeUploader({ place: opts.place, ...shape }) : new VolumeWriter({ dir: opts.dir, ...shape });
   const zstd = compress({ level: opts.level, workers: opts.workers });
   if (encrypted) await pipeline(src, raw, zstd, encryptStream(opts.encryptTo ?? []), writer);
   else await pipeline(src, raw, zstd, writer);
-  if (opts.syncFolder !== false) await syncStreamsFolder(opts.dir);
+  if (opts.syncFolder !== false && !opts.place) await syncStreamsFolder(opts.dir);
   const storedBytes = writer.volumes.reduce((sum, v) => sum + v.bytes, 0);
   return { rawBytes: raw.bytes, rawSha256: raw.digest(), storedBytes, volumes: writer.volumes };
 }

@@ -15,6 +15,7 @@ import { validateWith } from '../schemas.js';
 import { ZFERRY_VERSION } from '../version.js';
 import { MAX_MANIFEST_BYTES } from '../bundle/manifest.js';
 import { DEFAULT_SITE, siteField, siteOf } from './site.js';
+import { bundlePath, getSmall, isS3Url, listLevel, objectOf, parseS3Url, putSmall } from '../store/s3.js';
 
 export const STATE_FORMAT_VERSION = 1;
 /** A state or receipt holds one inventory, as a manifest does: the same limit, checked before it is parsed. */
@@ -99,6 +100,12 @@ export async function readState(file: string): Promise<TargetState> {
  */
 export async function readReceipt(file: string, within?: string): Promise<TargetState> {
   let buf: Buffer;
+  if (isS3Url(file)) {
+    const { place, name } = objectOf(file);
+    const got = await getSmall(place, name, MAX_STATE_BYTES);
+    if (!got) throw new ZferryError(`${file}: no such receipt`, { file });
+    return parseState(got.toString('utf8'), file);
+  }
   try {
     buf = await readRegular(file, { within, maxBytes: MAX_STATE_BYTES, what: 'receipt' });
   } catch (err) {
@@ -113,6 +120,11 @@ export async function readReceipt(file: string, within?: string): Promise<Target
  * receipt. A link, FIFO or folder at that name is refused, not replaced.
  */
 export async function writeStateAtomic(file: string, state: TargetState): Promise<void> {
+  // In a bucket one PUT replaces the object whole: readers see the old receipt or the new one.
+  if (isS3Url(file)) {
+    const { place, name } = objectOf(file);
+    return putSmall(place, name, JSON.stringify(state, null, 2) + '\n');
+  }
   await writeFileAtomic(dirname(file), basename(file), JSON.stringify(state, null, 2) + '\n');
 }
 
@@ -136,6 +148,11 @@ export async function findNewestReceipt(
   site: string = DEFAULT_SITE,
 ): Promise<{ file: string; state: TargetState } | null> {
   const candidates: string[] = [];
+  if (isS3Url(dir)) {
+    // Receipts sit at the prefix's top (import writes them beside the bundles): one listing, no request per bundle.
+    const { objects } = await listLevel(parseS3Url(dir));
+    for (const o of objects) if (/^receipt-.*\.json$/.test(o.name)) candidates.push(bundlePath(dir, o.name));
+  }
   const scan = async (d: string, depth: number): Promise<void> => {
     let entries;
     try {
@@ -148,7 +165,7 @@ export async function findNewestReceipt(
       else if (e.isDirectory() && depth > 0) await scan(join(d, e.name), depth - 1);
     }
   };
-  await scan(dir, 1);
+  if (!isS3Url(dir)) await scan(dir, 1);
   let best: { file: string; state: TargetState } | null = null;
   for (const file of candidates) {
     let state: TargetState;

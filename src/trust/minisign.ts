@@ -16,6 +16,8 @@ import { join } from 'node:path';
 import { ZferryError } from '../errors.js';
 import { MANIFEST_FILE, parseManifest, readManifestBytes, type Manifest } from '../bundle/manifest.js';
 import { createExclusive, readRegular } from '../fs/safe.js';
+import { bundlePath, getSmall, isS3Url, parseS3Url } from '../store/s3.js';
+import { manifestBytesInBucket } from '../bundle/bucket.js';
 
 export const SIGNATURE_FILE = `${MANIFEST_FILE}.minisig`;
 const KEY_ID_LINE = 'zferry-minisign-key-id: ';
@@ -185,8 +187,15 @@ export function signManifest(manifestBytes: Buffer, sk: SecretKey, m: Manifest):
  */
 export async function checkTrust(bundleDir: string, pubkeyFile: string, pk?: PublicKey): Promise<Manifest> {
   const key = pk ?? (await readPublicKey(pubkeyFile));
-  const manifestFile = join(bundleDir, MANIFEST_FILE);
-  const sigFile = join(bundleDir, SIGNATURE_FILE);
+  const manifestFile = bundlePath(bundleDir, MANIFEST_FILE);
+  const sigFile = bundlePath(bundleDir, SIGNATURE_FILE);
+  if (isS3Url(bundleDir)) {
+    const bytes = await manifestBytesInBucket(bundleDir);
+    const sig = await getSmall(parseS3Url(bundleDir), SIGNATURE_FILE, MAX_KEY_FILE);
+    if (!sig) throw new ZferryError(`${sigFile}: missing: the bundle is not signed, and --trust ${pubkeyFile} accepts only signed bundles`, { file: sigFile });
+    checkSignature(bytes, sig.toString('utf8'), key, sigFile, pubkeyFile);
+    return parseManifest(bytes.toString('utf8'), manifestFile);
+  }
   const bytes = await readManifestBytes(manifestFile);
   let sigText: string;
   try {

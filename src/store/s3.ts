@@ -1,0 +1,314 @@
+/**
+ * Bundles in an S3 bucket (`s3://BUCKET/PREFIX`): the one module that talks
+ * to object storage. The layout under the prefix is a bundle folder's, key by
+ * path (docs/bundle-format.md). Credentials come from the SDK's standard
+ * chain only (environment, shared config and profiles); nothing here ever
+ * formats them into a message.
+ */
+import { join } from 'node:path';
+import { PassThrough, Readable, Writable } from 'node:stream';
+import type { S3Client } from '@aws-sdk/client-s3';
+import { ZferryError } from '../errors.js';
+
+export interface S3Place {
+  bucket: string;
+  /** Key prefix: '' or ending in '/'. */
+  prefix: string;
+}
+
+export interface S3Settings {
+  /** --s3-endpoint; else AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL; else AWS. */
+  endpoint?: string;
+  /** --s3-path-style: BUCKET in the path, not the host name (most non-AWS stores). */
+  pathStyle?: boolean;
+}
+
+let settings: S3Settings = {};
+let client: Promise<{ client: S3Client; sdk: typeof import('@aws-sdk/client-s3') }> | null = null;
+
+/** The CLI's --s3-endpoint and --s3-path-style, set once before a command runs. */
+export function configureS3(s: S3Settings): void {
+  settings = { ...s };
+  client = null;
+}
+
+export function isS3Url(location: string): boolean {
+  return location.startsWith('s3://');
+}
+
+export function parseS3Url(url: string): S3Place {
+  const m = /^s3:\/\/([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:\/(.*))?$/.exec(url);
+  if (!m) throw new ZferryError(`${url}: not a bucket location (s3://BUCKET/PREFIX, BUCKET of 3-63 lower-case letters, digits, dots and dashes)`, { file: url });
+  const rest = (m[2] ?? '').replace(/\/+$/, '');
+  if (rest.split('/').some((p) => p === '' || p === '.' || p === '..') && rest !== '') {
+    throw new ZferryError(`${url}: the prefix has an empty, . or .. part`, { file: url });
+  }
+  return { bucket: m[1]!, prefix: rest === '' ? '' : `${rest}/` };
+}
+
+/** An object's URL split into the place that holds it and its name. */
+export function objectOf(url: string): { place: S3Place; name: string } {
+  const cut = url.lastIndexOf('/');
+  if (cut <= 's3://'.length) throw new ZferryError(`${url}: names a bucket, not an object`, { file: url });
+  return { place: parseS3Url(url.slice(0, cut)), name: url.slice(cut + 1) };
+}
+
+/** The place one level down (a bundle under a prefix). */
+export function childPlace(p: S3Place, name: string): S3Place {
+  return { bucket: p.bucket, prefix: `${p.prefix}${name}/` };
+}
+
+export function urlOf(p: S3Place, name = ''): string {
+  return `s3://${p.bucket}/${p.prefix}${name}`.replace(/\/$/, '');
+}
+
+/** A file of a bundle, by name: a path in a folder, or a URL in a bucket (path.join would fold s3:// to s3:/). */
+export function bundlePath(dir: string, name: string): string {
+  return isS3Url(dir) ? `${dir.replace(/\/+$/, '')}/${name}` : join(dir, name);
+}
+
+/** The client, made on first use: the SDK loads only when a bucket is named, not with every command. */
+function s3(): Promise<{ client: S3Client; sdk: typeof import('@aws-sdk/client-s3') }> {
+  client ??= makeClient();
+  return client;
+}
+
+async function makeClient(): Promise<{ client: S3Client; sdk: typeof import('@aws-sdk/client-s3') }> {
+  // zferry supports Node 20 (package.json engines); the SDK's notice about its
+  // own future support would be a second line on every error.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+  const sdk = await import('@aws-sdk/client-s3');
+  const endpoint = settings.endpoint ?? process.env.AWS_ENDPOINT_URL_S3 ?? process.env.AWS_ENDPOINT_URL;
+  const made = new sdk.S3Client({
+    ...(endpoint ? { endpoint } : {}),
+    forcePathStyle: settings.pathStyle ?? (endpoint !== undefined),
+    region: process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? 'us-east-1',
+    // Checksums only where the API requires them: stores like Ceph's RGW
+    // refuse the SDK's default trailing-checksum uploads, and every volume
+    // carries its own sha256 in the manifest anyway.
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+    maxAttempts: 3,
+  });
+  return { client: made, sdk };
+}
+
+/** Sends one command, built from the SDK once it is loaded. */
+async function call<T>(make: (sdk: typeof import('@aws-sdk/client-s3')) => { input: unknown }): Promise<T> {
+  const { client: c, sdk } = await s3();
+  return (await c.send(make(sdk) as never)) as T;
+}
+
+/**
+ * One line for a failed request: the operation, the object and the store's
+ * own error code. Never the request or its headers (they carry the key id
+ * and signature).
+ */
+export function s3Error(err: unknown, doing: string, url: string): ZferryError {
+  if (err instanceof ZferryError) return err;
+  const e = err as Error & { code?: string; errors?: Array<{ code?: string }>; $metadata?: { httpStatusCode?: number } };
+  const status = e.$metadata?.httpStatusCode;
+  // A store's answer has a code (its name); a network failure an errno (on the error, or on the first of an AggregateError).
+  const errno = e.code ?? e.errors?.[0]?.code;
+  let code = status !== undefined || !errno ? (e.name && e.name !== 'Error' ? e.name : errno ?? 'Error') : errno;
+  // A HEAD's answer has no body, so no code: its status says it.
+  if ((code === 'Unknown' || code === 'Error') && status === 403) code = 'Forbidden';
+  const hint = code === 'NoSuchBucket' ? ': the bucket does not exist'
+    : ['InvalidAccessKeyId', 'SignatureDoesNotMatch', 'AccessDenied', 'Forbidden', 'CredentialsProviderError'].includes(code) ? ': check the credentials (AWS_ACCESS_KEY_ID / AWS_PROFILE)'
+    : code === 'QuotaExceeded' ? ': the bucket or user quota is full'
+    : ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'TimeoutError'].includes(code) ? ': the server does not answer'
+    : code === 'ENOTFOUND' || code === 'EAI_AGAIN' ? ': no such host (--s3-endpoint?)'
+    : '';
+  // An unknown failure says what it is, on one line, with any secret the environment holds cut out.
+  const secret = process.env.AWS_SECRET_ACCESS_KEY;
+  const plain = hint === '' && code === 'Error' ? `: ${String(e.message ?? '').split('\n')[0]!.slice(0, 200)}` : '';
+  const detail = `${code}${status ? ` (HTTP ${status})` : ''}${hint}${plain}`;
+  return new ZferryError(`${url}: ${doing} failed: ${secret ? detail.split(secret).join('<secret>') : detail}`, { file: url });
+}
+
+function notFound(err: unknown): boolean {
+  const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
+  return e.name === 'NoSuchKey' || e.name === 'NotFound' || e.$metadata?.httpStatusCode === 404 && e.name !== 'NoSuchBucket';
+}
+
+/** The object's size, or null when there is none. */
+export async function objectSize(p: S3Place, name: string): Promise<number | null> {
+  try {
+    const r = await call<any>((sdk) => new sdk.HeadObjectCommand({ Bucket: p.bucket, Key: p.prefix + name }));
+    return r.ContentLength ?? 0;
+  } catch (err) {
+    if (notFound(err)) return null;
+    throw s3Error(err, 'HEAD', urlOf(p, name));
+  }
+}
+
+/** A small object's bytes (a manifest, a receipt), or null when there is none. */
+export async function getSmall(p: S3Place, name: string, maxBytes: number): Promise<Buffer | null> {
+  const url = urlOf(p, name);
+  try {
+    const r = await call<any>((sdk) => new sdk.GetObjectCommand({ Bucket: p.bucket, Key: p.prefix + name }));
+    if ((r.ContentLength ?? 0) > maxBytes) {
+      (r.Body as Readable | undefined)?.destroy();
+      throw new ZferryError(`${url}: ${r.ContentLength} bytes, more than the ${maxBytes} a ${name.split('/').pop()} may have`, { file: url });
+    }
+    return Buffer.from(await r.Body!.transformToByteArray());
+  } catch (err) {
+    if (notFound(err)) return null;
+    throw s3Error(err, 'GET', url);
+  }
+}
+
+/** An object's bytes as a stream, with its size. */
+export async function getStream(p: S3Place, name: string): Promise<{ size: number; body: Readable } | null> {
+  try {
+    const r = await call<any>((sdk) => new sdk.GetObjectCommand({ Bucket: p.bucket, Key: p.prefix + name }));
+    return { size: r.ContentLength ?? 0, body: r.Body as Readable };
+  } catch (err) {
+    if (notFound(err)) return null;
+    throw s3Error(err, 'GET', urlOf(p, name));
+  }
+}
+
+/** A whole small object in one PUT: S3 makes it visible whole or not at all. */
+export async function putSmall(p: S3Place, name: string, data: string | Buffer): Promise<void> {
+  try {
+    await call<any>((sdk) => new sdk.PutObjectCommand({ Bucket: p.bucket, Key: p.prefix + name, Body: typeof data === 'string' ? Buffer.from(data, 'utf8') : data }));
+  } catch (err) {
+    throw s3Error(err, 'PUT', urlOf(p, name));
+  }
+}
+
+/** Part size of a volume's multipart upload: memory in flight is PART_SIZE × QUEUE. */
+export const PART_SIZE = 8 * 1024 * 1024;
+const QUEUE = 4;
+
+export interface ObjectUpload {
+  /** Write the object's bytes here; `write` returning false means wait for 'drain'. */
+  body: Writable;
+  /** Resolves when the object is complete in the bucket; on failure the multipart upload is aborted. */
+  done: Promise<void>;
+  /** Stops the upload and aborts its multipart upload. */
+  abort(): Promise<void>;
+}
+
+/**
+ * Streams one object by multipart upload as its bytes are produced: no local
+ * copy, and at most PART_SIZE × QUEUE bytes in memory (the body's writes
+ * wait otherwise). lib-storage aborts the multipart upload when a part fails
+ * (leavePartsOnError false); a killed process leaves it to abortUploads.
+ */
+export function uploadObject(p: S3Place, name: string): ObjectUpload {
+  const body = new PassThrough({ highWaterMark: 1 << 20 });
+  let upload: { abort(): Promise<void> } | null = null;
+  let aborted = false;
+  const done = (async () => {
+    const [{ client: c }, { Upload }] = await Promise.all([s3(), import('@aws-sdk/lib-storage')]);
+    if (aborted) throw new Error('aborted');
+    const u = new Upload({
+      client: c, queueSize: QUEUE, partSize: PART_SIZE, leavePartsOnError: false,
+      params: { Bucket: p.bucket, Key: p.prefix + name, Body: body },
+    });
+    upload = u;
+    await u.done();
+  })().catch((err: unknown) => {
+    body.destroy();
+    throw s3Error(err, 'upload', urlOf(p, name));
+  });
+  done.catch(() => undefined);
+  return {
+    body, done,
+    abort: async () => {
+      aborted = true;
+      await upload?.abort().catch(() => undefined);
+      body.destroy();
+      await done.catch(() => undefined);
+    },
+  };
+}
+
+export interface Listing {
+  /** Names of the sub-prefixes ("folders"), without the trailing slash, in key order. */
+  folders: string[];
+  /** Names of the objects directly under the prefix. */
+  objects: Array<{ name: string; size: number }>;
+}
+
+/**
+ * One level under the prefix, every page: with Delimiter='/' a bundle is one
+ * entry however many volumes it has, so 10,000 bundles are 10 requests.
+ */
+export async function listLevel(p: S3Place): Promise<Listing> {
+  const out: Listing = { folders: [], objects: [] };
+  let token: string | undefined;
+  try {
+    do {
+      const r = await call<any>((sdk) => new sdk.ListObjectsV2Command({ Bucket: p.bucket, Prefix: p.prefix, Delimiter: '/', ContinuationToken: token, MaxKeys: 1000 }));
+      for (const c of r.CommonPrefixes ?? []) if (c.Prefix) out.folders.push(c.Prefix.slice(p.prefix.length, -1));
+      for (const o of r.Contents ?? []) if (o.Key) out.objects.push({ name: o.Key.slice(p.prefix.length), size: o.Size ?? 0 });
+      token = r.IsTruncated ? r.NextContinuationToken : undefined;
+    } while (token);
+  } catch (err) {
+    throw s3Error(err, 'LIST', urlOf(p));
+  }
+  return out;
+}
+
+/** Every object key under the prefix (any depth), relative to it. */
+export async function listAll(p: S3Place): Promise<Array<{ name: string; size: number }>> {
+  const out: Array<{ name: string; size: number }> = [];
+  let token: string | undefined;
+  try {
+    do {
+      const r = await call<any>((sdk) => new sdk.ListObjectsV2Command({ Bucket: p.bucket, Prefix: p.prefix, ContinuationToken: token }));
+      for (const o of r.Contents ?? []) if (o.Key) out.push({ name: o.Key.slice(p.prefix.length), size: o.Size ?? 0 });
+      token = r.IsTruncated ? r.NextContinuationToken : undefined;
+    } while (token);
+  } catch (err) {
+    throw s3Error(err, 'LIST', urlOf(p));
+  }
+  return out;
+}
+
+/** Multipart uploads begun under the prefix and never completed: key and upload id. */
+export async function listUploads(p: S3Place): Promise<Array<{ key: string; uploadId: string }>> {
+  const out: Array<{ key: string; uploadId: string }> = [];
+  let keyMarker: string | undefined;
+  let idMarker: string | undefined;
+  try {
+    for (;;) {
+      const r = await call<any>((sdk) => new sdk.ListMultipartUploadsCommand({ Bucket: p.bucket, Prefix: p.prefix, KeyMarker: keyMarker, UploadIdMarker: idMarker }));
+      for (const u of r.Uploads ?? []) if (u.Key && u.UploadId) out.push({ key: u.Key, uploadId: u.UploadId });
+      if (!r.IsTruncated) break;
+      keyMarker = r.NextKeyMarker;
+      idMarker = r.NextUploadIdMarker;
+    }
+  } catch (err) {
+    throw s3Error(err, 'listing multipart uploads', urlOf(p));
+  }
+  return out;
+}
+
+/** Aborts every unfinished multipart upload under the prefix (a killed export's); returns how many. */
+export async function abortUploads(p: S3Place): Promise<number> {
+  const uploads = await listUploads(p);
+  for (const u of uploads) {
+    try {
+      await call<any>((sdk) => new sdk.AbortMultipartUploadCommand({ Bucket: p.bucket, Key: u.key, UploadId: u.uploadId }));
+    } catch (err) {
+      if (!notFound(err)) throw s3Error(err, 'aborting a multipart upload', `s3://${p.bucket}/${u.key}`);
+    }
+  }
+  return uploads.length;
+}
+
+/** Deletes every object under the prefix (a half-written bundle). */
+export async function deleteAll(p: S3Place): Promise<void> {
+  const names = (await listAll(p)).map((o) => o.name);
+  for (let i = 0; i < names.length; i += 1000) {
+    try {
+      await call<any>((sdk) => new sdk.DeleteObjectsCommand({ Bucket: p.bucket, Delete: { Objects: names.slice(i, i + 1000).map((n) => ({ Key: p.prefix + n })), Quiet: true } }));
+    } catch (err) {
+      throw s3Error(err, 'DELETE', urlOf(p));
+    }
+  }
+}
