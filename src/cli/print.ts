@@ -25,6 +25,15 @@ export function printExport(r: ExportResult, source: string, dryRun: boolean): v
     if (c.sentAs === 'full') out(`  note ${c.dataset || '(root)'}: a clone of ${c.origin}, sent as a full stream (no space shared on the target): ${c.reason}`);
   }
   for (const c of r.plan.conflicts) process.stderr.write(`zferry: conflict: ${c.message}\n`);
+  if (r.resumed) {
+    const verb = dryRun ? 'would resume' : 'resumed';
+    out(`${verb} the unfinished export ${r.resumed.folder}:`);
+    for (const u of r.resumed.reused) {
+      const what = u.kind === 'full' ? `@${u.to}` : `@${u.from}→@${u.to}`;
+      out(`  ${dryRun ? 'would reuse' : 'reused'} stream ${u.index}: ${u.dataset || '(root)'} ${what} (${formatBytes(u.storedBytes)}, sha256 re-checked)`);
+    }
+    for (const d of r.resumed.dropped) out(`  ${dryRun ? 'would drop' : 'dropped'} its stream ${d.index} (${d.dataset || '(root)'}): ${d.reason}`);
+  }
   if (dryRun) {
     out('dry run: nothing written');
     return;

@@ -3,9 +3,10 @@
  * sends, write one verified bundle. Orchestration only: the plan comes from
  * src/plan, the bytes go through src/pipeline, the format is src/bundle.
  */
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
 import { ZferryError } from '../errors.js';
 import { stopOnFailure } from '../subprocess.js';
 import type { Zfs } from '../zfs/index.js';
@@ -20,7 +21,10 @@ import { silentProgress, type Progress } from '../progress.js';
 import { readSecretKey, signManifest } from '../trust/minisign.js';
 import { readRecipients } from '../trust/age.js';
 import { testPause } from '../test-hook.js';
-import { makeFreshFolder } from '../fs/safe.js';
+import { fsyncDir, makeFreshFolder, removeEntry } from '../fs/safe.js';
+import { PARTIAL_FILE, arrangeStreams, checkKept, dropUnlisted, findPartials, writePartial, type DroppedStream, type FoundPartial, type PartialExport } from '../bundle/partial.js';
+import { planReuse, type PlannedStream, type ReusedStream, type StreamSettings } from '../plan/reuse.js';
+import { sourceTag } from '../plan/index.js';
 
 export interface ExportOptions {
   source: string;
@@ -62,6 +66,15 @@ export interface ExportResult {
   rawBytes: number;
   storedBytes: number;
   seconds: number;
+  /**
+   * An unfinished export of this source found under dest (null: none): the
+   * streams of it this run keeps (re-hashed from disk) and those it cannot.
+   */
+  resumed: {
+    folder: string;
+    reused: Array<{ index: number; dataset: string; kind: StreamEntry['kind']; from: string | null; to: string | null; storedBytes: number }>;
+    dropped: DroppedStream[];
+  } | null;
 }
 
 
@@ -115,29 +128,80 @@ export async function runExport(zfs: Zfs, opts: ExportOptions): Promise<ExportRe
     rawBytes: 0,
     storedBytes: 0,
     seconds: 0,
+    resumed: null,
   };
-  if (opts.dryRun || plan.steps.length === 0) {
+
+  // An export cut part way (killed, disk full, link down) left its finished streams: keep what this plan still needs.
+  const settings: StreamSettings = { level: opts.level, volumeSize: opts.volumeSize, recipients: recipients ?? [] };
+  const planned: PlannedStream[] = plan.steps.map((step) => ({
+    step,
+    sendFlags: step.kind === 'create' ? [] : sendFlagsOf(sendSpecFor(zfs, { inventory }, step).flags ?? [], step),
+  }));
+  const partials = await findPartials(opts.dest, sourceTag(identity));
+  const adopted: FoundPartial | null = partials[0] ?? null;
+  let reuse: ReusedStream[] = [];
+  if (adopted) {
+    const { kept, dropped } = await checkKept(adopted.dir, adopted.marker.streams);
+    reuse = planReuse(planned, kept, adopted.marker.settings, settings);
+    const used = new Set(reuse.map((r) => r.kept.index));
+    result.resumed = {
+      folder: adopted.dir,
+      reused: reuse.map((r) => ({
+        index: r.index, dataset: r.entry.dataset, kind: r.entry.kind, from: r.entry.from?.name ?? null, to: r.entry.to?.name ?? null, storedBytes: r.entry.storedBytes,
+      })),
+      dropped: [
+        ...dropped,
+        ...kept.filter((k) => !used.has(k.index)).map((k) => ({ index: k.index, dataset: k.dataset, reason: 'not in this plan (new snapshots, basis or options changed it)' })),
+      ],
+    };
+  }
+  if (opts.dryRun) {
+    result.seconds = (Date.now() - started) / 1000;
+    return result;
+  }
+  // Older unfinished exports of this source are superseded by the newest one; with nothing to send, that one too.
+  for (const p of partials) if (p !== adopted || plan.steps.length === 0) await removeEntry(p.dir);
+  if (plan.steps.length === 0) {
+    result.resumed = null;
     result.seconds = (Date.now() - started) / 1000;
     return result;
   }
 
-  const id = randomUUID();
+  const id = adopted?.marker.bundleId ?? randomUUID();
   const createdAt = new Date();
-  const dir = join(opts.dest, bundleFolderName(opts.source, id, createdAt));
-  // The destination is the user's choice; the bundle folder and streams/ are
-  // made fresh, so nothing already on the disk (a planted link) is written through.
-  await mkdir(opts.dest, { recursive: true });
-  await makeFreshFolder(dir);
-  await makeFreshFolder(join(dir, 'streams'));
+  const dir = adopted?.dir ?? join(opts.dest, bundleFolderName(opts.source, id, createdAt));
+  const marker: PartialExport = {
+    format: 'zferry-export-partial', formatVersion: 1, bundleId: id, createdAt: createdAt.toISOString(), source: sourceTag(identity),
+    host: hostname(), pid: process.pid, settings, streams: [],
+  };
+  if (adopted) {
+    // Written before the renames: a crash during them leaves a marker listing nothing, not one that lies.
+    await writePartial(dir, marker);
+    await arrangeStreams(dir, reuse);
+  } else {
+    // The destination is the user's choice; the bundle folder and streams/ are
+    // made fresh, so nothing already on the disk (a planted link) is written through.
+    await mkdir(opts.dest, { recursive: true });
+    await makeFreshFolder(dir);
+    await makeFreshFolder(join(dir, 'streams'));
+  }
   const streams: StreamEntry[] = [];
-  const sends = plan.steps.filter((s): s is SendStep => s.kind !== 'create');
+  const reusedAt = new Map(reuse.map((r) => [r.index, r.entry]));
+  marker.streams = [...reusedAt.values()];
+  const sends = plan.steps.filter((s, i): s is SendStep => s.kind !== 'create' && !reusedAt.has(i + 1));
   const expected = await expectedSizes(zfs, inventory, sends, progress);
   progress.begin(`export ${opts.source}`, [...expected.values()].reduce((a, b) => a + b, 0), sends.length);
   try {
+    await writePartial(dir, marker);
     for (const step of plan.steps) {
       const index = streams.length + 1;
       if (step.kind === 'create') {
         streams.push({ index, ...stepOf(step), sendFlags: [], rawBytes: 0, storedBytes: 0, rawSha256: null, volumes: [] });
+        continue;
+      }
+      const kept = reusedAt.get(index);
+      if (kept) {
+        streams.push(kept);
         continue;
       }
       const spec = sendSpecFor(zfs, { inventory }, step);
@@ -166,6 +230,9 @@ export async function runExport(zfs: Zfs, opts: ExportOptions): Promise<ExportRe
         rawSha256: written.rawSha256,
         volumes: written.volumes,
       });
+      // The volumes are fsynced as they close; the marker lists the stream only after that, so a kill keeps it.
+      marker.streams = streams.filter((s) => s.kind !== 'create');
+      await writePartial(dir, marker);
       await testPause(`export:between:${index}`);
     }
     // The volumes' names are durable before the manifest says the bundle is complete.
@@ -185,6 +252,9 @@ export async function runExport(zfs: Zfs, opts: ExportOptions): Promise<ExportRe
       streams,
     };
     await finishBundle(dir, manifest, secretKey ? { sign: (bytes) => signManifest(bytes, secretKey, manifest) } : {});
+    // A bundle now: the marker only said it was not one yet.
+    await removeEntry(join(dir, PARTIAL_FILE));
+    await fsyncDir(dir);
     if (opts.journal !== false) {
       const jdir = stateDir(opts.journal);
       const file = journalFile(jdir, identity);
@@ -195,9 +265,12 @@ export async function runExport(zfs: Zfs, opts: ExportOptions): Promise<ExportRe
     }
   } catch (err) {
     progress.end();
-    // Nothing half-written may look like a bundle: the manifest is written last,
-    // and the folder goes entirely.
-    await rm(dir, { recursive: true, force: true });
+    // Nothing half-written may look like a bundle: the manifest is written last.
+    // The streams written whole stay, with the marker, for the next run to
+    // reuse; the half-written one goes (it holds space and can never be reused).
+    const finished = marker.streams;
+    if (finished.length === 0) await removeEntry(dir);
+    else await dropUnlisted(dir, finished).catch(() => undefined);
     if (err instanceof ZferryError) throw err;
     throw new ZferryError(`export to ${dir} failed: ${(err as Error).message}`, { file: dir });
   }

@@ -2,8 +2,9 @@
  * `export` to a nearly full disk: a 1 MiB tmpfs made by the test, mostly
  * filled, receives a bundle bigger than what is left. The export fails with
  * one line naming the file and "no space left on device", exits non-zero,
- * and removes its unfinished bundle folder, so verify and import find
- * nothing to accept.
+ * and, having finished no stream to keep for a re-run, removes its
+ * unfinished bundle folder, so verify and import find nothing to accept.
+ * (Finished streams stay for the re-run: test/scenario/export-resume.test.ts.)
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
