@@ -329,3 +329,31 @@ export async function renameOwnFile(from: string, to: string): Promise<void> {
 export async function removeEntry(path: string): Promise<void> {
   await rm(path, { recursive: true, force: true });
 }
+
+/**
+ * Opens a regular file zferry kept (a relay volume cut part way) to write on
+ * after its first `keep` bytes: never through a link, only the file lstat'd,
+ * and whatever lies past `keep` is cut off first.
+ */
+export async function openToContinue(file: string, keep: number, within?: string): Promise<FileHandle> {
+  if (within !== undefined) await assertRealFolders(within, dirname(file));
+  const st = await lstat(file, { bigint: true });
+  if (!st.isFile()) throw notRegular(file, st);
+  let fh: FileHandle;
+  try {
+    fh = await open(file, O_WRONLY | O_NOFOLLOW | O_NONBLOCK);
+  } catch (err) {
+    if (errno(err) === 'ELOOP') throw new ZferryError(`${file}: is a symbolic link, not the file zferry kept`, { file });
+    throw fileError(err, 'reopening', file);
+  }
+  try {
+    const got = await fh.stat({ bigint: true });
+    if (!got.isFile() || got.dev !== st.dev || got.ino !== st.ino) throw new ZferryError(`${file}: was replaced while being opened; refusing to write to it`, { file });
+    if (got.size < BigInt(keep)) throw new ZferryError(`${file}: holds ${got.size} bytes, fewer than the ${keep} kept`, { file });
+    await fh.truncate(keep);
+    return fh;
+  } catch (err) {
+    await fh.close().catch(() => undefined);
+    throw err;
+  }
+}
