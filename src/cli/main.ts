@@ -8,7 +8,7 @@ import { ZferryError, oneLine } from '../errors.js';
 import { parseInterval, parseRate } from '../units.js';
 import { ZFERRY_VERSION } from '../version.js';
 import { relayCommand } from './relay.js';
-import { collect, emitJson, example, levelOption, sizeOption, unitOption } from './options.js';
+import { collect, emitJson, example, levelOption, levelOrAutoOption, sizeOption, unitOption } from './options.js';
 
 // Commands load their modules when they run: `zferry --help` and every
 // command start in a fraction of the time it takes to load them all (it
@@ -43,7 +43,9 @@ export function buildProgram(): Command {
     .argument('<source>', 'pool or dataset to carry, taken recursively (filesystems and volumes)')
     .argument('<dest>', 'folder to write the bundle into (a mounted disk or staging folder)')
     .option('--since <state-file>', 'plan against this state/receipt file (default: the newest receipt for SOURCE under DEST, else an empty target)')
-    .addOption(new Option('--level <n>', 'zstd compression level (1-19)').argParser(levelOption).default(3))
+    .addOption(new Option('--level <n>', 'zstd compression level (1-19), or auto: the highest level that still fills --link, measured on this machine on a sample of the first stream').argParser(levelOrAutoOption).default(3))
+    .addOption(new Option('--link <rate>', 'with --level auto: the link the bundle crosses: 10Mbit, 100Mbit/s, 2MB/s').argParser(unitOption(parseRate, 'link rate')))
+    .addOption(new Option('--max-memory <size>', 'with --level auto: the most memory zstd may use').argParser(sizeOption('memory')).default(512 * 1024 ** 2, '512M'))
     .addOption(new Option('--volume-size <size>', 'split stream files into volumes of this size (e.g. 1G, 4000M)').argParser(sizeOption('volume size')).default(1024 ** 3, '1G'))
     .option('--exclude <glob>', 'leave out datasets matching GLOB (relative path or full name; * and ?), with their children; repeatable', collect, [])
     .option('--snapshots <glob>', 'send only snapshots whose name matches GLOB; repeatable', collect, [])
@@ -71,7 +73,7 @@ export function buildProgram(): Command {
       const zfs = await probeZfs();
       const { runExport } = await import('../commands/export.js');
       const r = await runExport(zfs, {
-        source, dest, since: o.since, level: o.level, volumeSize: o.volumeSize, dryRun: o.dryRun,
+        source, dest, since: o.since, level: o.level, linkBytesPerSecond: o.link, maxMemory: o.maxMemory, volumeSize: o.volumeSize, dryRun: o.dryRun,
         exclude: o.exclude, snapshots: o.snapshots, excludeSnapshots: o.excludeSnapshots, rollback: o.rollback,
         journal: o.journal === false ? false : o.journal === true ? undefined : o.journal,
         sign: o.sign, encryptTo: o.encryptTo, bundleFormat: Number(o.bundleFormat) as 1 | 2,

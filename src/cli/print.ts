@@ -25,6 +25,7 @@ export function printExport(r: ExportResult, source: string, dryRun: boolean): v
     if (c.sentAs === 'full') out(`  note ${c.dataset || '(root)'}: a clone of ${c.origin}, sent as a full stream (no space shared on the target): ${c.reason}`);
   }
   for (const c of r.plan.conflicts) process.stderr.write(`zferry: conflict: ${c.message}\n`);
+  if (r.levelChoice) out(`zstd ${r.levelChoice.reason}`);
   if (r.resumed) {
     const verb = dryRun ? 'would resume' : 'resumed';
     out(`${verb} the unfinished export ${r.resumed.folder}:`);

@@ -8,7 +8,10 @@ import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { ZferryError } from '../errors.js';
-import { stopOnFailure } from '../subprocess.js';
+import { stopAndWait, stopOnFailure } from '../subprocess.js';
+import type { Readable } from 'node:stream';
+import { chooseLevel, type LevelChoice } from '../plan/level.js';
+import { probeLevels, takeSample } from '../pipeline/level-probe.js';
 import type { Zfs } from '../zfs/index.js';
 import { stepOf, type Inventory } from '../model.js';
 import { describeStep, projectTarget, sendFlagsOf, type Plan, type Scope, type SendStep } from '../plan/index.js';
@@ -31,7 +34,12 @@ export interface ExportOptions {
   dest: string;
   /** A state or receipt file; without it the newest matching receipt under dest is used. */
   since?: string;
-  level: number;
+  /** zstd level, or 'auto': measured on a sample of the first stream against linkBytesPerSecond (see chooseLevel). */
+  level: number | 'auto';
+  /** With level 'auto': the link the bundle crosses, bytes per second. */
+  linkBytesPerSecond?: number;
+  /** With level 'auto': the most memory zstd may take (default 512 MiB). */
+  maxMemory?: number;
   volumeSize: number;
   dryRun: boolean;
   /** Dataset globs to leave out (relative path or full name); children go with them. */
@@ -70,6 +78,8 @@ export interface ExportResult {
    * An unfinished export of this source found under dest (null: none): the
    * streams of it this run keeps (re-hashed from disk) and those it cannot.
    */
+  /** With --level auto: the level chosen and why (null otherwise). */
+  levelChoice: LevelChoice | null;
   resumed: {
     folder: string;
     reused: Array<{ index: number; dataset: string; kind: StreamEntry['kind']; from: string | null; to: string | null; storedBytes: number }>;
@@ -107,6 +117,19 @@ async function expectedSizes(zfs: Zfs, inventory: Inventory, sends: SendStep[], 
   return sizes;
 }
 
+/** zstd -19 with 2 threads takes about 390 MB: 512 MiB allows every level by default. */
+export const DEFAULT_MAX_MEMORY = 512 * 1024 * 1024;
+/** Enough of a stream to time zstd on, small enough to take seconds at level 19. */
+const AUTO_SAMPLE_BYTES = 16 * 1024 * 1024;
+
+/** Measures zstd on the first bytes of the real first stream and picks the level for the link. */
+async function autoLevel(zfs: Zfs, inventory: Inventory, step: SendStep, link: number, maxMemory: number): Promise<LevelChoice> {
+  const send = zfs.send(sendSpecFor(zfs, { inventory }, step));
+  const sample = await stopOnFailure(send, takeSample(send.stdout as Readable, AUTO_SAMPLE_BYTES));
+  await stopAndWait(send);
+  return chooseLevel(await probeLevels(sample), link, maxMemory);
+}
+
 export async function runExport(zfs: Zfs, opts: ExportOptions): Promise<ExportResult> {
   const progress = opts.progress ?? silentProgress;
   const started = Date.now();
@@ -129,10 +152,19 @@ export async function runExport(zfs: Zfs, opts: ExportOptions): Promise<ExportRe
     storedBytes: 0,
     seconds: 0,
     resumed: null,
+    levelChoice: null,
   };
+  if (opts.level === 'auto' && !(opts.linkBytesPerSecond && opts.linkBytesPerSecond > 0)) {
+    throw new ZferryError('--level auto needs the link\'s rate: --link RATE (e.g. 10Mbit) on export, rate in the relay config', { field: 'level' }, 2);
+  }
+  const sends0 = plan.steps.filter((s): s is SendStep => s.kind !== 'create');
+  if (opts.level === 'auto' && sends0.length > 0) {
+    result.levelChoice = await autoLevel(zfs, inventory, sends0[0], opts.linkBytesPerSecond!, opts.maxMemory ?? DEFAULT_MAX_MEMORY);
+  }
+  const level = opts.level === 'auto' ? (result.levelChoice?.level ?? 3) : opts.level;
 
   // An export cut part way (killed, disk full, link down) left its finished streams: keep what this plan still needs.
-  const settings: StreamSettings = { level: opts.level, volumeSize: opts.volumeSize, recipients: recipients ?? [] };
+  const settings: StreamSettings = { level, volumeSize: opts.volumeSize, recipients: recipients ?? [] };
   const planned: PlannedStream[] = plan.steps.map((step) => ({
     step,
     sendFlags: step.kind === 'create' ? [] : sendFlagsOf(sendSpecFor(zfs, { inventory }, step).flags ?? [], step),
@@ -211,7 +243,7 @@ export async function runExport(zfs: Zfs, opts: ExportOptions): Promise<ExportRe
       const written = await stopOnFailure(
         send,
         writeStream(send.stdout, {
-          dir, index, kind: step.kind, volumeSize: opts.volumeSize, level: opts.level,
+          dir, index, kind: step.kind, volumeSize: opts.volumeSize, level,
           ...(recipients ? { encryptTo: recipients } : {}),
           onBytes: (n) => progress.advance(n),
           // Once for the bundle, below: a folder fsync per stream was half of an export's fsyncs.
@@ -247,7 +279,7 @@ export async function runExport(zfs: Zfs, opts: ExportOptions): Promise<ExportRe
       basis,
       inventory,
       scope,
-      compression: { algorithm: 'zstd', level: opts.level },
+      compression: { algorithm: 'zstd', level },
       ...(recipients ? { encryption: { algorithm: 'age' as const, recipients } } : {}),
       streams,
     };

@@ -2,7 +2,7 @@
 import { dirname, resolve } from 'node:path';
 import { ZferryError, readUserFile } from '../errors.js';
 import { validateWith } from '../schemas.js';
-import { parseSize } from '../units.js';
+import { parseRate, parseSize } from '../units.js';
 import { DEFAULT_IDLE_TIMEOUT_SECONDS, parseEndpoint, SLOW_LINK_TUNING, type Endpoint, type MbufferTuning } from '../mbuffer/index.js';
 
 export interface RelayConfig {
@@ -17,7 +17,11 @@ export interface RelayConfig {
   /** The receiver's public key file (its relay receive --sign): only receipts signed by it are accepted. */
   trustReceiver: string | null;
   initialState: string | null;
-  level: number;
+  level: number | 'auto';
+  /** With level auto: the link's rate, bytes per second (the config's link, else mbuffer.rate). */
+  linkBytesPerSecond: number | null;
+  /** With level auto: zstd's memory bound. */
+  maxMemory: number;
   volumeSize: number;
   /** Secret key file (zferry keygen): every exported bundle is signed, for a receiver with --trust. */
   sign: string | null;
@@ -33,7 +37,9 @@ interface RawConfig {
   idleTimeout?: number;
   trustReceiver?: string;
   initialState?: string;
-  level?: number;
+  level?: number | 'auto';
+  link?: number | string;
+  maxMemory?: number | string;
   volumeSize?: number | string;
   sign?: string;
   mbuffer?: { blockSize?: number | string; memory?: number | string; rate?: number | string };
@@ -46,6 +52,15 @@ function size(v: number | string | undefined, fallback: number | undefined, file
     return parseSize(v, field);
   } catch (err) {
     throw new ZferryError(`${file}: /${field.replace(/\./g, '/')} ${(err as Error).message}`, { file, field: `/${field.replace(/\./g, '/')}` });
+  }
+}
+
+function linkRate(v: number | string | undefined, file: string): number | undefined {
+  if (v === undefined || typeof v === 'number') return v;
+  try {
+    return parseRate(v, 'link');
+  } catch (err) {
+    throw new ZferryError(`${file}: /link ${(err as Error).message}`, { file, field: '/link' });
   }
 }
 
@@ -78,6 +93,8 @@ export function parseRelayConfig(text: string, file: string): RelayConfig {
     trustReceiver: raw.trustReceiver === undefined ? null : resolve(base, raw.trustReceiver),
     initialState: raw.initialState === undefined ? null : resolve(base, raw.initialState),
     level: raw.level ?? 3,
+    linkBytesPerSecond: linkRate(raw.link, file) ?? size(raw.mbuffer?.rate, undefined, file, 'mbuffer.rate') ?? null,
+    maxMemory: size(raw.maxMemory, 512 * 1024 ** 2, file, 'maxMemory')!,
     volumeSize: size(raw.volumeSize, 1024 ** 3, file, 'volumeSize')!,
     sign: raw.sign === undefined ? null : resolve(base, raw.sign),
     tuning: {

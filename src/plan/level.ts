@@ -1,0 +1,63 @@
+/**
+ * `--level auto`: the zstd level for a link, from speeds measured on this
+ * machine. Pure: the caller measures (pipeline/level-probe.ts).
+ *
+ * A stream crosses in about max(raw / compress speed, stored / link rate):
+ * while zstd outruns the link, a higher level only shrinks what crosses;
+ * once it cannot keep the link full, the link idles. The level chosen is the
+ * one with the least such time, the higher level on a tie (a smaller bundle
+ * on the disk), among those that fit the memory bound.
+ */
+
+export interface LevelSample {
+  level: number;
+  /** Raw bytes zstd took per second at this level on this machine (all its workers). */
+  rawPerSecond: number;
+  /** Stored bytes per raw byte on the sample. */
+  ratio: number;
+  /** zstd's working memory at this level with the workers used (estimate). */
+  memoryBytes: number;
+}
+
+export interface LevelChoice {
+  level: number;
+  /** One line: which level and why. */
+  reason: string;
+  /** Seconds per raw GiB for every level measured (null: over the memory bound). */
+  secondsPerGiB: Array<{ level: number; seconds: number | null; ratio: number; rawPerSecond: number }>;
+}
+
+/**
+ * zstd's memory by level with 2 workers, rounded up from its compression
+ * parameters (window and tables per worker plus job buffers): -19 with two
+ * threads measured about 390 MB (issue 14).
+ */
+export function zstdMemoryEstimate(level: number, workers = 2): number {
+  const perWorkerMiB = level <= 2 ? 6 : level <= 5 ? 14 : level <= 9 ? 40 : level <= 12 ? 70 : level <= 15 ? 110 : level <= 17 ? 150 : 195;
+  return perWorkerMiB * workers * 1024 * 1024;
+}
+
+export function chooseLevel(samples: LevelSample[], linkBytesPerSecond: number, maxMemory: number): LevelChoice {
+  const GiB = 1024 ** 3;
+  const time = (s: LevelSample) => Math.max(GiB / s.rawPerSecond, (GiB * s.ratio) / linkBytesPerSecond);
+  const table = samples.map((s) => ({ level: s.level, seconds: s.memoryBytes <= maxMemory ? time(s) : null, ratio: s.ratio, rawPerSecond: s.rawPerSecond }));
+  const fit = samples.filter((s) => s.memoryBytes <= maxMemory).sort((a, b) => a.level - b.level);
+  if (fit.length === 0) {
+    return { level: 1, reason: `level 1: no level measured fits --max-memory ${Math.round(maxMemory / 2 ** 20)} MiB`, secondsPerGiB: table };
+  }
+  let best = fit[0];
+  // 2% slack: a level that costs no measurable time is worth its smaller bundle.
+  for (const s of fit) if (time(s) <= time(best) * 1.02) best = s;
+  const fills = best.rawPerSecond * best.ratio >= linkBytesPerSecond;
+  const mib = (n: number) => `${(n / 2 ** 20).toFixed(1)} MiB/s`;
+  const higher = samples.filter((s) => s.level > best.level).sort((a, b) => a.level - b.level)[0];
+  const why = fills
+    ? `compresses ${mib(best.rawPerSecond)} to ${(best.ratio * 100).toFixed(0)}% here, ${mib(best.rawPerSecond * best.ratio)} onto a ${mib(linkBytesPerSecond)} link: it keeps the link full`
+    : `compresses ${mib(best.rawPerSecond)} to ${(best.ratio * 100).toFixed(0)}% here, fastest end to end on a ${mib(linkBytesPerSecond)} link`;
+  const next = higher
+    ? higher.memoryBytes > maxMemory
+      ? `; level ${higher.level} needs about ${Math.round(higher.memoryBytes / 2 ** 20)} MiB, over --max-memory`
+      : `; level ${higher.level} (${mib(higher.rawPerSecond)}) would ${higher.rawPerSecond * higher.ratio < linkBytesPerSecond ? 'leave the link idle' : 'save too little'}`
+    : '';
+  return { level: best.level, reason: `level ${best.level}: ${why}${next}`, secondsPerGiB: table };
+}
