@@ -63,7 +63,10 @@ export interface RelaySendResult {
  * only wire version 1 refuses the offer in its own log and never answers:
  * the wait ends at the deadline with a line saying so.
  */
-async function askHoldings(bundles: PackedBundle[], opts: RelaySendOptions, listener: ReplyListener, idle: number): Promise<{ resume: Resume; listener: ReplyListener | null }> {
+/** How long a sender waits for the receiver's holdings before pushing everything (a receiver without --reply-to never answers). */
+const HOLDINGS_WAIT_SECONDS = 60;
+
+async function askHoldings(bundles: PackedBundle[], opts: RelaySendOptions, listener: ReplyListener, idle: number, ctx: ReplyContext, ignore: (reason: string) => void): Promise<{ resume: Resume | null; listener: ReplyListener | null }> {
   const to = formatEndpoint(opts.to);
   const at = formatEndpoint(opts.replyListen!);
   const offer = mbufferOut(opts.to, opts.tuning, { watchdogSeconds: idle });
@@ -75,16 +78,18 @@ async function askHoldings(bundles: PackedBundle[], opts: RelaySendOptions, list
     throw new ZferryError(`relay to ${to} failed: ${oneLine(err)}`, {});
   }
   // Re-hashing what it kept takes the receiver a disk read; a version-1 receiver never answers, so the wait is bounded by the idle timeout too.
-  const waitSeconds = Math.min(opts.receiptTimeoutSeconds, idle);
+  const waitSeconds = Math.min(opts.receiptTimeoutSeconds, idle, HOLDINGS_WAIT_SECONDS);
   const deadline = Date.now() + waitSeconds * 1000;
   let l: ReplyListener | null = listener;
   for (;;) {
     const got = await oneReply(l, deadline);
     l = null;
     if ('failed' in got && got.late) {
-      throw new ZferryError(
-        `receiver ${to} did not answer the resume offer on ${at} within ${waitSeconds} s: is it zferry with relay wire version ${RELAY_WIRE_VERSION}? (an older one logs "this zferry reads zferry-relay version 1": upgrade it)`, {},
+      // Not fatal: the push goes whole, in version 1 framing that any receiver reads.
+      opts.onIgnored?.(
+        `receiver ${to} did not answer the resume offer on ${at} within ${waitSeconds} s (no --reply-to there, or a zferry without relay wire version ${RELAY_WIRE_VERSION}, which logs "this zferry reads zferry-relay version 1"): pushing everything`,
       );
+      return { resume: null, listener: null };
     }
     if (!('failed' in got)) {
       let kind = '';
@@ -95,15 +100,14 @@ async function askHoldings(bundles: PackedBundle[], opts: RelaySendOptions, list
         const h = parseHoldings(got.text, at);
         return { resume: resumeFrom(bundles, h.bundles), listener: null };
       }
-      if (kind === 'zferry-relay-reply') {
-        const r = JSON.parse(got.text) as { ok?: boolean; error?: string };
-        if (r.ok === false) throw new ZferryError(`receiver ${to} refused the push: ${typeof r.error === 'string' ? r.error : 'no reason given'}`, {});
-      }
-      opts.onIgnored?.(`reply on ${at} ignored while waiting for the receiver's holdings: ${got.text.slice(0, 80)}`);
+      // A receipt before any data was pushed is judged as any other, and never accepted: nothing was applied yet.
+      const v = evaluateReply(got.text, at, { ...ctx, now: new Date() });
+      if (v.kind === 'refused') throw new ZferryError(`receiver ${to} refused the push: ${v.error}`, {});
+      ignore(v.kind === 'ignored' ? v.reason : 'a receipt came before the bundles were pushed');
     } else {
-      opts.onIgnored?.(`reply on ${at} ignored while waiting for the receiver's holdings: ${got.failed}`);
+      ignore(got.failed);
     }
-    if (Date.now() >= deadline) throw new ZferryError(`receiver ${to} sent no holdings on ${at} within ${waitSeconds} s`, {});
+    if (Date.now() >= deadline) return { resume: null, listener: null };
     l = listenForReply(opts.replyListen!, idle);
   }
 }
@@ -213,8 +217,18 @@ export async function runRelaySend(opts: RelaySendOptions): Promise<RelaySendRes
   let listener = opts.replyListen ? listenForReply(opts.replyListen, idle) : null;
   // With a reply port the receiver can say what it holds from a cut push: only the rest goes.
   let resume: Resume | null = null;
+  const ignored: string[] = [];
+  const ctx: ReplyContext = {
+    pushed: bundles.map((b) => ({ bundleId: b.manifest.bundleId, source: b.manifest.source, inventory: b.manifest.inventory, streams: b.manifest.streams })),
+    trust,
+    now: new Date(),
+  };
+  const ignore = (reason: string) => {
+    ignored.push(reason);
+    opts.onIgnored?.(`reply on ${formatEndpoint(opts.replyListen!)} ignored: ${reason}`);
+  };
   if (listener) {
-    resume = (await askHoldings(bundles, opts, listener, idle)).resume;
+    resume = (await askHoldings(bundles, opts, listener, idle, ctx, ignore)).resume;
     listener = listenForReply(opts.replyListen!, idle);
   }
   const sendTotal = total - resumedBytesOf(bundles, resume);
@@ -252,21 +266,12 @@ export async function runRelaySend(opts: RelaySendOptions): Promise<RelaySendRes
     reply: null,
     receipt: null,
     confirmed: [],
-    ignored: [],
+    ignored,
     resumedBytes: resumedBytesOf(bundles, resume),
   };
   if (listener && opts.replyListen) {
     const at = formatEndpoint(opts.replyListen);
     const deadline = Date.now() + opts.receiptTimeoutSeconds * 1000;
-    const ctx: ReplyContext = {
-      pushed: bundles.map((b) => ({ bundleId: b.manifest.bundleId, source: b.manifest.source, inventory: b.manifest.inventory, streams: b.manifest.streams })),
-      trust,
-      now: new Date(),
-    };
-    const ignore = (reason: string) => {
-      result.ignored.push(reason);
-      opts.onIgnored?.(`reply on ${at} ignored: ${reason}`);
-    };
     // Until the deadline: a reply that is not the receipt of this push is set aside and the port opened again.
     const noReceipt = () => {
       const seen = result.ignored.length > 0 ? ` (${result.ignored.length} repl${result.ignored.length > 1 ? 'ies' : 'y'} ignored, the last: ${result.ignored.at(-1)})` : '';

@@ -151,7 +151,10 @@ function carried(b: PackedBundle, resume: Resume | null): number {
 
 export function relayHeader(bundles: PackedBundle[], phase: 'offer' | 'data' = 'data', resume: Resume | null = null): RelayHeader {
   const list = bundles.map((b) => ({ name: basename(b.dir), bundleId: b.manifest.bundleId, bytes: phase === 'offer' ? 0 : carried(b, resume) }));
-  const h: RelayHeader = { format: 'zferry-relay', formatVersion: 2, phase, bundles: list, totalBytes: list.reduce((n, b) => n + b.bytes, 0) };
+  const totalBytes = list.reduce((n, b) => n + b.bytes, 0);
+  // A whole push is version 1 exactly, which every receiver reads; an offer or a resumed push needs version 2.
+  if (phase === 'data' && !resume) return { format: 'zferry-relay', formatVersion: 1, bundles: list, totalBytes };
+  const h: RelayHeader = { format: 'zferry-relay', formatVersion: 2, phase, bundles: list, totalBytes };
   if (phase === 'data' && resume) {
     h.held = [...resume.held];
     h.resume = Object.fromEntries([...resume.offsets].map(([name, offs]) => [name, Object.fromEntries(offs)]));
