@@ -2,12 +2,15 @@
 # Installs what zferry's demo and tests need on a Debian machine, then builds.
 # Idempotent and quick when everything is there; `npm test`, `npm run demo`
 # and .ci/run all start with it, so a fresh machine needs no other step.
-#   scripts/setup.sh          zfs-fuse, mbuffer, zstd, minisign, age, strace; npm ci; build
+#   scripts/setup.sh          zfs-fuse, mbuffer, zstd, minisign, age, strace, tmux, par2,
+#                             systemd (systemd-analyze checks contrib's units), and the
+#                             compiler zstd-napi builds with when npm has no prebuilt binary
+#                             for this machine (build-essential, python3); npm ci; build
 #   scripts/setup.sh --lab    also what the OpenZFS QEMU lane needs
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(zfs-fuse mbuffer zstd minisign age strace)
+packages=(zfs-fuse mbuffer zstd minisign age strace par2 tmux build-essential python3 systemd)
 if [ "${1:-}" = "--lab" ]; then
   packages+=(qemu-system-x86 debootstrap cpio e2fsprogs)
 fi

@@ -15,6 +15,8 @@ export interface ErrorContext {
   command?: string[];
   exitCode?: number;
   stderr?: string;
+  /** The file-system error's name (ENOSPC, EDQUOT…), for callers that add what they know. */
+  errno?: string;
 }
 
 export class ZferryError extends Error {

@@ -1,8 +1,10 @@
 #!/usr/bin/env node
 // The one test entry point (README, `npm test` and .ci/run all call it).
 // Lanes: `unit` (pure logic, no ZFS), `fuse` (real ZFS through zfs-fuse),
-// `openzfs` (run inside the QEMU guest by test/lab/run-openzfs.sh).
-// Default = unit + fuse: the fast lane every commit must keep green.
+// `package` (npm pack and npm install -g of the tarball into a fresh prefix;
+// needs the npm registry), `openzfs` (run inside the QEMU guest by
+// test/lab/run-openzfs.sh).
+// Default = unit + fuse + package: the fast lane every commit must keep green.
 import { readdirSync, statSync, existsSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,17 +14,19 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const dist = join(root, 'dist', 'test');
 const arg = process.argv[2] ?? 'default';
 const lanes = {
-  default: { dirs: ['unit', 'fuse', 'scenario'], env: { ZFERRY_LANE: 'fuse' } },
+  default: { dirs: ['unit', 'fuse', 'scenario', 'package'], env: { ZFERRY_LANE: 'fuse' } },
   unit: { dirs: ['unit'], env: {} },
+  package: { dirs: ['package'], env: {} },
   fuse: { dirs: ['fuse', 'scenario'], env: { ZFERRY_LANE: 'fuse' } },
   // Under software emulation every process start costs seconds: the guest runs
-  // what only OpenZFS can show plus the core scenarios (seed, second round,
-  // stock restore, bad input, estimate's -nvP/written path, clones received
-  // with -o origin), not the whole
-  // zfs-fuse lane again.
+  // the adapter, what only OpenZFS can show, and the core scenarios (seed,
+  // second round, stock restore, bad input, estimate's -nvP/written path,
+  // clones received with -o origin), not the whole zfs-fuse lane again.
+  // The same lane runs on both guest images (OpenZFS 2.3 and 2.1,
+  // test/lab/README.md).
   openzfs: {
     dirs: ['openzfs'],
-    files: ['scenario/seed.test.js', 'scenario/bad-input.test.js', 'scenario/estimate.test.js', 'scenario/clones.test.js'],
+    files: ['fuse/zfs-adapter.test.js', 'scenario/seed.test.js', 'scenario/bad-input.test.js', 'scenario/estimate.test.js', 'scenario/clones.test.js', 'scenario/mounted-target.test.js'],
     env: { ZFERRY_LANE: 'openzfs' },
   },
 };

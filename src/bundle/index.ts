@@ -21,6 +21,7 @@ export { writeFileAtomic } from '../fs/safe.js';
 export { SUMS_FILE, sha256sumsText } from './sums.js';
 export { RESTORE_FILE, restoreText, shellQuote } from './restore.js';
 export { verifyBundle, verifyArrived, checkBundleAtRest, type VerifyReport, type ArrivedVolume } from './verify.js';
+export { verifyOrRepair, type RepairedReport } from './repair.js';
 export { isBundleDir, findBundles } from './find.js';
 export { finishBundle, withRestore } from './finish.js';
 export { validateManifestSchema, SCHEMA_URL, type SchemaProblem } from './schema.js';

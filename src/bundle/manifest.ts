@@ -6,6 +6,7 @@
 import { join } from 'node:path';
 import type { DatasetType, Guid, Inventory, SnapshotRef, Step, StepFrom } from '../model.js';
 import type { Scope } from '../plan/scope.js';
+import type { ParityEntry } from '../parity/par2.js';
 import { ZferryError } from '../errors.js';
 import { readRegular, writeFileAtomic } from '../fs/safe.js';
 import { validateManifestSchema } from './schema.js';
@@ -91,6 +92,10 @@ export interface Manifest {
   encryption?: { algorithm: 'age'; recipients: string[] };
   /** Required in format 2, absent in format 1 (whose RESTORE.txt nothing checks). */
   restore?: RestoreEntry;
+  /** Format 2, optional (export --parity): par2 recovery files over every volume, in parity/. */
+  parity?: ParityEntry;
+  /** Format 2 only: the site exported for (export --site); absent for the default site. */
+  site?: string;
   streams: StreamEntry[];
 }
 
@@ -148,6 +153,9 @@ interface Problem {
 function checkRestoreForVersion(head: Record<string, unknown>): Problem | null {
   if (head.formatVersion === 1 && head.restore !== undefined) {
     return { path: '/restore', message: 'is not part of bundle format version 1 (it came with version 2)' };
+  }
+  if (head.formatVersion === 1 && head.parity !== undefined) {
+    return { path: '/parity', message: 'is not part of bundle format version 1 (it came with version 2)' };
   }
   if (head.formatVersion !== 1 && head.restore === undefined) {
     return { path: '/restore', message: `is required in bundle format version ${String(head.formatVersion)} (RESTORE.txt's size and sha256)` };

@@ -13,6 +13,7 @@ import { assertRealFolders, fsyncDir, hashRegular, readRegular, removeEntry, ren
 import { fileError } from '../fs/errors.js';
 import { MANIFEST_FILE, type StreamEntry } from './manifest.js';
 import type { ReusedStream, StreamSettings } from '../plan/reuse.js';
+import { DEFAULT_SITE } from '../state/site.js';
 
 export const PARTIAL_FILE = '.zferry-export.json';
 const MAX_PARTIAL = 64 * 1024 * 1024;
@@ -27,6 +28,8 @@ export interface PartialExport {
   /** Who is writing it: a live export on this host is never adopted by another. */
   host: string;
   pid: number;
+  /** The site exported for (absent in markers written before sites: the default site). */
+  site?: string;
   settings: StreamSettings;
   /** Streams written whole (volumes closed and fsynced), in the order written. */
   streams: StreamEntry[];
@@ -66,10 +69,10 @@ function isLive(p: PartialExport): boolean {
 }
 
 /**
- * Unfinished exports of `source` under `dest`, newest first; one that a
+ * Unfinished exports of `source` for `site` under `dest`, newest first; one that a
  * running export on this host is still writing is left out.
  */
-export async function findPartials(dest: string, source: string): Promise<FoundPartial[]> {
+export async function findPartials(dest: string, source: string, site: string): Promise<FoundPartial[]> {
   let entries;
   try {
     entries = await readdir(dest, { withFileTypes: true });
@@ -83,7 +86,7 @@ export async function findPartials(dest: string, source: string): Promise<FoundP
     const names = await readdir(dir).catch(() => [] as string[]);
     if (names.includes(MANIFEST_FILE)) continue;
     const marker = await readPartial(dir);
-    if (marker && marker.source === source && !isLive(marker)) out.push({ dir, marker });
+    if (marker && marker.source === source && (marker.site ?? DEFAULT_SITE) === site && !isLive(marker)) out.push({ dir, marker });
   }
   return out.sort((a, b) => b.marker.createdAt.localeCompare(a.marker.createdAt) || b.dir.localeCompare(a.dir));
 }

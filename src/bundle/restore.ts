@@ -84,8 +84,22 @@ export function restoreText(m: Omit<Manifest, 'restore'>): string {
     ...(encrypted ? [': "${AGE_IDENTITY:?set AGE_IDENTITY to your age identity file first}"'] : []),
     'cd "${BUNDLE:-$(dirname "$0")}"',
     '',
-    '# Every volume must match its checksum before anything is received.',
-    'sha256sum -c SHA256SUMS',
+    ...(m.parity
+      ? [
+          '# Every volume must match its checksum before anything is received. A damaged or missing',
+          `# volume is rebuilt from parity/ (PAR 2.0 recovery data, ${m.parity.percent}% of the volumes' bytes) with`,
+          '# stock par2 (Debian: apt-get install par2), which keeps each damaged volume as VOLUME.1;',
+          '# those copies are removed so the cat below does not pick them up. Then the check runs again.',
+          'if ! sha256sum --quiet -c SHA256SUMS; then',
+          '  par2 repair -B . parity/recovery.par2',
+          '  rm -f streams/*.zst.[0-9][0-9][0-9].[0-9]* streams/*.zst.age.[0-9][0-9][0-9].[0-9]*',
+          '  sha256sum -c SHA256SUMS',
+          'fi',
+        ]
+      : [
+          '# Every volume must match its checksum before anything is received.',
+          'sha256sum -c SHA256SUMS',
+        ]),
     '',
   ];
   for (const s of m.streams) {

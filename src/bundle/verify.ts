@@ -14,6 +14,7 @@ import { assertRealFolders, readRegular, regularFileSize } from '../fs/safe.js';
 import { VolumeReader } from './volume-reader.js';
 import { MAX_MANIFEST_BYTES, readManifest, type Manifest } from './manifest.js';
 import { SUMS_FILE, sha256sumsText } from './sums.js';
+import { hashFile } from '../parity/par2.js';
 
 export interface VerifyReport {
   bundleDir: string;
@@ -45,7 +46,25 @@ export async function verifyBundle(bundleDir: string, opts: VerifyOptions = {}):
     volumes += s.volumes.length;
     storedBytes += s.storedBytes;
   }
+  await checkParityFiles(bundleDir, manifest, true);
   return report(bundleDir, manifest, volumes, storedBytes);
+}
+
+/**
+ * The parity files the manifest lists (format 2, export --parity): present,
+ * their size, and with `hash` their sha256, as every other file on the disk.
+ */
+export async function checkParityFiles(bundleDir: string, m: Manifest, hash: boolean): Promise<void> {
+  for (const [i, f] of (m.parity?.files ?? []).entries()) {
+    const path = join(bundleDir, f.file);
+    const ctx = { file: path, field: `/parity/files/${i}` };
+    const size = await regularFileSize(path, bundleDir);
+    if (size === null) throw new ZferryError(`missing parity file ${path}`, ctx);
+    if (size !== f.bytes) throw new ZferryError(`${path}: size is ${size} bytes, manifest says ${f.bytes}`, { ...ctx, offset: Math.min(size, f.bytes) });
+    if (!hash) continue;
+    const got = await hashFile(bundleDir, f.file);
+    if (got.sha256 !== f.sha256) throw new ZferryError(`${path}: sha256 is ${got.sha256}, manifest says ${f.sha256}`, ctx);
+  }
 }
 
 function report(bundleDir: string, manifest: Manifest, volumes: number, storedBytes: number): VerifyReport {
@@ -87,6 +106,8 @@ export async function verifyArrived(bundleDir: string, manifest: Manifest, arriv
     volumes += s.volumes.length;
     storedBytes += s.storedBytes;
   }
+  // Parity files are not hashed on arrival: read them once here.
+  await checkParityFiles(bundleDir, manifest, true);
   return report(bundleDir, manifest, volumes, storedBytes);
 }
 
@@ -177,4 +198,5 @@ export async function checkBundleAtRest(bundleDir: string, manifest: Manifest): 
       }
     }
   }
+  await checkParityFiles(bundleDir, manifest, false);
 }

@@ -41,3 +41,26 @@ export function example(text: string): string {
 export function emitJson(value: unknown): void {
   process.stdout.write(JSON.stringify(value, null, 2) + '\n');
 }
+
+/** `--wait [SECONDS]`: a whole number of seconds, or no value to wait as long as it takes. */
+export function waitOption(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('--wait takes a whole number of seconds (or nothing, to wait as long as it takes)');
+  return n;
+}
+
+export const WAIT_HELP = 'if another run holds the lock, wait for it (up to SECONDS; without a number, as long as it takes) instead of refusing at once';
+
+/** The parsed --wait: absent, seconds, or (bare flag) Infinity. */
+export function waitSeconds(value: number | boolean | undefined): number | undefined {
+  return value === undefined || value === false ? undefined : value === true ? Infinity : value;
+}
+
+/**
+ * Where a command's one-line notices go (a stale lock taken over, a risky
+ * option): stderr for a person; with --json, the result's `warnings` field.
+ */
+export function notices(json: boolean): { notice: (line: string) => void; warnings: string[] } {
+  const warnings: string[] = [];
+  return { warnings, notice: json ? (line) => warnings.push(line) : (line) => process.stderr.write(`zferry: ${line}\n`) };
+}

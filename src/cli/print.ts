@@ -1,5 +1,5 @@
 /** Human-readable output of each command's result (stdout). */
-import { describeStep } from '../plan/index.js';
+import { describeStep, spaceVerdict } from '../plan/index.js';
 import type { ExportResult } from '../commands/export.js';
 import type { ImportResult } from '../commands/import.js';
 import type { Verdict } from '../estimate/verdict.js';
@@ -9,7 +9,8 @@ import { barChart, isUtf8Locale, table } from './chart.js';
 
 const out = (line = '') => process.stdout.write(line + '\n');
 
-export function printExport(r: ExportResult, source: string, dryRun: boolean): void {
+/** What export is about to do: printed before any progress bar. */
+export function printExportPlan(r: ExportResult, source: string, dest: string, dryRun = false): void {
   const basis = r.basis.origin === 'empty' ? 'an empty target (initial seed)' : `${r.basis.origin} ${r.basis.file}`;
   out(`plan for ${source}, against ${basis}:`);
   for (const step of r.plan.steps) out(`  ${describeStep(step)}`);
@@ -27,14 +28,19 @@ export function printExport(r: ExportResult, source: string, dryRun: boolean): v
   for (const c of r.plan.conflicts) process.stderr.write(`zferry: conflict: ${c.message}\n`);
   if (r.levelChoice) out(`zstd ${r.levelChoice.reason}`);
   if (r.resumed) {
-    const verb = dryRun ? 'would resume' : 'resumed';
+    const verb = dryRun ? 'would resume' : 'resuming';
     out(`${verb} the unfinished export ${r.resumed.folder}:`);
     for (const u of r.resumed.reused) {
       const what = u.kind === 'full' ? `@${u.to}` : `@${u.from}→@${u.to}`;
-      out(`  ${dryRun ? 'would reuse' : 'reused'} stream ${u.index}: ${u.dataset || '(root)'} ${what} (${formatBytes(u.storedBytes)}, sha256 re-checked)`);
+      out(`  ${dryRun ? 'would reuse' : 'reusing'} stream ${u.index}: ${u.dataset || '(root)'} ${what} (${formatBytes(u.storedBytes)}, sha256 re-checked)`);
     }
-    for (const d of r.resumed.dropped) out(`  ${dryRun ? 'would drop' : 'dropped'} its stream ${d.index} (${d.dataset || '(root)'}): ${d.reason}`);
+    for (const d of r.resumed.dropped) out(`  ${dryRun ? 'would drop' : 'dropping'} its stream ${d.index} (${d.dataset || '(root)'}): ${d.reason}`);
   }
+  if (r.space && r.space.freeBytes !== null) out(`space: ${spaceVerdict(dest, r.space, formatBytes)}`);
+}
+
+/** What export did, once the work is over. */
+export function printExportResult(r: ExportResult, dryRun: boolean): void {
   if (dryRun) {
     out('dry run: nothing written');
     return;
@@ -46,6 +52,8 @@ export function printExport(r: ExportResult, source: string, dryRun: boolean): v
 }
 
 export function printImport(r: ImportResult, dryRun: boolean): void {
+  if (r.createdParent !== null) out(`${dryRun ? 'would create' : 'created'} ${r.createdParent} (--create-parents)`);
+  for (const x of r.repaired) for (const v of x.volumes) out(`repaired ${x.bundle}/${v} from parity/`);
   for (const b of r.bundles) {
     out(`${b.bundle}: ${b.status}`);
     if (b.status === 'already-applied') continue;
@@ -68,13 +76,23 @@ export function printImport(r: ImportResult, dryRun: boolean): void {
         `${g.exceeded ? ': --delete would be REFUSED; raise --max-delete to allow it' : ''}`);
     }
   }
+  // Datasets left standing on purpose (--delete-after's wait, out-of-scope children): say why.
+  const keptDatasets = r.extras.action === 'reported' ? [] : r.extras.kept.filter((k) => k.snapshot === undefined);
+  for (const k of keptDatasets) out(`kept ${k.dataset ? `${r.target}/${k.dataset}` : r.target}: ${k.reason}`);
+  const k = r.retention;
+  if (k && (k.destroy.length > 0 || k.protected.length > 0)) {
+    out(`retention by the grid ${k.grid} (${k.action === 'destroyed' ? 'destroyed' : 'would destroy'} ${k.destroy.length}):`);
+    for (const x of k.destroy) out(`  ${x.full}: ${x.reason}`);
+    for (const x of k.protected) out(`  kept ${x.full}: ${x.reason}`);
+  }
   if (dryRun) out(`dry run: nothing received or destroyed (${formatBytes(r.storedBytes)} would be read)`);
   else out(`${r.target} updated in ${r.seconds.toFixed(1)} s; receipt: ${r.receipt}`);
 }
 
-export function printVerify(bundles: Array<{ bundle: string; streams: number; volumes: number; storedBytes: number; formatVersion: number; restoreCovered: boolean }>): void {
+export function printVerify(bundles: Array<{ bundle: string; streams: number; volumes: number; storedBytes: number; formatVersion: number; restoreCovered: boolean; parity?: number | null; repaired?: string[] }>): void {
   for (const b of bundles) {
-    out(`ok ${b.bundle}: ${b.streams} stream(s), ${b.volumes} volume(s), ${formatBytes(b.storedBytes)}`);
+    for (const f of b.repaired ?? []) out(`repaired ${b.bundle}/${f} from parity/`);
+    out(`ok ${b.bundle}: ${b.streams} stream(s), ${b.volumes} volume(s), ${formatBytes(b.storedBytes)}${b.parity ? `, ${b.parity}% parity` : ''}`);
     if (!b.restoreCovered) out(`  note: bundle format ${b.formatVersion}: RESTORE.txt is not covered by its checksums or signature; read it before running it`);
   }
 }
@@ -109,6 +127,7 @@ export function printEstimate(r: EstimateResult, level: number, unicode = isUtf8
   }
   const transfer = r.link.transferSeconds === null ? 'unknown' : formatDuration(r.link.transferSeconds);
   out(`at ${formatRate(r.link.bytesPerSecond)}: ${transfer} to move the next bundle`);
+  if (r.space) out(`space: ${spaceVerdict(r.space.dest, r.space, formatBytes)}`);
   out();
 
   const c = r.churn;
@@ -151,10 +170,28 @@ export function verdictSummary(v: Verdict): string {
   }
   const days = v.diskEveryDays!;
   const disk = formatBytes(v.diskBytes);
-  const every = days > 365
-    ? `one ${disk} disk would carry more than a year of it`
+  const every = days > TEN_YEARS_DAYS
+    ? `one ${disk} disk would carry more than 10 years of it`
     : days >= 1
-      ? `a ${disk} disk every ${Math.floor(days)} day${Math.floor(days) === 1 ? '' : 's'} would carry the rest`
+      ? `a ${disk} disk every ${spanOfDays(days)} would carry the rest`
       : `a ${disk} disk would fill in ${(days * 24).toFixed(1)} h: ship ${Math.ceil(1 / days)} disks a day or a faster link`;
   return `falls behind by ${formatBytes(Math.round(v.behindPerDay!))} per day; ${every}`;
+}
+
+const DAYS_PER_MONTH = 365.25 / 12;
+export const TEN_YEARS_DAYS = 3652.5;
+
+/**
+ * A span of at least one day in the unit a person reads at a glance: days up
+ * to 60, then months up to two years, then years up to ten. Rounded down: a
+ * disk shipped a little early is safe, one shipped late is not.
+ */
+export function spanOfDays(days: number): string {
+  if (days < 61) {
+    const n = Math.floor(days);
+    return `${n} day${n === 1 ? '' : 's'}`;
+  }
+  if (days < 2 * 365.25) return `${Math.floor(days / DAYS_PER_MONTH)} months`;
+  if (days <= TEN_YEARS_DAYS) return `${Math.floor(days / 365.25)} years`;
+  return 'more than 10 years';
 }

@@ -2,11 +2,13 @@
 import { Command, Option, InvalidArgumentError } from 'commander';
 import type { Zfs } from '../zfs/index.js';
 import type { Progress } from '../progress.js';
-import { DEFAULT_IDLE_TIMEOUT_SECONDS, parseEndpoint, SLOW_LINK_TUNING, type MbufferTuning } from '../mbuffer/index.js';
+import { DEFAULT_IDLE_TIMEOUT_SECONDS, formatEndpoint, parseEndpoint, SLOW_LINK_TUNING, type MbufferTuning } from '../mbuffer/index.js';
 import type { TransferResult } from '../commands/relay-receive.js';
 import type { RelayEvent } from '../commands/relay-run.js';
-import { formatBytes } from '../units.js';
-import { collect, example, sizeOption, unitOption } from './options.js';
+import { formatBytes, parseInterval } from '../units.js';
+import { collect, example, sizeOption, unitOption, WAIT_HELP, waitOption, waitSeconds } from './options.js';
+import { stopIfOutputClosed } from './pipes.js';
+import { addNotifyOption, jobSpec } from './job-options.js';
 
 // Loaded when a relay command runs, as in main.ts: starting zferry stays cheap.
 const probeZfs = async (): Promise<Zfs> => (await import('../zfs/index.js')).Zfs.probe();
@@ -68,6 +70,16 @@ function printTransfer(t: TransferResult, asJson: boolean, once: boolean): void 
   if (t.ok) for (const d of t.import?.deferred ?? []) process.stderr.write(`zferry: ${d.message}\n`);
 }
 
+async function recordTransfer(t: TransferResult, target: string, spool: string): Promise<void> {
+  try {
+    const figures = await import('../commands/figures.js');
+    const { stateDir } = await import('../state/journal.js');
+    await figures.recordTransfer(stateDir(), t, target, spool);
+  } catch (err) {
+    process.stderr.write(`zferry: the outcome was not recorded for zferry status: ${(err as Error).message}\n`);
+  }
+}
+
 function printEvent(e: RelayEvent, asJson: boolean): void {
   if (asJson) {
     out(JSON.stringify({ at: new Date().toISOString(), ...e }));
@@ -85,7 +97,8 @@ export function relayCommand(): Command {
     .addHelpText('after', example(
       '# receiving host: keep listening, import each transfer, send the receipt back\n' +
       '# (--source: the source pool\'s guid and root; once backup holds a copy, its mark says it)\n' +
-      'zferry relay receive --listen 9090 --spool /srv/zferry/spool --import backup --source 1234567890123456789:tank --reply-to source.example.net:9091\n' +
+      '# only bundles signed by the source\'s key (zferry keygen on the source; its relay config names it in "sign")\n' +
+      'zferry relay receive --listen 9090 --spool /srv/zferry/spool --import backup --source 1234567890123456789:tank --trust /etc/zferry/source.pub --reply-to source.example.net:9091\n' +
       '# sending host, from a systemd timer\n' +
       'zferry relay run --config /etc/zferry/relay.json',
     ));
@@ -130,10 +143,14 @@ export function relayCommand(): Command {
     .option('--import <target>', 'after each transfer, import the spool into TARGET (as zferry import)')
     .option('--source <poolguid:root>', 'the source this spool serves (as import marks TARGET: zferry:source); default: TARGET\'s mark. Bundles of any other source are refused before they enter the spool')
     .option('--force', 'with --import: import even if TARGET mirrors another source', false)
+    .option('--create-parents', 'with --import: create TARGET\'s missing parent datasets, as import --create-parents', false)
     .option('--delete', 'with --import: import --delete, like rsync --delete (destroy under TARGET what the source no longer has)', false)
     .option('--max-delete <limit>', 'with --delete: the deletion guard, as for import (N datasets, P% of quiet datasets\' snapshots, or all); repeatable', collect, [] as string[])
+    .addOption(new Option('--delete-after <age>', 'with --delete: destroy a dataset missing on the source only once it has been missing this long, as for import').argParser(unitOption(parseInterval, '--delete-after age')))
     .option('--reply-to <host:port>', 'send the receipt (or the reason for failure) to the sender\'s --reply-port', endpoint('--reply-to', true))
-    .option('--trust <public-key>', 'accept only bundles signed by this minisign public key (zferry keygen\'s KEY.pub): others never enter the spool')
+    .option('--trust <public-key>', 'accept only bundles signed by this minisign public key (zferry keygen\'s KEY.pub): others never enter the spool. Required with --import unless --allow-unsigned, and always with --delete')
+    .option('--allow-unsigned', 'with --import and no --trust: import unsigned bundles that anyone who reaches the port can push (never with --delete)', false)
+    .addOption(new Option('--wait [seconds]', `one receiver per spool and one import per TARGET: ${WAIT_HELP} (at start for the spool, at each import for TARGET)`).argParser(waitOption))
     .option('--sign <secret-key>', 'with --import: sign each receipt with this key (zferry keygen), receipt-TARGET.json.minisig; the signature goes back to the sender')
     .addOption(idleTimeoutOption('a connection'))
     .option('--identity <file>', 'with --import: age identity file for bundles exported with --encrypt-to')
@@ -142,9 +159,12 @@ export function relayCommand(): Command {
     .addHelpText('after', example(
       '# the source id: on the source host, echo "$(zpool list -H -o guid tank):tank"\n' +
       '# --listen PEER:PORT accepts only that peer (mbuffer -I semantics); a bare PORT accepts any\n' +
-      'zferry relay receive --listen source.example.net:9090 --spool /srv/zferry/spool --import backup --source 1234567890123456789:tank --reply-to source.example.net:9091\n' +
+      '# only bundles signed by the source\'s key (its relay config has "sign"); --delete requires it\n' +
+      'zferry relay receive --listen source.example.net:9090 --spool /srv/zferry/spool --import backup --source 1234567890123456789:tank --trust /etc/zferry/source.pub --delete --reply-to source.example.net:9091\n' +
+      '# a lab without keys: say so\n' +
+      'zferry relay receive --listen 9090 --spool /srv/zferry/spool --import backup --source 1234567890123456789:tank --allow-unsigned\n' +
       '# signed receipts, for a sender with --trust-receiver / "trustReceiver"\n' +
-      'zferry relay receive --listen 9090 --spool /srv/zferry/spool --import backup --reply-to source.example.net:9091 --sign /etc/zferry/receiver-key',
+      'zferry relay receive --listen 9090 --spool /srv/zferry/spool --import backup --trust /etc/zferry/source.pub --reply-to source.example.net:9091 --sign /etc/zferry/receiver-key',
     )), false)
     .action(async (o) => {
       let zfs: Zfs | null = null;
@@ -154,35 +174,59 @@ export function relayCommand(): Command {
       const { parseMaxDelete } = await import('../plan/import.js');
       const t = await runRelayReceive({
         listen: o.listen, spool: o.spool, tuning: tuning(o), importTarget: o.import ?? null, force: o.force,
-        deleteAfterImport: o.delete, maxDelete: parseMaxDelete(o.maxDelete), replyTo: o.replyTo ?? null, once: o.once, trust: o.trust, identity: o.identity,
-        source: o.source ?? null, sign: o.sign, idleTimeoutSeconds: o.idleTimeout,
+        deleteAfterImport: o.delete, createParents: o.createParents, maxDelete: parseMaxDelete(o.maxDelete),
+        ...(o.deleteAfter !== undefined ? { deleteAfterSeconds: o.deleteAfter } : {}), replyTo: o.replyTo ?? null, once: o.once, trust: o.trust, identity: o.identity,
+        source: o.source ?? null, sign: o.sign, idleTimeoutSeconds: o.idleTimeout, allowUnsigned: o.allowUnsigned,
+        wait: waitSeconds(o.wait), notice: (line) => process.stderr.write(`zferry: ${line}\n`),
         zfs: async () => (zfs ??= await probeZfs()),
         progress: () => makeProgress(o.json),
-        onTransfer: (t) => printTransfer(t, asJson, o.once),
+        onTransfer: async (t) => {
+          printTransfer(t, asJson, o.once);
+          // For zferry status --target on this side; a record that cannot be written only warns.
+          if (o.import) void recordTransfer(t, o.import, o.spool);
+          // A reader that went away ends the receiver here, between transfers, with nothing open.
+          await stopIfOutputClosed();
+        },
       });
       if ((t.import?.deferred.length ?? 0) > 0) process.exitCode = EXIT_PARTIAL;
     });
 
-  relay
+  const run = relay
     .command('run')
     .description('One scheduled round: export what is new since the last receipt into the spool, push pending bundles oldest first, store the receipt, prune confirmed bundles.')
     .requiredOption('--config <file>', 'relay configuration (schemas/relay-config.schema.json)')
+    .addOption(new Option('--wait [seconds]', `one round per spool: ${WAIT_HELP}`).argParser(waitOption))
     .option('--json', 'JSON lines on stdout (the default without a terminal, e.g. under systemd)', false)
+    .addOption(new Option('--pre <cmd>', 'run CMD first; if it fails, nothing is touched (env ZFERRY_SOURCE, ZFERRY_TARGET, ZFERRY_BUNDLE, ZFERRY_SITE; config: pre)'))
+    .addOption(new Option('--post <cmd>', 'run CMD afterwards, after a failure too, with ZFERRY_RESULT=ok|partial|failed (config: post)'));
+  addNotifyOption(run)
     .addHelpText('after', example(
       'zferry relay run --config /etc/zferry/relay.json\n' +
-      '# or from systemd: contrib/systemd/zferry-relay.timer',
+      '# a manual round while the timer\'s may be running: wait up to 10 minutes for it\n' +
+      'zferry relay run --config /etc/zferry/relay.json --wait 600\n' +
+      '# or from systemd: contrib/systemd/zferry-relay.timer; a webhook on every round\n' +
+      'zferry relay run --config /etc/zferry/relay.json --notify \'/usr/local/lib/zferry/notify-webhook https://hooks.example.net/zferry\'',
     ))
     .action(async (o) => {
       let zfs: Zfs | null = null;
       const asJson = lines(o.json);
       const makeProgress = await loadProgress();
       const { runRelayRound } = await import('../commands/relay-run.js');
-      const r = await runRelayRound({
-        config: o.config,
+      const { readRelayConfig } = await import('../relay/config.js');
+      const { relaySummary } = await import('../commands/figures.js');
+      const { stateDir } = await import('../state/journal.js');
+      const cfg = await readRelayConfig(o.config);
+      const spec = await jobSpec(o, cfg, {
+        kind: 'relay-run', source: cfg.source, target: formatEndpoint(cfg.to), bundle: cfg.spool, site: cfg.site, stateDir: stateDir(),
+      });
+      const r = await (await import('../job.js')).runJob(spec, () => runRelayRound({
+        config: cfg,
+        wait: waitSeconds(o.wait),
+        notice: (line) => process.stderr.write(`zferry: ${line}\n`),
         zfs: async () => (zfs ??= await probeZfs()),
         progress: () => makeProgress(o.json),
         onEvent: (e) => printEvent(e, asJson),
-      });
+      }), (r) => relaySummary(r, cfg.spool, cfg.site));
       // As export: a bundle went, but datasets in conflict were left out.
       if (r.conflicts.length > 0) process.exitCode = EXIT_PARTIAL;
     });

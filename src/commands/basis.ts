@@ -13,6 +13,7 @@ import { planSync, checkEncryptionMatch, resolveScope, sendOptionsFor, type Plan
 import type { Basis } from '../bundle/index.js';
 import { findNewestReceipt, readState } from '../state/receipt.js';
 import { journalFile, pendingEntries, readJournal, stateDir } from '../state/journal.js';
+import { DEFAULT_SITE, siteOf } from '../state/site.js';
 
 export interface BasisOptions {
   source: string;
@@ -22,6 +23,8 @@ export interface BasisOptions {
   receiptsIn?: string;
   /** Journal folder (default $ZFERRY_STATE_DIR or /var/lib/zferry); false: no journal. */
   journal?: string | false;
+  /** The site planned for (src/state/site.ts): its journal and its receipts only. Default: the default site. */
+  site?: string;
 }
 
 export interface RoundOptions extends BasisOptions {
@@ -35,12 +38,33 @@ export interface RoundOptions extends BasisOptions {
   rollback?: boolean;
 }
 
+/** The newest word from the target: a receipt (or the state file given), what it proves, and when. */
+export interface Confirmation {
+  file: string;
+  takenAt: string;
+  /** The newest snapshot of the target's root dataset in it (creation: epoch seconds, as on the source). */
+  newest: { name: string; guid: string; creation: number } | null;
+  /** The newest bundles it lists as applied (as many as a journal keeps), so status can tell what is still in transit. */
+  bundles: string[];
+}
+
+/** The newest snapshot of the root dataset (else of any dataset) an inventory holds. */
+export function newestSnapshot(inv: Inventory | null): Confirmation['newest'] {
+  if (!inv) return null;
+  const root = inv.datasets.find((d) => d.path === '');
+  const pool = root && root.snapshots.length > 0 ? root.snapshots : inv.datasets.flatMap((d) => d.snapshots);
+  const best = pool.reduce<(typeof pool)[number] | null>((a, b) => (a === null || b.creation > a.creation ? b : a), null);
+  return best ? { name: best.name, guid: best.guid, creation: best.creation } : null;
+}
+
 export interface PlannedRound {
   inventory: Inventory;
   identity: SourceIdentity;
   basis: Basis;
   /** What a receipt or state file shows the target really holds (base protection releases up to it). */
   proved: Inventory | null;
+  /** That receipt or state file, for zferry status; null when none was found. */
+  confirmed: Confirmation | null;
   scope: Scope;
   plan: Plan;
 }
@@ -55,31 +79,40 @@ export async function sourceIdentity(zfs: Zfs, root: string): Promise<SourceIden
  * journal that the newest receipt does not cover yet (disk rotation); else
  * that receipt; else an empty target.
  */
-export async function findBasis(opts: BasisOptions, identity: SourceIdentity): Promise<{ basis: Basis; proved: Inventory | null }> {
+export async function findBasis(opts: BasisOptions, identity: SourceIdentity): Promise<{ basis: Basis; proved: Inventory | null; confirmed: Confirmation | null }> {
   if (opts.since) {
     const state = await readState(opts.since);
+    // A `zferry state` file names no site and seeds any; a receipt speaks for the site it came from.
+    const from = siteOf(state);
+    if (from !== (opts.site ?? DEFAULT_SITE) && (state.site !== undefined || state.bundles.length > 0)) {
+      throw new ZferryError(`${opts.since}: a receipt of site ${from}, not of site ${opts.site ?? DEFAULT_SITE}: its word would release another site's incremental bases`, { file: opts.since, field: '/site' });
+    }
     return {
       basis: { origin: 'state-file', file: opts.since, target: state.target, takenAt: state.takenAt, inventory: state.inventory },
       proved: state.inventory,
+      confirmed: { file: opts.since, takenAt: state.takenAt, newest: newestSnapshot(state.inventory), bundles: state.bundles.slice(-50) },
     };
   }
-  const found = opts.receiptsIn ? await findNewestReceipt(opts.receiptsIn, identity) : null;
+  const site = opts.site ?? DEFAULT_SITE;
+  const found = opts.receiptsIn ? await findNewestReceipt(opts.receiptsIn, identity, site) : null;
+  const confirmed = found ? { file: found.file, takenAt: found.state.takenAt, newest: newestSnapshot(found.state.inventory), bundles: found.state.bundles.slice(-50) } : null;
   if (opts.journal !== false) {
-    const file = journalFile(stateDir(opts.journal), identity);
-    const pending = pendingEntries(await readJournal(file, identity), found?.state.bundles ?? []);
+    const file = journalFile(stateDir(opts.journal), identity, site);
+    const pending = pendingEntries(await readJournal(file, identity, site), found?.state.bundles ?? []);
     const last = pending[pending.length - 1];
     if (last) {
       return {
         basis: { origin: 'journal', file, target: found?.state.target ?? null, takenAt: last.createdAt, inventory: last.projected, bundleId: last.bundleId },
         proved: found?.state.inventory ?? null,
+        confirmed,
       };
     }
   }
   if (found) {
     const s = found.state;
-    return { basis: { origin: 'receipt', file: found.file, target: s.target, takenAt: s.takenAt, inventory: s.inventory }, proved: s.inventory };
+    return { basis: { origin: 'receipt', file: found.file, target: s.target, takenAt: s.takenAt, inventory: s.inventory }, proved: s.inventory, confirmed };
   }
-  return { basis: { origin: 'empty', file: null, target: null, takenAt: null, inventory: null }, proved: null };
+  return { basis: { origin: 'empty', file: null, target: null, takenAt: null, inventory: null }, proved: null, confirmed: null };
 }
 
 /** Reads the source, finds the basis and plans the round; nothing is sent. */
@@ -87,13 +120,13 @@ export async function planRound(zfs: Zfs, opts: RoundOptions): Promise<PlannedRo
   checkDatasetName(opts.source, 'source');
   const inventory = await zfs.inventory(opts.source);
   const identity = await sourceIdentity(zfs, opts.source);
-  const { basis, proved } = await findBasis(opts, identity);
+  const { basis, proved, confirmed } = await findBasis(opts, identity);
   const mismatch = checkEncryptionMatch(inventory, basis.inventory);
   if (mismatch) throw new ZferryError(mismatch.message, { dataset: joinDataset(opts.source, mismatch.dataset) });
   const scope = resolveScope(inventory, { exclude: opts.exclude ?? [], snapshots: opts.snapshots ?? [], excludeSnapshots: opts.excludeSnapshots ?? [] });
   // A dataset re-created on the source is re-seeded; the import replaces the target's copy only with --delete.
   const plan = planSync(inventory, basis.inventory, { scope, reseed: true, rollback: opts.rollback === true });
-  return { inventory, identity, basis, proved, scope, plan };
+  return { inventory, identity, basis, proved, confirmed, scope, plan };
 }
 
 /**

@@ -14,8 +14,11 @@ import type { SendStep } from '../plan/index.js';
 import { measureStream, type StreamMeasure } from '../pipeline/index.js';
 import { silentProgress, type Progress } from '../progress.js';
 import { planRound, sendSpecFor, type PlannedRound } from './basis.js';
+import { checkSite } from '../state/site.js';
 import { dailyChurn, windowChurn, type ChurnMethod, type ChurnSample, type DayChurn, type WindowChurn } from '../estimate/churn.js';
 import { keepUpVerdict, type Verdict } from '../estimate/verdict.js';
+import { checkSpaceAtRatio, type SpaceCheck } from '../plan/index.js';
+import { freeSpace } from '../fs/space.js';
 
 export interface EstimateOptions {
   source: string;
@@ -24,6 +27,8 @@ export interface EstimateOptions {
   dest?: string;
   /** As for export: pending bundles in the journal are planned on top of. */
   journal?: string | false;
+  /** As for export: the site's journal and receipts (default: the default site). */
+  site?: string;
   level: number;
   linkBytesPerSecond: number;
   /** How often a bundle would be sent. */
@@ -78,6 +83,8 @@ export interface ChurnReport {
 
 export interface EstimateResult {
   source: string;
+  /** The site estimated for (export --site). */
+  site: string;
   basis: { origin: Basis['origin']; file: string | null };
   zfs: { flavour: string; version: string | null; sendDryRun: boolean };
   current: string[];
@@ -93,13 +100,15 @@ export interface EstimateResult {
   };
   link: { bytesPerSecond: number; intervalSeconds: number; transferSeconds: number | null };
   churn: ChurnReport;
+  /** With --dest: the next bundle against that disk's free space, as export checks it; else null. */
+  space: (SpaceCheck & { dest: string }) | null;
   /** The verdict judges by the busier of the 7- and 30-day averages; null without history. */
   verdict: (Verdict & { window: 7 | 30; ratioApplied: number }) | null;
   seconds: number;
 }
 
 /** Runs one send into measureStream; stops zfs once the measure has what it needs. */
-async function measureSend(zfs: Zfs, spec: SendSpec, opts: Parameters<typeof measureStream>[1]): Promise<StreamMeasure> {
+export async function measureSend(zfs: Zfs, spec: SendSpec, opts: Parameters<typeof measureStream>[1]): Promise<StreamMeasure> {
   const send = zfs.send(spec);
   const m = await stopOnFailure(send, measureStream(send.stdout as Readable, opts));
   // A send that died early still ends its stdout cleanly: only its exit status tells.
@@ -197,7 +206,7 @@ export async function runEstimate(zfs: Zfs, opts: EstimateOptions): Promise<Esti
   const started = Date.now();
   const progress = opts.progress ?? silentProgress;
   const now = opts.now ?? Math.floor(Date.now() / 1000);
-  const { inventory, basis, plan } = await planRound(zfs, { source: opts.source, since: opts.since, receiptsIn: opts.dest, journal: opts.journal });
+  const { inventory, basis, plan } = await planRound(zfs, { source: opts.source, since: opts.since, receiptsIn: opts.dest, journal: opts.journal, site: checkSite(opts.site) });
 
   const sends = plan.steps.filter((s): s is SendStep => s.kind !== 'create');
   // The sample budget is shared evenly, so a tree of many datasets stays bounded.
@@ -254,8 +263,18 @@ export async function runEstimate(zfs: Zfs, opts: EstimateOptions): Promise<Esti
     ratioApplied,
   };
 
+  const rawTotal = sumOrNull(streams.map((s) => s.rawBytes));
+  const space = opts.dest && streams.length > 0
+    ? checkSpaceAtRatio(
+      { method: rawTotal === null ? null : streams.some((s) => s.rawMethod === 'measured') ? 'measured' : 'send-dry-run', rawBytes: rawTotal, freeBytes: await freeSpace(opts.dest) },
+      () => (storedTotal !== null && rawTotal ? storedTotal / rawTotal : null),
+    )
+    : null;
+  const spaceOnDest = space && opts.dest ? { ...space, dest: opts.dest } : null;
+
   return {
     source: opts.source,
+    site: checkSite(opts.site),
     basis: { origin: basis.origin, file: basis.file },
     zfs: { flavour: zfs.caps.flavour, version: zfs.caps.version, sendDryRun: zfs.caps.sendDryRun },
     current: plan.current,
@@ -274,6 +293,7 @@ export async function runEstimate(zfs: Zfs, opts: EstimateOptions): Promise<Esti
       transferSeconds: storedTotal === null ? null : storedTotal / opts.linkBytesPerSecond,
     },
     churn,
+    space: spaceOnDest,
     verdict,
     seconds: (Date.now() - started) / 1000,
   };

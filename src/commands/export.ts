@@ -14,11 +14,11 @@ import { chooseLevel, type LevelChoice } from '../plan/level.js';
 import { probeLevels, takeSample } from '../pipeline/level-probe.js';
 import type { Zfs } from '../zfs/index.js';
 import { stepOf, type Inventory } from '../model.js';
-import { describeStep, projectTarget, sendFlagsOf, type Plan, type Scope, type SendStep } from '../plan/index.js';
+import { describeStep, projectTarget, sendFlagsOf, spaceMissing, spaceVerdict, type Plan, type Scope, type SendStep, type SpaceCheck } from '../plan/index.js';
 import { FORMAT_VERSION, finishBundle, ZFERRY_VERSION, type Basis, type FormatVersion, type Manifest, type StreamEntry } from '../bundle/index.js';
 import { syncStreamsFolder, writeStream } from '../pipeline/index.js';
 import { appendJournal, journalFile, readJournal, stateDir } from '../state/journal.js';
-import { planRound, sendSpecFor, sourceIdentity } from './basis.js';
+import { planRound, sendSpecFor, sourceIdentity, type Confirmation } from './basis.js';
 import { protectBases } from './protect.js';
 import { silentProgress, type Progress } from '../progress.js';
 import { readSecretKey, signManifest } from '../trust/minisign.js';
@@ -28,6 +28,13 @@ import { fsyncDir, makeFreshFolder, removeEntry } from '../fs/safe.js';
 import { PARTIAL_FILE, arrangeStreams, checkKept, dropUnlisted, findPartials, writePartial, type DroppedStream, type FoundPartial, type PartialExport } from '../bundle/partial.js';
 import { planReuse, type PlannedStream, type ReusedStream, type StreamSettings } from '../plan/reuse.js';
 import { sourceTag } from '../plan/index.js';
+import { exportLockFile, withLock } from '../state/lock.js';
+import { createParity, PARITY_DIR, type ParityEntry } from '../parity/par2.js';
+import { bytesUnder } from '../fs/space.js';
+import { errnoName, fileError, isOutOfSpace } from '../fs/errors.js';
+import { formatBytes } from '../units.js';
+import { exportSpaceCheck, type PlannedSizes } from './space.js';
+import { checkSite, isDefaultSite, siteField } from '../state/site.js';
 
 export interface ExportOptions {
   source: string;
@@ -58,7 +65,23 @@ export interface ExportOptions {
   encryptTo?: string[];
   /** Bundle format to write (default FORMAT_VERSION); 1 for a remote whose zferry predates 2, RESTORE.txt then unchecked. */
   bundleFormat?: FormatVersion;
+  /** Seconds to wait for another export of this source to finish (--wait); Infinity: as long as it takes; absent: refuse at once. */
+  wait?: number;
+  /** One line for a person: a stale lock taken over, a wait begun. */
+  notice?: (line: string) => void;
+  /** Percent of par2 recovery data to write in parity/ (export --parity); absent: none. */
+  parity?: number;
+  /** false: do not compare the planned size with DEST's free space (a file system that misreports it). */
+  spaceCheck?: boolean;
+  /** The site exported for (src/state/site.ts); default: the default site. */
+  site?: string;
   progress?: Progress;
+  /**
+   * Called with the plan (bundle and streams still empty) before anything is
+   * written: the CLI prints it ahead of the progress bars. A throw stops the
+   * export there, with nothing written.
+   */
+  onPlan?: (planned: ExportResult) => void | Promise<void>;
 }
 
 export interface ExportResult {
@@ -70,16 +93,22 @@ export interface ExportResult {
   scope: Scope;
   /** Where the next incremental base is kept: hold or bookmark per dataset, and the older ones released. */
   protection: { kept: string[]; released: string[] };
+  /** The planned size against DEST's free space (freeBytes null with --no-space-check); null when nothing is sent. */
+  space: SpaceCheck | null;
   streams: Array<Pick<StreamEntry, 'index' | 'dataset' | 'kind' | 'rawBytes' | 'storedBytes'> & { from: string | null; to: string | null }>;
   rawBytes: number;
   storedBytes: number;
   seconds: number;
+  /** The site exported for. */
+  site: string;
+  /** The receipt (or --since state file) the round was planned from, for zferry status; null when none. */
+  confirmed: Confirmation | null;
+  /** With --level auto: the level chosen and why (null otherwise). */
+  levelChoice: LevelChoice | null;
   /**
    * An unfinished export of this source found under dest (null: none): the
    * streams of it this run keeps (re-hashed from disk) and those it cannot.
    */
-  /** With --level auto: the level chosen and why (null otherwise). */
-  levelChoice: LevelChoice | null;
   resumed: {
     folder: string;
     reused: Array<{ index: number; dataset: string; kind: StreamEntry['kind']; from: string | null; to: string | null; storedBytes: number }>;
@@ -107,9 +136,13 @@ function sendLabel(step: SendStep): string {
  * for a person at a terminal, and only where zfs has `send -nvP` (one quick
  * call a stream). Unknown sizes stay 0: the bar then shows bytes and rate.
  */
-async function expectedSizes(zfs: Zfs, inventory: Inventory, sends: SendStep[], progress: Progress): Promise<Map<SendStep, number>> {
+async function expectedSizes(zfs: Zfs, inventory: Inventory, sends: SendStep[], progress: Progress, planned: PlannedSizes | null): Promise<Map<SendStep, number>> {
   const sizes = new Map<SendStep, number>();
   if (progress === silentProgress || !zfs.caps.sendDryRun) return sizes;
+  if (planned?.method === 'send-dry-run') {
+    for (const [step, n] of planned.raw) if (n !== null) sizes.set(step, n);
+    return sizes;
+  }
   for (const step of sends) {
     const dry = await zfs.sendDryRun(sendSpecFor(zfs, { inventory }, step)).catch(() => null);
     if (dry?.total !== null && dry?.total !== undefined) sizes.set(step, Number(dry.total));
@@ -130,14 +163,34 @@ async function autoLevel(zfs: Zfs, inventory: Inventory, step: SendStep, link: n
   return chooseLevel(await probeLevels(sample), link, maxMemory);
 }
 
+/**
+ * One export of a source (per site) at a time: the lock, in the state folder
+ * beside the journal, is held from planning to the journal's update, so two
+ * runs never plan on the same journal entry or race on holds. A dry run
+ * writes nothing and takes no lock. An unfinished export is resumed under
+ * the same lock, so two runs never adopt the same folder.
+ */
 export async function runExport(zfs: Zfs, opts: ExportOptions): Promise<ExportResult> {
+  if (opts.dryRun) return exportLocked(zfs, opts);
+  const dir = stateDir(typeof opts.journal === 'string' ? opts.journal : undefined);
+  return withLock(exportLockFile(dir, opts.source, checkSite(opts.site)), {
+    what: `an export of ${opts.source}`, notice: opts.notice, ...(opts.wait !== undefined ? { waitSeconds: opts.wait } : {}),
+  }, () => exportLocked(zfs, opts));
+}
+
+async function exportLocked(zfs: Zfs, opts: ExportOptions): Promise<ExportResult> {
   const progress = opts.progress ?? silentProgress;
   const started = Date.now();
+  const site = checkSite(opts.site);
+  if (!isDefaultSite(site) && opts.bundleFormat === 1) {
+    throw new ZferryError(`--site ${site}: a site is recorded in the bundle, which format 1 cannot carry; drop --bundle-format 1`, { field: '--bundle-format' });
+  }
   // Keys are read before zfs is asked anything: a bad key file fails in a second, not after the sends.
+  if (opts.parity && opts.bundleFormat === 1) throw new ZferryError('--parity needs bundle format 2 (format 1 has no place for parity files)', { field: 'bundleFormat' }, 2);
   const secretKey = opts.sign ? await readSecretKey(opts.sign) : null;
   const recipients = opts.encryptTo && opts.encryptTo.length > 0 ? await readRecipients(opts.encryptTo) : null;
-  const { inventory, identity, basis, proved, scope, plan } = await planRound(zfs, {
-    source: opts.source, since: opts.since, receiptsIn: opts.dest, journal: opts.journal,
+  const { inventory, identity, basis, proved, confirmed, scope, plan } = await planRound(zfs, {
+    source: opts.source, since: opts.since, receiptsIn: opts.dest, journal: opts.journal, site,
     exclude: opts.exclude, snapshots: opts.snapshots, excludeSnapshots: opts.excludeSnapshots, rollback: opts.rollback,
   });
   const result: ExportResult = {
@@ -147,30 +200,37 @@ export async function runExport(zfs: Zfs, opts: ExportOptions): Promise<ExportRe
     plan,
     scope,
     protection: { kept: [], released: [] },
+    space: null,
     streams: [],
     rawBytes: 0,
     storedBytes: 0,
     seconds: 0,
+    site,
+    confirmed,
     resumed: null,
     levelChoice: null,
   };
   if (opts.level === 'auto' && !(opts.linkBytesPerSecond && opts.linkBytesPerSecond > 0)) {
-    throw new ZferryError('--level auto needs the link\'s rate: --link RATE (e.g. 10Mbit) on export, rate in the relay config', { field: 'level' }, 2);
+    throw new ZferryError('--level auto needs the link\'s rate: --link RATE (e.g. 10Mbit) on export, link or mbuffer.rate in the config', { field: 'level' }, 2);
   }
-  const sends0 = plan.steps.filter((s): s is SendStep => s.kind !== 'create');
-  if (opts.level === 'auto' && sends0.length > 0) {
-    result.levelChoice = await autoLevel(zfs, inventory, sends0[0], opts.linkBytesPerSecond!, opts.maxMemory ?? DEFAULT_MAX_MEMORY);
+  const allSends = plan.steps.filter((s): s is SendStep => s.kind !== 'create');
+  // An export cut part way (killed, disk full, link down) left its finished streams: keep what this plan still needs.
+  const partials = await findPartials(opts.dest, sourceTag(identity), site);
+  const adopted: FoundPartial | null = partials[0] ?? null;
+  if (opts.level === 'auto' && adopted && adopted.marker.streams.length > 0) {
+    // A level measured again may differ by noise alone and would void every finished stream.
+    const level = adopted.marker.settings.level;
+    result.levelChoice = { level, reason: `level ${level}: kept from the unfinished export ${adopted.dir}, so its finished streams can be reused`, secondsPerGiB: [] };
+  } else if (opts.level === 'auto' && allSends.length > 0) {
+    result.levelChoice = await autoLevel(zfs, inventory, allSends[0], opts.linkBytesPerSecond!, opts.maxMemory ?? DEFAULT_MAX_MEMORY);
   }
   const level = opts.level === 'auto' ? (result.levelChoice?.level ?? 3) : opts.level;
 
-  // An export cut part way (killed, disk full, link down) left its finished streams: keep what this plan still needs.
   const settings: StreamSettings = { level, volumeSize: opts.volumeSize, recipients: recipients ?? [] };
   const planned: PlannedStream[] = plan.steps.map((step) => ({
     step,
     sendFlags: step.kind === 'create' ? [] : sendFlagsOf(sendSpecFor(zfs, { inventory }, step).flags ?? [], step),
   }));
-  const partials = await findPartials(opts.dest, sourceTag(identity));
-  const adopted: FoundPartial | null = partials[0] ?? null;
   let reuse: ReusedStream[] = [];
   if (adopted) {
     const { kept, dropped } = await checkKept(adopted.dir, adopted.marker.streams);
@@ -187,6 +247,17 @@ export async function runExport(zfs: Zfs, opts: ExportOptions): Promise<ExportRe
       ],
     };
   }
+  const reusedAt = new Map(reuse.map((r) => [r.index, r.entry]));
+  const keptBytes = reuse.reduce((n, r) => n + r.entry.storedBytes, 0);
+  // Only what is still to be written is sized and checked: the reused streams are already on the disk.
+  const sends = plan.steps.filter((s, i): s is SendStep => s.kind !== 'create' && !reusedAt.has(i + 1));
+  // Checked before anything is written: a bundle that cannot fit leaves the disk as it was.
+  // With the check off the size is still planned (no sample): an out-of-space line can then say what was missing.
+  const sized = sends.length > 0
+    ? await exportSpaceCheck(zfs, inventory, sends, opts.spaceCheck === false ? null : opts.dest, level, opts.parity ?? 0, keptBytes)
+    : null;
+  result.space = sized?.check ?? null;
+  await opts.onPlan?.(result);
   if (opts.dryRun) {
     result.seconds = (Date.now() - started) / 1000;
     return result;
@@ -198,13 +269,16 @@ export async function runExport(zfs: Zfs, opts: ExportOptions): Promise<ExportRe
     result.seconds = (Date.now() - started) / 1000;
     return result;
   }
+  if (sized?.check.fits === false) {
+    throw new ZferryError(spaceVerdict(opts.dest, sized.check, formatBytes), { file: opts.dest });
+  }
 
   const id = adopted?.marker.bundleId ?? randomUUID();
   const createdAt = new Date();
   const dir = adopted?.dir ?? join(opts.dest, bundleFolderName(opts.source, id, createdAt));
   const marker: PartialExport = {
     format: 'zferry-export-partial', formatVersion: 1, bundleId: id, createdAt: createdAt.toISOString(), source: sourceTag(identity),
-    host: hostname(), pid: process.pid, settings, streams: [],
+    host: hostname(), pid: process.pid, site, settings, streams: [],
   };
   if (adopted) {
     // Written before the renames: a crash during them leaves a marker listing nothing, not one that lies.
@@ -218,10 +292,8 @@ export async function runExport(zfs: Zfs, opts: ExportOptions): Promise<ExportRe
     await makeFreshFolder(join(dir, 'streams'));
   }
   const streams: StreamEntry[] = [];
-  const reusedAt = new Map(reuse.map((r) => [r.index, r.entry]));
   marker.streams = [...reusedAt.values()];
-  const sends = plan.steps.filter((s, i): s is SendStep => s.kind !== 'create' && !reusedAt.has(i + 1));
-  const expected = await expectedSizes(zfs, inventory, sends, progress);
+  const expected = await expectedSizes(zfs, inventory, sends, progress, sized?.sizes ?? null);
   progress.begin(`export ${opts.source}`, [...expected.values()].reduce((a, b) => a + b, 0), sends.length);
   try {
     await writePartial(dir, marker);
@@ -269,6 +341,13 @@ export async function runExport(zfs: Zfs, opts: ExportOptions): Promise<ExportRe
     }
     // The volumes' names are durable before the manifest says the bundle is complete.
     await syncStreamsFolder(dir);
+    const volumes = streams.flatMap((s) => s.volumes.map((v) => v.file));
+    let parity: ParityEntry | undefined;
+    if (opts.parity && volumes.length > 0) {
+      await makeFreshFolder(join(dir, PARITY_DIR));
+      parity = await createParity(dir, volumes, opts.parity);
+      await fsyncDir(join(dir, PARITY_DIR));
+    }
     const manifest: Manifest = {
       format: 'zferry-bundle',
       formatVersion: opts.bundleFormat ?? FORMAT_VERSION,
@@ -281,6 +360,8 @@ export async function runExport(zfs: Zfs, opts: ExportOptions): Promise<ExportRe
       scope,
       compression: { algorithm: 'zstd', level },
       ...(recipients ? { encryption: { algorithm: 'age' as const, recipients } } : {}),
+      ...(parity ? { parity } : {}),
+      ...siteField(site),
       streams,
     };
     await finishBundle(dir, manifest, secretKey ? { sign: (bytes) => signManifest(bytes, secretKey, manifest) } : {});
@@ -289,25 +370,34 @@ export async function runExport(zfs: Zfs, opts: ExportOptions): Promise<ExportRe
     await fsyncDir(dir);
     if (opts.journal !== false) {
       const jdir = stateDir(opts.journal);
-      const file = journalFile(jdir, identity);
+      const file = journalFile(jdir, identity, site);
       const projected = projectTarget(basis.inventory, plan.steps, inventory, basis.target ?? opts.source);
-      await appendJournal(file, jdir, await readJournal(file, identity), {
+      await appendJournal(file, jdir, await readJournal(file, identity, site), {
         bundleId: id, createdAt: createdAt.toISOString(), bundle: dir, after: basis.bundleId ?? null, projected,
+        storedBytes: streams.reduce((n, s) => n + s.storedBytes, 0),
       });
     }
   } catch (err) {
     progress.end();
+    // Counted before anything goes: the line says how much more the disk needed (this run's bytes, as planned).
+    const full = err instanceof ZferryError ? isOutOfSpace(err.context.errno) : isOutOfSpace(errnoName(err));
+    const written = full ? Math.max(0, (await bytesUnder(dir)) - keptBytes) : null;
     // Nothing half-written may look like a bundle: the manifest is written last.
     // The streams written whole stay, with the marker, for the next run to
     // reuse; the half-written one goes (it holds space and can never be reused).
     const finished = marker.streams;
-    if (finished.length === 0) await removeEntry(dir);
+    if (finished.length === 0) await removeEntry(dir).catch(() => undefined);
     else await dropUnlisted(dir, finished).catch(() => undefined);
+    if (written !== null) {
+      const e = fileError(err, 'writing', dir);
+      const kept = finished.length > 0 ? `; the ${finished.length} stream(s) written whole are kept in ${dir} for the next run` : '';
+      throw new ZferryError(`${e.message}: ${spaceMissing(written, result.space, formatBytes)}${kept}`, e.context);
+    }
     if (err instanceof ZferryError) throw err;
     throw new ZferryError(`export to ${dir} failed: ${(err as Error).message}`, { file: dir });
   }
   progress.end();
-  result.protection = await protectBases(zfs, opts.source, inventory, plan, proved);
+  result.protection = await protectBases(zfs, opts.source, inventory, plan, proved, site);
   result.bundle = dir;
   result.bundleId = id;
   result.streams = streams.map((s) => ({

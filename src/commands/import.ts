@@ -12,10 +12,10 @@ import { ZferryError } from '../errors.js';
 import { stopOnFailure } from '../subprocess.js';
 import { checkDatasetName, type Zfs } from '../zfs/index.js';
 import {
-  lineageOrder, planImport, receivesClones, SOURCE_PROPERTY, SOURCE_TXG_PROPERTY,
-  type BundleIn, type DeleteGuard, type DeletePlan, type ImportPlan, type MaxDelete, type ReceiveOptions, type TargetFacts,
+  lineageOrder, MISSING_SINCE_PROPERTY, planImport, receivesClones, SOURCE_PROPERTY, SOURCE_TXG_PROPERTY,
+  type BundleIn, type DeleteGuard, type DeletePlan, type Grid, type ImportPlan, type MaxDelete, type ReceiveOptions, type RetentionEntry, type TargetFacts,
 } from '../plan/index.js';
-import { checkBundleAtRest, findBundles, readManifest, verifyBundle, type Manifest, type StreamEntry } from '../bundle/index.js';
+import { checkBundleAtRest, findBundles, readManifest, verifyOrRepair, type Manifest, type StreamEntry } from '../bundle/index.js';
 import { readStream } from '../pipeline/index.js';
 import { makeState, receiptFileName, writeStateAtomic } from '../state/receipt.js';
 import { silentProgress, type Progress } from '../progress.js';
@@ -23,6 +23,9 @@ import { checkTrust, readPublicKey } from '../trust/minisign.js';
 import { checkIdentityOpens, readIdentities } from '../trust/age.js';
 import { testPause } from '../test-hook.js';
 import { assertReplaceable } from '../fs/safe.js';
+import { importLockFile, withLock } from '../state/lock.js';
+import { stateDir } from '../state/journal.js';
+import { siteOf } from '../state/site.js';
 
 export { SOURCE_PROPERTY, sourceTag } from '../plan/index.js';
 
@@ -42,8 +45,18 @@ export interface ImportOptions {
   identity?: string;
   /** The deletion guard's limits (--max-delete); the defaults when absent. */
   maxDelete?: MaxDelete;
+  /** --delete-after: seconds a dataset must have been missing on the source before --delete destroys it. */
+  deleteAfterSeconds?: number;
   /** Check every byte of every bundle before the first receive (two read passes) instead of as each stream is received. */
   verifyFirst?: boolean;
+  /** Create the target's missing parent datasets (zfs create -p) instead of refusing. */
+  createParents?: boolean;
+  /** Seconds to wait for another import into this target to finish (--wait); Infinity: as long as it takes; absent: refuse at once. */
+  wait?: number;
+  /** One line for a person: --delete without --trust, a stale lock taken over, a wait begun. */
+  notice?: (line: string) => void;
+  /** --keep GRID: thin the target's snapshots by this grid after the streams are in. */
+  keep?: Grid;
   progress?: Progress;
 }
 
@@ -66,7 +79,13 @@ export interface ImportResult {
     /** The deletion guard's figures (--max-delete); null when nothing is extra. */
     guard: DeleteGuard | null;
   };
+  /** --keep: what the grid thins out (destroyed, or would be on a dry run) and what it would but may not; null without --keep. */
+  retention: { grid: string; action: 'destroyed' | 'would-destroy'; destroy: RetentionEntry[]; protected: RetentionEntry[] } | null;
+  /** Volumes rebuilt from a bundle's parity/ before anything of it was received. */
+  repaired: Array<{ bundle: string; volumes: string[] }>;
   receipt: string | null;
+  /** The parent created (or, on a dry run, to be created) by --create-parents; null when none was missing. */
+  createdParent: string | null;
   storedBytes: number;
   seconds: number;
 }
@@ -121,7 +140,7 @@ async function receiveStream(zfs: Zfs, job: ReceiveJob): Promise<void> {
   await recv.done.catch((err: unknown) => {
     if (err instanceof ZferryError && /modified\s+since most recent snapshot/.test(err.context.stderr ?? '')) {
       throw new ZferryError(
-        `${dataset} has been modified since its newest snapshot, so the incremental cannot be received; use --rollback to discard the changes`,
+        `${dataset} has been modified since its newest snapshot, so the incremental cannot be received; use --rollback to discard the changes, and zfs set readonly=on ${job.target} to keep the copy from changing`,
         { ...err.context, dataset },
       );
     }
@@ -147,9 +166,11 @@ function pauseTap(point: string): Transform {
         return done(null, chunk);
       }
       paused = true;
-      this.push(chunk.subarray(0, after - seen));
-      seen = after;
-      testPause(point).then(() => done(), done);
+      const cut = after - seen;
+      this.push(chunk.subarray(0, cut));
+      seen += chunk.length;
+      // Let go (a lock test resumes it): the rest of the chunk follows, so the stream stays whole.
+      testPause(point).then(() => done(null, chunk.subarray(cut)), done);
     },
   });
 }
@@ -168,21 +189,35 @@ async function readManifests(dirs: string[], trust: string | undefined): Promise
  * to be received and zfs recv cannot name its origin) the pool's snapshots.
  */
 async function readFacts(zfs: Zfs, target: string, bundles: readonly BundleIn[]): Promise<TargetFacts> {
-  const partial = await zfs.resumeTokens(target);
   const exists = await zfs.exists(target);
+  const partial = await zfs.resumeTokens(target, exists);
   const inventory = withoutPartial(exists ? await zfs.inventory(target) : null, partial);
-  const mark = exists ? await zfs.getProperty(target, SOURCE_PROPERTY) : null;
-  const txg = exists ? parseTxg(await zfs.getProperty(target, SOURCE_TXG_PROPERTY)) : null;
+  const marks = exists ? await zfs.getProperties(target, [SOURCE_PROPERTY, SOURCE_TXG_PROPERTY]) : null;
+  const mark = marks?.[SOURCE_PROPERTY] ?? null;
+  const txg = marks ? parseTxg(marks[SOURCE_TXG_PROPERTY]) : null;
   const written = inventory ? await zfs.writtenSinceSnapshot(target) : null;
+  const space = inventory && written === null ? await zfs.spaceFigures(target) : null;
+  const missingAncestor = exists ? null : await topmostMissing(zfs, target);
   let poolSnapshots: Map<Guid, string[]> | null = null;
-  if (!zfs.caps.recvPropertyOverride && receivesClones(bundles)) {
+  if (missingAncestor === null && !zfs.caps.recvPropertyOverride && receivesClones(bundles)) {
     const pool = target.split('/')[0];
     poolSnapshots = new Map();
     for (const d of (await zfs.inventory(pool)).datasets) {
       for (const s of d.snapshots) poolSnapshots.set(s.guid, [...(poolSnapshots.get(s.guid) ?? []), `${joinDataset(pool, d.path)}@${s.name}`]);
     }
   }
-  return { target, inventory, partial, written, sourceMark: mark, sourceTxg: txg, poolSnapshots };
+  return { target, inventory, partial, written, sourceMark: mark, sourceTxg: txg, poolSnapshots, missingAncestor, space };
+}
+
+/** The pool, or the highest parent of a missing target, that does not exist; null when its parent does. */
+export async function topmostMissing(zfs: Zfs, target: string): Promise<string | null> {
+  const parts = target.split('/');
+  // The pool, then each parent down to the target's own (the pool alone when the target is the pool).
+  for (let i = 1; i <= Math.max(1, parts.length - 1); i++) {
+    const name = parts.slice(0, i).join('/');
+    if (!(await zfs.exists(name))) return name;
+  }
+  return null;
 }
 
 /**
@@ -221,8 +256,24 @@ function extrasOf(p: DeletePlan | null, action: ImportResult['extras']['action']
   return { action, snapshots: p?.snapshots.map((x) => x.full) ?? [], datasets: p?.datasets.map((x) => x.full) ?? [], kept: p?.kept ?? [] };
 }
 
+/**
+ * One import into a target at a time: the lock (in the state folder, keyed
+ * by the target) is held from reading the target's facts to writing its
+ * receipt, so two runs never plan on the same facts or race in zfs recv.
+ * A dry run changes nothing and takes no lock.
+ */
 export async function runImport(zfs: Zfs, opts: ImportOptions): Promise<ImportResult> {
   checkDatasetName(opts.target, 'import target');
+  if (opts.delete && !opts.trust) {
+    opts.notice?.(`warning: --delete without --trust: whoever wrote the bundles under ${opts.path} decides what is destroyed under ${opts.target}; sign exports (export --sign) and pass --trust KEY.pub`);
+  }
+  if (opts.dryRun) return importLocked(zfs, opts);
+  return withLock(importLockFile(stateDir(), opts.target), {
+    what: `an import into ${opts.target}`, notice: opts.notice, ...(opts.wait !== undefined ? { waitSeconds: opts.wait } : {}),
+  }, () => importLocked(zfs, opts));
+}
+
+async function importLocked(zfs: Zfs, opts: ImportOptions): Promise<ImportResult> {
   const progress = opts.progress ?? silentProgress;
   const started = Date.now();
   const elapsed = () => (Date.now() - started) / 1000;
@@ -245,11 +296,16 @@ export async function runImport(zfs: Zfs, opts: ImportOptions): Promise<ImportRe
   const age: AgeKeys | undefined = opts.identity ? { identities: await readIdentities(opts.identity), file: opts.identity } : undefined;
   for (const b of bundles) if (b.manifest.encryption && age) await checkIdentityOpens(b.dir, b.manifest, age);
   const facts = await readFacts(zfs, opts.target, bundles);
+  if (opts.delete && opts.deleteAfterSeconds !== undefined && facts.inventory) {
+    facts.missingSince = await zfs.localProperties(opts.target, MISSING_SINCE_PROPERTY);
+  }
 
   // Plan: pure, every refusal before anything is touched.
   const planned = planImport(facts, bundles, {
     force: opts.force, delete: opts.delete ?? false, rollback: opts.rollback ?? false, dryRun: opts.dryRun, recvNamesOrigin: zfs.caps.recvPropertyOverride,
-    ...(opts.maxDelete ? { maxDelete: opts.maxDelete } : {}),
+    ...(opts.maxDelete ? { maxDelete: opts.maxDelete } : {}), createParents: opts.createParents ?? false,
+    ...(opts.deleteAfterSeconds !== undefined ? { deleteAfterSeconds: opts.deleteAfterSeconds } : {}),
+    ...(opts.keep ? { keep: opts.keep } : {}),
   });
   if ('refusal' in planned) {
     const { message, ...context } = planned.refusal;
@@ -260,10 +316,13 @@ export async function runImport(zfs: Zfs, opts: ImportOptions): Promise<ImportRe
   const result: ImportResult = {
     target: opts.target, bundles: outcomes, deferred: plan.deferred,
     extras: { ...extrasOf(plan.extras, opts.delete ? (opts.dryRun ? 'would-destroy' : 'destroyed') : 'reported'), guard: plan.guard },
-    receipt: null, storedBytes: 0, seconds: 0,
+    retention: plan.retention ? { ...plan.retention, action: opts.dryRun ? 'would-destroy' : 'destroyed' } : null,
+    repaired: [], receipt: null, createdParent: plan.createParent, storedBytes: 0, seconds: 0,
   };
   if (plan.bundles.length === 0) {
     result.extras = { ...extrasOf(null, 'reported'), guard: null };
+    result.retention = null;
+    result.createdParent = null;
     result.seconds = elapsed();
     return result;
   }
@@ -276,19 +335,22 @@ export async function runImport(zfs: Zfs, opts: ImportOptions): Promise<ImportRe
 
   // Act.
   const verified = new Set<string>();
-  if (opts.verifyFirst) {
-    progress.begin('verify', result.storedBytes, todo.length);
-    for (const { dir, manifest } of todo) {
+  // A bundle with parity is read whole first: a damaged volume is rebuilt before zfs recv sees a byte of its stream.
+  const first = todo.filter((b) => opts.verifyFirst || b.manifest.parity !== undefined);
+  if (first.length > 0) {
+    progress.begin('verify', first.reduce((n, p) => n + p.manifest.streams.reduce((k, s) => k + s.storedBytes, 0), 0), first.length);
+    for (const { dir, manifest } of first) {
       progress.stream(`verify ${dir.split('/').pop()}`, 0);
-      await verifyBundle(dir, { onBytes: (n) => progress.advance(n), manifest });
+      const r = await verifyOrRepair(dir, { onBytes: (n) => progress.advance(n), manifest });
+      if (r.repaired.length > 0) result.repaired.push({ bundle: dir, volumes: r.repaired });
       verified.add(dir);
       progress.endStream();
     }
     progress.end();
-  } else {
-    // Everything but the volume bytes, which are checked as they stream into zfs recv.
-    for (const { dir, manifest } of todo) await checkBundleAtRest(dir, manifest);
   }
+  // Everything but the volume bytes, which are checked as they stream into zfs recv.
+  for (const { dir, manifest } of todo) if (!verified.has(dir)) await checkBundleAtRest(dir, manifest);
+  if (plan.createParent !== null) await zfs.create(plan.createParent, { parents: true });
   await applyPlan(zfs, plan, { opts, age, progress, verified, total: result.storedBytes, todo: todo.length, partial: facts.partial });
 
   const extras = plan.extras;
@@ -296,13 +358,19 @@ export async function runImport(zfs: Zfs, opts: ImportOptions): Promise<ImportRe
     // Snapshots by full name first, then datasets children first: never -r.
     for (const x of extras.snapshots) await zfs.destroy(x.full);
     for (const x of extras.datasets) await zfs.destroy(x.full);
+    // --delete-after's clock: started on datasets newly missing, stopped on datasets back.
+    for (const m of plan.missingMarks.set) await zfs.setProperty(m.full, MISSING_SINCE_PROPERTY, m.since);
+    for (const full of plan.missingMarks.clear) await zfs.inherit(full, MISSING_SINCE_PROPERTY);
   }
+  // By full name, one by one, after the streams that might have needed them as bases.
+  for (const x of plan.retention?.destroy ?? []) await zfs.destroy(x.full);
   if (plan.view.index !== null && (facts.sourceTxg === null || plan.view.asOf > facts.sourceTxg)) {
     await zfs.setProperty(opts.target, SOURCE_TXG_PROPERTY, String(plan.view.asOf));
   }
   const finalInv = await zfs.inventory(opts.target);
   const last = plan.bundles[plan.bundles.length - 1].manifest;
-  const state = makeState(opts.target, finalInv, last.source, plan.bundles.map((p) => p.manifest.bundleId));
+  // The receipt speaks for the newest bundle's site: the source lets it release that site's bases only.
+  const state = makeState(opts.target, finalInv, last.source, plan.bundles.map((p) => p.manifest.bundleId), siteOf(last));
   // Beside the bundles, so the disk that brought them carries the receipt back.
   result.receipt = join(opts.path, receiptFileName(opts.target));
   await writeStateAtomic(result.receipt, state);

@@ -5,15 +5,17 @@
  * `ds#zferry-<guid>` keeps it (the snapshot itself may then be rotated away
  * by zfs-auto-snapshot: the next export sends from the bookmark); elsewhere a
  * hold `zferry` pins the snapshot. Protections older than what the newest
- * receipt proves are released.
+ * receipt proves are released. Each site has its own tag and bookmark names
+ * (src/state/site.ts): a receipt releases only its own site's protections.
  */
 import type { Inventory } from '../model.js';
 import { joinDataset } from '../model.js';
 import type { Zfs } from '../zfs/index.js';
 import type { Plan, SendStep } from '../plan/index.js';
+import { bookmarkName, DEFAULT_SITE, holdTag, isSiteBookmark } from '../state/site.js';
 
-export const HOLD_TAG = 'zferry';
-export const BOOKMARK_PREFIX = 'zferry-';
+/** The default site's hold tag (a named site's is `zferry-<site>`). */
+export const HOLD_TAG = holdTag(DEFAULT_SITE);
 
 export async function protectBases(
   zfs: Zfs,
@@ -21,6 +23,7 @@ export async function protectBases(
   source: Inventory,
   plan: Plan,
   proved: Inventory | null,
+  site: string = DEFAULT_SITE,
 ): Promise<{ kept: string[]; released: string[] }> {
   const kept: string[] = [];
   const released: string[] = [];
@@ -30,7 +33,7 @@ export async function protectBases(
   for (const [path, step] of newest) {
     const ds = joinDataset(root, path);
     if (zfs.caps.bookmarks) {
-      const name = `${ds}#${BOOKMARK_PREFIX}${step.to.guid}`;
+      const name = `${ds}#${bookmarkName(site, step.to.guid)}`;
       await zfs.bookmark(`${ds}@${step.to.name}`, name);
       kept.push(name);
     } else {
@@ -38,7 +41,7 @@ export async function protectBases(
     }
   }
   // One zfs call for all of them: a process per dataset was most of a many-dataset export's process starts.
-  if (toHold.length > 0) await zfs.hold(toHold, HOLD_TAG);
+  if (toHold.length > 0) await zfs.hold(toHold, holdTag(site));
   kept.push(...toHold);
   if (proved === null) return { kept, released };
 
@@ -61,7 +64,7 @@ export async function protectBases(
     const base = provedTxg.get(d.path);
     if (base === undefined) continue;
     for (const b of d.bookmarks) {
-      if (b.name.startsWith(BOOKMARK_PREFIX) && BigInt(b.createtxg) < base) {
+      if (isSiteBookmark(site, b.name) && BigInt(b.createtxg) < base) {
         const name = `${joinDataset(root, d.path)}#${b.name}`;
         await zfs.destroy(name);
         released.push(name);
@@ -79,7 +82,7 @@ export async function protectBases(
     if (base === undefined || txg === undefined || txg >= base) continue;
     toRelease.push(snap);
   }
-  if (toRelease.length > 0) await zfs.release(toRelease, HOLD_TAG);
+  if (toRelease.length > 0) await zfs.release(toRelease, holdTag(site));
   released.push(...toRelease);
   return { kept, released };
 }

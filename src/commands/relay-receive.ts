@@ -17,8 +17,9 @@ import { MAX_STATE_BYTES, parseState, readReceipt, type TargetState } from '../s
 import { readRegular, writeFileAtomic } from '../fs/safe.js';
 import { readSecretKey, type SecretKey } from '../trust/minisign.js';
 import { RECEIPT_SIGNATURE_SUFFIX, signReceipt } from '../trust/receipt-signature.js';
-import type { MaxDelete } from '../plan/index.js';
-import { runImport, SOURCE_PROPERTY, type ImportResult } from './import.js';
+import { checkParents, type MaxDelete } from '../plan/index.js';
+import { runImport, SOURCE_PROPERTY, topmostMissing, type ImportResult } from './import.js';
+import { acquireLock, spoolLockFile } from '../state/lock.js';
 import { REPLY_TUNING } from './relay-send.js';
 import { silentProgress, type Progress } from '../progress.js';
 
@@ -34,8 +35,12 @@ export interface RelayReceiveOptions {
   force: boolean;
   /** With importTarget: import --delete (destroy under the target what the source no longer has). */
   deleteAfterImport: boolean;
+  /** With importTarget: create the target's missing parent datasets (import --create-parents). */
+  createParents?: boolean;
   /** With deleteAfterImport: the deletion guard's limits (import --max-delete). */
   maxDelete?: MaxDelete;
+  /** --delete-after, as for import. */
+  deleteAfterSeconds?: number;
   replyTo: Endpoint | null;
   /** The source the spool serves (`poolGuid:root`); without it, the import target's zferry:source mark. */
   source?: string | null;
@@ -45,14 +50,23 @@ export interface RelayReceiveOptions {
   sign?: string;
   /** minisign public key file: unsigned or wrongly signed bundles are refused on arrival (and by the import). */
   trust?: string;
+  /** With importTarget and no trust: import unsigned bundles anyway (never with deleteAfterImport). */
+  allowUnsigned?: boolean;
+  /** Seconds to wait for the spool's lock at start, and for the target's lock at each import; Infinity: as long as it takes; absent: refuse at once. */
+  wait?: number;
+  /** One line for a person: a stale lock taken over, a wait begun. */
+  notice?: (line: string) => void;
   /** age identity file, for importing bundles exported with --encrypt-to. */
   identity?: string;
   /** One connection, then return; otherwise serve until killed. */
   once: boolean;
   zfs: () => Promise<Zfs>;
   progress?: () => Progress;
-  /** One call per finished connection (success or failure). */
-  onTransfer?: (t: TransferResult) => void;
+  /**
+   * One call per finished connection (success or failure), awaited before the
+   * next: a throw (the CLI's reader went away) stops the receiver between transfers.
+   */
+  onTransfer?: (t: TransferResult) => void | Promise<void>;
 }
 
 export interface TransferResult {
@@ -159,7 +173,11 @@ async function receiveOne(opts: RelayReceiveOptions, served: Served): Promise<Tr
       // Refuse a poisoned spool by name, rather than fail inside import on every transfer.
       await checkSpoolServes(opts.spool, served.source);
       const zfs = await opts.zfs();
-      result.import = await runImport(zfs, { path: opts.spool, target: opts.importTarget, dryRun: false, force: opts.force, delete: opts.deleteAfterImport, ...(opts.maxDelete ? { maxDelete: opts.maxDelete } : {}), trust: opts.trust, identity: opts.identity, progress: opts.progress?.() });
+      result.import = await runImport(zfs, {
+        path: opts.spool, target: opts.importTarget, dryRun: false, force: opts.force, delete: opts.deleteAfterImport, createParents: opts.createParents ?? false,
+        ...(opts.maxDelete ? { maxDelete: opts.maxDelete } : {}), ...(opts.deleteAfterSeconds !== undefined ? { deleteAfterSeconds: opts.deleteAfterSeconds } : {}),
+        trust: opts.trust, identity: opts.identity, progress: opts.progress?.(), notice: opts.notice, ...(opts.wait !== undefined ? { wait: opts.wait } : {}),
+      });
       const file = result.import.receipt;
       if (file === null) {
         throw new ZferryError(`import into ${opts.importTarget} applied no bundle and wrote no receipt${result.import.deferred.length > 0 ? `: ${result.import.deferred[0].message}` : ''}`, { dataset: opts.importTarget });
@@ -185,7 +203,11 @@ async function prepare(opts: RelayReceiveOptions, spool: string): Promise<Served
   let marked: string | null = null;
   if (opts.importTarget !== null) {
     const zfs = await opts.zfs();
-    const mark = (await zfs.exists(opts.importTarget)) ? await zfs.getProperty(opts.importTarget, SOURCE_PROPERTY) : null;
+    const exists = await zfs.exists(opts.importTarget);
+    // Nowhere to receive into: refused before the first connection, not after a transfer's bytes arrived.
+    const parents = checkParents({ target: opts.importTarget, missingAncestor: exists ? null : await topmostMissing(zfs, opts.importTarget) }, opts.createParents ?? false);
+    if ('refusal' in parents) throw new ZferryError(parents.refusal.message, { dataset: parents.refusal.dataset });
+    const mark = exists ? await zfs.getProperty(opts.importTarget, SOURCE_PROPERTY) : null;
     marked = mark === null ? null : parseSourceId(mark, `${opts.importTarget} property ${SOURCE_PROPERTY}`);
   }
   const source = servedSource({ flag, marked, target: opts.importTarget, force: opts.force });
@@ -209,20 +231,53 @@ export async function runRelayReceive(opts: RelayReceiveOptions): Promise<Transf
   if (opts.sign && opts.importTarget === null) {
     throw new ZferryError('relay receive --sign signs the receipt of an import: it needs --import TARGET', {}, 2);
   }
+  checkTrustOptions(opts);
   await ensureMbuffer();
   const spool = resolve(opts.spool);
   await mkdir(spool, { recursive: true });
-  const o = { ...opts, spool };
-  const served = await prepare(o, spool);
-  for (;;) {
-    const t = await receiveOne(o, served);
-    opts.onTransfer?.(t);
-    if (opts.once) {
-      if (!t.ok) throw new ZferryError(t.error ?? 'relay receive failed', {});
-      if (t.replyError !== null) {
-        throw new ZferryError(`imported into ${opts.importTarget}${t.import?.receipt ? ` (receipt ${t.import.receipt})` : ''}, but the receipt was ${t.replyError}: the sender keeps the bundles pending and pushes them again`, {});
+  // One receiver per spool, and never beside a relay round on the same folder.
+  const lock = await acquireLock(spoolLockFile(spool), {
+    what: `a relay receiver on ${spool}`, notice: opts.notice, ...(opts.wait !== undefined ? { waitSeconds: opts.wait } : {}),
+  });
+  try {
+    const o = { ...opts, spool };
+    const served = await prepare(o, spool);
+    for (;;) {
+      const t = await receiveOne(o, served);
+      await opts.onTransfer?.(t);
+      if (opts.once) {
+        if (!t.ok) throw new ZferryError(t.error ?? 'relay receive failed', {});
+        if (t.replyError !== null) {
+          throw new ZferryError(`imported into ${opts.importTarget}${t.import?.receipt ? ` (receipt ${t.import.receipt})` : ''}, but the receipt was ${t.replyError}: the sender keeps the bundles pending and pushes them again`, {});
+        }
+        return t;
       }
-      return t;
     }
+  } finally {
+    await lock.release();
+  }
+}
+
+/**
+ * Anyone who can reach the port can push a bundle, and the source's identity
+ * travels in the clear: an import takes only signed bundles unless the user
+ * says --allow-unsigned, and a --delete (a manifest's word destroys data on
+ * the target) takes only signed bundles, whatever else is said.
+ */
+function checkTrustOptions(opts: RelayReceiveOptions): void {
+  if (opts.trust && opts.allowUnsigned) {
+    throw new ZferryError('relay receive: --trust and --allow-unsigned contradict each other; give one', {}, 2);
+  }
+  if (opts.deleteAfterImport && !opts.trust) {
+    throw new ZferryError(
+      'relay receive --import --delete needs --trust KEY.pub (the source\'s zferry keygen public key; the source exports with --sign or "sign"): a forged manifest must never decide what is destroyed, so --allow-unsigned does not lift this',
+      {}, 2,
+    );
+  }
+  if (opts.importTarget !== null && !opts.trust && !opts.allowUnsigned) {
+    throw new ZferryError(
+      'relay receive --import needs --trust KEY.pub (the source\'s zferry keygen public key; the source exports with --sign or "sign"), or --allow-unsigned to import bundles anyone who reaches the port can push',
+      {}, 2,
+    );
   }
 }

@@ -10,12 +10,13 @@ import { ZferryError, oneLine } from '../errors.js';
 import type { Zfs } from '../zfs/index.js';
 import { ensureMbuffer, formatEndpoint } from '../mbuffer/index.js';
 import { readRelayConfig, type RelayConfig } from '../relay/config.js';
-import { acquireLock } from '../relay/lock.js';
+import { acquireLock, spoolLockFile } from '../state/lock.js';
 import { partitionByReceipt, pruneBundles, removeUnfinishedExports, spoolBundles } from '../relay/spool.js';
 import { findNewestReceipt } from '../state/receipt.js';
-import { runExport, sourceIdentity } from './export.js';
+import { runExport, sourceIdentity, type ExportResult } from './export.js';
 import { runRelaySend } from './relay-send.js';
 import type { Progress } from '../progress.js';
+import { siteOf } from '../state/site.js';
 
 /** One line of the round's log: printed as JSON for the journal, or as text on a terminal. */
 export interface RelayEvent {
@@ -24,7 +25,12 @@ export interface RelayEvent {
 }
 
 export interface RelayRunOptions {
-  config: string;
+  /** The config file, or the config already read (the CLI reads it first for its hooks). */
+  config: string | RelayConfig;
+  /** Seconds to wait for a round (or receiver) holding the spool's lock; Infinity: as long as it takes; absent: refuse at once. */
+  wait?: number;
+  /** One line for a person: a stale lock taken over, a wait begun. */
+  notice?: (line: string) => void;
   zfs: () => Promise<Zfs>;
   progress?: () => Progress;
   onEvent?: (e: RelayEvent) => void;
@@ -35,16 +41,26 @@ export interface RelayRunResult {
   pushed: string[];
   confirmed: string[];
   pending: string[];
+  /** Bytes the pending bundles hold in the spool. */
+  pendingBytes: number;
   receipt: string | null;
   /** Datasets the export left out because they are in conflict (the round is done in part). */
   conflicts: string[];
+  /** The round's export: the protections it kept and the receipt it planned from (null when it exported nothing). */
+  protection: ExportResult['protection'] | null;
+  receiptSeen: ExportResult['confirmed'];
   seconds: number;
+}
+
+/** This site's bundles in the spool: a spool shared by two sites never pushes one site's bundle to the other. */
+async function siteBundles(cfg: RelayConfig) {
+  return (await spoolBundles(cfg.spool)).filter((b) => siteOf(b.manifest) === cfg.site);
 }
 
 async function prune(cfg: RelayConfig, zfs: Zfs, emit: (e: RelayEvent) => void) {
   const identity = await sourceIdentity(zfs, cfg.source);
-  const receipt = await findNewestReceipt(cfg.spool, identity);
-  const { confirmed, pending } = partitionByReceipt(await spoolBundles(cfg.spool), receipt?.state ?? null);
+  const receipt = await findNewestReceipt(cfg.spool, identity, cfg.site);
+  const { confirmed, pending } = partitionByReceipt(await siteBundles(cfg), receipt?.state ?? null);
   if (confirmed.length > 0) {
     await pruneBundles(confirmed);
     emit({ event: 'pruned', bundles: confirmed.map((b) => b.manifest.bundleId) });
@@ -55,13 +71,15 @@ async function prune(cfg: RelayConfig, zfs: Zfs, emit: (e: RelayEvent) => void) 
 export async function runRelayRound(opts: RelayRunOptions): Promise<RelayRunResult> {
   const started = Date.now();
   const emit = opts.onEvent ?? (() => undefined);
-  const cfg = await readRelayConfig(opts.config);
+  const cfg = typeof opts.config === 'string' ? await readRelayConfig(opts.config) : opts.config;
   await ensureMbuffer();
   await mkdir(cfg.spool, { recursive: true });
-  const lock = await acquireLock(cfg.spool);
-  const result: RelayRunResult = { exported: null, pushed: [], confirmed: [], pending: [], receipt: null, conflicts: [], seconds: 0 };
+  const lock = await acquireLock(spoolLockFile(cfg.spool), {
+    what: `a relay round on ${cfg.spool}`, notice: opts.notice, ...(opts.wait !== undefined ? { waitSeconds: opts.wait } : {}),
+  });
+  const result: RelayRunResult = { exported: null, pushed: [], confirmed: [], pending: [], pendingBytes: 0, receipt: null, conflicts: [], protection: null, receiptSeen: null, seconds: 0 };
   try {
-    emit({ event: 'start', source: cfg.source, spool: cfg.spool, to: formatEndpoint(cfg.to) });
+    emit({ event: 'start', source: cfg.source, site: cfg.site, spool: cfg.spool, to: formatEndpoint(cfg.to) });
     const zfs = await opts.zfs();
     await removeUnfinishedExports(cfg.spool);
     let { receipt, pending, confirmed } = await prune(cfg, zfs, emit);
@@ -78,6 +96,8 @@ export async function runRelayRound(opts: RelayRunOptions): Promise<RelayRunResu
         maxMemory: cfg.maxMemory,
         volumeSize: cfg.volumeSize,
         dryRun: false,
+        notice: opts.notice,
+        site: cfg.site,
         ...(cfg.sign ? { sign: cfg.sign } : {}),
         progress: opts.progress?.(),
       });
@@ -87,12 +107,14 @@ export async function runRelayRound(opts: RelayRunOptions): Promise<RelayRunResu
         ...(exp.resumed ? { resumed: exp.resumed.reused.length } : {}), conflicts: exp.plan.conflicts.map((c) => c.message),
       });
       result.exported = exp.bundle;
+      if (exp.bundle) result.protection = exp.protection;
+      result.receiptSeen = exp.confirmed;
       result.conflicts = exp.plan.conflicts.map((c) => c.message);
       if (exp.plan.conflicts.length > 0) {
         // The bundle still goes: it carries every dataset not in conflict.
         emit({ event: 'failed', stage: 'export', message: `${exp.plan.conflicts.length} dataset(s) in conflict were left out` });
       }
-      pending = (await spoolBundles(cfg.spool)).filter((b) => !result.confirmed.includes(b.manifest.bundleId));
+      pending = (await siteBundles(cfg)).filter((b) => !result.confirmed.includes(b.manifest.bundleId));
     }
 
     if (pending.length > 0) {
@@ -124,6 +146,7 @@ export async function runRelayRound(opts: RelayRunOptions): Promise<RelayRunResu
       }
     }
     result.pending = pending.map((b) => b.manifest.bundleId);
+    result.pendingBytes = pending.reduce((n, b) => n + b.manifest.streams.reduce((k, st) => k + st.storedBytes, 0), 0);
     result.seconds = (Date.now() - started) / 1000;
     emit({ event: 'done', exported: result.exported, pushed: result.pushed.length, confirmed: result.confirmed.length, pending: result.pending.length, seconds: result.seconds });
     return result;

@@ -20,7 +20,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { constants, type BigIntStats, type Stats } from 'node:fs';
-import { lstat, mkdir, open, rename, rm, type FileHandle } from 'node:fs/promises';
+import { link, lstat, mkdir, open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, relative, sep } from 'node:path';
 import { ZferryError } from '../errors.js';
 import { fileError } from './errors.js';
@@ -113,6 +113,34 @@ export async function writeNewFile(file: string, data: string | Buffer, mode = 0
     throw fileError(err, 'writing', file);
   } finally {
     await fh.close().catch(() => undefined);
+  }
+}
+
+/**
+ * Creates `dir/name` holding `data` only if the name is free, and so that no
+ * reader ever sees it empty or half-written: the data goes to a random temp
+ * file first, which is then hard-linked to the name (link never replaces and
+ * never follows a link there). Returns false when the name is taken. For lock
+ * files, whose content decides whether they are stale.
+ */
+export async function createComplete(dir: string, name: string, data: string | Buffer, mode = 0o644): Promise<boolean> {
+  if (name !== basename(name) || name === '' || name === '.' || name === '..') throw new RangeError(`createComplete: ${JSON.stringify(name)} is not a plain file name`);
+  const final = join(dir, name);
+  const temp = join(dir, `.${name}.${randomBytes(12).toString('hex')}.tmp`);
+  try {
+    const fh = await createExclusive(temp, mode);
+    try {
+      await fh.writeFile(data);
+    } finally {
+      await fh.close();
+    }
+    await link(temp, final);
+    return true;
+  } catch (err) {
+    if (errno(err) === 'EEXIST') return false;
+    throw fileError(err, 'creating', final);
+  } finally {
+    await rm(temp, { force: true }).catch(() => undefined);
   }
 }
 

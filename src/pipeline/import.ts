@@ -17,7 +17,7 @@ export interface ReadStreamOptions {
   /**
    * The caller ran verifyBundle over these volumes just before: skip their
    * second sha256 (sizes are still checked, and the tail gate's raw sha256
-   * still guards every byte that leaves).
+   * guards every byte that leaves, against a volume changed since).
    */
   volumesVerified?: boolean;
 }
@@ -41,6 +41,11 @@ export function readStream(bundleDir: string, stream: StreamEntry, opts: ReadStr
       return new ZferryError(`${label}: corrupt zstd data in ${where}: ${err.message}`, at ? { file: at.file, offset: at.offset } : {});
     },
   });
+  // The raw sha256 is the end-to-end check against what zfs send wrote on the
+  // source: the volume hashes prove the stored bytes, this one also what came
+  // out of decompression (and, after --verify-first, catches a volume changed
+  // since). It costs a second sha256 pass; an edited rawSha256 must still keep
+  // the end record from zfs recv (test/scenario/bad-input).
   const gate = tailGate(stream.rawSha256, opts.holdBytes ?? 1 << 20, { label, expectedBytes: stream.rawBytes });
   // pipeline() destroys the gate with the first error of any stage, which the caller sees.
   if (opts.age) pipeline(reader, decryptStream(opts.age.identities, label, opts.age.file), dec, gate, () => undefined);

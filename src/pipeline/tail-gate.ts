@@ -4,7 +4,7 @@
  * record of a stream that is corrupt anywhere, and aborts instead of
  * committing a snapshot.
  */
-import { createHash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
 import { ZferryError } from '../errors.js';
 
@@ -16,21 +16,23 @@ export interface TailGateOptions {
 }
 
 export class TailGate extends Transform {
-  private readonly hash = createHash('sha256');
+  /** null: the caller proves the bytes upstream (every volume's sha256 before its last chunk leaves), and the gate only withholds the end. */
+  private readonly hash: Hash | null;
   private held: Buffer[] = [];
   private heldBytes = 0;
   private total = 0;
 
   constructor(
-    private readonly expectedSha256: string,
+    private readonly expectedSha256: string | null,
     private readonly holdBytes = 1 << 20,
     private readonly opts: TailGateOptions = {},
   ) {
     super();
+    this.hash = expectedSha256 === null ? null : createHash('sha256');
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
-    this.hash.update(chunk);
+    this.hash?.update(chunk);
     this.total += chunk.length;
     this.held.push(chunk);
     this.heldBytes += chunk.length;
@@ -54,13 +56,14 @@ export class TailGate extends Transform {
   }
 
   override _flush(done: TransformCallback): void {
-    const actual = this.hash.digest('hex');
+    const actual = this.hash?.digest('hex') ?? null;
     const label = this.opts.label ?? 'stream';
     if (this.opts.expectedBytes !== undefined && this.total !== this.opts.expectedBytes) {
       done(new ZferryError(`${label}: decompressed to ${this.total} bytes, manifest says ${this.opts.expectedBytes}; its end was withheld`));
       return;
     }
     if (actual !== this.expectedSha256) {
+      // Both null when the gate does not hash.
       done(new ZferryError(`${label}: sha256 of the decompressed stream is ${actual}, manifest says ${this.expectedSha256}; its end was withheld`));
       return;
     }
@@ -70,6 +73,6 @@ export class TailGate extends Transform {
   }
 }
 
-export function tailGate(expectedSha256: string, holdBytes = 1 << 20, opts: TailGateOptions = {}): TailGate {
+export function tailGate(expectedSha256: string | null, holdBytes = 1 << 20, opts: TailGateOptions = {}): TailGate {
   return new TailGate(expectedSha256, holdBytes, opts);
 }

@@ -15,6 +15,7 @@ import { projectTarget } from './project.js';
 import { FULL_SCOPE } from './scope.js';
 import { checkEncryptionMatch } from './send-flags.js';
 import type { Step } from './sync.js';
+import { planRetention, type Grid, type RetentionPlan } from './retention.js';
 
 /** User property on the target root naming the source it mirrors (`poolGuid:root`). */
 export const SOURCE_PROPERTY = 'zferry:source';
@@ -28,6 +29,11 @@ export interface TargetFacts {
   partial: ReadonlySet<string>;
   /** Bytes written since the newest snapshot, by full dataset name; null where zfs has no `written`. */
   written: ReadonlyMap<string, bigint> | null;
+  /**
+   * Where there is no `written` (zfs-fuse): `referenced` and `used` of every
+   * dataset and snapshot under the target, by full name; null otherwise.
+   */
+  space: ReadonlyMap<string, SpaceFigures> | null;
   /** The target root's zferry:source mark. */
   sourceMark: string | null;
   /** The target root's zferry:source-txg. */
@@ -37,7 +43,21 @@ export interface TargetFacts {
    * is to be received and zfs recv cannot be told its origin; null otherwise.
    */
   poolSnapshots: ReadonlyMap<Guid, string[]> | null;
+  /**
+   * With --delete-after: each target dataset's zferry:missing-since mark (the
+   * createdAt of the first applied bundle that lacked it), by full name;
+   * null when not read.
+   */
+  missingSince?: ReadonlyMap<string, string> | null;
+  /**
+   * When the target does not exist: its topmost ancestor that does not exist
+   * either (the pool itself when the pool is missing); null when the target
+   * exists or its parent does.
+   */
+  missingAncestor: string | null;
 }
+
+export const MISSING_SINCE_PROPERTY = 'zferry:missing-since';
 
 export interface BundleIn {
   dir: string;
@@ -55,6 +75,12 @@ export interface ImportFlags {
   recvNamesOrigin: boolean;
   /** The deletion guard's limits (--max-delete); absent = the defaults. */
   maxDelete?: MaxDelete;
+  /** --delete-after: seconds a dataset must have been missing on the source before it is destroyed; absent = at once. */
+  deleteAfterSeconds?: number;
+  /** --create-parents: create a missing parent of the target (zfs create -p) instead of refusing. */
+  createParents?: boolean;
+  /** --keep GRID: snapshots are thinned by the grid (and no longer follow --delete). */
+  keep?: Grid;
 }
 
 /**
@@ -116,6 +142,34 @@ export interface ImportPlan {
   guard: DeleteGuard | null;
   /** Whether the import marks the target with its source (first import). */
   markSource: string | null;
+  /** --delete-after's marks: set on datasets newly found missing, cleared on datasets back on the source. */
+  missingMarks: { set: Array<{ full: string; since: string }>; clear: string[] };
+  /** The target's parent, to create with `zfs create -p` before the first receive (--create-parents); null when it exists. */
+  createParent: string | null;
+  /** --keep: the snapshots the grid thins out after the streams (not counted by --max-delete); null without --keep. */
+  retention: RetentionPlan | null;
+}
+
+export interface SpaceFigures {
+  referenced: bigint;
+  used: bigint;
+}
+
+/**
+ * Without `written`: evidence from space figures that a dataset changed since
+ * its newest snapshot, or null where they show none (which proves nothing: a
+ * change may leave both unchanged, and the receive then refuses).
+ * - the live dataset references a different amount than the snapshot did;
+ * - the newest snapshot holds blocks of its own: blocks the live dataset
+ *   rewrote or freed since (mountpoint folders received children made).
+ */
+export function changedBySpace(space: ReadonlyMap<string, SpaceFigures>, dataset: string, newest: string): string | null {
+  const live = space.get(dataset);
+  const snap = space.get(`${dataset}@${newest}`);
+  if (!live || !snap) return null;
+  if (live.referenced !== snap.referenced) return `it references ${live.referenced} bytes, @${newest} ${snap.referenced}`;
+  if (snap.used > 0n) return `@${newest} holds ${snap.used} bytes the live dataset no longer has`;
+  return null;
 }
 
 export function sourceTag(s: { poolGuid: string; root: string }): string {
@@ -124,6 +178,8 @@ export function sourceTag(s: { poolGuid: string; root: string }): string {
 
 
 export function planImport(facts: TargetFacts, bundles: readonly BundleIn[], flags: ImportFlags): ImportPlan | { refusal: ImportRefusal } {
+  const parents = checkParents(facts, flags.createParents ?? false);
+  if ('refusal' in parents) return parents;
   const identity = checkIdentity(facts, bundles, flags.force);
   if (identity) return { refusal: identity };
   const current = facts.inventory;
@@ -180,7 +236,13 @@ export function planImport(facts: TargetFacts, bundles: readonly BundleIn[], fla
     return { refusal: { message: `--delete: no bundle here can speak for the source's current state: ${view.reason}; nothing was received`, dataset: facts.target } };
   }
   const newest = view.index === null ? null : modified[view.index].manifest;
-  const extras = newest && projected ? planDelete(newest.inventory, projected, newest.scope ?? FULL_SCOPE) : null;
+  const missing = newest && projected ? planDelete(newest.inventory, projected, newest.scope ?? FULL_SCOPE) : null;
+  const waiting = missing && newest && flags.deleteAfterSeconds !== undefined
+    ? deferMissing(missing, facts, modified.map((p) => p.manifest), newest, flags.deleteAfterSeconds)
+    : null;
+  const mirrored = waiting ? waiting.extras : missing;
+  // With a grid, snapshots follow the grid; --delete still takes the datasets the source lost.
+  const extras = mirrored && flags.keep ? datasetsOnly(mirrored) : mirrored;
   const guard = extras && projected ? deleteGuard(extras, projected, modified, flags.maxDelete ?? DEFAULT_MAX_DELETE) : null;
   if (guard?.exceeded && flags.delete && !flags.dryRun) return { refusal: { message: guardRefusal(guard), dataset: facts.target } };
   const first = modified[0]?.manifest;
@@ -192,10 +254,117 @@ export function planImport(facts: TargetFacts, bundles: readonly BundleIn[], fla
     extras,
     guard,
     markSource: first && facts.sourceMark === null ? sourceTag(first.source) : null,
+    missingMarks: waiting?.marks ?? { set: [], clear: [] },
+    createParent: parents.createParent,
+    retention: flags.keep && projected ? retentionOf(projected, newest ?? modified[modified.length - 1]?.manifest ?? null, bundles, deferred, extras, flags.keep) : null,
   };
 }
 
+/**
+ * --delete-after: a dataset missing on the source is destroyed only once it
+ * has been missing for `seconds`, counted on the source's clock from the
+ * first applied bundle that lacked it (its zferry:missing-since mark, else
+ * the first bundle of this run without it) to the newest bundle: transit
+ * time of a disk and the two hosts' clocks do not enter. A dataset that
+ * waits keeps its snapshots and its parents; one back on the source loses
+ * its mark.
+ */
+export function deferMissing(
+  planned: DeletePlan,
+  facts: Pick<TargetFacts, 'target' | 'missingSince'>,
+  manifests: readonly Manifest[],
+  newest: Manifest,
+  seconds: number,
+): { extras: DeletePlan; marks: ImportPlan['missingMarks'] } {
+  const marks: ImportPlan['missingMarks'] = { set: [], clear: [] };
+  const onSource = new Set(newest.inventory.datasets.map((d) => d.path));
+  for (const [full] of facts.missingSince ?? []) {
+    const rel = full === facts.target ? '' : full.startsWith(`${facts.target}/`) ? full.slice(facts.target.length + 1) : null;
+    if (rel !== null && onSource.has(rel)) marks.clear.push(full);
+  }
+  const now = Date.parse(newest.createdAt);
+  const waiting = new Set<string>();
+  const kept: DeletePlan['kept'] = [];
+  for (const d of planned.datasets) {
+    const marked = facts.missingSince?.get(d.full);
+    const firstLacking = manifests.find((m) => !m.inventory.datasets.some((x) => x.path === d.dataset)) ?? newest;
+    const since = marked !== undefined && Number.isFinite(Date.parse(marked)) ? marked : firstLacking.createdAt;
+    const missingFor = Math.max(0, (now - Date.parse(since)) / 1000);
+    if (missingFor >= seconds) continue;
+    waiting.add(d.dataset);
+    if (marked === undefined) marks.set.push({ full: d.full, since });
+    kept.push({ dataset: d.dataset, reason: `missing on the source since ${since}; destroyed once missing for ${formatAge(seconds)} (--delete-after)` });
+  }
+  // A parent of a waiting dataset waits with it: it cannot go while a child stays.
+  for (const d of planned.datasets) {
+    if (waiting.has(d.dataset)) continue;
+    if ([...waiting].some((w) => w.startsWith(`${d.dataset}/`))) {
+      waiting.add(d.dataset);
+      kept.push({ dataset: d.dataset, reason: 'holds datasets waiting for --delete-after' });
+    }
+  }
+  return {
+    extras: {
+      datasets: planned.datasets.filter((d) => !waiting.has(d.dataset)),
+      snapshots: planned.snapshots.filter((s) => !waiting.has(s.dataset)),
+      kept: [...planned.kept, ...kept],
+    },
+    marks,
+  };
+}
+
+function formatAge(seconds: number): string {
+  const units: Array<[number, string]> = [[86400, 'd'], [3600, 'h'], [60, 'm']];
+  for (const [size, unit] of units) if (seconds >= size && seconds % size === 0) return `${seconds / size}${unit}`;
+  return `${seconds}s`;
+}
+
+/** A delete plan with only the datasets the source lost (and their snapshots). */
+function datasetsOnly(p: DeletePlan): DeletePlan {
+  const doomed = new Set(p.datasets.map((d) => d.dataset));
+  return { ...p, snapshots: p.snapshots.filter((x) => doomed.has(x.dataset)) };
+}
+
+/** The grid over the projected target; bases the deferred bundles wait for are kept. */
+function retentionOf(projected: Inventory, speaker: Manifest | null, bundles: readonly BundleIn[], deferred: readonly Deferred[], extras: DeletePlan | null, grid: Grid): RetentionPlan {
+  const waiting = new Set(deferred.map((d) => d.bundleId));
+  const needed = bundles
+    .filter((b) => waiting.has(b.manifest.bundleId))
+    .flatMap((b) => b.manifest.streams.flatMap((s) => (s.from ? [{ dataset: s.from.dataset ?? s.dataset, guid: s.from.guid, bundle: b.dir }] : [])));
+  return planRetention({
+    target: projected,
+    source: speaker?.inventory ?? null,
+    // Without a bundle's scope nothing says what is the source's: everything counts as in scope.
+    scope: speaker?.scope ?? FULL_SCOPE,
+    needed,
+    alreadyDestroyed: new Set(extras?.snapshots.map((x) => x.full) ?? []),
+  }, grid);
+}
+
 /** All bundles must come from one source; the target must mirror that source. */
+/**
+ * A target with no pool or no parent to receive into: zfs recv would fail
+ * with two lines of its own after the bundles were read. Refused up front,
+ * naming the missing dataset and the command that fixes it; a missing parent
+ * is created instead with --create-parents. A pool is never created.
+ */
+export function checkParents(facts: Pick<TargetFacts, 'target' | 'missingAncestor'>, createParents: boolean): { createParent: string | null } | { refusal: ImportRefusal } {
+  const missing = facts.missingAncestor;
+  if (missing === null) return { createParent: null };
+  const target = facts.target;
+  if (!missing.includes('/')) {
+    return { refusal: { message: `import target ${target}: pool ${missing} does not exist (zpool list shows the pools here): create or import it first; nothing was received`, dataset: missing } };
+  }
+  const parent = target.slice(0, target.lastIndexOf('/'));
+  if (createParents) return { createParent: parent };
+  return {
+    refusal: {
+      message: `import target ${target}: ${missing} does not exist: create it with \`zfs create -p ${parent}\`, or import with --create-parents; nothing was received`,
+      dataset: missing,
+    },
+  };
+}
+
 function checkIdentity(facts: TargetFacts, bundles: readonly BundleIn[], force: boolean): ImportRefusal | null {
   if (bundles.length === 0) return null;
   const first = bundles[0].manifest;
@@ -260,15 +429,20 @@ function planModified(facts: TargetFacts, planned: readonly PlannedBundle[], rol
       }
       const name = joinDataset(facts.target, s.dataset);
       const bytes = facts.written?.get(name);
-      const dirty = facts.written === null || (bytes !== undefined && bytes !== 0n);
-      if (!dirty || (!rollback && facts.written === null)) {
+      // What is known before anything is received: `written`, else the space figures' evidence.
+      const evidence = facts.written !== null
+        ? (bytes !== undefined && bytes !== 0n ? `${bytes} bytes written` : null)
+        : facts.space ? changedBySpace(facts.space, name, newest.name) : null;
+      // Without `written`, no evidence is no proof: --rollback still rolls back (a no-op when unchanged).
+      const mayBeDirty = evidence !== null || facts.written === null;
+      if (!mayBeDirty || (!rollback && evidence === null)) {
         decisions.push(d);
         continue;
       }
       if (!rollback) {
         return {
           refusal: {
-            message: `${name} has been modified since its newest snapshot @${newest.name} (${bytes} bytes written); nothing was received; use --rollback to roll it back to @${newest.name} first`,
+            message: `${name} has been modified since its newest snapshot @${newest.name} (${evidence}); nothing was received; use --rollback to roll it back to @${newest.name} first, and zfs set readonly=on ${facts.target} to keep the copy from changing`,
             dataset: name,
           },
         };

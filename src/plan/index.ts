@@ -9,3 +9,5 @@ export * from './scope.js';
 export * from './delete.js';
 export * from './latest.js';
 export * from './import.js';
+export * from './space.js';
+export * from './retention.js';

@@ -10,7 +10,7 @@ import { createStep, joinDataset } from '../model.js';
 import type { CommonBase, Conflict, ConflictNames } from './conflicts.js';
 import { noCommonSnapshot, targetAhead, typeMismatch } from './conflicts.js';
 import { comparePaths, parentPath, showPath } from './paths.js';
-import { ascending, ref } from './snapshots.js';
+import { ascending, formatRefs, ref } from './snapshots.js';
 import { datasetInScope, snapshotInScope, type Scope } from './scope.js';
 
 export type { CreateStep, SendStep, Step, StepFrom } from '../model.js';
@@ -144,7 +144,14 @@ export function planSync(source: Inventory, target: Inventory | null, opts: Plan
     }
 
     if (!src.snapshots.some(included)) {
-      if (!tgt && src.type === 'filesystem') {
+      // Only bookmarks left on the source, and the target moved on past the
+      // newest one both share: the two have diverged (zrepl's planner says
+      // the same), which is a conflict to show, not a dataset to skip.
+      const diverged = tgt && src.bookmarks.length > 0 ? bookmarkOnlyDivergence(names(path), src, tgt, included) : null;
+      if (diverged) {
+        plan.conflicts.push(diverged);
+        barrier.set(path, `parent ${showPath(path)} is in conflict (${diverged.kind})`);
+      } else if (!tgt && src.type === 'filesystem') {
         pending.add(path);
       } else {
         plan.skipped.push({ dataset: path, reason: 'no snapshot to send' });
@@ -369,6 +376,22 @@ export function chainSteps(
 }
 
 /** Present on both sides with target snapshots: find the newest common base by guid. */
+/**
+ * A source dataset holding only bookmarks (its snapshots rotated away) whose
+ * target has snapshots newer than the newest guid both share: diverged. Null
+ * where the target is not ahead (nothing to send, nothing lost).
+ */
+function bookmarkOnlyDivergence(names: ConflictNames, src: Dataset, tgt: Dataset, included: (s: Snapshot) => boolean): Conflict | null {
+  const outcome = planExisting(names, src, tgt, included, false);
+  if (outcome.conflict?.kind !== 'target-ahead') return null;
+  const c = outcome.conflict;
+  const message =
+    `${names.targetName}: diverged: target has snapshots newer than the last common #${c.common.name} that ${names.sourceName} lacks ` +
+    `(target-only: ${formatRefs(c.targetNewer)}; the source holds only bookmarks, so there is nothing to send); ` +
+    `take a new snapshot of ${names.sourceName} and run again with --rollback to discard ${formatRefs(c.targetNewer)}, or keep the target as it is`;
+  return { ...c, message };
+}
+
 function planExisting(
   names: ConflictNames,
   src: Dataset,

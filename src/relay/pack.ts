@@ -133,6 +133,7 @@ export async function describeBundles(dirs: string[]): Promise<PackedBundle[]> {
       bytes += size;
     }
     for (const s of manifest.streams) for (const v of s.volumes) bytes += v.bytes;
+    for (const f of manifest.parity?.files ?? []) bytes += f.bytes;
     out.push({ dir, manifest, files, bytes });
   }
   return out;
@@ -205,6 +206,13 @@ export function packBundles(bundles: PackedBundle[], opts: { onBytes?: (n: numbe
           entry.on('error', () => undefined);
           await writeBody(b.dir, join(b.dir, v.file), v.bytes, entry as unknown as NodeJS.WritableStream, pool, onBytes, from);
         }
+      }
+      // Parity files (export --parity) travel after the volumes, as volumes do: checked against the manifest on arrival.
+      for (const f of b.manifest.parity?.files ?? []) {
+        if (pack.destroyed) throw new Error('tar pack destroyed');
+        const entry = pack.entry({ name: `${name}/${f.file}`, size: f.bytes, mode: 0o644, mtime: bundleTime(b) });
+        entry.on('error', () => undefined);
+        await writeBody(b.dir, join(b.dir, f.file), f.bytes, entry as unknown as NodeJS.WritableStream, pool, onBytes);
       }
     }
     pack.finalize();

@@ -136,6 +136,7 @@ function admit(name: string, manifest: Manifest, header: RelayHeader, served: st
 async function finish(spool: string, cur: Current, trust: string | undefined): Promise<string> {
   await Promise.all(cur.durable.splice(0));
   await fsyncDir(join(cur.temp, 'streams')).catch(() => undefined);
+  if (cur.manifest.parity) await fsyncDir(join(cur.temp, 'parity')).catch(() => undefined);
   await verifyArrived(cur.temp, cur.manifest, cur.arrived);
   if (trust) await checkTrust(cur.temp, trust);
   const final = join(spool, cur.name);
@@ -214,7 +215,7 @@ export async function unpackInto(spool: string, source: Readable, opts: UnpackOp
           }
         }
         if (kept) {
-          // Resumed: the kept volumes stay, the small files come again.
+          // Resumed: the kept volumes stay, the small files (and parity) come again.
           for (const name of await readdir(temp)) if (name !== 'streams') await removeEntry(join(temp, name));
           for (const file of kept.keys()) if (!(file in offsets)) await removeEntry(join(temp, file));
         } else {
@@ -222,11 +223,14 @@ export async function unpackInto(spool: string, source: Readable, opts: UnpackOp
           await makeFreshFolder(temp);
           await makeFreshFolder(join(temp, 'streams'));
         }
+        if (manifest.parity) await makeFreshFolder(join(temp, 'parity'));
         cur = { name: bundle, temp, manifest, volumes: new Map(), seen: new Set([MANIFEST_FILE]), arrived: new Map(), durable: [], offsets, kept };
         for (const s of manifest.streams) for (const v of s.volumes) cur.volumes.set(v.file, v);
+        // Parity files arrive like volumes: listed by the manifest, size and sha256 checked as they are written.
+        for (const f of manifest.parity?.files ?? []) cur.volumes.set(f.file, f);
         for (const [file, n] of Object.entries(offsets)) {
           const v = cur.volumes.get(file);
-          if (!v || n > v.bytes) throw new ZferryError(`relay stream: ${RELAY_HEADER} leaves out ${n} bytes of ${bundle}/${file}, which manifest.json does not list at that size`, { file: `${bundle}/${file}`, field: '/resume' });
+          if (!v || !file.startsWith('streams/') || n > v.bytes) throw new ZferryError(`relay stream: ${RELAY_HEADER} leaves out ${n} bytes of ${bundle}/${file}, which manifest.json does not list at that size`, { file: `${bundle}/${file}`, field: '/resume' });
           if (n === v.bytes) {
             // Held whole, its sha256 checked when the holdings were read.
             cur.seen.add(file);

@@ -1,9 +1,13 @@
 /**
  * The source's journal of exported bundles, so a second disk can be planned
  * on top of a bundle whose receipt has not come back yet (disk rotation).
- * One JSON file per source under the state folder (`--journal DIR`, else
- * $ZFERRY_STATE_DIR, else /var/lib/zferry); each entry holds the bundle's id
- * and the target inventory it will leave (src/plan's projectTarget).
+ * One JSON file per source and site under the state folder (`--journal DIR`,
+ * else $ZFERRY_STATE_DIR, else /var/lib/zferry); each entry holds the
+ * bundle's id and the target inventory it will leave (src/plan's
+ * projectTarget). The default site's file keeps its name from before sites.
+ * Only export writes it, holding the export lock (src/state/lock.ts) from
+ * planning to appendJournal, so a read, extend and atomic replace never
+ * interleave.
  */
 import { mkdir } from 'node:fs/promises';
 import { basename, join } from 'node:path';
@@ -12,6 +16,7 @@ import { ZferryError } from '../errors.js';
 import { validateWith } from '../schemas.js';
 import { readRegular, writeFileAtomic } from '../fs/safe.js';
 import { MAX_MANIFEST_BYTES } from '../bundle/manifest.js';
+import { DEFAULT_SITE, isDefaultSite, siteField } from './site.js';
 
 export const DEFAULT_STATE_DIR = '/var/lib/zferry';
 /** Up to 50 projected inventories; refused before reading past this (twice a manifest's limit, well under V8's string limit). */
@@ -26,11 +31,15 @@ export interface JournalEntry {
   after: string | null;
   /** What the target holds once this bundle (and those before it) are applied. */
   projected: Inventory;
+  /** The bundle's size on disk (absent in entries written before status existed). */
+  storedBytes?: number;
 }
 
 export interface Journal {
   format: 'zferry-journal';
   source: SourceIdentity;
+  /** Absent for the default site. */
+  site?: string;
   entries: JournalEntry[];
 }
 
@@ -38,16 +47,18 @@ export function stateDir(explicit?: string): string {
   return explicit ?? process.env.ZFERRY_STATE_DIR ?? DEFAULT_STATE_DIR;
 }
 
-export function journalFile(dir: string, source: SourceIdentity): string {
-  return join(dir, `journal-${source.poolGuid}-${source.root.replace(/[^A-Za-z0-9_.-]/g, '_')}.json`);
+/** `@` never appears in the sanitized root, so no site's file name is another's. */
+export function journalFile(dir: string, source: SourceIdentity, site: string = DEFAULT_SITE): string {
+  const suffix = isDefaultSite(site) ? '' : `@${site}`;
+  return join(dir, `journal-${source.poolGuid}-${source.root.replace(/[^A-Za-z0-9_.-]/g, '_')}${suffix}.json`);
 }
 
-export async function readJournal(file: string, source: SourceIdentity): Promise<Journal> {
+export async function readJournal(file: string, source: SourceIdentity, site: string = DEFAULT_SITE): Promise<Journal> {
   let text: string;
   try {
     text = (await readRegular(file, { maxBytes: MAX_JOURNAL_BYTES, what: 'export journal' })).toString('utf8');
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { format: 'zferry-journal', source, entries: [] };
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { format: 'zferry-journal', source, ...siteField(site), entries: [] };
     if (err instanceof ZferryError) throw err;
     throw new ZferryError(`${file}: cannot read the export journal (${(err as Error).message})`, { file });
   }

@@ -1,7 +1,9 @@
 /**
  * The state/receipt format: what a target holds, written by `zferry state`
  * and by `zferry import` (a receipt), read by `zferry export --since` and by
- * export's search for the newest receipt under its destination.
+ * export's search for the newest receipt under its destination. import
+ * writes its receipt holding the target's import lock (src/state/lock.ts),
+ * and every replacement is atomic.
  */
 import { readdir } from 'node:fs/promises';
 import { join, dirname, basename } from 'node:path';
@@ -12,6 +14,7 @@ import { readRegular, writeFileAtomic } from '../fs/safe.js';
 import { validateWith } from '../schemas.js';
 import { ZFERRY_VERSION } from '../version.js';
 import { MAX_MANIFEST_BYTES } from '../bundle/manifest.js';
+import { DEFAULT_SITE, siteField, siteOf } from './site.js';
 
 export const STATE_FORMAT_VERSION = 1;
 /** A state or receipt holds one inventory, as a manifest does: the same limit, checked before it is parsed. */
@@ -29,6 +32,8 @@ export interface TargetState {
   source: SourceIdentity | null;
   /** Bundles applied by the import that wrote this receipt, in order. */
   bundles: string[];
+  /** The site of the bundles applied (their manifest's `site`); absent for the default site. */
+  site?: string;
   inventory: Inventory;
 }
 
@@ -37,6 +42,7 @@ export function makeState(
   inventory: Inventory,
   source: SourceIdentity | null,
   bundles: string[] = [],
+  site: string = DEFAULT_SITE,
 ): TargetState {
   return {
     format: 'zferry-state',
@@ -47,6 +53,7 @@ export function makeState(
     target,
     source,
     bundles,
+    ...siteField(site),
     inventory,
   };
 }
@@ -119,12 +126,14 @@ function sameSource(a: SourceIdentity | null, b: SourceIdentity): boolean {
 
 /**
  * The newest receipt under `dir` (the folder itself and its immediate
- * sub-folders, where bundles live) that speaks of `source`. Unreadable or
- * foreign files are passed over: a disk may carry other sources' bundles.
+ * sub-folders, where bundles live) that speaks of `source` and `site`.
+ * Unreadable or foreign files are passed over: a disk may carry other
+ * sources' or other sites' bundles.
  */
 export async function findNewestReceipt(
   dir: string,
   source: SourceIdentity,
+  site: string = DEFAULT_SITE,
 ): Promise<{ file: string; state: TargetState } | null> {
   const candidates: string[] = [];
   const scan = async (d: string, depth: number): Promise<void> => {
@@ -148,7 +157,7 @@ export async function findNewestReceipt(
     } catch {
       continue;
     }
-    if (!sameSource(state.source, source)) continue;
+    if (!sameSource(state.source, source) || siteOf(state) !== site) continue;
     if (best === null || state.takenAt > best.state.takenAt) best = { file, state };
   }
   return best;

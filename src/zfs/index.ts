@@ -7,7 +7,7 @@ import { ZferryError } from '../errors.js';
 import type { Guid, Inventory } from '../model.js';
 import { inventoryGetArgs, inventoryListArgs, parseInventoryGet, parseInventoryList } from './inventory.js';
 import { isUnknownProperty, parseSnapshotWritten, snapshotWrittenArgs, type WrittenRow } from './churn.js';
-import { parseHeld, parseWritten, userrefsArgs, writtenArgs } from './props.js';
+import { parseHeld, parseSnapshotSpace, parseSpace, parseWritten, snapshotSpaceArgs, spaceArgs, userrefsArgs, writtenArgs } from './props.js';
 import { probeCapabilities, type ZfsCapabilities } from './probe.js';
 import { commandError, ExecaRunner, isNotFound, resolveProgram, type RunResult, type Runner } from './runner.js';
 import {
@@ -30,7 +30,7 @@ export { ExecaRunner, resolveProgram } from './runner.js';
 export { parseInventoryList, parseInventoryGet, inventoryListArgs, inventoryGetArgs, buildInventory } from './inventory.js';
 export { parseSendDryRun, parseTrustedSize, buildSendArgs, buildReceiveArgs } from './sendrecv.js';
 export { parseSnapshotWritten, snapshotWrittenArgs, type WrittenRow } from './churn.js';
-export { parseHeld, parseWritten, userrefsArgs, writtenArgs } from './props.js';
+export { parseHeld, parseSnapshotSpace, parseSpace, parseWritten, snapshotSpaceArgs, spaceArgs, userrefsArgs, writtenArgs } from './props.js';
 export { SKIP_PROPERTY } from './inventory.js';
 export { classifyFlagProbe, parseZfsVersion, FLAG_PROBES } from './probe.js';
 export { checkDatasetName } from './names.js';
@@ -177,6 +177,28 @@ export class Zfs {
     return value === '-' ? null : value;
   }
 
+  /** A property's values set locally on the datasets under `root` (not snapshots, not inherited), in one call. */
+  async localProperties(root: string, prop: string): Promise<Map<string, string>> {
+    const out = await this.zfs('zfs get', root, ['get', '-H', '-p', '-r', '-s', 'local', '-o', 'name,value', prop, root]);
+    const values = new Map<string, string>();
+    for (const line of out.split('\n')) {
+      const [name, value] = line.split('\t');
+      if (name && value !== undefined && value !== '-' && !name.includes('@')) values.set(name, value);
+    }
+    return values;
+  }
+
+  /** Several properties of one dataset in one call; null where unset ('-'). */
+  async getProperties<P extends string>(dataset: string, props: readonly P[]): Promise<Record<P, string | null>> {
+    const out = await this.zfs('zfs get', dataset, ['get', '-H', '-p', '-o', 'property,value', props.join(','), dataset]);
+    const values = Object.fromEntries(props.map((p) => [p, null])) as Record<P, string | null>;
+    for (const line of out.split('\n')) {
+      const [prop, value] = line.split('\t');
+      if (prop !== undefined && value !== undefined && (props as readonly string[]).includes(prop)) values[prop as P] = value === '-' ? null : value;
+    }
+    return values;
+  }
+
   async setProperty(dataset: string, prop: string, value: string): Promise<void> {
     await this.zfs('zfs set', dataset, ['set', `${prop}=${value}`, dataset]);
   }
@@ -224,6 +246,18 @@ export class Zfs {
   }
 
   /**
+   * `referenced` and `used` of every dataset and snapshot under `root`, in one
+   * call: where zfs has no `written`, the evidence that a dataset changed
+   * since its newest snapshot (see changedBySpace).
+   */
+  async spaceFigures(root: string): Promise<Map<string, { referenced: bigint; used: bigint }>> {
+    const args = spaceArgs(root);
+    const r = await this.run(this.zfsBin, args);
+    if (r.exitCode !== 0) throw commandError('zfs get referenced,used', root, [this.zfsBin, ...args], r.exitCode, r.stderr);
+    return parseSpace(r.stdout);
+  }
+
+  /**
    * `zfs hold TAG SNAPSHOT...`: the snapshots cannot be destroyed until
    * released. One zfs call for the list (a call per snapshot cost a process
    * each: 200 of them for 200 datasets). Where one of them already has the
@@ -257,6 +291,11 @@ export class Zfs {
    * `zfs holds` needs a Python helper it does not ship, so holds are found by
    * count and released by tag.
    */
+  /** `used` and `referenced` of every snapshot under root (sizes a send where there is no `send -nvP`). */
+  async snapshotSpace(root: string): Promise<Map<string, { used: number; referenced: number }>> {
+    return parseSnapshotSpace(await this.zfs('zfs get used,referenced', root, snapshotSpaceArgs(root)));
+  }
+
   async heldSnapshots(root: string): Promise<string[]> {
     const out = await this.zfs('zfs get userrefs', root, userrefsArgs(root));
     return parseHeld(out);
@@ -322,8 +361,8 @@ export class Zfs {
    * interrupted `zfs receive -s`, in one call; empty where this zfs has no
    * resumable receives or `root` does not exist.
    */
-  async resumeTokens(root: string): Promise<Set<string>> {
-    if (!this.caps.resumable || !(await this.exists(root))) return new Set();
+  async resumeTokens(root: string, exists?: boolean): Promise<Set<string>> {
+    if (!this.caps.resumable || !(exists ?? (await this.exists(root)))) return new Set();
     const out = await this.zfs('zfs get', root, ['get', '-H', '-p', '-r', '-o', 'name,value', 'receive_resume_token', root]);
     return parseResumeTokens(out);
   }
@@ -352,8 +391,10 @@ export class Zfs {
       await this.unmountTree(name);
       const second = await this.run(this.zfsBin, args);
       if (second.exitCode === 0) return;
+      await this.refuseHeld(name, opts.recursive === true, [this.zfsBin, ...args], second.stderr);
       throw commandError('zfs destroy', name, [this.zfsBin, ...args], second.exitCode, second.stderr);
     }
+    if (!isNotFound(first.stderr)) await this.refuseHeld(name, opts.recursive === true, [this.zfsBin, ...args], first.stderr);
     if (isNotFound(first.stderr)) {
       throw new ZferryError(`zfs destroy: dataset ${name} does not exist`, {
         dataset: name,
@@ -365,6 +406,32 @@ export class Zfs {
     throw commandError('zfs destroy', name, [this.zfsBin, ...args], first.exitCode, first.stderr);
   }
 
+  /**
+   * After a failed destroy: throws, naming the snapshot and how to release
+   * it, when a hold is what stopped it. zfs says so differently by version
+   * (2.3: "it's being held"; 2.1 and zfs-fuse: "dataset is busy", which also
+   * means a mounted, busy filesystem), so the holds are counted rather than
+   * the message read.
+   */
+  private async refuseHeld(name: string, recursive: boolean, command: string[], stderr: string): Promise<void> {
+    if (name.includes('#')) return;
+    let held: string[];
+    if (name.includes('@')) {
+      const r = await this.run(this.zfsBin, ['get', '-H', '-p', '-o', 'name,value', 'userrefs', name]);
+      held = r.exitCode === 0 ? parseHeld(r.stdout) : [];
+    } else {
+      if (!recursive) return;
+      const r = await this.run(this.zfsBin, userrefsArgs(name));
+      held = r.exitCode === 0 ? parseHeld(r.stdout) : [];
+    }
+    const snapshot = held[0];
+    if (snapshot === undefined) return;
+    throw new ZferryError(
+      `cannot destroy ${name}: snapshot ${snapshot} is held${held.length > 1 ? ` (and ${held.length - 1} more under it)` : ''}; see \`zfs holds ${snapshot}\`, then \`zfs release TAG ${snapshot}\``,
+      { dataset: snapshot, command, stderr },
+    );
+  }
+
   /** Unmounts a filesystem and its descendants, children first; failures are left to the caller's retry. */
   private async unmountTree(name: string): Promise<void> {
     if (name.includes('@')) return;
@@ -372,4 +439,16 @@ export class Zfs {
     const names = list.stdout.split('\n').filter((n) => n !== '');
     for (const fs of names.reverse()) await this.run(this.zfsBin, ['unmount', fs]);
   }
+}
+
+/**
+ * Names of every filesystem and volume on the host (`zfs list -H -o name`,
+ * the same in every zfs), for shell completion: one call and no probe, so a
+ * Tab press costs one zfs process. Empty when zfs cannot answer.
+ */
+export async function listDatasetNames(opts: ZfsOptions = {}): Promise<string[]> {
+  const runner = opts.runner ?? new ExecaRunner();
+  const r = await runner.run(resolveProgram(opts.zfs ?? 'zfs'), ['list', '-H', '-o', 'name']).catch(() => null);
+  if (!r || r.exitCode !== 0) return [];
+  return r.stdout.split('\n').filter((l) => l !== '');
 }

@@ -4,7 +4,7 @@
  * call counter so tests can pin "one call for the whole tree".
  */
 import { accessSync, constants, statSync } from 'node:fs';
-import { delimiter, isAbsolute, join } from 'node:path';
+import { basename, delimiter, isAbsolute, join } from 'node:path';
 import { execa } from 'execa';
 import { ZferryError } from '../errors.js';
 
@@ -58,14 +58,23 @@ export const ZFS_SPAWN = { env: ZFS_ENV, cleanup: false } as const;
 export class ExecaRunner implements Runner {
   async run(cmd: string, args: string[]): Promise<RunResult> {
     const result = await execa(cmd, args, { ...ZFS_SPAWN, stdin: 'ignore', reject: false });
+    if ((result as { code?: string }).code === 'ENOENT') throw notInstalled(cmd, args);
     if (result.exitCode === undefined) {
-      // Spawn failure (ENOENT, EACCES) or a signal: there is no zfs answer to read.
+      // Spawn failure (EACCES) or a signal: there is no zfs answer to read.
       throw new ZferryError(`cannot run ${cmd}: ${result.originalMessage ?? result.shortMessage}`, {
         command: [cmd, ...args],
       });
     }
     return { stdout: String(result.stdout), stderr: String(result.stderr), exitCode: result.exitCode };
   }
+}
+
+/** zfs or zpool found nowhere on PATH: the one line names the Debian packages that provide them. */
+export function notInstalled(cmd: string, args: readonly string[] = []): ZferryError {
+  return new ZferryError(
+    `${basename(cmd)} is not installed or not on PATH: install OpenZFS (Debian: apt-get install zfsutils-linux) or zfs-fuse (apt-get install zfs-fuse)`,
+    { command: [cmd, ...args] },
+  );
 }
 
 /** The first lines of zfs's stderr, joined, for a one-line error message. */

@@ -180,6 +180,11 @@ test('user properties round-trip and unset ones read as null', async () => {
   await zfs.setProperty(ds, 'zferry:source', 'tank/a');
   assert.equal(await zfs.getProperty(ds, 'zferry:source'), 'tank/a');
   assert.equal(await zfs.getProperty(ds, 'zferry:unset'), null);
+  assert.deepEqual(await zfs.getProperties(ds, ['zferry:source', 'zferry:unset']), { 'zferry:source': 'tank/a', 'zferry:unset': null });
+  await zfs.setProperty(ds, 'zferry:missing-since', '2026-11-20T00:00:00.000Z');
+  assert.equal((await zfs.localProperties(ds, 'zferry:missing-since')).get(ds), '2026-11-20T00:00:00.000Z');
+  await zfs.inherit(ds, 'zferry:missing-since');
+  assert.equal((await zfs.localProperties(ds, 'zferry:missing-since')).size, 0);
   await assert.rejects(zfs.getProperty(`${ds}/gone`, 'zferry:source'), (err: unknown) => err instanceof ZferryError && err.context.dataset === `${ds}/gone`);
 });
 
@@ -200,6 +205,22 @@ test('exists, rollback -r, destroy -r and pool guid', async () => {
   const guid = await zfs.poolGuid(src.name);
   assert.match(guid, /^\d+$/);
   assert.equal(guid, (await run('zpool', ['list', '-H', '-o', 'guid', src.name])).trim());
+});
+
+test('a held snapshot is not destroyed, and the refusal names it and how to release it', async () => {
+  const ds = `${src.name}/heldx`;
+  await run('zfs', ['create', ds]);
+  await run('zfs', ['snapshot', `${ds}@h`]);
+  await run('zfs', ['hold', 'keepme', `${ds}@h`]);
+  const refusal = (err: unknown) =>
+    err instanceof ZferryError && err.context.dataset === `${ds}@h` && /is held.*zfs release TAG/.test(err.message) && !err.message.includes('\n');
+  // OpenZFS 2.3 says "it's being held", 2.1 and zfs-fuse "dataset is busy": the refusal is the same.
+  await assert.rejects(zfs.destroy(`${ds}@h`), refusal);
+  await assert.rejects(zfs.destroy(ds, { recursive: true }), refusal);
+  assert.equal(await zfs.exists(`${ds}@h`), true);
+  await run('zfs', ['release', 'keepme', `${ds}@h`]);
+  await zfs.destroy(`${ds}@h`);
+  assert.equal(await zfs.exists(`${ds}@h`), false);
 });
 
 test('refuses a send flag this zfs lacks before starting zfs', { skip: lane !== 'fuse' }, () => {

@@ -42,9 +42,13 @@ export async function buildSource(pool: string): Promise<void> {
   await snapshot(`${pool}@${AUTO('hourly', 2)}`, true);
 }
 
-/** Streams `zfs send ARGS` into `zfs recv -u RECV` with stock tools, as a user seeding by hand would. */
-export async function stockSendRecv(sendArgs: string[], recvArgs: string[]): Promise<void> {
-  await execa('zfs', ['send', ...sendArgs], { stdin: 'ignore', buffer: { stdout: false } }).pipe('zfs', ['recv', '-u', ...recvArgs]);
+/**
+ * Streams `zfs send ARGS` into `zfs recv -u RECV` with stock tools, as a user
+ * seeding by hand would; `mounted`: without -u, as a user's first try might.
+ */
+export async function stockSendRecv(sendArgs: string[], recvArgs: string[], opts: { mounted?: boolean } = {}): Promise<void> {
+  const recv = opts.mounted ? ['recv', ...recvArgs] : ['recv', '-u', ...recvArgs];
+  await execa('zfs', ['send', ...sendArgs], { stdin: 'ignore', buffer: { stdout: false } }).pipe('zfs', recv);
 }
 
 /**

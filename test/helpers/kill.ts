@@ -5,10 +5,10 @@
  */
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { execa } from 'execa';
-import { CLI } from './cli.js';
+import { execa, type ResultPromise } from 'execa';
+import { CLI, STATE_DIR } from './cli.js';
 
 export interface KillAtOptions {
   /** Folder for the hook's announcement file. */
@@ -23,13 +23,21 @@ export interface KillAtOptions {
   group?: boolean;
 }
 
-/** Runs zferry until it reaches `point`, then signals it; resolves once it and its children are gone. */
-export async function killAt(point: string, opts: KillAtOptions, ...args: string[]): Promise<void> {
-  const signal = opts.signal ?? 'SIGKILL';
-  const flag = path.join(opts.dir, `reached-${point.replace(/:/g, '_')}-${Date.now()}`);
+export interface Paused {
+  child: ResultPromise;
+  /** Lets the paused zferry go on (the hook waits until its announcement file is gone). */
+  resume(): Promise<void>;
+}
+
+/**
+ * Runs zferry until it reaches `point` and holds it there (the process waits,
+ * its locks held, its zfs children open); resolves once it is there.
+ */
+export async function pauseAt(point: string, opts: Pick<KillAtOptions, 'dir' | 'env' | 'group'>, ...args: string[]): Promise<Paused> {
+  const flag = path.join(opts.dir, `reached-${point.replace(/:/g, '_')}-${Date.now()}-${Math.random().toString(36).slice(2, 8)}`);
   const child = execa(process.execPath, [CLI, ...args], {
     reject: false, stdin: 'ignore', detached: opts.group === true,
-    env: { LC_ALL: 'C', ...opts.env, ZFERRY_TEST_PAUSE_AT: point, ZFERRY_TEST_PAUSE_FILE: flag },
+    env: { LC_ALL: 'C', ZFERRY_STATE_DIR: STATE_DIR, ...opts.env, ZFERRY_TEST_PAUSE_AT: point, ZFERRY_TEST_PAUSE_FILE: flag },
   });
   const deadline = Date.now() + 60_000;
   while (!existsSync(flag)) {
@@ -37,6 +45,13 @@ export async function killAt(point: string, opts: KillAtOptions, ...args: string
     if (Date.now() > deadline) throw new Error(`${point} not reached in 60 s`);
     await new Promise((r) => setTimeout(r, 50));
   }
+  return { child, resume: () => rm(flag, { force: true }) };
+}
+
+/** Runs zferry until it reaches `point`, then signals it; resolves once it and its children are gone. */
+export async function killAt(point: string, opts: KillAtOptions, ...args: string[]): Promise<void> {
+  const signal = opts.signal ?? 'SIGKILL';
+  const { child } = await pauseAt(point, opts, ...args);
   let orphans: number[] = [];
   try {
     await opts.settle?.();

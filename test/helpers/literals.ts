@@ -58,5 +58,5 @@ export function manifest(source: Inventory, streams: Array<ReturnType<typeof str
 
 /** The facts of a target as import reads them; everything not given is "nothing there". */
 export function facts(target: string, inventory: Inventory | null, extra: Partial<TargetFacts> = {}): TargetFacts {
-  return { target, inventory, partial: new Set(), written: null, sourceMark: null, sourceTxg: null, poolSnapshots: null, ...extra };
+  return { target, inventory, partial: new Set(), written: null, sourceMark: null, sourceTxg: null, poolSnapshots: null, missingAncestor: null, space: null, ...extra };
 }

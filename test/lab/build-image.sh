@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Builds (or reuses) the lab's guest image from Debian packages only:
-# bookworm minbase + kernel + OpenZFS 2.3.x from bookworm-backports (DKMS),
-# the host's node binary, and a tiny busybox initramfs.
-# Output: $ZFERRY_LAB_CACHE/image-KEY/{rootfs.img,vmlinuz,initrd.img,versions.txt}
+# bookworm minbase + kernel + OpenZFS (DKMS), the host's node binary, and a
+# tiny busybox initramfs. ZFERRY_LAB_ZFS picks the OpenZFS: 2.3 (default,
+# bookworm-backports) or 2.1 (bookworm's own zfs-dkms, as Debian 12 ships it).
+# Output: $ZFERRY_LAB_CACHE/image-zfsFLAVOUR-KEY/{rootfs.img,vmlinuz,initrd.img,versions.txt}
+# A new build replaces older images of its own flavour only.
 # Needs root and, on the host: debootstrap e2fsprogs cpio zstd (see README.md).
 #   build-image.sh           build unless an image for the current recipe exists
 #   build-image.sh --force   rebuild even if it exists
@@ -32,7 +34,7 @@ flock 9
 
 out=$(lab_image_dir)
 if (( ! force )) && lab_image_complete "$out"; then
-  lab_log "reusing image $(basename "$out")"
+  lab_log "reusing image $(basename "$out") (OpenZFS $LAB_ZFS)"
   sed 's/^/[lab]   /' "$out/versions.txt" >&2
   (( print_dir )) && printf '%s\n' "$out"
   exit 0
@@ -123,9 +125,12 @@ in_chroot apt-get install -y linux-image-amd64 linux-headers-amd64 kmod udev dkm
 kver=$(basename "$(ls -d "$rootfs"/lib/modules/*/ | sort -V | tail -n 1)")
 [[ -n $kver && -f $rootfs/boot/vmlinuz-$kver ]] || lab_die "no kernel found in the image"
 
-step "apt: zfs-dkms zfsutils-linux from $SUITE-backports (DKMS build for $kver, the slow part)"
-in_chroot apt-get install -y -t "$SUITE-backports" zfs-dkms zfsutils-linux \
+step "apt: zfs-dkms zfsutils-linux from $LAB_ZFS_RELEASE (DKMS build for $kver, the slow part)"
+in_chroot apt-get install -y -t "$LAB_ZFS_RELEASE" zfs-dkms zfsutils-linux \
   >>"$apt_log" 2>&1 || { tail -n 30 "$apt_log" >&2; lab_die "apt-get install zfs failed"; }
+# The mirror decides what -t gives: an image must carry the flavour it is named after.
+zfs_pkg=$(in_chroot dpkg-query -W -f '${Version}' zfsutils-linux)
+[[ $zfs_pkg == "$LAB_ZFS".* ]] || lab_die "$LAB_ZFS_RELEASE gave zfsutils-linux $zfs_pkg, not OpenZFS $LAB_ZFS"
 
 find_zfs_ko() { find "$rootfs/lib/modules/$kver" -name 'zfs.ko*' | head -n 1; }
 if [[ -z $(find_zfs_ko) ]]; then
@@ -142,8 +147,8 @@ node_v=$(in_chroot /usr/bin/node -e 'process.stdout.write(process.version)') \
   || lab_die "the copied node does not run inside the image (missing library?)"
 
 zfs_kmod=$(in_chroot modinfo -F version "${zfs_ko#"$rootfs"}")
-zfs_pkg=$(in_chroot dpkg-query -W -f '${Version}' zfsutils-linux)
 {
+  echo "flavour zfs$LAB_ZFS ($LAB_ZFS_RELEASE)"
   echo "kernel $kver"
   echo "zfs-kmod $zfs_kmod"
   echo "zfsutils-linux $zfs_pkg"
@@ -181,10 +186,18 @@ echo "initramfs modules: $(tr '\n' ' ' < "$ird/modules.order")" > "$work/initram
 step "mke2fs -d rootfs.img ($IMAGE_SIZE, no loop mount)"
 mke2fs -q -F -t ext4 -L lab-root -d "$rootfs" "$work/rootfs.img" "$IMAGE_SIZE"
 
-# Publish atomically, drop images of older recipes.
+# Publish atomically, drop images of older recipes of this flavour only: the
+# other flavour's image stays. Images named image-KEY (no flavour) predate
+# flavours and all carried 2.3.
 rm -rf "$rootfs" "$ird"
 echo "built $(date -u +%Y-%m-%dT%H:%M:%SZ) in $((SECONDS - t0))s" >> "$work/versions.txt"
-for old in "$LAB_CACHE"/image-* "$LAB_CACHE"/failed-image-*; do
+old_images=("$LAB_CACHE"/image-zfs"$LAB_ZFS"-* "$LAB_CACHE"/failed-image-zfs"$LAB_ZFS"-*)
+if [[ $LAB_ZFS == 2.3 ]]; then
+  for old in "$LAB_CACHE"/image-* "$LAB_CACHE"/failed-image-*; do
+    [[ $(basename "$old") =~ ^(failed-)?image-[0-9a-f]{16}$ ]] && old_images+=("$old")
+  done
+fi
+for old in "${old_images[@]}"; do
   [[ -e $old && $old != "$out" ]] && rm -rf "$old"
 done
 rm -rf "$out"

@@ -2,7 +2,8 @@
 # PID 1 inside the lab guest (dash), started by the initramfs via switch_root.
 # Not part of the image: run-in-guest.sh copies it into the per-run control
 # folder (/lab, 9p), so it can change without rebuilding anything.
-# /lab/conf (written by the host) sets LAB_REPO; /lab/cmd is the bash script
+# /lab/conf (written by the host) sets LAB_REPO and LAB_MODULES (node_modules'
+# real folder when it is a symlink out of the checkout); /lab/cmd is the bash script
 # to run. Results go back as /lab/rc and /lab/times; output via virtio-serial.
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 up() { cut -d' ' -f1 /proc/uptime; }
@@ -35,6 +36,12 @@ if ! mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 repo "$LAB_REPO";
   say "cannot mount the project folder at $LAB_REPO"
   echo 125 > /lab/rc
   finish
+fi
+
+if [ -n "${LAB_MODULES:-}" ]; then
+  mkdir -p "$LAB_MODULES"
+  mount -t 9p -o ro,trans=virtio,version=9p2000.L,msize=512000 modules "$LAB_MODULES" \
+    || say "cannot mount node_modules at $LAB_MODULES"
 fi
 
 say "modprobe zfs"

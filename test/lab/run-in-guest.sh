@@ -93,9 +93,17 @@ choose_accel() {
 }
 accel=$(choose_accel)
 
+# A worktree whose node_modules is a symlink out of the checkout (to the main
+# checkout's) needs that folder in the guest too, at the same path, read-only.
+lab_modules=""
+if [[ -L $LAB_REPO/node_modules ]]; then
+  lab_modules=$(readlink -f "$LAB_REPO/node_modules")
+  [[ $lab_modules == "$LAB_REPO"/* || ! -d $lab_modules ]] && lab_modules=""
+fi
+
 mkdir -p "$run/lab" "$run/disks"
 cp "$LAB_DIR/guest-init.sh" "$run/lab/guest-init.sh"
-printf 'LAB_REPO=%q\n' "$LAB_REPO" > "$run/lab/conf"
+printf 'LAB_REPO=%q\nLAB_MODULES=%q\n' "$LAB_REPO" "$lab_modules" > "$run/lab/conf"
 {
   echo "cd $(printf '%q' "$LAB_REPO") || exit 125"
   echo "export HOME=/root LANG=C.UTF-8 TERM=dumb ZFERRY_LANE=openzfs"
@@ -116,6 +124,7 @@ q+=(-append "$append"
     -device virtserialport,chardev=out,name=lab.out
     -virtfs "local,path=$run/lab,mount_tag=lab,security_model=none,multidevs=remap"
     -virtfs "local,path=$LAB_REPO,mount_tag=repo,security_model=none,multidevs=remap")
+[[ -n $lab_modules ]] && q+=(-virtfs "local,path=$lab_modules,mount_tag=modules,security_model=none,multidevs=remap,readonly=on")
 i=0
 for d in "${disks[@]}"; do
   name=${d%%:*} size=${d#*:}

@@ -2,6 +2,8 @@
 # `npm run test:openzfs` (after `npm run build` on the host): build or reuse
 # the lab image, boot it once and run the OpenZFS lane of the test runner in
 # the project folder inside the guest. Exits with the runner's exit code.
+# ZFERRY_LAB_ZFS=2.1 (`npm run test:openzfs21`) runs the same lane on the
+# OpenZFS 2.1 image (Debian 12's own zfs-dkms) instead of 2.3.
 # Scratch disks for the tests: /dev/disk/by-id/virtio-zf1 … virtio-zf4, 2 GiB
 # each (sparse; override with ZFERRY_LAB_DISKS="NAME:SIZE ...").
 # Extra arguments are passed to test/run.mjs.

@@ -10,7 +10,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { lane, makePool, run, type TestPool } from '../helpers/zfslab.js';
-import { zferryOk } from '../helpers/cli.js';
+import { zferry, zferryOk } from '../helpers/cli.js';
 import { guidList, snapshot, writeData } from '../helpers/fixtures.js';
 
 let src: TestPool;
@@ -51,4 +51,29 @@ test('a rotated-away base is replaced by its zferry bookmark and nothing is lost
   await zferryOk('import', disk, target, '--delete');
   const strip = (l: string[]) => l.filter((x) => !x.startsWith('a@s1='));
   assert.deepEqual(strip(await guidList(target)), await guidList(src.name));
+});
+
+test('a source left with only bookmarks, whose target moved on past them, is a conflict naming both sides, not a skip', { skip: lane !== 'openzfs' && 'bookmarks need OpenZFS' }, async () => {
+  const target = `${dst.name}/diverged`;
+  const disk2 = await mkdtemp(path.join(os.tmpdir(), 'zferry-bm2-'));
+  try {
+    await run('zfs', ['create', `${src.name}/b`]);
+    await writeData(`${src.name}/b`, 'one.bin', 16);
+    await snapshot(`${src.name}/b@b1`);
+    await zferryOk('export', `${src.name}/b`, disk2, '--no-journal');
+    await zferryOk('import', disk2, target);
+    // The target moves on; the source rotates its only snapshot away, keeping zferry's bookmark.
+    await snapshot(`${target}@target-only`);
+    await run('zfs', ['destroy', `${src.name}/b@b1`]);
+    const state = path.join(disk2, 'state.json');
+    await zferryOk('state', target, '-o', state);
+    const r = await zferry('export', `${src.name}/b`, path.join(disk2, 'next'), '--no-journal', '--since', state, '--dry-run', '--json');
+    assert.equal(r.code, 3, r.stderr);
+    const plan = JSON.parse(r.stdout).plan;
+    assert.deepEqual(plan.skipped, []);
+    assert.equal(plan.conflicts.length, 1);
+    assert.match(plan.conflicts[0].message, new RegExp(`^${target}: diverged: .*#zferry-.* that ${src.name}/b lacks \\(target-only: @target-only;`));
+  } finally {
+    await rm(disk2, { recursive: true, force: true });
+  }
 });

@@ -95,7 +95,7 @@ test('a bundle named receipt-<target>.json is refused, the receipt stays a file,
   const port = BASE + 1;
   const target = `${dst.name}/named`;
   const spool = path.join(work, 'named-spool');
-  const receive = () => startZferry(['relay', 'receive', '--listen', `${LOOP}:${port}`, '--spool', spool, '--source', SRC_ID, '--import', target, '--once', '--buffer', '1M']);
+  const receive = () => startZferry(['relay', 'receive', '--listen', `${LOOP}:${port}`, '--spool', spool, '--source', SRC_ID, '--import', target, '--allow-unsigned', '--once', '--buffer', '1M']);
 
   let receiver = receive();
   await untilListening(port);
@@ -140,7 +140,7 @@ test('a bundle of another source is refused at its manifest, before any of its f
   const port = BASE + 2;
   const target = `${dst.name}/onesource`;
   const spool = path.join(work, 'onesource-spool');
-  const receiver = startZferry(['relay', 'receive', '--listen', `${LOOP}:${port}`, '--spool', spool, '--source', SRC_ID, '--import', target,
+  const receiver = startZferry(['relay', 'receive', '--listen', `${LOOP}:${port}`, '--spool', spool, '--source', SRC_ID, '--import', target, '--allow-unsigned',
     '--buffer', '1M', '--block-size', '16k', '--json']);
   try {
     // Watch .incoming for the whole push: the foreign bundle's folder must never appear, not even there.
@@ -184,7 +184,7 @@ test('a poisoned spool is reported naming the folder to remove; with neither --s
   assert.equal(stderrLines(r.stderr).length, 1, r.stderr);
   assert.match(r.stderr, new RegExp(`^zferry: spool ${spool} is poisoned: it serves source ${SRC_ID}, but ${stray} \\(source [0-9]+:${src.name}/data\\) came from another source: remove that folder$`));
 
-  const bare = await zferry('relay', 'receive', '--listen', `${LOOP}:${BASE + 3}`, '--spool', path.join(work, 'bare-spool'), '--import', `${dst.name}/nowhere`, '--once');
+  const bare = await zferry('relay', 'receive', '--listen', `${LOOP}:${BASE + 3}`, '--spool', path.join(work, 'bare-spool'), '--import', `${dst.name}/nowhere`, '--allow-unsigned', '--once');
   assert.equal(bare.code, 2);
   assert.equal(stderrLines(bare.stderr).length, 1, bare.stderr);
   assert.match(bare.stderr, /needs --source POOLGUID:ROOT .*the first bundle to arrive must not decide it/);
@@ -260,7 +260,7 @@ test('forged unsigned receipts (dated 2099, naming other bundles, or lacking the
   });
 
   // Round 1: the forger answers first, dated 2099 and naming a bundle that never existed; the real receipt comes after.
-  let receiver = startZferry(['relay', 'receive', '--listen', `${LOOP}:${to}`, '--spool', recvSpool, '--source', SRC_ID, '--import', target,
+  let receiver = startZferry(['relay', 'receive', '--listen', `${LOOP}:${to}`, '--spool', recvSpool, '--source', SRC_ID, '--import', target, '--allow-unsigned',
     '--reply-to', `${LOOP}:${replyPort}`, '--buffer', '4M']);
   try {
     await untilListening(to);
@@ -287,7 +287,7 @@ test('forged unsigned receipts (dated 2099, naming other bundles, or lacking the
   await configFor(15);
   await writeData(`${src.name}/data`, 'forged.bin', 16);
   await snapshot(`${src.name}@forged-1`, true);
-  receiver = startZferry(['relay', 'receive', '--listen', `${LOOP}:${to}`, '--spool', recvSpool, '--source', SRC_ID, '--import', target, '--buffer', '4M']);
+  receiver = startZferry(['relay', 'receive', '--listen', `${LOOP}:${to}`, '--spool', recvSpool, '--source', SRC_ID, '--import', target, '--allow-unsigned', '--buffer', '4M']);
   try {
     await untilListening(to);
     const forger = (async () => {
@@ -321,7 +321,7 @@ test('relay receive --sign / relay send --trust-receiver: a signed receipt is ac
     '--reply-port', `${LOOP}:${replyPort}`, '--trust-receiver', `${key}.pub`, ...extra);
 
   // Unsigned receiver: its real receipt is still refused by a sender that trusts only the key.
-  let receiver = startZferry(['relay', 'receive', '--listen', `${LOOP}:${to}`, '--spool', spool, '--source', SRC_ID, '--import', target,
+  let receiver = startZferry(['relay', 'receive', '--listen', `${LOOP}:${to}`, '--spool', spool, '--source', SRC_ID, '--import', target, '--allow-unsigned',
     '--reply-to', `${LOOP}:${replyPort}`, '--once', '--buffer', '1M']);
   await untilListening(to);
   const refused = await sendIt('--receipt-timeout', '60');
@@ -332,7 +332,7 @@ test('relay receive --sign / relay send --trust-receiver: a signed receipt is ac
   assert.equal((await finished(receiver))?.exitCode, 0, 'the receiver delivered its reply');
 
   // Signing receiver: accepted; the signature is stored beside the receipt on both sides and checks against the key.
-  receiver = startZferry(['relay', 'receive', '--listen', `${LOOP}:${to}`, '--spool', spool, '--source', SRC_ID, '--import', target,
+  receiver = startZferry(['relay', 'receive', '--listen', `${LOOP}:${to}`, '--spool', spool, '--source', SRC_ID, '--import', target, '--allow-unsigned',
     '--reply-to', `${LOOP}:${replyPort}`, '--sign', key, '--once', '--buffer', '1M']);
   await untilListening(to);
   const accepted = await sendIt();
@@ -351,7 +351,7 @@ test('relay receive --once exits 1 with one line when the receipt cannot be deli
   const target = `${dst.name}/undelivered`;
   const spool = path.join(work, 'undelivered-spool');
   // Nothing listens on the reply port.
-  const receiver = startZferry(['relay', 'receive', '--listen', `${LOOP}:${to}`, '--spool', spool, '--source', SRC_ID, '--import', target,
+  const receiver = startZferry(['relay', 'receive', '--listen', `${LOOP}:${to}`, '--spool', spool, '--source', SRC_ID, '--import', target, '--allow-unsigned',
     '--reply-to', `${LOOP}:${BASE + 10}`, '--once', '--buffer', '1M']);
   await untilListening(to);
   await zferryOk('relay', 'send', bundle, '--to', `${LOOP}:${to}`, '--buffer', '1M');

@@ -25,6 +25,8 @@ let work: string;
 /** What the receiving spools serve: bundles of src's pool, rooted at the pool or at data. */
 let SRC_ID: string;
 let DATA_ID: string;
+/** The source's signing key (zferry keygen): the relay's set-up is signed, as the README leads with. */
+let KEY: string;
 
 /** Bytes written so far under SPOOL/.incoming (a transfer in flight). */
 async function incomingBytes(spool: string): Promise<number> {
@@ -43,6 +45,8 @@ before(async () => {
   await buildSource(src.name);
   SRC_ID = await sourceId(src.name);
   DATA_ID = await sourceId(`${src.name}/data`);
+  KEY = path.join(work, 'source-key');
+  await zferryOk('keygen', '-o', KEY);
 });
 
 after(async () => {
@@ -59,10 +63,10 @@ test('relay run: a first seed and two scheduled rounds end with target = source,
   const config = path.join(work, 'relay.json');
   await writeConfig(config, {
     source: src.name, spool: sendSpool, to: `${LOOP}:${BASE + 1}`, replyListen: `${LOOP}:${BASE + 2}`,
-    receiptTimeout: 120, volumeSize: '256K', mbuffer: { blockSize: '64k', memory: '4M' },
+    receiptTimeout: 120, volumeSize: '256K', mbuffer: { blockSize: '64k', memory: '4M' }, sign: KEY,
   });
   const receiver = startZferry(['relay', 'receive', '--listen', `${LOOP}:${BASE + 1}`, '--source', SRC_ID, '--spool', recvSpool,
-    '--import', target, '--reply-to', `${LOOP}:${BASE + 2}`, '--buffer', '4M', '--json']);
+    '--import', target, '--trust', `${KEY}.pub`, '--reply-to', `${LOOP}:${BASE + 2}`, '--buffer', '4M', '--json']);
   try {
     await untilListening(BASE + 1);
     const rounds: Array<Array<Record<string, unknown>>> = [];
@@ -99,7 +103,7 @@ test('relay run: a first seed and two scheduled rounds end with target = source,
     await writeFile(path.join(sendSpool, '.zferry-relay.lock'), `${process.pid}\n`);
     const locked = await zferry('relay', 'run', '--config', config);
     assert.equal(locked.code, 1);
-    assert.match(locked.stderr, /another relay round \(pid \d+\) is running/);
+    assert.match(locked.stderr, new RegExp(`a relay round on ${sendSpool} is already running, by pid ${process.pid} .*; this run did nothing`));
     await rm(path.join(sendSpool, '.zferry-relay.lock'));
   } finally {
     await stop(receiver);
@@ -113,7 +117,7 @@ test('relay run: a push to a receiver that is down stays pending and completes n
   const config = path.join(work, 'down.json');
   await writeConfig(config, {
     source: `${src.name}/data`, spool: sendSpool, to: `${LOOP}:${BASE + 3}`, replyListen: `${LOOP}:${BASE + 4}`,
-    receiptTimeout: 120, volumeSize: '256K', mbuffer: { memory: '4M' },
+    receiptTimeout: 120, volumeSize: '256K', mbuffer: { memory: '4M' }, sign: KEY,
   });
   const down = await zferry('relay', 'run', '--config', config);
   assert.equal(down.code, 1);
@@ -122,7 +126,7 @@ test('relay run: a push to a receiver that is down stays pending and completes n
   assert.equal(await run('zfs', ['list', '-H', '-o', 'name', target], { allowFailure: true }), '');
 
   const receiver = startZferry(['relay', 'receive', '--listen', `${LOOP}:${BASE + 3}`, '--source', DATA_ID, '--spool', recvSpool,
-    '--import', target, '--reply-to', `${LOOP}:${BASE + 4}`, '--once', '--buffer', '4M']);
+    '--import', target, '--trust', `${KEY}.pub`, '--reply-to', `${LOOP}:${BASE + 4}`, '--once', '--buffer', '4M']);
   try {
     await untilListening(BASE + 3);
     const r = await zferryOk('relay', 'run', '--config', config, '--json');
@@ -136,10 +140,10 @@ test('relay run: a push to a receiver that is down stays pending and completes n
 });
 
 /** One bundle of the whole source, exported to a folder of its own. */
-async function exportBundle(dir: string): Promise<string> {
+async function exportBundle(dir: string, ...extra: string[]): Promise<string> {
   await mkdir(dir, { recursive: true });
   // A fresh full bundle each time: --no-journal keeps an earlier test's bundle from being its basis.
-  const r = await zferryOk('export', src.name, dir, '--no-journal', '--volume-size', '128K', '--level', '1', '--json');
+  const r = await zferryOk('export', src.name, dir, '--no-journal', '--volume-size', '128K', '--level', '1', '--json', ...extra);
   return JSON.parse(r.stdout).bundle as string;
 }
 
@@ -194,7 +198,7 @@ test('a bundle whose manifest fails verification at the receiver never reaches z
   await writeFile(path.join(bad, 'manifest.json'), JSON.stringify(m, null, 2));
 
   const spool = path.join(work, 'tamper-spool');
-  const receiver = startZferry(['relay', 'receive', '--listen', `${LOOP}:${port}`, '--source', SRC_ID, '--spool', spool, '--import', target, '--once', '--buffer', '1M']);
+  const receiver = startZferry(['relay', 'receive', '--listen', `${LOOP}:${port}`, '--source', SRC_ID, '--spool', spool, '--import', target, '--allow-unsigned', '--once', '--buffer', '1M']);
   try {
     await untilListening(port);
     await zferry('relay', 'send', bad, '--to', `${LOOP}:${port}`, '--buffer', '1M');
@@ -253,7 +257,7 @@ test('relay receive --import --delete: a snapshot destroyed on the source goes f
   const port = BASE + 9;
   const target = `${dst.name}/mirror`;
   const spool = path.join(work, 'delete-spool');
-  const receive = () => startZferry(['relay', 'receive', '--listen', `${LOOP}:${port}`, '--source', SRC_ID, '--spool', spool, '--import', target, '--delete', '--once', '--buffer', '1M']);
+  const receive = () => startZferry(['relay', 'receive', '--listen', `${LOOP}:${port}`, '--source', SRC_ID, '--spool', spool, '--import', target, '--delete', '--trust', `${KEY}.pub`, '--once', '--buffer', '1M']);
   const push = async (bundle: string) => {
     const receiver = receive();
     try {
@@ -265,7 +269,7 @@ test('relay receive --import --delete: a snapshot destroyed on the source goes f
       await stop(receiver);
     }
   };
-  await push(await exportBundle(path.join(work, 'delete-1')));
+  await push(await exportBundle(path.join(work, 'delete-1'), '--sign', KEY));
   assert.deepEqual(await guidList(target), await guidList(src.name));
 
   const victim = `${src.name}/data@${AUTO('daily', 1)}`;
@@ -276,7 +280,7 @@ test('relay receive --import --delete: a snapshot destroyed on the source goes f
   await zferryOk('state', target, '-o', state);
   const dir = path.join(work, 'delete-2');
   await mkdir(dir, { recursive: true });
-  const second = JSON.parse((await zferryOk('export', src.name, dir, '--since', state, '--no-journal', '--json')).stdout).bundle as string;
+  const second = JSON.parse((await zferryOk('export', src.name, dir, '--since', state, '--no-journal', '--sign', KEY, '--json')).stdout).bundle as string;
   await push(second);
   const after = await guidList(target);
   assert.deepEqual(after, await guidList(src.name));

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { parseInterval, parseRate, formatDuration } from '../../src/units.js';
 import { dailyChurn, windowChurn, type ChurnSample } from '../../src/estimate/churn.js';
 import { keepUpVerdict } from '../../src/estimate/verdict.js';
-import { verdictSummary } from '../../src/cli/print.js';
+import { spanOfDays, verdictSummary } from '../../src/cli/print.js';
 import { bar, barChart, isUtf8Locale, table } from '../../src/cli/chart.js';
 import { parseSnapshotWritten, snapshotWrittenArgs } from '../../src/zfs/index.js';
 
@@ -192,5 +192,21 @@ test('verdict: a small deficit is not worded as a disk every few hundred thousan
   const v = keepUpVerdict({ intervalSeconds: DAY, linkBytesPerSecond: 1e6, averagePerInterval: 86.4e9 + 1e6, peakPerInterval: 86.4e9 + 1e6, ratio: 1, diskBytes: 1.1e12 });
   assert.equal(v.keepsUp, false);
   assert.ok(v.diskEveryDays! > 1e5);
-  assert.equal(verdictSummary(v), 'falls behind by 976.6 KiB per day; one 1.00 TiB disk would carry more than a year of it');
+  assert.equal(verdictSummary(v), 'falls behind by 976.6 KiB per day; one 1.00 TiB disk would carry more than 10 years of it');
+});
+
+test('verdict wording: days up to 60, months up to two years, years up to ten, then "more than 10 years"', () => {
+  const cases: Array<[number, string]> = [
+    [1, '1 day'], [1.99, '1 day'], [2, '2 days'], [60.99, '60 days'],
+    [61, '2 months'], [91.3, '2 months'], [91.32, '3 months'], [730.49, '23 months'],
+    [730.5, '2 years'], [1095.74, '2 years'], [1095.75, '3 years'], [3652.49, '9 years'],
+    [3652.5, '10 years'], [3652.51, 'more than 10 years'], [140177, 'more than 10 years'],
+  ];
+  for (const [days, words] of cases) assert.equal(spanOfDays(days), words, `${days} days`);
+});
+
+test('verdict: a deficit a disk covers for months is worded in months, not hundreds of days', () => {
+  // 1 TiB / 8 GiB per day = 128 days: 4 months.
+  const v = keepUpVerdict({ intervalSeconds: DAY, linkBytesPerSecond: 0, averagePerInterval: 8 * 1024 ** 3, peakPerInterval: 8 * 1024 ** 3, ratio: 1, diskBytes: 1024 ** 4 });
+  assert.equal(verdictSummary(v), 'falls behind by 8.00 GiB per day; a 1.00 TiB disk every 4 months would carry the rest');
 });

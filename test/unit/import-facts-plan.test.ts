@@ -5,7 +5,7 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseMaxDelete, planImport, type ImportFlags, type ImportPlan } from '../../src/plan/index.js';
+import { changedBySpace, parseMaxDelete, planImport, type ImportFlags, type ImportPlan } from '../../src/plan/index.js';
 import { ds, facts, inv, manifest, ref, stream } from '../helpers/literals.js';
 
 const flags = (extra: Partial<ImportFlags> = {}): ImportFlags => ({ force: false, delete: false, rollback: false, recvNamesOrigin: true, ...extra });
@@ -55,7 +55,7 @@ describe('planImport: a target written to since its newest snapshot', () => {
   it('with `written`: refused naming the dataset, the bytes and --rollback; --rollback rolls back to the newest snapshot first', () => {
     const f = facts('backup', target, { written: new Map([['backup', 0n], ['backup/kid', 4096n]]) });
     const b = [{ dir: '/d/b1', manifest: round2() }];
-    assert.equal(refusal(planImport(f, b, flags())), 'backup/kid has been modified since its newest snapshot @s1 (4096 bytes written); nothing was received; use --rollback to roll it back to @s1 first');
+    assert.equal(refusal(planImport(f, b, flags())), 'backup/kid has been modified since its newest snapshot @s1 (4096 bytes written); nothing was received; use --rollback to roll it back to @s1 first, and zfs set readonly=on backup to keep the copy from changing');
     const p = ok(planImport(f, b, flags({ rollback: true })));
     const rolled = p.bundles[0].decisions.map((d) => d.action === 'apply' ? d.rollbackTo?.name ?? null : null);
     assert.deepEqual(rolled, [null, 's1']);
@@ -67,6 +67,30 @@ describe('planImport: a target written to since its newest snapshot', () => {
     assert.ok(plain.bundles[0].decisions.every((d) => d.action === 'apply' && !d.rollbackTo));
     const p = ok(planImport(facts('backup', target), b, flags({ rollback: true })));
     assert.deepEqual(p.bundles[0].decisions.map((d) => d.action === 'apply' && d.rollbackTo?.name), ['s1', 's1']);
+  });
+
+  it('without `written`: space figures that show a change refuse before anything is received, naming the evidence and readonly=on', () => {
+    const b = [{ dir: '/d/b1', manifest: round2() }];
+    const space = (kidLive: bigint, kidSnapUsed: bigint) => new Map([
+      ['backup', { referenced: 100n, used: 300n }], ['backup@s1', { referenced: 100n, used: 0n }],
+      ['backup/kid', { referenced: kidLive, used: 200n }], ['backup/kid@s1', { referenced: 100n, used: kidSnapUsed }],
+    ]);
+    // Mountpoint folders of children received without -u: the parent references more than its snapshot.
+    assert.equal(refusal(planImport(facts('backup', target, { space: space(108n, 0n) }), b, flags())),
+      'backup/kid has been modified since its newest snapshot @s1 (it references 108 bytes, @s1 100); nothing was received; use --rollback to roll it back to @s1 first, and zfs set readonly=on backup to keep the copy from changing');
+    // Same size, but the snapshot alone holds rewritten blocks.
+    assert.match(refusal(planImport(facts('backup', target, { space: space(100n, 4096n) }), b, flags())), /\(@s1 holds 4096 bytes the live dataset no longer has\)/);
+    // No evidence: received as planned (the receive itself refuses a change the figures missed).
+    const clean = ok(planImport(facts('backup', target, { space: space(100n, 0n) }), b, flags()));
+    assert.ok(clean.bundles[0].decisions.every((d) => d.action === 'apply' && !d.rollbackTo));
+    // With --rollback: rolled back first, evidence or not.
+    const p = ok(planImport(facts('backup', target, { space: space(108n, 0n) }), b, flags({ rollback: true })));
+    assert.deepEqual(p.bundles[0].decisions.map((d) => d.action === 'apply' && d.rollbackTo?.name), ['s1', 's1']);
+  });
+
+  it('changedBySpace reads nothing into missing rows', () => {
+    assert.equal(changedBySpace(new Map(), 'backup', 's1'), null);
+    assert.equal(changedBySpace(new Map([['backup', { referenced: 1n, used: 1n }]]), 'backup', 's1'), null);
   });
 });
 
@@ -167,5 +191,79 @@ describe('planImport: the deletion guard (--max-delete)', () => {
     assert.deepEqual(parseMaxDelete(['all']), { datasets: null, quietSharePercent: null });
     assert.throws(() => parseMaxDelete(['-1']), /--max-delete "-1": expected a number of datasets \(2\), a share of snapshots \(50%\) or all/);
     assert.throws(() => parseMaxDelete(['101%']), /--max-delete "101%"/);
+  });
+});
+
+describe('planImport: --delete-after waits before destroying a dataset missing on the source', () => {
+  // The source lost `gone` (and its child); the target still has both, plus `kid`.
+  const src = inv('tank', [ds('', [['s1', '101', 10], ['s2', '102', 20]]), ds('kid', [['s1', '201', 10], ['s2', '202', 20]])]);
+  const tgt = inv('backup', [ds('', [['s1', '101', 3]]), ds('kid', [['s1', '201', 3]]), ds('gone', [['g1', '301', 3]]), ds('gone/sub', [['g1', '401', 3]])]);
+  const at = (iso: string) => manifest(src, [stream('', 'incremental', s1, [s2]), stream('kid', 'incremental', k1, [k2])], { createdAt: iso });
+  const del = (seconds: number) => flags({ delete: true, deleteAfterSeconds: seconds, maxDelete: { datasets: null, quietSharePercent: null } });
+
+  it('first seen missing: kept with its snapshots and parent, and marked with the bundle\'s time', () => {
+    const p = ok(planImport(facts('backup', tgt, { missingSince: new Map() }), [{ dir: '/d/b', manifest: at('2026-11-20T00:00:00.000Z') }], del(7 * 86400)));
+    assert.deepEqual(p.extras?.datasets, []);
+    assert.deepEqual(p.extras?.snapshots, []);
+    assert.deepEqual(p.extras?.kept.map((k) => `${k.dataset}: ${k.reason}`), [
+      'gone/sub: missing on the source since 2026-11-20T00:00:00.000Z; destroyed once missing for 7d (--delete-after)',
+      'gone: missing on the source since 2026-11-20T00:00:00.000Z; destroyed once missing for 7d (--delete-after)',
+    ]);
+    assert.deepEqual(p.missingMarks.set.map((m) => m.full).sort(), ['backup/gone', 'backup/gone/sub']);
+    assert.deepEqual(p.guard?.datasets, 0);
+  });
+
+  it('counted from the mark on the source\'s clock: destroyed once the newest bundle is AGE past it, not before', () => {
+    const marks = new Map([['backup/gone', '2026-11-20T00:00:00.000Z'], ['backup/gone/sub', '2026-11-20T00:00:00.000Z']]);
+    const early = ok(planImport(facts('backup', tgt, { missingSince: marks }), [{ dir: '/d/b', manifest: at('2026-11-26T23:59:59.000Z') }], del(7 * 86400)));
+    assert.deepEqual(early.extras?.datasets, []);
+    assert.deepEqual(early.missingMarks.set, [], 'an existing mark is kept, not moved');
+    const due = ok(planImport(facts('backup', tgt, { missingSince: marks }), [{ dir: '/d/b', manifest: at('2026-11-27T00:00:00.000Z') }], del(7 * 86400)));
+    assert.deepEqual(due.extras?.datasets.map((d) => d.full), ['backup/gone/sub', 'backup/gone']);
+    assert.deepEqual(due.extras?.snapshots.map((x) => x.full), ['backup/gone@g1', 'backup/gone/sub@g1']);
+  });
+
+  it('a child still waiting keeps its parent; a dataset back on the source loses its mark', () => {
+    const marks = new Map([['backup/gone', '2026-11-01T00:00:00.000Z'], ['backup/kid', '2026-11-01T00:00:00.000Z']]);
+    const p = ok(planImport(facts('backup', tgt, { missingSince: marks }), [{ dir: '/d/b', manifest: at('2026-11-20T00:00:00.000Z') }], del(7 * 86400)));
+    assert.deepEqual(p.extras?.datasets, []);
+    assert.match(p.extras?.kept.find((k) => k.dataset === 'gone')?.reason ?? '', /holds datasets waiting for --delete-after/);
+    assert.deepEqual(p.missingMarks, { set: [{ full: 'backup/gone/sub', since: '2026-11-20T00:00:00.000Z' }], clear: ['backup/kid'] });
+  });
+
+  it('without --delete-after, everything missing goes at once, as before', () => {
+    const p = ok(planImport(facts('backup', tgt), [{ dir: '/d/b', manifest: at('2026-11-20T00:00:00.000Z') }], flags({ delete: true, maxDelete: { datasets: null, quietSharePercent: null } })));
+    assert.deepEqual(p.extras?.datasets.map((d) => d.full), ['backup/gone/sub', 'backup/gone']);
+    assert.deepEqual(p.missingMarks, { set: [], clear: [] });
+  });
+});
+
+describe('planImport: a target with no pool or parent to receive into', () => {
+  const seed = () => [{ dir: '/d/b1', manifest: manifest(source, [stream('', 'full', null, [s1, s2]), stream('kid', 'full', null, [k1, k2])]) }];
+
+  it('refuses a missing parent before anything, naming it and `zfs create -p PARENT`', () => {
+    const p = planImport(facts('backup/a/b/c', null, { missingAncestor: 'backup/a' }), seed(), flags());
+    assert.ok('refusal' in p);
+    assert.equal(p.refusal.message, 'import target backup/a/b/c: backup/a does not exist: create it with `zfs create -p backup/a/b`, or import with --create-parents; nothing was received');
+    assert.equal(p.refusal.dataset, 'backup/a');
+  });
+
+  it('plans the parent\'s creation with --create-parents', () => {
+    const p = ok(planImport(facts('backup/a/b/c', null, { missingAncestor: 'backup/a' }), seed(), flags({ createParents: true })));
+    assert.equal(p.createParent, 'backup/a/b');
+    assert.equal(p.bundles.length, 1);
+  });
+
+  it('refuses a missing pool even with --create-parents: zferry never creates a pool', () => {
+    for (const createParents of [false, true]) {
+      const p = planImport(facts('nopool/copy', null, { missingAncestor: 'nopool' }), seed(), flags({ createParents }));
+      assert.ok('refusal' in p);
+      assert.equal(p.refusal.message, 'import target nopool/copy: pool nopool does not exist (zpool list shows the pools here): create or import it first; nothing was received');
+    }
+    assert.match(refusal(planImport(facts('nopool', null, { missingAncestor: 'nopool' }), seed(), flags())), /^import target nopool: pool nopool does not exist/);
+  });
+
+  it('creates nothing when the parent is there', () => {
+    assert.equal(ok(planImport(facts('backup/new', null), seed(), flags({ createParents: true }))).createParent, null);
   });
 });

@@ -144,6 +144,23 @@ test('readStream refuses a volume with a flipped byte, naming the file, and with
   }
 });
 
+test('one sha256 pass: a flipped byte in the very last bytes of the last volume is still caught before the stream ends, and the tail withheld', async () => {
+  const { dir, entry } = await exportFixture();
+  try {
+    const last = entry.volumes[entry.volumes.length - 1];
+    const path = join(dir, last.file);
+    const buf = await readFile(path);
+    buf[buf.length - 2] ^= 0x01;
+    await writeFile(path, buf);
+    const { bytes, err } = await drainUntilError(readStream(dir, entry));
+    assert.ok(err instanceof ZferryError, `expected ZferryError, got ${String(err)}`);
+    assert.match(err.message, new RegExp(`${last.file.replace(/\./g, '\\.')}: sha256 is [0-9a-f]{64}, manifest says`));
+    assert.ok(bytes <= entry.rawBytes - MiB, `released ${bytes} of ${entry.rawBytes}`);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
 test('readStream refuses a truncated volume, naming the file and both sizes', async () => {
   const { dir, entry } = await exportFixture();
   try {

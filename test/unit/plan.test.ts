@@ -162,6 +162,26 @@ describe('planSync', () => {
     assert.deepEqual(plan.skipped, [{ dataset: 'x', reason: 'no snapshot to send' }]);
   });
 
+  it('reports a bookmark-only source whose target moved past the common bookmark as diverged, naming both sides', () => {
+    // zrepl's planner vectors: sender holds #b2 only, receiver holds @s2 (same guid) and a newer @s3.
+    const src = inv('tank', [ds('x', [], { bookmarks: [['b1', '101', 10], ['b2', '102', 20]] })]);
+    const tgt = inv('backup', [ds('x', [['s1', '101', 1], ['s2', '102', 2], ['s3', '103', 3]])]);
+    const plan = planSync(src, tgt);
+    assert.deepEqual(plan.steps, []);
+    assert.deepEqual(plan.skipped, []);
+    assert.equal(plan.conflicts.length, 1);
+    const [c] = plan.conflicts;
+    assert.equal(c.kind, 'target-ahead');
+    assert.equal(c.message, 'backup/x: diverged: target has snapshots newer than the last common #b2 that tank/x lacks (target-only: @s3; the source holds only bookmarks, so there is nothing to send); take a new snapshot of tank/x and run again with --rollback to discard @s3, or keep the target as it is');
+    // Its children wait behind the conflict rather than being planned under a diverged parent.
+    const withKid = planSync(inv('tank', [...src.datasets, ds('x/k', [['k1', '201', 5]])]), tgt);
+    assert.deepEqual(withKid.blocked.map((b) => b.dataset), ['x/k']);
+    // Not ahead (target's newest is the bookmark's snapshot): still just nothing to send.
+    const even = planSync(src, inv('backup', [ds('x', [['s1', '101', 1], ['s2', '102', 2]])]));
+    assert.deepEqual(even.conflicts, []);
+    assert.deepEqual(even.skipped, [{ dataset: 'x', reason: 'no snapshot to send' }]);
+  });
+
   it('lists older source snapshots the target lacks as unreachable, not as a conflict', () => {
     const src = inv('tank', [ds('x', [['s1', '101', 10], ['s2', '102', 20], ['s3', '103', 30], ['s4', '104', 40]])]);
     const tgt = inv('backup', [ds('x', [['s1', '101', 1], ['s3', '103', 2]])]);

@@ -10,7 +10,6 @@ import { ZferryError } from '../../src/errors.js';
 import { listenArgs, parseEndpoint, sendArgs, SLOW_LINK_TUNING } from '../../src/mbuffer/index.js';
 import { parseRelayConfig } from '../../src/relay/config.js';
 import { partitionByReceipt } from '../../src/relay/spool.js';
-import { acquireLock } from '../../src/relay/lock.js';
 import { describeBundles, packBundles, resumeFrom } from '../../src/relay/pack.js';
 import { readHoldings } from '../../src/relay/holdings.js';
 import { verifyBundle } from '../../src/bundle/index.js';
@@ -58,20 +57,6 @@ test('a receipt confirms exactly the bundles it lists', () => {
   assert.deepEqual(r.confirmed.map((x) => x.manifest.bundleId), ['a', 'c']);
   assert.deepEqual(r.pending.map((x) => x.manifest.bundleId), ['b']);
   assert.deepEqual(partitionByReceipt([b('a')], null).pending.length, 1);
-});
-
-test('lock: a live holder refuses a second round; a dead holder\'s lock is taken over', async () => {
-  const dir = await mkdtemp(join(tmpdir(), 'zferry-lock-'));
-  try {
-    const l = await acquireLock(dir);
-    await assert.rejects(acquireLock(dir), /another relay round \(pid \d+\) is running/);
-    await l.release();
-    await writeFile(join(dir, '.zferry-relay.lock'), '999999999\n');
-    const l2 = await acquireLock(dir);
-    await l2.release();
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
 });
 
 test('reply: a refusal carries its reason; a malformed receipt is rejected by the state schema', () => {

@@ -1,7 +1,8 @@
 /**
  * Pure parsers and command builders of src/zfs, fed with captured output:
  * zfs-fuse 0.7.0 captured on this machine, OpenZFS 2.3.2 from
- * /work/shared/lab/NOTES.md section 3.
+ * /work/shared/lab/NOTES.md section 3, OpenZFS 2.1.11 (Debian 12's own)
+ * captured in the lab's 2.1 guest (docs/openzfs-versions.md).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -204,6 +205,26 @@ test('keeps the short base names of a -R -I estimate as printed', () => {
   assert.equal(r.total, 3232944n);
 });
 
+test('reads OpenZFS 2.1.11 estimates, which print the same lines as 2.3', () => {
+  // Captured in the 2.1 guest: `zfs send -nvP -R -I @s1 src/data@s2`, then a bookmark base.
+  const r = parseSendDryRun('incremental\ts1\tsrc/data@s2\t624\nincremental\ts1\tsrc/data/vol1@s2\t624\nincremental\ts1\tsrc/data/a@s2\t2109424\nsize\t2110672\n');
+  assert.deepEqual(
+    r.streams.map((s) => [s.kind, s.from, s.to, s.size]),
+    [
+      ['incremental', 's1', 'src/data@s2', 624n],
+      ['incremental', 's1', 'src/data/vol1@s2', 624n],
+      ['incremental', 's1', 'src/data/a@s2', 2109424n],
+    ],
+  );
+  assert.equal(r.total, 2110672n);
+  assert.deepEqual(parseSendDryRun('incremental\tsrc/data/a#bm1\tsrc/data/a@s2\t2109424\nsize\t2109424\n').streams[0], {
+    kind: 'incremental',
+    from: 'src/data/a#bm1',
+    to: 'src/data/a@s2',
+    size: 2109424n,
+  });
+});
+
 test('skips the resume token dump before the estimate', () => {
   const text = [
     'resume token contents:',
@@ -279,12 +300,16 @@ test('classifies probe answers: rejected option, missing operand, unknown comman
   assert.equal(classifyFlagProbe('missing size argument\nusage:\n', 'V'), true);
   // OpenZFS getopt with a leading ':' in the option string
   assert.equal(classifyFlagProbe("missing argument for 'o' option\nusage:\n", 'p'), true);
+  // OpenZFS 2.1.11 `zfs list -p -H -o`: its list has no ':' in the option string, so the
+  // missing argument of -o is reported as an invalid 'o'; -p itself was accepted.
+  assert.equal(classifyFlagProbe("invalid option 'o'\nusage:\n\tlist [-Hp] [-r|-d max] [-o property[,...]]\n", 'p'), true);
   // zfs that cannot reach its kernel module / daemon
   assert.equal(classifyFlagProbe('The ZFS modules are not loaded.\nTry running \'/sbin/modprobe zfs\' as root to load them.\n', 'c'), null);
 });
 
 test('reads the userland version from zfs version', () => {
   assert.equal(parseZfsVersion('zfs-2.3.2-2~bpo12+2\nzfs-kmod-2.3.2-2~bpo12+2\n'), '2.3.2-2~bpo12+2');
+  assert.equal(parseZfsVersion('zfs-2.1.11-1+deb12u1\nzfs-kmod-2.1.11-1+deb12u1\n'), '2.1.11-1+deb12u1');
   assert.equal(parseZfsVersion('zfs-0.8.3-1ubuntu12\nzfs-kmod-0.8.3-1ubuntu12\n'), '0.8.3-1ubuntu12');
   assert.equal(parseZfsVersion("unrecognized command 'version'\n"), null);
 });

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseHeld, parseInventoryGet, parseInventoryList, parseWritten } from '../../src/zfs/index.js';
+import { parseHeld, parseInventoryGet, parseInventoryList, parseSpace, parseWritten } from '../../src/zfs/index.js';
 
 test('parses written per dataset and drops snapshot rows (OpenZFS capture shape)', () => {
   const out = 'dst/b\t0\ndst/b@s1\t4096\ndst/b/c\t70656\n';
@@ -20,4 +20,9 @@ test('reads zferry:skip from the inventory call, list and get forms (inherited v
   assert.deepEqual(parseInventoryGet(get, 'zq').datasets.map((d) => [d.path, d.skip ?? false]), [['', false], ['a', true]]);
   const list = 'zq\tfilesystem\t1\t1\t5\t-\t-\nzq/a\tfilesystem\t2\t2\t5\t-\ton\n';
   assert.deepEqual(parseInventoryList(list, 'zq').datasets.map((d) => [d.path, d.skip ?? false]), [['', false], ['a', true]]);
+});
+
+test('parseSpace: referenced and used per dataset and snapshot, as zfs-fuse prints them; rows without a number are left out', () => {
+  const out = 'zr\treferenced\t131072\nzr\tused\t667648\nzr@s1\treferenced\t122880\nzr@s1\tused\t90112\nzr/v\treferenced\t-\nzr/v\tused\t5\n';
+  assert.deepEqual([...parseSpace(out)], [['zr', { referenced: 131072n, used: 667648n }], ['zr@s1', { referenced: 122880n, used: 90112n }]]);
 });
