@@ -128,6 +128,16 @@ export function printEstimate(r: EstimateResult, level: number, unicode = isUtf8
   const transfer = r.link.transferSeconds === null ? 'unknown' : formatDuration(r.link.transferSeconds);
   out(`at ${formatRate(r.link.bytesPerSecond)}: ${transfer} to move the next bundle`);
   if (r.space) out(`space: ${spaceVerdict(r.space.dest, r.space, formatBytes)}`);
+  if (r.levels) {
+    const l = r.levels;
+    out(`by zstd level, timed here on ${formatBytes(l.sampleBytes)} of ${l.dataset || '(root)'}'s stream (--long shown where it saves 2% or more):`);
+    const rows = [['level', 'bundle', `at ${formatRate(r.link.bytesPerSecond)}`, 'zstd here', 'memory']];
+    for (const x of l.rows) {
+      rows.push([`-${x.level}${x.long ? ' --long' : ''}`, size(x.storedBytes), x.linkSeconds === null ? 'unknown' : formatDuration(x.linkSeconds),
+        x.compressSeconds === null ? 'unknown' : formatDuration(x.compressSeconds), formatBytes(x.memoryBytes)]);
+    }
+    for (const line of table(rows, new Set([1, 2, 3, 4]))) out(`  ${line}`);
+  }
   out();
 
   const c = r.churn;

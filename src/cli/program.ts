@@ -141,6 +141,7 @@ export function buildProgram(): Command {
       if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('churn sends must be a whole number');
       return n;
     }).default(60))
+    .option('--no-levels', 'skip the table by zstd level (1, 3, 9, 19, and --long where it helps), which times zstd on one sample of the largest stream')
     .addOption(new Option('--churn-seconds <n>', 'and spend at most this long on them').argParser(unitOption(parseInterval, 'churn time')).default(120, '2m'))
     .option('--json', 'print every figure as JSON on stdout (no progress bars)', false)
     .addHelpText('after', example(
@@ -162,7 +163,7 @@ export function buildProgram(): Command {
       const { runEstimate } = await import('../commands/estimate.js');
       const r = await runEstimate(zfs, {
         source, since: o.since, dest: o.dest, journal: o.journal === false ? false : o.journal === true ? undefined : o.journal, site: o.site, level: o.level, linkBytesPerSecond: o.link, intervalSeconds: o.every,
-        diskBytes: o.disk, sampleBytes: o.sample, sampleSeconds: o.sampleSeconds, churnSends: o.churnSends,
+        diskBytes: o.disk, sampleBytes: o.sample, levels: o.levels !== false, sampleSeconds: o.sampleSeconds, churnSends: o.churnSends,
         churnSeconds: o.churnSeconds, progress: await progressFor(o.json),
       });
       const words = await printer();

@@ -8,10 +8,10 @@ import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { ZferryError } from '../errors.js';
-import { stopAndWait, stopOnFailure } from '../subprocess.js';
-import type { Readable } from 'node:stream';
+import { stopOnFailure } from '../subprocess.js';
 import { chooseLevel, type LevelChoice } from '../plan/level.js';
-import { probeLevels, takeSample } from '../pipeline/level-probe.js';
+import { LEVEL_SAMPLE_BYTES, probeLevels } from '../pipeline/level-probe.js';
+import { sendSample } from './estimate.js';
 import type { Zfs } from '../zfs/index.js';
 import { stepOf, type Inventory } from '../model.js';
 import { describeStep, projectTarget, sendFlagsOf, spaceMissing, spaceVerdict, type Plan, type Scope, type SendStep, type SpaceCheck } from '../plan/index.js';
@@ -152,14 +152,9 @@ async function expectedSizes(zfs: Zfs, inventory: Inventory, sends: SendStep[], 
 
 /** zstd -19 with 2 threads takes about 390 MB: 512 MiB allows every level by default. */
 export const DEFAULT_MAX_MEMORY = 512 * 1024 * 1024;
-/** Enough of a stream to time zstd on, small enough to take seconds at level 19. */
-const AUTO_SAMPLE_BYTES = 16 * 1024 * 1024;
-
 /** Measures zstd on the first bytes of the real first stream and picks the level for the link. */
 async function autoLevel(zfs: Zfs, inventory: Inventory, step: SendStep, link: number, maxMemory: number): Promise<LevelChoice> {
-  const send = zfs.send(sendSpecFor(zfs, { inventory }, step));
-  const sample = await stopOnFailure(send, takeSample(send.stdout as Readable, AUTO_SAMPLE_BYTES));
-  await stopAndWait(send);
+  const sample = await sendSample(zfs, sendSpecFor(zfs, { inventory }, step), LEVEL_SAMPLE_BYTES);
   return chooseLevel(await probeLevels(sample), link, maxMemory);
 }
 

@@ -11,6 +11,8 @@
 
 export interface LevelSample {
   level: number;
+  /** zstd --long (128 MiB window); absent: off. */
+  long?: boolean;
   /** Raw bytes zstd took per second at this level on this machine (all its workers). */
   rawPerSecond: number;
   /** Stored bytes per raw byte on the sample. */
@@ -32,12 +34,16 @@ export interface LevelChoice {
  * parameters (window and tables per worker plus job buffers): -19 with two
  * threads measured about 390 MB (issue 14).
  */
-export function zstdMemoryEstimate(level: number, workers = 2): number {
+export function zstdMemoryEstimate(level: number, workers = 2, long = false): number {
   const perWorkerMiB = level <= 2 ? 6 : level <= 5 ? 14 : level <= 9 ? 40 : level <= 12 ? 70 : level <= 15 ? 110 : level <= 17 ? 150 : 195;
-  return perWorkerMiB * workers * 1024 * 1024;
+  // --long: each worker's job sees the 128 MiB window, and the input keeps one window more.
+  const longMiB = long ? 128 * (workers + 1) : 0;
+  return (perWorkerMiB * workers + longMiB) * 1024 * 1024;
 }
 
-export function chooseLevel(samples: LevelSample[], linkBytesPerSecond: number, maxMemory: number): LevelChoice {
+export function chooseLevel(all: LevelSample[], linkBytesPerSecond: number, maxMemory: number): LevelChoice {
+  // export writes without --long: those samples are for estimate's table only.
+  const samples = all.filter((s) => !s.long);
   const GiB = 1024 ** 3;
   const time = (s: LevelSample) => Math.max(GiB / s.rawPerSecond, (GiB * s.ratio) / linkBytesPerSecond);
   const table = samples.map((s) => ({ level: s.level, seconds: s.memoryBytes <= maxMemory ? time(s) : null, ratio: s.ratio, rawPerSecond: s.rawPerSecond }));
@@ -60,4 +66,47 @@ export function chooseLevel(samples: LevelSample[], linkBytesPerSecond: number, 
       : `; level ${higher.level} (${mib(higher.rawPerSecond)}) would ${higher.rawPerSecond * higher.ratio < linkBytesPerSecond ? 'leave the link idle' : 'save too little'}`
     : '';
   return { level: best.level, reason: `level ${best.level}: ${why}${next}`, secondsPerGiB: table };
+}
+
+/** The levels estimate shows (issue 14): zstd's fast end, export's default, a middle one and the highest. */
+export const ESTIMATE_LEVELS = [1, 3, 9, 19] as const;
+/** --long is shown only where it makes the bundle at least this much smaller than the same level without it. */
+export const LONG_HELPS = 0.02;
+
+export interface LevelRow {
+  level: number;
+  long: boolean;
+  /** Stored bytes per raw byte, on the sample. */
+  ratio: number;
+  /** The bundle at this setting: raw bytes × ratio; null when the raw size is unknown. */
+  storedBytes: number | null;
+  /** Moving it over the link. */
+  linkSeconds: number | null;
+  /** Compressing it on this machine, at the sample's speed. */
+  compressSeconds: number | null;
+  memoryBytes: number;
+}
+
+/**
+ * estimate's per-level table: each level's bundle size and its time at the
+ * link, from the same sample; a --long row follows its level only where it
+ * helps (LONG_HELPS smaller).
+ */
+export function levelTable(samples: LevelSample[], rawBytes: number | null, linkBytesPerSecond: number): LevelRow[] {
+  const row = (s: LevelSample): LevelRow => {
+    const storedBytes = rawBytes === null ? null : Math.round(rawBytes * s.ratio);
+    return {
+      level: s.level, long: s.long === true, ratio: s.ratio, storedBytes,
+      linkSeconds: storedBytes === null ? null : storedBytes / linkBytesPerSecond,
+      compressSeconds: rawBytes === null ? null : rawBytes / s.rawPerSecond,
+      memoryBytes: s.memoryBytes,
+    };
+  };
+  const out: LevelRow[] = [];
+  for (const plain of samples.filter((s) => !s.long).sort((a, b) => a.level - b.level)) {
+    out.push(row(plain));
+    const long = samples.find((s) => s.long && s.level === plain.level);
+    if (long && long.ratio <= plain.ratio * (1 - LONG_HELPS)) out.push(row(long));
+  }
+  return out;
 }

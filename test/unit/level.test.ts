@@ -1,7 +1,7 @@
 /** `--level auto`: the level chosen for a link from measured speeds (src/plan/level.ts), on literal measures. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chooseLevel, zstdMemoryEstimate, type LevelSample } from '../../src/plan/level.js';
+import { chooseLevel, levelTable, zstdMemoryEstimate, type LevelSample } from '../../src/plan/level.js';
 
 const MiB = 1024 * 1024;
 // Shaped like zstd on a small machine: each level slower and a little smaller.
@@ -41,4 +41,34 @@ test('a level over --max-memory is not chosen, and the line says so', () => {
   assert.equal(c.level, 9);
   assert.match(c.reason, /level 19 needs about \d+ MiB, over --max-memory/);
   assert.equal(c.secondsPerGiB.find((x) => x.level === 19)?.seconds, null);
+});
+
+test('estimate\'s level table: each level\'s bundle is raw × its sampled ratio, its time at the link that over the rate', () => {
+  const raw = 10 * 1024 ** 3;
+  const rows = levelTable(samples, raw, mbit(10));
+  assert.deepEqual(rows.map((r) => r.level), [1, 3, 9, 19]);
+  const r3 = rows.find((r) => r.level === 3)!;
+  assert.equal(r3.storedBytes, Math.round(raw * 0.45));
+  assert.equal(r3.linkSeconds, Math.round(raw * 0.45) / 1.25e6, '10 Mbit/s is 1.25e6 bytes a second');
+  assert.equal(r3.compressSeconds, raw / (250 * MiB));
+  assert.equal(rows.find((r) => r.level === 19)!.linkSeconds, Math.round(raw * 0.36) / 1.25e6);
+});
+
+test('estimate\'s level table shows --long only where it saves 2% or more; auto never picks it', () => {
+  const withLong: LevelSample[] = [
+    ...samples,
+    { level: 3, long: true, rawPerSecond: 200 * MiB, ratio: 0.45 * 0.99, memoryBytes: zstdMemoryEstimate(3, 2, true) },
+    { level: 19, long: true, rawPerSecond: 2 * MiB, ratio: 0.30, memoryBytes: zstdMemoryEstimate(19, 2, true) },
+  ];
+  const rows = levelTable(withLong, 1e9, mbit(1));
+  assert.deepEqual(rows.map((r) => `${r.level}${r.long ? 'L' : ''}`), ['1', '3', '9', '19', '19L']);
+  assert.equal(rows.at(-1)!.storedBytes, 3e8);
+  assert.ok(zstdMemoryEstimate(19, 2, true) > zstdMemoryEstimate(19, 2));
+  assert.equal(chooseLevel(withLong, mbit(1), 4096 * MiB).level, 19);
+  assert.ok(!chooseLevel(withLong, mbit(1), 4096 * MiB).secondsPerGiB.some((x) => x.level === 19 && x.ratio === 0.30));
+});
+
+test('estimate\'s level table with an unknown raw size keeps the ratios and leaves sizes and times unknown', () => {
+  const rows = levelTable(samples, null, mbit(10));
+  assert.ok(rows.every((r) => r.storedBytes === null && r.linkSeconds === null && r.compressSeconds === null && r.ratio > 0));
 });
