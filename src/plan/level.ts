@@ -2,11 +2,14 @@
  * `--level auto`: the zstd level for a link, from speeds measured on this
  * machine. Pure: the caller measures (pipeline/level-probe.ts).
  *
- * A stream crosses in about max(raw / compress speed, stored / link rate):
- * while zstd outruns the link, a higher level only shrinks what crosses;
- * once it cannot keep the link full, the link idles. The level chosen is the
- * one with the least such time, the higher level on a tie (a smaller bundle
- * on the disk), among those that fit the memory bound.
+ * zferry compresses first (export writes the bundle) and moves it after
+ * (relay push, or the disk's own link), so a bundle costs
+ * raw / compress speed + stored / link rate. A higher level pays while the
+ * link time it saves exceeds the compress time it adds: on a slow link that
+ * is the highest level, on a fast one a low one. The level chosen is the one
+ * with the least total, the higher level on a tie (a smaller bundle), among
+ * those that fit the memory bound; so it is never slower than -3 on the
+ * sample it was measured on.
  */
 
 export interface LevelSample {
@@ -45,7 +48,7 @@ export function chooseLevel(all: LevelSample[], linkBytesPerSecond: number, maxM
   // export writes without --long: those samples are for estimate's table only.
   const samples = all.filter((s) => !s.long);
   const GiB = 1024 ** 3;
-  const time = (s: LevelSample) => Math.max(GiB / s.rawPerSecond, (GiB * s.ratio) / linkBytesPerSecond);
+  const time = (s: LevelSample) => GiB / s.rawPerSecond + (GiB * s.ratio) / linkBytesPerSecond;
   const table = samples.map((s) => ({ level: s.level, seconds: s.memoryBytes <= maxMemory ? time(s) : null, ratio: s.ratio, rawPerSecond: s.rawPerSecond }));
   const fit = samples.filter((s) => s.memoryBytes <= maxMemory).sort((a, b) => a.level - b.level);
   if (fit.length === 0) {
@@ -54,16 +57,16 @@ export function chooseLevel(all: LevelSample[], linkBytesPerSecond: number, maxM
   let best = fit[0];
   // 2% slack: a level that costs no measurable time is worth its smaller bundle.
   for (const s of fit) if (time(s) <= time(best) * 1.02) best = s;
-  const fills = best.rawPerSecond * best.ratio >= linkBytesPerSecond;
   const mib = (n: number) => `${(n / 2 ** 20).toFixed(1)} MiB/s`;
+  const per = (s: LevelSample) => `${time(s).toFixed(1)} s/GiB`;
   const higher = samples.filter((s) => s.level > best.level).sort((a, b) => a.level - b.level)[0];
-  const why = fills
-    ? `compresses ${mib(best.rawPerSecond)} to ${(best.ratio * 100).toFixed(0)}% here, ${mib(best.rawPerSecond * best.ratio)} onto a ${mib(linkBytesPerSecond)} link: it keeps the link full`
-    : `compresses ${mib(best.rawPerSecond)} to ${(best.ratio * 100).toFixed(0)}% here, fastest end to end on a ${mib(linkBytesPerSecond)} link`;
+  const three = fit.find((s) => s.level === 3);
+  const why = `compresses ${mib(best.rawPerSecond)} to ${(best.ratio * 100).toFixed(0)}% here; compressing and moving take ${per(best)} over a ${mib(linkBytesPerSecond)} link`
+    + (three && three !== best ? ` (-3: ${per(three)})` : '');
   const next = higher
     ? higher.memoryBytes > maxMemory
       ? `; level ${higher.level} needs about ${Math.round(higher.memoryBytes / 2 ** 20)} MiB, over --max-memory`
-      : `; level ${higher.level} (${mib(higher.rawPerSecond)}) would ${higher.rawPerSecond * higher.ratio < linkBytesPerSecond ? 'leave the link idle' : 'save too little'}`
+      : `; level ${higher.level} (${mib(higher.rawPerSecond)}) would take ${per(higher)}: it compresses slower than the link gains`
     : '';
   return { level: best.level, reason: `level ${best.level}: ${why}${next}`, secondsPerGiB: table };
 }
