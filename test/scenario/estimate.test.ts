@@ -13,7 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { lane, makePool, mountpointOf, run, type TestPool } from '../helpers/zfslab.js';
 import { twoPools, type TwoPools } from '../helpers/scenario.js';
-import { zferryOk } from '../helpers/cli.js';
+import { zferry, zferryOk } from '../helpers/cli.js';
 import { snapshot, writeData } from '../helpers/fixtures.js';
 
 let src: TestPool;
@@ -144,4 +144,19 @@ test('the verdict flips when the link is below the measured churn, and the text 
   assert.match(text, /^verdict: falls behind by /m);
   assert.match(text, /^ {2}level +bundle +at .+ +zstd here +memory$/m);
   assert.match(text, /^ {2}-19 +\S+ \S+ +\S/m);
+});
+
+test('export --level auto measures zstd on the real stream, says which level and why, and is never slower than -3 on it; without --link it refuses in one line', async () => {
+  const r = JSON.parse((await zferryOk('export', src.name, disk, '--no-journal', '--level', 'auto', '--link', '1Mbit', '--dry-run', '--json')).stdout) as {
+    levelChoice: { level: number; reason: string; secondsPerGiB: Array<{ level: number; seconds: number | null }> };
+  };
+  const c = r.levelChoice;
+  assert.ok(Number.isInteger(c.level) && c.level >= 1 && c.level <= 19, JSON.stringify(c));
+  assert.match(c.reason, new RegExp(`^level ${c.level}: compresses .* over a 0\\.1 MiB/s link`));
+  const secs = (n: number) => c.secondsPerGiB.find((x) => x.level === n)!.seconds!;
+  assert.ok(secs(c.level) <= secs(3) * 1.02, JSON.stringify(c.secondsPerGiB));
+  const bad = await zferry('export', src.name, disk, '--no-journal', '--level', 'auto', '--dry-run');
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /^zferry: --level auto needs the link's rate: --link RATE/);
+  assert.equal(bad.stderr.trim().split('\n').length, 1);
 });
