@@ -54,13 +54,16 @@ export function chooseLevel(all: LevelSample[], linkBytesPerSecond: number, maxM
   if (fit.length === 0) {
     return { level: 1, reason: `level 1: no level measured fits --max-memory ${Math.round(maxMemory / 2 ** 20)} MiB`, secondsPerGiB: table };
   }
-  let best = fit[0];
-  // 2% slack: a level that costs no measurable time is worth its smaller bundle.
-  for (const s of fit) if (time(s) <= time(best) * 1.02) best = s;
+  let fastest = fit[0];
+  for (const s of fit) if (time(s) < time(fastest)) fastest = s;
+  // 2% slack: a level that costs no measurable time is worth its smaller bundle; never past -3's time, though.
+  const three = fit.find((s) => s.level === 3);
+  const limit = Math.min(time(fastest) * 1.02, three ? Math.max(time(three), time(fastest)) : Infinity);
+  let best = fastest;
+  for (const s of fit) if (s.level > best.level && time(s) <= limit) best = s;
   const mib = (n: number) => `${(n / 2 ** 20).toFixed(1)} MiB/s`;
   const per = (s: LevelSample) => `${time(s).toFixed(1)} s/GiB`;
   const higher = samples.filter((s) => s.level > best.level).sort((a, b) => a.level - b.level)[0];
-  const three = fit.find((s) => s.level === 3);
   const why = `compresses ${mib(best.rawPerSecond)} to ${(best.ratio * 100).toFixed(0)}% here; compressing and moving take ${per(best)} over a ${mib(linkBytesPerSecond)} link`
     + (three && three !== best ? ` (-3: ${per(three)})` : '');
   const next = higher

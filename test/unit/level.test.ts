@@ -74,3 +74,15 @@ test('estimate\'s level table with an unknown raw size keeps the ratios and leav
   const rows = levelTable(samples, null, mbit(10));
   assert.ok(rows.every((r) => r.storedBytes === null && r.linkSeconds === null && r.compressSeconds === null && r.ratio > 0));
 });
+
+test('the 2% slack for a smaller bundle never takes auto past -3\'s time (incompressible data: every level about equal)', () => {
+  const flat: LevelSample[] = [
+    { level: 1, rawPerSecond: 400 * MiB, ratio: 1.0, memoryBytes: zstdMemoryEstimate(1) },
+    { level: 3, rawPerSecond: 300 * MiB, ratio: 0.999, memoryBytes: zstdMemoryEstimate(3) },
+    { level: 9, rawPerSecond: 100 * MiB, ratio: 0.999, memoryBytes: zstdMemoryEstimate(9) },
+  ];
+  const c = chooseLevel(flat, mbit(10), 512 * MiB);
+  const t = (l: number) => c.secondsPerGiB.find((x) => x.level === l)!.seconds!;
+  assert.ok(t(9) > t(3) && t(9) < t(3) * 1.02, 'the setting: 9 within the slack, but slower than 3');
+  assert.equal(c.level, 3);
+});
