@@ -22,6 +22,7 @@
  * fixed cost (two CLI start-ups, the offer and the receiver's re-hash of what
  * it kept), shown on its own row: on a small, fast run it dominates the wall
  * ratio; on the issue's 512 MiB at 10 Mbit/s it is a few percent.
+ * ZFERRY_BENCH_DEBUG=1 prints each attempt's steps with their times.
  */
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { mkdir, rm, open } from 'node:fs/promises';
@@ -138,29 +139,37 @@ export interface LevelFigures {
 /** One relay of the bundle, cut at `cutAt` wire bytes (null: not cut); ends when the receiver has the bundle or is cut. */
 async function attempt(cli: string, parent: string, spool: string, port: number, link: Link, cutAt: number | null, killSender: boolean, linkPort: number): Promise<boolean> {
   link.to = port;
+  const t0 = performance.now();
+  const say = (what: string) => { if (process.env.ZFERRY_BENCH_DEBUG) console.error(`[${((performance.now() - t0) / 1000).toFixed(1)} s] ${what}`); };
   const tune = ['--buffer', '4M', '--block-size', '128k'];
   const rx = start(cli, ['relay', 'receive', '--once', '--listen', `127.0.0.1:${port}`, '--spool', spool, '--source', '1:bench', '--reply-to', `127.0.0.1:${port + 1}`, ...tune, '--json']);
   await until(() => listening(port), 30_000);
+  say('receiver listening');
   const tx = start(cli, ['relay', 'send', parent, '--to', `127.0.0.1:${linkPort}`, '--reply-port', `127.0.0.1:${port + 1}`, '--receipt-timeout', '60', ...tune, '--json']);
   let rxDone = false;
   rx.then(() => { rxDone = true; }, () => { rxDone = true; });
   try {
     if (cutAt !== null) {
       await until(() => link.wire() >= cutAt || rxDone, 600_000);
+      say(`cut at ${link.wire()}`);
       killGroup(killSender ? tx : rx);
       killGroup(killSender ? rx : tx);
       link.cut();
       await Promise.allSettled([rx, tx]);
+      say('both ended');
       return false;
     }
     const r = await rx;
-    // The receiver has the bundle; without --import it sends no receipt, so the sender's wait is not the link's.
+    say(`receiver done ${r.exitCode} ${String(r.stderr).slice(0, 300)}`);
+    // The receiver has the bundle; without --import it sends no receipt: the sender's wait for one is not the link's.
+    killGroup(tx);
     return r.exitCode === 0;
   } finally {
     killGroup(tx, 'SIGTERM');
     killGroup(rx, 'SIGTERM');
     await Promise.allSettled([rx, tx]);
     await until(async () => !(await listening(port)) && !(await listening(port + 1)), 10_000);
+    say('ports free');
   }
 }
 
