@@ -152,10 +152,20 @@ async function expectedSizes(zfs: Zfs, inventory: Inventory, sends: SendStep[], 
 
 /** zstd -19 with 2 threads takes about 390 MB: 512 MiB allows every level by default. */
 export const DEFAULT_MAX_MEMORY = 512 * 1024 * 1024;
-/** Measures zstd on the first bytes of the real first stream and picks the level for the link. */
-async function autoLevel(zfs: Zfs, inventory: Inventory, step: SendStep, link: number, maxMemory: number): Promise<LevelChoice> {
-  const sample = await sendSample(zfs, sendSpecFor(zfs, { inventory }, step), LEVEL_SAMPLE_BYTES);
-  return chooseLevel(await probeLevels(sample), link, maxMemory);
+/** Sends whose first bytes make up the sample at most: a pool's root stream alone is often a few KiB. */
+const AUTO_SAMPLE_SENDS = 8;
+
+/** Measures zstd on the first bytes of the real streams, in plan order, and picks the level for the link. */
+async function autoLevel(zfs: Zfs, inventory: Inventory, sends: SendStep[], link: number, maxMemory: number): Promise<LevelChoice> {
+  const parts: Buffer[] = [];
+  let n = 0;
+  for (const step of sends.slice(0, AUTO_SAMPLE_SENDS)) {
+    if (n >= LEVEL_SAMPLE_BYTES) break;
+    const part = await sendSample(zfs, sendSpecFor(zfs, { inventory }, step), LEVEL_SAMPLE_BYTES - n);
+    parts.push(part);
+    n += part.length;
+  }
+  return chooseLevel(await probeLevels(Buffer.concat(parts)), link, maxMemory);
 }
 
 /**
@@ -217,7 +227,7 @@ async function exportLocked(zfs: Zfs, opts: ExportOptions): Promise<ExportResult
     const level = adopted.marker.settings.level;
     result.levelChoice = { level, reason: `level ${level}: kept from the unfinished export ${adopted.dir}, so its finished streams can be reused`, secondsPerGiB: [] };
   } else if (opts.level === 'auto' && allSends.length > 0) {
-    result.levelChoice = await autoLevel(zfs, inventory, allSends[0], opts.linkBytesPerSecond!, opts.maxMemory ?? DEFAULT_MAX_MEMORY);
+    result.levelChoice = await autoLevel(zfs, inventory, allSends, opts.linkBytesPerSecond!, opts.maxMemory ?? DEFAULT_MAX_MEMORY);
   }
   const level = opts.level === 'auto' ? (result.levelChoice?.level ?? 3) : opts.level;
 
