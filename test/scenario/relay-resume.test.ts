@@ -3,7 +3,9 @@
  * 127.0.0.1: a push cut by SIGKILL of the sender or of the receiver (both
  * then restarted, as after a reboot) continues from the bytes the receiver
  * kept; the bytes that crossed over both attempts are about the bundle's, and
- * the target ends equal to the source.
+ * the target ends equal to the source. (The receiver imports unsigned on
+ * purpose, --allow-unsigned: the test is about resume, relay-signed.test.ts
+ * about signatures.)
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -54,7 +56,7 @@ for (const side of ['sender', 'receiver'] as const) {
     const spool = path.join(work, `spool-${side}`);
     const target = `${dst.name}/${side}`;
     const receive = (p: number) => startZferry(['relay', 'receive', '--listen', `${LOOP}:${p}`, '--source', SRC_ID, '--spool', spool, '--import', target,
-      '--reply-to', `${LOOP}:${p + 1}`, '--once', '--buffer', '1M', '--block-size', '16k', '--json']);
+      '--reply-to', `${LOOP}:${p + 1}`, '--allow-unsigned', '--once', '--buffer', '1M', '--block-size', '16k', '--json']);
     const send = (p: number, rate?: string) => startZferry(['relay', 'send', exp.bundle, '--to', `${LOOP}:${p}`, '--reply-port', `${LOOP}:${p + 1}`,
       '--receipt-timeout', '120', '--buffer', '1M', '--block-size', '16k', ...(rate ? ['--rate', rate] : []), '--json']);
 
