@@ -7,6 +7,10 @@
  *   npm run bench -- --quick  # skips the 2 GiB case
  *   npm run bench -- --relay  # only relay vs bare mbuffer on loopback (medians of 3)
  *   npm run bench -- --rename # only the rename row: next bundle after renaming a 256 MiB dataset
+ *   npm run bench -- --resume # only issue 14's figures (bench/resume.ts): relay cut three
+ *                             # times over a slow link, and --level auto against -3 at
+ *                             # 1, 10, 100 Mbit/s; ZFERRY_BENCH_RESUME_MIB (default 512)
+ *                             # and ZFERRY_BENCH_LEVEL_MIB scale them down for a quick look
  *   npm run bench -- --e2e    # only the end-to-end section (bench/e2e.ts): the CLI on a
  *                             # real pool against the shell a user would type
  *
@@ -29,6 +33,8 @@ import { VolumeReader } from '../src/bundle/volume-reader.js';
 import type { StreamEntry } from '../src/bundle/manifest.js';
 import type { Inventory, Dataset } from '../src/model.js';
 import { benchE2e, benchRenameAlone, loadNote } from './e2e.js';
+import { relayInput, type RelayInput } from './relay-input.js';
+import { benchResume, resumeRows } from './resume.js';
 
 const MiB = 1024 * 1024;
 const CACHE_DIR = join(tmpdir(), 'zferry-bench');
@@ -268,37 +274,6 @@ interface RelayFigures {
   link: { ours: number; bare: number; bytes: number };
 }
 
-interface RelayInput {
-  /** Folder holding the one bundle, as `relay send` takes it. */
-  parent: string;
-  /** The tar stream zferry sends for it, for the baselines: the same bytes. */
-  flat: string;
-  bytes: number;
-}
-
-async function relayInput(work: string, name: string, mib: number): Promise<RelayInput> {
-  const parent = join(work, name);
-  // A name as export gives it (the receiver takes no other), ending in the bundle id's first 8 hex digits.
-  const dir = join(parent, 'zferry-bench-20260101T000000Z-00000000');
-  async function* data() {
-    for (let i = 0; i < (mib * MiB) / (4 * MiB); i++) yield randomBytes(4 * MiB);
-  }
-  const w = await writeStream(Readable.from(data()), { dir, index: 1, kind: 'full', volumeSize: 256 * MiB, level: 1 });
-  const { finishBundle } = await import('../src/bundle/index.js');
-  await finishBundle(dir, {
-    format: 'zferry-bundle', formatVersion: 1, bundleId: '00000000-0000-4000-8000-000000000001', createdAt: new Date().toISOString(), zferryVersion: '0.1.0',
-    source: { host: 'bench', pool: 'bench', root: 'bench', poolGuid: '1' },
-    basis: { origin: 'empty', file: null, target: null, takenAt: null, inventory: null },
-    inventory: { root: 'bench', datasets: [{ path: '', type: 'filesystem', guid: '2', snapshots: [{ name: 's', guid: '3', createtxg: '1', creation: 1 }], bookmarks: [] }] },
-    compression: { algorithm: 'zstd', level: 1 },
-    streams: [{ index: 1, dataset: '', type: 'filesystem', kind: 'full', from: null, to: { name: 's', guid: '3' }, intermediates: false, creates: [{ name: 's', guid: '3' }], force: false, sendFlags: [], ...w }],
-  });
-  const { describeBundles, packBundles } = await import('../src/relay/pack.js');
-  const flat = join(work, `${name}.tar`);
-  await pipeline(packBundles(await describeBundles([dir])), (await import('node:fs')).createWriteStream(flat));
-  return { parent, flat, bytes: (await stat(flat)).size };
-}
-
 async function benchRelay(work: string): Promise<RelayFigures | null> {
   if ((await execa('mbuffer', ['-V'], { reject: false })).exitCode !== 0) return null;
   const haveOpenssl = (await execa('openssl', ['version'], { reject: false }).catch(() => ({ exitCode: 1 }))).exitCode === 0;
@@ -476,6 +451,10 @@ async function main(): Promise<void> {
       rows.push(['relay loopback', 'skipped (no mbuffer)', '', '', '']);
     }
 
+    const resume = await benchResume(CLI, join(work, 'resume'), input.file);
+    if (resume) rows.push(...resumeRows(resume));
+    else rows.push(['relay resume', 'skipped (no mbuffer)', '', '', '']);
+
     const plan = await benchPlanner();
     rows.push(['planner: planSync 5,000 datasets x 100,000 snapshots', plan.seconds === null ? 'n/a' : `${plan.seconds.toFixed(3)} s`, plan.note, '', '< 2 s']);
   } finally {
@@ -511,6 +490,15 @@ if (process.argv[2] === '--relay') {
     const r = await benchRelay(work);
     if (r) printTable(relayRows(r));
     else console.log('relay: skipped (no mbuffer)');
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+} else if (process.argv[2] === '--resume') {
+  const work = join(CACHE_DIR, `resume-${process.pid}`);
+  try {
+    const r = await benchResume(CLI, work, process.env.ZFERRY_BENCH_LEVEL_INPUT ?? null);
+    if (r) printTable(resumeRows(r));
+    else console.log('relay resume: skipped (no mbuffer)');
   } finally {
     await rm(work, { recursive: true, force: true });
   }

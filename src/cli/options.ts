@@ -23,6 +23,11 @@ export function levelOption(value: string): number {
   return n;
 }
 
+/** A level, or `auto` (export and relay run: chosen for the link, see --link). */
+export function levelOrAutoOption(value: string): number | 'auto' {
+  return value === 'auto' ? 'auto' : levelOption(value);
+}
+
 /** For repeatable options. */
 export function collect(value: string, previous: string[]): string[] {
   return [...previous, value];

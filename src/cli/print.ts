@@ -10,7 +10,7 @@ import { barChart, isUtf8Locale, table } from './chart.js';
 const out = (line = '') => process.stdout.write(line + '\n');
 
 /** What export is about to do: printed before any progress bar. */
-export function printExportPlan(r: ExportResult, source: string, dest: string): void {
+export function printExportPlan(r: ExportResult, source: string, dest: string, dryRun = false): void {
   const basis = r.basis.origin === 'empty' ? 'an empty target (initial seed)' : `${r.basis.origin} ${r.basis.file}`;
   out(`plan for ${source}, against ${basis}:`);
   for (const step of r.plan.steps) out(`  ${describeStep(step)}`);
@@ -26,6 +26,16 @@ export function printExportPlan(r: ExportResult, source: string, dest: string): 
     if (c.sentAs === 'full') out(`  note ${c.dataset || '(root)'}: a clone of ${c.origin}, sent as a full stream (no space shared on the target): ${c.reason}`);
   }
   for (const c of r.plan.conflicts) process.stderr.write(`zferry: conflict: ${c.message}\n`);
+  if (r.levelChoice) out(`zstd ${r.levelChoice.reason}`);
+  if (r.resumed) {
+    const verb = dryRun ? 'would resume' : 'resuming';
+    out(`${verb} the unfinished export ${r.resumed.folder}:`);
+    for (const u of r.resumed.reused) {
+      const what = u.kind === 'full' ? `@${u.to}` : `@${u.from}→@${u.to}`;
+      out(`  ${dryRun ? 'would reuse' : 'reusing'} stream ${u.index}: ${u.dataset || '(root)'} ${what} (${formatBytes(u.storedBytes)}, sha256 re-checked)`);
+    }
+    for (const d of r.resumed.dropped) out(`  ${dryRun ? 'would drop' : 'dropping'} its stream ${d.index} (${d.dataset || '(root)'}): ${d.reason}`);
+  }
   if (r.space && r.space.freeBytes !== null) out(`space: ${spaceVerdict(dest, r.space, formatBytes)}`);
 }
 
@@ -126,6 +136,16 @@ export function printEstimate(r: EstimateResult, level: number, unicode = isUtf8
   const transfer = r.link.transferSeconds === null ? 'unknown' : formatDuration(r.link.transferSeconds);
   out(`at ${formatRate(r.link.bytesPerSecond)}: ${transfer} to move the next bundle`);
   if (r.space) out(`space: ${spaceVerdict(r.space.dest, r.space, formatBytes)}`);
+  if (r.levels) {
+    const l = r.levels;
+    out(`by zstd level, timed here on ${formatBytes(l.sampleBytes)} of ${l.dataset || '(root)'}'s stream (--long shown where it saves 2% or more):`);
+    const rows = [['level', 'bundle', `at ${formatRate(r.link.bytesPerSecond)}`, 'zstd here', 'memory']];
+    for (const x of l.rows) {
+      rows.push([`-${x.level}${x.long ? ' --long' : ''}`, size(x.storedBytes), x.linkSeconds === null ? 'unknown' : formatDuration(x.linkSeconds),
+        x.compressSeconds === null ? 'unknown' : formatDuration(x.compressSeconds), formatBytes(x.memoryBytes)]);
+    }
+    for (const line of table(rows, new Set([1, 2, 3, 4]))) out(`  ${line}`);
+  }
   out();
 
   const c = r.churn;

@@ -11,7 +11,7 @@ import { statusCommand } from './status.js';
 import { addHookOptions, given, jobSpec, loadJobConfig } from './job-options.js';
 import { parseGrid } from '../plan/retention.js';
 import { stopIfOutputClosed } from './pipes.js';
-import { collect, emitJson, example, levelOption, notices, sizeOption, unitOption, WAIT_HELP, waitOption, waitSeconds } from './options.js';
+import { collect, emitJson, example, levelOption, levelOrAutoOption, notices, sizeOption, unitOption, WAIT_HELP, waitOption, waitSeconds } from './options.js';
 
 // Commands load their modules when they run: `zferry --help` and every
 // command start in a fraction of the time it takes to load them all (it
@@ -53,7 +53,9 @@ export function buildProgram(): Command {
     .argument('<source>', 'pool or dataset to carry, taken recursively (filesystems and volumes)')
     .argument('<dest>', 'folder to write the bundle into (a mounted disk or staging folder), or s3://BUCKET/PREFIX')
     .option('--since <state-file>', 'plan against this state/receipt file (default: the newest receipt for SOURCE under DEST, else an empty target)')
-    .addOption(new Option('--level <n>', 'zstd compression level (1-19)').argParser(levelOption).default(3))
+    .addOption(new Option('--level <n>', 'zstd compression level (1-19), or auto: the level that compresses and moves the bundle over --link soonest, measured on this machine on a 16 MiB sample of the real streams (config: level, link, maxMemory)').argParser(levelOrAutoOption).default(3))
+    .addOption(new Option('--link <rate>', 'with --level auto: the link the bundle crosses: 10Mbit, 100Mbit/s, 2MB/s').argParser(unitOption(parseRate, 'link rate')))
+    .addOption(new Option('--max-memory <size>', 'with --level auto: the most memory zstd may use').argParser(sizeOption('memory')).default(512 * 1024 ** 2, '512M'))
     .addOption(new Option('--volume-size <size>', 'split stream files into volumes of this size (e.g. 1G, 4000M)').argParser(sizeOption('volume size')).default(1024 ** 3, '1G'))
     .option('--exclude <glob>', 'leave out datasets matching GLOB (relative path or full name; * and ?), with their children; repeatable', collect, [])
     .option('--snapshots <glob>', 'send only snapshots whose name matches GLOB; repeatable', collect, [])
@@ -105,7 +107,8 @@ export function buildProgram(): Command {
       });
       const r = await (await import('../job.js')).runJob(spec, async () => runExport(await probeZfs(), {
         wait: waitSeconds(o.wait), notice: said.notice,
-        source, dest, since: o.since, level: given<number>(cmd, 'level') ?? cfg?.level ?? o.level,
+        source, dest, since: o.since, level: given<number | 'auto'>(cmd, 'level') ?? cfg?.level ?? o.level,
+        linkBytesPerSecond: o.link ?? cfg?.linkBytesPerSecond ?? undefined, maxMemory: given<number>(cmd, 'maxMemory') ?? cfg?.maxMemory ?? o.maxMemory,
         volumeSize: given<number>(cmd, 'volumeSize') ?? cfg?.volumeSize ?? o.volumeSize, dryRun: o.dryRun,
         exclude: o.exclude, snapshots: o.snapshots, excludeSnapshots: o.excludeSnapshots, rollback: o.rollback,
         journal, sign: o.sign ?? cfg?.sign ?? undefined, encryptTo: o.encryptTo, bundleFormat: Number(o.bundleFormat) as 1 | 2, site,
@@ -114,7 +117,7 @@ export function buildProgram(): Command {
         // The plan first, on stdout; the bars that follow are on stderr (README, "Output").
         onPlan: async (planned) => {
           if (o.json) return;
-          words.printExportPlan(planned, source, dest);
+          words.printExportPlan(planned, source, dest, o.dryRun);
           await stopIfOutputClosed();
         },
       }), (r) => exportSummary(r, dest));
@@ -145,6 +148,7 @@ export function buildProgram(): Command {
       if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('churn sends must be a whole number');
       return n;
     }).default(60))
+    .option('--no-levels', 'skip the table by zstd level (1, 3, 9, 19, and --long where it helps), which times zstd on one sample of the largest stream')
     .addOption(new Option('--churn-seconds <n>', 'and spend at most this long on them').argParser(unitOption(parseInterval, 'churn time')).default(120, '2m'))
     .option('--json', 'print every figure as JSON on stdout (no progress bars)', false)
     .addHelpText('after', example(
@@ -166,7 +170,7 @@ export function buildProgram(): Command {
       const { runEstimate } = await import('../commands/estimate.js');
       const r = await runEstimate(zfs, {
         source, since: o.since, dest: o.dest, journal: o.journal === false ? false : o.journal === true ? undefined : o.journal, site: o.site, level: o.level, linkBytesPerSecond: o.link, intervalSeconds: o.every,
-        diskBytes: o.disk, sampleBytes: o.sample, sampleSeconds: o.sampleSeconds, churnSends: o.churnSends,
+        diskBytes: o.disk, sampleBytes: o.sample, levels: o.levels !== false, sampleSeconds: o.sampleSeconds, churnSends: o.churnSends,
         churnSeconds: o.churnSeconds, progress: await progressFor(o.json),
       });
       const words = await printer();

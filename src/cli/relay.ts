@@ -64,6 +64,7 @@ function printTransfer(t: TransferResult, asJson: boolean, once: boolean): void 
   } else if (t.ok) {
     out(`received ${t.bundles.length} bundle(s), ${formatBytes(t.bytes)} in ${t.seconds.toFixed(1)} s${t.import ? `; imported, receipt ${t.import.receipt}` : ''}${t.replied ? '; receipt sent back' : ''}`);
   }
+  for (const d of t.discarded) process.stderr.write(`zferry: ${d}\n`);
   if (!t.ok && !once) process.stderr.write(`zferry: transfer failed: ${t.error}${t.replied ? ' (reported to the sender)' : ''}\n`);
   if (t.ok && t.replyError !== null && !once) process.stderr.write(`zferry: receipt ${t.replyError}\n`);
   if (t.ok) for (const d of t.import?.deferred ?? []) process.stderr.write(`zferry: ${d.message}\n`);
@@ -129,6 +130,7 @@ export function relayCommand(): Command {
       if (o.json) out(JSON.stringify(r, null, 2));
       else {
         out(`sent ${r.bundles.length} bundle(s), ${formatBytes(r.bytes)} to ${r.to} in ${r.seconds.toFixed(1)} s`);
+        if (r.resumedBytes > 0) out(`resumed: ${formatBytes(r.resumedBytes)} the receiver kept from an earlier push were not sent again`);
         if (r.receipt) out(`receipt: ${r.receipt}`);
       }
     });

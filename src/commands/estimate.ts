@@ -20,6 +20,8 @@ import { keepUpVerdict, type Verdict } from '../estimate/verdict.js';
 import { checkSpaceAtRatio, type SpaceCheck } from '../plan/index.js';
 import { freeSpace } from '../fs/space.js';
 import { isS3Url } from '../store/s3.js';
+import { ESTIMATE_LEVELS, levelTable, type LevelRow } from '../plan/level.js';
+import { LEVEL_SAMPLE_BYTES, probeLevels, takeSample } from '../pipeline/level-probe.js';
 
 export interface EstimateOptions {
   source: string;
@@ -42,6 +44,8 @@ export interface EstimateOptions {
   /** Where zfs has no `written`: at most this many incremental sends are measured for churn, within churnSeconds. */
   churnSends: number;
   churnSeconds: number;
+  /** false: skip the per-level table (it times zstd at four levels, with and without --long, on one sample). */
+  levels?: boolean;
   /** Epoch seconds (tests); default now. */
   now?: number;
   progress?: Progress;
@@ -105,7 +109,21 @@ export interface EstimateResult {
   space: (SpaceCheck & { dest: string }) | null;
   /** The verdict judges by the busier of the 7- and 30-day averages; null without history. */
   verdict: (Verdict & { window: 7 | 30; ratioApplied: number }) | null;
+  /**
+   * The next bundle at zstd levels 1, 3, 9 and 19 (and --long where it
+   * helps): its size and time at the link, from one sample of the largest
+   * stream (the sampler --level auto uses); null when nothing is sent.
+   */
+  levels: { dataset: string; sampleBytes: number; rows: LevelRow[] } | null;
   seconds: number;
+}
+
+/** The first `bytes` of a send, the sample --level auto and estimate's table time zstd on; zfs is stopped after. */
+export async function sendSample(zfs: Zfs, spec: SendSpec, bytes: number): Promise<Buffer> {
+  const send = zfs.send(spec);
+  const sample = await stopOnFailure(send, takeSample(send.stdout as Readable, bytes));
+  await stopAndWait(send);
+  return sample;
 }
 
 /** Runs one send into measureStream; stops zfs once the measure has what it needs. */
@@ -273,6 +291,14 @@ export async function runEstimate(zfs: Zfs, opts: EstimateOptions): Promise<Esti
     : null;
   const spaceOnDest = space && opts.dest ? { ...space, dest: opts.dest } : null;
 
+  let levels: EstimateResult['levels'] = null;
+  const largest = streams.map((s, i) => ({ s, step: sends[i] })).sort((a, b) => (b.s.rawBytes ?? 0) - (a.s.rawBytes ?? 0))[0];
+  if (opts.levels !== false && largest && rawTotal !== null) {
+    const sample = await sendSample(zfs, sendSpecFor(zfs, { inventory }, largest.step), Math.min(opts.sampleBytes, LEVEL_SAMPLE_BYTES));
+    const settings = ESTIMATE_LEVELS.flatMap((level) => [{ level }, { level, long: true }]);
+    levels = { dataset: largest.s.dataset, sampleBytes: sample.length, rows: levelTable(await probeLevels(sample, settings), rawTotal, opts.linkBytesPerSecond) };
+  }
+
   return {
     source: opts.source,
     site: checkSite(opts.site),
@@ -296,6 +322,7 @@ export async function runEstimate(zfs: Zfs, opts: EstimateOptions): Promise<Esti
     churn,
     space: spaceOnDest,
     verdict,
+    levels,
     seconds: (Date.now() - started) / 1000,
   };
 }

@@ -3,11 +3,15 @@
  * sends, write one verified bundle. Orchestration only: the plan comes from
  * src/plan, the bytes go through src/pipeline, the format is src/bundle.
  */
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
 import { ZferryError } from '../errors.js';
 import { stopOnFailure } from '../subprocess.js';
+import { chooseLevel, type LevelChoice } from '../plan/level.js';
+import { LEVEL_SAMPLE_BYTES, probeLevels } from '../pipeline/level-probe.js';
+import { sendSample } from './estimate.js';
 import type { Zfs } from '../zfs/index.js';
 import { carriesData, stepOf, type Inventory } from '../model.js';
 import { describeStep, projectTarget, sendFlagsOf, spaceMissing, spaceVerdict, type Plan, type Scope, type SendStep, type SpaceCheck } from '../plan/index.js';
@@ -20,8 +24,11 @@ import { silentProgress, type Progress } from '../progress.js';
 import { readSecretKey, signManifest } from '../trust/minisign.js';
 import { readRecipients } from '../trust/age.js';
 import { testPause } from '../test-hook.js';
+import { fsyncDir, makeFreshFolder, removeEntry } from '../fs/safe.js';
+import { PARTIAL_FILE, arrangeStreams, checkKept, dropUnlisted, findPartials, writePartial, type DroppedStream, type FoundPartial, type PartialExport } from '../bundle/partial.js';
+import { planReuse, type PlannedStream, type ReusedStream, type StreamSettings } from '../plan/reuse.js';
+import { sourceTag } from '../plan/index.js';
 import { exportLockFile, withLock } from '../state/lock.js';
-import { fsyncDir, makeFreshFolder } from '../fs/safe.js';
 import { createParity, PARITY_DIR, type ParityEntry } from '../parity/par2.js';
 import { bytesUnder } from '../fs/space.js';
 import { errnoName, fileError, isOutOfSpace } from '../fs/errors.js';
@@ -36,7 +43,12 @@ export interface ExportOptions {
   dest: string;
   /** A state or receipt file; without it the newest matching receipt under dest is used. */
   since?: string;
-  level: number;
+  /** zstd level, or 'auto': measured on a sample of the first stream against linkBytesPerSecond (see chooseLevel). */
+  level: number | 'auto';
+  /** With level 'auto': the link the bundle crosses, bytes per second. */
+  linkBytesPerSecond?: number;
+  /** With level 'auto': the most memory zstd may take (default 512 MiB). */
+  maxMemory?: number;
   volumeSize: number;
   dryRun: boolean;
   /** Dataset globs to leave out (relative path or full name); children go with them. */
@@ -93,6 +105,17 @@ export interface ExportResult {
   site: string;
   /** The receipt (or --since state file) the round was planned from, for zferry status; null when none. */
   confirmed: Confirmation | null;
+  /** With --level auto: the level chosen and why (null otherwise). */
+  levelChoice: LevelChoice | null;
+  /**
+   * An unfinished export of this source found under dest (null: none): the
+   * streams of it this run keeps (re-hashed from disk) and those it cannot.
+   */
+  resumed: {
+    folder: string;
+    reused: Array<{ index: number; dataset: string; kind: StreamEntry['kind']; from: string | null; to: string | null; storedBytes: number }>;
+    dropped: DroppedStream[];
+  } | null;
 }
 
 
@@ -135,16 +158,35 @@ async function expectedSizes(zfs: Zfs, inventory: Inventory, sends: SendStep[], 
   return sizes;
 }
 
+/** zstd -19 with 2 threads takes about 390 MB: 512 MiB allows every level by default. */
+export const DEFAULT_MAX_MEMORY = 512 * 1024 * 1024;
+/** Sends whose first bytes make up the sample at most: a pool's root stream alone is often a few KiB. */
+const AUTO_SAMPLE_SENDS = 8;
+
+/** Measures zstd on the first bytes of the real streams, in plan order, and picks the level for the link. */
+async function autoLevel(zfs: Zfs, inventory: Inventory, sends: SendStep[], link: number, maxMemory: number): Promise<LevelChoice> {
+  const parts: Buffer[] = [];
+  let n = 0;
+  for (const step of sends.slice(0, AUTO_SAMPLE_SENDS)) {
+    if (n >= LEVEL_SAMPLE_BYTES) break;
+    const part = await sendSample(zfs, sendSpecFor(zfs, { inventory }, step), LEVEL_SAMPLE_BYTES - n);
+    parts.push(part);
+    n += part.length;
+  }
+  return chooseLevel(await probeLevels(Buffer.concat(parts)), link, maxMemory);
+}
+
 /**
  * One export of a source (per site) at a time: the lock, in the state folder
  * beside the journal, is held from planning to the journal's update, so two
  * runs never plan on the same journal entry or race on holds. A dry run
- * writes nothing and takes no lock.
+ * writes nothing and takes no lock. An unfinished export is resumed under
+ * the same lock, so two runs never adopt the same folder.
  */
 export async function runExport(zfs: Zfs, opts: ExportOptions): Promise<ExportResult> {
   if (opts.dryRun) return exportLocked(zfs, opts);
   const dir = stateDir(typeof opts.journal === 'string' ? opts.journal : undefined);
-  return withLock(exportLockFile(dir, opts.source), {
+  return withLock(exportLockFile(dir, opts.source, checkSite(opts.site)), {
     what: `an export of ${opts.source}`, notice: opts.notice, ...(opts.wait !== undefined ? { waitSeconds: opts.wait } : {}),
   }, () => exportLocked(zfs, opts));
 }
@@ -185,15 +227,67 @@ async function exportLocked(zfs: Zfs, opts: ExportOptions): Promise<ExportResult
     seconds: 0,
     site,
     confirmed,
+    resumed: null,
+    levelChoice: null,
   };
-  const sends = plan.steps.filter(carriesData);
+  if (opts.level === 'auto' && !(opts.linkBytesPerSecond && opts.linkBytesPerSecond > 0)) {
+    throw new ZferryError('--level auto needs the link\'s rate: --link RATE (e.g. 10Mbit) on export, link or mbuffer.rate in the config', { field: 'level' }, 2);
+  }
+  const allSends = plan.steps.filter(carriesData);
+  // An export cut part way (killed, disk full, link down) left its finished streams: keep what this plan still needs.
+  // A bucket's unfinished uploads are cleared rather than resumed (clearUnfinished below).
+  const partials = bucket ? [] : await findPartials(opts.dest, sourceTag(identity), site);
+  const adopted: FoundPartial | null = partials[0] ?? null;
+  if (opts.level === 'auto' && adopted && adopted.marker.streams.length > 0) {
+    // A level measured again may differ by noise alone and would void every finished stream.
+    const level = adopted.marker.settings.level;
+    result.levelChoice = { level, reason: `level ${level}: kept from the unfinished export ${adopted.dir}, so its finished streams can be reused`, secondsPerGiB: [] };
+  } else if (opts.level === 'auto' && allSends.length > 0) {
+    result.levelChoice = await autoLevel(zfs, inventory, allSends, opts.linkBytesPerSecond!, opts.maxMemory ?? DEFAULT_MAX_MEMORY);
+  }
+  const level = opts.level === 'auto' ? (result.levelChoice?.level ?? 3) : opts.level;
+
+  const settings: StreamSettings = { level, volumeSize: opts.volumeSize, recipients: recipients ?? [] };
+  const planned: PlannedStream[] = plan.steps.map((step) => ({
+    step,
+    sendFlags: carriesData(step) ? sendFlagsOf(sendSpecFor(zfs, { inventory }, step as SendStep).flags ?? [], step as SendStep) : [],
+  }));
+  let reuse: ReusedStream[] = [];
+  if (adopted) {
+    const { kept, dropped } = await checkKept(adopted.dir, adopted.marker.streams);
+    reuse = planReuse(planned, kept, adopted.marker.settings, settings);
+    const used = new Set(reuse.map((r) => r.kept.index));
+    result.resumed = {
+      folder: adopted.dir,
+      reused: reuse.map((r) => ({
+        index: r.index, dataset: r.entry.dataset, kind: r.entry.kind, from: r.entry.from?.name ?? null, to: r.entry.to?.name ?? null, storedBytes: r.entry.storedBytes,
+      })),
+      dropped: [
+        ...dropped,
+        ...kept.filter((k) => !used.has(k.index)).map((k) => ({ index: k.index, dataset: k.dataset, reason: 'not in this plan (new snapshots, basis or options changed it)' })),
+      ],
+    };
+  }
+  const reusedAt = new Map(reuse.map((r) => [r.index, r.entry]));
+  const keptBytes = reuse.reduce((n, r) => n + r.entry.storedBytes, 0);
+  // Only what is still to be written is sized and checked: the reused streams are already on the disk.
+  const sends = plan.steps.filter((s, i): s is SendStep => carriesData(s) && !reusedAt.has(i + 1));
   // Checked before anything is written: a bundle that cannot fit leaves the disk as it was.
   // With the check off the size is still planned (no sample): an out-of-space line can then say what was missing.
   // A bucket has no free-space figure: its quota speaks when an upload is refused.
-  const sized = sends.length > 0 ? await exportSpaceCheck(zfs, inventory, sends, opts.spaceCheck === false || bucket ? null : opts.dest, opts.level, opts.parity ?? 0) : null;
+  const sized = sends.length > 0
+    ? await exportSpaceCheck(zfs, inventory, sends, opts.spaceCheck === false || bucket ? null : opts.dest, level, opts.parity ?? 0, keptBytes)
+    : null;
   result.space = sized?.check ?? null;
   await opts.onPlan?.(result);
-  if (opts.dryRun || plan.steps.length === 0) {
+  if (opts.dryRun) {
+    result.seconds = (Date.now() - started) / 1000;
+    return result;
+  }
+  // Older unfinished exports of this source are superseded by the newest one; with nothing to send, that one too.
+  for (const p of partials) if (p !== adopted || plan.steps.length === 0) await removeEntry(p.dir);
+  if (plan.steps.length === 0) {
+    result.resumed = null;
     result.seconds = (Date.now() - started) / 1000;
     return result;
   }
@@ -201,13 +295,21 @@ async function exportLocked(zfs: Zfs, opts: ExportOptions): Promise<ExportResult
     throw new ZferryError(spaceVerdict(opts.dest, sized.check, formatBytes), { file: opts.dest });
   }
 
-  const id = randomUUID();
+  const id = adopted?.marker.bundleId ?? randomUUID();
   const createdAt = new Date();
   const name = bundleFolderName(opts.source, id, createdAt);
   const place = bucket ? childPlace(bucket, name) : null;
-  const dir = place ? urlOf(place) : join(opts.dest, name);
+  const dir = adopted?.dir ?? (place ? urlOf(place) : join(opts.dest, name));
+  const marker: PartialExport = {
+    format: 'zferry-export-partial', formatVersion: 1, bundleId: id, createdAt: createdAt.toISOString(), source: sourceTag(identity),
+    host: hostname(), pid: process.pid, site, settings, streams: [],
+  };
   if (bucket) {
     await clearUnfinished(bucket, opts.source);
+  } else if (adopted) {
+    // Written before the renames: a crash during them leaves a marker listing nothing, not one that lies.
+    await writePartial(dir, marker);
+    await arrangeStreams(dir, reuse);
   } else {
     // The destination is the user's choice; the bundle folder and streams/ are
     // made fresh, so nothing already on the disk (a planted link) is written through.
@@ -216,13 +318,20 @@ async function exportLocked(zfs: Zfs, opts: ExportOptions): Promise<ExportResult
     await makeFreshFolder(join(dir, 'streams'));
   }
   const streams: StreamEntry[] = [];
+  marker.streams = [...reusedAt.values()];
   const expected = await expectedSizes(zfs, inventory, sends, progress, sized?.sizes ?? null);
   progress.begin(`export ${opts.source}`, [...expected.values()].reduce((a, b) => a + b, 0), sends.length);
   try {
+    if (!place) await writePartial(dir, marker);
     for (const step of plan.steps) {
       const index = streams.length + 1;
       if (!carriesData(step)) {
         streams.push({ index, ...stepOf(step), sendFlags: [], rawBytes: 0, storedBytes: 0, rawSha256: null, volumes: [] });
+        continue;
+      }
+      const kept = reusedAt.get(index);
+      if (kept) {
+        streams.push(kept);
         continue;
       }
       const spec = sendSpecFor(zfs, { inventory }, step);
@@ -232,7 +341,7 @@ async function exportLocked(zfs: Zfs, opts: ExportOptions): Promise<ExportResult
       const written = await stopOnFailure(
         send,
         writeStream(send.stdout, {
-          dir, index, kind: step.kind, volumeSize: opts.volumeSize, level: opts.level,
+          dir, index, kind: step.kind, volumeSize: opts.volumeSize, level,
           ...(recipients ? { encryptTo: recipients } : {}),
           onBytes: (n) => progress.advance(n),
           // Once for the bundle, below: a folder fsync per stream was half of an export's fsyncs.
@@ -252,6 +361,9 @@ async function exportLocked(zfs: Zfs, opts: ExportOptions): Promise<ExportResult
         rawSha256: written.rawSha256,
         volumes: written.volumes,
       });
+      // The volumes are fsynced as they close; the marker lists the stream only after that, so a kill keeps it.
+      marker.streams = streams.filter(carriesData);
+      if (!place) await writePartial(dir, marker);
       await testPause(`export:between:${index}`);
     }
     // The volumes' names are durable before the manifest says the bundle is complete.
@@ -273,7 +385,7 @@ async function exportLocked(zfs: Zfs, opts: ExportOptions): Promise<ExportResult
       basis,
       inventory,
       scope,
-      compression: { algorithm: 'zstd', level: opts.level },
+      compression: { algorithm: 'zstd', level },
       ...(recipients ? { encryption: { algorithm: 'age' as const, recipients } } : {}),
       ...(parity ? { parity } : {}),
       ...siteField(site),
@@ -281,7 +393,12 @@ async function exportLocked(zfs: Zfs, opts: ExportOptions): Promise<ExportResult
     };
     const signing = secretKey ? { sign: (bytes: Buffer) => signManifest(bytes, secretKey, manifest) } : {};
     if (place) await finishBundleInBucket(dir, manifest, signing);
-    else await finishBundle(dir, manifest, signing);
+    else {
+      await finishBundle(dir, manifest, signing);
+      // A bundle now: the marker only said it was not one yet.
+      await removeEntry(join(dir, PARTIAL_FILE));
+      await fsyncDir(dir);
+    }
     if (opts.journal !== false) {
       const jdir = stateDir(opts.journal);
       const file = journalFile(jdir, identity, site);
@@ -293,7 +410,6 @@ async function exportLocked(zfs: Zfs, opts: ExportOptions): Promise<ExportResult
     }
   } catch (err) {
     progress.end();
-    // Counted before the folder goes: the line says how much more the disk needed.
     if (place) {
       // No half-bundle left in the bucket: its multipart uploads aborted, its objects deleted.
       await abortUploads(place).catch(() => undefined);
@@ -301,14 +417,19 @@ async function exportLocked(zfs: Zfs, opts: ExportOptions): Promise<ExportResult
       if (err instanceof ZferryError) throw err;
       throw new ZferryError(`export to ${dir} failed: ${(err as Error).message}`, { file: dir });
     }
+    // Counted before anything goes: the line says how much more the disk needed (this run's bytes, as planned).
     const full = err instanceof ZferryError ? isOutOfSpace(err.context.errno) : isOutOfSpace(errnoName(err));
-    const written = full ? await bytesUnder(dir) : null;
-    // Nothing half-written may look like a bundle: the manifest is written last,
-    // and the folder goes entirely.
-    await rm(dir, { recursive: true, force: true });
+    const written = full ? Math.max(0, (await bytesUnder(dir)) - keptBytes) : null;
+    // Nothing half-written may look like a bundle: the manifest is written last.
+    // The streams written whole stay, with the marker, for the next run to
+    // reuse; the half-written one goes (it holds space and can never be reused).
+    const finished = marker.streams;
+    if (finished.length === 0) await removeEntry(dir).catch(() => undefined);
+    else await dropUnlisted(dir, finished).catch(() => undefined);
     if (written !== null) {
       const e = fileError(err, 'writing', dir);
-      throw new ZferryError(`${e.message}: ${spaceMissing(written, result.space, formatBytes)}`, e.context);
+      const kept = finished.length > 0 ? `; the ${finished.length} stream(s) written whole are kept in ${dir} for the next run` : '';
+      throw new ZferryError(`${e.message}: ${spaceMissing(written, result.space, formatBytes)}${kept}`, e.context);
     }
     if (err instanceof ZferryError) throw err;
     throw new ZferryError(`export to ${dir} failed: ${(err as Error).message}`, { file: dir });

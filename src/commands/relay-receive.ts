@@ -9,7 +9,8 @@ import { ZferryError, oneLine } from '../errors.js';
 import { stopAndWait } from '../subprocess.js';
 import type { Zfs } from '../zfs/index.js';
 import { DEFAULT_IDLE_TIMEOUT_SECONDS, ensureMbuffer, formatEndpoint, mbufferIn, mbufferOut, type Endpoint, type MbufferTuning } from '../mbuffer/index.js';
-import { clearIncoming, unpackInto } from '../relay/unpack.js';
+import { unpackInto, type UnpackResult } from '../relay/unpack.js';
+import { readHoldings, type Holdings, type HoldingsMessage } from '../relay/holdings.js';
 import { makeReply, type RelayReply, type SignedReceipt } from '../relay/reply.js';
 import { checkSpoolServes, parseSourceId, servedSource } from '../relay/source.js';
 import { MAX_STATE_BYTES, parseState, readReceipt, type TargetState } from '../state/receipt.js';
@@ -77,10 +78,14 @@ export interface TransferResult {
   replied: boolean;
   /** Why a reply that was due did not reach the sender; null when it did or none was due. */
   replyError: string | null;
+  /** Relay resume: bytes this spool already held of the bundles and was not sent again. */
+  resumedBytes: number;
+  /** Kept parts discarded because they did not match (one line each); they were fetched again. */
+  discarded: string[];
   seconds: number;
 }
 
-async function sendReply(to: Endpoint, reply: RelayReply, attempts: number, idleSeconds: number): Promise<string | null> {
+async function sendReply(to: Endpoint, reply: RelayReply | HoldingsMessage, attempts: number, idleSeconds: number): Promise<string | null> {
   const payload = Buffer.from(JSON.stringify(reply) + '\n');
   let last = '';
   for (let i = 1; i <= attempts; i++) {
@@ -116,26 +121,43 @@ interface Served {
 
 async function receiveOne(opts: RelayReceiveOptions, served: Served): Promise<TransferResult> {
   const started = Date.now();
-  const result: TransferResult = { ok: false, error: null, bundles: [], bytes: 0, import: null, replied: false, replyError: null, seconds: 0 };
+  const result: TransferResult = { ok: false, error: null, bundles: [], bytes: 0, import: null, replied: false, replyError: null, resumedBytes: 0, discarded: [], seconds: 0 };
   const progress = opts.progress?.() ?? silentProgress;
-  await clearIncoming(opts.spool);
-  const mb = mbufferIn(opts.listen, opts.tuning, { watchdogSeconds: served.idleSeconds });
+  // .incoming is kept: an offer's holdings clear what no sender offers any more.
+  let mb = mbufferIn(opts.listen, opts.tuning, { watchdogSeconds: served.idleSeconds });
+  let holdings: Holdings | null = null;
   let receipt: TargetState | null = null;
   let signed: SignedReceipt | undefined;
   // A sender waits for a reply only once it sent a header: a peer that said nothing gets none.
   let begun = false;
   try {
     try {
-      const un = await unpackInto(opts.spool, mb.stdout, {
-        source: served.source,
-        onHeader: (h) => {
-          begun = true;
-          progress.begin(`relay ← ${formatEndpoint(opts.listen)}`, h.totalBytes, h.bundles.length);
-          progress.stream(`${h.bundles.length} bundle(s)`, h.totalBytes);
-        },
-        onBytes: (n) => progress.advance(n),
-        ...(opts.trust ? { trust: opts.trust } : {}),
-      });
+      let un: UnpackResult;
+      // A version-2 sender first offers (the header alone) and waits for what this spool holds; the data push follows on a new connection.
+      for (;;) {
+        un = await unpackInto(opts.spool, mb.stdout, {
+          source: served.source,
+          holdings,
+          onHeader: (h) => {
+            begun = true;
+            progress.begin(`relay ← ${formatEndpoint(opts.listen)}`, h.totalBytes, h.bundles.length);
+            progress.stream(`${h.bundles.length} bundle(s)`, h.totalBytes);
+          },
+          onBytes: (n) => progress.advance(n),
+          ...(opts.trust ? { trust: opts.trust } : {}),
+        });
+        if (!un.offer) break;
+        await mb.done.catch(() => undefined);
+        holdings = await readHoldings(opts.spool, un.offer);
+        result.discarded.push(...holdings.discarded);
+        result.resumedBytes = holdings.message.bundles.reduce((n, b) => n + Object.values(b.files).reduce((a, x) => a + x, 0), 0);
+        // Listening before answering: the sender pushes the moment it has the answer.
+        mb = mbufferIn(opts.listen, opts.tuning, { watchdogSeconds: served.idleSeconds });
+        if (opts.replyTo !== null) {
+          const err = await sendReply(opts.replyTo, holdings.message, 2, served.idleSeconds);
+          if (err !== null) throw new ZferryError(`the holdings for a resumed push were ${err}`, {});
+        }
+      }
       result.bundles = un.bundles;
       result.bytes = un.bytes;
     } catch (err) {

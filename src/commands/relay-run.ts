@@ -92,6 +92,8 @@ export async function runRelayRound(opts: RelayRunOptions): Promise<RelayRunResu
         // A receipt in the spool is found by export itself; the state file only seeds the first round.
         since: receipt === null && cfg.initialState !== null ? cfg.initialState : undefined,
         level: cfg.level,
+        ...(cfg.linkBytesPerSecond !== null ? { linkBytesPerSecond: cfg.linkBytesPerSecond } : {}),
+        maxMemory: cfg.maxMemory,
         volumeSize: cfg.volumeSize,
         dryRun: false,
         notice: opts.notice,
@@ -101,7 +103,8 @@ export async function runRelayRound(opts: RelayRunOptions): Promise<RelayRunResu
       });
       emit({
         event: 'export', bundle: exp.bundle, bundleId: exp.bundleId, basis: exp.basis.origin, streams: exp.streams.length,
-        storedBytes: exp.storedBytes, conflicts: exp.plan.conflicts.map((c) => c.message),
+        storedBytes: exp.storedBytes, ...(exp.levelChoice ? { level: exp.levelChoice.level, levelReason: exp.levelChoice.reason } : {}),
+        ...(exp.resumed ? { resumed: exp.resumed.reused.length } : {}), conflicts: exp.plan.conflicts.map((c) => c.message),
       });
       result.exported = exp.bundle;
       if (exp.bundle) result.protection = exp.protection;

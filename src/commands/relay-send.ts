@@ -8,7 +8,8 @@ import { ZferryError, oneLine } from '../errors.js';
 import { stopAndWait, stopOnFailure } from '../subprocess.js';
 import { findBundles, writeFileAtomic } from '../bundle/index.js';
 import { DEFAULT_IDLE_TIMEOUT_SECONDS, ensureMbuffer, formatEndpoint, mbufferIn, mbufferOut, type Endpoint, type MbufferProcess, type MbufferTuning } from '../mbuffer/index.js';
-import { SEND_POOL, describeBundles, packBundles } from '../relay/pack.js';
+import { RELAY_WIRE_VERSION, SEND_POOL, describeBundles, packBundles, resumeFrom, type PackedBundle, type Resume } from '../relay/pack.js';
+import { parseHoldings } from '../relay/holdings.js';
 import { BufferPool, drainInto } from '../pipeline/buffer-pool.js';
 import { evaluateReply, type RelayReply, type ReplyContext } from '../relay/reply.js';
 import { checkBundleName } from '../relay/names.js';
@@ -52,6 +53,63 @@ export interface RelaySendResult {
   confirmed: string[];
   /** Replies not accepted while waiting, one line each. */
   ignored: string[];
+  /** Bytes of the bundles the receiver already held (relay resume) and were not sent again. */
+  resumedBytes: number;
+}
+
+/**
+ * Relay resume: pushes the header alone (an offer) and waits on the reply
+ * port for what the receiver holds of these bundles. A receiver that speaks
+ * only wire version 1 refuses the offer in its own log and never answers:
+ * the wait ends at the deadline with a line saying so.
+ */
+/** How long a sender waits for the receiver's holdings before pushing everything (a receiver without --reply-to never answers). */
+const HOLDINGS_WAIT_SECONDS = 60;
+
+async function askHoldings(bundles: PackedBundle[], opts: RelaySendOptions, listener: ReplyListener, idle: number, ctx: ReplyContext, ignore: (reason: string) => void): Promise<{ resume: Resume | null; listener: ReplyListener | null }> {
+  const to = formatEndpoint(opts.to);
+  const at = formatEndpoint(opts.replyListen!);
+  const offer = mbufferOut(opts.to, opts.tuning, { watchdogSeconds: idle });
+  try {
+    await stopOnFailure(offer, drainInto(packBundles(bundles, { phase: 'offer' }), offer.stdin, () => undefined), (err, mbErr) => mbErr ?? err);
+    await offer.done;
+  } catch (err) {
+    await stopAndWait(listener.process);
+    throw new ZferryError(`relay to ${to} failed: ${oneLine(err)}`, {});
+  }
+  // Re-hashing what it kept takes the receiver a disk read; a version-1 receiver never answers, so the wait is bounded by the idle timeout too.
+  const waitSeconds = Math.min(opts.receiptTimeoutSeconds, idle, HOLDINGS_WAIT_SECONDS);
+  const deadline = Date.now() + waitSeconds * 1000;
+  let l: ReplyListener | null = listener;
+  for (;;) {
+    const got = await oneReply(l, deadline);
+    l = null;
+    if ('failed' in got && got.late) {
+      // Not fatal: the push goes whole, in version 1 framing that any receiver reads.
+      opts.onIgnored?.(
+        `receiver ${to} did not answer the resume offer on ${at} within ${waitSeconds} s (no --reply-to there, or a zferry without relay wire version ${RELAY_WIRE_VERSION}, which logs "this zferry reads zferry-relay version 1"): pushing everything`,
+      );
+      return { resume: null, listener: null };
+    }
+    if (!('failed' in got)) {
+      let kind = '';
+      try {
+        kind = (JSON.parse(got.text) as { format?: string })?.format ?? '';
+      } catch { /* judged below */ }
+      if (kind === 'zferry-relay-have') {
+        const h = parseHoldings(got.text, at);
+        return { resume: resumeFrom(bundles, h.bundles), listener: null };
+      }
+      // A receipt before any data was pushed is judged as any other, and never accepted: nothing was applied yet.
+      const v = evaluateReply(got.text, at, { ...ctx, now: new Date() });
+      if (v.kind === 'refused') throw new ZferryError(`receiver ${to} refused the push: ${v.error}`, {});
+      ignore(v.kind === 'ignored' ? v.reason : 'a receipt came before the bundles were pushed');
+    } else {
+      ignore(got.failed);
+    }
+    if (Date.now() >= deadline) return { resume: null, listener: null };
+    l = listenForReply(opts.replyListen!, idle);
+  }
 }
 
 /** Collects a listener's whole output, for the reply. */
@@ -124,6 +182,18 @@ async function storeReceipt(dir: string, reply: RelayReply, receipt: NonNullable
   return file;
 }
 
+/** Bytes of `bundles` the receiver holds and a push leaves out. */
+function resumedBytesOf(bundles: PackedBundle[], resume: Resume | null): number {
+  if (!resume) return 0;
+  let n = 0;
+  for (const b of bundles) {
+    const name = basename(b.dir);
+    if (resume.held.has(name)) n += b.bytes;
+    else for (const x of resume.offsets.get(name)?.values() ?? []) n += x;
+  }
+  return n;
+}
+
 export async function runRelaySend(opts: RelaySendOptions): Promise<RelaySendResult> {
   const progress = opts.progress ?? silentProgress;
   const started = Date.now();
@@ -145,9 +215,26 @@ export async function runRelaySend(opts: RelaySendOptions): Promise<RelaySendRes
 
   // Listening before the first byte goes out: a fast receiver must find the port open.
   let listener = opts.replyListen ? listenForReply(opts.replyListen, idle) : null;
+  // With a reply port the receiver can say what it holds from a cut push: only the rest goes.
+  let resume: Resume | null = null;
+  const ignored: string[] = [];
+  const ctx: ReplyContext = {
+    pushed: bundles.map((b) => ({ bundleId: b.manifest.bundleId, source: b.manifest.source, inventory: b.manifest.inventory, streams: b.manifest.streams })),
+    trust,
+    now: new Date(),
+  };
+  const ignore = (reason: string) => {
+    ignored.push(reason);
+    opts.onIgnored?.(`reply on ${formatEndpoint(opts.replyListen!)} ignored: ${reason}`);
+  };
+  if (listener) {
+    resume = (await askHoldings(bundles, opts, listener, idle, ctx, ignore)).resume;
+    listener = listenForReply(opts.replyListen!, idle);
+  }
+  const sendTotal = total - resumedBytesOf(bundles, resume);
   let sent = 0;
-  progress.begin(`relay → ${to}`, total, bundles.length);
-  progress.stream(`${bundles.length} bundle(s)`, total);
+  progress.begin(`relay → ${to}`, sendTotal, bundles.length);
+  progress.stream(`${bundles.length} bundle(s)`, sendTotal);
   const out = mbufferOut(opts.to, opts.tuning, { watchdogSeconds: idle });
   try {
     const pool = new BufferPool(SEND_POOL.count, SEND_POOL.size);
@@ -157,6 +244,7 @@ export async function runRelaySend(opts: RelaySendOptions): Promise<RelaySendRes
         progress.advance(n);
       },
       pool,
+      resume,
     });
     // mbuffer's own complaint (refused, reset) explains more than EPIPE does.
     await stopOnFailure(out, drainInto(pack, out.stdin, (chunk) => pool.release(chunk)), (err, mbErr) => mbErr ?? err);
@@ -178,20 +266,12 @@ export async function runRelaySend(opts: RelaySendOptions): Promise<RelaySendRes
     reply: null,
     receipt: null,
     confirmed: [],
-    ignored: [],
+    ignored,
+    resumedBytes: resumedBytesOf(bundles, resume),
   };
   if (listener && opts.replyListen) {
     const at = formatEndpoint(opts.replyListen);
     const deadline = Date.now() + opts.receiptTimeoutSeconds * 1000;
-    const ctx: ReplyContext = {
-      pushed: bundles.map((b) => ({ bundleId: b.manifest.bundleId, source: b.manifest.source, inventory: b.manifest.inventory, streams: b.manifest.streams })),
-      trust,
-      now: new Date(),
-    };
-    const ignore = (reason: string) => {
-      result.ignored.push(reason);
-      opts.onIgnored?.(`reply on ${at} ignored: ${reason}`);
-    };
     // Until the deadline: a reply that is not the receipt of this push is set aside and the port opened again.
     const noReceipt = () => {
       const seen = result.ignored.length > 0 ? ` (${result.ignored.length} repl${result.ignored.length > 1 ? 'ies' : 'y'} ignored, the last: ${result.ignored.at(-1)})` : '';

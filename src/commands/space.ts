@@ -62,10 +62,12 @@ export async function exportSpaceCheck(
   zfs: Zfs, inventory: Inventory, sends: SendStep[], dest: string | null, level: number,
   /** export --parity: recovery data adds this percentage of the volumes. */
   parityPercent = 0,
+  /** A resumed export: stored bytes of the streams it keeps; only their parity is still to be written. */
+  keptBytes = 0,
 ): Promise<{ check: SpaceCheck; sizes: PlannedSizes }> {
   const sizes = await plannedRawSizes(zfs, inventory, sends);
   const streamBytes = totalOrNull(sizes.raw.values());
-  const rawBytes = streamBytes === null ? null : Math.ceil(streamBytes * (1 + parityPercent / 100));
+  const rawBytes = streamBytes === null ? null : Math.ceil(streamBytes * (1 + parityPercent / 100) + keptBytes * (parityPercent / 100));
   const freeBytes = dest === null ? null : await freeSpace(dest);
   const facts = { method: rawBytes === null ? null : sizes.method, rawBytes, freeBytes };
   // Sampling runs sends (bounded): only a bundle that would not fit uncompressed pays for it.

@@ -18,7 +18,7 @@
  * user names directly (keys, --since, configs: readUserFile) are the user's
  * choice and may be links.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { constants, type BigIntStats, type Stats } from 'node:fs';
 import { link, lstat, mkdir, open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, relative, sep } from 'node:path';
@@ -317,5 +317,71 @@ export async function readRegular(file: string, opts: ReadRegularOptions = {}): 
     return buf.subarray(0, off);
   } finally {
     await fh.close().catch(() => undefined);
+  }
+}
+
+/** Size and hex sha256 of a regular file, read from disk (see openRegular for what is refused). */
+export async function hashRegular(file: string, within?: string): Promise<{ bytes: number; sha256: string }> {
+  const { fh } = await openRegular(file, within);
+  try {
+    const hash = createHash('sha256');
+    const buf = Buffer.allocUnsafe(1 << 20);
+    let bytes = 0;
+    for (;;) {
+      const { bytesRead } = await fh.read(buf, 0, buf.length, bytes);
+      if (bytesRead === 0) break;
+      hash.update(buf.subarray(0, bytesRead));
+      bytes += bytesRead;
+    }
+    return { bytes, sha256: hash.digest('hex') };
+  } finally {
+    await fh.close().catch(() => undefined);
+  }
+}
+
+/**
+ * Renames a regular file zferry wrote to a free name in the same folder (to
+ * renumber a kept volume): anything but a regular file at `from`, or anything
+ * at `to`, is refused. The caller fsyncs the folder once after its renames.
+ */
+export async function renameOwnFile(from: string, to: string): Promise<void> {
+  if (dirname(from) !== dirname(to)) throw new RangeError(`renameOwnFile: ${from} and ${to} are in different folders`);
+  const st = await lstat(from);
+  if (!st.isFile()) throw notRegular(from, st);
+  const there = await lstat(to).catch((err: unknown) => (errno(err) === 'ENOENT' ? null : Promise.reject(err)));
+  if (there) throw new ZferryError(`${to}: already exists; zferry will not rename ${basename(from)} over it`, { file: to });
+  await rename(from, to);
+}
+
+/** Removes one entry of a folder zferry owns: a file or link is unlinked (a link's target never touched), a folder removed whole. */
+export async function removeEntry(path: string): Promise<void> {
+  await rm(path, { recursive: true, force: true });
+}
+
+/**
+ * Opens a regular file zferry kept (a relay volume cut part way) to write on
+ * after its first `keep` bytes: never through a link, only the file lstat'd,
+ * and whatever lies past `keep` is cut off first.
+ */
+export async function openToContinue(file: string, keep: number, within?: string): Promise<FileHandle> {
+  if (within !== undefined) await assertRealFolders(within, dirname(file));
+  const st = await lstat(file, { bigint: true });
+  if (!st.isFile()) throw notRegular(file, st);
+  let fh: FileHandle;
+  try {
+    fh = await open(file, O_WRONLY | O_NOFOLLOW | O_NONBLOCK);
+  } catch (err) {
+    if (errno(err) === 'ELOOP') throw new ZferryError(`${file}: is a symbolic link, not the file zferry kept`, { file });
+    throw fileError(err, 'reopening', file);
+  }
+  try {
+    const got = await fh.stat({ bigint: true });
+    if (!got.isFile() || got.dev !== st.dev || got.ino !== st.ino) throw new ZferryError(`${file}: was replaced while being opened; refusing to write to it`, { file });
+    if (got.size < BigInt(keep)) throw new ZferryError(`${file}: holds ${got.size} bytes, fewer than the ${keep} kept`, { file });
+    await fh.truncate(keep);
+    return fh;
+  } catch (err) {
+    await fh.close().catch(() => undefined);
+    throw err;
   }
 }

@@ -12,9 +12,9 @@
  *   as a promise, so the next file arrives while the disk catches up; the
  *   caller awaits every `durable` before it calls the files complete.
  */
-import { createHash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
-import { createExclusive } from './safe.js';
+import { createExclusive, openToContinue } from './safe.js';
 
 const BATCH = 1024 * 1024;
 const IN_FLIGHT = 4;
@@ -27,13 +27,21 @@ export interface SunkFile {
   durable: Promise<void>;
 }
 
-export async function sinkToFile(source: AsyncIterable<Buffer>, path: string, onBytes?: (n: number) => void): Promise<SunkFile> {
-  const fh: FileHandle = await createExclusive(path);
-  const hash = createHash('sha256');
+/** A kept first part of the file: its length and the sha256 state over it (the source brings the rest). */
+export interface KeptPrefix {
+  bytes: number;
+  hash: Hash;
+  /** The folder the file must lie in without a link between. */
+  within: string;
+}
+
+export async function sinkToFile(source: AsyncIterable<Buffer>, path: string, onBytes?: (n: number) => void, kept?: KeptPrefix): Promise<SunkFile> {
+  const fh: FileHandle = kept ? await openToContinue(path, kept.bytes, kept.within) : await createExclusive(path);
+  const hash = kept ? kept.hash.copy() : createHash('sha256');
   const pending: Array<Promise<unknown>> = [];
   let batch: Buffer[] = [];
   let batchBytes = 0;
-  let position = 0;
+  let position = kept?.bytes ?? 0;
   const flush = (): void => {
     if (batchBytes === 0) return;
     const w = fh.writev(batch, position);
@@ -52,13 +60,30 @@ export async function sinkToFile(source: AsyncIterable<Buffer>, path: string, on
       onBytes?.(chunk.length);
       if (batchBytes >= BATCH) {
         flush();
-        if (pending.length >= IN_FLIGHT) await checkedWrite(pending.shift()!);
+        if (pending.length >= IN_FLIGHT) {
+          const w = pending.shift()!;
+          await checkedWrite(w).catch((e: unknown) => {
+            pending.push(w);
+            throw e;
+          });
+        }
       }
     }
     flush();
-    for (const w of pending.splice(0)) await checkedWrite(w);
+    for (const w of [...pending]) {
+      await checkedWrite(w);
+      pending.shift();
+    }
   } catch (err) {
-    await Promise.allSettled(pending);
+    // Every byte that arrived is written out: a resumed push goes on after the last of them.
+    flush();
+    const writes = await Promise.allSettled(pending);
+    // A failed write may have left a hole: nothing of such a file is worth keeping.
+    if (writes.some((w) => w.status === 'rejected' || (w.value as { bytesWritten: number; buffers: Buffer[] }).bytesWritten !== (w.value as { buffers: Buffer[] }).buffers.reduce((n, x) => n + x.length, 0))) {
+      await fh.truncate(0).catch(() => undefined);
+    }
+    // What arrived is kept for the next connection (relay resume): make it durable before letting go.
+    await fh.sync().catch(() => undefined);
     await fh.close().catch(() => undefined);
     throw err;
   }

@@ -6,7 +6,7 @@
 import { dirname, resolve } from 'node:path';
 import { ZferryError, readUserFile } from '../errors.js';
 import { validateWith } from '../schemas.js';
-import { parseSize } from '../units.js';
+import { parseRate, parseSize } from '../units.js';
 import { DEFAULT_IDLE_TIMEOUT_SECONDS, parseEndpoint, SLOW_LINK_TUNING, type Endpoint, type MbufferTuning } from '../mbuffer/index.js';
 import { commandWords } from '../hooks.js';
 import { checkSite } from '../state/site.js';
@@ -20,7 +20,11 @@ export interface JobConfig {
   pre: string[] | null;
   post: string[] | null;
   notify: string[] | null;
-  level: number | null;
+  level: number | 'auto' | null;
+  /** The link the bundles cross, bytes per second (for level auto). */
+  linkBytesPerSecond: number | null;
+  /** zstd's memory bound for level auto. */
+  maxMemory: number | null;
   volumeSize: number | null;
   sign: string | null;
   identity: string | null;
@@ -46,7 +50,11 @@ export interface RelayConfig {
   /** The receiver's public key file (its relay receive --sign): only receipts signed by it are accepted. */
   trustReceiver: string | null;
   initialState: string | null;
-  level: number;
+  level: number | 'auto';
+  /** With level auto: the link's rate, bytes per second (the config's link, else mbuffer.rate). */
+  linkBytesPerSecond: number | null;
+  /** With level auto: zstd's memory bound. */
+  maxMemory: number;
   volumeSize: number;
   /** Secret key file (zferry keygen): every exported bundle is signed, for a receiver with --trust. */
   sign: string | null;
@@ -70,7 +78,9 @@ interface RawConfig {
   idleTimeout?: number;
   trustReceiver?: string;
   initialState?: string;
-  level?: number;
+  level?: number | 'auto';
+  link?: number | string;
+  maxMemory?: number | string;
   volumeSize?: number | string;
   sign?: string;
   mbuffer?: { blockSize?: number | string; memory?: number | string; rate?: number | string };
@@ -83,6 +93,15 @@ function size(v: number | string | undefined, fallback: number | undefined, file
     return parseSize(v, field);
   } catch (err) {
     throw new ZferryError(`${file}: /${field.replace(/\./g, '/')} ${(err as Error).message}`, { file, field: `/${field.replace(/\./g, '/')}` });
+  }
+}
+
+function linkRate(v: number | string | undefined, file: string): number | undefined {
+  if (v === undefined || typeof v === 'number') return v;
+  try {
+    return parseRate(v, 'link');
+  } catch (err) {
+    throw new ZferryError(`${file}: /link ${(err as Error).message}`, { file, field: '/link' });
   }
 }
 
@@ -123,6 +142,8 @@ function jobConfig(raw: RawConfig, file: string): JobConfig {
     post: command(raw.post, 'post'),
     notify: command(raw.notify, 'notify'),
     level: raw.level ?? null,
+    linkBytesPerSecond: linkRate(raw.link, file) ?? null,
+    maxMemory: size(raw.maxMemory, undefined, file, 'maxMemory') ?? null,
     volumeSize: size(raw.volumeSize, undefined, file, 'volumeSize') ?? null,
     sign: path(raw.sign),
     identity: path(raw.identity),
@@ -162,6 +183,8 @@ export function parseRelayConfig(text: string, file: string): RelayConfig {
     trustReceiver: raw.trustReceiver === undefined ? null : resolve(base, raw.trustReceiver),
     initialState: raw.initialState === undefined ? null : resolve(base, raw.initialState),
     level: raw.level ?? 3,
+    linkBytesPerSecond: job.linkBytesPerSecond ?? size(raw.mbuffer?.rate, undefined, file, 'mbuffer.rate') ?? null,
+    maxMemory: job.maxMemory ?? 512 * 1024 ** 2,
     volumeSize: job.volumeSize ?? 1024 ** 3,
     sign: job.sign,
     tuning: {

@@ -8,6 +8,9 @@
  */
 import { ZferryError } from '../errors.js';
 
+/** Under a spool: transfers not yet complete (kept across connections for relay resume). */
+export const INCOMING_DIR = '.incoming';
+
 export const BUNDLE_DIR_NAME = /^zferry-[A-Za-z0-9_.-]+-[0-9]{8}T[0-9]{6}Z-([0-9a-f]{8})$/;
 /** NAME_MAX of the file systems zferry writes to. */
 const MAX_NAME = 255;

@@ -16,11 +16,52 @@ import { openRegular, readRegular, regularFileSize } from '../fs/safe.js';
 
 export const RELAY_HEADER = '.zferry-relay.json';
 
+/**
+ * Version 2 adds resume: a push may be an `offer` (the header alone; the
+ * receiver answers on the reply port with what it holds, see holdings.ts)
+ * and a `data` push then leaves out what the receiver holds.
+ */
+export const RELAY_WIRE_VERSION = 2;
+
 export interface RelayHeader {
   format: 'zferry-relay';
-  formatVersion: 1;
+  formatVersion: 1 | 2;
+  /** v2: `offer` carries no files and asks for the receiver's holdings; `data` (also when absent) carries the bundles. */
+  phase?: 'offer' | 'data';
+  /** `bytes`: what this push carries of the bundle. */
   bundles: Array<{ name: string; bundleId: string; bytes: number }>;
   totalBytes: number;
+  /** v2 data: bundle name → volume file → bytes the receiver holds and this push leaves out (the entry carries the rest). */
+  resume?: Record<string, Record<string, number>>;
+  /** v2 data: bundles complete in the receiver's spool: nothing of them is carried. */
+  held?: string[];
+}
+
+/** What the receiver said it holds, as the sender uses it: per bundle name. */
+export interface Resume {
+  held: Set<string>;
+  offsets: Map<string, Map<string, number>>;
+}
+
+/** The receiver's holdings, as far as they fit the bundles: a count past a volume's size, or for a file not in it, is ignored. */
+export function resumeFrom(bundles: PackedBundle[], held: Array<{ name: string; bundleId: string; complete: boolean; files: Record<string, number> }>): Resume {
+  const r: Resume = { held: new Set(), offsets: new Map() };
+  for (const b of bundles) {
+    const name = basename(b.dir);
+    const h = held.find((x) => x.name === name && x.bundleId === b.manifest.bundleId);
+    if (!h) continue;
+    if (h.complete) {
+      r.held.add(name);
+      continue;
+    }
+    const offs = new Map<string, number>();
+    for (const s of b.manifest.streams) for (const v of s.volumes) {
+      const n = h.files[v.file];
+      if (typeof n === 'number' && n > 0 && n <= v.bytes) offs.set(v.file, n);
+    }
+    r.offsets.set(name, offs);
+  }
+  return r;
 }
 
 export interface PackedBundle {
@@ -43,11 +84,11 @@ export interface PackedBundle {
 export const SEND_POOL = { count: 8, size: 1024 * 1024 };
 
 /** Exactly `bytes` bytes of the file at `path` into a tar entry of that size. */
-async function writeBody(dir: string, path: string, bytes: number, entry: NodeJS.WritableStream, pool: BufferPool | null, onBytes?: (n: number) => void): Promise<void> {
+async function writeBody(dir: string, path: string, bytes: number, entry: NodeJS.WritableStream, pool: BufferPool | null, onBytes?: (n: number) => void, from = 0): Promise<void> {
   const { fh, size } = await openRegular(path, dir);
   try {
     if (size !== bytes) throw new Error(`${path}: is ${size} bytes, manifest.json says ${bytes}`);
-    let at = 0;
+    let at = from;
     while (at < bytes) {
       if ((entry as { destroyed?: boolean }).destroyed) throw new Error('tar pack destroyed');
       const buf = pool ? await pool.take() : Buffer.allocUnsafeSlow(SEND_POOL.size);
@@ -98,13 +139,28 @@ export async function describeBundles(dirs: string[]): Promise<PackedBundle[]> {
   return out;
 }
 
-export function relayHeader(bundles: PackedBundle[]): RelayHeader {
-  return {
-    format: 'zferry-relay',
-    formatVersion: 1,
-    bundles: bundles.map((b) => ({ name: basename(b.dir), bundleId: b.manifest.bundleId, bytes: b.bytes })),
-    totalBytes: bundles.reduce((n, b) => n + b.bytes, 0),
-  };
+/** Bytes a push carries of `b`, leaving out what the receiver holds. */
+function carried(b: PackedBundle, resume: Resume | null): number {
+  const name = basename(b.dir);
+  if (resume?.held.has(name)) return 0;
+  const offs = resume?.offsets.get(name);
+  if (!offs) return b.bytes;
+  let skip = 0;
+  for (const n of offs.values()) skip += n;
+  return b.bytes - skip;
+}
+
+export function relayHeader(bundles: PackedBundle[], phase: 'offer' | 'data' = 'data', resume: Resume | null = null): RelayHeader {
+  const list = bundles.map((b) => ({ name: basename(b.dir), bundleId: b.manifest.bundleId, bytes: phase === 'offer' ? 0 : carried(b, resume) }));
+  const totalBytes = list.reduce((n, b) => n + b.bytes, 0);
+  // A whole push is version 1 exactly, which every receiver reads; an offer or a resumed push needs version 2.
+  if (phase === 'data' && !resume) return { format: 'zferry-relay', formatVersion: 1, bundles: list, totalBytes };
+  const h: RelayHeader = { format: 'zferry-relay', formatVersion: 2, phase, bundles: list, totalBytes };
+  if (phase === 'data' && resume) {
+    h.held = [...resume.held];
+    h.resume = Object.fromEntries([...resume.offsets].map(([name, offs]) => [name, Object.fromEntries(offs)]));
+  }
+  return h;
 }
 
 function addBuffer(pack: tar.Pack, name: string, data: Buffer, mtime: Date): Promise<void> {
@@ -122,15 +178,17 @@ function bundleTime(b: PackedBundle): Date {
  * must `pool.release` every chunk once written out, or the pack stalls when
  * the pool runs dry.
  */
-export function packBundles(bundles: PackedBundle[], opts: { onBytes?: (n: number) => void; pool?: BufferPool } = {}): tar.Pack {
-  const { onBytes, pool = null } = opts;
+export function packBundles(bundles: PackedBundle[], opts: { onBytes?: (n: number) => void; pool?: BufferPool; phase?: 'offer' | 'data'; resume?: Resume | null } = {}): tar.Pack {
+  const { onBytes, pool = null, phase = 'data', resume = null } = opts;
   const pack = tar.pack();
   pack.once('close', () => pool?.close());
   (async () => {
     const newest = bundles.reduce((t, b) => Math.max(t, bundleTime(b).getTime()), 0);
-    await addBuffer(pack, RELAY_HEADER, Buffer.from(JSON.stringify(relayHeader(bundles)) + '\n'), new Date(newest));
-    for (const b of bundles) {
+    await addBuffer(pack, RELAY_HEADER, Buffer.from(JSON.stringify(relayHeader(bundles, phase, resume)) + '\n'), new Date(newest));
+    for (const b of phase === 'offer' ? [] : bundles) {
       const name = basename(b.dir);
+      if (resume?.held.has(name)) continue;
+      const offs = resume?.offsets.get(name);
       for (const f of b.files) {
         if (pack.destroyed) throw new Error('tar pack destroyed');
         const data = await readRegular(join(b.dir, f), { within: b.dir });
@@ -140,10 +198,13 @@ export function packBundles(bundles: PackedBundle[], opts: { onBytes?: (n: numbe
       for (const s of b.manifest.streams) {
         for (const v of s.volumes) {
           if (pack.destroyed) throw new Error('tar pack destroyed');
-          const entry = pack.entry({ name: `${name}/${v.file}`, size: v.bytes, mode: 0o644, mtime: bundleTime(b) });
+          // The receiver holds the first `from` bytes: the entry carries the rest (none: no entry).
+          const from = offs?.get(v.file) ?? 0;
+          if (from === v.bytes) continue;
+          const entry = pack.entry({ name: `${name}/${v.file}`, size: v.bytes - from, mode: 0o644, mtime: bundleTime(b) });
           // When the pack is destroyed its open entry is too; the pack carries that error to the consumer.
           entry.on('error', () => undefined);
-          await writeBody(b.dir, join(b.dir, v.file), v.bytes, entry as unknown as NodeJS.WritableStream, pool, onBytes);
+          await writeBody(b.dir, join(b.dir, v.file), v.bytes, entry as unknown as NodeJS.WritableStream, pool, onBytes, from);
         }
       }
       // Parity files (export --parity) travel after the volumes, as volumes do: checked against the manifest on arrival.

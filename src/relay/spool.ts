@@ -7,6 +7,7 @@ import { lstat, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { findBundles, readManifest, type Manifest } from '../bundle/index.js';
 import type { TargetState } from '../state/receipt.js';
+import { readPartial } from '../bundle/partial.js';
 
 export interface SpoolBundle {
   dir: string;
@@ -29,7 +30,11 @@ export function partitionByReceipt<T extends { manifest: { bundleId: string } }>
   };
 }
 
-/** Export folders without manifest.json are exports that died; under the lock nobody is writing them. */
+/**
+ * Export folders without manifest.json are exports that died; under the lock
+ * nobody is writing them. One with an export marker is kept: the next export
+ * resumes it (reusing its finished streams) or removes it.
+ */
 export async function removeUnfinishedExports(spool: string): Promise<string[]> {
   const removed: string[] = [];
   let entries;
@@ -42,6 +47,7 @@ export async function removeUnfinishedExports(spool: string): Promise<string[]> 
     if (!e.isDirectory() || !e.name.startsWith('zferry-')) continue;
     const dir = join(spool, e.name);
     if (await lstat(join(dir, 'manifest.json')).catch(() => null)) continue;
+    if (await readPartial(dir)) continue;
     await rm(dir, { recursive: true, force: true });
     removed.push(dir);
   }

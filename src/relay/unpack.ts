@@ -9,7 +9,7 @@
  * cut anywhere leaves at most a folder under .incoming, which no import sees
  * (findBundles looks one level down only) and the next receive clears.
  */
-import { lstat, mkdir, rename, rm } from 'node:fs/promises';
+import { lstat, mkdir, readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -21,15 +21,19 @@ import { ensureFolder, fsyncDir, makeFreshFolder, writeNewFile } from '../fs/saf
 import { sinkToFile } from '../fs/sink.js';
 import { sourceTag } from '../commands/import.js';
 import { RELAY_HEADER, type RelayHeader } from './pack.js';
-import { bundleNameProblem, isBundleDirName } from './names.js';
+import type { Holdings } from './holdings.js';
+import { removeEntry } from '../fs/safe.js';
+import { INCOMING_DIR, bundleNameProblem, isBundleDirName } from './names.js';
 
-export const INCOMING = '.incoming';
+export const INCOMING = INCOMING_DIR;
 const MAX_SMALL_FILE = 64 * 1024 * 1024;
 
 export interface UnpackResult {
   /** Bundle folders now complete in the spool, in the order received. */
   bundles: string[];
   bytes: number;
+  /** Set when the push was a version-2 offer: the header alone, asking what this spool holds (holdings.ts). */
+  offer?: RelayHeader;
 }
 
 export interface UnpackOptions {
@@ -41,6 +45,8 @@ export interface UnpackOptions {
   onBundle?: (dir: string) => void;
   /** minisign public key file: a bundle not signed by it never enters the spool. */
   trust?: string;
+  /** What this spool told the sender it holds (after an offer): a data push leaves exactly that out. */
+  holdings?: Holdings | null;
 }
 
 /** Removes what an interrupted receive left behind. */
@@ -66,8 +72,20 @@ function parseHeader(data: Buffer): RelayHeader {
   } catch {
     throw new ZferryError(`relay stream: ${RELAY_HEADER} is not JSON (is the sender zferry relay send?)`, { file: RELAY_HEADER });
   }
-  if (h?.format !== 'zferry-relay' || h.formatVersion !== 1 || !Array.isArray(h.bundles)) {
-    throw new ZferryError(`relay stream: ${RELAY_HEADER} has format ${JSON.stringify(h?.format)} version ${JSON.stringify(h?.formatVersion)}; this zferry reads zferry-relay version 1`, { file: RELAY_HEADER, field: '/formatVersion' });
+  if (h?.format !== 'zferry-relay' || (h.formatVersion !== 1 && h.formatVersion !== 2) || !Array.isArray(h.bundles)) {
+    throw new ZferryError(`relay stream: ${RELAY_HEADER} has format ${JSON.stringify(h?.format)} version ${JSON.stringify(h?.formatVersion)}; this zferry reads zferry-relay versions 1 and 2`, { file: RELAY_HEADER, field: '/formatVersion' });
+  }
+  if (h.phase !== undefined && h.phase !== 'offer' && h.phase !== 'data') {
+    throw new ZferryError(`relay stream: ${RELAY_HEADER} has phase ${JSON.stringify(h.phase)}, not offer or data`, { file: RELAY_HEADER, field: '/phase' });
+  }
+  const names = new Set((h.bundles as Array<{ name?: unknown }>).map((b) => b?.name));
+  if (h.held !== undefined && (!Array.isArray(h.held) || !h.held.every((n) => names.has(n)))) {
+    throw new ZferryError(`relay stream: ${RELAY_HEADER} lists as held a bundle it does not announce`, { file: RELAY_HEADER, field: '/held' });
+  }
+  if (h.resume !== undefined) {
+    const ok = typeof h.resume === 'object' && h.resume !== null && Object.entries(h.resume).every(([n, offs]) => names.has(n) && typeof offs === 'object' && offs !== null
+      && Object.values(offs).every((x) => Number.isSafeInteger(x) && x > 0));
+    if (!ok) throw new ZferryError(`relay stream: ${RELAY_HEADER} has a malformed resume list`, { file: RELAY_HEADER, field: '/resume' });
   }
   for (const b of h.bundles) {
     // Only export's names: a peer cannot make a folder named like a receipt, the lock or the journal.
@@ -88,6 +106,9 @@ interface Current {
   arrived: Map<string, ArrivedVolume>;
   /** One per volume written: its fsync, started when its last byte was written. */
   durable: Array<Promise<void>>;
+  /** Volume file → bytes this spool holds and the push leaves out. */
+  offsets: Record<string, number>;
+  kept: Map<string, { bytes: number; hash: import('node:crypto').Hash }> | null;
 }
 
 /**
@@ -160,9 +181,17 @@ export async function unpackInto(spool: string, source: Readable, opts: UnpackOp
       if (header === null) {
         if (name !== RELAY_HEADER) throw new ZferryError(`relay stream: starts with ${JSON.stringify(name)}, not ${RELAY_HEADER} (is the sender zferry relay send?)`, { file: name });
         header = parseHeader(await readSmall(entry, name));
+        if (header.phase === 'offer') continue;
         opts.onHeader?.(header);
+        for (const held of header.held ?? []) {
+          const there = await readManifest(join(spool, held)).catch(() => null);
+          const id = header.bundles.find((b) => b.name === held)?.bundleId;
+          if (there?.bundleId !== id) throw new ZferryError(`relay stream: ${RELAY_HEADER} says this spool holds bundle ${held} complete, but it does not`, { file: held, field: '/held' });
+          done.push(join(spool, held));
+        }
         continue;
       }
+      if (header.phase === 'offer') throw new ZferryError(`relay stream: ${name} follows an offer, which carries no files`, { file: name });
       if (entry.header.type !== 'file') throw new ZferryError(`relay stream: ${name} is a ${entry.header.type}, only files are accepted`, { file: name });
       const slash = name.indexOf('/');
       const bundle = slash > 0 ? name.slice(0, slash) : '';
@@ -178,14 +207,36 @@ export async function unpackInto(spool: string, source: Readable, opts: UnpackOp
         const manifest = parseManifest(data.toString('utf8'), `${name} (relay from sender)`);
         admit(bundle, manifest, header, opts.source);
         const temp = join(spool, INCOMING, bundle);
-        await rm(temp, { recursive: true, force: true });
-        await makeFreshFolder(temp);
-        await makeFreshFolder(join(temp, 'streams'));
+        const kept: Current['kept'] = opts.holdings?.kept.get(bundle) ?? null;
+        const offsets: Record<string, number> = (header as RelayHeader).resume?.[bundle] ?? {};
+        for (const [file, n] of Object.entries(offsets)) {
+          if (kept?.get(file)?.bytes !== n) {
+            throw new ZferryError(`relay stream: ${RELAY_HEADER} leaves out ${n} bytes of ${bundle}/${file}, but this spool holds ${kept?.get(file)?.bytes ?? 0}`, { file: `${bundle}/${file}`, field: '/resume' });
+          }
+        }
+        if (kept) {
+          // Resumed: the kept volumes stay, the small files (and parity) come again.
+          for (const name of await readdir(temp)) if (name !== 'streams') await removeEntry(join(temp, name));
+          for (const file of kept.keys()) if (!(file in offsets)) await removeEntry(join(temp, file));
+        } else {
+          await rm(temp, { recursive: true, force: true });
+          await makeFreshFolder(temp);
+          await makeFreshFolder(join(temp, 'streams'));
+        }
         if (manifest.parity) await makeFreshFolder(join(temp, 'parity'));
-        cur = { name: bundle, temp, manifest, volumes: new Map(), seen: new Set([MANIFEST_FILE]), arrived: new Map(), durable: [] };
+        cur = { name: bundle, temp, manifest, volumes: new Map(), seen: new Set([MANIFEST_FILE]), arrived: new Map(), durable: [], offsets, kept };
         for (const s of manifest.streams) for (const v of s.volumes) cur.volumes.set(v.file, v);
         // Parity files arrive like volumes: listed by the manifest, size and sha256 checked as they are written.
         for (const f of manifest.parity?.files ?? []) cur.volumes.set(f.file, f);
+        for (const [file, n] of Object.entries(offsets)) {
+          const v = cur.volumes.get(file);
+          if (!v || !file.startsWith('streams/') || n > v.bytes) throw new ZferryError(`relay stream: ${RELAY_HEADER} leaves out ${n} bytes of ${bundle}/${file}, which manifest.json does not list at that size`, { file: `${bundle}/${file}`, field: '/resume' });
+          if (n === v.bytes) {
+            // Held whole, its sha256 checked when the holdings were read.
+            cur.seen.add(file);
+            cur.arrived.set(file, { bytes: n, sha256: kept!.get(file)!.hash.copy().digest('hex') });
+          }
+        }
         await writeNewFile(join(temp, rel), data);
         count(data.length);
         continue;
@@ -200,12 +251,22 @@ export async function unpackInto(spool: string, source: Readable, opts: UnpackOp
       } else {
         const v = cur.volumes.get(rel);
         if (!v) throw new ZferryError(`relay stream: ${name} is not listed in the bundle's manifest.json`, { file: name });
-        if (entry.header.size !== v.bytes) {
-          throw new ZferryError(`relay stream: ${name} is ${entry.header.size} bytes, manifest.json says ${v.bytes}`, { file: name, field: '/streams/volumes/bytes' });
+        const from = cur.offsets[rel] ?? 0;
+        if (entry.header.size !== v.bytes - from) {
+          throw new ZferryError(`relay stream: ${name} is ${entry.header.size} bytes${from > 0 ? ` after the ${from} kept` : ''}, manifest.json says ${v.bytes}`, { file: name, field: '/streams/volumes/bytes' });
         }
-        const got = await sinkToFile(entry as AsyncIterable<Buffer>, path, count);
+        const prefix = from > 0 ? cur.kept?.get(rel) : undefined;
+        // A file kept but not resumed from (the sender chose to resend it) makes way.
+        if (from === 0 && cur.kept) await removeEntry(path);
+        const got = await sinkToFile(entry as AsyncIterable<Buffer>, path, count, prefix ? { bytes: from, hash: prefix.hash, within: cur.temp } : undefined);
         cur.durable.push(got.durable);
         if (got.bytes !== v.bytes || got.sha256 !== v.sha256) {
+          await got.durable;
+          // Never promoted, never kept: the next push sends it whole.
+          await removeEntry(path);
+          if (from > 0) {
+            throw new ZferryError(`relay stream: ${name}: the ${from} bytes kept from an earlier push and the ${v.bytes - from} that came now make sha256 ${got.sha256}, manifest.json says ${v.sha256}: the kept part is discarded and the volume fetched whole on the next push`, { file: name });
+          }
           throw new ZferryError(`relay stream: ${name} arrived with sha256 ${got.sha256} (${got.bytes} bytes), manifest.json says ${v.sha256} (${v.bytes} bytes)`, { file: name });
         }
         cur.arrived.set(rel, { bytes: got.bytes, sha256: got.sha256 });
@@ -213,6 +274,7 @@ export async function unpackInto(spool: string, source: Readable, opts: UnpackOp
     }
     await feeding;
     if (header === null) throw new ZferryError('relay stream: ended before its first entry (sender stopped or connection dropped)', {});
+    if (header.phase === 'offer') return { bundles: [], bytes, offer: header };
     if (cur !== null) done.push(await finish(spool, cur, opts.trust));
     if (done.length !== header.bundles.length) {
       throw new ZferryError(`relay stream: ended after ${done.length} of ${header.bundles.length} bundles (sender stopped or connection dropped)`, {});
@@ -221,8 +283,9 @@ export async function unpackInto(spool: string, source: Readable, opts: UnpackOp
     extract.destroy();
     source.destroy();
     if (cur !== null) {
+      // What arrived stays under .incoming, fsynced, for the next push to go on from (relay resume).
       await Promise.allSettled(cur.durable);
-      await rm(cur.temp, { recursive: true, force: true });
+      await fsyncDir(join(cur.temp, 'streams')).catch(() => undefined);
     }
     if (err instanceof ZferryError) throw err;
     const msg = (err as Error).message;

@@ -5,7 +5,9 @@
  * cannot name by itself). Checked first, the export refuses with the
  * shortfall and writes nothing; with the check off (a file system that
  * misreports its free space), the write that runs out ends in one line
- * naming the file and the space missing, and the unfinished bundle goes.
+ * naming the file and the space missing, and, having finished no stream to
+ * keep for a re-run, the unfinished bundle goes.
+ * (Finished streams stay for the re-run: test/scenario/export-resume.test.ts.)
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';

@@ -13,7 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { lane, makePool, mountpointOf, run, type TestPool } from '../helpers/zfslab.js';
 import { twoPools, type TwoPools } from '../helpers/scenario.js';
-import { zferryOk } from '../helpers/cli.js';
+import { zferry, zferryOk } from '../helpers/cli.js';
 import { snapshot, writeData } from '../helpers/fixtures.js';
 
 let src: TestPool;
@@ -58,6 +58,7 @@ interface Estimate {
   link: { transferSeconds: number };
   churn: { method: string; measuredSends: number; days7: { averagePerInterval: number; samples: number }; daily: unknown[] };
   verdict: { keepsUp: boolean; needPerInterval: number; capacityPerInterval: number; behindPerDay: number | null; summary: string };
+  levels: { dataset: string; sampleBytes: number; rows: Array<{ level: number; long: boolean; storedBytes: number; linkSeconds: number }> };
 }
 
 let estimate: Estimate;
@@ -95,6 +96,15 @@ test('estimate of an incremental round: base and newest per dataset, raw and zst
   assert.ok(estimate.churn.days7.averagePerInterval > 0.7 * 1024 * 1024, `churn ${estimate.churn.days7.averagePerInterval}`);
   assert.equal(estimate.verdict.keepsUp, true);
   assert.match(estimate.verdict.summary, /^keeps up with \d+% headroom/);
+  // The table by level: one sample of the largest stream (data's), each level's bundle and its time at the link.
+  const lv = estimate.levels;
+  assert.equal(lv.dataset, 'data');
+  assert.ok(lv.sampleBytes > 0 && lv.sampleBytes <= 256 * 1024, `sample ${lv.sampleBytes}`);
+  assert.deepEqual(lv.rows.filter((x) => !x.long).map((x) => x.level), [1, 3, 9, 19]);
+  for (const x of lv.rows) assert.ok(Math.abs(x.linkSeconds - x.storedBytes / 1_250_000) < 1e-6, JSON.stringify(x));
+  const at = (n: number) => lv.rows.find((x) => x.level === n && !x.long)!.storedBytes;
+  assert.ok(at(19) <= at(1), `-19 ${at(19)} is no bigger than -1 ${at(1)}`);
+  assert.ok(Math.abs(at(3) - estimate.total.storedBytes) <= estimate.total.storedBytes * 0.25, `-3 row ${at(3)} against the estimate ${estimate.total.storedBytes}`);
 });
 
 test(`the estimate is within ${TOLERANCE * 100}% of the bundle export then writes, per dataset and in total`, async () => {
@@ -132,4 +142,21 @@ test('the verdict flips when the link is below the measured churn, and the text 
   assert.match(text, /^ {2}\d{4}-\d\d-\d\d #+ +\d/m);
   assert.doesNotMatch(text, /[█▏▎▍▌▋▊▉]/);
   assert.match(text, /^verdict: falls behind by /m);
+  assert.match(text, /^ {2}level +bundle +at .+ +zstd here +memory$/m);
+  assert.match(text, /^ {2}-19 +\S+ \S+ +\S/m);
+});
+
+test('export --level auto measures zstd on the real stream, says which level and why, and is never slower than -3 on it; without --link it refuses in one line', async () => {
+  const r = JSON.parse((await zferryOk('export', src.name, disk, '--no-journal', '--level', 'auto', '--link', '1Mbit', '--dry-run', '--json')).stdout) as {
+    levelChoice: { level: number; reason: string; secondsPerGiB: Array<{ level: number; seconds: number | null }> };
+  };
+  const c = r.levelChoice;
+  assert.ok(Number.isInteger(c.level) && c.level >= 1 && c.level <= 19, JSON.stringify(c));
+  assert.match(c.reason, new RegExp(`^level ${c.level}: compresses .* over a 0\\.1 MiB/s link`));
+  const secs = (n: number) => c.secondsPerGiB.find((x) => x.level === n)!.seconds!;
+  assert.ok(secs(c.level) <= secs(3) * 1.02, JSON.stringify(c.secondsPerGiB));
+  const bad = await zferry('export', src.name, disk, '--no-journal', '--level', 'auto', '--dry-run');
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /^zferry: --level auto needs the link's rate: --link RATE/);
+  assert.equal(bad.stderr.trim().split('\n').length, 1);
 });

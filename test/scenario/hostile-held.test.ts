@@ -16,7 +16,7 @@
 import { after, before, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { cp, mkdir, mkdtemp, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, lstat, mkdir, mkdtemp, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { type ResultPromise } from 'execa';
@@ -266,7 +266,7 @@ async function bundlesIn(dir: string): Promise<string[]> {
   return (await readdir(dir).catch(() => [] as string[])).filter((n) => n !== '.incoming');
 }
 
-test('relay receive over real mbuffer: a symlink to outside, a `../` entry, a 2^40-byte volume or a wrongly signed bundle never leaves the spool\'s .incoming and never reaches zfs', async () => {
+test('relay receive over real mbuffer: a symlink to outside, a `../` entry, a 2^40-byte volume or a wrongly signed bundle is never promoted out of the spool\'s .incoming (which keeps only the bundle\'s own files) and never reaches zfs', async () => {
   const sandbox = path.join(work, 'relay');
   await mkdir(sandbox);
   const header = await headerEntry([bundle]);
@@ -299,7 +299,18 @@ test('relay receive over real mbuffer: a symlink to outside, a `../` entry, a 2^
     assert.ok(r !== null, `${what}: the receiver ended within 60 s`);
     assertRefused({ code: r.exitCode ?? 1, stdout: String(r.stdout), stderr: String(r.stderr) }, expect, what);
     assert.deepEqual(await bundlesIn(spool), [], `${what}: nothing in the spool`);
-    assert.deepEqual(await readdir(path.join(spool, '.incoming')).catch(() => []), [], `${what}: .incoming emptied`);
+    // What arrived in order before the refusal may stay under .incoming for a resumed push (issue 14):
+    // only the announced bundle's regular files, none a link, none longer than its manifest lists.
+    const listed = new Map((await bundleEntries(bundle)).map((e) => [e.name, e.body!.length]));
+    for (const kept of await readdir(path.join(spool, '.incoming')).catch(() => [] as string[])) {
+      assert.equal(kept, name, `${what}: .incoming holds only the announced bundle`);
+      for (const f of await readdir(path.join(spool, '.incoming', kept), { recursive: true })) {
+        const st = await lstat(path.join(spool, '.incoming', kept, f));
+        if (st.isDirectory()) continue;
+        assert.ok(st.isFile() && listed.has(`${kept}/${f}`), `${what}: kept ${kept}/${f} is a file of the bundle`);
+        assert.ok(st.size <= listed.get(`${kept}/${f}`)!, `${what}: kept ${kept}/${f} is no longer than listed`);
+      }
+    }
     assert.ok(await absent(`${dst.name}/relayed`), `${what}: nothing received`);
   };
   for (const [what, entries, expect] of raw) {

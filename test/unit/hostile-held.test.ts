@@ -4,7 +4,9 @@
  * test/scenario/hostile-held.test.ts):
  * - relay tar streams that climb out with `../` or absolute names, carry
  *   links, devices or folders, repeat entries, or declare huge sizes: refused
- *   at that entry, nothing written outside the spool, nothing left in it;
+ *   at that entry, nothing written outside the spool, nothing promoted; what
+ *   arrived before it may stay under .incoming for a resumed push (only the
+ *   bundle's own files, never longer than listed) until no offer lists it;
  * - key files of the wrong kind, cut short or damaged: one line naming the
  *   file, never the key's text;
  * - state files for `export --since` that are not JSON, not a state, of
@@ -19,7 +21,8 @@ import { basename, join, relative } from 'node:path';
 import { Readable } from 'node:stream';
 import { execa } from 'execa';
 import { ZferryError, oneLine } from '../../src/errors.js';
-import { RELAY_HEADER } from '../../src/relay/pack.js';
+import { RELAY_HEADER, type RelayHeader } from '../../src/relay/pack.js';
+import { readHoldings } from '../../src/relay/holdings.js';
 import { unpackInto } from '../../src/relay/unpack.js';
 import { verifyBundle } from '../../src/bundle/index.js';
 import { generateKeyFiles, readPublicKey, readSecretKey } from '../../src/trust/minisign.js';
@@ -55,7 +58,7 @@ async function tree(dir: string): Promise<string[]> {
 
 const GiB1024 = 2 ** 40;
 
-test('hostile relay streams are refused at the hostile entry; nothing lands outside the spool or stays in it', { timeout: 120_000 }, async () => {
+test('hostile relay streams are refused at the hostile entry; nothing lands outside the spool or is promoted, and what .incoming keeps goes when no longer offered', { timeout: 120_000 }, async () => {
   const root = await mkdtemp(join(tmpdir(), 'zferry-held-tar-'));
   try {
     const bundles = join(root, 'bundles');
@@ -115,6 +118,7 @@ test('hostile relay streams are refused at the hostile entry; nothing lands outs
     ];
 
     let n = 0;
+    const kept_: string[] = [];
     for (const [what, entries, expect] of cases) {
       const spool = join(root, `spool-${++n}`);
       const source = typeof entries === 'function' ? await entries() : Readable.from([await tarBytes(entries)]);
@@ -123,7 +127,23 @@ test('hostile relay streams are refused at the hostile entry; nothing lands outs
       const left = (await readdir(spool)).filter((x) => x !== '.incoming');
       assert.ok(left.every((x) => x === A || x === B), `${what}: ${left}`);
       for (const x of left) await verifyBundle(join(spool, x));
-      assert.deepEqual(await readdir(join(spool, '.incoming')), [], `${what}: .incoming is emptied`);
+      // What arrived in order before the refusal may stay under .incoming for a resumed push (issue 14):
+      // only files the announced bundle's manifest lists, no longer than it says, never promoted.
+      for (const kept of await readdir(join(spool, '.incoming'))) {
+        assert.ok(kept === A || kept === B, `${what}: .incoming holds only announced bundles: ${kept}`);
+        const listed = new Map((kept === A ? entriesA : entriesB).map((e) => [relative(kept, e.name), e.body!.length]));
+        for (const f of await tree(join(spool, '.incoming', kept))) {
+          if (f.endsWith('/')) continue;
+          assert.ok(listed.has(f), `${what}: kept ${kept}/${f} is a file of the bundle`);
+          assert.ok((await readFile(join(spool, '.incoming', kept, f))).length <= listed.get(f)!, `${what}: kept ${kept}/${f} is no longer than the bundle's`);
+        }
+        kept_.push(spool);
+      }
+    }
+    // A kept prefix goes once no offer lists its bundle (pruned or applied by the sender's receipt).
+    for (const spool of kept_) {
+      await readHoldings(spool, { format: 'zferry-relay', formatVersion: 2, phase: 'offer', bundles: [], totalBytes: 0 } satisfies RelayHeader);
+      assert.deepEqual(await readdir(join(spool, '.incoming')), [], `${spool}: .incoming is emptied when its bundles are no longer offered`);
     }
     const escaped = [...(await tree(root)), ...(await readdir('/tmp')), ...(await readdir('/'))].filter((p) => p.includes('escape-'));
     assert.deepEqual(escaped, [], 'nothing written outside the spool');

@@ -10,7 +10,10 @@ import { ZferryError } from '../../src/errors.js';
 import { listenArgs, parseEndpoint, sendArgs, SLOW_LINK_TUNING } from '../../src/mbuffer/index.js';
 import { parseRelayConfig } from '../../src/relay/config.js';
 import { partitionByReceipt } from '../../src/relay/spool.js';
-import { describeBundles, packBundles } from '../../src/relay/pack.js';
+import { describeBundles, packBundles, resumeFrom } from '../../src/relay/pack.js';
+import { readHoldings } from '../../src/relay/holdings.js';
+import { verifyBundle } from '../../src/bundle/index.js';
+import { open as openFile, stat } from 'node:fs/promises';
 import { BufferPool, drainInto } from '../../src/pipeline/buffer-pool.js';
 import { unpackInto } from '../../src/relay/unpack.js';
 import { parseReply } from '../../src/relay/reply.js';
@@ -62,7 +65,7 @@ test('reply: a refusal carries its reason; a malformed receipt is rejected by th
   assert.throws(() => parseReply('nope', 'x'), /not JSON/);
 });
 
-test('pack → unpack: bundles arrive verified and complete; any cut of the stream leaves none behind', async () => {
+test('pack → unpack: bundles arrive verified and complete; any cut of the stream promotes nothing unfinished', async () => {
   const root = await mkdtemp(join(tmpdir(), 'zferry-relay-unit-'));
   try {
     const dirs = [await makeBundle(join(root, 'out')), await makeBundle(join(root, 'out'))];
@@ -78,7 +81,8 @@ test('pack → unpack: bundles arrive verified and complete; any cut of the stre
       const names = (await readdir(s)).filter((n) => n !== '.incoming');
       // A bundle finished before the cut may stay; it is complete (verifyArrived passed before its rename).
       assert.ok(names.length <= 1, `cut at ${cut}: ${names}`);
-      assert.deepEqual(await readdir(join(s, '.incoming')), [], `cut at ${cut}: temp folder removed`);
+      // What arrived of the cut bundle is kept under .incoming for a resumed push, never beside the bundles.
+      for (const n of await readdir(join(s, '.incoming'))) assert.ok(!names.includes(n), `cut at ${cut}: ${n} both kept and complete`);
     }
 
     // One flipped byte in a volume: refused at that volume, nothing complete-looking left.
@@ -193,6 +197,64 @@ test('verifyArrived: the arrival hashes stand in for a second read, and every ga
     await assert.rejects(verifyArrived(dir, m, all), /0001-full\.zst\.999: not listed in manifest\.json/);
     await rename(join(dir, 'SHA256SUMS'), join(dir, 'gone'));
     await assert.rejects(verifyArrived(dir, m, all), /SHA256SUMS: missing/);
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
+});
+
+/** One resumed push: an offer, the spool's holdings, then the data push leaving out what it holds. */
+async function resumedPush(spool: string, dirs: string[]): Promise<{ bytes: number; bundles: string[]; discarded: string[] }> {
+  const bundles = await describeBundles(dirs);
+  const offer = await unpackInto(spool, Readable.from([await buffer(packBundles(bundles, { phase: 'offer' }))]), { source: TANK });
+  assert.ok(offer.offer, 'an offer is answered, not unpacked');
+  const holdings = await readHoldings(spool, offer.offer);
+  const data = await buffer(packBundles(bundles, { resume: resumeFrom(bundles, holdings.message.bundles) }));
+  const r = await unpackInto(spool, Readable.from([data]), { source: TANK, holdings });
+  return { bytes: data.length, bundles: r.bundles, discarded: holdings.discarded };
+}
+
+test('relay resume: a push cut anywhere continues from the bytes the spool kept, and only the rest crosses', async () => {
+  const root = await mkdtemp(join(tmpdir(), 'zferry-relay-resume-'));
+  try {
+    const dirs = [await makeBundle(join(root, 'out')), await makeBundle(join(root, 'out'))];
+    const full = await buffer(packBundles(await describeBundles(dirs)));
+    for (const cut of [1500, 40_000, Math.floor(full.length / 2), full.length - 2000]) {
+      const spool = join(root, `cut-${cut}`);
+      await assert.rejects(unpackInto(spool, Readable.from([full.subarray(0, cut)]), { source: TANK }));
+      const r = await resumedPush(spool, dirs);
+      assert.deepEqual(r.bundles.map((d) => basename(d)), dirs.map((d) => basename(d)), `cut at ${cut}: both bundles complete`);
+      for (const d of r.bundles) await verifyBundle(d);
+      // The first push's bytes up to the cut, less tar framing, were not sent again.
+      assert.ok(cut + r.bytes <= full.length * 1.02 + 4 * 4096, `cut at ${cut}: ${cut} + ${r.bytes} bytes crossed for a ${full.length}-byte push`);
+      assert.deepEqual(await readdir(join(spool, '.incoming')), [], `cut at ${cut}: nothing left kept`);
+    }
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
+});
+
+test('relay resume: a kept part that does not match is discarded with one line and the volume fetched whole', async () => {
+  const root = await mkdtemp(join(tmpdir(), 'zferry-relay-resume-'));
+  try {
+    const dirs = [await makeBundle(join(root, 'out'))];
+    const full = await buffer(packBundles(await describeBundles(dirs)));
+    const spool = join(root, 'spool');
+    await assert.rejects(unpackInto(spool, Readable.from([full.subarray(0, Math.floor(full.length * 0.6))]), { source: TANK }));
+    const kept = join(spool, '.incoming', basename(dirs[0]), 'streams');
+    const files = (await readdir(kept)).sort();
+    // The last kept volume is a prefix (the cut was inside it): flip its first byte, as a host crash might leave it.
+    const partial = join(kept, files.at(-1)!);
+    assert.ok((await stat(partial)).size > 0);
+    const fh = await openFile(partial, 'r+');
+    const b = Buffer.alloc(1);
+    await fh.read(b, 0, 1, 0);
+    b[0] ^= 0xff;
+    await fh.write(b, 0, 1, 0);
+    await fh.close();
+    await assert.rejects(resumedPush(spool, dirs), /kept from an earlier push .* the kept part is discarded and the volume fetched whole on the next push/);
+    const again = await resumedPush(spool, dirs);
+    assert.equal(again.bundles.length, 1);
+    await verifyBundle(again.bundles[0]);
   } finally {
     await rm(root, { recursive: true, force: true });
   }
