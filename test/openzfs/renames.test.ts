@@ -48,12 +48,18 @@ async function round(root: string, target: string, disk: string): Promise<{ resu
   return { result, manifest: result.bundle ? JSON.parse(await readFile(path.join(result.bundle, 'manifest.json'), 'utf8')) : null };
 }
 
-async function deviceSha(dev: string): Promise<string> {
-  // udev may take a moment to create the node.
-  for (let i = 0; i < 50; i++) {
-    if ((await execa('test', ['-e', dev], { reject: false })).exitCode === 0) break;
+/** Waits until udev has made the zvol's node (it may take seconds under emulation). */
+async function untilDevice(dev: string): Promise<void> {
+  await execa('udevadm', ['settle'], { reject: false });
+  for (let i = 0; i < 300; i++) {
+    if ((await execa('test', ['-e', dev], { reject: false })).exitCode === 0) return;
     await new Promise((r) => setTimeout(r, 100));
   }
+  throw new Error(`${dev}: udev made no node within 30 s`);
+}
+
+async function deviceSha(dev: string): Promise<string> {
+  await untilDevice(dev);
   const h = createHash('sha256');
   for await (const chunk of createReadStream(dev)) h.update(chunk as Buffer);
   return h.digest('hex');
@@ -64,6 +70,7 @@ test('a zvol renamed and moved on the source is renamed on the target, then sent
   const target = `${dst.name}/z`;
   const disk = path.join(work, 'zvol');
   await run('zfs', ['create', '-p', '-V', '32M', '-o', 'volblocksize=16k', `${root}/vms/disk0`]);
+  await untilDevice(`/dev/zvol/${root}/vms/disk0`);
   await run('dd', ['if=/dev/urandom', `of=/dev/zvol/${root}/vms/disk0`, 'bs=1M', 'count=8', 'conv=fsync']);
   await snapshot(`${root}@v1`, true);
   await round(root, target, disk);
