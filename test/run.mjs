@@ -81,9 +81,14 @@ if (lane.env.ZFERRY_LANE !== 'fuse') {
 // process in state D for WEDGE_S seconds, a zfs command running that long
 // while `zpool list` twice gets no answer, or a failed file after which
 // `zpool list` no longer answers. It then restarts zfs-fuse, destroys the
-// pools the interrupted file left, says so on stderr, and runs that file once
-// more. A second wedge, or an ordinary failure, fails the lane.
+// pools the interrupted file left, says so on stderr, and runs that file
+// again. A file that wedges past its reruns, or an ordinary failure, fails
+// the lane.
 const WEDGE_S = 90;
+// Seen on this 2-core host under load: about one deadlock per lane, once two
+// in a row. A file gets two more runs, the lane six restarts in all.
+const RERUNS_PER_FILE = 2;
+const RESTARTS_PER_LANE = 6;
 const isZfsFile = (f) => !f.includes(`${join('test', 'unit')}/`) && !f.includes(`${join('test', 'package')}/`);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -193,15 +198,15 @@ if (files.some(isZfsFile)) {
   destroyOrphanPools();
 }
 for (const file of files.filter(isZfsFile)) {
+  const name = file.slice(dist.length + 1);
   let outcome = await runFiles([file], true);
-  if (outcome === 'wedged') {
-    const name = file.slice(dist.length + 1);
-    console.error(`test/run.mjs: zfs-fuse deadlocked during ${name} (a zfs process in uninterruptible sleep ${WEDGE_S} s, or zpool list not answering); restarting zfs-fuse and running ${name} once more`);
+  for (let again = 1; outcome === 'wedged' && again <= RERUNS_PER_FILE && restarts.length < RESTARTS_PER_LANE; again++) {
+    console.error(`test/run.mjs: zfs-fuse deadlocked during ${name} (a zfs process in uninterruptible sleep ${WEDGE_S} s, or zpool list not answering); restarting zfs-fuse and running ${name} again (${again} of at most ${RERUNS_PER_FILE})`);
     restarts.push(name);
     await restartZfsFuse();
     outcome = await runFiles([file], true);
   }
-  if (outcome !== 'ok') failed.push(file.slice(dist.length + 1));
+  if (outcome !== 'ok') failed.push(outcome === 'wedged' ? `${name} (zfs-fuse deadlocked)` : name);
 }
 const zfsCount = files.filter(isZfsFile).length;
 console.log(`\ntest/run.mjs: lane ${arg}: ${files.length} files (${zfsCount} on zfs-fuse, one at a time); zfs-fuse restarts: ${restarts.length}${restarts.length ? ` (${restarts.join(', ')})` : ''}; failed: ${failed.length ? failed.join(', ') : 'none'}`);
