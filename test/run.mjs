@@ -85,8 +85,8 @@ if (lane.env.ZFERRY_LANE !== 'fuse') {
 // again. A file that wedges past its reruns, or an ordinary failure, fails
 // the lane.
 const WEDGE_S = 90;
-// Seen on this 2-core host under load: about one deadlock per lane, once two
-// in a row. A file gets two more runs, the lane six restarts in all.
+// Seen on this 2-core host under load: about one deadlock per lane run. A
+// file gets two more runs, the lane six restarts in all.
 const RERUNS_PER_FILE = 2;
 const RESTARTS_PER_LANE = 6;
 const isZfsFile = (f) => !f.includes(`${join('test', 'unit')}/`) && !f.includes(`${join('test', 'package')}/`);
