@@ -15,7 +15,7 @@ import { writeStream } from '../../src/pipeline/index.js';
 import { bundleFolderName } from '../../src/commands/export.js';
 import { finishBundleInBucket } from '../../src/bundle/bucket.js';
 import { childPlace, listLevel, parseS3Url, urlOf } from '../../src/store/s3.js';
-import type { Manifest } from '../../src/bundle/index.js';
+import { oneStreamManifest } from '../helpers/bundles.js';
 import { generateKeyFiles, readSecretKey, signManifest, type SecretKey } from '../../src/trust/minisign.js';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -33,15 +33,7 @@ async function bundleInBucket(under: string, rawBytes: number, volumeSize: numbe
   const dir = urlOf(place);
   const raw = randomBytes(rawBytes);
   const full = await writeStream(Readable.from([raw]), { dir, place, index: 1, kind: 'full', volumeSize, level: 1 });
-  const m: Manifest = {
-    format: 'zferry-bundle', formatVersion: 2, bundleId: id, createdAt: new Date().toISOString(), zferryVersion: '0.1.0',
-    source: { host: 'h', pool: 'tank', root: 'tank', poolGuid: '1234567890123456789' },
-    basis: { origin: 'empty', file: null, target: null, takenAt: null, inventory: null },
-    inventory: { root: 'tank', datasets: [{ path: '', type: 'filesystem', guid: '77', snapshots: [{ name: 's1', guid: '1000', createtxg: '10', creation: 1700000000 }], bookmarks: [] }] },
-    compression: { algorithm: 'zstd', level: 1 },
-    streams: [{ index: 1, dataset: '', type: 'filesystem', kind: 'full', from: null, to: { name: 's1', guid: '1000' }, intermediates: false,
-      creates: [{ name: 's1', guid: '1000' }], force: false, sendFlags: [], ...full }],
-  };
+  const m = oneStreamManifest(id, 2, full);
   await finishBundleInBucket(dir, m, sk ? { sign: (bytes) => signManifest(bytes, sk, m) } : {});
   return dir;
 }

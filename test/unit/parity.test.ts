@@ -18,6 +18,7 @@ import { createParity, PARITY_DIR } from '../../src/parity/par2.js';
 import { makeFreshFolder } from '../../src/fs/safe.js';
 import { bundleFolderName } from '../../src/commands/export.js';
 import { zferry } from '../helpers/cli.js';
+import { oneStreamManifest } from '../helpers/bundles.js';
 
 let work: string;
 let bundle: string;
@@ -31,16 +32,7 @@ before(async () => {
   const full = await writeStream(Readable.from([randomBytes(320 * 1024)]), { dir: bundle, index: 1, kind: 'full', volumeSize: 32 * 1024, level: 1 });
   await makeFreshFolder(join(bundle, PARITY_DIR));
   const parity = await createParity(bundle, full.volumes.map((v) => v.file), 30);
-  const m: Manifest = {
-    format: 'zferry-bundle', formatVersion: 2, bundleId: id, createdAt: new Date().toISOString(), zferryVersion: '0.1.0',
-    source: { host: 'h', pool: 'tank', root: 'tank', poolGuid: '1234567890123456789' },
-    basis: { origin: 'empty', file: null, target: null, takenAt: null, inventory: null },
-    inventory: { root: 'tank', datasets: [{ path: '', type: 'filesystem', guid: '77', snapshots: [{ name: 's1', guid: '1000', createtxg: '10', creation: 1700000000 }], bookmarks: [] }] },
-    compression: { algorithm: 'zstd', level: 1 },
-    parity,
-    streams: [{ index: 1, dataset: '', type: 'filesystem', kind: 'full', from: null, to: { name: 's1', guid: '1000' }, intermediates: false,
-      creates: [{ name: 's1', guid: '1000' }], force: false, sendFlags: [], ...full }],
-  };
+  const m = oneStreamManifest(id, 2, full, { parity });
   await finishBundle(bundle, m);
   original = new Map();
   for (const n of await readdir(join(bundle, 'streams'))) original.set(n, await readFile(join(bundle, 'streams', n)));
