@@ -143,6 +143,9 @@ async function restartZfsFuse() {
   destroyOrphanPools();
 }
 
+/** The zfs commands found hanging by the last wedge. */
+let stuckCommands = [];
+
 /** Runs `node --test` on `list`; resolves to 'ok', 'failed' or 'wedged'. */
 function runFiles(list, watch) {
   const [cmd, args] = nodeTest(list);
@@ -174,6 +177,13 @@ function runFiles(list, watch) {
           }
           if (stuck && !wedged) {
             wedged = true;
+            // Named in the runner's line: which zfs call the daemon left hanging.
+            for (const [pid, st] of seen) {
+              if (st.d === null && now - st.since <= WEDGE_S * 1000) continue;
+              try {
+                stuckCommands.push(readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean).join(' '));
+              } catch {}
+            }
             try {
               process.kill(-child.pid, 'SIGKILL');
             } catch {}
@@ -201,7 +211,9 @@ for (const file of files.filter(isZfsFile)) {
   const name = file.slice(dist.length + 1);
   let outcome = await runFiles([file], true);
   for (let again = 1; outcome === 'wedged' && again <= RERUNS_PER_FILE && restarts.length < RESTARTS_PER_LANE; again++) {
-    console.error(`test/run.mjs: zfs-fuse deadlocked during ${name} (a zfs process in uninterruptible sleep ${WEDGE_S} s, or zpool list not answering); restarting zfs-fuse and running ${name} again (${again} of at most ${RERUNS_PER_FILE})`);
+    const hung = stuckCommands.length ? `: ${stuckCommands.slice(0, 3).join('; ')}` : '';
+    console.error(`test/run.mjs: zfs-fuse deadlocked during ${name} (a zfs process in uninterruptible sleep ${WEDGE_S} s, or zpool list not answering${hung}); restarting zfs-fuse and running ${name} again (${again} of at most ${RERUNS_PER_FILE})`);
+    stuckCommands = [];
     restarts.push(name);
     await restartZfsFuse();
     outcome = await runFiles([file], true);
