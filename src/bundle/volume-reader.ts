@@ -11,8 +11,11 @@ import type { VolumeEntry } from './manifest.js';
 import { fileError } from '../fs/errors.js';
 import { openRegular } from '../fs/safe.js';
 import { bundlePath, getStream, isS3Url, parseS3Url } from '../store/s3.js';
+import type { BufferPool } from '../pipeline/buffer-pool.js';
 
-const CHUNK = 1 << 20;
+/** Bytes per read: a pool given to the reader holds buffers of this size. */
+export const READ_CHUNK = 1 << 20;
+const CHUNK = READ_CHUNK;
 
 export interface VolumeReaderOptions {
   /** Called with the stored bytes of every chunk read. */
@@ -24,6 +27,13 @@ export interface VolumeReaderOptions {
    * checked either way.
    */
   checkSha256?: boolean;
+  /**
+   * Read into these buffers (of READ_CHUNK bytes) instead of fresh ones; the
+   * consumer gives each chunk back once used. Only for a consumer that does
+   * (import's decompressor): otherwise reading stalls when the pool is empty.
+   * Files only; a bucket's chunks come from the HTTP client.
+   */
+  pool?: BufferPool;
 }
 
 export class VolumeReader extends Readable {
@@ -90,14 +100,18 @@ export class VolumeReader extends Readable {
         let pending: Buffer | null = null;
         for (;;) {
           const want = Math.min(CHUNK, vol.bytes - pos + 1);
-          const buf = Buffer.allocUnsafe(want);
+          const buf = this.opts.pool ? await this.opts.pool.take() : Buffer.allocUnsafe(want);
           let n;
           try {
             ({ bytesRead: n } = await fh.read(buf, 0, want, pos));
           } catch (err) {
             throw fileError(err, 'reading', path, pos);
           }
-          if (n === 0) break;
+          if (n === 0) {
+            // Nothing read into it: the buffer goes straight back.
+            this.opts.pool?.release(buf);
+            break;
+          }
           if (pos + n > vol.bytes) {
             throw new ZferryError(`${path}: grew beyond the ${vol.bytes} bytes the manifest says while being read`, { file: path, offset: vol.bytes });
           }

@@ -11,6 +11,7 @@ import { Writable } from 'node:stream';
 import { ZferryError } from '../errors.js';
 import { volumeFileName, type VolumeEntry } from './manifest.js';
 import { testPause } from '../test-hook.js';
+import type { BufferPool } from '../pipeline/buffer-pool.js';
 
 /** Volume numbers have three digits. */
 export const MAX_VOLUMES = 1000;
@@ -21,6 +22,8 @@ export interface SplitOptions {
   volumeSize: number;
   /** The bytes are age-encrypted: volumes are named `.zst.age.NNN`. */
   encrypted?: boolean;
+  /** Chunks cut from this pool are given back once written (compress()'s output pool). */
+  pool?: BufferPool;
 }
 
 interface OpenVolume<S> {
@@ -52,7 +55,11 @@ export abstract class VolumeSplitter<S> extends Writable {
   protected async wrote(_before: number, _after: number): Promise<void> {}
 
   override _write(chunk: Buffer, _enc: BufferEncoding, done: (err?: Error | null) => void): void {
-    this.writeChunk(chunk).then(() => done(), done);
+    this.writeChunk(chunk).then(() => {
+      // Every part of it is written (a chunk may span two volumes): its buffer may be filled again.
+      this.split.pool?.release(chunk);
+      done();
+    }, done);
   }
 
   override _final(done: (err?: Error | null) => void): void {

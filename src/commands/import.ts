@@ -17,6 +17,8 @@ import {
 } from '../plan/index.js';
 import { checkBundleAtRest, findBundles, readManifest, verifyOrRepair, type Manifest, type StreamEntry } from '../bundle/index.js';
 import { readStream } from '../pipeline/index.js';
+import { decompressOutPool } from '../pipeline/import.js';
+import { ReleasingSink } from '../pipeline/buffer-pool.js';
 import { makeState, receiptFileName, writeStateAtomic } from '../state/receipt.js';
 import { silentProgress, type Progress } from '../progress.js';
 import { checkTrust, readPublicKey } from '../trust/minisign.js';
@@ -135,14 +137,17 @@ async function receiveStream(zfs: Zfs, job: ReceiveJob): Promise<void> {
     ...(receive.origin ? { origin: `${joinDataset(job.target, receive.origin.dataset)}@${receive.origin.name}` } : {}),
   });
   // Volumes' sha256 are checked as they are read unless a verify pass just did; the tail gate's raw sha256 guards every byte either way.
-  const source = readStream(job.dir, s, { onBytes: (n) => job.progress.advance(n), volumesVerified: job.volumesVerified, ...(job.age ? { age: job.age } : {}) });
+  // The decompressed bytes live in reused buffers, each given back once zfs recv's pipe has taken it.
+  const pool = decompressOutPool();
+  const source = readStream(job.dir, s, { onBytes: (n) => job.progress.advance(n), volumesVerified: job.volumesVerified, pool, ...(job.age ? { age: job.age } : {}) });
   const tap = pauseTap(`import:stream:${s.index}`);
   // Registered before pipeline's own handler: zfs recv is stopped before its stdin closes.
   source.once('error', () => recv.kill());
+  const feed = pipeline(source, tap, new ReleasingSink(recv.stdin, (chunk) => pool.release(chunk)));
   // zfs's own complaint explains more than EPIPE does.
-  await stopOnFailure(recv, pipeline(source, tap, recv.stdin), (err, recvErr) =>
+  await stopOnFailure(recv, feed, (err, recvErr) =>
     (err as NodeJS.ErrnoException).code === 'EPIPE' && recvErr ? recvErr : err,
-  );
+  ).finally(() => pool.close());
   await recv.done.catch((err: unknown) => {
     if (err instanceof ZferryError && /modified\s+since most recent snapshot/.test(err.context.stderr ?? '')) {
       throw new ZferryError(
@@ -173,7 +178,8 @@ function pauseTap(point: string): Transform {
       }
       paused = true;
       const cut = after - seen;
-      this.push(chunk.subarray(0, cut));
+      // A copy: the chunk's buffer is pooled and goes back once its last byte is written.
+      this.push(Buffer.from(chunk.subarray(0, cut)));
       seen += chunk.length;
       // Let go (a lock test resumes it): the rest of the chunk follows, so the stream stays whole.
       testPause(point).then(() => done(null, chunk.subarray(cut)), done);

@@ -3,7 +3,7 @@
  * from a readable into a writable that tells when each chunk has been taken
  * by the kernel, the moment its buffer may be filled again.
  */
-import type { Writable } from 'node:stream';
+import { Writable } from 'node:stream';
 
 /**
  * A fixed set of equal buffers handed out with `take` and given back with
@@ -40,7 +40,8 @@ export class BufferPool {
   /** The consumer is done with `chunk`; if it came from this pool its buffer is free again. */
   release(chunk: Buffer): void {
     const b = this.owners.get(chunk.buffer);
-    if (!b) return;
+    // Not ours, or given back already (a second release would hand one buffer to two users).
+    if (!b || this.free.includes(b)) return;
     const next = this.waiting.shift();
     if (next) next.resolve(b);
     else this.free.push(b);
@@ -89,6 +90,40 @@ export async function drainInto(source: AsyncIterable<unknown> & { destroy(err?:
     dest.off('error', onError);
     // A late error (EPIPE once the peer is gone) has nobody left to tell; the caller already has the outcome.
     dest.on('error', () => undefined);
+  }
+}
+
+/**
+ * The end of a Node pipeline whose chunks are pooled: writes each chunk to
+ * `dest` as it comes and calls `written(chunk)` once `dest` has taken it.
+ * A Writable at the end of pipeline() gets every chunk as it was pushed,
+ * where a Node Readable's async iterator (drainInto) would join buffered
+ * chunks into a new buffer and never give the pooled ones back.
+ */
+export class ReleasingSink extends Writable {
+  constructor(private readonly dest: Writable, private readonly written: (chunk: Buffer) => void) {
+    super({ highWaterMark: 0 });
+    dest.on('error', (err) => this.destroy(err));
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, done: (err?: Error | null) => void): void {
+    if (this.dest.destroyed || this.dest.writableEnded) return done(this.dest.errored ?? new Error('the other side closed early'));
+    const ok = this.dest.write(chunk, (err) => {
+      if (!err) this.written(chunk);
+    });
+    if (ok) done();
+    else waitFor(this.dest, 'drain').then(() => done(), done);
+  }
+
+  override _final(done: (err?: Error | null) => void): void {
+    if (this.dest.destroyed) return done(this.dest.errored ?? new Error('the other side closed early'));
+    this.dest.end(() => done());
+  }
+
+  override _destroy(err: Error | null, done: (err?: Error | null) => void): void {
+    // As pipeline() would with dest itself: torn down, so nothing (execa waiting for stdin to close) waits on it.
+    if (err) this.dest.destroy();
+    done(err);
   }
 }
 

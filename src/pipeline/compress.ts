@@ -22,8 +22,11 @@
 import type { TransformCallback } from 'node:stream';
 import { PacedTransform } from './paced-transform.js';
 import binding from 'zstd-napi/binding.js';
+import type { BufferPool } from './buffer-pool.js';
 
-const OUT_SIZE = binding.cStreamOutSize();
+/** Bytes per output buffer (zstd's recommendation): a pool given to compress() holds buffers of this size. */
+export const COMPRESS_OUT_SIZE = binding.cStreamOutSize();
+const OUT_SIZE = COMPRESS_OUT_SIZE;
 /** zstd's ZSTDMT_JOBSIZE_MIN (512 KiB): a whole input up to this size is compressed single-threaded. */
 export const HEAD_BYTES = 512 * 1024;
 
@@ -42,6 +45,13 @@ export interface CompressOptions {
    * which stock `zstd -d` still reads without --long). Measured by estimate.
    */
   long?: boolean;
+  /**
+   * Output buffers come from this pool (of COMPRESS_OUT_SIZE buffers); the
+   * consumer gives each back once written. A fresh buffer per call faulted
+   * its pages in anew each time, and zstd's 128 KiB is just past glibc's
+   * mmap threshold: a map and unmap per buffer.
+   */
+  pool?: BufferPool;
 }
 
 /**
@@ -96,9 +106,11 @@ export class ZstdCompress extends PacedTransform {
   /** The stream's first bytes, until there are more than HEAD_BYTES or the stream ends. */
   private head: Buffer[] | null = [];
   private headBytes = 0;
+  private readonly pool: BufferPool | undefined;
 
-  constructor({ level = 3, workers = 2, jobSize = 2 << 20, long = false }: CompressOptions = {}) {
+  constructor({ level = 3, workers = 2, jobSize = 2 << 20, long = false, pool }: CompressOptions = {}) {
     super();
+    this.pool = pool;
     const { key, cctx } = takeContext(level, workers, jobSize, long);
     this.key = key;
     this.cctx = cctx;
@@ -135,6 +147,7 @@ export class ZstdCompress extends PacedTransform {
   private release(): void {
     const cctx = this.cctx;
     this.cctx = null;
+    if (this.scratch) this.pool?.release(this.scratch);
     this.scratch = null;
     this.head = null;
     if (cctx) giveBack(this.key, cctx);
@@ -146,7 +159,8 @@ export class ZstdCompress extends PacedTransform {
       const cctx = this.cctx;
       // Destroyed while waiting for the consumer: the context is already back in the pool.
       if (!cctx) return;
-      const dst = this.scratch ?? Buffer.allocUnsafe(OUT_SIZE);
+      const dst = this.scratch ?? (this.pool ? await this.pool.take() : Buffer.allocUnsafe(OUT_SIZE));
+      this.scratch = null;
       const [remaining, produced, consumed] = cctx.compressStream2(dst, src, directive);
       src = src.subarray(consumed);
       let out = dst.subarray(0, produced);

@@ -4,7 +4,8 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { VolumeEntry } from '../bundle/manifest.js';
 import { fsyncDir } from '../fs/safe.js';
-import { compress } from './compress.js';
+import { COMPRESS_OUT_SIZE, compress } from './compress.js';
+import { BufferPool } from './buffer-pool.js';
 import { hashTap } from './hash-tap.js';
 import { VolumeWriter } from '../bundle/volume-writer.js';
 import { VolumeUploader } from '../bundle/volume-uploader.js';
@@ -42,12 +43,17 @@ export interface WrittenStream {
   volumes: VolumeEntry[];
 }
 
+/** zstd output buffers per stream: the volume writer's 1 MiB queue of them, one being written, and zstd's own. */
+const OUT_POOL = 12;
+
 export async function writeStream(src: Readable, opts: WriteStreamOptions): Promise<WrittenStream> {
   const raw = hashTap('sha256', opts.onBytes);
   const encrypted = (opts.encryptTo?.length ?? 0) > 0;
-  const shape = { index: opts.index, kind: opts.kind, volumeSize: opts.volumeSize, encrypted };
+  // zstd's output buffers are reused once written to a volume file; age and an upload keep what they are given.
+  const pool = encrypted || opts.place ? undefined : new BufferPool(OUT_POOL, COMPRESS_OUT_SIZE);
+  const shape = { index: opts.index, kind: opts.kind, volumeSize: opts.volumeSize, encrypted, ...(pool ? { pool } : {}) };
   const writer = opts.place ? new VolumeUploader({ place: opts.place, ...shape }) : new VolumeWriter({ dir: opts.dir, ...shape });
-  const zstd = compress({ level: opts.level, workers: opts.workers });
+  const zstd = compress({ level: opts.level, workers: opts.workers, ...(pool ? { pool } : {}) });
   if (encrypted) await pipeline(src, raw, zstd, encryptStream(opts.encryptTo ?? []), writer);
   else await pipeline(src, raw, zstd, writer);
   if (opts.syncFolder !== false && !opts.place) await syncStreamsFolder(opts.dir);

@@ -2,9 +2,10 @@
 import { Readable, pipeline } from 'node:stream';
 import { ZferryError } from '../errors.js';
 import type { StreamEntry } from '../bundle/manifest.js';
-import { decompress } from './decompress.js';
+import { DECOMPRESS_OUT_SIZE, decompress } from './decompress.js';
 import { tailGate } from './tail-gate.js';
-import { VolumeReader } from '../bundle/volume-reader.js';
+import { READ_CHUNK, VolumeReader } from '../bundle/volume-reader.js';
+import { BufferPool } from './buffer-pool.js';
 import { decryptStream } from '../trust/age.js';
 
 export interface ReadStreamOptions {
@@ -20,6 +21,23 @@ export interface ReadStreamOptions {
    * guards every byte that leaves, against a volume changed since).
    */
   volumesVerified?: boolean;
+  /**
+   * The stream's chunks are cut from this pool (see decompressOutPool): the
+   * caller gives each back once written (drainInto), or the stream stalls.
+   */
+  pool?: BufferPool;
+}
+
+/** Read buffers between the volume files and the decompressor: one being read, one held for its volume's hash, one being decompressed, one spare. */
+const READ_POOL = 4;
+
+/**
+ * A pool for readStream's output: the tail gate holds up to 2 MiB of it,
+ * the stages between it and the sink a chunk or two each, and the pipe to
+ * zfs recv the rest.
+ */
+export function decompressOutPool(): BufferPool {
+  return new BufferPool(12, DECOMPRESS_OUT_SIZE);
 }
 
 /**
@@ -32,8 +50,12 @@ export function readStream(bundleDir: string, stream: StreamEntry, opts: ReadStr
     throw new ZferryError(`stream ${stream.index} (${stream.dataset || 'root'}) is a create step and carries no data`);
   }
   const label = `stream ${stream.index} (${stream.dataset === '' ? 'root dataset' : stream.dataset})`;
-  const reader = new VolumeReader(bundleDir, stream.volumes, { onBytes: opts.onBytes, checkSha256: !opts.volumesVerified });
+  // Reused read buffers, handed back by the decompressor; not behind age, which keeps what it is given.
+  const readPool = opts.age ? undefined : new BufferPool(READ_POOL, READ_CHUNK);
+  const reader = new VolumeReader(bundleDir, stream.volumes, { onBytes: opts.onBytes, checkSha256: !opts.volumesVerified, ...(readPool ? { pool: readPool } : {}) });
   const dec = decompress({
+    ...(readPool ? { inputPool: readPool } : {}),
+    ...(opts.pool ? { pool: opts.pool } : {}),
     mapError: (err, offset) => {
       // Offsets of decrypted bytes do not map onto the (encrypted) volume files.
       const at = opts.age ? null : reader.locate(offset);

@@ -36,21 +36,13 @@ export class TailGate extends Transform {
     this.total += chunk.length;
     this.held.push(chunk);
     this.heldBytes += chunk.length;
-    // Release everything beyond the last holdBytes, splitting a buffer if needed.
-    let excess = this.heldBytes - this.holdBytes;
-    while (excess > 0) {
-      const first = this.held[0];
-      if (first.length <= excess) {
-        this.held.shift();
-        this.push(first);
-        this.heldBytes -= first.length;
-        excess -= first.length;
-      } else {
-        this.held[0] = first.subarray(excess);
-        this.push(first.subarray(0, excess));
-        this.heldBytes -= excess;
-        excess = 0;
-      }
+    // Release whole chunks while at least holdBytes stay behind. Never a part
+    // of one: a chunk may be a pooled buffer (import's decompressor), whose
+    // halves would go back to the pool at different times.
+    while (this.held.length > 0 && this.heldBytes - this.held[0].length >= this.holdBytes) {
+      const first = this.held.shift()!;
+      this.heldBytes -= first.length;
+      this.push(first);
     }
     done();
   }

@@ -232,14 +232,14 @@ test('tailGate never releases the last holdBytes when the sha256 differs', async
   const { bytes, err } = await drainUntilError(chunked(data).pipe(gate));
   assert.ok(err instanceof ZferryError);
   assert.match(err.message, /^stream 9 \(x\): sha256 of the decompressed stream is/);
-  assert.equal(bytes, data.length - MiB);
+  assert.ok(bytes <= data.length - MiB, `released ${bytes} of ${data.length} bytes`);
 });
 
 test('tailGate withholds the tail of a stream shorter than expected even if the hash were right', async () => {
   const data = mixedData(2 * MiB);
   const { bytes, err } = await drainUntilError(chunked(data).pipe(tailGate(sha(data), MiB, { expectedBytes: data.length + 1 })));
   assert.ok(err instanceof ZferryError);
-  assert.equal(bytes, data.length - MiB);
+  assert.ok(bytes <= data.length - MiB, `released ${bytes} of ${data.length} bytes`);
 });
 
 test('hashTap exposes the digest and byte count after the end', async () => {
