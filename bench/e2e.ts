@@ -33,6 +33,8 @@ const MANY_DATASETS = 200;
 const SNAPSHOTS = ['s1', 's2', 's3'];
 /** Paired runs per comparison (env ZFERRY_BENCH_E2E_RUNS, for a quick look). */
 const RUNS = Number(process.env.ZFERRY_BENCH_E2E_RUNS ?? 3);
+/** Only one of the two sources (env ZFERRY_BENCH_E2E_ONLY=big|many), for a quick look at one path. */
+const ONLY = process.env.ZFERRY_BENCH_E2E_ONLY;
 const TIME = '/usr/bin/time';
 
 /** What the big dataset holds, in MiB: real files from /usr, generated text, random, zeros. */
@@ -332,6 +334,7 @@ export async function benchE2e(opts: E2eOptions): Promise<string[][]> {
   const bash = (script: string, ...args: string[]) => () => measure('bash', ['-o', 'pipefail', '-e', '-c', script, 'bench', ...args], work);
   try {
     for (const which of ['big', 'many'] as const) {
+      if (ONLY !== undefined && ONLY !== which) continue;
       const source = which === 'big' ? BIG : MANY;
       const outOurs = join(work, `${which}-ours`);
       const outShell = join(work, `${which}-shell`);

@@ -25,6 +25,11 @@ export class BufferPool {
     }
   }
 
+  /** Buffers not handed out now (all of them once every consumer gave its chunks back). */
+  get available(): number {
+    return this.free.length;
+  }
+
   take(): Promise<Buffer> {
     if (this.closed) return Promise.reject(new Error('buffer pool closed'));
     const b = this.free.pop();

@@ -12,6 +12,8 @@ import type { StreamEntry } from '../../src/bundle/manifest.js';
 import { compress, decompress, hashTap, tailGate, writeStream, readStream } from '../../src/pipeline/index.js';
 import { VolumeReader } from '../../src/bundle/index.js';
 import { compressContextsCreated, HEAD_BYTES } from '../../src/pipeline/compress.js';
+import { decompressOutPool } from '../../src/pipeline/import.js';
+import { BufferPool, ReleasingSink } from '../../src/pipeline/buffer-pool.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -125,6 +127,48 @@ test('a volume that is an exact multiple of the volume size leaves no empty trai
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+});
+
+test('the pooled import path gives back every buffer and delivers the same bytes, through a slow consumer', async () => {
+  const { dir, data, entry } = await exportFixture(6 * MiB, 512 * KiB);
+  try {
+    const pool = decompressOutPool();
+    const total = pool.available;
+    const got: Buffer[] = [];
+    // Copies what it is given, since the buffer is reused once the write completes.
+    const slow = new Writable({ highWaterMark: 64 * KiB, write(c: Buffer, _e, done) { got.push(Buffer.from(c)); setImmediate(done); } });
+    await pipeline(readStream(dir, entry, { pool }), new ReleasingSink(slow, (c) => pool.release(c)));
+    assert.ok(Buffer.concat(got).equals(data));
+    assert.equal(pool.available, total, 'every pooled buffer came back');
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('a buffer given back twice enters the pool once', async () => {
+  const pool = new BufferPool(2, 16);
+  const a = await pool.take();
+  pool.release(a.subarray(0, 4));
+  pool.release(a.subarray(4));
+  assert.equal(pool.available, 2);
+  const [x, y] = [await pool.take(), await pool.take()];
+  assert.notEqual(x, y, 'two takes never share one buffer');
+});
+
+test('tailGate passes on whole chunks, never part of one (a chunk may be a pooled buffer)', async () => {
+  const data = mixedData(3 * MiB);
+  const sent = new Set<ArrayBufferLike>();
+  const src = new Readable({ read() {} });
+  for (let off = 0; off < data.length; off += 300 * KiB) {
+    const c = Buffer.from(data.subarray(off, off + 300 * KiB));
+    sent.add(c.buffer);
+    src.push(c);
+  }
+  src.push(null);
+  const seen: Buffer[] = [];
+  await pipeline(src, tailGate(sha(data), MiB), new Writable({ write(c: Buffer, _e, done) { seen.push(c); done(); } }));
+  assert.ok(Buffer.concat(seen).equals(data));
+  for (const c of seen) assert.ok(sent.has(c.buffer) && c.byteOffset === 0 && c.length === c.buffer.byteLength, 'each chunk is one that went in, whole');
 });
 
 test('readStream refuses a volume with a flipped byte, naming the file, and withholds the tail', async () => {
