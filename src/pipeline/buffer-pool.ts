@@ -17,22 +17,21 @@ export class BufferPool {
   private readonly owners = new Map<ArrayBufferLike, Buffer>();
   private closed = false;
 
-  constructor(count: number, readonly size: number) {
-    for (let i = 0; i < count; i++) {
-      const b = Buffer.allocUnsafeSlow(size);
-      this.free.push(b);
-      this.owners.set(b.buffer, b);
-    }
-  }
+  /** Buffers are made on first need, up to `count`: a small stream (one of 400 datasets) never makes most of them. */
+  constructor(private readonly count: number, readonly size: number) {}
 
   /** Buffers not handed out now (all of them once every consumer gave its chunks back). */
   get available(): number {
-    return this.free.length;
+    return this.free.length + this.count - this.owners.size;
   }
 
   take(): Promise<Buffer> {
     if (this.closed) return Promise.reject(new Error('buffer pool closed'));
-    const b = this.free.pop();
+    let b = this.free.pop();
+    if (!b && this.owners.size < this.count) {
+      b = Buffer.allocUnsafeSlow(this.size);
+      this.owners.set(b.buffer, b);
+    }
     return b ? Promise.resolve(b) : new Promise((resolve, reject) => this.waiting.push({ resolve, reject }));
   }
 
