@@ -13,7 +13,8 @@ import { twoPools, type TwoPools } from '../helpers/scenario.js';
 import { CLI, STATE_DIR, zferry, zferryOk } from '../helpers/cli.js';
 import { killAt } from '../helpers/kill.js';
 import { guidList, snapshot, writeData } from '../helpers/fixtures.js';
-import { getObject, keysUnder, makeBucket, multipartUploads, putObject, SECRET } from '../helpers/s3.js';
+import { getObject, keysUnder, makeBucket, multipartUploads, putObject, s3, SECRET } from '../helpers/s3.js';
+import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import { listLevel, parseS3Url } from '../../src/store/s3.js';
 
 let pools: TwoPools | undefined;
@@ -87,7 +88,89 @@ test('verify and import refuse a bundle whose volume object has one byte flipped
   assert.equal((await run('zfs', ['list', '-H', '-t', 'snapshot', '-r', dst.name])).includes(`${target}@`), false);
 });
 
-test('an export killed mid-upload leaves no manifest; the re-run aborts its multipart upload, removes its objects and writes a complete bundle', async () => {
+interface Resumed { bundle: string; resumed: { folder: string; reused: Array<{ index: number }>; dropped: Array<{ index: number; reason: string }> } | null }
+
+/** The one unfinished or finished bundle folder under `prefix`, and its objects' last-modified times. */
+async function folderOf(prefix: string): Promise<{ url: string; stamps: Map<string, number> }> {
+  const keys = await keysUnder(bucket, `${prefix}/`);
+  const folders = [...new Set(keys.map((k) => k.split('/')[1]))];
+  assert.equal(folders.length, 1, folders.join(' '));
+  const stamps = new Map<string, number>();
+  for (const k of keys) stamps.set(k.split('/').slice(2).join('/'), (await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: k }))).LastModified!.getTime());
+  return { url: `s3://${bucket}/${prefix}/${folders[0]}`, stamps };
+}
+
+test('an export to a bucket killed between streams resumes at the last finished stream: its volume objects are kept, not uploaded again, and the bundle imports whole', async () => {
+  const url = `s3://${bucket}/resume`;
+  const args = ['export', src.name, url, '--no-journal', '--volume-size', '64K'];
+  await killAt('export:between:1', { dir: work }, ...args);
+  const before = await folderOf('resume');
+  assert.ok(before.stamps.has('.zferry-export.json'), 'the marker is in the bucket');
+  assert.equal(before.stamps.has('manifest.json'), false);
+  const kept = [...before.stamps.keys()].filter((k) => k.startsWith('streams/0001-'));
+  assert.ok(kept.length > 1, `stream 1 is in several volumes: ${[...before.stamps.keys()].join(' ')}`);
+  const v = await z('verify', url);
+  assert.notEqual(v.code, 0);
+  assert.match(v.stderr, /no zferry bundle here/);
+
+  const dry = JSON.parse((await zOk(...args, '--dry-run', '--json')).stdout) as Resumed;
+  assert.equal(dry.resumed?.folder, before.url);
+  assert.deepEqual(dry.resumed?.reused.map((r) => r.index), [1], 'the dry run says stream 1 would be reused');
+  assert.deepEqual((await folderOf('resume')).stamps, before.stamps, 'the dry run touched nothing');
+
+  // Last-modified has one-second steps: a volume uploaded again would show a later one.
+  await new Promise((r) => setTimeout(r, 1100));
+  const r = JSON.parse((await zOk(...args, '--json')).stdout) as Resumed;
+  assert.equal(r.bundle, before.url, 'the same prefix becomes the bundle');
+  assert.deepEqual(r.resumed?.reused.map((x) => x.index), [1]);
+  const after = await folderOf('resume');
+  for (const k of kept) assert.equal(after.stamps.get(k), before.stamps.get(k), `${k} was kept, not uploaded again`);
+  assert.equal(after.stamps.has('.zferry-export.json'), false, 'no marker in a finished bundle');
+  assert.deepEqual(await multipartUploads(bucket), []);
+  const target = `${dst.name}/resumed`;
+  await zOk('import', url, target);
+  assert.deepEqual(await guidList(target), await guidList(src.name));
+});
+
+test('a resumed bucket export whose kept volume changed in the bucket uploads that stream again, trusting neither the marker nor the ETag', async () => {
+  const url = `s3://${bucket}/changed`;
+  const args = ['export', src.name, url, '--no-journal', '--volume-size', '64K'];
+  await killAt('export:between:2', { dir: work }, ...args);
+  const { url: folder } = await folderOf('changed');
+  const key = `${folder.slice(`s3://${bucket}/`.length)}/streams/0001-full.zst.000`;
+  const bytes = await getObject(bucket, key);
+  bytes[100] ^= 0xff;
+  await putObject(bucket, key, bytes);
+  const r = JSON.parse((await zOk(...args, '--json')).stdout) as Resumed;
+  assert.deepEqual(r.resumed?.reused.map((x) => x.index), [2], 'stream 2 kept, stream 1 redone');
+  assert.match(r.resumed?.dropped.find((d) => d.index === 1)?.reason ?? '', /0001-full\.zst\.000 has sha256 [0-9a-f]{64}, recorded/);
+  await zOk('verify', url);
+});
+
+test('an encrypted bundle in a bucket resumes with its whole streams kept and imports byte-exact with the identity', async () => {
+  const ageKey = path.join(work, 'age.txt');
+  await run('age-keygen', ['-o', ageKey]);
+  const recipient = (await run('age-keygen', ['-y', ageKey])).trim();
+  const url = `s3://${bucket}/sealed`;
+  const args = ['export', src.name, url, '--no-journal', '--volume-size', '64K', '--encrypt-to', recipient];
+  await killAt('export:between:1', { dir: work }, ...args);
+  const before = await folderOf('sealed');
+  assert.ok([...before.stamps.keys()].some((k) => /^streams\/0001-full\.zst\.age\.000$/.test(k)), [...before.stamps.keys()].join(' '));
+  await new Promise((r) => setTimeout(r, 1100));
+  const r = JSON.parse((await zOk(...args, '--json')).stdout) as Resumed;
+  assert.deepEqual(r.resumed?.reused.map((x) => x.index), [1], 'the whole encrypted stream is reused');
+  const after = await folderOf('sealed');
+  for (const [k, t] of before.stamps) if (k.startsWith('streams/0001-')) assert.equal(after.stamps.get(k), t, `${k} kept`);
+  // The other streams were encrypted afresh (a new file key), and their plaintext is nowhere in the bucket.
+  assert.ok([...after.stamps.keys()].some((k) => k.startsWith('streams/0002-') && k.includes('.age.')));
+  const target = `${dst.name}/sealed`;
+  const refused = await z('import', url, target);
+  assert.notEqual(refused.code, 0, 'no identity, no import');
+  await zOk('import', url, target, '--identity', ageKey);
+  assert.deepEqual(await guidList(target), await guidList(src.name));
+});
+
+test('an export killed mid-upload leaves no manifest; the re-run aborts its multipart upload and finishes the bundle in the same prefix', async () => {
   // Random bytes zstd cannot shrink: more than two 8 MiB parts in one volume (the root's incremental).
   const big = path.join(await mountpointOf(src.name), 'big.bin');
   await writeFile(big, randomBytes(24 * 1024 * 1024));
@@ -103,6 +186,22 @@ test('an export killed mid-upload leaves no manifest; the re-run aborts its mult
   assert.deepEqual((await multipartUploads(bucket)).filter((k) => k.startsWith('killed/')), []);
   const folders = new Set((await keysUnder(bucket, 'killed/')).map((k) => k.split('/')[1]));
   assert.deepEqual([...folders], [ex.bundle.split('/').pop()]);
+  await zOk('verify', url);
+});
+
+test('SIGTERM during an upload to a bucket aborts its multipart upload before the process ends, keeps the marker, and the next run resumes', async () => {
+  // The last stream (a new dataset) is big enough for a multipart upload; the ones before it finish first.
+  await run('zfs', ['create', `${src.name}/zz`]);
+  await writeFile(path.join(await mountpointOf(`${src.name}/zz`), 'big.bin'), randomBytes(24 * 1024 * 1024));
+  await snapshot(`${src.name}@zz`, true);
+  const url = `s3://${bucket}/sigterm`;
+  const args = ['export', src.name, url, '--no-journal', '--volume-size', '64M'];
+  await killAt('export:upload', { dir: work, signal: 'SIGTERM' }, ...args);
+  assert.deepEqual((await multipartUploads(bucket)).filter((k) => k.startsWith('sigterm/')), [], 'no multipart upload left in the store');
+  const { stamps } = await folderOf('sigterm');
+  assert.ok(stamps.has('.zferry-export.json'), 'the marker stays for the next run');
+  const r = JSON.parse((await zOk(...args, '--json')).stdout) as Resumed;
+  assert.ok((r.resumed?.reused.length ?? 0) > 0, JSON.stringify(r.resumed));
   await zOk('verify', url);
 });
 
