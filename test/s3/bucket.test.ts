@@ -88,6 +88,17 @@ test('verify and import refuse a bundle whose volume object has one byte flipped
   assert.equal((await run('zfs', ['list', '-H', '-t', 'snapshot', '-r', dst.name])).includes(`${target}@`), false);
 });
 
+/** Waits until the store lists a multipart upload under `prefix` (the paused export's parts are on their way). */
+function uploadUnder(prefix: string): () => Promise<void> {
+  return async () => {
+    const deadline = Date.now() + 30_000;
+    while (!(await multipartUploads(bucket)).some((k) => k.startsWith(prefix))) {
+      if (Date.now() > deadline) throw new Error(`no multipart upload under ${prefix} within 30 s`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  };
+}
+
 interface Resumed { bundle: string; resumed: { folder: string; reused: Array<{ index: number }>; dropped: Array<{ index: number; reason: string }> } | null }
 
 /** The one unfinished or finished bundle folder under `prefix`, and its objects' last-modified times. */
@@ -102,7 +113,7 @@ async function folderOf(prefix: string): Promise<{ url: string; stamps: Map<stri
 
 test('an export to a bucket killed between streams resumes at the last finished stream: its volume objects are kept, not uploaded again, and the bundle imports whole', async () => {
   const url = `s3://${bucket}/resume`;
-  const args = ['export', src.name, url, '--no-journal', '--volume-size', '64K'];
+  const args = ['export', src.name, url, '--no-journal', '--volume-size', '16K'];
   await killAt('export:between:1', { dir: work }, ...args);
   const before = await folderOf('resume');
   assert.ok(before.stamps.has('.zferry-export.json'), 'the marker is in the bucket');
@@ -176,7 +187,7 @@ test('an export killed mid-upload leaves no manifest; the re-run aborts its mult
   await writeFile(big, randomBytes(24 * 1024 * 1024));
   await snapshot(`${src.name}@big`, true);
   const url = `s3://${bucket}/killed`;
-  await killAt('export:upload', { dir: work }, 'export', src.name, url, '--no-journal', '--volume-size', '64M');
+  await killAt('export:upload', { dir: work, settle: uploadUnder('killed/') }, 'export', src.name, url, '--no-journal', '--volume-size', '64M');
   const left = await keysUnder(bucket, 'killed/');
   assert.equal(left.some((k) => k.endsWith('manifest.json')), false, left.join(' '));
   assert.ok((await multipartUploads(bucket)).some((k) => k.startsWith('killed/')), 'the kill left a multipart upload in flight');
@@ -196,7 +207,7 @@ test('SIGTERM during an upload to a bucket aborts its multipart upload before th
   await snapshot(`${src.name}@zz`, true);
   const url = `s3://${bucket}/sigterm`;
   const args = ['export', src.name, url, '--no-journal', '--volume-size', '64M'];
-  await killAt('export:upload', { dir: work, signal: 'SIGTERM' }, ...args);
+  await killAt('export:upload', { dir: work, signal: 'SIGTERM', settle: uploadUnder('sigterm/') }, ...args);
   assert.deepEqual((await multipartUploads(bucket)).filter((k) => k.startsWith('sigterm/')), [], 'no multipart upload left in the store');
   const { stamps } = await folderOf('sigterm');
   assert.ok(stamps.has('.zferry-export.json'), 'the marker stays for the next run');
@@ -205,7 +216,7 @@ test('SIGTERM during an upload to a bucket aborts its multipart upload before th
   await zOk('verify', url);
 });
 
-test('a full quota stops the export with one line, and leaves no object and no multipart upload behind', async () => {
+test('a full quota stops the export with one line, leaves no multipart upload and no manifest, and keeps only the streams written whole, for the next run', async () => {
   const small = await makeBucket('zfq');
   const conf = process.env.ZFERRY_CEPH_CONF!;
   await run('radosgw-admin', ['-c', conf, '-n', 'client.rgw.a', '--admin_socket=', 'quota', 'set', '--quota-scope=bucket', `--bucket=${small}`, '--max-size=4194304']);
@@ -214,8 +225,12 @@ test('a full quota stops the export with one line, and leaves no object and no m
   assert.notEqual(r.code, 0);
   assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
   assert.match(r.stderr, /QuotaExceeded \(HTTP 403\): the bucket or user quota is full/);
-  assert.deepEqual(await keysUnder(small), []);
   assert.deepEqual(await multipartUploads(small), []);
+  const left = await keysUnder(small);
+  assert.equal(left.some((k) => k.endsWith('/manifest.json')), false, left.join(' '));
+  const markerKey = left.find((k) => k.endsWith('/.zferry-export.json'));
+  const listed = markerKey ? (JSON.parse((await getObject(small, markerKey)).toString('utf8')) as { streams: Array<{ volumes: Array<{ file: string }> }> }).streams.flatMap((x) => x.volumes.map((v) => v.file)) : [];
+  assert.deepEqual(left.filter((k) => k !== markerKey).map((k) => k.split('/').slice(2).join('/')).sort(), listed.sort(), 'only the volumes of whole streams stay');
 });
 
 test('two sources share one bucket under their own prefixes, each imported into its own target', async () => {
