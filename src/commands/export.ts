@@ -35,7 +35,7 @@ import { errnoName, fileError, isOutOfSpace } from '../fs/errors.js';
 import { formatBytes } from '../units.js';
 import { exportSpaceCheck, type PlannedSizes } from './space.js';
 import { checkSite, isDefaultSite, siteField } from '../state/site.js';
-import { abortUploads, childPlace, isS3Url, listUploads, parseS3Url, urlOf, type S3Place } from '../store/s3.js';
+import { abortUploads, childPlace, isS3Url, listUploads, parseS3Url, type S3Place } from '../store/s3.js';
 import { bucketPartial, finishBundleInBucket, unfinishedInBucket, type UnfinishedInBucket } from '../bundle/bucket.js';
 
 export interface ExportOptions {

@@ -139,17 +139,6 @@ function notFound(err: unknown): boolean {
   return e.name === 'NoSuchKey' || e.name === 'NotFound' || e.$metadata?.httpStatusCode === 404 && e.name !== 'NoSuchBucket';
 }
 
-/** The object's size, or null when there is none. */
-export async function objectSize(p: S3Place, name: string): Promise<number | null> {
-  try {
-    const r = await call<any>((sdk) => new sdk.HeadObjectCommand({ Bucket: p.bucket, Key: p.prefix + name }));
-    return r.ContentLength ?? 0;
-  } catch (err) {
-    if (notFound(err)) return null;
-    throw s3Error(err, 'HEAD', urlOf(p, name));
-  }
-}
-
 /** A small object's bytes (a manifest, a receipt), or null when there is none. */
 export async function getSmall(p: S3Place, name: string, maxBytes: number): Promise<Buffer | null> {
   const url = urlOf(p, name);
