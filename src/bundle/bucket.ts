@@ -14,6 +14,33 @@ import {
   abortUploads, bundlePath, childPlace, copyObject, deleteAll, deleteObjects, getSmall, getStream, listAll, listBesideVolumes, parseS3Url, putSmall, s3Error, urlOf, type S3Place,
 } from '../store/s3.js';
 
+/** What one listBesideVolumes of a prefix says about the folders under it. */
+export interface PrefixContents {
+  /** The prefix itself holds manifest.json: it is a bundle. */
+  self: boolean;
+  /** Folders one level down that hold manifest.json, sorted by name. */
+  bundles: string[];
+  /** Folders one level down with objects but no manifest.json (exports that did not finish), sorted by name. */
+  unfinished: Array<{ name: string; marked: boolean }>;
+}
+
+/** Pure: the folders of a listing by the names of their files; anything deeper than one level is passed over. */
+export function prefixContents(listing: { objects: Array<{ name: string }>; streamFolders: string[] }): PrefixContents {
+  const files = new Map<string, Set<string>>();
+  const add = (folder: string, file: string) => (files.get(folder) ?? files.set(folder, new Set()).get(folder)!).add(file);
+  for (const o of listing.objects) {
+    const parts = o.name.split('/');
+    if (parts.length === 2) add(parts[0]!, parts[1]!);
+  }
+  for (const f of listing.streamFolders) if (f.split('/').length === 3) add(f.split('/')[0]!, 'streams/');
+  const names = [...files.keys()].sort();
+  return {
+    self: listing.objects.some((o) => o.name === MANIFEST_FILE),
+    bundles: names.filter((n) => files.get(n)!.has(MANIFEST_FILE)),
+    unfinished: names.filter((n) => !files.get(n)!.has(MANIFEST_FILE)).map((name) => ({ name, marked: files.get(name)!.has(PARTIAL_FILE) })),
+  };
+}
+
 /**
  * `url` itself when it holds manifest.json, else the bundles one level under
  * it, sorted by name. One listing with the delimiter '/streams/' (every
@@ -24,11 +51,8 @@ import {
  */
 export async function findBundlesInBucket(url: string): Promise<string[]> {
   const place = parseS3Url(url);
-  const { objects } = await listBesideVolumes(place);
-  if (objects.some((o) => o.name === MANIFEST_FILE)) return [urlOf(place)];
-  const tail = `/${MANIFEST_FILE}`;
-  return objects.filter((o) => o.name.endsWith(tail) && !o.name.slice(0, -tail.length).includes('/'))
-    .map((o) => o.name.slice(0, -tail.length)).sort().map((f) => urlOf(childPlace(place, f)));
+  const found = prefixContents(await listBesideVolumes(place));
+  return found.self ? [urlOf(place)] : found.bundles.map((f) => urlOf(childPlace(place, f)));
 }
 
 /** A folder under a prefix that is no bundle (no manifest.json): an export that did not finish. */
@@ -41,17 +65,7 @@ export interface UnfinishedInBucket {
 
 /** The folders under `bucket` that hold objects but no manifest.json, from the same one listing as findBundlesInBucket. */
 export async function unfinishedInBucket(bucket: S3Place): Promise<UnfinishedInBucket[]> {
-  const { objects, streamFolders } = await listBesideVolumes(bucket);
-  const files = new Map<string, Set<string>>();
-  const add = (folder: string, file: string) => (files.get(folder) ?? files.set(folder, new Set()).get(folder)!).add(file);
-  for (const o of objects) {
-    const parts = o.name.split('/');
-    if (parts.length === 2) add(parts[0]!, parts[1]!);
-  }
-  for (const f of streamFolders) if (f.split('/').length === 3) add(f.split('/')[0]!, 'streams/');
-  return [...files].filter(([, names]) => !names.has(MANIFEST_FILE)).map(([name, names]) => ({
-    name, marked: names.has(PARTIAL_FILE), partial: bucketPartial(childPlace(bucket, name)),
-  }));
+  return prefixContents(await listBesideVolumes(bucket)).unfinished.map((u) => ({ ...u, partial: bucketPartial(childPlace(bucket, u.name)) }));
 }
 
 /**
