@@ -9,7 +9,7 @@
  *
  *   npm run bench -- --s3
  */
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import type { Manifest } from '../src/bundle/manifest.js';
@@ -49,6 +49,8 @@ async function benchS3(opts: E2eOptions & { target: string }): Promise<string[][
     const kept = `s3://${bucket}/kept`;
     const ex = JSON.parse((await execa(process.execPath, [cli, 'export', source, kept, '--no-journal', '--json'], { env: { ...process.env, ...env }, stdin: 'ignore' })).stdout) as { bundle: string };
     const local = join(work, 'volumes');
+    // s3cmd get --recursive writes into a folder that must exist.
+    await mkdir(local, { recursive: true });
     await execa(...s3cmd('get', '--recursive', `${ex.bundle}/`, `${local}/`), { stdin: 'ignore' });
     const manifest = JSON.parse(await readFile(join(local, 'manifest.json'), 'utf8')) as Manifest;
     const raw = manifest.streams.reduce((n, s) => n + s.rawBytes, 0);
@@ -72,6 +74,7 @@ async function benchS3(opts: E2eOptions & { target: string }): Promise<string[][
     const clean = async () => {
       await destroyDataset(target);
       await rm(getDir, { recursive: true, force: true });
+      await mkdir(getDir, { recursive: true });
     };
     const get = () => measure('s3cmd', ['-c', cfg, '--no-progress', 'get', '--recursive', `${ex.bundle}/streams/`, `${getDir}/`], work);
     const imp = await paired(zferry('import', ex.bundle, target, '--json'), get, clean);
