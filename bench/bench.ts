@@ -11,6 +11,9 @@
  *                             # times over a slow link, and --level auto against -3 at
  *                             # 1, 10, 100 Mbit/s; ZFERRY_BENCH_RESUME_MIB (default 512)
  *                             # and ZFERRY_BENCH_LEVEL_MIB scale them down for a quick look
+ *   npm run bench -- --s3     # only the bucket rows (bench/s3.ts): export to / import from
+ *                             # the Ceph RGW of scripts/ceph-s3.sh (running) against
+ *                             # s3cmd put / get of the same volumes
  *   npm run bench -- --e2e    # only the end-to-end section (bench/e2e.ts): the CLI on a
  *                             # real pool against the shell a user would type
  *
@@ -35,6 +38,7 @@ import type { Inventory, Dataset } from '../src/model.js';
 import { benchE2e, benchRenameAlone, loadNote } from './e2e.js';
 import { relayInput, type RelayInput } from './relay-input.js';
 import { benchResume, resumeRows } from './resume.js';
+import { benchS3Alone } from './s3.js';
 
 const MiB = 1024 * 1024;
 const CACHE_DIR = join(tmpdir(), 'zferry-bench');
@@ -510,6 +514,14 @@ if (process.argv[2] === '--relay') {
   await mkdir(work, { recursive: true });
   try {
     printTable(await benchRenameAlone({ cacheDir: CACHE_DIR, work, cli: CLI, log: (l) => console.log(l) }), E2E_HEAD);
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+} else if (process.argv[2] === '--s3') {
+  const work = join(CACHE_DIR, `s3-${process.pid}`);
+  await mkdir(work, { recursive: true });
+  try {
+    printTable(await benchS3Alone({ cacheDir: CACHE_DIR, work, cli: CLI, log: (l) => console.log(l) }), ['bucket (medians of 3, paired)', 'zferry', 's3cmd, same bytes, same server', 's3cmd/zferry', 'goal', 'met']);
   } finally {
     await rm(work, { recursive: true, force: true });
   }

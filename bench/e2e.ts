@@ -27,7 +27,7 @@ const GiB = 1024 * MiB;
 /** Bump when the source pool's recipe changes: the cached pool is then rebuilt. */
 const RECIPE = 'e2e-src-v1';
 const SRC_POOL = 'zfbenchsrc';
-const BIG = `${SRC_POOL}/big`;
+export const BIG = `${SRC_POOL}/big`;
 const MANY = `${SRC_POOL}/many`;
 const MANY_DATASETS = 200;
 const SNAPSHOTS = ['s1', 's2', 's3'];
@@ -57,7 +57,7 @@ interface Sample {
 // ---------- running and measuring ----------
 
 /** Runs a command under GNU time; throws with its stderr when it fails. */
-async function measure(cmd: string, args: string[], work: string, env: Record<string, string> = {}): Promise<Sample> {
+export async function measure(cmd: string, args: string[], work: string, env: Record<string, string> = {}): Promise<Sample> {
   const tf = join(work, 'time.out');
   const t0 = performance.now();
   const r = await execa(TIME, ['-f', '%U %S %M', '-o', tf, cmd, ...args], {
@@ -86,7 +86,7 @@ interface Pair {
  * (ARC and page cache then hold what the first real run would find).
  * `prepare` runs before every run, untimed (destroying the target).
  */
-async function paired(ours: () => Promise<Sample>, shell: () => Promise<Sample>, prepare: () => Promise<void>): Promise<Pair> {
+export async function paired(ours: () => Promise<Sample>, shell: () => Promise<Sample>, prepare: () => Promise<void>): Promise<Pair> {
   const p: Pair = { ours: [], shell: [], ratios: [] };
   await prepare();
   await ours();
@@ -106,7 +106,7 @@ async function paired(ours: () => Promise<Sample>, shell: () => Promise<Sample>,
 
 // ---------- zfs ----------
 
-async function zfsOk(args: string[], cmd = 'zfs'): Promise<string> {
+export async function zfsOk(args: string[], cmd = 'zfs'): Promise<string> {
   const r = await execa(cmd, args, { reject: false, stdin: 'ignore', env: { LC_ALL: 'C' } });
   if (r.exitCode !== 0) throw new Error(`${cmd} ${args.join(' ')}: ${String(r.stderr).trim()}`);
   return String(r.stdout);
@@ -121,7 +121,7 @@ async function exists(path: string): Promise<boolean> {
 }
 
 /** zfs-fuse may call a pool busy right after use: retry a few times. */
-async function destroyPool(pool: string): Promise<void> {
+export async function destroyPool(pool: string): Promise<void> {
   for (let i = 0; i < 8; i++) {
     const r = await execa('zpool', ['destroy', '-f', pool], { reject: false, stdin: 'ignore', env: { LC_ALL: 'C' } });
     if (r.exitCode === 0 || /no such pool/.test(String(r.stderr))) return;
@@ -130,7 +130,7 @@ async function destroyPool(pool: string): Promise<void> {
   throw new Error(`could not destroy pool ${pool}; run: zpool destroy -f ${pool}`);
 }
 
-async function destroyDataset(name: string): Promise<void> {
+export async function destroyDataset(name: string): Promise<void> {
   for (let i = 0; i < 8; i++) {
     const r = await execa('zfs', ['destroy', '-r', name], { reject: false, stdin: 'ignore', env: { LC_ALL: 'C' } });
     if (r.exitCode === 0 || /does not exist/.test(String(r.stderr))) return;
@@ -141,7 +141,7 @@ async function destroyDataset(name: string): Promise<void> {
   throw new Error(`could not destroy ${name}`);
 }
 
-async function sparseFile(path: string, bytes: number): Promise<void> {
+export async function sparseFile(path: string, bytes: number): Promise<void> {
   const fh = await open(path, 'w');
   try {
     await fh.truncate(bytes);
@@ -182,7 +182,7 @@ async function headToFile(src: string, bytes: number, out: string): Promise<void
  * The cached source pool: imported as it is, re-imported from its image after
  * a zfs-fuse restart, or built (once) when neither works.
  */
-async function sourcePool(cacheDir: string, log: (l: string) => void): Promise<void> {
+export async function sourcePool(cacheDir: string, log: (l: string) => void): Promise<void> {
   await ensureZfs();
   const img = join(cacheDir, `${RECIPE}.img`);
   const ready = join(cacheDir, `${RECIPE}.ready`);
@@ -235,7 +235,7 @@ interface Row {
   met: string;
 }
 
-function fmtPair(p: Pair, gib: number): { ours: string; shell: string; ratio: number } {
+export function fmtPair(p: Pair, gib: number): { ours: string; shell: string; ratio: number } {
   const o = median(p.ours.map((s) => s.wall));
   const s = median(p.shell.map((x) => x.wall));
   const oc = median(p.ours.map((x) => x.cpu)) / gib;
@@ -248,7 +248,7 @@ function fmtPair(p: Pair, gib: number): { ours: string; shell: string; ratio: nu
   };
 }
 
-function verdict(ratio: number, goal: number): string {
+export function verdict(ratio: number, goal: number): string {
   return ratio >= goal ? 'yes' : 'NO';
 }
 

@@ -22,10 +22,19 @@ say() { echo "ceph-s3: $*" >&2; }
 # Seconds since start, for the phase lines (start-up time is CI's budget).
 lap() { say "$(echo "$(date +%s.%N) - $t0" | bc | cut -c1-5)s $*"; }
 
+# The daemons by their pid files, and any process started with this cluster's
+# conf whose pid file is gone (a start killed half way, a folder removed under
+# a running daemon): a survivor would hold the ports and answer the next
+# cluster with its old fsid.
 daemon_pids() {
-  local f
+  local f p
   for f in "$D"/run/*.pid; do
     [ -f "$f" ] && cat "$f"
+  done
+  for p in /proc/[0-9]*; do
+    case $(cat "$p/comm" 2>/dev/null) in
+      ceph-mon|ceph-mgr|ceph-osd|radosgw) tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -qF -- "-c $CONF " && echo "${p#/proc/}" ;;
+    esac
   done
   return 0
 }
@@ -34,14 +43,14 @@ rgw_up() { curl -fsS -o /dev/null --max-time 2 "$ENDPOINT/" 2>/dev/null; }
 
 rss_mib() {
   local pids
-  pids=$(daemon_pids | tr '\n' ',' | sed 's/,$//')
+  pids=$(daemon_pids | sort -u | tr '\n' ',' | sed 's/,$//')
   [ -n "$pids" ] || { echo 0; return; }
   ps -o rss= -p "$pids" | awk '{s+=$1} END {print int(s/1024)}'
 }
 
 stop() {
   local pids p i
-  pids=$(daemon_pids)
+  pids=$(daemon_pids | sort -u)
   [ -n "$pids" ] && say "stopping; daemons' RSS $(rss_mib) MiB"
   for p in $pids; do kill "$p" 2>/dev/null || true; done
   for i in $(seq 50); do
@@ -95,6 +104,12 @@ memstore_device_bytes = 4294967296
 osd_memory_target = 939524096
 mon_osd_full_ratio = 0.97
 mgr_initial_modules =
+# The OSD is placed in the CRUSH map by this script before it starts, so it
+# sends the monitor no command at start: without cephx its first command can
+# leave before the monitor's map reached it, carrying a zero fsid, and the
+# monitor refuses it ("wrong fsid") and the OSD exits (a race seen under load).
+osd_crush_update_on_start = false
+osd_class_update_on_start = false
 [client.rgw.a]
 rgw_frontends = beast endpoint=127.0.0.1:$RGW_PORT
 rgw_data = $D/rgw
@@ -110,7 +125,7 @@ start() {
     return 0
   fi
   # Half a cluster (a crash, a killed run) is not reused: start clean.
-  [ -d "$D" ] && stop
+  stop
   local t0 fsid
   t0=$(date +%s.%N)
   fsid=$(cat /proc/sys/kernel/random/uuid)
@@ -130,13 +145,20 @@ start() {
   done
   uuid=$(cat /proc/sys/kernel/random/uuid)
   id=$(ceph -c "$CONF" --connect-timeout 30 osd new "$uuid")
+  ceph -c "$CONF" --connect-timeout 30 osd crush add "osd.$id" 1 root=default >/dev/null 2>&1
   mkdir -p "$D/osd/ceph-$id"
   ceph-osd -c "$CONF" -i "$id" --mkfs --osd-uuid "$uuid" 2>>"$D/log/osd-mkfs.log"
   ceph-osd -c "$CONF" -i "$id" 2>>"$D/log/osd-start.log"
   # Bounded by the clock, not by tries: under load one `ceph` call alone takes seconds.
-  local deadline=$(( $(date +%s) + 60 ))
+  local deadline=$(( $(date +%s) + 60 )) osd_pid
   until ceph -c "$CONF" --connect-timeout 10 osd stat -f json 2>/dev/null | grep -q '"num_up_osds":1'; do
     [ "$(date +%s)" -lt "$deadline" ] || { say "the OSD did not come up in 60 s"; return 1; }
+    # An OSD that exited will not come up: fail now (the caller retries), not after the whole wait.
+    osd_pid=$(cat "$D/run/osd.$id.pid" 2>/dev/null || true)
+    if [ -n "$osd_pid" ] && ! kill -0 "$osd_pid" 2>/dev/null; then
+      say "the OSD exited: $(grep -- ' -1 ' "$D/log/osd.$id.log" | tail -1 | cut -c1-200)"
+      return 1
+    fi
     sleep 0.2
   done
   lap "osd up"

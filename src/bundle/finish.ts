@@ -1,6 +1,6 @@
 /** Closing a bundle: the restore recipe, checksum list and signature first, the manifest last. */
 import { createHash } from 'node:crypto';
-import { MANIFEST_FILE, manifestText, writeManifestAtomic, type Manifest } from './manifest.js';
+import { MANIFEST_FILE, manifestText, type Manifest } from './manifest.js';
 import { writeFileAtomic } from '../fs/safe.js';
 import { RESTORE_FILE, restoreText } from './restore.js';
 import { SUMS_FILE, sha256sumsText } from './sums.js';
@@ -30,12 +30,23 @@ export function withRestore(draft: Manifest, text: string): Manifest {
  * written (with `restore` filled in from format 2 on).
  */
 export async function finishBundle(bundleDir: string, draft: Manifest, opts: FinishOptions = {}): Promise<Manifest> {
+  return writeBundleFiles(draft, opts, (name, text) => writeFileAtomic(bundleDir, name, text));
+}
+
+/** Writes one closing file whole, so a reader sees all of it or none (an atomic file write, one PUT). */
+export type PutFile = (name: string, text: string) => Promise<void>;
+
+/**
+ * The closing files in their order, manifest.json last, whatever holds the
+ * bundle (finishBundle for a folder, finishBundleInBucket for a bucket).
+ */
+export async function writeBundleFiles(draft: Manifest, opts: FinishOptions, put: PutFile): Promise<Manifest> {
   const restore = restoreText(draft);
   const m = withRestore(draft, restore);
-  await writeFileAtomic(bundleDir, RESTORE_FILE, restore);
-  await writeFileAtomic(bundleDir, SUMS_FILE, sha256sumsText(m));
-  if (opts.sign) await writeFileAtomic(bundleDir, `${MANIFEST_FILE}.minisig`, opts.sign(Buffer.from(manifestText(m), 'utf8')));
+  await put(RESTORE_FILE, restore);
+  await put(SUMS_FILE, sha256sumsText(m));
+  if (opts.sign) await put(`${MANIFEST_FILE}.minisig`, opts.sign(Buffer.from(manifestText(m), 'utf8')));
   await testPause('export:manifest');
-  await writeManifestAtomic(bundleDir, m);
+  await put(MANIFEST_FILE, manifestText(m));
   return m;
 }

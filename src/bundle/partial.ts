@@ -1,9 +1,10 @@
 /**
- * An export's unfinished folder: a bundle folder without manifest.json (so no
- * reader takes it for a bundle, see find.ts) that holds PARTIAL_FILE, the
- * list of streams already written whole. A later export of the same source
- * re-hashes those volumes from disk and keeps the ones its own plan still
- * needs (src/plan/reuse.ts); the marker goes once manifest.json is written.
+ * An export's unfinished folder (or prefix in a bucket): a bundle without
+ * manifest.json (so no reader takes it for a bundle, see find.ts) that holds
+ * PARTIAL_FILE, the list of streams already written whole. A later export of
+ * the same source re-hashes those volumes where they are and keeps the ones
+ * its own plan still needs (src/plan/reuse.ts); the marker goes once
+ * manifest.json is written.
  */
 import { hostname } from 'node:os';
 import { readdir } from 'node:fs/promises';
@@ -11,13 +12,13 @@ import { join } from 'node:path';
 import { ZferryError } from '../errors.js';
 import { assertRealFolders, fsyncDir, hashRegular, readRegular, removeEntry, renameOwnFile, writeFileAtomic } from '../fs/safe.js';
 import { fileError } from '../fs/errors.js';
-import { MANIFEST_FILE, type StreamEntry } from './manifest.js';
+import { MANIFEST_FILE, type StreamEntry, type VolumeEntry } from './manifest.js';
 import type { ReusedStream, StreamSettings } from '../plan/reuse.js';
 import { DEFAULT_SITE } from '../state/site.js';
 import { carriesData } from '../model.js';
 
 export const PARTIAL_FILE = '.zferry-export.json';
-const MAX_PARTIAL = 64 * 1024 * 1024;
+export const MAX_PARTIAL = 64 * 1024 * 1024;
 
 export interface PartialExport {
   format: 'zferry-export-partial';
@@ -36,20 +37,43 @@ export interface PartialExport {
   streams: StreamEntry[];
 }
 
+/**
+ * Where an unfinished export lives: a folder on disk or a prefix in a bucket
+ * (bucket.ts). The resume flow (src/commands/export.ts) is one, whatever the
+ * place; only these few acts differ.
+ */
+export interface PartialPlace {
+  /** The folder's path or the prefix's s3:// URL, as messages and --json name it. */
+  readonly where: string;
+  /** The marker, or null when there is none or it is not one zferry wrote (the place is then left alone). */
+  readMarker(): Promise<PartialExport | null>;
+  /** Replaces the marker whole (an atomic file write, one PUT). */
+  writeMarker(p: PartialExport): Promise<void>;
+  removeMarker(): Promise<void>;
+  /** Why the volume as stored now is not the one recorded (size, then sha256 of all its bytes), or null when it is. */
+  checkVolume(v: VolumeEntry): Promise<string | null>;
+  /**
+   * Leaves only the marker and, under streams/, exactly the reused volumes,
+   * under their new names; everything else (streams not reused, the cut one,
+   * the last run's closing files, its unfinished uploads) goes.
+   */
+  arrange(reused: ReusedStream[]): Promise<void>;
+  /** After a failure: only the streams written whole stay, with the marker; nothing of the half-written one. */
+  dropUnlisted(finished: StreamEntry[]): Promise<void>;
+  /** The whole unfinished export goes (superseded, or nothing in it finished). */
+  remove(): Promise<void>;
+}
+
 export interface FoundPartial {
-  dir: string;
+  place: PartialPlace;
   marker: PartialExport;
 }
 
-export async function writePartial(dir: string, p: PartialExport): Promise<void> {
-  await writeFileAtomic(dir, PARTIAL_FILE, JSON.stringify(p) + '\n');
-}
-
-/** The marker of `dir`, or null when there is none or it is not one zferry wrote (that folder is then left alone). */
-export async function readPartial(dir: string): Promise<PartialExport | null> {
+/** The marker's text as zferry wrote it, or null (not JSON, another shape). */
+export function parsePartial(text: string): PartialExport | null {
   let p: PartialExport;
   try {
-    p = JSON.parse((await readRegular(join(dir, PARTIAL_FILE), { within: dir, maxBytes: MAX_PARTIAL, what: 'export marker' })).toString('utf8')) as PartialExport;
+    p = JSON.parse(text) as PartialExport;
   } catch {
     return null;
   }
@@ -57,6 +81,23 @@ export async function readPartial(dir: string): Promise<PartialExport | null> {
     && typeof p.createdAt === 'string' && Array.isArray(p.streams) && typeof p.settings?.level === 'number' && typeof p.settings?.volumeSize === 'number'
     && Array.isArray(p.settings?.recipients);
   return ok ? p : null;
+}
+
+export function partialText(p: PartialExport): string {
+  return JSON.stringify(p) + '\n';
+}
+
+export async function writePartial(dir: string, p: PartialExport): Promise<void> {
+  await writeFileAtomic(dir, PARTIAL_FILE, partialText(p));
+}
+
+/** The marker of `dir`, or null when there is none or it is not one zferry wrote (that folder is then left alone). */
+export async function readPartial(dir: string): Promise<PartialExport | null> {
+  try {
+    return parsePartial((await readRegular(join(dir, PARTIAL_FILE), { within: dir, maxBytes: MAX_PARTIAL, what: 'export marker' })).toString('utf8'));
+  } catch {
+    return null;
+  }
 }
 
 function isLive(p: PartialExport): boolean {
@@ -70,26 +111,52 @@ function isLive(p: PartialExport): boolean {
 }
 
 /**
- * Unfinished exports of `source` for `site` under `dest`, newest first; one that a
- * running export on this host is still writing is left out.
+ * Of the unfinished exports `candidates` (places without manifest.json), those
+ * of `source` for `site`, newest first; one that a running export on this
+ * host is still writing is left out.
  */
-export async function findPartials(dest: string, source: string, site: string): Promise<FoundPartial[]> {
+export async function findPartials(candidates: PartialPlace[], source: string, site: string): Promise<FoundPartial[]> {
+  const out: FoundPartial[] = [];
+  for (const place of candidates) {
+    const marker = await place.readMarker();
+    if (marker && marker.source === source && (marker.site ?? DEFAULT_SITE) === site && !isLive(marker)) out.push({ place, marker });
+  }
+  return out.sort((a, b) => b.marker.createdAt.localeCompare(a.marker.createdAt) || b.place.where.localeCompare(a.place.where));
+}
+
+/** The bundle folders under `dest` without manifest.json: the candidates for findPartials. */
+export async function unfinishedFolders(dest: string): Promise<PartialPlace[]> {
   let entries;
   try {
     entries = await readdir(dest, { withFileTypes: true });
   } catch {
     return [];
   }
-  const out: FoundPartial[] = [];
+  const out: PartialPlace[] = [];
   for (const e of entries) {
     if (!e.isDirectory() || !e.name.startsWith('zferry-')) continue;
     const dir = join(dest, e.name);
     const names = await readdir(dir).catch(() => [] as string[]);
-    if (names.includes(MANIFEST_FILE)) continue;
-    const marker = await readPartial(dir);
-    if (marker && marker.source === source && (marker.site ?? DEFAULT_SITE) === site && !isLive(marker)) out.push({ dir, marker });
+    if (!names.includes(MANIFEST_FILE)) out.push(folderPartial(dir));
   }
-  return out.sort((a, b) => b.marker.createdAt.localeCompare(a.marker.createdAt) || b.dir.localeCompare(a.dir));
+  return out;
+}
+
+/** An unfinished export in a folder on disk: every file through src/fs/safe.ts. */
+export function folderPartial(dir: string): PartialPlace {
+  return {
+    where: dir,
+    readMarker: () => readPartial(dir),
+    writeMarker: (p) => writePartial(dir, p),
+    removeMarker: () => removeEntry(join(dir, PARTIAL_FILE)),
+    checkVolume: async (v) => {
+      const got = await hashRegular(join(dir, v.file), dir).catch((err: unknown) => ({ error: (err as Error).message }));
+      return 'error' in got ? `${v.file}: ${got.error}` : volumeMismatch(v, got);
+    },
+    arrange: (reused) => arrangeStreams(dir, reused),
+    dropUnlisted: (finished) => dropUnlisted(dir, finished),
+    remove: () => removeEntry(dir),
+  };
 }
 
 /** A kept stream that may not be reused, and why. */
@@ -99,23 +166,33 @@ export interface DroppedStream {
   reason: string;
 }
 
-/** The streams whose every volume is on disk with its recorded size and sha256, re-hashed now: nothing is taken on the marker's word. */
-export async function checkKept(dir: string, streams: StreamEntry[]): Promise<{ kept: StreamEntry[]; dropped: DroppedStream[] }> {
+/** The streams whose every volume is there with its recorded size and sha256, re-read now: nothing is taken on the marker's word. */
+export async function checkKept(place: PartialPlace, streams: StreamEntry[]): Promise<{ kept: StreamEntry[]; dropped: DroppedStream[] }> {
   const kept: StreamEntry[] = [];
   const dropped: DroppedStream[] = [];
   for (const s of streams) {
     if (!carriesData(s)) continue;
     let reason: string | null = null;
     for (const v of s.volumes) {
-      const got = await hashRegular(join(dir, v.file), dir).catch((err: unknown) => ({ error: (err as Error).message }));
-      if ('error' in got) reason = `${v.file}: ${got.error}`;
-      else if (got.bytes !== v.bytes || got.sha256 !== v.sha256) reason = `${v.file} is ${got.bytes} bytes with sha256 ${got.sha256}, recorded ${v.bytes} bytes ${v.sha256}`;
+      reason = await place.checkVolume(v).catch((err: unknown) => `${v.file}: ${(err as Error).message}`);
       if (reason) break;
     }
     if (reason) dropped.push({ index: s.index, dataset: s.dataset, reason });
     else kept.push(s);
   }
   return { kept, dropped };
+}
+
+/** Why a volume read now (`got`) is not the one the marker recorded, or null. */
+export function volumeMismatch(v: VolumeEntry, got: { bytes: number; sha256?: string }): string | null {
+  if (got.bytes !== v.bytes) return `${v.file} is ${got.bytes} bytes, recorded ${v.bytes}`;
+  if (got.sha256 !== v.sha256) return `${v.file} has sha256 ${got.sha256}, recorded ${v.sha256}`;
+  return null;
+}
+
+/** The order of renames that never lets a moving volume meet another's old name: each goes through `<new name>.moving`. */
+export function stagedName(to: string): string {
+  return `${to}.moving`;
 }
 
 /**
@@ -125,21 +202,21 @@ export async function checkKept(dir: string, streams: StreamEntry[]): Promise<{ 
  * onto another's old name never meets it. A crash part way leaves names the
  * marker does not list: the next run finds those streams missing and redoes them.
  */
-export async function arrangeStreams(dir: string, reused: ReusedStream[]): Promise<void> {
+async function arrangeStreams(dir: string, reused: ReusedStream[]): Promise<void> {
   const streams = join(dir, 'streams');
   const moving = reused.flatMap((r) => r.renames);
   try {
     await assertRealFolders(dir, streams);
     // The last run's closing files (sums, recipe, a signature this run may not make) are written afresh.
     for (const name of await readdir(dir)) if (name !== 'streams' && name !== PARTIAL_FILE) await removeEntry(join(dir, name));
-    for (const m of moving) await renameOwnFile(join(dir, m.from), join(dir, `${m.to}.moving`));
+    for (const m of moving) await renameOwnFile(join(dir, m.from), join(dir, stagedName(m.to)));
     const keep = new Set(reused.flatMap((r) => r.entry.volumes.map((v) => v.file.slice('streams/'.length))));
-    const staged = new Set(moving.map((m) => `${m.to.slice('streams/'.length)}.moving`));
+    const staged = new Set(moving.map((m) => stagedName(m.to).slice('streams/'.length)));
     for (const name of await readdir(streams)) {
       if (staged.has(name)) continue;
       if (!keep.has(name) || moving.some((m) => m.to === `streams/${name}`)) await removeEntry(join(streams, name));
     }
-    for (const m of moving) await renameOwnFile(join(dir, `${m.to}.moving`), join(dir, m.to));
+    for (const m of moving) await renameOwnFile(join(dir, stagedName(m.to)), join(dir, m.to));
     await fsyncDir(streams);
   } catch (err) {
     throw err instanceof ZferryError ? err : fileError(err, 'arranging', streams);
@@ -147,7 +224,7 @@ export async function arrangeStreams(dir: string, reused: ReusedStream[]): Promi
 }
 
 /** After a failure: only the streams written whole stay, with the marker; nothing of the half-written one. */
-export async function dropUnlisted(dir: string, finished: StreamEntry[]): Promise<void> {
+async function dropUnlisted(dir: string, finished: StreamEntry[]): Promise<void> {
   const keep = new Set(finished.flatMap((s) => s.volumes.map((v) => v.file.slice('streams/'.length))));
   const streams = join(dir, 'streams');
   for (const name of await readdir(streams).catch(() => [] as string[])) {

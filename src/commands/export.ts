@@ -24,8 +24,8 @@ import { silentProgress, type Progress } from '../progress.js';
 import { readSecretKey, signManifest } from '../trust/minisign.js';
 import { readRecipients } from '../trust/age.js';
 import { testPause } from '../test-hook.js';
-import { fsyncDir, makeFreshFolder, removeEntry } from '../fs/safe.js';
-import { PARTIAL_FILE, arrangeStreams, checkKept, dropUnlisted, findPartials, writePartial, type DroppedStream, type FoundPartial, type PartialExport } from '../bundle/partial.js';
+import { fsyncDir, makeFreshFolder } from '../fs/safe.js';
+import { checkKept, findPartials, folderPartial, unfinishedFolders, type DroppedStream, type FoundPartial, type PartialExport, type PartialPlace } from '../bundle/partial.js';
 import { planReuse, type PlannedStream, type ReusedStream, type StreamSettings } from '../plan/reuse.js';
 import { sourceTag } from '../plan/index.js';
 import { exportLockFile, withLock } from '../state/lock.js';
@@ -35,8 +35,8 @@ import { errnoName, fileError, isOutOfSpace } from '../fs/errors.js';
 import { formatBytes } from '../units.js';
 import { exportSpaceCheck, type PlannedSizes } from './space.js';
 import { checkSite, isDefaultSite, siteField } from '../state/site.js';
-import { abortUploads, childPlace, deleteAll, isS3Url, listLevel, listUploads, objectSize, parseS3Url, urlOf, type S3Place } from '../store/s3.js';
-import { finishBundleInBucket } from '../bundle/bucket.js';
+import { abortUploads, childPlace, isS3Url, listUploads, parseS3Url, type S3Place } from '../store/s3.js';
+import { bucketPartial, finishBundleInBucket, unfinishedInBucket, type UnfinishedInBucket } from '../bundle/bucket.js';
 
 export interface ExportOptions {
   source: string;
@@ -234,14 +234,15 @@ async function exportLocked(zfs: Zfs, opts: ExportOptions): Promise<ExportResult
     throw new ZferryError('--level auto needs the link\'s rate: --link RATE (e.g. 10Mbit) on export, link or mbuffer.rate in the config', { field: 'level' }, 2);
   }
   const allSends = plan.steps.filter(carriesData);
-  // An export cut part way (killed, disk full, link down) left its finished streams: keep what this plan still needs.
-  // A bucket's unfinished uploads are cleared rather than resumed (clearUnfinished below).
-  const partials = bucket ? [] : await findPartials(opts.dest, sourceTag(identity), site);
+  // An export cut part way (killed, disk full, link down, Ctrl-C) left its finished streams: keep what this plan still needs.
+  const inBucket = bucket ? await unfinishedInBucket(bucket) : [];
+  const candidates = bucket ? inBucket.filter((u) => u.marked).map((u) => u.partial) : await unfinishedFolders(opts.dest);
+  const partials = await findPartials(candidates, sourceTag(identity), site);
   const adopted: FoundPartial | null = partials[0] ?? null;
   if (opts.level === 'auto' && adopted && adopted.marker.streams.length > 0) {
     // A level measured again may differ by noise alone and would void every finished stream.
     const level = adopted.marker.settings.level;
-    result.levelChoice = { level, reason: `level ${level}: kept from the unfinished export ${adopted.dir}, so its finished streams can be reused`, secondsPerGiB: [] };
+    result.levelChoice = { level, reason: `level ${level}: kept from the unfinished export ${adopted.place.where}, so its finished streams can be reused`, secondsPerGiB: [] };
   } else if (opts.level === 'auto' && allSends.length > 0) {
     result.levelChoice = await autoLevel(zfs, inventory, allSends, opts.linkBytesPerSecond!, opts.maxMemory ?? DEFAULT_MAX_MEMORY);
   }
@@ -254,11 +255,11 @@ async function exportLocked(zfs: Zfs, opts: ExportOptions): Promise<ExportResult
   }));
   let reuse: ReusedStream[] = [];
   if (adopted) {
-    const { kept, dropped } = await checkKept(adopted.dir, adopted.marker.streams);
+    const { kept, dropped } = await checkKept(adopted.place, adopted.marker.streams);
     reuse = planReuse(planned, kept, adopted.marker.settings, settings);
     const used = new Set(reuse.map((r) => r.kept.index));
     result.resumed = {
-      folder: adopted.dir,
+      folder: adopted.place.where,
       reused: reuse.map((r) => ({
         index: r.index, dataset: r.entry.dataset, kind: r.entry.kind, from: r.entry.from?.name ?? null, to: r.entry.to?.name ?? null, storedBytes: r.entry.storedBytes,
       })),
@@ -285,7 +286,9 @@ async function exportLocked(zfs: Zfs, opts: ExportOptions): Promise<ExportResult
     return result;
   }
   // Older unfinished exports of this source are superseded by the newest one; with nothing to send, that one too.
-  for (const p of partials) if (p !== adopted || plan.steps.length === 0) await removeEntry(p.dir);
+  for (const p of partials) if (p !== adopted || plan.steps.length === 0) await p.place.remove();
+  // What an export of this source killed before its first marker left in the bucket (no marker, so no resume).
+  if (bucket) await clearUnmarked(bucket, opts.source, inBucket);
   if (plan.steps.length === 0) {
     result.resumed = null;
     result.seconds = (Date.now() - started) / 1000;
@@ -298,19 +301,18 @@ async function exportLocked(zfs: Zfs, opts: ExportOptions): Promise<ExportResult
   const id = adopted?.marker.bundleId ?? randomUUID();
   const createdAt = new Date();
   const name = bundleFolderName(opts.source, id, createdAt);
-  const place = bucket ? childPlace(bucket, name) : null;
-  const dir = adopted?.dir ?? (place ? urlOf(place) : join(opts.dest, name));
+  const place = bucket ? (adopted ? parseS3Url(adopted.place.where) : childPlace(bucket, name)) : null;
+  const target: PartialPlace = adopted?.place ?? (place ? bucketPartial(place) : folderPartial(join(opts.dest, name)));
+  const dir = target.where;
   const marker: PartialExport = {
     format: 'zferry-export-partial', formatVersion: 1, bundleId: id, createdAt: createdAt.toISOString(), source: sourceTag(identity),
     host: hostname(), pid: process.pid, site, settings, streams: [],
   };
-  if (bucket) {
-    await clearUnfinished(bucket, opts.source);
-  } else if (adopted) {
+  if (adopted) {
     // Written before the renames: a crash during them leaves a marker listing nothing, not one that lies.
-    await writePartial(dir, marker);
-    await arrangeStreams(dir, reuse);
-  } else {
+    await target.writeMarker(marker);
+    await target.arrange(reuse);
+  } else if (!place) {
     // The destination is the user's choice; the bundle folder and streams/ are
     // made fresh, so nothing already on the disk (a planted link) is written through.
     await mkdir(opts.dest, { recursive: true });
@@ -322,7 +324,8 @@ async function exportLocked(zfs: Zfs, opts: ExportOptions): Promise<ExportResult
   const expected = await expectedSizes(zfs, inventory, sends, progress, sized?.sizes ?? null);
   progress.begin(`export ${opts.source}`, [...expected.values()].reduce((a, b) => a + b, 0), sends.length);
   try {
-    if (!place) await writePartial(dir, marker);
+    // In a bucket too, before the first volume: a kill from here on leaves a marked prefix the next run resumes or clears.
+    await target.writeMarker(marker);
     for (const step of plan.steps) {
       const index = streams.length + 1;
       if (!carriesData(step)) {
@@ -363,7 +366,7 @@ async function exportLocked(zfs: Zfs, opts: ExportOptions): Promise<ExportResult
       });
       // The volumes are fsynced as they close; the marker lists the stream only after that, so a kill keeps it.
       marker.streams = streams.filter(carriesData);
-      if (!place) await writePartial(dir, marker);
+      await target.writeMarker(marker);
       await testPause(`export:between:${index}`);
     }
     // The volumes' names are durable before the manifest says the bundle is complete.
@@ -393,12 +396,10 @@ async function exportLocked(zfs: Zfs, opts: ExportOptions): Promise<ExportResult
     };
     const signing = secretKey ? { sign: (bytes: Buffer) => signManifest(bytes, secretKey, manifest) } : {};
     if (place) await finishBundleInBucket(dir, manifest, signing);
-    else {
-      await finishBundle(dir, manifest, signing);
-      // A bundle now: the marker only said it was not one yet.
-      await removeEntry(join(dir, PARTIAL_FILE));
-      await fsyncDir(dir);
-    }
+    else await finishBundle(dir, manifest, signing);
+    // A bundle now: the marker only said it was not one yet.
+    await target.removeMarker();
+    if (!place) await fsyncDir(dir);
     if (opts.journal !== false) {
       const jdir = stateDir(opts.journal);
       const file = journalFile(jdir, identity, site);
@@ -410,22 +411,16 @@ async function exportLocked(zfs: Zfs, opts: ExportOptions): Promise<ExportResult
     }
   } catch (err) {
     progress.end();
-    if (place) {
-      // No half-bundle left in the bucket: its multipart uploads aborted, its objects deleted.
-      await abortUploads(place).catch(() => undefined);
-      await deleteAll(place).catch(() => undefined);
-      if (err instanceof ZferryError) throw err;
-      throw new ZferryError(`export to ${dir} failed: ${(err as Error).message}`, { file: dir });
-    }
     // Counted before anything goes: the line says how much more the disk needed (this run's bytes, as planned).
-    const full = err instanceof ZferryError ? isOutOfSpace(err.context.errno) : isOutOfSpace(errnoName(err));
+    const full = !place && (err instanceof ZferryError ? isOutOfSpace(err.context.errno) : isOutOfSpace(errnoName(err)));
     const written = full ? Math.max(0, (await bytesUnder(dir)) - keptBytes) : null;
     // Nothing half-written may look like a bundle: the manifest is written last.
     // The streams written whole stay, with the marker, for the next run to
     // reuse; the half-written one goes (it holds space and can never be reused).
+    // In a bucket its multipart uploads are aborted too: none is left to the store.
     const finished = marker.streams;
-    if (finished.length === 0) await removeEntry(dir).catch(() => undefined);
-    else await dropUnlisted(dir, finished).catch(() => undefined);
+    if (finished.length === 0) await target.remove().catch(() => undefined);
+    else await target.dropUnlisted(finished).catch(() => undefined);
     if (written !== null) {
       const e = fileError(err, 'writing', dir);
       const kept = finished.length > 0 ? `; the ${finished.length} stream(s) written whole are kept in ${dir} for the next run` : '';
@@ -449,34 +444,26 @@ async function exportLocked(zfs: Zfs, opts: ExportOptions): Promise<ExportResult
 }
 
 /**
- * What an earlier export of this source into the bucket left when it was
- * killed (no manifest: it never finished): its unfinished multipart uploads
- * are aborted and its objects deleted, so nothing leaks and nothing
- * half-written stays beside the bundles. Only this source's bundles: the
- * export lock makes sure none of them is being written now; other sources'
- * prefixes are theirs.
+ * What an export of this source into the bucket left when it was killed
+ * before it wrote its marker (no manifest, no marker): its multipart
+ * uploads are aborted and its objects deleted, so nothing leaks. Only this
+ * source's folders: the export lock makes sure none is being written now;
+ * other sources' prefixes are theirs. Marked ones are resumed or superseded
+ * through findPartials.
  */
-async function clearUnfinished(bucket: S3Place, source: string): Promise<void> {
+async function clearUnmarked(bucket: S3Place, source: string, unfinished: UnfinishedInBucket[]): Promise<void> {
   const mine = (f: string) => isBundleFolderOf(f, source);
-  const { folders } = await listLevel(bucket);
-  const unfinished = new Set<string>();
-  for (const f of folders) if (mine(f) && !(await bundleFinished(childPlace(bucket, f)))) unfinished.add(f);
-  for (const f of unfinished) {
-    await abortUploads(childPlace(bucket, f));
-    await deleteAll(childPlace(bucket, f));
-  }
+  const seen = new Set(unfinished.map((u) => u.name));
+  for (const u of unfinished) if (!u.marked && mine(u.name)) await u.partial.remove();
   // An upload begun before its bundle's first object existed is not under a listed folder.
+  const finished = new Set<string>();
   for (const u of await listUploads(bucket)) {
     const folder = u.key.slice(bucket.prefix.length).split('/')[0]!;
-    if (mine(folder) && !unfinished.has(folder) && !(await bundleFinished(childPlace(bucket, folder)))) {
+    if (mine(folder) && !seen.has(folder) && !finished.has(folder)) {
+      finished.add(folder);
       await abortUploads(childPlace(bucket, folder));
-      unfinished.add(folder);
     }
   }
-}
-
-async function bundleFinished(place: S3Place): Promise<boolean> {
-  return (await objectSize(place, 'manifest.json')) !== null;
 }
 
 export { describeStep, sourceIdentity };

@@ -93,9 +93,17 @@ async function makeClient(): Promise<{ client: S3Client; sdk: typeof import('@aw
   return { client: made, sdk };
 }
 
+let requests = 0;
+
+/** Commands this process has sent through call() (retries not counted): the listing test's measure. */
+export function s3RequestCount(): number {
+  return requests;
+}
+
 /** Sends one command, built from the SDK once it is loaded. */
 async function call<T>(make: (sdk: typeof import('@aws-sdk/client-s3')) => { input: unknown }): Promise<T> {
   const { client: c, sdk } = await s3();
+  requests++;
   return (await c.send(make(sdk) as never)) as T;
 }
 
@@ -129,17 +137,6 @@ export function s3Error(err: unknown, doing: string, url: string): ZferryError {
 function notFound(err: unknown): boolean {
   const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
   return e.name === 'NoSuchKey' || e.name === 'NotFound' || e.$metadata?.httpStatusCode === 404 && e.name !== 'NoSuchBucket';
-}
-
-/** The object's size, or null when there is none. */
-export async function objectSize(p: S3Place, name: string): Promise<number | null> {
-  try {
-    const r = await call<any>((sdk) => new sdk.HeadObjectCommand({ Bucket: p.bucket, Key: p.prefix + name }));
-    return r.ContentLength ?? 0;
-  } catch (err) {
-    if (notFound(err)) return null;
-    throw s3Error(err, 'HEAD', urlOf(p, name));
-  }
 }
 
 /** A small object's bytes (a manifest, a receipt), or null when there is none. */
@@ -191,16 +188,76 @@ export interface ObjectUpload {
   abort(): Promise<void>;
 }
 
+/** Aborts of the uploads in flight, run when a signal stops the process. */
+const inFlight = new Set<() => Promise<void>>();
+let interrupted: NodeJS.Signals | null = null;
+let guarded = false;
+/** Longest a signal waits for the aborts before the process goes anyway. */
+const SIGNAL_GRACE_MS = 15_000;
+
+/**
+ * Ctrl-C or SIGTERM while volumes are uploading: their multipart uploads are
+ * aborted first (the store would keep their parts, and bill them, forever),
+ * then the signal is raised again so the process ends as it would have. The
+ * export's marker stays in the bucket, so the next run resumes.
+ */
+function guardSignals(): void {
+  if (guarded) return;
+  guarded = true;
+  const stop = (sig: NodeJS.Signals) => {
+    interrupted = sig;
+    const give = setTimeout(() => process.kill(process.pid, sig), SIGNAL_GRACE_MS);
+    void Promise.allSettled([...inFlight].map((abort) => abort())).then(() => {
+      clearTimeout(give);
+      process.kill(process.pid, sig);
+    });
+  };
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(sig, () => {
+      // The other signal now ends the process at once, as a second Ctrl-C would.
+      process.removeAllListeners(sig === 'SIGINT' ? 'SIGTERM' : 'SIGINT');
+      stop(sig);
+    });
+  }
+}
+
+/** Aborts the multipart uploads of one key (the one just stopped, and any a killed run left of it). */
+async function abortUploadsOf(p: S3Place, name: string): Promise<void> {
+  const key = p.prefix + name;
+  for (const u of await listUploads({ bucket: p.bucket, prefix: key }).catch(() => [])) {
+    if (u.key !== key) continue;
+    await call<any>((sdk) => new sdk.AbortMultipartUploadCommand({ Bucket: p.bucket, Key: u.key, UploadId: u.uploadId })).catch(() => undefined);
+  }
+}
+
 /**
  * Streams one object by multipart upload as its bytes are produced: no local
  * copy, and at most PART_SIZE × QUEUE bytes in memory (the body's writes
  * wait otherwise). lib-storage aborts the multipart upload when a part fails
- * (leavePartsOnError false); a killed process leaves it to abortUploads.
+ * (leavePartsOnError false); abort() and a signal abort it here, by its id
+ * and then by listing the key (a create still in flight has no id yet); a
+ * SIGKILLed process leaves it to the next export (abortUploads).
  */
 export function uploadObject(p: S3Place, name: string): ObjectUpload {
   const body = new PassThrough({ highWaterMark: 1 << 20 });
   let upload: { abort(): Promise<void> } | null = null;
   let aborted = false;
+  let aborting: Promise<void> | null = null;
+  const abort = (): Promise<void> => {
+    aborting ??= (async () => {
+      aborted = true;
+      await upload?.abort().catch(() => undefined);
+      body.destroy();
+      // lib-storage's abort only stops its own loop; the upload's id is in its (unexported) create promise.
+      const created = (upload as { createMultiPartPromise?: Promise<{ UploadId?: string }> } | null)?.createMultiPartPromise;
+      const id = created ? (await created.catch(() => null))?.UploadId : undefined;
+      if (id) await call<any>((sdk) => new sdk.AbortMultipartUploadCommand({ Bucket: p.bucket, Key: p.prefix + name, UploadId: id })).catch(() => undefined);
+      await abortUploadsOf(p, name);
+    })();
+    return aborting;
+  };
+  guardSignals();
+  inFlight.add(abort);
   const done = (async () => {
     const [{ client: c }, { Upload }] = await Promise.all([s3(), import('@aws-sdk/lib-storage')]);
     if (aborted) throw new Error('aborted');
@@ -212,15 +269,14 @@ export function uploadObject(p: S3Place, name: string): ObjectUpload {
     await u.done();
   })().catch((err: unknown) => {
     body.destroy();
+    if (interrupted) throw new ZferryError(`${urlOf(p, name)}: upload stopped by ${interrupted}; its multipart upload is aborted, the streams finished before it are kept for the next export`, { file: urlOf(p, name) });
     throw s3Error(err, 'upload', urlOf(p, name));
-  });
+  }).finally(() => inFlight.delete(abort));
   done.catch(() => undefined);
   return {
     body, done,
     abort: async () => {
-      aborted = true;
-      await upload?.abort().catch(() => undefined);
-      body.destroy();
+      await abort();
       await done.catch(() => undefined);
     },
   };
@@ -234,16 +290,17 @@ export interface Listing {
 }
 
 /**
- * One level under the prefix, every page: with Delimiter='/' a bundle is one
- * entry however many volumes it has, so 10,000 bundles are 10 requests.
+ * Every page of a listing under the prefix (1,000 keys a request). With a
+ * delimiter, keys that hold it after the prefix are rolled up into one
+ * common prefix ending in it; without one, every key at any depth.
  */
-export async function listLevel(p: S3Place): Promise<Listing> {
-  const out: Listing = { folders: [], objects: [] };
+async function listPages(p: S3Place, delimiter: string | undefined): Promise<{ prefixes: string[]; objects: Array<{ name: string; size: number }> }> {
+  const out = { prefixes: [] as string[], objects: [] as Array<{ name: string; size: number }> };
   let token: string | undefined;
   try {
     do {
-      const r = await call<any>((sdk) => new sdk.ListObjectsV2Command({ Bucket: p.bucket, Prefix: p.prefix, Delimiter: '/', ContinuationToken: token, MaxKeys: 1000 }));
-      for (const c of r.CommonPrefixes ?? []) if (c.Prefix) out.folders.push(c.Prefix.slice(p.prefix.length, -1));
+      const r = await call<any>((sdk) => new sdk.ListObjectsV2Command({ Bucket: p.bucket, Prefix: p.prefix, Delimiter: delimiter, ContinuationToken: token, MaxKeys: 1000 }));
+      for (const c of r.CommonPrefixes ?? []) if (c.Prefix) out.prefixes.push(c.Prefix.slice(p.prefix.length));
       for (const o of r.Contents ?? []) if (o.Key) out.objects.push({ name: o.Key.slice(p.prefix.length), size: o.Size ?? 0 });
       token = r.IsTruncated ? r.NextContinuationToken : undefined;
     } while (token);
@@ -253,20 +310,30 @@ export async function listLevel(p: S3Place): Promise<Listing> {
   return out;
 }
 
+/**
+ * One level under the prefix, every page: with Delimiter='/' a bundle is one
+ * entry however many volumes it has, so 10,000 bundles are 10 requests.
+ */
+export async function listLevel(p: S3Place): Promise<Listing> {
+  const { prefixes, objects } = await listPages(p, '/');
+  return { folders: prefixes.map((f) => f.slice(0, -1)), objects };
+}
+
 /** Every object key under the prefix (any depth), relative to it. */
 export async function listAll(p: S3Place): Promise<Array<{ name: string; size: number }>> {
-  const out: Array<{ name: string; size: number }> = [];
-  let token: string | undefined;
-  try {
-    do {
-      const r = await call<any>((sdk) => new sdk.ListObjectsV2Command({ Bucket: p.bucket, Prefix: p.prefix, ContinuationToken: token }));
-      for (const o of r.Contents ?? []) if (o.Key) out.push({ name: o.Key.slice(p.prefix.length), size: o.Size ?? 0 });
-      token = r.IsTruncated ? r.NextContinuationToken : undefined;
-    } while (token);
-  } catch (err) {
-    throw s3Error(err, 'LIST', urlOf(p));
-  }
-  return out;
+  return (await listPages(p, undefined)).objects;
+}
+
+/**
+ * Every object under the prefix except volumes: each `…/streams/` folder is
+ * one rolled-up entry (Delimiter '/streams/', any string may delimit), so a
+ * bundle costs one entry per closing file and one for all its volumes
+ * (`streamFolders`: `NAME/streams/`), and 10,000 bundles under a prefix are
+ * about 40 requests, not one per bundle.
+ */
+export async function listBesideVolumes(p: S3Place): Promise<{ objects: Array<{ name: string; size: number }>; streamFolders: string[] }> {
+  const { prefixes, objects } = await listPages(p, '/streams/');
+  return { objects, streamFolders: prefixes };
 }
 
 /** Multipart uploads begun under the prefix and never completed: key and upload id. */
@@ -303,12 +370,50 @@ export async function abortUploads(p: S3Place): Promise<number> {
 
 /** Deletes every object under the prefix (a half-written bundle). */
 export async function deleteAll(p: S3Place): Promise<void> {
-  const names = (await listAll(p)).map((o) => o.name);
+  await deleteObjects(p, (await listAll(p)).map((o) => o.name));
+}
+
+/** Deletes the named objects under the prefix, 1,000 a request; a name already gone is no error. */
+export async function deleteObjects(p: S3Place, names: string[]): Promise<void> {
   for (let i = 0; i < names.length; i += 1000) {
     try {
       await call<any>((sdk) => new sdk.DeleteObjectsCommand({ Bucket: p.bucket, Delete: { Objects: names.slice(i, i + 1000).map((n) => ({ Key: p.prefix + n })), Quiet: true } }));
     } catch (err) {
       throw s3Error(err, 'DELETE', urlOf(p));
     }
+  }
+}
+
+/** CopyObject's limit: a larger object is copied in ranges by UploadPartCopy. */
+const MAX_COPY = 5 * 1024 ** 3;
+const COPY_PART = 1024 ** 3;
+
+/**
+ * Copies object `from` to `to` under the same prefix on the server (no bytes
+ * through this machine): a rename is this and a delete, S3 having no rename.
+ */
+export async function copyObject(p: S3Place, from: string, to: string, size: number): Promise<void> {
+  const source = encodeURI(`${p.bucket}/${p.prefix}${from}`);
+  try {
+    if (size <= MAX_COPY) {
+      await call<any>((sdk) => new sdk.CopyObjectCommand({ Bucket: p.bucket, Key: p.prefix + to, CopySource: source }));
+      return;
+    }
+    const { UploadId } = await call<any>((sdk) => new sdk.CreateMultipartUploadCommand({ Bucket: p.bucket, Key: p.prefix + to }));
+    try {
+      const parts: Array<{ ETag: string; PartNumber: number }> = [];
+      for (let at = 0, n = 1; at < size; at += COPY_PART, n++) {
+        const r = await call<any>((sdk) => new sdk.UploadPartCopyCommand({
+          Bucket: p.bucket, Key: p.prefix + to, UploadId, PartNumber: n, CopySource: source, CopySourceRange: `bytes=${at}-${Math.min(size, at + COPY_PART) - 1}`,
+        }));
+        parts.push({ ETag: r.CopyPartResult.ETag, PartNumber: n });
+      }
+      await call<any>((sdk) => new sdk.CompleteMultipartUploadCommand({ Bucket: p.bucket, Key: p.prefix + to, UploadId, MultipartUpload: { Parts: parts } }));
+    } catch (err) {
+      await call<any>((sdk) => new sdk.AbortMultipartUploadCommand({ Bucket: p.bucket, Key: p.prefix + to, UploadId })).catch(() => undefined);
+      throw err;
+    }
+  } catch (err) {
+    throw s3Error(err, `copying ${from} to`, urlOf(p, to));
   }
 }

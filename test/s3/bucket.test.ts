@@ -13,7 +13,8 @@ import { twoPools, type TwoPools } from '../helpers/scenario.js';
 import { CLI, STATE_DIR, zferry, zferryOk } from '../helpers/cli.js';
 import { killAt } from '../helpers/kill.js';
 import { guidList, snapshot, writeData } from '../helpers/fixtures.js';
-import { getObject, keysUnder, makeBucket, multipartUploads, putObject, SECRET } from '../helpers/s3.js';
+import { getObject, keysUnder, makeBucket, multipartUploads, putObject, s3, SECRET } from '../helpers/s3.js';
+import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import { listLevel, parseS3Url } from '../../src/store/s3.js';
 
 let pools: TwoPools | undefined;
@@ -87,13 +88,106 @@ test('verify and import refuse a bundle whose volume object has one byte flipped
   assert.equal((await run('zfs', ['list', '-H', '-t', 'snapshot', '-r', dst.name])).includes(`${target}@`), false);
 });
 
-test('an export killed mid-upload leaves no manifest; the re-run aborts its multipart upload, removes its objects and writes a complete bundle', async () => {
+/** Waits until the store lists a multipart upload under `prefix` (the paused export's parts are on their way). */
+function uploadUnder(prefix: string): () => Promise<void> {
+  return async () => {
+    const deadline = Date.now() + 30_000;
+    while (!(await multipartUploads(bucket)).some((k) => k.startsWith(prefix))) {
+      if (Date.now() > deadline) throw new Error(`no multipart upload under ${prefix} within 30 s`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  };
+}
+
+interface Resumed { bundle: string; resumed: { folder: string; reused: Array<{ index: number }>; dropped: Array<{ index: number; reason: string }> } | null }
+
+/** The one unfinished or finished bundle folder under `prefix`, and its objects' last-modified times. */
+async function folderOf(prefix: string): Promise<{ url: string; stamps: Map<string, number> }> {
+  const keys = await keysUnder(bucket, `${prefix}/`);
+  const folders = [...new Set(keys.map((k) => k.split('/')[1]))];
+  assert.equal(folders.length, 1, folders.join(' '));
+  const stamps = new Map<string, number>();
+  for (const k of keys) stamps.set(k.split('/').slice(2).join('/'), (await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: k }))).LastModified!.getTime());
+  return { url: `s3://${bucket}/${prefix}/${folders[0]}`, stamps };
+}
+
+test('an export to a bucket killed between streams resumes at the last finished stream: its volume objects are kept, not uploaded again, and the bundle imports whole', async () => {
+  const url = `s3://${bucket}/resume`;
+  const args = ['export', src.name, url, '--no-journal', '--volume-size', '16K'];
+  await killAt('export:between:1', { dir: work }, ...args);
+  const before = await folderOf('resume');
+  assert.ok(before.stamps.has('.zferry-export.json'), 'the marker is in the bucket');
+  assert.equal(before.stamps.has('manifest.json'), false);
+  const kept = [...before.stamps.keys()].filter((k) => k.startsWith('streams/0001-'));
+  assert.ok(kept.length > 1, `stream 1 is in several volumes: ${[...before.stamps.keys()].join(' ')}`);
+  const v = await z('verify', url);
+  assert.notEqual(v.code, 0);
+  assert.match(v.stderr, /no zferry bundle here/);
+
+  const dry = JSON.parse((await zOk(...args, '--dry-run', '--json')).stdout) as Resumed;
+  assert.equal(dry.resumed?.folder, before.url);
+  assert.deepEqual(dry.resumed?.reused.map((r) => r.index), [1], 'the dry run says stream 1 would be reused');
+  assert.deepEqual((await folderOf('resume')).stamps, before.stamps, 'the dry run touched nothing');
+
+  // Last-modified has one-second steps: a volume uploaded again would show a later one.
+  await new Promise((r) => setTimeout(r, 1100));
+  const r = JSON.parse((await zOk(...args, '--json')).stdout) as Resumed;
+  assert.equal(r.bundle, before.url, 'the same prefix becomes the bundle');
+  assert.deepEqual(r.resumed?.reused.map((x) => x.index), [1]);
+  const after = await folderOf('resume');
+  for (const k of kept) assert.equal(after.stamps.get(k), before.stamps.get(k), `${k} was kept, not uploaded again`);
+  assert.equal(after.stamps.has('.zferry-export.json'), false, 'no marker in a finished bundle');
+  assert.deepEqual(await multipartUploads(bucket), []);
+  const target = `${dst.name}/resumed`;
+  await zOk('import', url, target);
+  assert.deepEqual(await guidList(target), await guidList(src.name));
+});
+
+test('a resumed bucket export whose kept volume changed in the bucket uploads that stream again, trusting neither the marker nor the ETag', async () => {
+  const url = `s3://${bucket}/changed`;
+  const args = ['export', src.name, url, '--no-journal', '--volume-size', '64K'];
+  await killAt('export:between:2', { dir: work }, ...args);
+  const { url: folder } = await folderOf('changed');
+  const key = `${folder.slice(`s3://${bucket}/`.length)}/streams/0001-full.zst.000`;
+  const bytes = await getObject(bucket, key);
+  bytes[100] ^= 0xff;
+  await putObject(bucket, key, bytes);
+  const r = JSON.parse((await zOk(...args, '--json')).stdout) as Resumed;
+  assert.deepEqual(r.resumed?.reused.map((x) => x.index), [2], 'stream 2 kept, stream 1 redone');
+  assert.match(r.resumed?.dropped.find((d) => d.index === 1)?.reason ?? '', /0001-full\.zst\.000 has sha256 [0-9a-f]{64}, recorded/);
+  await zOk('verify', url);
+});
+
+test('an encrypted bundle in a bucket resumes with its whole streams kept and imports byte-exact with the identity', async () => {
+  const ageKey = path.join(work, 'age.txt');
+  await run('age-keygen', ['-o', ageKey]);
+  const recipient = (await run('age-keygen', ['-y', ageKey])).trim();
+  const url = `s3://${bucket}/sealed`;
+  const args = ['export', src.name, url, '--no-journal', '--volume-size', '64K', '--encrypt-to', recipient];
+  await killAt('export:between:1', { dir: work }, ...args);
+  const before = await folderOf('sealed');
+  assert.ok([...before.stamps.keys()].some((k) => /^streams\/0001-full\.zst\.age\.000$/.test(k)), [...before.stamps.keys()].join(' '));
+  await new Promise((r) => setTimeout(r, 1100));
+  const r = JSON.parse((await zOk(...args, '--json')).stdout) as Resumed;
+  assert.deepEqual(r.resumed?.reused.map((x) => x.index), [1], 'the whole encrypted stream is reused');
+  const after = await folderOf('sealed');
+  for (const [k, t] of before.stamps) if (k.startsWith('streams/0001-')) assert.equal(after.stamps.get(k), t, `${k} kept`);
+  // The other streams were encrypted afresh (a new file key), and their plaintext is nowhere in the bucket.
+  assert.ok([...after.stamps.keys()].some((k) => k.startsWith('streams/0002-') && k.includes('.age.')));
+  const target = `${dst.name}/sealed`;
+  const refused = await z('import', url, target);
+  assert.notEqual(refused.code, 0, 'no identity, no import');
+  await zOk('import', url, target, '--identity', ageKey);
+  assert.deepEqual(await guidList(target), await guidList(src.name));
+});
+
+test('an export killed mid-upload leaves no manifest; the re-run aborts its multipart upload and finishes the bundle in the same prefix', async () => {
   // Random bytes zstd cannot shrink: more than two 8 MiB parts in one volume (the root's incremental).
   const big = path.join(await mountpointOf(src.name), 'big.bin');
   await writeFile(big, randomBytes(24 * 1024 * 1024));
   await snapshot(`${src.name}@big`, true);
   const url = `s3://${bucket}/killed`;
-  await killAt('export:upload', { dir: work }, 'export', src.name, url, '--no-journal', '--volume-size', '64M');
+  await killAt('export:upload', { dir: work, settle: uploadUnder('killed/') }, 'export', src.name, url, '--no-journal', '--volume-size', '64M');
   const left = await keysUnder(bucket, 'killed/');
   assert.equal(left.some((k) => k.endsWith('manifest.json')), false, left.join(' '));
   assert.ok((await multipartUploads(bucket)).some((k) => k.startsWith('killed/')), 'the kill left a multipart upload in flight');
@@ -106,7 +200,23 @@ test('an export killed mid-upload leaves no manifest; the re-run aborts its mult
   await zOk('verify', url);
 });
 
-test('a full quota stops the export with one line, and leaves no object and no multipart upload behind', async () => {
+test('SIGTERM during an upload to a bucket aborts its multipart upload before the process ends, keeps the marker, and the next run resumes', async () => {
+  // The last stream (a new dataset) is big enough for a multipart upload; the ones before it finish first.
+  await run('zfs', ['create', `${src.name}/zz`]);
+  await writeFile(path.join(await mountpointOf(`${src.name}/zz`), 'big.bin'), randomBytes(24 * 1024 * 1024));
+  await snapshot(`${src.name}@zz`, true);
+  const url = `s3://${bucket}/sigterm`;
+  const args = ['export', src.name, url, '--no-journal', '--volume-size', '64M'];
+  await killAt('export:upload', { dir: work, signal: 'SIGTERM', settle: uploadUnder('sigterm/') }, ...args);
+  assert.deepEqual((await multipartUploads(bucket)).filter((k) => k.startsWith('sigterm/')), [], 'no multipart upload left in the store');
+  const { stamps } = await folderOf('sigterm');
+  assert.ok(stamps.has('.zferry-export.json'), 'the marker stays for the next run');
+  const r = JSON.parse((await zOk(...args, '--json')).stdout) as Resumed;
+  assert.ok((r.resumed?.reused.length ?? 0) > 0, JSON.stringify(r.resumed));
+  await zOk('verify', url);
+});
+
+test('a full quota stops the export with one line, leaves no multipart upload and no manifest, and keeps only the streams written whole, for the next run', async () => {
   const small = await makeBucket('zfq');
   const conf = process.env.ZFERRY_CEPH_CONF!;
   await run('radosgw-admin', ['-c', conf, '-n', 'client.rgw.a', '--admin_socket=', 'quota', 'set', '--quota-scope=bucket', `--bucket=${small}`, '--max-size=4194304']);
@@ -115,8 +225,12 @@ test('a full quota stops the export with one line, and leaves no object and no m
   assert.notEqual(r.code, 0);
   assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
   assert.match(r.stderr, /QuotaExceeded \(HTTP 403\): the bucket or user quota is full/);
-  assert.deepEqual(await keysUnder(small), []);
   assert.deepEqual(await multipartUploads(small), []);
+  const left = await keysUnder(small);
+  assert.equal(left.some((k) => k.endsWith('/manifest.json')), false, left.join(' '));
+  const markerKey = left.find((k) => k.endsWith('/.zferry-export.json'));
+  const listed = markerKey ? (JSON.parse((await getObject(small, markerKey)).toString('utf8')) as { streams: Array<{ volumes: Array<{ file: string }> }> }).streams.flatMap((x) => x.volumes.map((v) => v.file)) : [];
+  assert.deepEqual(left.filter((k) => k !== markerKey).map((k) => k.split('/').slice(2).join('/')).sort(), listed.sort(), 'only the volumes of whole streams stay');
 });
 
 test('two sources share one bucket under their own prefixes, each imported into its own target', async () => {

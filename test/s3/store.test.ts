@@ -13,8 +13,8 @@ import { ZferryError } from '../../src/errors.js';
 import { zferry } from '../helpers/cli.js';
 import { writeStream } from '../../src/pipeline/index.js';
 import { bundleFolderName } from '../../src/commands/export.js';
-import { finishBundleInBucket } from '../../src/bundle/bucket.js';
-import { childPlace, listLevel, parseS3Url, urlOf } from '../../src/store/s3.js';
+import { findBundlesInBucket, finishBundleInBucket } from '../../src/bundle/bucket.js';
+import { childPlace, parseS3Url, s3RequestCount, urlOf } from '../../src/store/s3.js';
 import { oneStreamManifest } from '../helpers/bundles.js';
 import { generateKeyFiles, readSecretKey, signManifest, type SecretKey } from '../../src/trust/minisign.js';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -121,16 +121,24 @@ test('a prefix whose manifest was never written is not a bundle', async () => {
   assert.match(r.stderr, /no zferry bundle here/);
 });
 
-test('listing 10,000 bundle prefixes under one prefix takes a few seconds', async (t) => {
-  const names = Array.from({ length: 10_000 }, (_, i) => `many/zferry-dummy-${String(i).padStart(5, '0')}/manifest.json`);
-  for (let i = 0; i < names.length; i += 100) {
-    await Promise.all(names.slice(i, i + 100).map((Key) => s3.send(new PutObjectCommand({ Bucket: bucket, Key, Body: '{}' }))));
-  }
+test('finding bundles among 10,000 prefixes takes one LIST per 1,000 entries, no request per bundle, and passes over prefixes without manifest.json', async (t) => {
+  const keys = Array.from({ length: 10_000 }, (_, i) => `many/zferry-dummy-${String(i).padStart(5, '0')}/manifest.json`);
+  // Unfinished exports (a marker and a volume, no manifest) and bundles with many volumes: their volumes are one entry each bundle.
+  for (let i = 0; i < 50; i++) keys.push(`many/zferry-unfinished-${i}/.zferry-export.json`, `many/zferry-unfinished-${i}/streams/0001-full.zst.000`);
+  for (let i = 0; i < 20; i++) for (let v = 0; v < 5; v++) keys.push(`many/zferry-dummy-${String(i).padStart(5, '0')}/streams/0001-full.zst.00${v}`);
+  let next = 0;
   const t0 = Date.now();
-  const { folders } = await listLevel(parseS3Url(`s3://${bucket}/many`));
-  const seconds = (Date.now() - t0) / 1000;
-  t.diagnostic(`listed 10,000 prefixes in ${seconds} s`);
-  assert.equal(folders.length, 10_000);
-  assert.equal(folders[9_999], 'zferry-dummy-09999');
-  assert.ok(seconds < 5, `listing took ${seconds} s`);
+  await Promise.all(Array.from({ length: 64 }, async () => {
+    while (next < keys.length) await s3.send(new PutObjectCommand({ Bucket: bucket, Key: keys[next++]!, Body: '{}' }));
+  }));
+  t.diagnostic(`put ${keys.length} objects in ${(Date.now() - t0) / 1000} s`);
+  const before = s3RequestCount();
+  const t1 = Date.now();
+  const found = await findBundlesInBucket(`s3://${bucket}/many`);
+  const requests = s3RequestCount() - before;
+  t.diagnostic(`found 10,000 bundles among ${keys.length} objects in ${(Date.now() - t1) / 1000} s with ${requests} requests`);
+  assert.equal(found.length, 10_000);
+  assert.equal(found[9_999], `s3://${bucket}/many/zferry-dummy-09999`);
+  assert.equal(found.some((u) => u.includes('unfinished')), false);
+  assert.ok(requests <= Math.ceil(keys.length / 1000) + 1, `${requests} requests`);
 });
