@@ -8,6 +8,11 @@
 #   scripts/ceph-s3.sh stop    stop every daemon and remove the folder
 # ZFERRY_CEPH_DIR (default /var/tmp/zferry-ceph) and ZFERRY_CEPH_RGW_PORT
 # (default 17480) choose the folder and the gateway's port.
+# ZFERRY_CEPH_MEMSTORE_BYTES (default 4 GiB) caps what the store holds: the
+# tests need far less; `npm run bench -- --s3` keeps several copies of a
+# 0.44 GiB bundle (and RGW frees deleted objects only later), so start it
+# with 12 GiB for the bench. A full OSD does not refuse writes: it stops
+# answering them ("full status failsafe engaged" in osd.0.log).
 # The one OSD is a memstore (data in RAM, capped by memstore_device_bytes):
 # no disk image to make, and nothing to clean up but the folder.
 set -euo pipefail
@@ -15,6 +20,7 @@ set -euo pipefail
 D=${ZFERRY_CEPH_DIR:-/var/tmp/zferry-ceph}
 RGW_PORT=${ZFERRY_CEPH_RGW_PORT:-17480}
 MON_PORT=${ZFERRY_CEPH_MON_PORT:-16789}
+MEMSTORE_BYTES=${ZFERRY_CEPH_MEMSTORE_BYTES:-4294967296}
 CONF=$D/ceph.conf
 ENDPOINT=http://127.0.0.1:$RGW_PORT
 
@@ -100,7 +106,7 @@ osd_pool_default_pgp_num = 1
 osd_pool_default_pg_autoscale_mode = off
 mon_max_pg_per_osd = 1000
 osd_objectstore = memstore
-memstore_device_bytes = 4294967296
+memstore_device_bytes = $MEMSTORE_BYTES
 osd_memory_target = 939524096
 mon_osd_full_ratio = 0.97
 mgr_initial_modules =

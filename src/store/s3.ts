@@ -67,6 +67,9 @@ export function bundlePath(dir: string, name: string): string {
   return isS3Url(dir) ? `${dir.replace(/\/+$/, '')}/${name}` : join(dir, name);
 }
 
+/** Longest a request may go without a byte either way (ZFERRY_S3_IDLE_SECONDS, default 300). */
+const REQUEST_IDLE_MS = Number(process.env.ZFERRY_S3_IDLE_SECONDS ?? 300) * 1000;
+
 /** The client, made on first use: the SDK loads only when a bucket is named, not with every command. */
 function s3(): Promise<{ client: S3Client; sdk: typeof import('@aws-sdk/client-s3') }> {
   client ??= makeClient();
@@ -89,6 +92,10 @@ async function makeClient(): Promise<{ client: S3Client; sdk: typeof import('@aw
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
     maxAttempts: 3,
+    // A store that takes a request and never answers (a full Ceph OSD stops
+    // answering writes rather than refusing them) would hold the job for
+    // ever: a connection silent this long fails like any other network error.
+    requestHandler: { connectionTimeout: 30_000, requestTimeout: REQUEST_IDLE_MS, throwOnRequestTimeout: true },
   });
   return { client: made, sdk };
 }

@@ -5,7 +5,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
 import { makePool, mountpointOf, run, type TestPool } from '../helpers/zfslab.js';
@@ -272,6 +272,29 @@ test('a wrong key, a missing bucket and a stopped server each give one line with
   assert.notEqual(down.code, 0);
   assert.equal(down.stderr.split('\n').length, 1, down.stderr);
   assert.match(down.stderr, /does not answer|ECONNREFUSED/);
+});
+
+test('a gateway that takes requests but never answers (frozen) fails after the idle time with one line, nothing received', async () => {
+  // A full Ceph OSD stops answering writes rather than refusing them; a stopped (SIGSTOP) gateway does the same to every request.
+  const pidFile = path.join(process.env.ZFERRY_CEPH_DIR ?? '/var/tmp/zferry-ceph', 'run', 'client.rgw.a.pid');
+  const pid = Number((await readFile(pidFile, 'utf8')).trim());
+  const target = `${dst.name}/frozen`;
+  process.kill(pid, 'SIGSTOP');
+  let r;
+  try {
+    r = await execa(process.execPath, [CLI, 'import', `s3://${bucket}/site-a`, target], {
+      reject: false, stdin: 'ignore', timeout: 120_000, env: { LC_ALL: 'C', ZFERRY_STATE_DIR: STATE_DIR, ZFERRY_S3_IDLE_SECONDS: '2' },
+    });
+  } finally {
+    process.kill(pid, 'SIGCONT');
+  }
+  seen.push(String(r.stdout), String(r.stderr));
+  assert.equal(r.timedOut, false, 'zferry gave up by itself');
+  assert.notEqual(r.exitCode, 0);
+  const err = String(r.stderr).trim();
+  assert.equal(err.split('\n').length, 1, err);
+  assert.match(err, /does not answer/);
+  assert.equal((await execa('zfs', ['list', target], { reject: false, stdin: 'ignore' })).exitCode, 1, 'nothing was received');
 });
 
 test('the secret key appears in no output, no --json and no object in the bucket', async () => {
