@@ -73,6 +73,8 @@ export function buildProgram(): Command {
       return n;
     }))
     .option('--no-space-check', 'do not compare the planned size with DEST\'s free space first (a file system that misreports it)')
+    .addOption(new Option('--max-size <size>', 'the bundle takes at most SIZE (e.g. 1800G): streams in plan order up to the first that does not fit; a stream larger than that is written in parts, one per disk; the next export continues from the journal').argParser(sizeOption('max size')))
+    .option('--fill', 'as --max-size, with DEST\'s free space less a 2% margin (at least 1 MiB) as the limit', false)
     .option('--site <name>', 'the site this bundle is for, when SOURCE feeds several: its own journal, receipts, hold tag zferry-NAME and bookmarks #zferry-NAME-GUID (default: the default site, today\'s names; config: site)')
     .option('--dry-run', 'print the plan and the free-space check, and write nothing (exit 1 when it would not fit)', false)
     .option('--json', 'print the result as JSON on stdout (no progress bars)', false);
@@ -85,6 +87,9 @@ export function buildProgram(): Command {
       'zferry export tank /mnt/disk --exclude scratch --exclude-snapshots \'zfs-auto-snap_frequent-*\'\n' +
       '# two disks: export to disk B while disk A is still away; B is planned on top of A\n' +
       'zferry export tank /mnt/diskB\n' +
+      '# a seed bigger than one disk: fill each disk; a stream too big for one is written in parts, one per disk\n' +
+      'zferry export tank /mnt/disk1 --fill\n' +
+      'zferry export tank /mnt/disk2 --fill      # continues where disk 1 stopped (from the journal)\n' +
       '# signed and encrypted (keys from `zferry keygen -o ~/.zferry/key` and `age-keygen -o key.txt`)\n' +
       'zferry export tank /mnt/disk --sign ~/.zferry/key --encrypt-to age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p\n' +
       '# from cron, while a manual export of tank may still run: wait up to an hour for it\n' +
@@ -112,7 +117,7 @@ export function buildProgram(): Command {
         volumeSize: given<number>(cmd, 'volumeSize') ?? cfg?.volumeSize ?? o.volumeSize, dryRun: o.dryRun,
         exclude: o.exclude, snapshots: o.snapshots, excludeSnapshots: o.excludeSnapshots, rollback: o.rollback,
         journal, sign: o.sign ?? cfg?.sign ?? undefined, encryptTo: o.encryptTo, bundleFormat: Number(o.bundleFormat) as 1 | 2, site,
-        spaceCheck: o.spaceCheck !== false, parity: o.parity,
+        spaceCheck: o.spaceCheck !== false, parity: o.parity, maxSize: o.maxSize, fill: o.fill,
         progress: await progressFor(o.json),
         // The plan first, on stdout; the bars that follow are on stderr (README, "Output").
         onPlan: async (planned) => {
