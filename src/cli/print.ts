@@ -62,6 +62,8 @@ export function printExportResult(r: ExportResult, dryRun: boolean): void {
 export function printImport(r: ImportResult, dryRun: boolean): void {
   if (r.createdParent !== null) out(`${dryRun ? 'would create' : 'created'} ${r.createdParent} (--create-parents)`);
   for (const x of r.repaired) for (const v of x.volumes) out(`repaired ${x.bundle}/${v} from parity/`);
+  for (const x of r.parts.staged) out(`${dryRun ? 'would stage' : 'staged'} ${x} (a part of a stream split across disks, every volume checked)`);
+  for (const x of r.parts.removed) out(`removed ${x}: its stream is received whole`);
   for (const b of r.bundles) {
     out(`${b.bundle}: ${b.status}`);
     if (b.status === 'already-applied') continue;

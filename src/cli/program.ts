@@ -201,6 +201,7 @@ export function buildProgram(): Command {
     .option('--keep <grid>', 'thin the target\'s snapshots by a time grid, e.g. "1h x 24 | 1d x 30 | 30d x 12" (docs/retention.md); never the newest common snapshot, a base a bundle here still needs, or anything out of scope; with --delete, snapshots follow the grid and datasets --delete', unitOption((v: string) => parseGrid(v), 'grid'))
     .option('--create-parents', 'create TARGET\'s missing parent datasets (zfs create -p) instead of refusing; never a pool', false)
     .option('--verify-first', 'read and check every byte before the first receive (two read passes); by default each volume is checked as it streams into zfs recv, and a stream\'s end reaches zfs only once all its bytes matched', false)
+    .option('--stage <dir>', 'a stream split across disks (export --max-size/--fill): copy its parts here, every volume checked, until the disk with the last part arrives; then receive the whole stream from here and PATH, and remove the staged copies. Keep DIR outside PATH, on storage that stays')
     .addOption(new Option('--wait [seconds]', `one import into TARGET at a time (lock in $ZFERRY_STATE_DIR, default /var/lib/zferry): ${WAIT_HELP}`).argParser(waitOption))
     .option('--json', 'print the result as JSON on stdout (no progress bars)', false);
   addHookOptions(importCommand)
@@ -222,6 +223,9 @@ export function buildProgram(): Command {
       'zferry import /mnt/disk backup --delete --trust /etc/zferry/source.pub\n' +
       '# another import into backup may be running: wait for it instead of refusing\n' +
       'zferry import /mnt/disk backup --wait\n' +
+      '# a seed split across disks (export --fill): each disk in turn; parts wait, verified, in the stage folder\n' +
+      'zferry import /mnt/disk1 backup --stage /var/tmp/zferry-stage     # exit 3: names the part it needs next\n' +
+      'zferry import /mnt/disk2 backup --stage /var/tmp/zferry-stage     # receives the whole stream, then the rest\n' +
       '# unattended (contrib/systemd/zferry-disk@.service): keys and hooks from the shared config file\n' +
       'zferry import /run/zferry/disk backup --config /etc/zferry/zferry.json --post \'umount /run/zferry/disk\'',
     ))
@@ -237,13 +241,14 @@ export function buildProgram(): Command {
         wait: waitSeconds(o.wait), notice: said.notice,
         path, target, dryRun: o.dryRun, force: o.force, delete: o.delete, rollback: o.rollback,
         trust: o.trust ?? cfg?.trust ?? undefined, identity: o.identity ?? cfg?.identity ?? undefined, verifyFirst: o.verifyFirst,
-        createParents: o.createParents, maxDelete: parseMaxDelete(o.maxDelete), keep: o.keep,
+        createParents: o.createParents, maxDelete: parseMaxDelete(o.maxDelete), keep: o.keep, stage: o.stage,
         ...(o.deleteAfter !== undefined ? { deleteAfterSeconds: o.deleteAfter } : {}), progress: await progressFor(o.json),
       }), (r) => importSummary(r, path));
       if (o.json) emitJson({ ...r, warnings: said.warnings });
       else (await printer()).printImport(r, o.dryRun);
       for (const d of r.deferred) process.stderr.write(`zferry: ${d.message}\n`);
-      if (r.deferred.length > 0) process.exitCode = EXIT.partial;
+      for (const w of r.parts.waiting) process.stderr.write(`zferry: ${w.message}\n`);
+      if (r.deferred.length > 0 || r.parts.waiting.length > 0) process.exitCode = EXIT.partial;
     });
 
   program

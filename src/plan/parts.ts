@@ -86,6 +86,8 @@ export interface Assembled {
   waiting: SplitChain[];
   /** Whole split streams found, all parts here. */
   complete: SplitChain[];
+  /** Last parts (`dir#index`) whose earlier parts are gone, of streams the target already holds: never to be read. */
+  unreadable: Set<string>;
 }
 
 export function segmentKey(dir: string, index: number): string {
@@ -120,6 +122,7 @@ export function assembleParts(
   const done = (s: StreamEntry) => s.to !== null && received(s.dataset, s.to.guid);
   // The part continuing each bundle's last stream, by that bundle's id.
   const nextOf = new Map<string, Segment>();
+  const unreadable = new Set<string>();
   for (const b of bundles) {
     const s = b.manifest.streams[0];
     if (!s?.part || s.part.number < 2) continue;
@@ -128,7 +131,10 @@ export function assembleParts(
     const prevId = s.part.previous!;
     const prev = byId.get(prevId);
     if (!prev) {
-      if (done(s)) continue;
+      if (done(s)) {
+        unreadable.add(segmentKey(b.dir, s.index));
+        continue;
+      }
       return {
         refusal: {
           message: `${file}: stream 1 (${partLabel(s)}) is part ${s.part.number} of a stream split across disks, and part ${s.part.number - 1} (bundle ${prevId}) is neither here nor staged: import the disk that holds it first (with --stage DIR); nothing was received`,
@@ -185,7 +191,29 @@ export function assembleParts(
       streams: b.manifest.streams.filter((s) => !s.part?.continues).map((s) => (s.part ? wholeEntry(s, segments.get(segmentKey(b.dir, s.index))) : s)),
     },
   }));
-  return { bundles: planned, segments, waiting, complete };
+  return { bundles: planned, segments, waiting, complete, unreadable };
+}
+
+/**
+ * Bundles in lineage order, with each later part moved after the part it
+ * continues (lineage order alone goes by the source's newest snapshot, which
+ * a snapshot destroyed between two exports can set back).
+ */
+export function orderParts<T extends { manifest: Manifest }>(bundles: readonly T[]): T[] {
+  const out = [...bundles];
+  for (let pass = 0; pass < out.length; pass++) {
+    let moved = false;
+    for (let i = 0; i < out.length && !moved; i++) {
+      const prev = out[i].manifest.streams[0]?.part?.previous;
+      const j = prev ? out.findIndex((b) => b.manifest.bundleId === prev) : -1;
+      if (j > i) {
+        out.splice(j, 0, ...out.splice(i, 1));
+        moved = true;
+      }
+    }
+    if (!moved) break;
+  }
+  return out;
 }
 
 /** The last part's entry standing for its whole stream: the stream's size and sha256, its stored bytes over every part. */
