@@ -9,7 +9,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, readdir, readFile, stat } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
 import { run, type TestPool } from '../helpers/zfslab.js';
@@ -166,12 +166,7 @@ test('a part missing, out of order or corrupt is refused in one line naming it, 
 
   // A flipped byte in part 2: found while it is copied into the stage, before anything is received.
   const vol = path.join(disks[1].dir, 'streams', '0001-full.zst.002');
-  const fh = await (await import('node:fs/promises')).open(vol, 'r+');
-  const b = Buffer.alloc(1);
-  await fh.read(b, 0, 1, 100);
-  b[0] ^= 0xff;
-  await fh.write(b, 0, 1, 100);
-  await fh.close();
+  await flipByte(vol, 100);
   const corrupt = await zferry('import', disks[1].disk, target, '--stage', stage);
   assert.equal(corrupt.code, 1);
   const line = oneLine(corrupt.stderr);
@@ -179,4 +174,27 @@ test('a part missing, out of order or corrupt is refused in one line naming it, 
   assert.deepEqual((await readdir(stage)).filter((n) => !n.startsWith('.')), [path.basename(disks[0].dir)], 'only part 1 is staged');
   assert.deepEqual((await readdir(stage)).filter((n) => n.startsWith('.')), [], 'no half-staged copy left');
   assert.equal(await exists(target), false);
+
+  // Mended, part 2 stages; then part 1's staged copy is damaged: the receive stops there, and the stream's end never reaches zfs recv.
+  await flipByte(vol, 100);
+  assert.equal((await zferry('import', disks[1].disk, target, '--stage', stage)).code, 3, 'part 2 staged');
+  const staged1 = path.join(stage, path.basename(disks[0].dir), 'streams', '0001-full.zst.001');
+  await flipByte(staged1, 10);
+  const late = await zferry('import', disks[2].disk, target, '--stage', stage);
+  assert.equal(late.code, 1);
+  assert.match(oneLine(late.stderr), new RegExp(`^zferry: ${staged1}: sha256 is .* \\(the volume is corrupt\\); stream 1 \\(\\(root\\)@one\\) of ${disks[2].dir} was not received, nor the \\d+ after it; nothing was received$`));
+  assert.equal(await exists(target), false, 'nothing of the stream was received');
+  assert.equal((await readdir(stage)).filter((n) => !n.startsWith('.')).length, 2, 'the staged parts stay for a re-run');
 });
+
+async function flipByte(file: string, at: number): Promise<void> {
+  const fh = await open(file, 'r+');
+  try {
+    const b = Buffer.alloc(1);
+    await fh.read(b, 0, 1, at);
+    b[0] ^= 0xff;
+    await fh.write(b, 0, 1, at);
+  } finally {
+    await fh.close();
+  }
+}
