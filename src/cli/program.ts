@@ -73,7 +73,7 @@ export function buildProgram(): Command {
       return n;
     }))
     .option('--no-space-check', 'do not compare the planned size with DEST\'s free space first (a file system that misreports it)')
-    .addOption(new Option('--max-size <size>', 'the bundle takes at most SIZE (e.g. 1800G): streams in plan order up to the first that does not fit; a stream larger than that is written in parts, one per disk; the next export continues from the journal').argParser(sizeOption('max size')))
+    .addOption(new Option('--max-size <size>', 'the bundle takes at most SIZE (e.g. 1800G): streams in plan order, never reordered, up to the first that does not fit by its planned size; a stream larger than SIZE, or one that turns out larger than planned, is cut at the limit and continues as the next part on the next disk; the next export continues from the journal').argParser(sizeOption('max size')))
     .option('--fill', 'as --max-size, with DEST\'s free space less a 2% margin (at least 1 MiB) as the limit', false)
     .option('--site <name>', 'the site this bundle is for, when SOURCE feeds several: its own journal, receipts, hold tag zferry-NAME and bookmarks #zferry-NAME-GUID (default: the default site, today\'s names; config: site)')
     .option('--dry-run', 'print the plan and the free-space check, and write nothing (exit 1 when it would not fit)', false)
@@ -201,7 +201,7 @@ export function buildProgram(): Command {
     .option('--keep <grid>', 'thin the target\'s snapshots by a time grid, e.g. "1h x 24 | 1d x 30 | 30d x 12" (docs/retention.md); never the newest common snapshot, a base a bundle here still needs, or anything out of scope; with --delete, snapshots follow the grid and datasets --delete', unitOption((v: string) => parseGrid(v), 'grid'))
     .option('--create-parents', 'create TARGET\'s missing parent datasets (zfs create -p) instead of refusing; never a pool', false)
     .option('--verify-first', 'read and check every byte before the first receive (two read passes); by default each volume is checked as it streams into zfs recv, and a stream\'s end reaches zfs only once all its bytes matched', false)
-    .option('--stage <dir>', 'a stream split across disks (export --max-size/--fill): copy its parts here, every volume checked, until the disk with the last part arrives; then receive the whole stream from here and PATH, and remove the staged copies. Keep DIR outside PATH, on storage that stays')
+    .option('--stage <dir>', 'a stream split across disks (export --max-size/--fill): copy its parts here, every volume checked, until the disk with the last part arrives; then receive the whole stream from here and PATH, and remove the staged copies. No zfs recv waits across a disk swap, and none sees a stream before all its parts are checked. Keep DIR outside PATH, on storage that stays')
     .addOption(new Option('--wait [seconds]', `one import into TARGET at a time (lock in $ZFERRY_STATE_DIR, default /var/lib/zferry): ${WAIT_HELP}`).argParser(waitOption))
     .option('--json', 'print the result as JSON on stdout (no progress bars)', false);
   addHookOptions(importCommand)

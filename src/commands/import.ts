@@ -403,7 +403,16 @@ async function importLocked(zfs: Zfs, opts: ImportOptions): Promise<ImportResult
     return result;
   }
 
-  // Act. The waiting parts first, each volume checked as it is copied: a bad part is refused before anything is received.
+  // Act. An earlier part on this disk with parity is repaired where it lies, as a whole bundle with parity is below.
+  const todoDirs = new Set(todo.map((b) => b.dir));
+  const partsHere = [...joined.waiting, ...joined.complete].flatMap((c) => c.parts).filter((p) => !staged.has(p.dir) && !todoDirs.has(p.dir));
+  for (const dir of new Set(partsHere.map((p) => p.dir))) {
+    const manifest = bundles.find((b) => b.dir === dir)!.manifest;
+    if (manifest.parity === undefined || isS3Url(dir)) continue;
+    const r = await verifyOrRepair(dir, { manifest });
+    if (r.repaired.length > 0) result.repaired.push({ bundle: dir, volumes: r.repaired });
+  }
+  // The waiting parts, each volume checked as it is copied: a bad part is refused before anything is received.
   for (const p of toStage) {
     progress.begin(`stage ${basename(p.dir)}`, p.stream.storedBytes, 1);
     try {

@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { assembleParts, fillLimit, fitSteps, metadataReserve, segmentKey, volumeBudget, type Assembled } from '../../src/plan/index.js';
+import { assembleParts, fillLimit, fitSteps, metadataReserve, orderParts, segmentKey, volumeBudget, type Assembled } from '../../src/plan/index.js';
 import { parseManifest, type Manifest, type StreamEntry, type StreamPart } from '../../src/bundle/manifest.js';
 import { restoreText } from '../../src/bundle/restore.js';
 import { ds, inv, manifest, ref, stream } from '../helpers/literals.js';
@@ -91,6 +91,12 @@ test('part numbering and placement are checked: offsets, previous, the continuin
   assert.throws(edit((m) => { m.streams[1].part = part(2, 10, m.bundleId, false, { bytes: 20, sha: SHA('9') }); }), /\/streams\/1\/part\/number part 2 continues a stream from the previous bundle: it must be the bundle's first stream/);
   assert.throws(edit((m) => { m.streams[0].part = part(1, 0, null, false, { bytes: 50, sha: SHA('9') }); }), /part 1 that does not continue is no part/);
   assert.throws(edit((m) => { delete (m.streams[0].part as Partial<StreamPart>).continues; }), /\/streams\/0\/part must have required property 'continues'/);
+});
+
+test('a later part is ordered after the part it continues, whatever the source\'s newest snapshot said', () => {
+  const [p1, p2, p3] = threeParts();
+  const order = orderParts([p3, p1, p2].map((manifest) => ({ manifest }))).map((b) => b.manifest.bundleId);
+  assert.deepEqual(order, [p1.bundleId, p2.bundleId, p3.bundleId]);
 });
 
 function assembled(ms: Manifest[], received = nothingReceived): Assembled {
