@@ -14,6 +14,8 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import type { StreamEntry } from '../../src/bundle/manifest.js';
 import { readParts, writeStream, type WrittenStream } from '../../src/pipeline/index.js';
+import { readIdentities } from '../../src/trust/age.js';
+import { execa } from 'execa';
 
 const KiB = 1024;
 
@@ -83,6 +85,31 @@ test('a next part whose re-sent prefix differs is refused at that byte', async (
       writeStream(chunked(raw), { dir, index: 1, kind: 'full', volumeSize: 256 * KiB, level: 3, skip: { bytes: 300 * KiB, sha256: 'b'.repeat(64) }, label: 'stream 1 (tank)' }),
       /^ZferryError: stream 1 \(tank\): zfs send no longer gives the bytes the earlier parts were cut from/,
     );
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('encrypted parts stay within the budget, each its own age file, and read back byte-exact', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'zferry-parts-'));
+  try {
+    const idFile = join(dir, 'id.txt');
+    await execa('age-keygen', ['-o', idFile]);
+    const recipient = (await execa('age-keygen', ['-y', idFile])).stdout.trim();
+    const raw = data(2 * 1024 * KiB);
+    const budget = 500 * KiB;
+    const first = await writeStream(chunked(raw), { dir: join(dir, 'p1'), index: 1, kind: 'full', volumeSize: 128 * KiB, level: 3, maxStored: budget, encryptTo: [recipient] });
+    assert.ok(first.segment?.cut);
+    assert.ok(first.storedBytes <= budget, `stored ${first.storedBytes} within ${budget}`);
+    const second = await writeStream(chunked(raw), {
+      dir: join(dir, 'p2'), index: 1, kind: 'full', volumeSize: 128 * KiB, level: 3, encryptTo: [recipient],
+      skip: { bytes: first.segment!.endBytes, sha256: first.segment!.endSha256 },
+    });
+    assert.equal(second.segment?.cut, false);
+    const parts = [{ dir: join(dir, 'p1'), stream: entry(first, 1) }, { dir: join(dir, 'p2'), stream: entry(second, 1) }];
+    const age = { identities: await readIdentities(idFile), file: idFile };
+    const back = await collect(readParts(parts, { rawBytes: raw.length, rawSha256: sha(raw), label: 'stream 1' }, { age }));
+    assert.ok(back.equals(raw), 'byte-exact');
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -172,4 +172,6 @@ test('RESTORE.txt of a continuing part stages its volumes and checksums; the las
   const last = restoreText(p3);
   has(last, `(cd "$STAGE"'/split-11/part-001' && sha256sum -c SHA256SUMS)\n(cd "$STAGE"'/split-11/part-002' && sha256sum -c SHA256SUMS)\n`);
   has(last, `cat "$STAGE"'/split-11/part-001/streams'/* "$STAGE"'/split-11/part-002/streams'/* streams/0001-full.zst.* | zstd -dc | zfs recv -u "$TARGET"\n`);
+  const sealed = { ...p3, encryption: { algorithm: 'age' as const, recipients: ['age1x'] }, streams: p3.streams.map((x) => ({ ...x, volumes: x.volumes.map((v) => ({ ...v, file: v.file.replace('.zst.', '.zst.age.') })) })) };
+  has(restoreText(sealed), `{ cat "$STAGE"'/split-11/part-001/streams'/* | age -d -i "$AGE_IDENTITY"; cat "$STAGE"'/split-11/part-002/streams'/* | age -d -i "$AGE_IDENTITY"; cat streams/0001-full.zst.age.* | age -d -i "$AGE_IDENTITY"; } | zstd -dc | zfs recv -u "$TARGET"\n`);
 });
