@@ -38,7 +38,7 @@ import { checkSpace, fillLimit, fitSteps, metadataReserve, volumeBudget } from '
 import { freeSpace } from '../fs/space.js';
 import { joinDataset, type SourceIdentity } from '../model.js';
 import { stopAndWait } from '../subprocess.js';
-import { checkSite, isDefaultSite, siteField } from '../state/site.js';
+import { checkSite, holdTag, isDefaultSite, siteField } from '../state/site.js';
 import { abortUploads, childPlace, isS3Url, listUploads, parseS3Url, type S3Place } from '../store/s3.js';
 import { bucketPartial, finishBundleInBucket, unfinishedInBucket, type UnfinishedInBucket } from '../bundle/bucket.js';
 
@@ -539,6 +539,14 @@ async function exportLocked(zfs: Zfs, opts: ExportOptions): Promise<ExportResult
   }
   // Bases of what this bundle carries only: the steps left for the next disk still need theirs.
   result.protection = await protectBases(zfs, opts.source, inventory, { ...plan, steps: written }, proved, site);
+  // A stream in parts is sent again for each part: its snapshot must outlive rotation (a bookmark alone would not do) until the last part is out.
+  const splitSnapshot = (step: SendStep) => `${joinDataset(opts.source, step.dataset)}@${step.to.name}`;
+  if (split) {
+    await zfs.hold([splitSnapshot(split.stream as SendStep)], partsHoldTag(site));
+    result.protection.kept.push(splitSnapshot(split.stream as SendStep));
+  } else if (continuing) {
+    await zfs.release([splitSnapshot(continuing.step)], partsHoldTag(site));
+  }
   result.bundle = dir;
   result.bundleId = id;
   result.streams = streams.map((s) => ({
@@ -572,6 +580,11 @@ async function clearUnmarked(bucket: S3Place, source: string, unfinished: Unfini
       await abortUploads(childPlace(bucket, folder));
     }
   }
+}
+
+/** The hold on a snapshot whose stream is in parts, until its last part is written: `:` never appears in a site's tag. */
+export function partsHoldTag(site: string): string {
+  return `${holdTag(site)}:parts`;
 }
 
 /** A part smaller than this is not started: the stream goes to the next disk whole. */

@@ -75,6 +75,7 @@ async function exportThreeDisks(prefix: string, journal: string): Promise<Array<
     const disk = path.join(work, `${prefix}${i + 1}`);
     await zferryOk('export', src.name, disk, '--journal', journal, '--volume-size', '64K', ...(limit ? ['--max-size', limit] : []));
     out.push({ disk, ...(await onlyBundle(disk)) });
+    if (limit) assert.match(await run('zfs', ['holds', `${src.name}@one`]), /zferry:parts/, 'the split stream\'s snapshot is held');
   }
   return out;
 }
@@ -83,6 +84,8 @@ test('a stream larger than one disk goes over three disks as numbered parts, and
   const journal = path.join(work, 'journal-a');
   const disks = await exportThreeDisks('disk', journal);
   const [p1, p2, p3] = disks.map((d) => d.m);
+  // Held while in parts (rotation must not take it before the last part is sent), let go after.
+  assert.doesNotMatch(await run('zfs', ['holds', `${src.name}@one`]), /zferry:parts/, 'released once the last part is written');
   assert.deepEqual(p1.streams.map((s) => [s.index, s.dataset, s.part?.number, s.part?.continues]), [[1, '', 1, true]], 'disk 1: part 1, continues');
   assert.deepEqual(p2.streams.map((s) => [s.index, s.dataset, s.part?.number, s.part?.continues, s.part?.previous]), [[1, '', 2, true, p1.bundleId]], 'disk 2: part 2 after disk 1');
   assert.deepEqual(p3.streams.map((s) => [s.dataset, s.part?.number, s.part?.continues]), [['', 3, false], ['small', undefined, undefined]], 'disk 3: the last part, then the rest of the plan');
