@@ -63,6 +63,27 @@ export interface RestoreEntry {
   sha256: string;
 }
 
+/**
+ * Format 2: this entry holds one segment of a send stream too large for one
+ * disk (export --max-size/--fill). The segment is its own zstd (and age)
+ * stream of raw bytes [offset, offset + rawBytes) of the whole send stream;
+ * `rawBytes`/`rawSha256` of the entry are the segment's. Parts are numbered
+ * from 1, one bundle each, each bundle planned on top of the previous one.
+ */
+export interface StreamPart {
+  /** 1-based part number. */
+  number: number;
+  /** Raw byte offset of this segment in the whole send stream (0 for part 1). */
+  offset: number;
+  /** bundleId of the bundle holding part number - 1; null for part 1. */
+  previous: string | null;
+  /** true: the stream goes on in the next part (this entry is the bundle's last stream). */
+  continues: boolean;
+  /** The whole send stream's size and sha256: on the last part only (continues false), null otherwise. */
+  streamRawBytes: number | null;
+  streamRawSha256: string | null;
+}
+
 /** What a manifest adds to a step: its place in the bundle and its bytes. */
 export interface StreamData {
   /** 1-based apply order. */
@@ -73,6 +94,8 @@ export interface StreamData {
   storedBytes: number;
   rawSha256: string | null;
   volumes: VolumeEntry[];
+  /** Format 2, only on a stream split across bundles (see StreamPart). */
+  part?: StreamPart;
 }
 
 /** One stream of a bundle: the planner's step as it was sent. */
@@ -147,7 +170,7 @@ export function parseManifest(text: string, file: string): Manifest {
   return m;
 }
 
-interface Problem {
+export interface Problem {
   path: string;
   message: string;
 }
@@ -158,6 +181,10 @@ function checkRestoreForVersion(head: Record<string, unknown>): Problem | null {
   }
   if (head.formatVersion === 1 && head.parity !== undefined) {
     return { path: '/parity', message: 'is not part of bundle format version 1 (it came with version 2)' };
+  }
+  if (head.formatVersion === 1 && Array.isArray(head.streams)) {
+    const i = (head.streams as unknown[]).findIndex((x) => x !== null && typeof x === 'object' && 'part' in x);
+    if (i >= 0) return { path: `/streams/${i}/part`, message: 'is not part of bundle format version 1 (streams split across disks came with version 2)' };
   }
   if (head.formatVersion !== 1 && head.restore === undefined) {
     return { path: '/restore', message: `is required in bundle format version ${String(head.formatVersion)} (RESTORE.txt's size and sha256)` };
@@ -189,6 +216,7 @@ function checkSemantics(m: Manifest): Problem | null {
     if (s.kind !== 'rename' && ['renamedFrom', 'match', 'snapshots'].some((k) => k in s)) {
       return { path: at, message: `a ${s.kind} stream has no renamedFrom, match or snapshots (only a rename step has)` };
     }
+    if ((s.kind === 'rename' || s.kind === 'create') && 'part' in s) return { path: `${at}/part`, message: `a ${s.kind} step carries no data, so it is never split into parts` };
     if (s.kind === 'rename') {
       const problem = checkRename(s, m.formatVersion, inventory.get(s.dataset)!.snapshots);
       if (problem) return { path: `${at}${problem.path}`, message: problem.message };
@@ -224,7 +252,33 @@ function checkSemantics(m: Manifest): Problem | null {
     }
     if (!Number.isSafeInteger(stored)) return { path: `${at}/volumes`, message: 'volume sizes add up to more than 2^53-1 bytes' };
     if (stored !== s.storedBytes) return { path: `${at}/storedBytes`, message: `must equal the sum of its volume sizes (${stored}), got ${s.storedBytes}` };
+    if (s.part) {
+      const problem = checkPart(s.part, s.rawBytes, i, m.streams.length);
+      if (problem) return { path: `${at}/part${problem.path}`, message: problem.message };
+    }
   }
+  return null;
+}
+
+/**
+ * A segment of a split stream: numbered from 1, part 1 at offset 0 with no
+ * previous bundle; a continuing part ends its bundle, a later part begins
+ * one; only the last part carries the whole stream's size and sha256.
+ */
+export function checkPart(p: StreamPart, rawBytes: number, position: number, count: number): Problem | null {
+  const first = p.number === 1;
+  if (first !== (p.offset === 0)) return { path: '/offset', message: first ? 'must be 0 on part 1' : `must be above 0 on part ${p.number}` };
+  if (first !== (p.previous === null)) return { path: '/previous', message: first ? 'must be null on part 1' : `must name the bundle holding part ${p.number - 1}` };
+  if (rawBytes < 1) return { path: '', message: 'a part carries at least one byte of its stream (rawBytes 0)' };
+  if (p.continues) {
+    if (position !== count - 1) return { path: '/continues', message: `a part that continues on the next disk must be the bundle's last stream (it is ${position + 1} of ${count})` };
+    if (p.streamRawBytes !== null || p.streamRawSha256 !== null) return { path: '', message: 'a part that continues has streamRawBytes and streamRawSha256 null (the stream is not whole yet)' };
+  } else {
+    if (first) return { path: '/continues', message: 'part 1 that does not continue is no part: a whole stream has no "part"' };
+    if (p.streamRawBytes === null || p.streamRawSha256 === null) return { path: '', message: 'the last part needs the whole stream\'s streamRawBytes and streamRawSha256' };
+    if (p.streamRawBytes !== p.offset + rawBytes) return { path: '/streamRawBytes', message: `must be offset + rawBytes (${p.offset + rawBytes}), got ${p.streamRawBytes}` };
+  }
+  if (!first && position !== 0) return { path: '/number', message: `part ${p.number} continues a stream from the previous bundle: it must be the bundle's first stream` };
   return null;
 }
 

@@ -35,6 +35,14 @@ function describe(s: StreamEntry, count: number): string {
     return `${head} ${what}`;
   }
   const to = s.to ? `@${s.to.name}` : '';
+  const part = !s.part ? ''
+    : s.part.continues
+      ? `; part ${s.part.number} of a stream split across disks: it continues on the next disk (the bundle exported after this one). zfs recv needs every part at once: this copies the part to $STAGE; the RESTORE.txt of the last part receives the whole stream from there`
+      : `; the last part (${s.part.number}) of a stream split across disks: parts 1-${s.part.number - 1} must be in $STAGE, put there by their own RESTORE.txt`;
+  return describeSend(s, head, where, to) + part;
+}
+
+function describeSend(s: StreamEntry, head: string, where: string, to: string): string {
   if (s.kind === 'full') return `${head} full ${where} ${to}`;
   if (s.from?.dataset !== undefined) {
     const origin = `${s.from.dataset === '' ? '(root)' : s.from.dataset}@${s.from.name}`;
@@ -47,6 +55,35 @@ function describe(s: StreamEntry, count: number): string {
 }
 
 const decrypt = (encrypted: boolean) => (encrypted ? ' | age -d -i "$AGE_IDENTITY"' : '');
+
+/** `"$STAGE"'/split-GUID/part-001'`: where a split stream's part waits for the rest (GUID: the snapshot it sends). */
+function stageWord(s: StreamEntry, number: number, sub = ''): string {
+  return `"$STAGE"${shellQuote(`/split-${s.to?.guid}/part-${String(number).padStart(3, '0')}${sub}`)}`;
+}
+
+/**
+ * A part that continues on the next disk: zfs recv needs the whole stream at
+ * once, so its volumes and their checksum lines are copied to $STAGE, where
+ * the last part's recipe checks and reads them.
+ */
+function stagePart(s: StreamEntry): string {
+  const prefix = s.volumes[0].file.replace(/[0-9]{3}$/, '');
+  return [
+    `mkdir -p ${stageWord(s, s.part!.number, '/streams')}`,
+    `cp ${prefix}* ${stageWord(s, s.part!.number, '/streams')}/`,
+    `grep -F ${shellQuote('  ' + prefix)} SHA256SUMS > ${stageWord(s, s.part!.number, '/SHA256SUMS')}`,
+  ].join('\n');
+}
+
+/** The last part: every earlier part checked in $STAGE, then all parts in order into one zfs recv. */
+function partsSource(s: StreamEntry, glob: string, encrypted: boolean): { check: string[]; source: string } {
+  const earlier = Array.from({ length: s.part!.number - 1 }, (_, i) => i + 1);
+  const check = earlier.map((n) => `(cd ${stageWord(s, n)} && sha256sum -c SHA256SUMS)`);
+  const globs = [...earlier.map((n) => `${stageWord(s, n, '/streams')}/*`), glob];
+  // zstd reads concatenated streams as one; age files must be opened one by one.
+  const source = encrypted ? `{ ${globs.map((g) => `cat ${g}${decrypt(true)};`).join(' ')} }` : `cat ${globs.join(' ')}`;
+  return { check, source };
+}
 
 function commandFor(s: StreamEntry, encrypted: boolean): string {
   if (s.kind === 'create') return `zfs create -p ${targetWord(s.dataset)}`;
@@ -63,12 +100,15 @@ function commandFor(s: StreamEntry, encrypted: boolean): string {
     ? ['-x', 'mountpoint', ...(s.type === 'filesystem' ? ['-o', 'canmount=noauto'] : [])]
     : [];
   const recv = ['zfs', 'recv', '-u', ...(s.force ? ['-F'] : []), ...keepOff].join(' ');
+  if (s.part?.continues) return stagePart(s);
+  const parts = s.part ? partsSource(s, glob, encrypted) : null;
+  const source = parts ? `${parts.check.map((c) => c + '\n').join('')}${parts.source}` : `cat ${glob}${decrypt(encrypted)}`;
   if (s.from?.dataset !== undefined) {
     // Name the clone's origin where zfs recv takes -o (same test as above); elsewhere zfs finds it by guid.
     const origin = withProps ? ` -o origin=${targetWord(s.from.dataset)}${shellQuote('@' + s.from.name)}` : '';
-    return `cat ${glob}${decrypt(encrypted)} | zstd -dc | ${recv}${origin} ${targetWord(s.dataset)}`;
+    return `${source} | zstd -dc | ${recv}${origin} ${targetWord(s.dataset)}`;
   }
-  return `cat ${glob}${decrypt(encrypted)} | zstd -dc | ${recv} ${targetWord(s.dataset)}`;
+  return `${source} | zstd -dc | ${recv} ${targetWord(s.dataset)}`;
 }
 
 export function restoreText(m: Omit<Manifest, 'restore'>): string {
@@ -98,6 +138,9 @@ export function restoreText(m: Omit<Manifest, 'restore'>): string {
     'set -euo pipefail',
     ': "${TARGET:?set TARGET to the receiving dataset first}"',
     ...(encrypted ? [': "${AGE_IDENTITY:?set AGE_IDENTITY to your age identity file first}"'] : []),
+    ...(m.streams.some((s) => s.part)
+      ? [': "${STAGE:?set STAGE to a folder (outside the bundle, on a disk that stays) that collects the parts of a stream split across disks}"']
+      : []),
     'cd "${BUNDLE:-$(dirname "$0")}"',
     '',
     ...(m.parity

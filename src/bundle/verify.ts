@@ -190,12 +190,17 @@ async function checkNoStrays(bundleDir: string, m: Manifest): Promise<void> {
  * them (one read pass), so a missing or cut volume is found before the first
  * receive rather than part way through.
  */
-export async function checkBundleAtRest(bundleDir: string, manifest: Manifest): Promise<void> {
+export async function checkBundleAtRest(
+  bundleDir: string, manifest: Manifest,
+  /** A staged part (import --stage) holds only its own stream's volumes and no parity: `streams` names that stream. */
+  only: { streams: ReadonlySet<number> } | null = null,
+): Promise<void> {
   if (isS3Url(bundleDir)) return checkBundleAtRestInBucket(bundleDir, manifest);
   await checkRestore(bundleDir, manifest);
   await checkSums(bundleDir, manifest);
   await checkNoStrays(bundleDir, manifest);
   for (const s of manifest.streams) {
+    if (only && !only.streams.has(s.index)) continue;
     for (const v of s.volumes) {
       const path = join(bundleDir, v.file);
       const size = await regularFileSize(path, bundleDir);
@@ -205,5 +210,5 @@ export async function checkBundleAtRest(bundleDir: string, manifest: Manifest): 
       }
     }
   }
-  await checkParityFiles(bundleDir, manifest, false);
+  if (!only) await checkParityFiles(bundleDir, manifest, false);
 }

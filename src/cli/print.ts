@@ -37,6 +37,11 @@ export function printExportPlan(r: ExportResult, source: string, dest: string, d
     for (const d of r.resumed.dropped) out(`  ${dryRun ? 'would drop' : 'dropping'} its stream ${d.index} (${d.dataset || '(root)'}): ${d.reason}`);
   }
   if (r.space && r.space.freeBytes !== null) out(`space: ${spaceVerdict(dest, r.space, formatBytes)}`);
+  const l = r.limit;
+  if (l?.continued) out(`continues ${l.continued.dataset || '(root)'}@${l.continued.to}: part ${l.continued.part}, from byte ${l.continued.offset} of the stream (earlier parts on earlier disks)`);
+  if (l && l.maxBytes !== null) {
+    out(`limit: ${formatBytes(l.maxBytes)} (${formatBytes(l.volumeBytes ?? 0)} for volumes): this bundle takes ${l.taken} of the ${l.planned} step(s) in plan order, as planned${l.left > 0 ? `; ${l.left} left for the next disk` : ''}; a stream that does not fit the rest is written in parts`);
+  }
 }
 
 /** What export did, once the work is over. */
@@ -49,11 +54,16 @@ export function printExportResult(r: ExportResult, dryRun: boolean): void {
     out(`wrote ${r.streams.length} stream(s), ${formatBytes(r.rawBytes)} raw → ${formatBytes(r.storedBytes)} stored, in ${r.seconds.toFixed(1)} s`);
     out(`bundle: ${r.bundle}`);
   }
+  const l = r.limit;
+  if (l?.split) out(`part ${l.split.part} of ${l.split.dataset || '(root)'}@${l.split.to} ends this bundle at byte ${l.split.rawBytes} of the stream: it continues on the next disk (run export again)`);
+  else if (l && l.left > 0) out(`${l.left} step(s) of the plan left for the next disk (run export again)`);
 }
 
 export function printImport(r: ImportResult, dryRun: boolean): void {
   if (r.createdParent !== null) out(`${dryRun ? 'would create' : 'created'} ${r.createdParent} (--create-parents)`);
   for (const x of r.repaired) for (const v of x.volumes) out(`repaired ${x.bundle}/${v} from parity/`);
+  for (const x of r.parts.staged) out(`${dryRun ? 'would stage' : 'staged'} ${x} (a part of a stream split across disks, every volume checked)`);
+  for (const x of r.parts.removed) out(`removed ${x}: its stream is received whole`);
   for (const b of r.bundles) {
     out(`${b.bundle}: ${b.status}`);
     if (b.status === 'already-applied') continue;

@@ -73,6 +73,8 @@ export function buildProgram(): Command {
       return n;
     }))
     .option('--no-space-check', 'do not compare the planned size with DEST\'s free space first (a file system that misreports it)')
+    .addOption(new Option('--max-size <size>', 'the bundle takes at most SIZE (e.g. 1800G): streams in plan order, never reordered, up to the first that does not fit by its planned size; a stream larger than SIZE, or one that turns out larger than planned, is cut at the limit and continues as the next part on the next disk; the next export continues from the journal').argParser(sizeOption('max size')))
+    .option('--fill', 'as --max-size, with DEST\'s free space less a 2% margin (at least 1 MiB) as the limit', false)
     .option('--site <name>', 'the site this bundle is for, when SOURCE feeds several: its own journal, receipts, hold tag zferry-NAME and bookmarks #zferry-NAME-GUID (default: the default site, today\'s names; config: site)')
     .option('--dry-run', 'print the plan and the free-space check, and write nothing (exit 1 when it would not fit)', false)
     .option('--json', 'print the result as JSON on stdout (no progress bars)', false);
@@ -85,6 +87,9 @@ export function buildProgram(): Command {
       'zferry export tank /mnt/disk --exclude scratch --exclude-snapshots \'zfs-auto-snap_frequent-*\'\n' +
       '# two disks: export to disk B while disk A is still away; B is planned on top of A\n' +
       'zferry export tank /mnt/diskB\n' +
+      '# a seed bigger than one disk: fill each disk; a stream too big for one is written in parts, one per disk\n' +
+      'zferry export tank /mnt/disk1 --fill\n' +
+      'zferry export tank /mnt/disk2 --fill      # continues where disk 1 stopped (from the journal)\n' +
       '# signed and encrypted (keys from `zferry keygen -o ~/.zferry/key` and `age-keygen -o key.txt`)\n' +
       'zferry export tank /mnt/disk --sign ~/.zferry/key --encrypt-to age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p\n' +
       '# from cron, while a manual export of tank may still run: wait up to an hour for it\n' +
@@ -112,7 +117,7 @@ export function buildProgram(): Command {
         volumeSize: given<number>(cmd, 'volumeSize') ?? cfg?.volumeSize ?? o.volumeSize, dryRun: o.dryRun,
         exclude: o.exclude, snapshots: o.snapshots, excludeSnapshots: o.excludeSnapshots, rollback: o.rollback,
         journal, sign: o.sign ?? cfg?.sign ?? undefined, encryptTo: o.encryptTo, bundleFormat: Number(o.bundleFormat) as 1 | 2, site,
-        spaceCheck: o.spaceCheck !== false, parity: o.parity,
+        spaceCheck: o.spaceCheck !== false, parity: o.parity, maxSize: o.maxSize, fill: o.fill,
         progress: await progressFor(o.json),
         // The plan first, on stdout; the bars that follow are on stderr (README, "Output").
         onPlan: async (planned) => {
@@ -196,6 +201,7 @@ export function buildProgram(): Command {
     .option('--keep <grid>', 'thin the target\'s snapshots by a time grid, e.g. "1h x 24 | 1d x 30 | 30d x 12" (docs/retention.md); never the newest common snapshot, a base a bundle here still needs, or anything out of scope; with --delete, snapshots follow the grid and datasets --delete', unitOption((v: string) => parseGrid(v), 'grid'))
     .option('--create-parents', 'create TARGET\'s missing parent datasets (zfs create -p) instead of refusing; never a pool', false)
     .option('--verify-first', 'read and check every byte before the first receive (two read passes); by default each volume is checked as it streams into zfs recv, and a stream\'s end reaches zfs only once all its bytes matched', false)
+    .option('--stage <dir>', 'a stream split across disks (export --max-size/--fill): copy its parts here, every volume checked, until the disk with the last part arrives; then receive the whole stream from here and PATH, and remove the staged copies. No zfs recv waits across a disk swap, and none sees a stream before all its parts are checked. Keep DIR outside PATH, on storage that stays')
     .addOption(new Option('--wait [seconds]', `one import into TARGET at a time (lock in $ZFERRY_STATE_DIR, default /var/lib/zferry): ${WAIT_HELP}`).argParser(waitOption))
     .option('--json', 'print the result as JSON on stdout (no progress bars)', false);
   addHookOptions(importCommand)
@@ -217,6 +223,9 @@ export function buildProgram(): Command {
       'zferry import /mnt/disk backup --delete --trust /etc/zferry/source.pub\n' +
       '# another import into backup may be running: wait for it instead of refusing\n' +
       'zferry import /mnt/disk backup --wait\n' +
+      '# a seed split across disks (export --fill): each disk in turn; parts wait, verified, in the stage folder\n' +
+      'zferry import /mnt/disk1 backup --stage /var/tmp/zferry-stage     # exit 3: names the part it needs next\n' +
+      'zferry import /mnt/disk2 backup --stage /var/tmp/zferry-stage     # receives the whole stream, then the rest\n' +
       '# unattended (contrib/systemd/zferry-disk@.service): keys and hooks from the shared config file\n' +
       'zferry import /run/zferry/disk backup --config /etc/zferry/zferry.json --post \'umount /run/zferry/disk\'',
     ))
@@ -232,13 +241,14 @@ export function buildProgram(): Command {
         wait: waitSeconds(o.wait), notice: said.notice,
         path, target, dryRun: o.dryRun, force: o.force, delete: o.delete, rollback: o.rollback,
         trust: o.trust ?? cfg?.trust ?? undefined, identity: o.identity ?? cfg?.identity ?? undefined, verifyFirst: o.verifyFirst,
-        createParents: o.createParents, maxDelete: parseMaxDelete(o.maxDelete), keep: o.keep,
+        createParents: o.createParents, maxDelete: parseMaxDelete(o.maxDelete), keep: o.keep, stage: o.stage,
         ...(o.deleteAfter !== undefined ? { deleteAfterSeconds: o.deleteAfter } : {}), progress: await progressFor(o.json),
       }), (r) => importSummary(r, path));
       if (o.json) emitJson({ ...r, warnings: said.warnings });
       else (await printer()).printImport(r, o.dryRun);
       for (const d of r.deferred) process.stderr.write(`zferry: ${d.message}\n`);
-      if (r.deferred.length > 0) process.exitCode = EXIT.partial;
+      for (const w of r.parts.waiting) process.stderr.write(`zferry: ${w.message}\n`);
+      if (r.deferred.length > 0 || r.parts.waiting.length > 0) process.exitCode = EXIT.partial;
     });
 
   program

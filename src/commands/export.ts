@@ -33,8 +33,12 @@ import { createParity, PARITY_DIR, type ParityEntry } from '../parity/par2.js';
 import { bytesUnder } from '../fs/space.js';
 import { errnoName, fileError, isOutOfSpace } from '../fs/errors.js';
 import { formatBytes } from '../units.js';
-import { exportSpaceCheck, type PlannedSizes } from './space.js';
-import { checkSite, isDefaultSite, siteField } from '../state/site.js';
+import { exportSpaceCheck, plannedRawSizes, sampledRatio, type PlannedSizes } from './space.js';
+import { checkSpace, fillLimit, fitSteps, metadataReserve, volumeBudget } from '../plan/index.js';
+import { freeSpace } from '../fs/space.js';
+import { joinDataset, type SourceIdentity } from '../model.js';
+import { stopAndWait } from '../subprocess.js';
+import { checkSite, holdTag, isDefaultSite, siteField } from '../state/site.js';
 import { abortUploads, childPlace, isS3Url, listUploads, parseS3Url, type S3Place } from '../store/s3.js';
 import { bucketPartial, finishBundleInBucket, unfinishedInBucket, type UnfinishedInBucket } from '../bundle/bucket.js';
 
@@ -77,6 +81,10 @@ export interface ExportOptions {
   spaceCheck?: boolean;
   /** The site exported for (src/state/site.ts); default: the default site. */
   site?: string;
+  /** --max-size: the bundle takes at most this many bytes; streams in plan order up to the first that does not fit, a stream larger than that is written in parts. */
+  maxSize?: number;
+  /** --fill: the same, with DEST's free space less the margin as the limit. */
+  fill?: boolean;
   progress?: Progress;
   /**
    * Called with the plan (bundle and streams still empty) before anything is
@@ -108,6 +116,12 @@ export interface ExportResult {
   /** With --level auto: the level chosen and why (null otherwise). */
   levelChoice: LevelChoice | null;
   /**
+   * With --max-size or --fill, or when this bundle continues a stream split
+   * across disks: the limit, how many of the plan's steps this bundle takes
+   * and how many are left for the next disk, and the split stream's part.
+   */
+  limit: ExportLimit | null;
+  /**
    * An unfinished export of this source found under dest (null: none): the
    * streams of it this run keeps (re-hashed from disk) and those it cannot.
    */
@@ -118,6 +132,22 @@ export interface ExportResult {
   } | null;
 }
 
+
+export interface ExportLimit {
+  /** The bundle's limit in bytes (--max-size, or DEST's free space less the margin with --fill); null: none (a continuation only). */
+  maxBytes: number | null;
+  /** Of it, what the volumes may take (the manifest and other files kept room for, parity's share taken off). */
+  volumeBytes: number | null;
+  /** Steps of the plan (with the continued stream first) and how many this bundle takes; planned before, written after. */
+  planned: number;
+  taken: number;
+  /** Steps left for the next export (to the next disk). */
+  left: number;
+  /** This bundle continues a stream split across disks: the part it holds. */
+  continued: { dataset: string; to: string; part: number; offset: number } | null;
+  /** This bundle ends in a part that continues on the next disk. */
+  split: { dataset: string; to: string; part: number; rawBytes: number } | null;
+}
 
 /** A folder name that sorts by time and says what it holds. */
 export function bundleFolderName(root: string, id: string, at: Date): string {
@@ -208,6 +238,17 @@ async function exportLocked(zfs: Zfs, opts: ExportOptions): Promise<ExportResult
     source: opts.source, since: opts.since, receiptsIn: opts.dest, journal: opts.journal, site,
     exclude: opts.exclude, snapshots: opts.snapshots, excludeSnapshots: opts.excludeSnapshots, rollback: opts.rollback,
   });
+  const limited = opts.maxSize !== undefined || opts.fill === true;
+  if (limited && opts.bundleFormat === 1) {
+    throw new ZferryError(`${opts.maxSize !== undefined ? '--max-size' : '--fill'} may split a stream into parts across disks, which bundle format 1 cannot carry; drop --bundle-format 1`, { field: '--bundle-format' }, 2);
+  }
+  if (opts.fill && bucket) throw new ZferryError(`--fill: ${opts.dest} is a bucket, which has no free space to fill; use --max-size`, { field: '--fill' }, 2);
+  // The newest bundle in the journal may end in a part of a stream that continues here.
+  const continuing = await continuationOf(opts, identity, site, basis, inventory);
+  if (continuing && opts.bundleFormat === 1) {
+    throw new ZferryError(`${continuing.file}: the bundle ${basis.bundleId} ends in part ${continuing.split.stream.part!.number} of a stream that continues in this export, which bundle format 1 cannot carry; drop --bundle-format 1`, { field: '--bundle-format' }, 2);
+  }
+  if (continuing) plan.steps = [continuing.step, ...plan.steps];
   const rename = (opts.bundleFormat ?? FORMAT_VERSION) < 2 ? plan.steps.find((s) => s.kind === 'rename') : undefined;
   if (rename) {
     const dataset = `${opts.source}${rename.dataset === '' ? '' : '/' + rename.dataset}`;
@@ -229,6 +270,7 @@ async function exportLocked(zfs: Zfs, opts: ExportOptions): Promise<ExportResult
     confirmed,
     resumed: null,
     levelChoice: null,
+    limit: null,
   };
   if (opts.level === 'auto' && !(opts.linkBytesPerSecond && opts.linkBytesPerSecond > 0)) {
     throw new ZferryError('--level auto needs the link\'s rate: --link RATE (e.g. 10Mbit) on export, link or mbuffer.rate in the config', { field: 'level' }, 2);
@@ -238,7 +280,8 @@ async function exportLocked(zfs: Zfs, opts: ExportOptions): Promise<ExportResult
   const inBucket = bucket ? await unfinishedInBucket(bucket) : [];
   const candidates = bucket ? inBucket.filter((u) => u.marked).map((u) => u.partial) : await unfinishedFolders(opts.dest);
   const partials = await findPartials(candidates, sourceTag(identity), site);
-  const adopted: FoundPartial | null = partials[0] ?? null;
+  // Its streams are matched to this plan by position: a plan cut to a limit, or led by a continued part, is not the plan it was written for.
+  const adopted: FoundPartial | null = limited || continuing ? null : partials[0] ?? null;
   if (opts.level === 'auto' && adopted && adopted.marker.streams.length > 0) {
     // A level measured again may differ by noise alone and would void every finished stream.
     const level = adopted.marker.settings.level;
@@ -271,15 +314,30 @@ async function exportLocked(zfs: Zfs, opts: ExportOptions): Promise<ExportResult
   }
   const reusedAt = new Map(reuse.map((r) => [r.index, r.entry]));
   const keptBytes = reuse.reduce((n, r) => n + r.entry.storedBytes, 0);
+  // Under a limit, the plan's steps up to the first that does not fit (planned sizes, as the space check plans them).
+  const fit = limited || continuing
+    ? await fitToLimit(zfs, inventory, plan.steps, opts, level, continuing, JSON.stringify([inventory, basis.inventory]).length)
+    : null;
+  const taken = fit ? plan.steps.slice(0, fit.take) : plan.steps;
+  if (fit) {
+    result.limit = {
+      maxBytes: fit.maxBytes, volumeBytes: fit.volumeBytes, planned: plan.steps.length, taken: taken.length, left: plan.steps.length - taken.length,
+      continued: continuing ? { dataset: continuing.step.dataset, to: continuing.step.to.name, part: continuing.split.stream.part!.number + 1, offset: continuing.offset } : null,
+      split: null,
+    };
+  }
   // Only what is still to be written is sized and checked: the reused streams are already on the disk.
-  const sends = plan.steps.filter((s, i): s is SendStep => carriesData(s) && !reusedAt.has(i + 1));
+  const sends = taken.filter((s, i): s is SendStep => carriesData(s) && !reusedAt.has(i + 1));
   // Checked before anything is written: a bundle that cannot fit leaves the disk as it was.
   // With the check off the size is still planned (no sample): an out-of-space line can then say what was missing.
   // A bucket has no free-space figure: its quota speaks when an upload is refused.
   const sized = sends.length > 0
-    ? await exportSpaceCheck(zfs, inventory, sends, opts.spaceCheck === false || bucket ? null : opts.dest, level, opts.parity ?? 0, keptBytes)
+    ? await exportSpaceCheck(zfs, inventory, sends, opts.spaceCheck === false || bucket ? null : opts.dest, level, opts.parity ?? 0, keptBytes, fit ? fit.sizesOf(sends) : null)
     : null;
-  result.space = sized?.check ?? null;
+  // A bundle under a limit takes no more than the limit, whatever its streams would.
+  result.space = sized && fit?.maxBytes != null && (sized.check.plannedBytes ?? 0) > fit.maxBytes
+    ? checkSpace({ method: sized.check.method, rawBytes: fit.maxBytes, ratio: 1, freeBytes: sized.check.freeBytes })
+    : sized?.check ?? null;
   await opts.onPlan?.(result);
   if (opts.dryRun) {
     result.seconds = (Date.now() - started) / 1000;
@@ -294,8 +352,8 @@ async function exportLocked(zfs: Zfs, opts: ExportOptions): Promise<ExportResult
     result.seconds = (Date.now() - started) / 1000;
     return result;
   }
-  if (sized?.check.fits === false) {
-    throw new ZferryError(spaceVerdict(opts.dest, sized.check, formatBytes), { file: opts.dest });
+  if (result.space?.fits === false) {
+    throw new ZferryError(spaceVerdict(opts.dest, result.space, formatBytes), { file: opts.dest });
   }
 
   const id = adopted?.marker.bundleId ?? randomUUID();
@@ -323,25 +381,39 @@ async function exportLocked(zfs: Zfs, opts: ExportOptions): Promise<ExportResult
   marker.streams = [...reusedAt.values()];
   const expected = await expectedSizes(zfs, inventory, sends, progress, sized?.sizes ?? null);
   progress.begin(`export ${opts.source}`, [...expected.values()].reduce((a, b) => a + b, 0), sends.length);
+  // The steps this bundle holds: `taken`, less any after a stream the limit cut.
+  const written: typeof plan.steps = [];
+  let split: { stream: StreamEntry; prefixSha256: string } | null = null;
   try {
     // In a bucket too, before the first volume: a kill from here on leaves a marked prefix the next run resumes or clears.
     await target.writeMarker(marker);
-    for (const step of plan.steps) {
+    for (const step of taken) {
       const index = streams.length + 1;
+      if (split) break;
       if (!carriesData(step)) {
+        written.push(step);
         streams.push({ index, ...stepOf(step), sendFlags: [], rawBytes: 0, storedBytes: 0, rawSha256: null, volumes: [] });
         continue;
       }
       const kept = reusedAt.get(index);
       if (kept) {
         streams.push(kept);
+        written.push(step);
         continue;
       }
       const spec = sendSpecFor(zfs, { inventory }, step);
       const options = spec.flags ?? [];
+      const isContinued = continuing !== null && step === continuing.step;
+      if (isContinued && sendFlagsOf(options, step).join(' ') !== continuing.split.stream.sendFlags.join(' ')) {
+        throw new ZferryError(`${joinDataset(opts.source, step.dataset)}: the stream split across disks was sent with ${continuing.split.stream.sendFlags.join(' ') || 'no options'}, and would now be sent with ${sendFlagsOf(options, step).join(' ') || 'none'}: it cannot be continued; export with --no-journal to start over`, { dataset: joinDataset(opts.source, step.dataset) });
+      }
+      const usedBytes = streams.reduce((n, x) => n + x.storedBytes, 0);
+      const room = fit?.volumeBytes != null ? fit.volumeBytes - usedBytes : undefined;
+      // No room for even the start of another stream: it goes to the next disk.
+      if (room !== undefined && room < MIN_PART_BYTES && streams.some(carriesData)) break;
       const send = zfs.send(spec);
       progress.stream(sendLabel(step), expected.get(step) ?? 0);
-      const written = await stopOnFailure(
+      const out = await stopOnFailure(
         send,
         writeStream(send.stdout, {
           dir, index, kind: step.kind, volumeSize: opts.volumeSize, level,
@@ -350,20 +422,49 @@ async function exportLocked(zfs: Zfs, opts: ExportOptions): Promise<ExportResult
           // Once for the bundle, below: a folder fsync per stream was half of an export's fsyncs.
           syncFolder: false,
           ...(place ? { place } : {}),
+          ...(room !== undefined ? { maxStored: room } : {}),
+          ...(isContinued ? { skip: { bytes: continuing.offset, sha256: continuing.split.prefixSha256 } } : {}),
+          label: `stream ${index} (${sendLabel(step)})`,
         }),
       );
-      // A send that died early still ends its stdout cleanly: only its exit status tells.
-      await send.done;
+      const cut = out.segment?.cut === true;
+      // A cut part let go of the send's output: the rest is not wanted. Otherwise a send that died early still
+      // ends its stdout cleanly: only its exit status tells.
+      if (cut) await stopAndWait(send);
+      else await send.done;
       progress.endStream();
-      streams.push({
+      if (cut && out.rawBytes === 0) {
+        // Not one byte of it fit: it goes whole to the next disk.
+        await target.dropUnlisted(streams.filter(carriesData)).catch(() => undefined);
+        if (!streams.some(carriesData)) throw new ZferryError(`${opts.dest}: the limit of ${formatBytes(fit!.maxBytes ?? 0)} leaves no room for any of ${sendLabel(step)}: raise --max-size`, { file: opts.dest, field: '--max-size' }, 2);
+        break;
+      }
+      const entry: StreamEntry = {
         index,
         ...stepOf(step),
         sendFlags: sendFlagsOf(options, step),
-        rawBytes: written.rawBytes,
-        storedBytes: written.storedBytes,
-        rawSha256: written.rawSha256,
-        volumes: written.volumes,
-      });
+        rawBytes: out.rawBytes,
+        storedBytes: out.storedBytes,
+        rawSha256: out.rawSha256,
+        volumes: out.volumes,
+      };
+      if (isContinued || cut) {
+        const seg = out.segment!;
+        entry.part = {
+          number: isContinued ? continuing.split.stream.part!.number + 1 : 1,
+          offset: seg.offset,
+          previous: isContinued ? basis.bundleId! : null,
+          continues: cut,
+          streamRawBytes: cut ? null : seg.endBytes,
+          streamRawSha256: cut ? null : seg.endSha256,
+        };
+      }
+      streams.push(entry);
+      written.push(step);
+      if (cut) {
+        split = { stream: entry, prefixSha256: out.segment!.endSha256 };
+        if (result.limit) result.limit.split = { dataset: step.dataset, to: step.to.name, part: entry.part!.number, rawBytes: out.segment!.endBytes };
+      }
       // The volumes are fsynced as they close; the marker lists the stream only after that, so a kill keeps it.
       marker.streams = streams.filter(carriesData);
       await target.writeMarker(marker);
@@ -403,10 +504,12 @@ async function exportLocked(zfs: Zfs, opts: ExportOptions): Promise<ExportResult
     if (opts.journal !== false) {
       const jdir = stateDir(opts.journal);
       const file = journalFile(jdir, identity, site);
-      const projected = projectTarget(basis.inventory, plan.steps, inventory, basis.target ?? opts.source);
+      // A stream cut into parts counts as whole: the next export plans after it, and continues it first.
+      const projected = projectTarget(basis.inventory, written, inventory, basis.target ?? opts.source);
       await appendJournal(file, jdir, await readJournal(file, identity, site), {
         bundleId: id, createdAt: createdAt.toISOString(), bundle: dir, after: basis.bundleId ?? null, projected,
         storedBytes: streams.reduce((n, s) => n + s.storedBytes, 0),
+        ...(split ? { split } : {}),
       });
     }
   } catch (err) {
@@ -430,7 +533,20 @@ async function exportLocked(zfs: Zfs, opts: ExportOptions): Promise<ExportResult
     throw new ZferryError(`export to ${dir} failed: ${(err as Error).message}`, { file: dir });
   }
   progress.end();
-  result.protection = await protectBases(zfs, opts.source, inventory, plan, proved, site);
+  if (result.limit) {
+    result.limit.taken = written.length;
+    result.limit.left = plan.steps.length - written.length;
+  }
+  // Bases of what this bundle carries only: the steps left for the next disk still need theirs.
+  result.protection = await protectBases(zfs, opts.source, inventory, { ...plan, steps: written }, proved, site);
+  // A stream in parts is sent again for each part: its snapshot must outlive rotation (a bookmark alone would not do) until the last part is out.
+  const splitSnapshot = (step: SendStep) => `${joinDataset(opts.source, step.dataset)}@${step.to.name}`;
+  if (split) {
+    await zfs.hold([splitSnapshot(split.stream as SendStep)], partsHoldTag(site));
+    result.protection.kept.push(splitSnapshot(split.stream as SendStep));
+  } else if (continuing) {
+    await zfs.release([splitSnapshot(continuing.step)], partsHoldTag(site));
+  }
   result.bundle = dir;
   result.bundleId = id;
   result.streams = streams.map((s) => ({
@@ -464,6 +580,78 @@ async function clearUnmarked(bucket: S3Place, source: string, unfinished: Unfini
       await abortUploads(childPlace(bucket, folder));
     }
   }
+}
+
+/** The hold on a snapshot whose stream is in parts, until its last part is written: `:` never appears in a site's tag. */
+export function partsHoldTag(site: string): string {
+  return `${holdTag(site)}:parts`;
+}
+
+/** A part smaller than this is not started: the stream goes to the next disk whole. */
+const MIN_PART_BYTES = 64 * 1024;
+
+interface Continuation {
+  /** The journal file that says so. */
+  file: string;
+  split: { stream: StreamEntry; prefixSha256: string };
+  step: SendStep;
+  /** Raw bytes of the stream the earlier parts hold. */
+  offset: number;
+}
+
+/**
+ * The stream this export continues: the bundle it is planned on top of (the
+ * newest in the journal) ended in a part of it. Its snapshot must still be
+ * on the source (the export's hold keeps it there).
+ */
+async function continuationOf(opts: ExportOptions, identity: SourceIdentity, site: string, basis: Basis, inventory: Inventory): Promise<Continuation | null> {
+  if (basis.origin !== 'journal' || opts.journal === false || !basis.bundleId) return null;
+  const file = journalFile(stateDir(opts.journal), identity, site);
+  const entry = (await readJournal(file, identity, site)).entries.find((e) => e.bundleId === basis.bundleId);
+  if (!entry?.split) return null;
+  const s = entry.split.stream;
+  const step = stepOf(s) as SendStep;
+  const dataset = joinDataset(opts.source, s.dataset);
+  const snaps = inventory.datasets.find((d) => d.path === s.dataset)?.snapshots ?? [];
+  const missing = [step.to, ...(step.from && step.from.dataset === undefined && !step.from.bookmark ? [step.from] : [])].find((x) => !snaps.some((y) => y.guid === x.guid));
+  if (missing) {
+    throw new ZferryError(`${dataset}@${missing.name}: bundle ${basis.bundleId} ended in part ${s.part!.number} of a stream of this snapshot, and the snapshot is gone from the source: the stream cannot be continued; export with --no-journal to plan from the target's receipt`, { dataset, file });
+  }
+  return { file, split: entry.split, step, offset: s.part!.offset + s.rawBytes };
+}
+
+/**
+ * What of the plan goes into this bundle under the limit: the planned raw
+ * sizes (zfs send -nvP, else space properties), at the sampled zstd ratio
+ * when they would not fit as they are; the continued stream counts what is
+ * left of it. The limit itself is kept at write time.
+ */
+async function fitToLimit(
+  zfs: Zfs, inventory: Inventory, steps: Plan['steps'], opts: ExportOptions, level: number, continuing: Continuation | null, inventoryBytes: number,
+): Promise<{ take: number; maxBytes: number | null; volumeBytes: number | null; sizesOf: (sends: SendStep[]) => PlannedSizes }> {
+  const sends = steps.filter(carriesData);
+  const sizes = await plannedRawSizes(zfs, inventory, sends);
+  const rest = (step: SendStep) => {
+    const n = sizes.raw.get(step) ?? null;
+    return continuing && step === continuing.step && n !== null ? Math.max(0, n - continuing.offset) : n;
+  };
+  const sizesOf = (list: SendStep[]): PlannedSizes => ({ method: sizes.method, raw: new Map(list.map((x) => [x, rest(x)])) });
+  let maxBytes = opts.maxSize ?? null;
+  if (opts.fill) {
+    const free = await freeSpace(opts.dest);
+    if (free === null) throw new ZferryError(`--fill: the file system of ${opts.dest} does not report its free space; use --max-size`, { file: opts.dest, field: '--fill' }, 2);
+    maxBytes = Math.min(maxBytes ?? Infinity, fillLimit(free));
+  }
+  if (maxBytes === null) return { take: steps.length, maxBytes: null, volumeBytes: null, sizesOf };
+  const volumeBytes = volumeBudget(maxBytes, metadataReserve(inventoryBytes, steps.length), opts.parity ?? 0);
+  if (volumeBytes < MIN_PART_BYTES) {
+    throw new ZferryError(`${opts.dest}: a limit of ${formatBytes(maxBytes)} leaves ${formatBytes(volumeBytes)} for volumes once the manifest and the other files are kept room for: raise it`, { file: opts.dest, field: opts.maxSize !== undefined ? '--max-size' : '--fill' }, 2);
+  }
+  const raw = sends.map(rest);
+  const total = raw.reduce<number>((a, b) => a + (b ?? 0), 0);
+  const ratio = total > volumeBytes ? ((await sampledRatio(zfs, inventory, sizesOf(sends), level)) ?? 1) : 1;
+  const items = steps.map((step) => (carriesData(step) ? { data: true, bytes: ((n) => (n === null ? null : Math.ceil(n * Math.min(1, ratio))))(rest(step)) } : { data: false, bytes: 0 }));
+  return { take: fitSteps(items, volumeBytes).take, maxBytes, volumeBytes, sizesOf };
 }
 
 export { describeStep, sourceIdentity };

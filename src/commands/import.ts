@@ -16,9 +16,13 @@ import {
   type BundleIn, type DeleteGuard, type DeletePlan, type Grid, type ImportPlan, type MaxDelete, type ReceiveOptions, type RetentionEntry, type TargetFacts,
 } from '../plan/index.js';
 import { checkBundleAtRest, findBundles, readManifest, verifyOrRepair, type Manifest, type StreamEntry } from '../bundle/index.js';
-import { readStream } from '../pipeline/index.js';
+import { readParts, readStream } from '../pipeline/index.js';
 import { decompressOutPool } from '../pipeline/import.js';
 import { ReleasingSink } from '../pipeline/buffer-pool.js';
+import { assembleParts, orderParts, partLabel, segmentKey, type Assembled, type Segment, type SplitChain } from '../plan/parts.js';
+import { stagePart } from '../bundle/stage.js';
+import { removeEntry } from '../fs/safe.js';
+import { basename } from 'node:path';
 import { makeState, receiptFileName, writeStateAtomic } from '../state/receipt.js';
 import { silentProgress, type Progress } from '../progress.js';
 import { checkTrust, readPublicKey } from '../trust/minisign.js';
@@ -60,6 +64,11 @@ export interface ImportOptions {
   notice?: (line: string) => void;
   /** --keep GRID: thin the target's snapshots by this grid after the streams are in. */
   keep?: Grid;
+  /**
+   * --stage DIR: parts of a stream split across disks wait here, verified,
+   * until the last part arrives; bundles staged here are read as if under PATH.
+   */
+  stage?: string;
   progress?: Progress;
 }
 
@@ -90,6 +99,16 @@ export interface ImportResult {
   retention: { grid: string; action: 'destroyed' | 'would-destroy'; destroy: RetentionEntry[]; protected: RetentionEntry[] } | null;
   /** Volumes rebuilt from a bundle's parity/ before anything of it was received. */
   repaired: Array<{ bundle: string; volumes: string[] }>;
+  /**
+   * Streams split across disks: parts copied (verified) into --stage DIR by
+   * this run (or, on a dry run, that would be), staged copies removed once
+   * their stream is on the target, and the streams still waiting for a disk.
+   */
+  parts: {
+    staged: string[];
+    removed: string[];
+    waiting: Array<{ dataset: string; to: string; have: number; next: number; after: string; message: string }>;
+  };
   receipt: string | null;
   /** The parent created (or, on a dry run, to be created) by --create-parents; null when none was missing. */
   createdParent: string | null;
@@ -120,6 +139,8 @@ interface ReceiveJob {
   progress: Progress;
   age?: AgeKeys;
   volumesVerified: boolean;
+  /** A stream split across disks: its parts, read in order behind one gate on the whole stream. */
+  parts?: readonly Segment[];
 }
 
 /** Receives one stream; the tail gate keeps the end record from zfs recv unless every byte matched. */
@@ -138,8 +159,12 @@ async function receiveStream(zfs: Zfs, job: ReceiveJob): Promise<void> {
   });
   // Volumes' sha256 are checked as they are read unless a verify pass just did; the tail gate's raw sha256 guards every byte either way.
   // The decompressed bytes live in reused buffers, each given back once zfs recv's pipe has taken it.
+  // A stream in parts reads plain buffers (releasing one the pool does not own is a no-op): its two gates in a row would hold more than the pool has.
   const pool = decompressOutPool();
-  const source = readStream(job.dir, s, { onBytes: (n) => job.progress.advance(n), volumesVerified: job.volumesVerified, pool, ...(job.age ? { age: job.age } : {}) });
+  const reading = { onBytes: (n: number) => job.progress.advance(n), ...(job.age ? { age: job.age } : {}) };
+  const source = job.parts
+    ? readParts(job.parts, { rawBytes: s.rawBytes, rawSha256: s.rawSha256!, label: `stream ${s.index} (${label(s)}, in ${job.parts.length} parts)` }, { ...reading, volumesVerified: false })
+    : readStream(job.dir, s, { ...reading, volumesVerified: job.volumesVerified, pool });
   const tap = pauseTap(`import:stream:${s.index}`);
   // Registered before pipeline's own handler: zfs recv is stopped before its stdin closes.
   source.once('error', () => recv.kill());
@@ -294,14 +319,20 @@ async function importLocked(zfs: Zfs, opts: ImportOptions): Promise<ImportResult
 
   // Facts: the bundles (manifests, signatures, keys) and the target.
   const dirs = await findBundles(opts.path);
-  if (dirs.length === 0) {
+  // Parts staged by earlier runs count as if they were under PATH.
+  const stagedDirs = opts.stage ? await findBundles(opts.stage) : [];
+  if (dirs.length === 0 && stagedDirs.length === 0) {
     throw new ZferryError(`${opts.path}: no zferry bundle here (no manifest.json in it or its sub-folders)`, { file: opts.path });
   }
   // A link or folder where the receipt goes was put there by someone else:
   // refused now, before anything is received, rather than after.
   if (!isS3Url(opts.path)) await assertReplaceable(join(opts.path, receiptFileName(opts.target)));
-  // In the source's own order (txg), never by the bundle's word about its date.
-  const bundles = lineageOrder((await readManifests(dirs, opts.trust)).map((b) => ({ ...b, inventory: b.manifest.inventory })));
+  // The same bundle on the disk and in the stage: the disk's copy, which is whole.
+  const seen = new Set<string>();
+  const found = (await readManifests([...dirs, ...stagedDirs], opts.trust)).filter((b) => !seen.has(b.manifest.bundleId) && !!seen.add(b.manifest.bundleId));
+  const staged = new Set(found.filter((b) => !dirs.includes(b.dir)).map((b) => b.dir));
+  // In the source's own order (txg), never by the bundle's word about its date; a later part after the one it continues.
+  const bundles = orderParts(lineageOrder(found.map((b) => ({ ...b, inventory: b.manifest.inventory }))));
   const encrypted = bundles.find((b) => b.manifest.encryption !== undefined);
   if (encrypted && !opts.identity) {
     const file = join(encrypted.dir, 'manifest.json');
@@ -315,8 +346,27 @@ async function importLocked(zfs: Zfs, opts: ImportOptions): Promise<ImportResult
     facts.missingSince = await zfs.localProperties(opts.target, MISSING_SINCE_PROPERTY);
   }
 
+  // Streams split across disks: their parts joined, or waiting for the next disk.
+  const holds = (dataset: string, guid: string) => facts.inventory?.datasets.some((d) => d.path === dataset && d.snapshots.some((x) => x.guid === guid)) ?? false;
+  const joined = assembleParts(bundles, holds);
+  if ('refusal' in joined) {
+    const { message, ...context } = joined.refusal;
+    throw new ZferryError(message, context);
+  }
+  const waiting = joined.waiting.map((c) => waitingLine(c, opts.stage));
+  if (waiting.length > 0 && !opts.stage) {
+    throw new ZferryError(`${waiting[0].message.replace(/: import it with --stage .*$/, '')}; import with --stage DIR to keep the parts here (verified) until then; nothing was received`, { file: `${joined.waiting[0].parts[0].dir}/manifest.json` });
+  }
+  for (const c of joined.complete) {
+    // The parts other than the last, read at receive time: present and of the right size now, before anything is received.
+    for (const p of c.parts.slice(0, -1)) {
+      const m = bundles.find((b) => b.dir === p.dir)!.manifest;
+      await checkBundleAtRest(p.dir, m, { streams: new Set([p.stream.index]) });
+    }
+  }
+
   // Plan: pure, every refusal before anything is touched.
-  const planned = planImport(facts, bundles, {
+  const planned = planImport(facts, joined.bundles, {
     force: opts.force, delete: opts.delete ?? false, rollback: opts.rollback ?? false, dryRun: opts.dryRun, recvNamesOrigin: zfs.caps.recvPropertyOverride,
     ...(opts.maxDelete ? { maxDelete: opts.maxDelete } : {}), createParents: opts.createParents ?? false,
     ...(opts.deleteAfterSeconds !== undefined ? { deleteAfterSeconds: opts.deleteAfterSeconds } : {}),
@@ -333,7 +383,12 @@ async function importLocked(zfs: Zfs, opts: ImportOptions): Promise<ImportResult
     extras: { ...extrasOf(plan.extras, opts.delete ? (opts.dryRun ? 'would-destroy' : 'destroyed') : 'reported'), guard: plan.guard },
     retention: plan.retention ? { ...plan.retention, action: opts.dryRun ? 'would-destroy' : 'destroyed' } : null,
     repaired: [], receipt: null, createdParent: plan.createParent, storedBytes: 0, seconds: 0,
+    parts: { staged: [], removed: [], waiting },
   };
+  // A bundle whose part waits for the next disk is not done: it is staged, not applied.
+  const waitingDirs = new Set(joined.waiting.flatMap((c) => c.parts.map((p) => p.dir)));
+  const toStage = joined.waiting.flatMap((c) => c.parts.filter((p) => !staged.has(p.dir)));
+  if (opts.dryRun) result.parts.staged = toStage.map((p) => join(opts.stage!, basename(p.dir)));
   if (plan.bundles.length === 0) {
     result.extras = { ...extrasOf(null, 'reported'), guard: null };
     result.retention = null;
@@ -348,10 +403,29 @@ async function importLocked(zfs: Zfs, opts: ImportOptions): Promise<ImportResult
     return result;
   }
 
-  // Act.
+  // Act. An earlier part on this disk with parity is repaired where it lies, as a whole bundle with parity is below.
+  const todoDirs = new Set(todo.map((b) => b.dir));
+  const partsHere = [...joined.waiting, ...joined.complete].flatMap((c) => c.parts).filter((p) => !staged.has(p.dir) && !todoDirs.has(p.dir));
+  for (const dir of new Set(partsHere.map((p) => p.dir))) {
+    const manifest = bundles.find((b) => b.dir === dir)!.manifest;
+    if (manifest.parity === undefined || isS3Url(dir)) continue;
+    const r = await verifyOrRepair(dir, { manifest });
+    if (r.repaired.length > 0) result.repaired.push({ bundle: dir, volumes: r.repaired });
+  }
+  // The waiting parts, each volume checked as it is copied: a bad part is refused before anything is received.
+  for (const p of toStage) {
+    progress.begin(`stage ${basename(p.dir)}`, p.stream.storedBytes, 1);
+    try {
+      result.parts.staged.push(await stagePart(p.dir, p.stream, opts.stage!, (n) => progress.advance(n)));
+    } catch (err) {
+      throw err instanceof ZferryError ? new ZferryError(`${err.message}; part ${p.stream.part!.number} of ${label(p.stream)} was not staged; nothing was received`, err.context, err.exitCode) : err;
+    } finally {
+      progress.end();
+    }
+  }
   const verified = new Set<string>();
   // A bundle with parity is read whole first: a damaged volume is rebuilt before zfs recv sees a byte of its stream.
-  const first = todo.filter((b) => opts.verifyFirst || b.manifest.parity !== undefined);
+  const first = todo.filter((b) => !staged.has(b.dir) && (opts.verifyFirst || b.manifest.parity !== undefined));
   if (first.length > 0) {
     progress.begin('verify', first.reduce((n, p) => n + p.manifest.streams.reduce((k, s) => k + s.storedBytes, 0), 0), first.length);
     for (const { dir, manifest } of first) {
@@ -364,9 +438,14 @@ async function importLocked(zfs: Zfs, opts: ImportOptions): Promise<ImportResult
     progress.end();
   }
   // Everything but the volume bytes, which are checked as they stream into zfs recv.
-  for (const { dir, manifest } of todo) if (!verified.has(dir)) await checkBundleAtRest(dir, manifest);
+  for (const { dir, manifest } of todo) {
+    if (verified.has(dir)) continue;
+    // A staged copy holds only its part's volumes.
+    const part = staged.has(dir) ? { streams: new Set(manifest.streams.filter((x) => joined.segments.has(segmentKey(dir, x.index))).map((x) => x.index)) } : null;
+    await checkBundleAtRest(dir, manifest, part);
+  }
   if (plan.createParent !== null) await zfs.create(plan.createParent, { parents: true });
-  await applyPlan(zfs, plan, { opts, age, progress, verified, total: result.storedBytes, todo: todo.length, partial: facts.partial });
+  await applyPlan(zfs, plan, { opts, age, progress, verified, total: result.storedBytes, todo: todo.length, partial: facts.partial, joined });
 
   const extras = plan.extras;
   if (opts.delete && extras) {
@@ -379,13 +458,28 @@ async function importLocked(zfs: Zfs, opts: ImportOptions): Promise<ImportResult
   }
   // By full name, one by one, after the streams that might have needed them as bases.
   for (const x of plan.retention?.destroy ?? []) await zfs.destroy(x.full);
+  // Only parts staged into a target that does not exist yet (the first disk of a seed): nothing to mark, no receipt to write.
+  if (facts.inventory === null && result.parts.staged.length > 0 && !(await zfs.exists(opts.target))) {
+    result.seconds = elapsed();
+    return result;
+  }
   if (plan.view.index !== null && (facts.sourceTxg === null || plan.view.asOf > facts.sourceTxg)) {
     await zfs.setProperty(opts.target, SOURCE_TXG_PROPERTY, String(plan.view.asOf));
   }
   const finalInv = await zfs.inventory(opts.target);
+  // A staged part whose stream is now on the target has done its work.
+  for (const dir of staged) {
+    const m = bundles.find((b) => b.dir === dir)?.manifest;
+    const s = m?.streams.find((x) => x.part);
+    if (s?.to && finalInv.datasets.some((d) => d.path === s.dataset && d.snapshots.some((x) => x.guid === s.to!.guid))) {
+      await removeEntry(dir);
+      result.parts.removed.push(dir);
+    }
+  }
   const last = plan.bundles[plan.bundles.length - 1].manifest;
   // The receipt speaks for the newest bundle's site: the source lets it release that site's bases only.
-  const state = makeState(opts.target, finalInv, last.source, plan.bundles.map((p) => p.manifest.bundleId), siteOf(last));
+  // A bundle whose part waits is not listed: the source still counts it in transit, and continues after it.
+  const state = makeState(opts.target, finalInv, last.source, plan.bundles.filter((p) => !waitingDirs.has(p.dir)).map((p) => p.manifest.bundleId), siteOf(last));
   // Beside the bundles, so the disk that brought them carries the receipt back.
   result.receipt = bundlePath(opts.path, receiptFileName(opts.target));
   await writeStateAtomic(result.receipt, state);
@@ -401,6 +495,7 @@ interface ApplyContext {
   total: number;
   todo: number;
   partial: ReadonlySet<string>;
+  joined: Assembled;
 }
 
 /**
@@ -430,7 +525,13 @@ async function applyPlan(zfs: Zfs, plan: ImportPlan, ctx: ApplyContext): Promise
           await zfs.create(dataset, { parents: true });
         } else {
           progress.stream(label(s), s.storedBytes);
+          const key = segmentKey(b.dir, s.index);
+          if (ctx.joined.unreadable.has(key)) {
+            throw new ZferryError(`${b.dir}/manifest.json: stream ${s.index} (${label(s)}) is the last part of a stream split across disks whose earlier parts are gone`, { file: `${b.dir}/manifest.json` });
+          }
+          const parts = ctx.joined.segments.get(key);
           await receiveStream(zfs, {
+            ...(parts ? { parts } : {}),
             dir: b.dir, target: opts.target, stream: s, receive: d.receive!, partial, progress,
             ...(b.manifest.encryption && ctx.age ? { age: ctx.age } : {}), volumesVerified: ctx.verified.has(b.dir),
           });
@@ -455,4 +556,16 @@ function stoppedAt(err: unknown, s: StreamEntry, dir: string, applied: number, l
   const rest = left > 1 ? `, nor the ${left - 1} after it` : '';
   const before = applied === 0 ? 'nothing was received' : `the ${applied} stream(s) before it were received and stay; a re-run continues from there`;
   return new ZferryError(`${err.message}; ${what}${rest}; ${before}`, err.context, err.exitCode);
+}
+
+/** The line for a split stream whose next part is on a disk not here yet. */
+function waitingLine(c: SplitChain, stage: string | undefined): ImportResult['parts']['waiting'][number] {
+  const last = c.parts[c.parts.length - 1];
+  const s = last.stream;
+  const have = s.part!.number;
+  const where = stage ? `staged in ${stage}` : 'here';
+  return {
+    dataset: s.dataset, to: s.to!.name, have, next: have + 1, after: last.bundleId,
+    message: `${partLabel(s)} is split across disks: part${have > 1 ? `s 1-${have}` : ' 1'} ${where}; part ${have + 1} is in the bundle exported after ${last.bundleId}, on the next disk: import it with --stage ${stage ?? 'DIR'}`,
+  };
 }

@@ -38,7 +38,7 @@ export async function plannedRawSizes(zfs: Zfs, inventory: Inventory, sends: Sen
 }
 
 /** stored/raw over prefixes of the largest streams, through export's own zstd stage; null when nothing was read. */
-async function sampledRatio(zfs: Zfs, inventory: Inventory, sizes: PlannedSizes, level: number): Promise<number | null> {
+export async function sampledRatio(zfs: Zfs, inventory: Inventory, sizes: PlannedSizes, level: number): Promise<number | null> {
   const largest = [...sizes.raw.entries()].sort((a, b) => (b[1] ?? 0) - (a[1] ?? 0)).slice(0, SAMPLE.streams);
   let raw = 0;
   let stored = 0;
@@ -64,8 +64,10 @@ export async function exportSpaceCheck(
   parityPercent = 0,
   /** A resumed export: stored bytes of the streams it keeps; only their parity is still to be written. */
   keptBytes = 0,
+  /** The sizes already planned (export --max-size sized the plan to choose what fits). */
+  known: PlannedSizes | null = null,
 ): Promise<{ check: SpaceCheck; sizes: PlannedSizes }> {
-  const sizes = await plannedRawSizes(zfs, inventory, sends);
+  const sizes = known ?? await plannedRawSizes(zfs, inventory, sends);
   const streamBytes = totalOrNull(sizes.raw.values());
   const rawBytes = streamBytes === null ? null : Math.ceil(streamBytes * (1 + parityPercent / 100) + keptBytes * (parityPercent / 100));
   const freeBytes = dest === null ? null : await freeSpace(dest);

@@ -144,7 +144,7 @@ export class ZstdCompress extends PacedTransform {
     return head.length === 1 ? head[0] : Buffer.concat(head, this.headBytes);
   }
 
-  private release(): void {
+  protected release(): void {
     const cctx = this.cctx;
     this.cctx = null;
     if (this.scratch) this.pool?.release(this.scratch);
@@ -153,7 +153,7 @@ export class ZstdCompress extends PacedTransform {
     if (cctx) giveBack(this.key, cctx);
   }
 
-  private async run(src: Buffer, directive: number): Promise<void> {
+  protected async run(src: Buffer, directive: number): Promise<void> {
     const flushing = directive !== binding.EndDirective.continue;
     for (;;) {
       const cctx = this.cctx;

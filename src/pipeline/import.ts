@@ -74,3 +74,18 @@ export function readStream(bundleDir: string, stream: StreamEntry, opts: ReadStr
   else pipeline(reader, dec, gate, () => undefined);
   return gate;
 }
+
+/**
+ * The raw send stream of a stream split across bundles: each part read and
+ * checked as readStream does (its own sha256 gates its own end), one after
+ * the other, behind a gate on the whole stream's sha256 and size, so zfs
+ * recv sees the stream's end only once every byte of every part matched.
+ */
+export function readParts(parts: ReadonlyArray<{ dir: string; stream: StreamEntry }>, whole: { rawBytes: number; rawSha256: string; label: string }, opts: ReadStreamOptions = {}): Readable {
+  async function* chain(): AsyncGenerator<Buffer> {
+    for (const p of parts) for await (const chunk of readStream(p.dir, p.stream, opts)) yield chunk as Buffer;
+  }
+  const gate = tailGate(whole.rawSha256, opts.holdBytes ?? 1 << 20, { label: whole.label, expectedBytes: whole.rawBytes });
+  pipeline(Readable.from(chain(), { objectMode: false }), gate, () => undefined);
+  return gate;
+}

@@ -11,3 +11,4 @@ export * from './latest.js';
 export * from './import.js';
 export * from './space.js';
 export * from './retention.js';
+export * from './parts.js';

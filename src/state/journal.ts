@@ -15,7 +15,7 @@ import type { Inventory, SourceIdentity } from '../model.js';
 import { ZferryError } from '../errors.js';
 import { validateWith } from '../schemas.js';
 import { readRegular, writeFileAtomic } from '../fs/safe.js';
-import { MAX_MANIFEST_BYTES } from '../bundle/manifest.js';
+import { MAX_MANIFEST_BYTES, type StreamEntry } from '../bundle/manifest.js';
 import { DEFAULT_SITE, isDefaultSite, siteField } from './site.js';
 
 export const DEFAULT_STATE_DIR = '/var/lib/zferry';
@@ -33,6 +33,13 @@ export interface JournalEntry {
   projected: Inventory;
   /** The bundle's size on disk (absent in entries written before status existed). */
   storedBytes?: number;
+  /**
+   * The bundle ends in a part of a stream that continues on the next disk:
+   * that entry as written, and the sha256 of the raw send bytes up to its
+   * end, which the next export re-sends, checks and skips. `projected`
+   * already counts the whole stream.
+   */
+  split?: { stream: StreamEntry; prefixSha256: string };
 }
 
 export interface Journal {
