@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
 import { mountpointOf, run, snapshotGuids } from './zfslab.js';
@@ -142,3 +142,18 @@ export async function fingerprint(root: string): Promise<string> {
   return (await run('zfs', ['get', '-H', '-p', '-r', '-o', 'name,value', 'guid', root])).split('\n').sort().join('\n');
 }
 
+
+/** Inverts one byte of `file` in place: at an offset, or at its start, middle or last byte. */
+export async function flipByte(file: string, at: number | 'start' | 'middle' | 'end'): Promise<void> {
+  const size = typeof at === 'number' ? 0 : (await stat(file)).size;
+  const offset = typeof at === 'number' ? at : at === 'start' ? 0 : at === 'middle' ? Math.floor(size / 2) : size - 1;
+  const fh = await open(file, 'r+');
+  try {
+    const b = Buffer.alloc(1);
+    await fh.read(b, 0, 1, offset);
+    b[0] ^= 0xff;
+    await fh.write(b, 0, 1, offset);
+  } finally {
+    await fh.close();
+  }
+}

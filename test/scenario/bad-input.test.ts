@@ -12,7 +12,7 @@ import path from 'node:path';
 import { lane, makePool, run, type TestPool } from '../helpers/zfslab.js';
 import { twoPools, type TwoPools } from '../helpers/scenario.js';
 import { zferry, zferryOk } from '../helpers/cli.js';
-import { buildSource, fingerprint, snapshot, writeData } from '../helpers/fixtures.js';
+import { buildSource, fingerprint, flipByte, snapshot, writeData } from '../helpers/fixtures.js';
 
 let src: TestPool;
 let pools: TwoPools | undefined;
@@ -49,20 +49,6 @@ async function copyOfGood(): Promise<string> {
 
 async function volumesOf(bundle: string): Promise<string[]> {
   return (await readdir(path.join(bundle, 'streams'))).sort().map((f) => path.join(bundle, 'streams', f));
-}
-
-async function flipByte(file: string, at: 'start' | 'middle' | 'end'): Promise<void> {
-  const size = (await stat(file)).size;
-  const offset = at === 'start' ? 0 : at === 'middle' ? Math.floor(size / 2) : size - 1;
-  const fh = await open(file, 'r+');
-  try {
-    const b = Buffer.alloc(1);
-    await fh.read(b, 0, 1, offset);
-    b[0] ^= 0x5a;
-    await fh.write(b, 0, 1, offset);
-  } finally {
-    await fh.close();
-  }
 }
 
 /** Each dataset's newest snapshot under root. */

@@ -19,7 +19,7 @@ import path from 'node:path';
 import { lane, makePool, run, type TestPool } from '../helpers/zfslab.js';
 import { twoPools, type TwoPools } from '../helpers/scenario.js';
 import { zferry, zferryOk } from '../helpers/cli.js';
-import { fingerprint, snapshot, writeData } from '../helpers/fixtures.js';
+import { fingerprint, flipByte, snapshot, writeData } from '../helpers/fixtures.js';
 import { ZferryError } from '../../src/errors.js';
 import { Zfs } from '../../src/zfs/index.js';
 import { runImport } from '../../src/commands/import.js';
@@ -68,18 +68,6 @@ async function copyOfGood(): Promise<string> {
 
 async function volumes(bundle: string): Promise<string[]> {
   return (await readdir(path.join(bundle, 'streams'))).sort();
-}
-
-async function flip(file: string, at: number): Promise<void> {
-  const fh = await open(file, 'r+');
-  try {
-    const b = Buffer.alloc(1);
-    await fh.read(b, 0, 1, at);
-    b[0] ^= 0xff;
-    await fh.write(b, 0, 1, at);
-  } finally {
-    await fh.close();
-  }
 }
 
 const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
@@ -161,9 +149,9 @@ test('every volume: flipped at start, middle and end, truncated, extended, delet
     const rel = `streams/${name}`;
     const size = (await stat(path.join(good, rel))).size;
     cases.push(
-      { name: `${name} flipped at start`, damage: (b) => flip(path.join(b, rel), 0), names: rel },
-      { name: `${name} flipped in the middle`, damage: (b) => flip(path.join(b, rel), Math.floor(size / 2)), names: rel },
-      { name: `${name} flipped at the end`, damage: (b) => flip(path.join(b, rel), size - 1), names: rel },
+      { name: `${name} flipped at start`, damage: (b) => flipByte(path.join(b, rel), 0), names: rel },
+      { name: `${name} flipped in the middle`, damage: (b) => flipByte(path.join(b, rel), Math.floor(size / 2)), names: rel },
+      { name: `${name} flipped at the end`, damage: (b) => flipByte(path.join(b, rel), size - 1), names: rel },
       { name: `${name} truncated`, damage: (b) => truncate(path.join(b, rel), size - 1), names: rel },
       { name: `${name} extended`, damage: (b) => appendFile(path.join(b, rel), Buffer.from([0])), names: rel },
       { name: `${name} deleted`, damage: (b) => rm(path.join(b, rel)), names: rel },
@@ -228,7 +216,7 @@ function m2v0(vols: string[]): string {
 test('through the CLI: exit non-zero with one line naming the file; after the volume is replaced a re-run continues', async () => {
   const vols = await volumes(good);
   const bundle = await copyOfGood();
-  await flip(path.join(bundle, 'streams', vols[2]), 0);
+  await flipByte(path.join(bundle, 'streams', vols[2]), 0);
   const r = await zferry('verify', bundle);
   assert.equal(r.code, 1, r.stderr);
   assert.match(r.stderr, new RegExp(esc(`streams/${vols[2]}`)));
@@ -241,7 +229,7 @@ test('through the CLI: exit non-zero with one line naming the file; after the vo
   // One pass: the stream holding the bad volume and those after it are not received; the ones before it are.
   const later = vols.find((v) => !v.startsWith('0001-'))!;
   const damaged = await copyOfGood();
-  await flip(path.join(damaged, 'streams', later), 0);
+  await flipByte(path.join(damaged, 'streams', later), 0);
   const n = Number(later.slice(0, 4));
   const one = await zferry('import', damaged, target);
   assert.equal(one.code, 1, one.stderr);

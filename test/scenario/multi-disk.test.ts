@@ -15,7 +15,7 @@ import { execa } from 'execa';
 import { run, type TestPool } from '../helpers/zfslab.js';
 import { twoPools, type TwoPools } from '../helpers/scenario.js';
 import { zferry, zferryOk } from '../helpers/cli.js';
-import { assertSameFiles, guidList, snapshot, writeData } from '../helpers/fixtures.js';
+import { assertSameFiles, flipByte, guidList, snapshot, writeData } from '../helpers/fixtures.js';
 
 let src: TestPool;
 let dst: TestPool;
@@ -194,18 +194,6 @@ test('a part missing, out of order or corrupt is refused in one line naming it, 
   assert.equal(await exists(target), false, 'nothing of the stream was received');
   assert.equal((await readdir(stage)).filter((n) => !n.startsWith('.')).length, 2, 'the staged parts stay for a re-run');
 });
-
-async function flipByte(file: string, at: number): Promise<void> {
-  const fh = await open(file, 'r+');
-  try {
-    const b = Buffer.alloc(1);
-    await fh.read(b, 0, 1, at);
-    b[0] ^= 0xff;
-    await fh.write(b, 0, 1, at);
-  } finally {
-    await fh.close();
-  }
-}
 
 test('--fill takes the disk\'s free space less the margin as the limit, and the bundle fits it', async () => {
   const disk = path.join(work, 'small-disk');
