@@ -121,7 +121,8 @@ export class ReleasingSink extends Writable {
 
   override _final(done: (err?: Error | null) => void): void {
     if (this.dest.destroyed) return done(this.dest.errored ?? new Error('the other side closed early'));
-    this.dest.end(() => done());
+    // An error while ending (EPIPE: zfs recv already gone) fails the pipeline, not only the 'error' listener.
+    this.dest.end((err?: Error | null) => done(err ?? null));
   }
 
   override _destroy(err: Error | null, done: (err?: Error | null) => void): void {
