@@ -15,7 +15,6 @@ import type { BufferPool } from '../pipeline/buffer-pool.js';
 
 /** Bytes per read: a pool given to the reader holds buffers of this size. */
 export const READ_CHUNK = 1 << 20;
-const CHUNK = READ_CHUNK;
 
 export interface VolumeReaderOptions {
   /** Called with the stored bytes of every chunk read. */
@@ -42,7 +41,7 @@ export class VolumeReader extends Readable {
   currentFile: string | null = null;
 
   constructor(private readonly bundleDir: string, private readonly volumes: readonly VolumeEntry[], private readonly opts: VolumeReaderOptions = {}) {
-    super({ highWaterMark: CHUNK });
+    super({ highWaterMark: READ_CHUNK });
     this.iter = this.chunks();
   }
 
@@ -99,7 +98,7 @@ export class VolumeReader extends Readable {
         let pos = 0;
         let pending: Buffer | null = null;
         for (;;) {
-          const want = Math.min(CHUNK, vol.bytes - pos + 1);
+          const want = Math.min(READ_CHUNK, vol.bytes - pos + 1);
           const buf = this.opts.pool ? await this.opts.pool.take() : Buffer.allocUnsafe(want);
           let n;
           try {

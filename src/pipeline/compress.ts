@@ -26,7 +26,6 @@ import type { BufferPool } from './buffer-pool.js';
 
 /** Bytes per output buffer (zstd's recommendation): a pool given to compress() holds buffers of this size. */
 export const COMPRESS_OUT_SIZE = binding.cStreamOutSize();
-const OUT_SIZE = COMPRESS_OUT_SIZE;
 /** zstd's ZSTDMT_JOBSIZE_MIN (512 KiB): a whole input up to this size is compressed single-threaded. */
 export const HEAD_BYTES = 512 * 1024;
 
@@ -159,7 +158,7 @@ export class ZstdCompress extends PacedTransform {
       const cctx = this.cctx;
       // Destroyed while waiting for the consumer: the context is already back in the pool.
       if (!cctx) return;
-      const dst = this.scratch ?? (this.pool ? await this.pool.take() : Buffer.allocUnsafe(OUT_SIZE));
+      const dst = this.scratch ?? (this.pool ? await this.pool.take() : Buffer.allocUnsafe(COMPRESS_OUT_SIZE));
       this.scratch = null;
       const [remaining, produced, consumed] = cctx.compressStream2(dst, src, directive);
       src = src.subarray(consumed);

@@ -23,7 +23,7 @@ export interface ReadStreamOptions {
   volumesVerified?: boolean;
   /**
    * The stream's chunks are cut from this pool (see decompressOutPool): the
-   * caller gives each back once written (drainInto), or the stream stalls.
+   * caller gives each back once written (ReleasingSink), or the stream stalls.
    */
   pool?: BufferPool;
 }
