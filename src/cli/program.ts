@@ -16,7 +16,11 @@ import { collect, emitJson, example, levelOption, levelOrAutoOption, notices, si
 // Commands load their modules when they run: `zferry --help` and every
 // command start in a fraction of the time it takes to load them all (it
 // shows under cron on small machines, and in the test guest under emulation).
-const probeZfs = async () => (await import('../zfs/index.js')).Zfs.probe();
+/** The zfs in use; its probe's answers are kept in the state folder between runs (zfs/probe-cache.ts). */
+const probeZfs = async () => {
+  const { stateDir } = await import('../state/journal.js');
+  return (await import('../zfs/index.js')).Zfs.probe({ cacheDir: stateDir() });
+};
 const progressFor = async (json: boolean) => (await import('../progress.js')).makeProgress(json);
 const printer = () => import('./print.js');
 

@@ -11,7 +11,11 @@ import { stopIfOutputClosed } from './pipes.js';
 import { addNotifyOption, jobSpec } from './job-options.js';
 
 // Loaded when a relay command runs, as in main.ts: starting zferry stays cheap.
-const probeZfs = async (): Promise<Zfs> => (await import('../zfs/index.js')).Zfs.probe();
+/** The zfs in use; its probe's answers are kept in the state folder between runs (zfs/probe-cache.ts). */
+const probeZfs = async (): Promise<Zfs> => {
+  const { stateDir } = await import('../state/journal.js');
+  return (await import('../zfs/index.js')).Zfs.probe({ cacheDir: stateDir() });
+};
 const loadProgress = async (): Promise<(json: boolean) => Progress> => (await import('../progress.js')).makeProgress;
 
 /** `parseEndpoint` with this command's host requirement, as a commander parser. */

@@ -92,7 +92,7 @@ export function statusCommand(): Command {
       if (warn > crit) throw new ZferryError(`--warn (${warn} s) must not be longer than --crit (${crit} s)`, { field: '--warn' });
       const { Zfs } = await import('../zfs/index.js');
       // Records alone still tell most of the story on a host without zfs (a monitoring box reading a copied state folder).
-      const zfs = await Zfs.probe().catch(() => null);
+      const zfs = await Zfs.probe({ cacheDir: o.stateDir ?? (await import('../state/journal.js')).stateDir() }).catch(() => null);
       const { runStatus } = await import('../commands/status.js');
       const r = await runStatus({
         source: source ?? cfg?.source ?? undefined, site, dests: o.dest, spool: o.spool ?? cfg?.spool ?? undefined, targets: o.target,

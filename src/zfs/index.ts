@@ -8,7 +8,8 @@ import type { Guid, Inventory } from '../model.js';
 import { inventoryGetArgs, inventoryListArgs, parseInventoryGet, parseInventoryList } from './inventory.js';
 import { isUnknownProperty, parseSnapshotWritten, snapshotWrittenArgs, type WrittenRow } from './churn.js';
 import { parseHeld, parseSnapshotSpace, parseSpace, parseWritten, snapshotSpaceArgs, spaceArgs, userrefsArgs, writtenArgs } from './props.js';
-import { probeCapabilities, type ZfsCapabilities } from './probe.js';
+import { capabilitiesFrom, probeAnswers, type ZfsCapabilities } from './probe.js';
+import { cachedProbe } from './probe-cache.js';
 import { commandError, ExecaRunner, isNotFound, resolveProgram, type RunResult, type Runner } from './runner.js';
 import {
   buildReceiveArgs,
@@ -40,6 +41,8 @@ export interface ZfsOptions {
   zpool?: string;
   /** Replaces execa for the non-streaming commands (tests). */
   runner?: Runner;
+  /** Keep the probe's answers in this folder for the next run (probe-cache.ts); without it every run probes. */
+  cacheDir?: string;
 }
 
 /** `zfs get -H -o name,value receive_resume_token` rows whose value is a token. */
@@ -87,12 +90,13 @@ export class Zfs {
     this.runner = runner;
   }
 
-  /** Probes the zfs in use once (see probe.ts for what each probe runs). */
+  /** Probes the zfs in use once (see probe.ts for what each probe runs), or takes the answers kept from an earlier run of the same program. */
   static async probe(opts: ZfsOptions = {}): Promise<Zfs> {
     const zfs = resolveProgram(opts.zfs ?? 'zfs');
     const zpool = resolveProgram(opts.zpool ?? 'zpool');
     const runner = opts.runner ?? new ExecaRunner();
-    const caps = await probeCapabilities(runner, zfs);
+    const fresh = () => probeAnswers(runner, zfs);
+    const caps = await capabilitiesFrom(await (opts.cacheDir !== undefined && !opts.runner ? cachedProbe(opts.cacheDir, zfs, fresh) : fresh()));
     return new Zfs(caps, zfs, zpool, runner);
   }
 

@@ -112,8 +112,20 @@ async function fileExists(path: string): Promise<boolean> {
   }
 }
 
-/** Runs every probe (in parallel; each is a read-only argument check) and assembles the capabilities. */
-export async function probeCapabilities(runner: Runner, zfs: string): Promise<ZfsCapabilities> {
+/**
+ * What the zfs program itself answers: which probed options it parses, and
+ * the version `zfs version` prints. These depend on the program file alone
+ * (the kernel side is not asked), so they may be kept while it is unchanged
+ * (probe-cache.ts).
+ */
+export interface ProbeAnswers {
+  has: Record<ProbeName, boolean>;
+  /** Userland version from `zfs version`; null where it has no such command. */
+  version: string | null;
+}
+
+/** Runs every probe (in parallel; each is a read-only argument check). */
+export async function probeAnswers(runner: Runner, zfs: string): Promise<ProbeAnswers> {
   const names = Object.keys(FLAG_PROBES) as ProbeName[];
   const [versionResult, ...flagResults] = await Promise.all([
     runner.run(zfs, ['version']),
@@ -133,8 +145,18 @@ export async function probeCapabilities(runner: Runner, zfs: string): Promise<Zf
     }
     has[name] = accepted;
   });
+  return { has, version: versionResult!.exitCode === 0 ? parseZfsVersion(versionResult!.stdout) : null };
+}
 
-  let version = versionResult!.exitCode === 0 ? parseZfsVersion(versionResult!.stdout) : null;
+/** Runs every probe and assembles the capabilities. */
+export async function probeCapabilities(runner: Runner, zfs: string): Promise<ZfsCapabilities> {
+  return capabilitiesFrom(await probeAnswers(runner, zfs));
+}
+
+/** The capabilities from the program's answers, and what this machine's files say about the kernel side (old ZoL's version, zfs-fuse's socket). */
+export async function capabilitiesFrom(answers: ProbeAnswers): Promise<ZfsCapabilities> {
+  const { has } = answers;
+  let version = answers.version;
   let flavour: ZfsCapabilities['flavour'] = version !== null ? 'openzfs' : 'other';
   if (version === null) {
     const sysVersion = await readFile('/sys/module/zfs/version', 'utf8').catch(() => null);
