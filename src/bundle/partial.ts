@@ -47,8 +47,13 @@ export interface PartialPlace {
   readonly where: string;
   /** The marker, or null when there is none or it is not one zferry wrote (the place is then left alone). */
   readMarker(): Promise<PartialExport | null>;
-  /** Replaces the marker whole (an atomic file write, one PUT). */
-  writeMarker(p: PartialExport): Promise<void>;
+  /**
+   * Replaces the marker whole (an atomic file write, one PUT). `durable:
+   * false` (between streams) leaves out a file's fsyncs: a kill still finds
+   * it, a power cut may find the one before, and either way the next run
+   * re-checks every volume it lists.
+   */
+  writeMarker(p: PartialExport, opts?: { durable?: boolean }): Promise<void>;
   removeMarker(): Promise<void>;
   /** Why the volume as stored now is not the one recorded (size, then sha256 of all its bytes), or null when it is. */
   checkVolume(v: VolumeEntry): Promise<string | null>;
@@ -87,8 +92,8 @@ export function partialText(p: PartialExport): string {
   return JSON.stringify(p) + '\n';
 }
 
-export async function writePartial(dir: string, p: PartialExport): Promise<void> {
-  await writeFileAtomic(dir, PARTIAL_FILE, partialText(p));
+export async function writePartial(dir: string, p: PartialExport, opts: { durable?: boolean } = {}): Promise<void> {
+  await writeFileAtomic(dir, PARTIAL_FILE, partialText(p), 0o644, opts);
 }
 
 /** The marker of `dir`, or null when there is none or it is not one zferry wrote (that folder is then left alone). */
@@ -147,7 +152,7 @@ export function folderPartial(dir: string): PartialPlace {
   return {
     where: dir,
     readMarker: () => readPartial(dir),
-    writeMarker: (p) => writePartial(dir, p),
+    writeMarker: (p, opts) => writePartial(dir, p, opts),
     removeMarker: () => removeEntry(join(dir, PARTIAL_FILE)),
     checkVolume: async (v) => {
       const got = await hashRegular(join(dir, v.file), dir).catch((err: unknown) => ({ error: (err as Error).message }));

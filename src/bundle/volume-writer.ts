@@ -1,12 +1,14 @@
 /**
  * Splits one byte stream into volume files of `volumeSize` bytes (the last
- * one smaller), hashing each, fsyncing each on close. Volumes are byte ranges,
+ * one smaller), hashing each, fsyncing each on close (or handing it to a
+ * SyncBatch, which syncs many together later). Volumes are byte ranges,
  * not frame-aligned: `cat` of them in name order restores the stream.
  */
 import { mkdir, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileError } from '../fs/errors.js';
 import { createExclusive, ensureFolder } from '../fs/safe.js';
+import type { SyncBatch } from '../fs/sync-batch.js';
 import { VolumeSplitter, type SplitOptions } from './volume-splitter.js';
 
 export { MAX_VOLUMES } from './volume-splitter.js';
@@ -14,6 +16,8 @@ export { MAX_VOLUMES } from './volume-splitter.js';
 export interface VolumeWriterOptions extends SplitOptions {
   /** Bundle folder; files go to `dir/streams/`. */
   dir: string;
+  /** Closed volumes are synced by this batch, not one by one: the caller flushes it before anything says they are complete. */
+  syncBatch?: SyncBatch;
 }
 
 export class VolumeWriter extends VolumeSplitter<FileHandle> {
@@ -49,6 +53,7 @@ export class VolumeWriter extends VolumeSplitter<FileHandle> {
 
   protected async finishVolume(fh: FileHandle, file: string): Promise<void> {
     const path = join(this.opts.dir, file);
+    if (this.opts.syncBatch) return this.opts.syncBatch.add(fh, path);
     try {
       await fh.sync();
     } catch (err) {

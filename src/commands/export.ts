@@ -17,6 +17,7 @@ import { carriesData, stepOf, type Inventory } from '../model.js';
 import { describeStep, projectTarget, sendFlagsOf, spaceMissing, spaceVerdict, type Plan, type Scope, type SendStep, type SpaceCheck } from '../plan/index.js';
 import { FORMAT_VERSION, finishBundle, ZFERRY_VERSION, type Basis, type FormatVersion, type Manifest, type StreamEntry } from '../bundle/index.js';
 import { syncStreamsFolder, writeStream } from '../pipeline/index.js';
+import { SyncBatch } from '../fs/sync-batch.js';
 import { appendJournal, journalFile, readJournal, stateDir } from '../state/journal.js';
 import { planRound, sendSpecFor, sourceIdentity, type Confirmation } from './basis.js';
 import { protectBases } from './protect.js';
@@ -384,6 +385,8 @@ async function exportLocked(zfs: Zfs, opts: ExportOptions): Promise<ExportResult
   // The steps this bundle holds: `taken`, less any after a stream the limit cut.
   const written: typeof plan.steps = [];
   let split: { stream: StreamEntry; prefixSha256: string } | null = null;
+  // A folder's volumes are synced together, before the closing files (fs/sync-batch.ts); a bucket's are complete when uploaded.
+  const syncBatch = place ? null : new SyncBatch();
   try {
     // In a bucket too, before the first volume: a kill from here on leaves a marked prefix the next run resumes or clears.
     await target.writeMarker(marker);
@@ -421,6 +424,7 @@ async function exportLocked(zfs: Zfs, opts: ExportOptions): Promise<ExportResult
           onBytes: (n) => progress.advance(n),
           // Once for the bundle, below: a folder fsync per stream was half of an export's fsyncs.
           syncFolder: false,
+          ...(syncBatch ? { syncBatch } : {}),
           ...(place ? { place } : {}),
           ...(room !== undefined ? { maxStored: room } : {}),
           ...(isContinued ? { skip: { bytes: continuing.offset, sha256: continuing.split.prefixSha256 } } : {}),
@@ -465,12 +469,14 @@ async function exportLocked(zfs: Zfs, opts: ExportOptions): Promise<ExportResult
         split = { stream: entry, prefixSha256: out.segment!.endSha256 };
         if (result.limit) result.limit.split = { dataset: step.dataset, to: step.to.name, part: entry.part!.number, rawBytes: out.segment!.endBytes };
       }
-      // The volumes are fsynced as they close; the marker lists the stream only after that, so a kill keeps it.
+      // After a kill the marker lists the stream (its volumes are written and closed); after a power cut
+      // it may list one whose bytes were not yet on disk, which the next run's check of every volume drops.
       marker.streams = streams.filter(carriesData);
-      await target.writeMarker(marker);
+      await target.writeMarker(marker, { durable: false });
       await testPause(`export:between:${index}`);
     }
-    // The volumes' names are durable before the manifest says the bundle is complete.
+    // The volumes, and their names, are durable before the manifest says the bundle is complete.
+    await syncBatch?.flush();
     if (!place) await syncStreamsFolder(dir);
     const volumes = streams.flatMap((s) => s.volumes.map((v) => v.file));
     let parity: ParityEntry | undefined;
@@ -514,6 +520,7 @@ async function exportLocked(zfs: Zfs, opts: ExportOptions): Promise<ExportResult
     }
   } catch (err) {
     progress.end();
+    await syncBatch?.discard();
     // Counted before anything goes: the line says how much more the disk needed (this run's bytes, as planned).
     const full = !place && (err instanceof ZferryError ? isOutOfSpace(err.context.errno) : isOutOfSpace(errnoName(err)));
     const written = full ? Math.max(0, (await bytesUnder(dir)) - keptBytes) : null;

@@ -166,9 +166,13 @@ export async function assertReplaceable(file: string): Promise<void> {
  * Replaces `dir/name` so a reader sees the old file or the whole new one:
  * random temp name in the same folder, fsync, rename within the folder,
  * fsync the folder. Used for manifest.json, SHA256SUMS, RESTORE.txt, the
- * signature, receipts, state files and the journal.
+ * signature, receipts, state files and the journal. With `durable: false`
+ * the two fsyncs are left out: still whole-or-old for every reader and
+ * after a kill, but after a power cut possibly the old one (export's marker
+ * between streams, which the next run checks against the volumes anyway).
  */
-export async function writeFileAtomic(dir: string, name: string, data: string | Buffer, mode = 0o644): Promise<void> {
+export async function writeFileAtomic(dir: string, name: string, data: string | Buffer, mode = 0o644, opts: { durable?: boolean } = {}): Promise<void> {
+  const durable = opts.durable !== false;
   if (name !== basename(name) || name === '' || name === '.' || name === '..') throw new RangeError(`writeFileAtomic: ${JSON.stringify(name)} is not a plain file name`);
   const final = join(dir, name);
   const temp = join(dir, `.${name}.${randomBytes(12).toString('hex')}.tmp`);
@@ -178,7 +182,7 @@ export async function writeFileAtomic(dir: string, name: string, data: string | 
     created = true;
     try {
       await fh.writeFile(data);
-      await fh.sync();
+      if (durable) await fh.sync();
     } finally {
       await fh.close();
     }
@@ -186,7 +190,7 @@ export async function writeFileAtomic(dir: string, name: string, data: string | 
     // rename replaces whatever sits at `final` (a link itself, never its target).
     await rename(temp, final);
     created = false;
-    await fsyncDir(dir);
+    if (durable) await fsyncDir(dir);
   } catch (err) {
     if (created) await rm(temp, { force: true }).catch(() => undefined);
     throw fileError(err, 'writing', final);

@@ -4,6 +4,7 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { VolumeEntry } from '../bundle/manifest.js';
 import { fsyncDir } from '../fs/safe.js';
+import type { SyncBatch } from '../fs/sync-batch.js';
 import { COMPRESS_OUT_SIZE, compress } from './compress.js';
 import { BufferPool } from './buffer-pool.js';
 import { hashTap } from './hash-tap.js';
@@ -34,6 +35,8 @@ export interface WriteStreamOptions {
    * last stream and before anything that says the streams are complete.
    */
   syncFolder?: boolean;
+  /** Volume files are synced by this batch, which the caller flushes (a folder's bundle; see fs/sync-batch.ts). */
+  syncBatch?: SyncBatch;
   /** The bundle is in a bucket (`dir` is then its s3:// URL): volumes are uploaded, not written. */
   place?: S3Place;
   /** A later part: the raw bytes earlier parts hold, skipped after their sha256 is checked. */
@@ -70,7 +73,7 @@ export async function writeStream(src: Readable, opts: WriteStreamOptions): Prom
   // zstd's output buffers are reused once written to a volume file; age and an upload keep what they are given.
   const pool = encrypted || opts.place ? undefined : new BufferPool(OUT_POOL, COMPRESS_OUT_SIZE);
   const shape = { index: opts.index, kind: opts.kind, volumeSize: opts.volumeSize, encrypted, ...(pool ? { pool } : {}) };
-  const writer = opts.place ? new VolumeUploader({ place: opts.place, ...shape }) : new VolumeWriter({ dir: opts.dir, ...shape });
+  const writer = opts.place ? new VolumeUploader({ place: opts.place, ...shape }) : new VolumeWriter({ dir: opts.dir, ...shape, ...(opts.syncBatch ? { syncBatch: opts.syncBatch } : {}) });
   const zstd = compress({ level: opts.level, workers: opts.workers, ...(pool ? { pool } : {}) });
   if (encrypted) await pipeline(src, raw, zstd, encryptStream(opts.encryptTo ?? []), writer);
   else await pipeline(src, raw, zstd, writer);
@@ -98,7 +101,7 @@ export async function syncStreamsFolder(dir: string): Promise<void> {
 async function writeSegment(src: Readable, opts: WriteStreamOptions): Promise<WrittenStream> {
   const encrypted = (opts.encryptTo?.length ?? 0) > 0;
   const shape = { index: opts.index, kind: opts.kind, volumeSize: opts.volumeSize, encrypted };
-  const writer = opts.place ? new VolumeUploader({ place: opts.place, ...shape }) : new VolumeWriter({ dir: opts.dir, ...shape });
+  const writer = opts.place ? new VolumeUploader({ place: opts.place, ...shape }) : new VolumeWriter({ dir: opts.dir, ...shape, ...(opts.syncBatch ? { syncBatch: opts.syncBatch } : {}) });
   const whole = createHash('sha256');
   const part = createHash('sha256');
   const offset = opts.skip?.bytes ?? 0;

@@ -223,3 +223,48 @@ test('assertReplaceable accepts nothing or a regular file and refuses a link', a
     await assert.rejects(assertReplaceable(join(dir, 'link')), /link: is a symbolic link, not a regular file; zferry will not replace it/);
   });
 });
+
+test('a sync batch syncs and closes every file it took, by itself at its limit and on flush', async () => {
+  const { SyncBatch } = await import('../../src/fs/sync-batch.js');
+  const { open } = await import('node:fs/promises');
+  const dir = await mkdtemp(join(tmpdir(), 'zferry-syncbatch-'));
+  try {
+    const batch = new SyncBatch(2);
+    const handles = [];
+    for (let i = 0; i < 3; i++) {
+      const fh = await open(join(dir, `v${i}`), 'wx');
+      await fh.write(Buffer.from(`volume ${i}`));
+      handles.push(fh);
+      await batch.add(fh, join(dir, `v${i}`));
+    }
+    // The second add reached the limit: those two are synced and closed, the third is held.
+    assert.equal(batch.pending, 1);
+    await assert.rejects(handles[0]!.stat(), { code: 'EBADF' });
+    await assert.doesNotReject(handles[2]!.stat());
+    await batch.flush();
+    assert.equal(batch.pending, 0);
+    await assert.rejects(handles[2]!.stat(), { code: 'EBADF' });
+    assert.equal(await readFile(join(dir, 'v2'), 'utf8'), 'volume 2');
+    // After a failure the held files are closed, not left open.
+    const fh = await open(join(dir, 'v3'), 'wx');
+    await batch.add(fh, join(dir, 'v3'));
+    await batch.discard();
+    assert.equal(batch.pending, 0);
+    await assert.rejects(fh.stat(), { code: 'EBADF' });
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('a marker written without fsyncs is still replaced whole', async () => {
+  const { writeFileAtomic } = await import('../../src/fs/safe.js');
+  const dir = await mkdtemp(join(tmpdir(), 'zferry-nodurable-'));
+  try {
+    await writeFileAtomic(dir, 'm.json', 'one', 0o644, { durable: false });
+    await writeFileAtomic(dir, 'm.json', 'two', 0o644, { durable: false });
+    assert.equal(await readFile(join(dir, 'm.json'), 'utf8'), 'two');
+    assert.deepEqual(await readdir(dir), ['m.json']);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
