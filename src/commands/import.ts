@@ -10,7 +10,7 @@ import type { Guid, Inventory } from '../model.js';
 import { joinDataset } from '../model.js';
 import { ZferryError } from '../errors.js';
 import { stopOnFailure } from '../subprocess.js';
-import { checkDatasetName, type Zfs } from '../zfs/index.js';
+import { checkDatasetName, PendingOverrides, type Zfs } from '../zfs/index.js';
 import {
   lineageOrder, MISSING_SINCE_PROPERTY, planImport, receivesClones, SOURCE_PROPERTY, SOURCE_TXG_PROPERTY,
   type BundleIn, type DeleteGuard, type DeletePlan, type Grid, type ImportPlan, type MaxDelete, type ReceiveOptions, type RetentionEntry, type TargetFacts,
@@ -141,6 +141,8 @@ interface ReceiveJob {
   volumesVerified: boolean;
   /** A stream split across disks: its parts, read in order behind one gate on the whole stream. */
   parts?: readonly Segment[];
+  /** Where zfs recv takes no -x/-o: the overrides are gathered here and applied together after the last stream. */
+  later?: PendingOverrides;
 }
 
 /** Receives one stream; the tail gate keeps the end record from zfs recv unless every byte matched. */
@@ -156,7 +158,7 @@ async function receiveStream(zfs: Zfs, job: ReceiveJob): Promise<void> {
     dataset, force: receive.force, exclude: receive.exclude, set: receive.set,
     // Named, not left to zfs recv's search by guid, which may find another copy in the pool.
     ...(receive.origin ? { origin: `${joinDataset(job.target, receive.origin.dataset)}@${receive.origin.name}` } : {}),
-  });
+  }, job.later);
   // Volumes' sha256 are checked as they are read unless a verify pass just did; the tail gate's raw sha256 guards every byte either way.
   // The decompressed bytes live in reused buffers, each given back once zfs recv's pipe has taken it.
   // A stream in parts reads plain buffers (releasing one the pool does not own is a no-op): its two gates in a row would hold more than the pool has.
@@ -243,7 +245,8 @@ async function readFacts(zfs: Zfs, target: string, bundles: readonly BundleIn[])
       for (const s of d.snapshots) poolSnapshots.set(s.guid, [...(poolSnapshots.get(s.guid) ?? []), `${joinDataset(pool, d.path)}@${s.name}`]);
     }
   }
-  return { target, inventory, partial, written, sourceMark: mark, sourceTxg: txg, poolSnapshots, missingAncestor, space };
+  const receivedMountpoints = exists && !zfs.caps.recvPropertyOverride ? await zfs.receivedValues(target, 'mountpoint') : [];
+  return { target, inventory, partial, written, sourceMark: mark, sourceTxg: txg, poolSnapshots, missingAncestor, space, receivedMountpoints };
 }
 
 /** The pool, or the highest parent of a missing target, that does not exist; null when its parent does. */
@@ -445,7 +448,7 @@ async function importLocked(zfs: Zfs, opts: ImportOptions): Promise<ImportResult
     await checkBundleAtRest(dir, manifest, part);
   }
   if (plan.createParent !== null) await zfs.create(plan.createParent, { parents: true });
-  await applyPlan(zfs, plan, { opts, age, progress, verified, total: result.storedBytes, todo: todo.length, partial: facts.partial, joined });
+  await applyPlan(zfs, plan, { opts, age, progress, verified, total: result.storedBytes, todo: todo.length, partial: facts.partial, joined, receivedMountpoints: facts.receivedMountpoints ?? [] });
 
   const extras = plan.extras;
   if (opts.delete && extras) {
@@ -496,6 +499,7 @@ interface ApplyContext {
   todo: number;
   partial: ReadonlySet<string>;
   joined: Assembled;
+  receivedMountpoints: readonly string[];
 }
 
 /**
@@ -509,6 +513,10 @@ async function applyPlan(zfs: Zfs, plan: ImportPlan, ctx: ApplyContext): Promise
   const steps = plan.bundles.flatMap((b) => b.decisions.filter((d) => d.action === 'apply').map((d) => ({ b, d, s: b.manifest.streams[d.index - 1] })));
   let done = 0;
   const partial = new Set(ctx.partial);
+  // zfs-fuse: two zfs processes per stream less (the receive-time -x/-o that zfs recv cannot take, applied together below).
+  const later = zfs.caps.recvPropertyOverride ? undefined : new PendingOverrides();
+  // What a kill between an earlier run's receive and its overrides left (facts.receivedMountpoints) is fixed with this run's.
+  if (later) for (const ds of ctx.receivedMountpoints) later.add(ds, ['mountpoint'], { canmount: 'noauto' });
   progress.begin(`import → ${opts.target}`, ctx.total, ctx.todo);
   try {
     for (const { b, d, s } of steps) {
@@ -534,6 +542,7 @@ async function applyPlan(zfs: Zfs, plan: ImportPlan, ctx: ApplyContext): Promise
             ...(parts ? { parts } : {}),
             dir: b.dir, target: opts.target, stream: s, receive: d.receive!, partial, progress,
             ...(b.manifest.encryption && ctx.age ? { age: ctx.age } : {}), volumesVerified: ctx.verified.has(b.dir),
+            ...(later ? { later } : {}),
           });
           progress.endStream();
         }
@@ -544,9 +553,18 @@ async function applyPlan(zfs: Zfs, plan: ImportPlan, ctx: ApplyContext): Promise
       if (plan.markSource !== null && done === 1) await zfs.setProperty(opts.target, SOURCE_PROPERTY, plan.markSource);
       await testPause(`import:between:${s.index}`);
     }
+  } catch (err) {
+    // Every filesystem received before the failure gets its overrides too; a failure of that is told in the same line.
+    if (later && !later.empty) {
+      const fixErr = await zfs.applyOverrides(later).then(() => null, (e: unknown) => e as Error);
+      if (fixErr && err instanceof ZferryError) throw new ZferryError(`${err.message}; also, setting the received filesystems' mountpoint and canmount failed: ${fixErr.message}`, err.context, err.exitCode);
+    }
+    throw err;
   } finally {
     progress.end();
   }
+  // Before the import says anything: each filesystem received gets the target's mountpoint and canmount=noauto.
+  if (later && !later.empty) await zfs.applyOverrides(later);
 }
 
 /** The failing stream's error, plus what was and was not received, in the one line. */

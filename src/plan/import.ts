@@ -55,6 +55,13 @@ export interface TargetFacts {
    * exists or its parent does.
    */
   missingAncestor: string | null;
+  /**
+   * Where zfs recv takes no -x/-o (zfs-fuse): filesystems under the target
+   * whose mountpoint came with a stream (source "received"), which a kill
+   * between a receive and its overrides leaves behind; the executor gives
+   * them the overrides with this run's receives. Absent elsewhere.
+   */
+  receivedMountpoints?: readonly string[];
 }
 
 export const MISSING_SINCE_PROPERTY = 'zferry:missing-since';

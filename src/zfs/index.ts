@@ -76,6 +76,39 @@ export function argumentBatches(names: readonly string[], limit = BATCH_ARG_BYTE
   return batches;
 }
 
+/**
+ * Where zfs recv cannot take -x/-o (zfs-fuse), the property overrides of an
+ * import's receives, gathered to be applied together (Zfs.applyOverrides):
+ * one `zfs inherit` and one `zfs set` for the lot instead of two more zfs
+ * processes per stream. Only receives that succeeded are entered.
+ */
+export class PendingOverrides {
+  /** Property → datasets that inherit it. */
+  readonly inherit = new Map<string, Set<string>>();
+  /** `prop=value` → datasets it is set on. */
+  readonly set = new Map<string, Set<string>>();
+
+  add(dataset: string, exclude: readonly string[], set: Readonly<Record<string, string>>): void {
+    for (const prop of exclude) this.inherit.set(prop, (this.inherit.get(prop) ?? new Set()).add(dataset));
+    for (const [prop, value] of Object.entries(set)) {
+      const pv = `${prop}=${value}`;
+      this.set.set(pv, (this.set.get(pv) ?? new Set()).add(dataset));
+    }
+  }
+
+  get empty(): boolean {
+    return this.inherit.size === 0 && this.set.size === 0;
+  }
+}
+
+/** The zfs commands that apply `pending`: inherits first, as a receive's -x comes before its -o; datasets in batches under the argument limit. */
+export function overrideCommands(pending: PendingOverrides): string[][] {
+  const out: string[][] = [];
+  for (const [prop, datasets] of pending.inherit) for (const b of argumentBatches([...datasets])) out.push(['inherit', prop, ...b]);
+  for (const [pv, datasets] of pending.set) for (const b of argumentBatches([...datasets])) out.push(['set', pv, ...b]);
+  return out;
+}
+
 export class Zfs {
   readonly caps: ZfsCapabilities;
   private readonly zfsBin: string;
@@ -190,6 +223,17 @@ export class Zfs {
       if (name && value !== undefined && value !== '-' && !name.includes('@')) values.set(name, value);
     }
     return values;
+  }
+
+  /** Datasets under `root` (not snapshots) whose `prop` holds a value received in a stream, not overridden here, in one call. */
+  async receivedValues(root: string, prop: string): Promise<string[]> {
+    const out = await this.zfs('zfs get', root, ['get', '-H', '-r', '-o', 'name,source', prop, root]);
+    const names: string[] = [];
+    for (const line of out.split('\n')) {
+      const [name, source] = line.split('\t');
+      if (name && source === 'received' && !name.includes('@')) names.push(name);
+    }
+    return names;
   }
 
   /** Several properties of one dataset in one call; null where unset ('-'). */
@@ -324,17 +368,20 @@ export class Zfs {
   /**
    * Starts `zfs receive` (-u where supported, -F only when asked); the caller
    * writes the stream and awaits `done`. Where zfs recv cannot take -x/-o
-   * (zfs-fuse), the same overrides are applied right after it succeeds, and a
-   * clone's origin is checked, so `done` means the same on every zfs.
+   * (zfs-fuse), the same overrides are applied right after it succeeds, or,
+   * given `later`, entered there for the caller to apply with the others
+   * (applyOverrides) before it reports anything. A clone's origin is checked
+   * either way.
    */
-  receive(spec: ReceiveSpec): ZfsProcessIn {
+  receive(spec: ReceiveSpec, later?: PendingOverrides): ZfsProcessIn {
     const named = this.caps.recvPropertyOverride;
     const { origin, exclude, set, ...rest } = spec;
     const args = buildReceiveArgs(named ? { ...rest, exclude, set: { ...set, ...(origin ? { origin } : {}) } } : rest, this.caps);
     this.calls++;
     const p = spawnReceive(this.zfsBin, args, spec.dataset);
     const done = p.done.then(async () => {
-      if (!named) {
+      if (!named && later) later.add(spec.dataset, exclude ?? [], set ?? {});
+      else if (!named) {
         for (const prop of exclude ?? []) await this.inherit(spec.dataset, prop);
         for (const [prop, value] of Object.entries(set ?? {})) await this.setProperty(spec.dataset, prop, value);
       }
@@ -362,6 +409,13 @@ export class Zfs {
   async rename(from: string, to: string, opts: { parents?: boolean } = {}): Promise<void> {
     if (opts.parents && from.includes('@')) throw new ZferryError(`zfs rename -p takes datasets, not the snapshot ${from}`, { dataset: from });
     await this.zfs('zfs rename', from, ['rename', ...(opts.parents ? ['-p'] : []), from, to]);
+  }
+
+  /** Applies the overrides gathered by `receive(spec, later)`, and forgets them. */
+  async applyOverrides(pending: PendingOverrides): Promise<void> {
+    for (const args of overrideCommands(pending)) await this.zfs(`zfs ${args[0]} ${args[1]}`, args[2]!, args);
+    pending.inherit.clear();
+    pending.set.clear();
   }
 
   /** `zfs inherit PROP DATASET`: drop a local or received value. */

@@ -8,10 +8,10 @@ import assert from 'node:assert/strict';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { makePool, run, type TestPool } from '../helpers/zfslab.js';
+import { lane, makePool, run, type TestPool } from '../helpers/zfslab.js';
 import { twoPools, type TwoPools } from '../helpers/scenario.js';
 import { zferry, zferryOk } from '../helpers/cli.js';
-import { AUTO, assertSameFiles, buildSource, datasetList, guidList, halfSeed, snapshot, writeData } from '../helpers/fixtures.js';
+import { AUTO, assertSameFiles, buildSource, datasetList, guidList, halfSeed, snapshot, stockSendRecv, writeData } from '../helpers/fixtures.js';
 
 let src: TestPool;
 let pools: TwoPools | undefined;
@@ -133,4 +133,27 @@ test('export of a missing dataset names it and exits non-zero', async () => {
   assert.notEqual(r.code, 0);
   assert.match(r.stderr, new RegExp(`${src.name}/nope`));
   assert.equal(r.stderr.trim().split('\n').length, 1);
+});
+
+test('what the imports received stays off the host: mountpoint inherited, canmount=noauto; on zfs-fuse a mountpoint that came in a stream is taken off by the next import', async () => {
+  // A filesystem whose stream carried its own mountpoint: a stock `zfs send -p` here, as the user's first
+  // `zfs send -R` did, or, on zfs-fuse, a receive killed before zferry's overrides (applied after the last stream).
+  const elsewhere = path.join(disk, 'elsewhere');
+  await run('zfs', ['create', '-o', `mountpoint=${elsewhere}`, `${dst.name}/stray`]);
+  await snapshot(`${dst.name}/stray@s`);
+  await stockSendRecv(['-p', `${dst.name}/stray@s`], [`${target}/stray`]);
+  assert.equal(await run('zfs', ['get', '-H', '-o', 'source', 'mountpoint', `${target}/stray`]), 'received\n');
+
+  await snapshot(`${src.name}@${AUTO('hourly', 5)}`, true);
+  await zferryOk('export', src.name, disk);
+  await zferryOk('import', disk, target);
+
+  const rows = (await run('zfs', ['get', '-H', '-r', '-o', 'name,property,value,source', 'mountpoint,canmount', target]))
+    .trim().split('\n').map((l) => l.split('\t')).filter(([name]) => name !== target && !name!.includes('@'));
+  const fixed = lane === 'fuse' ? rows : rows.filter(([name]) => name !== `${target}/stray`);
+  const odd = fixed.filter(([, prop, value, source]) => (prop === 'mountpoint' ? !source!.startsWith('inherited') : value !== 'noauto'));
+  assert.deepEqual(odd, []);
+  assert.ok(fixed.length >= 2 * 6, JSON.stringify(rows));
+  await run('zfs', ['destroy', '-r', `${target}/stray`]);
+  await run('zfs', ['destroy', '-r', `${dst.name}/stray`]);
 });

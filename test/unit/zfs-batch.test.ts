@@ -40,3 +40,27 @@ test('a program is resolved to the first executable file on PATH, as the shell d
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('overrides gathered from many receives become one inherit and one set per value, inherits first, every dataset once', async () => {
+  const { PendingOverrides, overrideCommands } = await import('../../src/zfs/index.js');
+  const p = new PendingOverrides();
+  assert.equal(p.empty, true);
+  assert.deepEqual(overrideCommands(p), []);
+  // Two streams into the same dataset, then another dataset, then a volume (no overrides).
+  p.add('t/a', ['mountpoint'], { canmount: 'noauto' });
+  p.add('t/a', ['mountpoint'], { canmount: 'noauto' });
+  p.add('t/b', ['mountpoint'], { canmount: 'noauto' });
+  p.add('t/vol', [], {});
+  assert.deepEqual(overrideCommands(p), [
+    ['inherit', 'mountpoint', 't/a', 't/b'],
+    ['set', 'canmount=noauto', 't/a', 't/b'],
+  ]);
+  // Thousands of datasets still go in a few calls, each under the argument limit.
+  const q = new PendingOverrides();
+  const many = Array.from({ length: 5000 }, (_, i) => `pool/backup/dataset-${String(i).padStart(5, '0')}`);
+  for (const d of many) q.add(d, ['mountpoint'], { canmount: 'noauto' });
+  const cmds = overrideCommands(q);
+  assert.ok(cmds.length <= 8, `${cmds.length} calls`);
+  assert.deepEqual(cmds.filter((c) => c[0] === 'inherit').flatMap((c) => c.slice(2)), many);
+  assert.deepEqual(cmds.filter((c) => c[0] === 'set').flatMap((c) => c.slice(2)), many);
+});
