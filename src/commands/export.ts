@@ -367,10 +367,14 @@ async function exportLocked(zfs: Zfs, opts: ExportOptions): Promise<ExportResult
     format: 'zferry-export-partial', formatVersion: 1, bundleId: id, createdAt: createdAt.toISOString(), source: sourceTag(identity),
     host: hostname(), pid: process.pid, site, settings, streams: [],
   };
+  // A folder's volumes are synced together, before the closing files (fs/sync-batch.ts); a bucket's are complete when uploaded.
+  const syncBatch = place ? null : new SyncBatch();
   if (adopted) {
     // Written before the renames: a crash during them leaves a marker listing nothing, not one that lies.
     await target.writeMarker(marker);
     await target.arrange(reuse);
+    // The killed run left them to its own batch: they may be in the page cache only.
+    for (const r of syncBatch ? reuse : []) for (const v of r.entry.volumes) await syncBatch!.addFile(join(dir, v.file), dir);
   } else if (!place) {
     // The destination is the user's choice; the bundle folder and streams/ are
     // made fresh, so nothing already on the disk (a planted link) is written through.
@@ -385,8 +389,6 @@ async function exportLocked(zfs: Zfs, opts: ExportOptions): Promise<ExportResult
   // The steps this bundle holds: `taken`, less any after a stream the limit cut.
   const written: typeof plan.steps = [];
   let split: { stream: StreamEntry; prefixSha256: string } | null = null;
-  // A folder's volumes are synced together, before the closing files (fs/sync-batch.ts); a bucket's are complete when uploaded.
-  const syncBatch = place ? null : new SyncBatch();
   try {
     // In a bucket too, before the first volume: a kill from here on leaves a marked prefix the next run resumes or clears.
     await target.writeMarker(marker);

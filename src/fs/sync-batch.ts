@@ -12,6 +12,7 @@
  */
 import type { FileHandle } from 'node:fs/promises';
 import { fileError } from './errors.js';
+import { openRegular } from './safe.js';
 
 /** fsyncs in flight at once: libuv's thread pool has four. */
 const PARALLEL = 4;
@@ -30,6 +31,21 @@ export class SyncBatch {
   async add(fh: FileHandle, path: string): Promise<void> {
     this.held.push({ fh, path });
     if (this.held.length >= this.max) await this.flush();
+  }
+
+  /**
+   * A file written earlier, by another process (a killed run's volume this
+   * run reuses): opened again (a regular file inside `within` only) so the
+   * flush makes it durable too.
+   */
+  async addFile(path: string, within: string): Promise<void> {
+    let fh: FileHandle;
+    try {
+      ({ fh } = await openRegular(path, within));
+    } catch (err) {
+      throw fileError(err, 'opening', path);
+    }
+    await this.add(fh, path);
   }
 
   /** Syncs and closes every file held; rejects with the first failure, naming its file, after trying all. */
