@@ -142,7 +142,7 @@ test('what the imports received stays off the host: mountpoint inherited, canmou
   await run('zfs', ['create', '-o', `mountpoint=${elsewhere}`, `${dst.name}/stray`]);
   await snapshot(`${dst.name}/stray@s`);
   await stockSendRecv(['-p', `${dst.name}/stray@s`], [`${target}/stray`]);
-  assert.equal(await run('zfs', ['get', '-H', '-o', 'source', 'mountpoint', `${target}/stray`]), 'received\n');
+  assert.equal(await run('zfs', ['get', '-H', '-o', 'source', 'mountpoint', `${target}/stray`]), 'received');
 
   await snapshot(`${src.name}@${AUTO('hourly', 5)}`, true);
   await zferryOk('export', src.name, disk);
