@@ -1,6 +1,7 @@
 /**
  * A resumed export into a bucket, against the real gateway: a kept volume
- * moved by the server's range copy.
+ * moved by the server's range copy, and markers a stranger planted under the
+ * prefix.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -77,4 +78,41 @@ test('a resumed bucket export moves a kept volume over the copy limit by ranged 
   assert.equal(keys.some((k) => k.endsWith('.moving')), false, keys.join(' '));
   assert.deepEqual(await multipartUploads(bucket), []);
   await zferryOk('verify', url);
+});
+
+test('markers a stranger planted under the prefix (not JSON, volume names outside the bundle, our source tag in another source\'s folder) are passed over: nothing they name is read, copied or deleted', async () => {
+  assert.ok(genuine, 'the first test left a genuine marker');
+  const victim = randomBytes(4096);
+  await putObject(bucket, 'hostile/victim.bin', victim);
+  await putObject(bucket, 'elsewhere/victim.bin', victim);
+  const ours = (stamp: string, id: string) => `hostile/zferry-${src.name}-${stamp}-${id.slice(0, 8)}`;
+  const forge = (id: string, createdAt: string, file: string) => JSON.stringify({
+    format: 'zferry-export-partial', formatVersion: 1, bundleId: id, createdAt, source: genuine!.source, host: 'elsewhere', pid: 1,
+    settings: genuine!.settings,
+    streams: genuine!.streams.map((s) => ({ ...s, volumes: s.volumes.map((v) => ({ ...v, file, bytes: victim.length, sha256: sha256(victim) })) })),
+  });
+  const outside = '0badf00d-0000-4000-8000-000000000001';
+  const theirs = '12345678-0000-4000-8000-000000000002';
+  // Named as an export of this source would be, but its volumes "are" an object two levels up (keys are literal in S3: that object is planted too).
+  const f1 = ours('20200101T000000Z', outside);
+  await putObject(bucket, `${f1}/.zferry-export.json`, forge(outside, '2099-01-01T00:00:00.000Z', 'streams/../../victim.bin'));
+  await putObject(bucket, `${f1}/streams/../../victim.bin`, victim);
+  // Not JSON at all.
+  await putObject(bucket, `${ours('20200101T000001Z', 'aaaaaaaa')}/.zferry-export.json`, '{"format": "zferry-export-partial", ');
+  // Another source's unfinished export, whose marker claims this source and the newest date: adopting it would delete its objects.
+  const f3 = `hostile/zferry-someoneelse-20200101T000002Z-${theirs.slice(0, 8)}`;
+  await putObject(bucket, `${f3}/.zferry-export.json`, forge(theirs, '2099-12-31T00:00:00.000Z', 'streams/0001-full.zst.000'));
+  await putObject(bucket, `${f3}/streams/0001-full.zst.000`, victim);
+  await putObject(bucket, `${f3}/streams/0009-full.zst.000`, victim);
+  const snapshotOf = async () => new Map(await Promise.all((await keysUnder(bucket)).filter((k) => !k.startsWith('copy/')).map(async (k) => [k, sha256(await getObject(bucket, k))] as const)));
+  const planted = await snapshotOf();
+
+  const r = JSON.parse((await zferryOk('export', src.name, `s3://${bucket}/hostile`, '--no-journal', '--json')).stdout) as { bundle: string; resumed: unknown };
+  assert.equal(r.resumed, null, 'no planted marker was resumed');
+  const now = await snapshotOf();
+  for (const [k, h] of planted) assert.equal(now.get(k), h, `${k} is untouched`);
+  const mine = r.bundle.slice(`s3://${bucket}/`.length);
+  assert.deepEqual([...now.keys()].filter((k) => !planted.has(k) && !k.startsWith(`${mine}/`)), [], 'nothing written outside the new bundle');
+  for (const [k, h] of now) if (k.startsWith(`${mine}/`)) assert.notEqual(h, sha256(victim), `${k} is not the planted object`);
+  await zferryOk('verify', r.bundle);
 });
