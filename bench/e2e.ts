@@ -263,7 +263,7 @@ async function onlyBundle(parent: string): Promise<{ dir: string; manifest: Mani
 const q = (w: string) => `'${w.replace(/'/g, `'\\''`)}'`;
 
 /** `zfs send` arguments of a manifest's stream, exactly as zferry ran it. */
-function sendArgs(root: string, s: StreamEntry): string {
+export function sendArgs(root: string, s: StreamEntry): string {
   const ds = s.dataset === '' ? root : `${root}/${s.dataset}`;
   const opts = s.sendFlags.filter((f) => f !== '-i' && f !== '-I');
   const from = s.from ? [s.intermediates ? '-I' : '-i', q(`${s.from.dataset !== undefined ? (s.from.dataset === '' ? root : `${root}/${s.from.dataset}`) : ds}@${s.from.name}`)] : [];

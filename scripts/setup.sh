@@ -36,7 +36,11 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 # node_modules is current when it was installed from this very lockfile.
-if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+# A link (a git worktree sharing another checkout's) is left alone: npm ci
+# would empty the folder it points to, under every checkout that shares it.
+if [ -L node_modules ]; then
+  echo "setup: node_modules is a link to $(readlink node_modules): not reinstalling it" >&2
+elif [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "setup: npm ci" >&2
   npm ci --no-audit --no-fund >&2
 fi

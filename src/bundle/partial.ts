@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { ZferryError } from '../errors.js';
 import { assertRealFolders, fsyncDir, hashRegular, readRegular, removeEntry, renameOwnFile, writeFileAtomic } from '../fs/safe.js';
 import { fileError } from '../fs/errors.js';
-import { MANIFEST_FILE, type StreamEntry, type VolumeEntry } from './manifest.js';
+import { MANIFEST_FILE, volumeFileName, type StreamEntry, type VolumeEntry } from './manifest.js';
 import type { ReusedStream, StreamSettings } from '../plan/reuse.js';
 import { DEFAULT_SITE } from '../state/site.js';
 import { carriesData } from '../model.js';
@@ -74,7 +74,12 @@ export interface FoundPartial {
   marker: PartialExport;
 }
 
-/** The marker's text as zferry wrote it, or null (not JSON, another shape). */
+/**
+ * The marker's text as zferry wrote it, or null (not JSON, another shape). In
+ * a shared bucket anyone may have written it: every volume it lists must
+ * carry the name zferry gives that stream's volume (`streams/0002-full.zst.000`),
+ * so no name in it reaches outside the place, or into another stream's.
+ */
 export function parsePartial(text: string): PartialExport | null {
   let p: PartialExport;
   try {
@@ -82,10 +87,20 @@ export function parsePartial(text: string): PartialExport | null {
   } catch {
     return null;
   }
-  const ok = p?.format === 'zferry-export-partial' && p.formatVersion === 1 && typeof p.bundleId === 'string' && typeof p.source === 'string'
-    && typeof p.createdAt === 'string' && Array.isArray(p.streams) && typeof p.settings?.level === 'number' && typeof p.settings?.volumeSize === 'number'
-    && Array.isArray(p.settings?.recipients);
+  const ok = p?.format === 'zferry-export-partial' && p.formatVersion === 1 && typeof p.bundleId === 'string' && /^[0-9a-f-]{36}$/.test(p.bundleId)
+    && typeof p.source === 'string' && typeof p.createdAt === 'string' && Array.isArray(p.streams) && typeof p.settings?.level === 'number'
+    && typeof p.settings?.volumeSize === 'number' && Array.isArray(p.settings?.recipients)
+    && p.streams.every((s) => wellFormedStream(s, p.settings.recipients.length > 0));
   return ok ? p : null;
+}
+
+/** A marker's stream entry has what the resume reads before it re-checks the volumes, named as zferry names them. */
+function wellFormedStream(s: StreamEntry, encrypted: boolean): boolean {
+  if (s === null || typeof s !== 'object' || !Number.isSafeInteger(s.index) || s.index < 1 || typeof s.dataset !== 'string'
+    || !Array.isArray(s.sendFlags) || !s.sendFlags.every((f) => typeof f === 'string') || !Array.isArray(s.volumes)) return false;
+  if (!carriesData(s)) return s.volumes.length === 0;
+  return s.volumes.every((v, n) => v !== null && typeof v === 'object' && v.file === volumeFileName(s.index, s.kind, n, encrypted)
+    && Number.isSafeInteger(v.bytes) && v.bytes >= 0 && typeof v.sha256 === 'string' && /^[0-9a-f]{64}$/.test(v.sha256));
 }
 
 export function partialText(p: PartialExport): string {

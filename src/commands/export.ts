@@ -279,7 +279,9 @@ async function exportLocked(zfs: Zfs, opts: ExportOptions): Promise<ExportResult
   const allSends = plan.steps.filter(carriesData);
   // An export cut part way (killed, disk full, link down, Ctrl-C) left its finished streams: keep what this plan still needs.
   const inBucket = bucket ? await unfinishedInBucket(bucket) : [];
-  const candidates = bucket ? inBucket.filter((u) => u.marked).map((u) => u.partial) : await unfinishedFolders(opts.dest);
+  // Only folders named for this source: a marker anyone wrote into another source's folder (a shared bucket) never makes it ours to resume or remove.
+  const candidates = (bucket ? inBucket.filter((u) => u.marked).map((u) => u.partial) : await unfinishedFolders(opts.dest))
+    .filter((p) => isBundleFolderOf(p.where.slice(p.where.lastIndexOf('/') + 1), opts.source));
   const partials = await findPartials(candidates, sourceTag(identity), site);
   // Its streams are matched to this plan by position: a plan cut to a limit, or led by a continued part, is not the plan it was written for.
   const adopted: FoundPartial | null = limited || continuing ? null : partials[0] ?? null;
