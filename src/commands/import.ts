@@ -17,8 +17,8 @@ import {
 } from '../plan/index.js';
 import { checkBundleAtRest, findBundles, readManifest, verifyOrRepair, type Manifest, type StreamEntry } from '../bundle/index.js';
 import { readParts, readStream } from '../pipeline/index.js';
-import { decompressOutPool } from '../pipeline/import.js';
-import { ReleasingSink } from '../pipeline/buffer-pool.js';
+import { decompressOutPool, readPool } from '../pipeline/import.js';
+import { ReleasingSink, type BufferPool } from '../pipeline/buffer-pool.js';
 import { assembleParts, orderParts, partLabel, segmentKey, type Assembled, type Segment, type SplitChain } from '../plan/parts.js';
 import { stagePart } from '../bundle/stage.js';
 import { removeEntry } from '../fs/safe.js';
@@ -143,6 +143,8 @@ interface ReceiveJob {
   parts?: readonly Segment[];
   /** Where zfs recv takes no -x/-o: the overrides are gathered here and applied together after the last stream. */
   later?: PendingOverrides;
+  /** Buffers shared by the import's streams (see receiveStream). */
+  pools?: { read: BufferPool; out: BufferPool };
 }
 
 /** Receives one stream; the tail gate keeps the end record from zfs recv unless every byte matched. */
@@ -162,11 +164,14 @@ async function receiveStream(zfs: Zfs, job: ReceiveJob): Promise<void> {
   // Volumes' sha256 are checked as they are read unless a verify pass just did; the tail gate's raw sha256 guards every byte either way.
   // The decompressed bytes live in reused buffers, each given back once zfs recv's pipe has taken it.
   // A stream in parts reads plain buffers (releasing one the pool does not own is a no-op): its two gates in a row would hold more than the pool has.
-  const pool = decompressOutPool();
+  // The import's pools when all their buffers are back (a 402-stream import made 1 MiB buffers per stream,
+  // and collected them: 3.3 s of garbage collection); this stream's own otherwise, so nothing one stream kept can stall the next.
+  const shared = job.pools && job.pools.out.allBack && job.pools.read.allBack ? job.pools : null;
+  const pool = shared?.out ?? decompressOutPool();
   const reading = { onBytes: (n: number) => job.progress.advance(n), ...(job.age ? { age: job.age } : {}) };
   const source = job.parts
     ? readParts(job.parts, { rawBytes: s.rawBytes, rawSha256: s.rawSha256!, label: `stream ${s.index} (${label(s)}, in ${job.parts.length} parts)` }, { ...reading, volumesVerified: false })
-    : readStream(job.dir, s, { ...reading, volumesVerified: job.volumesVerified, pool });
+    : readStream(job.dir, s, { ...reading, volumesVerified: job.volumesVerified, pool, ...(shared ? { readPool: shared.read } : {}) });
   const tap = pauseTap(`import:stream:${s.index}`);
   // Registered before pipeline's own handler: zfs recv is stopped before its stdin closes.
   source.once('error', () => recv.kill());
@@ -174,7 +179,9 @@ async function receiveStream(zfs: Zfs, job: ReceiveJob): Promise<void> {
   // zfs's own complaint explains more than EPIPE does.
   await stopOnFailure(recv, feed, (err, recvErr) =>
     (err as NodeJS.ErrnoException).code === 'EPIPE' && recvErr ? recvErr : err,
-  ).finally(() => pool.close());
+  ).finally(() => {
+    if (!shared) pool.close();
+  });
   await recv.done.catch((err: unknown) => {
     if (err instanceof ZferryError && /modified\s+since most recent snapshot/.test(err.context.stderr ?? '')) {
       throw new ZferryError(
@@ -515,6 +522,7 @@ async function applyPlan(zfs: Zfs, plan: ImportPlan, ctx: ApplyContext): Promise
   const partial = new Set(ctx.partial);
   // zfs-fuse: two zfs processes per stream less (the receive-time -x/-o that zfs recv cannot take, applied together below).
   const later = zfs.caps.recvPropertyOverride ? undefined : new PendingOverrides();
+  const pools = { read: readPool(), out: decompressOutPool() };
   // What a kill between an earlier run's receive and its overrides left (facts.receivedMountpoints) is fixed with this run's.
   if (later) for (const ds of ctx.receivedMountpoints) later.add(ds, ['mountpoint'], { canmount: 'noauto' });
   progress.begin(`import → ${opts.target}`, ctx.total, ctx.todo);
@@ -542,7 +550,7 @@ async function applyPlan(zfs: Zfs, plan: ImportPlan, ctx: ApplyContext): Promise
             ...(parts ? { parts } : {}),
             dir: b.dir, target: opts.target, stream: s, receive: d.receive!, partial, progress,
             ...(b.manifest.encryption && ctx.age ? { age: ctx.age } : {}), volumesVerified: ctx.verified.has(b.dir),
-            ...(later ? { later } : {}),
+            ...(later ? { later } : {}), pools,
           });
           progress.endStream();
         }
@@ -562,6 +570,8 @@ async function applyPlan(zfs: Zfs, plan: ImportPlan, ctx: ApplyContext): Promise
     throw err;
   } finally {
     progress.end();
+    pools.read.close();
+    pools.out.close();
   }
   // Before the import says anything: each filesystem received gets the target's mountpoint and canmount=noauto.
   if (later && !later.empty) await zfs.applyOverrides(later);

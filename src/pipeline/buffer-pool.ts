@@ -25,6 +25,11 @@ export class BufferPool {
     return this.free.length + this.count - this.owners.size;
   }
 
+  /** Every buffer handed out has been given back (a stream before may start another on this pool). */
+  get allBack(): boolean {
+    return this.available === this.count;
+  }
+
   take(): Promise<Buffer> {
     if (this.closed) return Promise.reject(new Error('buffer pool closed'));
     let b = this.free.pop();

@@ -26,10 +26,21 @@ export interface ReadStreamOptions {
    * caller gives each back once written (ReleasingSink), or the stream stalls.
    */
   pool?: BufferPool;
+  /**
+   * The volumes are read into this pool's buffers (of READ_CHUNK bytes; see
+   * readPool), which the decompressor gives back; by default the stream makes
+   * its own. Not used behind age, which keeps what it is given.
+   */
+  readPool?: BufferPool;
 }
 
 /** Read buffers between the volume files and the decompressor: one being read, one held for its volume's hash, one being decompressed, one spare. */
 const READ_POOL = 4;
+
+/** A pool for readStream's `readPool`: one per import serves all its streams, so a small stream allocates nothing. */
+export function readPool(): BufferPool {
+  return new BufferPool(READ_POOL, READ_CHUNK);
+}
 
 /**
  * A pool for readStream's output: the tail gate holds up to 2 MiB of it,
@@ -51,7 +62,7 @@ export function readStream(bundleDir: string, stream: StreamEntry, opts: ReadStr
   }
   const label = `stream ${stream.index} (${stream.dataset === '' ? 'root dataset' : stream.dataset})`;
   // Reused read buffers, handed back by the decompressor; not behind age, which keeps what it is given.
-  const readPool = opts.age ? undefined : new BufferPool(READ_POOL, READ_CHUNK);
+  const readPool = opts.age ? undefined : opts.readPool ?? new BufferPool(READ_POOL, READ_CHUNK);
   const reader = new VolumeReader(bundleDir, stream.volumes, { onBytes: opts.onBytes, checkSha256: !opts.volumesVerified, ...(readPool ? { pool: readPool } : {}) });
   const dec = decompress({
     ...(readPool ? { inputPool: readPool } : {}),

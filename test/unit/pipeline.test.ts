@@ -435,3 +435,31 @@ test('sinkToFile passes on a source that fails midway and leaves no open handle 
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('decompression contexts are reused from stream to stream, and one destroyed mid-frame starts the next clean', async () => {
+  const { decompressContextsCreated } = await import('../../src/pipeline/decompress.js');
+  const frames = async (data: Buffer) => {
+    const out: Buffer[] = [];
+    await pipeline(Readable.from([data]), compress({ level: 3, workers: 0 }), new Writable({ write(c, _e, cb) { out.push(c); cb(); } }));
+    return Buffer.concat(out);
+  };
+  const roundTrip = async (z: Buffer) => {
+    const out: Buffer[] = [];
+    await pipeline(Readable.from([z]), decompress(), new Writable({ write(c, _e, cb) { out.push(Buffer.from(c)); cb(); } }));
+    return Buffer.concat(out);
+  };
+  const a = randomBytes(300_000);
+  const b = Buffer.alloc(2_000_000, 7);
+  const za = await frames(a);
+  const zb = await frames(b);
+  assert.deepEqual(await roundTrip(za), a);
+  const made = decompressContextsCreated();
+  // Half a frame, then the stream is destroyed: its context goes back inside that frame.
+  const cut = decompress();
+  cut.write(za.subarray(0, za.length >> 1));
+  await new Promise((r) => setImmediate(r));
+  cut.destroy();
+  assert.deepEqual(await roundTrip(zb), b);
+  assert.deepEqual(await roundTrip(za), a);
+  assert.equal(decompressContextsCreated(), made, 'every later stream reused the context given back');
+});
