@@ -23,6 +23,7 @@ import type { TransformCallback } from 'node:stream';
 import { PacedTransform } from './paced-transform.js';
 import binding from 'zstd-napi/binding.js';
 import type { BufferPool } from './buffer-pool.js';
+import { IdleContexts } from './idle-contexts.js';
 
 /** Bytes per output buffer (zstd's recommendation): a pool given to compress() holds buffers of this size. */
 export const COMPRESS_OUT_SIZE = binding.cStreamOutSize();
@@ -53,44 +54,29 @@ export interface CompressOptions {
   pool?: BufferPool;
 }
 
-/**
- * Idle contexts by parameters. A context goes back here when its stream ends
- * or is destroyed, reset to "no frame started" with its parameters, threads
- * and buffers kept. Streams run one at a time in practice, so a couple idle
- * per parameter set is plenty and bounds what an idle process keeps.
- */
-const idle = new Map<string, binding.CCtx[]>();
-const MAX_IDLE = 2;
-let created = 0;
+/** Idle contexts by parameters (idle-contexts.ts). */
+const contexts = new IdleContexts<binding.CCtx>();
 
 /** Contexts made so far by this process (tests pin the reuse with it). */
 export function compressContextsCreated(): number {
-  return created;
+  return contexts.created;
 }
 
 function takeContext(level: number, workers: number, jobSize: number, long: boolean): { key: string; cctx: binding.CCtx } {
   const key = `${level}/${workers}/${jobSize}${long ? '/long' : ''}`;
-  const reused = idle.get(key)?.pop();
-  if (reused) return { key, cctx: reused };
-  const cctx = new binding.CCtx();
-  created++;
-  cctx.setParameter(binding.CParameter.compressionLevel, level);
-  cctx.setParameter(binding.CParameter.checksumFlag, 1);
-  cctx.setParameter(binding.CParameter.nbWorkers, workers);
-  if (workers > 0) cctx.setParameter(binding.CParameter.jobSize, jobSize);
-  if (long) {
-    cctx.setParameter(binding.CParameter.enableLongDistanceMatching, 1);
-    cctx.setParameter(binding.CParameter.windowLog, 27);
-  }
+  const cctx = contexts.take(key, () => {
+    const made = new binding.CCtx();
+    made.setParameter(binding.CParameter.compressionLevel, level);
+    made.setParameter(binding.CParameter.checksumFlag, 1);
+    made.setParameter(binding.CParameter.nbWorkers, workers);
+    if (workers > 0) made.setParameter(binding.CParameter.jobSize, jobSize);
+    if (long) {
+      made.setParameter(binding.CParameter.enableLongDistanceMatching, 1);
+      made.setParameter(binding.CParameter.windowLog, 27);
+    }
+    return made;
+  });
   return { key, cctx };
-}
-
-function giveBack(key: string, cctx: binding.CCtx): void {
-  // A stream destroyed mid-frame leaves the context inside a frame: drop that frame, keep the parameters.
-  cctx.reset(binding.ResetDirective.sessionOnly);
-  const list = idle.get(key) ?? [];
-  if (list.length < MAX_IDLE) list.push(cctx);
-  idle.set(key, list);
 }
 
 export class ZstdCompress extends PacedTransform {
@@ -149,7 +135,7 @@ export class ZstdCompress extends PacedTransform {
     if (this.scratch) this.pool?.release(this.scratch);
     this.scratch = null;
     this.head = null;
-    if (cctx) giveBack(this.key, cctx);
+    if (cctx) contexts.giveBack(this.key, cctx);
   }
 
   protected async run(src: Buffer, directive: number): Promise<void> {

@@ -8,6 +8,7 @@ import type { TransformCallback } from 'node:stream';
 import { PacedTransform } from './paced-transform.js';
 import binding from 'zstd-napi/binding.js';
 import type { BufferPool } from './buffer-pool.js';
+import { IdleContexts } from './idle-contexts.js';
 
 /**
  * Output buffer per decompress call. zstd's own recommendation (dStreamOutSize,
@@ -30,36 +31,17 @@ export interface DecompressOptions {
   inputPool?: BufferPool;
 }
 
-/**
- * Idle decompression contexts, reset. Making one cost 1.5 ms, a sixth of
- * what a 402-stream import spent on the main thread per stream besides
- * forking zfs; streams run one after another, so two idle are plenty.
- */
-const idleContexts: binding.DCtx[] = [];
-const MAX_IDLE = 2;
-let created = 0;
+/** One parameter set: every stream's context is alike. */
+const contexts = new IdleContexts<binding.DCtx>();
 
 /** Contexts made so far by this process (tests pin the reuse with it). */
 export function decompressContextsCreated(): number {
-  return created;
-}
-
-function takeContext(): binding.DCtx {
-  const reused = idleContexts.pop();
-  if (reused) return reused;
-  created++;
-  return new binding.DCtx();
-}
-
-function giveBack(dctx: binding.DCtx): void {
-  // A stream destroyed mid-frame leaves the context inside it: the next stream starts clean.
-  dctx.reset(binding.ResetDirective.sessionOnly);
-  if (idleContexts.length < MAX_IDLE) idleContexts.push(dctx);
+  return contexts.created;
 }
 
 export class ZstdDecompress extends PacedTransform {
-  /** Ours from construction until the stream ends or is destroyed, then back to idleContexts. */
-  private dctx: binding.DCtx | null = takeContext();
+  /** Ours from construction until the stream ends or is destroyed, then back to the idle ones. */
+  private dctx: binding.DCtx | null = contexts.take('', () => new binding.DCtx());
   /** A pooled output buffer that the last call left empty, used by the next. */
   private scratch: Buffer | null = null;
   private inFrame = false;
@@ -121,7 +103,7 @@ export class ZstdDecompress extends PacedTransform {
   }
 
   private releaseContext(): void {
-    if (this.dctx) giveBack(this.dctx);
+    if (this.dctx) contexts.giveBack('', this.dctx);
     this.dctx = null;
   }
 
