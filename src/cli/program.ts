@@ -11,16 +11,12 @@ import { statusCommand } from './status.js';
 import { addHookOptions, given, jobSpec, loadJobConfig } from './job-options.js';
 import { parseGrid } from '../plan/retention.js';
 import { stopIfOutputClosed } from './pipes.js';
+import { probeZfs } from './zfs.js';
 import { collect, emitJson, example, levelOption, levelOrAutoOption, notices, sizeOption, unitOption, WAIT_HELP, waitOption, waitSeconds } from './options.js';
 
 // Commands load their modules when they run: `zferry --help` and every
 // command start in a fraction of the time it takes to load them all (it
 // shows under cron on small machines, and in the test guest under emulation).
-/** The zfs in use; its probe's answers are kept in the state folder between runs (zfs/probe-cache.ts). */
-const probeZfs = async () => {
-  const { stateDir } = await import('../state/journal.js');
-  return (await import('../zfs/index.js')).Zfs.probe({ cacheDir: stateDir() });
-};
 const progressFor = async (json: boolean) => (await import('../progress.js')).makeProgress(json);
 const printer = () => import('./print.js');
 

@@ -8,14 +8,10 @@ import type { RelayEvent } from '../commands/relay-run.js';
 import { formatBytes, parseInterval } from '../units.js';
 import { collect, example, sizeOption, unitOption, WAIT_HELP, waitOption, waitSeconds } from './options.js';
 import { stopIfOutputClosed } from './pipes.js';
+import { probeZfs } from './zfs.js';
 import { addNotifyOption, jobSpec } from './job-options.js';
 
 // Loaded when a relay command runs, as in main.ts: starting zferry stays cheap.
-/** The zfs in use; its probe's answers are kept in the state folder between runs (zfs/probe-cache.ts). */
-const probeZfs = async (): Promise<Zfs> => {
-  const { stateDir } = await import('../state/journal.js');
-  return (await import('../zfs/index.js')).Zfs.probe({ cacheDir: stateDir() });
-};
 const loadProgress = async (): Promise<(json: boolean) => Progress> => (await import('../progress.js')).makeProgress;
 
 /** `parseEndpoint` with this command's host requirement, as a commander parser. */

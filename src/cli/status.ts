@@ -8,6 +8,7 @@ import { basename, dirname } from 'node:path';
 import { collect, emitJson, example, unitOption } from './options.js';
 import { formatBytes, parseInterval } from '../units.js';
 import { addConfigOption, addNotifyOption, given, loadJobConfig } from './job-options.js';
+import { probeZfs } from './zfs.js';
 import type { StatusReport } from '../commands/status.js';
 import { ZferryError } from '../errors.js';
 
@@ -90,9 +91,8 @@ export function statusCommand(): Command {
       const warn = given<number>(self, 'warn') ?? cfgAge(cfg?.warn, 'warning age') ?? o.warn;
       const crit = given<number>(self, 'crit') ?? cfgAge(cfg?.crit, 'critical age') ?? o.crit;
       if (warn > crit) throw new ZferryError(`--warn (${warn} s) must not be longer than --crit (${crit} s)`, { field: '--warn' });
-      const { Zfs } = await import('../zfs/index.js');
       // Records alone still tell most of the story on a host without zfs (a monitoring box reading a copied state folder).
-      const zfs = await Zfs.probe({ cacheDir: o.stateDir ?? (await import('../state/journal.js')).stateDir() }).catch(() => null);
+      const zfs = await probeZfs(o.stateDir).catch(() => null);
       const { runStatus } = await import('../commands/status.js');
       const r = await runStatus({
         source: source ?? cfg?.source ?? undefined, site, dests: o.dest, spool: o.spool ?? cfg?.spool ?? undefined, targets: o.target,
