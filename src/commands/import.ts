@@ -12,7 +12,7 @@ import { ZferryError } from '../errors.js';
 import { stopOnFailure } from '../subprocess.js';
 import { checkDatasetName, PendingOverrides, type Zfs } from '../zfs/index.js';
 import {
-  lineageOrder, MISSING_SINCE_PROPERTY, planImport, receivesClones, SOURCE_PROPERTY, SOURCE_TXG_PROPERTY,
+  lineageOrder, MISSING_SINCE_PROPERTY, planImport, receiveOptions, receivesClones, SOURCE_PROPERTY, SOURCE_TXG_PROPERTY,
   type BundleIn, type DeleteGuard, type DeletePlan, type Grid, type ImportPlan, type MaxDelete, type ReceiveOptions, type RetentionEntry, type TargetFacts,
 } from '../plan/index.js';
 import { checkBundleAtRest, findBundles, readManifest, verifyOrRepair, type Manifest, type StreamEntry } from '../bundle/index.js';
@@ -524,7 +524,8 @@ async function applyPlan(zfs: Zfs, plan: ImportPlan, ctx: ApplyContext): Promise
   const later = zfs.caps.recvPropertyOverride ? undefined : new PendingOverrides();
   const pools = { read: readPool(), out: decompressOutPool() };
   // What a kill between an earlier run's receive and its overrides left (facts.receivedMountpoints) is fixed with this run's.
-  if (later) for (const ds of ctx.receivedMountpoints) later.add(ds, ['mountpoint'], { canmount: 'noauto' });
+  const asReceived = receiveOptions('filesystem', false);
+  if (later) for (const ds of ctx.receivedMountpoints) later.add(ds, asReceived.exclude, asReceived.set);
   progress.begin(`import → ${opts.target}`, ctx.total, ctx.todo);
   try {
     for (const { b, d, s } of steps) {
