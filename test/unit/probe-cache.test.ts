@@ -96,3 +96,30 @@ test('a state folder that cannot be written only costs the cache', async () => {
     await s.done();
   }
 });
+
+test('a cache file that is a link, a FIFO or huge is not read: the probe runs, nothing hangs', async () => {
+  const { symlink, rm: remove, truncate } = await import('node:fs/promises');
+  const { execa } = await import('execa');
+  const s = await setup();
+  try {
+    const file = join(s.dir, PROBE_CACHE_FILE);
+    // A good cache file elsewhere, linked in: not taken (and not written through when replaced).
+    const elsewhere = await mkdtemp(join(tmpdir(), 'zferry-probe-elsewhere-'));
+    await cachedProbe(elsewhere, s.program, s.probe);
+    await symlink(join(elsewhere, PROBE_CACHE_FILE), file);
+    await cachedProbe(s.dir, s.program, s.probe);
+    assert.equal(s.probes(), 2);
+    await remove(file, { force: true });
+    await execa('mkfifo', [file]);
+    await cachedProbe(s.dir, s.program, s.probe);
+    assert.equal(s.probes(), 3);
+    await remove(file, { force: true });
+    await writeFile(file, '');
+    await truncate(file, 10 * 1024 * 1024);
+    await cachedProbe(s.dir, s.program, s.probe);
+    assert.equal(s.probes(), 4);
+    await rm(elsewhere, { recursive: true, force: true });
+  } finally {
+    await s.done();
+  }
+});
