@@ -3,7 +3,6 @@
  * volume's size and sha256. Each volume's final chunk is held back until its
  * hash has matched, so a bad volume errors before its end is passed on.
  */
-import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { ZferryError } from '../errors.js';
@@ -12,6 +11,7 @@ import { fileError } from '../fs/errors.js';
 import { openRegular } from '../fs/safe.js';
 import { bundlePath, getStream, isS3Url, parseS3Url } from '../store/s3.js';
 import type { BufferPool } from '../pipeline/buffer-pool.js';
+import { streamSha256, type StreamHash } from '../pipeline/sha256.js';
 
 /** Bytes per read: a pool given to the reader holds buffers of this size. */
 export const READ_CHUNK = 1 << 20;
@@ -87,6 +87,7 @@ export class VolumeReader extends Readable {
         if (e.code === 'ENOENT') throw new ZferryError(`missing volume ${path}`, { file: path });
         throw fileError(err, 'opening', path);
       }
+      let hash: StreamHash | null = null;
       try {
         if (size !== vol.bytes) {
           throw new ZferryError(`${path}: size is ${size} bytes, manifest says ${vol.bytes} (${size < vol.bytes ? 'truncated' : 'too long'})`, {
@@ -94,7 +95,7 @@ export class VolumeReader extends Readable {
             offset: Math.min(size, vol.bytes),
           });
         }
-        const hash = this.opts.checkSha256 === false ? null : createHash('sha256');
+        hash = this.hashFor(vol.bytes);
         let pos = 0;
         let pending: Buffer | null = null;
         for (;;) {
@@ -115,7 +116,8 @@ export class VolumeReader extends Readable {
             throw new ZferryError(`${path}: grew beyond the ${vol.bytes} bytes the manifest says while being read`, { file: path, offset: vol.bytes });
           }
           const chunk = buf.subarray(0, n);
-          hash?.update(chunk);
+          const taken = hash?.update(chunk);
+          if (taken) await taken;
           pos += n;
           this.opts.onBytes?.(n);
           if (pending) yield pending;
@@ -124,16 +126,22 @@ export class VolumeReader extends Readable {
         if (pos !== vol.bytes) {
           throw new ZferryError(`${path}: ended after ${pos} bytes, manifest says ${vol.bytes} (truncated)`, { file: path, offset: pos });
         }
-        const actual = hash?.digest('hex');
+        const actual = hash ? await hash.digest() : undefined;
         if (actual !== undefined && actual !== vol.sha256) {
           throw new ZferryError(`${path}: sha256 is ${actual}, manifest says ${vol.sha256} (the volume is corrupt)`, { file: path });
         }
         if (pending) yield pending;
       } finally {
+        hash?.discard();
         await fh.close().catch(() => undefined);
       }
     }
     this.currentFile = null;
+  }
+
+  /** The check of one volume's sha256, or null when the caller turned it off. */
+  private hashFor(bytes: number): StreamHash | null {
+    return this.opts.checkSha256 === false ? null : streamSha256(bytes);
   }
 
   /**
@@ -148,18 +156,20 @@ export class VolumeReader extends Readable {
       this.currentFile = path;
       const got = await getStream(place, vol.file);
       if (!got) throw new ZferryError(`missing volume ${path}`, { file: path });
+      let hash: StreamHash | null = null;
       try {
         if (got.size !== vol.bytes) {
           throw new ZferryError(`${path}: size is ${got.size} bytes, manifest says ${vol.bytes} (${got.size < vol.bytes ? 'truncated' : 'too long'})`, { file: path, offset: Math.min(got.size, vol.bytes) });
         }
-        const hash = this.opts.checkSha256 === false ? null : createHash('sha256');
+        hash = this.hashFor(vol.bytes);
         let pos = 0;
         let pending: Buffer | null = null;
         try {
           for await (const c of got.body) {
             const chunk = c as Buffer;
             if (pos + chunk.length > vol.bytes) throw new ZferryError(`${path}: longer than the ${vol.bytes} bytes the manifest says`, { file: path, offset: vol.bytes });
-            hash?.update(chunk);
+            const taken = hash?.update(chunk);
+            if (taken) await taken;
             pos += chunk.length;
             this.opts.onBytes?.(chunk.length);
             if (pending) yield pending;
@@ -170,12 +180,13 @@ export class VolumeReader extends Readable {
           throw new ZferryError(`${path}: reading failed at offset ${pos}: ${(err as Error).message}`, { file: path, offset: pos });
         }
         if (pos !== vol.bytes) throw new ZferryError(`${path}: ended after ${pos} bytes, manifest says ${vol.bytes} (truncated)`, { file: path, offset: pos });
-        const actual = hash?.digest('hex');
+        const actual = hash ? await hash.digest() : undefined;
         if (actual !== undefined && actual !== vol.sha256) {
           throw new ZferryError(`${path}: sha256 is ${actual}, manifest says ${vol.sha256} (the volume is corrupt)`, { file: path });
         }
         if (pending) yield pending;
       } finally {
+        hash?.discard();
         got.body.destroy();
       }
     }

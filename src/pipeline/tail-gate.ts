@@ -4,9 +4,9 @@
  * record of a stream that is corrupt anywhere, and aborts instead of
  * committing a snapshot.
  */
-import { createHash, type Hash } from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
 import { ZferryError } from '../errors.js';
+import { streamSha256, type StreamHash } from './sha256.js';
 
 export interface TailGateOptions {
   /** Names the stream in the error, e.g. `stream 3 (tank/a)`. */
@@ -17,7 +17,7 @@ export interface TailGateOptions {
 
 export class TailGate extends Transform {
   /** null: the caller proves the bytes upstream (every volume's sha256 before its last chunk leaves), and the gate only withholds the end. */
-  private readonly hash: Hash | null;
+  private readonly hash: StreamHash | null;
   private held: Buffer[] = [];
   private heldBytes = 0;
   private total = 0;
@@ -28,11 +28,18 @@ export class TailGate extends Transform {
     private readonly opts: TailGateOptions = {},
   ) {
     super();
-    this.hash = expectedSha256 === null ? null : createHash('sha256');
+    this.hash = expectedSha256 === null ? null : streamSha256(opts.expectedBytes ?? 0);
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
-    this.hash?.update(chunk);
+    // The chunk moves on only once the hash has taken its bytes: downstream
+    // may hand its buffer back to a pool to be filled again.
+    const taken = this.hash?.update(chunk);
+    if (taken) taken.then(() => this.hold(chunk, done), done);
+    else this.hold(chunk, done);
+  }
+
+  private hold(chunk: Buffer, done: TransformCallback): void {
     this.total += chunk.length;
     this.held.push(chunk);
     this.heldBytes += chunk.length;
@@ -48,7 +55,16 @@ export class TailGate extends Transform {
   }
 
   override _flush(done: TransformCallback): void {
-    const actual = this.hash?.digest('hex') ?? null;
+    if (!this.hash) this.finish(null, done);
+    else this.hash.digest().then((hex) => this.finish(hex, done), done);
+  }
+
+  override _destroy(err: Error | null, done: (err?: Error | null) => void): void {
+    this.hash?.discard();
+    done(err);
+  }
+
+  private finish(actual: string | null, done: TransformCallback): void {
     const label = this.opts.label ?? 'stream';
     if (this.opts.expectedBytes !== undefined && this.total !== this.opts.expectedBytes) {
       done(new ZferryError(`${label}: decompressed to ${this.total} bytes, manifest says ${this.opts.expectedBytes}; its end was withheld`));

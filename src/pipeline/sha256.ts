@@ -1,0 +1,232 @@
+/**
+ * sha256 of a byte stream, on a worker thread when the stream is large.
+ *
+ * Import hashes every byte twice (each volume as read, the raw stream as
+ * decompressed) and did so on the main thread, between the writes into
+ * `zfs recv`: measured on zfs-fuse, 1.07 GiB, those two passes cost 1.2 s
+ * of a 5.3 s import while `zfs recv` waited on a 64 KiB pipe. On a worker
+ * the same hashing runs beside the pipeline (docs/performance.md, "sha256
+ * off the main thread").
+ *
+ * The bytes are copied (1 MiB at a time, into buffers handed back and forth
+ * with the worker), so the caller's chunk is free again as soon as `update`
+ * has returned or its promise settled; a copy costs a tenth of hashing the
+ * same bytes. Small streams (most of 400 datasets' incrementals) hash on the
+ * main thread: a round trip to the worker would cost more than it saves.
+ */
+import { createHash, type Hash } from 'node:crypto';
+import { Worker } from 'node:worker_threads';
+
+/** Streams of at least this many bytes (when known beforehand) are hashed on the worker. */
+export const OFF_THREAD_MIN_BYTES = 16 << 20;
+/** Bytes per message to the worker. */
+const SLAB = 1 << 20;
+/** Slabs in flight at most: the caller waits beyond that, so a slow worker holds memory flat (8 MiB). */
+const SLABS = 8;
+
+export interface StreamHash {
+  /**
+   * Adds `chunk`. Returns nothing when the bytes were taken at once, or a
+   * promise to await before the chunk is reused or the next update is made
+   * (the worker is behind).
+   */
+  update(chunk: Uint8Array): Promise<void> | undefined;
+  /** The hex digest of everything added; the hash is finished. */
+  digest(): Promise<string>;
+  /** Abandons the hash (a stream that failed); harmless after digest. */
+  discard(): void;
+}
+
+/**
+ * A sha256 of about `expectedBytes` bytes: on the worker thread from
+ * OFF_THREAD_MIN_BYTES (set ZFERRY_HASH_THREAD=0 to keep every hash on the
+ * main thread), otherwise on this one.
+ *
+ * Import's hashes only: export's stay on the main thread, where the measured
+ * export was no faster with them on the worker (zstd's two threads and zfs
+ * send already keep both cores busy) and the worker's heap and slabs took
+ * its peak RSS over 150 MB.
+ */
+export function streamSha256(expectedBytes: number): StreamHash {
+  return expectedBytes >= OFF_THREAD_MIN_BYTES && offThreadAllowed() ? new WorkerHash(hashThread()) : new LocalHash();
+}
+
+function offThreadAllowed(): boolean {
+  return process.env.ZFERRY_HASH_THREAD !== '0';
+}
+
+class LocalHash implements StreamHash {
+  private readonly hash: Hash = createHash('sha256');
+
+  update(chunk: Uint8Array): undefined {
+    this.hash.update(chunk);
+    return undefined;
+  }
+
+  digest(): Promise<string> {
+    return Promise.resolve(this.hash.digest('hex'));
+  }
+
+  discard(): void {}
+}
+
+type ToWorker = { op: 'update'; id: number; buf: ArrayBuffer; len: number } | { op: 'digest'; id: number } | { op: 'drop'; id: number };
+type FromWorker = { op: 'slab'; buf: ArrayBuffer } | { op: 'digest'; id: number; hex: string };
+
+/** The one worker of this process, its slabs, and the digests it owes. */
+class HashThread {
+  private readonly worker: Worker;
+  private readonly free: ArrayBuffer[] = [];
+  private made = 0;
+  private readonly waiting: Array<{ resolve: (b: ArrayBuffer) => void; reject: (e: Error) => void }> = [];
+  private readonly digests = new Map<number, { resolve: (hex: string) => void; reject: (e: Error) => void }>();
+  /** Slabs at the worker plus digests owed: while any, the worker keeps the process alive. */
+  private outstanding = 0;
+  private nextId = 1;
+  failed: Error | null = null;
+
+  constructor() {
+    // Not the parent's node options (--input-type, --cpu-prof…): the worker runs one file.
+    this.worker = new Worker(new URL('./sha256-worker.js', import.meta.url), { execArgv: [] });
+    this.worker.unref();
+    this.worker.on('message', (m: FromWorker) => {
+      this.settle();
+      if (m.op === 'slab') this.giveBack(m.buf);
+      else {
+        const d = this.digests.get(m.id);
+        this.digests.delete(m.id);
+        d?.resolve(m.hex);
+      }
+    });
+    this.worker.on('error', (err) => this.fail(new Error(`sha256 worker thread failed: ${err.message}`)));
+    this.worker.on('exit', (code) => this.fail(new Error(`sha256 worker thread exited (code ${code})`)));
+  }
+
+  newId(): number {
+    return this.nextId++;
+  }
+
+  /** A slab to fill: at once if one is free, or once the worker hands one back. */
+  slab(): ArrayBuffer | Promise<ArrayBuffer> {
+    if (this.failed) return Promise.reject(this.failed);
+    const b = this.free.pop();
+    if (b) return b;
+    if (this.made < SLABS) {
+      this.made++;
+      return new ArrayBuffer(SLAB);
+    }
+    return new Promise((resolve, reject) => this.waiting.push({ resolve, reject }));
+  }
+
+  send(id: number, buf: ArrayBuffer, len: number): void {
+    this.post({ op: 'update', id, buf, len }, [buf]);
+  }
+
+  digest(id: number): Promise<string> {
+    if (this.failed) return Promise.reject(this.failed);
+    return new Promise((resolve, reject) => {
+      this.digests.set(id, { resolve, reject });
+      this.post({ op: 'digest', id });
+    });
+  }
+
+  drop(id: number): void {
+    if (!this.failed) this.worker.postMessage({ op: 'drop', id } satisfies ToWorker);
+  }
+
+  private post(m: ToWorker, transfer: ArrayBuffer[] = []): void {
+    if (this.outstanding++ === 0) this.worker.ref();
+    this.worker.postMessage(m, transfer);
+  }
+
+  private settle(): void {
+    if (--this.outstanding === 0) this.worker.unref();
+  }
+
+  /** A slab back from the worker, or one a hash took and did not fill. */
+  giveBack(buf: ArrayBuffer): void {
+    const w = this.waiting.shift();
+    if (w) w.resolve(buf);
+    else this.free.push(buf);
+  }
+
+  private fail(err: Error): void {
+    if (this.failed) return;
+    this.failed = err;
+    if (thread === this) thread = null;
+    for (const w of this.waiting.splice(0)) w.reject(err);
+    for (const d of this.digests.values()) d.reject(err);
+    this.digests.clear();
+  }
+}
+
+let thread: HashThread | null = null;
+
+function hashThread(): HashThread {
+  thread ??= new HashThread();
+  return thread;
+}
+
+class WorkerHash implements StreamHash {
+  private readonly id: number;
+  /** The slab being filled, and how far. */
+  private current: ArrayBuffer | null = null;
+  private filled = 0;
+  private done = false;
+
+  constructor(private readonly thread: HashThread) {
+    this.id = thread.newId();
+  }
+
+  update(chunk: Uint8Array): Promise<void> | undefined {
+    if (this.done) throw new Error('sha256: update after digest or discard');
+    let at = 0;
+    while (at < chunk.length) {
+      if (!this.current) {
+        const s = this.thread.slab();
+        if (s instanceof Promise) return s.then((b) => this.resume(b, chunk, at));
+        this.current = s;
+        this.filled = 0;
+      }
+      at = this.fill(chunk, at);
+    }
+    return undefined;
+  }
+
+  private resume(slab: ArrayBuffer, chunk: Uint8Array, at: number): Promise<void> | undefined {
+    this.current = slab;
+    this.filled = 0;
+    return this.update(chunk.subarray(at));
+  }
+
+  /** Copies what fits from chunk[at..] into the current slab, sends it when full; returns the new offset. */
+  private fill(chunk: Uint8Array, at: number): number {
+    const n = Math.min(SLAB - this.filled, chunk.length - at);
+    new Uint8Array(this.current!, this.filled, n).set(chunk.subarray(at, at + n));
+    this.filled += n;
+    if (this.filled === SLAB) this.flush();
+    return at + n;
+  }
+
+  private flush(): void {
+    if (this.current && this.filled > 0) this.thread.send(this.id, this.current, this.filled);
+    else if (this.current) this.thread.giveBack(this.current);
+    this.current = null;
+    this.filled = 0;
+  }
+
+  digest(): Promise<string> {
+    this.flush();
+    this.done = true;
+    return this.thread.digest(this.id);
+  }
+
+  discard(): void {
+    if (this.done) return;
+    this.done = true;
+    if (this.current) this.thread.giveBack(this.current);
+    this.current = null;
+    this.thread.drop(this.id);
+  }
+}
+
