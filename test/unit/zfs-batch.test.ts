@@ -64,3 +64,24 @@ test('overrides gathered from many receives become one inherit and one set per v
   assert.deepEqual(cmds.filter((c) => c[0] === 'inherit').flatMap((c) => c.slice(2)), many);
   assert.deepEqual(cmds.filter((c) => c[0] === 'set').flatMap((c) => c.slice(2)), many);
 });
+
+test('overrides that would change nothing are left out; a dataset not listed keeps its commands', async () => {
+  const { PendingOverrides, overrideCommands } = await import('../../src/zfs/index.js');
+  const p = new PendingOverrides();
+  for (const d of ['t/new', 't/recv', 't/local', 't/inh', 't/kept', 't/unlisted']) p.add(d, ['mountpoint'], { canmount: 'noauto' });
+  const now = new Map([
+    // Just received, nothing carried: default mountpoint, canmount on.
+    ['t/new', new Map([['mountpoint', { value: '/t/new', source: 'default' }], ['canmount', { value: 'on', source: 'default' }]])],
+    // A stream that carried a mountpoint (zfs send -p).
+    ['t/recv', new Map([['mountpoint', { value: '/etc', source: 'received' }], ['canmount', { value: 'on', source: 'default' }]])],
+    // Set on this host.
+    ['t/local', new Map([['mountpoint', { value: '/srv', source: 'local' }], ['canmount', { value: 'on', source: 'received' }]])],
+    ['t/inh', new Map([['mountpoint', { value: '/t/inh', source: 'inherited from t' }], ['canmount', { value: 'noauto', source: 'local' }]])],
+    // An earlier round's work: nothing left to do.
+    ['t/kept', new Map([['mountpoint', { value: '/t/kept', source: 'default' }], ['canmount', { value: 'noauto', source: 'local' }]])],
+  ]);
+  assert.deepEqual(overrideCommands(p, now), [
+    ['inherit', 'mountpoint', 't/recv', 't/local', 't/unlisted'],
+    ['set', 'canmount=noauto', 't/new', 't/recv', 't/local', 't/unlisted'],
+  ]);
+});
