@@ -12,7 +12,7 @@ port.on('message', (m: Message) => {
     let h = hashes.get(m.id);
     if (!h) hashes.set(m.id, (h = createHash('sha256')));
     h.update(new Uint8Array(m.buf, 0, m.len));
-    port.postMessage({ op: 'slab', buf: m.buf }, [m.buf]);
+    port.postMessage({ op: 'slab', id: m.id, buf: m.buf }, [m.buf]);
   } else if (m.op === 'digest') {
     const h = hashes.get(m.id) ?? createHash('sha256');
     hashes.delete(m.id);

@@ -21,8 +21,14 @@ import { Worker } from 'node:worker_threads';
 export const OFF_THREAD_MIN_BYTES = 16 << 20;
 /** Bytes per message to the worker. */
 const SLAB = 1 << 20;
-/** Slabs in flight at most: the caller waits beyond that, so a slow worker holds memory flat (8 MiB). */
-const SLABS = 8;
+/**
+ * Slabs one hash may have out (being filled or at the worker): beyond that
+ * its caller waits for one of its own to come back, so a slow worker holds
+ * memory flat (4 MiB a hash) and no hash waits on another's.
+ */
+const SLABS_PER_HASH = 4;
+/** Slabs kept for the next hash once one is done. */
+const SLABS_KEPT = 12;
 
 export interface StreamHash {
   /**
@@ -71,14 +77,14 @@ class LocalHash implements StreamHash {
 }
 
 type ToWorker = { op: 'update'; id: number; buf: ArrayBuffer; len: number } | { op: 'digest'; id: number } | { op: 'drop'; id: number };
-type FromWorker = { op: 'slab'; buf: ArrayBuffer } | { op: 'digest'; id: number; hex: string };
+type FromWorker = { op: 'slab'; id: number; buf: ArrayBuffer } | { op: 'digest'; id: number; hex: string };
 
-/** The one worker of this process, its slabs, and the digests it owes. */
+/** The one worker of this process: it routes slabs back to their hash and digests to whoever waits. */
 class HashThread {
   private readonly worker: Worker;
+  /** Slabs no hash owns, for the next one. */
   private readonly free: ArrayBuffer[] = [];
-  private made = 0;
-  private readonly waiting: Array<{ resolve: (b: ArrayBuffer) => void; reject: (e: Error) => void }> = [];
+  private readonly hashes = new Map<number, WorkerHash>();
   private readonly digests = new Map<number, { resolve: (hex: string) => void; reject: (e: Error) => void }>();
   /** Slabs at the worker plus digests owed: while any, the worker keeps the process alive. */
   private outstanding = 0;
@@ -90,38 +96,42 @@ class HashThread {
     this.worker = new Worker(new URL('./sha256-worker.js', import.meta.url), { execArgv: [] });
     this.worker.unref();
     this.worker.on('message', (m: FromWorker) => {
-      this.settle();
-      if (m.op === 'slab') this.giveBack(m.buf);
-      else {
-        const d = this.digests.get(m.id);
-        this.digests.delete(m.id);
-        d?.resolve(m.hex);
+      if (--this.outstanding === 0) this.worker.unref();
+      if (m.op === 'slab') {
+        const h = this.hashes.get(m.id);
+        if (h) h.slabBack(m.buf);
+        else this.recycle(m.buf);
+        return;
       }
+      const d = this.digests.get(m.id);
+      this.digests.delete(m.id);
+      d?.resolve(m.hex);
     });
     this.worker.on('error', (err) => this.fail(new Error(`sha256 worker thread failed: ${err.message}`)));
     this.worker.on('exit', (code) => this.fail(new Error(`sha256 worker thread exited (code ${code})`)));
   }
 
-  newId(): number {
-    return this.nextId++;
+  register(h: WorkerHash): number {
+    const id = this.nextId++;
+    this.hashes.set(id, h);
+    return id;
   }
 
-  /** A slab to fill: at once if one is free, or once the worker hands one back. */
-  slab(): ArrayBuffer | Promise<ArrayBuffer> {
-    if (this.failed) return Promise.reject(this.failed);
-    const b = this.free.pop();
-    if (b) return b;
-    if (this.made < SLABS) {
-      this.made++;
-      return new ArrayBuffer(SLAB);
-    }
-    return new Promise((resolve, reject) => this.waiting.push({ resolve, reject }));
+  /** A slab for a hash that may have one more. */
+  newSlab(): ArrayBuffer {
+    return this.free.pop() ?? new ArrayBuffer(SLAB);
+  }
+
+  /** A slab no hash owns any more. */
+  recycle(buf: ArrayBuffer): void {
+    if (this.free.length < SLABS_KEPT) this.free.push(buf);
   }
 
   send(id: number, buf: ArrayBuffer, len: number): void {
     this.post({ op: 'update', id, buf, len }, [buf]);
   }
 
+  /** Its updates are answered before it (the worker keeps order), so every slab of `id` is back when this settles. */
   digest(id: number): Promise<string> {
     if (this.failed) return Promise.reject(this.failed);
     return new Promise((resolve, reject) => {
@@ -130,8 +140,10 @@ class HashThread {
     });
   }
 
-  drop(id: number): void {
-    if (!this.failed) this.worker.postMessage({ op: 'drop', id } satisfies ToWorker);
+  /** `id` is done with: its slabs still at the worker come back as free ones. */
+  forget(id: number, tellWorker: boolean): void {
+    this.hashes.delete(id);
+    if (tellWorker && !this.failed) this.worker.postMessage({ op: 'drop', id } satisfies ToWorker);
   }
 
   private post(m: ToWorker, transfer: ArrayBuffer[] = []): void {
@@ -139,22 +151,11 @@ class HashThread {
     this.worker.postMessage(m, transfer);
   }
 
-  private settle(): void {
-    if (--this.outstanding === 0) this.worker.unref();
-  }
-
-  /** A slab back from the worker, or one a hash took and did not fill. */
-  giveBack(buf: ArrayBuffer): void {
-    const w = this.waiting.shift();
-    if (w) w.resolve(buf);
-    else this.free.push(buf);
-  }
-
   private fail(err: Error): void {
     if (this.failed) return;
     this.failed = err;
     if (thread === this) thread = null;
-    for (const w of this.waiting.splice(0)) w.reject(err);
+    for (const h of this.hashes.values()) h.threadFailed(err);
     for (const d of this.digests.values()) d.reject(err);
     this.digests.clear();
   }
@@ -169,13 +170,17 @@ function hashThread(): HashThread {
 
 class WorkerHash implements StreamHash {
   private readonly id: number;
+  /** Slabs of this hash: how many exist, those back and unused, and a wait for one. */
+  private owned = 0;
+  private readonly spare: ArrayBuffer[] = [];
+  private waiter: { resolve: (b: ArrayBuffer) => void; reject: (e: Error) => void } | null = null;
   /** The slab being filled, and how far. */
   private current: ArrayBuffer | null = null;
   private filled = 0;
   private done = false;
 
   constructor(private readonly thread: HashThread) {
-    this.id = thread.newId();
+    this.id = thread.register(this);
   }
 
   update(chunk: Uint8Array): Promise<void> | undefined {
@@ -183,7 +188,7 @@ class WorkerHash implements StreamHash {
     let at = 0;
     while (at < chunk.length) {
       if (!this.current) {
-        const s = this.thread.slab();
+        const s = this.slab();
         if (s instanceof Promise) return s.then((b) => this.resume(b, chunk, at));
         this.current = s;
         this.filled = 0;
@@ -193,7 +198,37 @@ class WorkerHash implements StreamHash {
     return undefined;
   }
 
+  /** One of this hash's slabs, back from the worker. */
+  slabBack(buf: ArrayBuffer): void {
+    const w = this.waiter;
+    this.waiter = null;
+    if (w) w.resolve(buf);
+    else this.spare.push(buf);
+  }
+
+  threadFailed(err: Error): void {
+    const w = this.waiter;
+    this.waiter = null;
+    w?.reject(err);
+  }
+
+  private slab(): ArrayBuffer | Promise<ArrayBuffer> {
+    if (this.thread.failed) return Promise.reject(this.thread.failed);
+    const b = this.spare.pop();
+    if (b) return b;
+    if (this.owned < SLABS_PER_HASH) {
+      this.owned++;
+      return this.thread.newSlab();
+    }
+    return new Promise((resolve, reject) => (this.waiter = { resolve, reject }));
+  }
+
   private resume(slab: ArrayBuffer, chunk: Uint8Array, at: number): Promise<void> | undefined {
+    if (this.done) {
+      // Discarded while it waited (its stream failed).
+      this.thread.recycle(slab);
+      return undefined;
+    }
     this.current = slab;
     this.filled = 0;
     return this.update(chunk.subarray(at));
@@ -210,23 +245,33 @@ class WorkerHash implements StreamHash {
 
   private flush(): void {
     if (this.current && this.filled > 0) this.thread.send(this.id, this.current, this.filled);
-    else if (this.current) this.thread.giveBack(this.current);
+    else if (this.current) this.spare.push(this.current);
     this.current = null;
     this.filled = 0;
   }
 
-  digest(): Promise<string> {
+  async digest(): Promise<string> {
     this.flush();
     this.done = true;
-    return this.thread.digest(this.id);
+    try {
+      return await this.thread.digest(this.id);
+    } finally {
+      this.letGo(false);
+    }
   }
 
   discard(): void {
     if (this.done) return;
     this.done = true;
-    if (this.current) this.thread.giveBack(this.current);
+    if (this.current) this.spare.push(this.current);
     this.current = null;
-    this.thread.drop(this.id);
+    this.letGo(true);
+  }
+
+  /** Hands this hash's slabs on to the next one; those still at the worker follow as they come back. */
+  private letGo(tellWorker: boolean): void {
+    this.thread.forget(this.id, tellWorker);
+    for (const b of this.spare.splice(0)) this.thread.recycle(b);
+    this.threadFailed(new Error('sha256: hash discarded'));
   }
 }
-

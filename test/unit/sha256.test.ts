@@ -54,6 +54,23 @@ test('hashes interleaved on the worker stay apart, and a discarded one leaves th
   assert.deepEqual(await Promise.all([ha.digest(), hb.digest()]), [sha(a), sha(b)]);
 });
 
+test('a dozen hashes at once, each feeding as fast as it can, all finish (no hash waits on another\'s slabs), and one discarded part way leaves them unharmed', async () => {
+  const datas = Array.from({ length: 12 }, (_, i) => randomBytes(17 * MiB + i));
+  const hashes = datas.map((d) => streamSha256(d.length));
+  const victim = streamSha256(64 * MiB);
+  const victimRun = (async () => {
+    for (let i = 0; i < 64; i++) {
+      const t = victim.update(datas[0].subarray(0, MiB));
+      if (t) await t.catch(() => undefined);
+      if (i === 5) victim.discard();
+      if (i >= 5) return;
+    }
+  })();
+  const digests = await Promise.all(hashes.map((h, i) => feed(h, datas[i], [MiB / 2 + 3])));
+  await victimRun;
+  assert.deepEqual(digests, datas.map(sha));
+});
+
 test('ZFERRY_HASH_THREAD=0 keeps every hash on the main thread, with the same digests', async () => {
   const script = `
     import { streamSha256 } from ${JSON.stringify(new URL('../../src/pipeline/sha256.js', import.meta.url).href)};
