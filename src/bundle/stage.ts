@@ -11,7 +11,7 @@ import { rename } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { ZferryError } from '../errors.js';
 import { fileError } from '../fs/errors.js';
-import { createExclusive, ensureFolder, fsyncDir, makeFreshFolder, readRegular, removeEntry, writeFileAtomic } from '../fs/safe.js';
+import { assertRealFolders, createExclusive, ensureFolder, fsyncDir, makeFreshFolder, readRegular, removeEntry, writeFileAtomic } from '../fs/safe.js';
 import { isBundleDir } from './find.js';
 import { MANIFEST_FILE, MAX_MANIFEST_BYTES, readManifestBytes, type StreamEntry } from './manifest.js';
 import { RESTORE_FILE } from './restore.js';
@@ -22,7 +22,13 @@ import { VolumeReader } from './volume-reader.js';
 export async function stagePart(dir: string, stream: StreamEntry, stageDir: string, onBytes?: (n: number) => void): Promise<string> {
   const name = basename(dir);
   const dest = join(stageDir, name);
-  if (await isBundleDir(dest)) return dest;
+  // At the part's name stands a folder zferry staged, or nothing: a link or a
+  // FIFO put there is refused by name, never followed (nor a name that leads out).
+  const there = await assertRealFolders(stageDir, dest).then(
+    () => true,
+    (err: unknown) => ((err as NodeJS.ErrnoException).code === 'ENOENT' ? false : Promise.reject(err)),
+  );
+  if (there && (await isBundleDir(dest))) return dest;
   await ensureFolder(stageDir);
   // A temporary name (leading dot: no reader takes it for a bundle) until every file is in.
   const tmp = join(stageDir, `.${name}.${randomUUID().slice(0, 8)}`);

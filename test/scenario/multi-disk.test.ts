@@ -9,7 +9,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, open, readdir, readFile, stat } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, stat, symlink, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
 import { run, type TestPool } from '../helpers/zfslab.js';
@@ -151,7 +151,7 @@ test('--max-size stops before the first stream that does not fit, and the next e
   assert.deepEqual(await guidList(target), await guidList(src.name));
 });
 
-test('a part missing, out of order or corrupt is refused in one line naming it, and nothing is received', async () => {
+test('a part missing, out of order or corrupt, or a link or FIFO planted in the stage, is refused in one line naming it, and nothing is received', async () => {
   const journal = path.join(work, 'journal-c');
   const disks = await exportThreeDisks('c', journal);
   const stage = path.join(work, 'stage-c');
@@ -165,6 +165,25 @@ test('a part missing, out of order or corrupt is refused in one line naming it, 
   const noStage = await zferry('import', disks[0].disk, target);
   assert.equal(noStage.code, 1);
   assert.match(oneLine(noStage.stderr), /is split across disks: part 1 here; part 2 is in the bundle exported after .*; import with --stage DIR/);
+
+  // Someone with access to the stage puts a link, then a FIFO, where part 1 would be staged: refused by name, nothing written through it, no hang.
+  await mkdir(stage, { recursive: true });
+  const outside = path.join(work, 'outside-c');
+  await mkdir(outside);
+  const planted = path.join(stage, path.basename(disks[0].dir));
+  await symlink(outside, planted);
+  const linked = await zferry('import', disks[0].disk, target, '--stage', stage);
+  assert.equal(linked.code, 1);
+  assert.match(oneLine(linked.stderr), new RegExp(`^zferry: ${planted}: is a symbolic link inside ${stage}; zferry follows no links there; part 1 of \\(root\\)@one was not staged; nothing was received$`));
+  assert.deepEqual(await readdir(outside), [], 'nothing written through the link');
+  await unlink(planted);
+  await execa('mkfifo', [planted]);
+  const fifo = await zferry('import', disks[0].disk, target, '--stage', stage);
+  assert.equal(fifo.code, 1);
+  assert.match(oneLine(fifo.stderr), new RegExp(`^zferry: ${planted}: is a FIFO, not a folder; part 1 of \\(root\\)@one was not staged`));
+  await unlink(planted);
+  assert.deepEqual(await readdir(stage), [], 'no half-staged copy left');
+  assert.equal(await exists(target), false);
 
   assert.equal((await zferry('import', disks[0].disk, target, '--stage', stage)).code, 3, 'part 1 staged');
   const skipped = await zferry('import', disks[2].disk, target, '--stage', stage);
