@@ -30,7 +30,7 @@ export interface VolumeReaderOptions {
    * Read into these buffers (of READ_CHUNK bytes) instead of fresh ones; the
    * consumer gives each chunk back once used. Only for a consumer that does
    * (import's decompressor): otherwise reading stalls when the pool is empty.
-   * Files only; a bucket's chunks come from the HTTP client.
+   * A bucket's pieces are gathered into them too.
    */
   pool?: BufferPool;
 }
@@ -157,6 +157,8 @@ export class VolumeReader extends Readable {
       const got = await getStream(place, vol.file);
       if (!got) throw new ZferryError(`missing volume ${path}`, { file: path });
       let hash: StreamHash | null = null;
+      let gather: Buffer | null = null;
+      let gathered = 0;
       try {
         if (got.size !== vol.bytes) {
           throw new ZferryError(`${path}: size is ${got.size} bytes, manifest says ${vol.bytes} (${got.size < vol.bytes ? 'truncated' : 'too long'})`, { file: path, offset: Math.min(got.size, vol.bytes) });
@@ -172,8 +174,27 @@ export class VolumeReader extends Readable {
             if (taken) await taken;
             pos += chunk.length;
             this.opts.onBytes?.(chunk.length);
+            // The HTTP body comes in pieces of 16-64 KiB: gathered into READ_CHUNK
+            // buffers, as a file is read, so every later stage (zstd, the hash,
+            // the pipe into zfs recv) works per MiB, not per piece.
+            for (let at = 0; at < chunk.length; ) {
+              gather ??= this.opts.pool ? await this.opts.pool.take() : Buffer.allocUnsafe(READ_CHUNK);
+              const n = chunk.copy(gather, gathered, at);
+              gathered += n;
+              at += n;
+              if (gathered === gather.length) {
+                if (pending) yield pending;
+                pending = gather;
+                gather = null;
+                gathered = 0;
+              }
+            }
+          }
+          if (gather && gathered > 0) {
             if (pending) yield pending;
-            pending = chunk;
+            pending = gather.subarray(0, gathered);
+            gather = null;
+            gathered = 0;
           }
         } catch (err) {
           if (err instanceof ZferryError) throw err;
@@ -187,6 +208,7 @@ export class VolumeReader extends Readable {
         if (pending) yield pending;
       } finally {
         hash?.discard();
+        if (gather) this.opts.pool?.release(gather);
         got.body.destroy();
       }
     }
