@@ -11,7 +11,7 @@ import { fileError } from '../fs/errors.js';
 import { openRegular } from '../fs/safe.js';
 import { bundlePath, getStream, isS3Url, parseS3Url } from '../store/s3.js';
 import type { BufferPool } from '../pipeline/buffer-pool.js';
-import { streamSha256, type StreamHash } from '../pipeline/sha256.js';
+import { streamSha256, type StreamHash } from '../hash/sha256.js';
 
 /** Bytes per read: a pool given to the reader holds buffers of this size. */
 export const READ_CHUNK = 1 << 20;

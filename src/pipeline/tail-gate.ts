@@ -6,7 +6,7 @@
  */
 import { Transform, type TransformCallback } from 'node:stream';
 import { ZferryError } from '../errors.js';
-import { streamSha256, type StreamHash } from './sha256.js';
+import { streamSha256, type StreamHash } from '../hash/sha256.js';
 
 export interface TailGateOptions {
   /** Names the stream in the error, e.g. `stream 3 (tank/a)`. */

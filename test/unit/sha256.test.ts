@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { execa } from 'execa';
-import { OFF_THREAD_MIN_BYTES, streamSha256, type StreamHash } from '../../src/pipeline/sha256.js';
+import { OFF_THREAD_MIN_BYTES, streamSha256, type StreamHash } from '../../src/hash/sha256.js';
 import { readStream, writeStream } from '../../src/pipeline/index.js';
 import type { StreamEntry } from '../../src/bundle/manifest.js';
 import { ZferryError } from '../../src/errors.js';
@@ -73,7 +73,7 @@ test('a dozen hashes at once, each feeding as fast as it can, all finish (no has
 
 test('ZFERRY_HASH_THREAD=0 keeps every hash on the main thread, with the same digests', async () => {
   const script = `
-    import { streamSha256 } from ${JSON.stringify(new URL('../../src/pipeline/sha256.js', import.meta.url).href)};
+    import { streamSha256 } from ${JSON.stringify(new URL('../../src/hash/sha256.js', import.meta.url).href)};
     const h = streamSha256(64 << 20);
     h.update(Buffer.alloc(1 << 20, 1));
     console.log(h.constructor.name, await h.digest());`;
@@ -91,7 +91,7 @@ test('an idle worker does not keep the process alive, and a digest awaited alone
   // The script's last act is to await a digest with nothing else pending: an
   // unreferenced worker would let the process exit before it answers.
   const script = `
-    import { streamSha256 } from ${JSON.stringify(new URL('../../src/pipeline/sha256.js', import.meta.url).href)};
+    import { streamSha256 } from ${JSON.stringify(new URL('../../src/hash/sha256.js', import.meta.url).href)};
     const h = streamSha256(64 << 20);
     const t = h.update(Buffer.alloc(8 << 20, 2)); if (t) await t;
     console.log(await h.digest());`;

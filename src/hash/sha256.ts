@@ -76,8 +76,9 @@ class LocalHash implements StreamHash {
   discard(): void {}
 }
 
-type ToWorker = { op: 'update'; id: number; buf: ArrayBuffer; len: number } | { op: 'digest'; id: number } | { op: 'drop'; id: number };
-type FromWorker = { op: 'slab'; id: number; buf: ArrayBuffer } | { op: 'digest'; id: number; hex: string };
+/** Messages to the worker (sha256-worker.ts) and back. */
+export type ToWorker = { op: 'update'; id: number; buf: ArrayBuffer; len: number } | { op: 'digest'; id: number } | { op: 'drop'; id: number };
+export type FromWorker = { op: 'slab'; id: number; buf: ArrayBuffer } | { op: 'digest'; id: number; hex: string };
 
 /** The one worker of this process: it routes slabs back to their hash and digests to whoever waits. */
 class HashThread {
