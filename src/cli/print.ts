@@ -40,7 +40,7 @@ export function printExportPlan(r: ExportResult, source: string, dest: string, d
   const l = r.limit;
   if (l?.continued) out(`continues ${l.continued.dataset || '(root)'}@${l.continued.to}: part ${l.continued.part}, from byte ${l.continued.offset} of the stream (earlier parts on earlier disks)`);
   if (l && l.maxBytes !== null) {
-    out(`limit: ${formatBytes(l.maxBytes)} (${formatBytes(l.volumeBytes ?? 0)} for volumes): this bundle takes ${l.taken} of the ${l.planned} step(s) in plan order, as planned${l.left > 0 ? `; ${l.left} left for the next disk` : ''}; a stream that does not fit the rest is written in parts`);
+    out(`limit: ${formatBytes(l.maxBytes)} (${formatBytes(l.volumeBytes ?? 0)} for volumes): this bundle takes ${l.taken} of the ${l.planned} step(s) in plan order, as planned${l.left > 0 ? `; ${l.left} left for the next bundle` : ''}; a stream that does not fit the rest is written in parts`);
   }
 }
 
@@ -55,8 +55,8 @@ export function printExportResult(r: ExportResult, dryRun: boolean): void {
     out(`bundle: ${r.bundle}`);
   }
   const l = r.limit;
-  if (l?.split) out(`part ${l.split.part} of ${l.split.dataset || '(root)'}@${l.split.to} ends this bundle at byte ${l.split.rawBytes} of the stream: it continues on the next disk (run export again)`);
-  else if (l && l.left > 0) out(`${l.left} step(s) of the plan left for the next disk (run export again)`);
+  if (l?.split) out(`part ${l.split.part} of ${l.split.dataset || '(root)'}@${l.split.to} ends this bundle at byte ${l.split.rawBytes} of the stream: it continues in the next bundle (run export again)`);
+  else if (l && l.left > 0) out(`${l.left} step(s) of the plan left for the next bundle (run export again)`);
 }
 
 export function printImport(r: ImportResult, dryRun: boolean): void {

@@ -363,8 +363,11 @@ async function importLocked(zfs: Zfs, opts: ImportOptions): Promise<ImportResult
     const { message, ...context } = joined.refusal;
     throw new ZferryError(message, context);
   }
-  const waiting = joined.waiting.map((c) => waitingLine(c, opts.stage));
-  if (waiting.length > 0 && !opts.stage) {
+  // In a bucket the parts wait where they are, as in a stage: the next part is
+  // uploaded beside them, and a later run (a timer) receives the whole stream.
+  const parkedInBucket = isS3Url(opts.path) && !opts.stage;
+  const waiting = joined.waiting.map((c) => waitingLine(c, opts.stage, parkedInBucket ? opts.path : undefined));
+  if (waiting.length > 0 && !opts.stage && !parkedInBucket) {
     throw new ZferryError(`${waiting[0].message.replace(/: import it with --stage .*$/, '')}; import with --stage DIR to keep the parts here (verified) until then; nothing was received`, { file: `${joined.waiting[0].parts[0].dir}/manifest.json` });
   }
   for (const c of joined.complete) {
@@ -397,7 +400,7 @@ async function importLocked(zfs: Zfs, opts: ImportOptions): Promise<ImportResult
   };
   // A bundle whose part waits for the next disk is not done: it is staged, not applied.
   const waitingDirs = new Set(joined.waiting.flatMap((c) => c.parts.map((p) => p.dir)));
-  const toStage = joined.waiting.flatMap((c) => c.parts.filter((p) => !staged.has(p.dir)));
+  const toStage = opts.stage ? joined.waiting.flatMap((c) => c.parts.filter((p) => !staged.has(p.dir))) : [];
   if (opts.dryRun) result.parts.staged = toStage.map((p) => join(opts.stage!, basename(p.dir)));
   if (plan.bundles.length === 0) {
     result.extras = { ...extrasOf(null, 'reported'), guard: null };
@@ -468,8 +471,8 @@ async function importLocked(zfs: Zfs, opts: ImportOptions): Promise<ImportResult
   }
   // By full name, one by one, after the streams that might have needed them as bases.
   for (const x of plan.retention?.destroy ?? []) await zfs.destroy(x.full);
-  // Only parts staged into a target that does not exist yet (the first disk of a seed): nothing to mark, no receipt to write.
-  if (facts.inventory === null && result.parts.staged.length > 0 && !(await zfs.exists(opts.target))) {
+  // Only parts staged (or left waiting in the bucket) for a target that does not exist yet (the first disk of a seed): nothing to mark, no receipt to write.
+  if (facts.inventory === null && (result.parts.staged.length > 0 || (parkedInBucket && waiting.length > 0)) && !(await zfs.exists(opts.target))) {
     result.seconds = elapsed();
     return result;
   }
@@ -588,13 +591,13 @@ function stoppedAt(err: unknown, s: StreamEntry, dir: string, applied: number, l
 }
 
 /** The line for a split stream whose next part is on a disk not here yet. */
-function waitingLine(c: SplitChain, stage: string | undefined): ImportResult['parts']['waiting'][number] {
+function waitingLine(c: SplitChain, stage: string | undefined, bucket: string | undefined): ImportResult['parts']['waiting'][number] {
   const last = c.parts[c.parts.length - 1];
   const s = last.stream;
   const have = s.part!.number;
-  const where = stage ? `staged in ${stage}` : 'here';
-  return {
-    dataset: s.dataset, to: s.to!.name, have, next: have + 1, after: last.bundleId,
-    message: `${partLabel(s)} is split across disks: part${have > 1 ? `s 1-${have}` : ' 1'} ${where}; part ${have + 1} is in the bundle exported after ${last.bundleId}, on the next disk: import it with --stage ${stage ?? 'DIR'}`,
-  };
+  const parts = `part${have > 1 ? `s 1-${have}` : ' 1'}`;
+  const message = bucket
+    ? `${partLabel(s)} is split across bundles: ${parts} in ${bucket}; part ${have + 1} is not there yet (the bundle exported after ${last.bundleId}): import again once it is`
+    : `${partLabel(s)} is split across disks: ${parts} ${stage ? `staged in ${stage}` : 'here'}; part ${have + 1} is in the bundle exported after ${last.bundleId}, on the next disk: import it with --stage ${stage ?? 'DIR'}`;
+  return { dataset: s.dataset, to: s.to!.name, have, next: have + 1, after: last.bundleId, message };
 }

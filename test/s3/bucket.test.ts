@@ -250,6 +250,35 @@ test('two sources share one bucket under their own prefixes, each imported into 
   }
 });
 
+test('export --max-size into a bucket splits a stream across bundles; an import on its own timer receives nothing of it until the last part is there, then the whole stream', async () => {
+  const big = await makePool('s3m', 96);
+  try {
+    await writeData(big.name, 'big.bin', 8192);
+    await snapshot(`${big.name}@x`);
+    const url = `s3://${bucket}/capped`;
+    const target = `${dst.name}/capped`;
+    const exportOnce = async () => JSON.parse((await zOk('export', big.name, url, '--max-size', '3M', '--json')).stdout) as { limit: { split: { part: number } | null; left: number } };
+    const first = await exportOnce();
+    assert.equal(first.limit.split?.part, 1, JSON.stringify(first.limit));
+    // The first part alone: nothing received, the target not even made, exit 3 with the one line that says what it waits for.
+    const waiting = await z('import', url, target);
+    assert.equal(waiting.code, 3, waiting.stderr);
+    assert.match(waiting.stderr, /@x is split across bundles: part 1 in s3:\/\/[^ ]+\/capped; part 2 is not there yet \(the bundle exported after [0-9a-f-]+\): import again once it is/);
+    assert.equal((await execa('zfs', ['list', target], { reject: false })).exitCode, 1, 'no target made');
+    let rounds = 1;
+    for (let r = first; r.limit.split !== null || r.limit.left > 0; rounds++) {
+      assert.ok(rounds < 8, 'the export ends within 8 bundles');
+      r = await exportOnce();
+    }
+    assert.ok(rounds >= 3, `split into ${rounds} bundles`);
+    await zOk('import', url, target);
+    assert.deepEqual(await guidList(target), await guidList(big.name));
+    assert.deepEqual(await multipartUploads(bucket), []);
+  } finally {
+    await big.destroy();
+  }
+});
+
 test('a wrong key, a missing bucket and a stopped server each give one line without the secret', async () => {
   const runWith = async (env: Record<string, string>, ...args: string[]) => {
     const r = await execa(process.execPath, [CLI, ...args], { reject: false, stdin: 'ignore', env: { LC_ALL: 'C', ZFERRY_STATE_DIR: STATE_DIR, ...env } });
