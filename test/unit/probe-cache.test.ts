@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm, utimes, writeFile, chmod } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cachedProbe, parseProbeCache, programIdentity, PROBE_CACHE_FILE, PROBE_CACHE_MAX_AGE_MS } from '../../src/zfs/probe-cache.js';
+import { cachedProbe, parseProbeCache, probeCacheMaxAge, programIdentity, PROBE_CACHE_BINARY_MAX_AGE_MS, PROBE_CACHE_FILE, PROBE_CACHE_MAX_AGE_MS } from '../../src/zfs/probe-cache.js';
 import { FLAG_PROBES, type ProbeAnswers, type ProbeName } from '../../src/zfs/probe.js';
 
 const ALL = Object.fromEntries(Object.keys(FLAG_PROBES).map((n) => [n, true])) as Record<ProbeName, boolean>;
@@ -119,6 +119,30 @@ test('a cache file that is a link, a FIFO or huge is not read: the probe runs, n
     await cachedProbe(s.dir, s.program, s.probe);
     assert.equal(s.probes(), 4);
     await rm(elsewhere, { recursive: true, force: true });
+  } finally {
+    await s.done();
+  }
+});
+
+test('a binary is kept for 30 days (a daily job reuses it), a script in front of zfs for a day', async () => {
+  const s = await setup();
+  try {
+    assert.equal(await probeCacheMaxAge(s.program), PROBE_CACHE_MAX_AGE_MS);
+    const binary = join(s.dir, 'zfs-elf');
+    await writeFile(binary, Buffer.from([0x7f, 0x45, 0x4c, 0x46, 2, 1, 1, 0]));
+    await chmod(binary, 0o755);
+    assert.equal(await probeCacheMaxAge(binary), PROBE_CACHE_BINARY_MAX_AGE_MS);
+    assert.equal(await probeCacheMaxAge(join(s.dir, 'missing')), PROBE_CACHE_MAX_AGE_MS);
+    await cachedProbe(s.dir, binary, s.probe);
+    const good = JSON.parse(await readFile(join(s.dir, PROBE_CACHE_FILE), 'utf8'));
+    const id = (await programIdentity(binary))!;
+    const probed = Date.parse(good.probedAt);
+    const day = 24 * 3600 * 1000;
+    // A day and a few minutes later, as a daily timer finds it: kept for the binary.
+    assert.deepEqual(parseProbeCache(JSON.stringify(good), id, probed + day + 300_000, PROBE_CACHE_BINARY_MAX_AGE_MS), ANSWERS);
+    assert.equal(parseProbeCache(JSON.stringify(good), id, probed + day + 300_000, PROBE_CACHE_MAX_AGE_MS), null);
+    assert.equal(parseProbeCache(JSON.stringify(good), id, probed + 31 * day, PROBE_CACHE_BINARY_MAX_AGE_MS), null);
+    assert.equal(s.probes(), 1);
   } finally {
     await s.done();
   }
