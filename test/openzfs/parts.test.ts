@@ -3,9 +3,9 @@
  * plan's sizes come from `zfs send -nvP` (zfs-fuse has none, so the lane
  * there plans by `used`), and `zfs holds` names the tag that keeps a split
  * stream's snapshot while its parts are out, which zfs-fuse can only count
- * (test/scenario/multi-disk.test.ts). One dataset that fits, one larger than
- * the limit: the first bundle takes the small one whole and part 1 of the
- * large one, held; the next ones continue it, and the hold goes with the
+ * (test/scenario/multi-disk.test.ts). One dataset that fits (`a`), one larger
+ * than the limit (`b`): the first bundle takes `a` whole and part 1 of `b`,
+ * held; the next ones continue it, and the hold goes with the
  * last part. The bundles import in one run into the same guids.
  * Runs in the QEMU guest lane (ZFERRY_LANE=openzfs).
  */
@@ -28,10 +28,11 @@ before(async () => {
   src = await makePool('oprs', 128);
   dst = await makePool('oprd', 128);
   work = await mkdtemp(path.join(os.tmpdir(), 'zferry-opr-'));
-  for (const d of ['small', 'large']) await run('zfs', ['create', '-o', 'compression=off', `${src.name}/${d}`]);
+  // In plan order (by name): `a` fits, `b` does not.
+  for (const d of ['a', 'b']) await run('zfs', ['create', '-o', 'compression=off', `${src.name}/${d}`]);
   // writeData: half text, half random; KiB.
-  await writeData(`${src.name}/small`, 's.bin', 256);
-  await writeData(`${src.name}/large`, 'l.bin', 12 * 1024);
+  await writeData(`${src.name}/a`, 's.bin', 256);
+  await writeData(`${src.name}/b`, 'l.bin', 12 * 1024);
   await snapshot(`${src.name}@one`, true);
 });
 
@@ -55,10 +56,10 @@ test('--max-size plans by send -nvP, holds the split snapshot under a :parts tag
       limit: { split: { dataset: string; part: number } | null; left: number; planned: number };
     };
   const first = await exportOnce();
-  assert.equal(first.limit.split?.dataset, 'large', JSON.stringify(first.limit));
+  assert.equal(first.limit.split?.dataset, 'b', JSON.stringify(first.limit));
   assert.equal(first.limit.split?.part, 1);
-  assert.ok(first.streams.some((s) => s.dataset === 'small'), 'the small dataset fits whole before the split');
-  assert.ok((await holdTags(`${src.name}/large@one`)).some((t) => t.endsWith(':parts')), 'the split snapshot is held while its parts are out');
+  assert.ok(first.streams.some((s) => s.dataset === 'a'), 'the small dataset fits whole before the split');
+  assert.ok((await holdTags(`${src.name}/b@one`)).some((t) => t.endsWith(':parts')), 'the split snapshot is held while its parts are out');
   let r = first;
   let bundles = 1;
   while (r.limit.split !== null || r.limit.left > 0) {
@@ -67,7 +68,7 @@ test('--max-size plans by send -nvP, holds the split snapshot under a :parts tag
     bundles++;
   }
   assert.ok(bundles >= 3, `the 6 MiB of random data took ${bundles} bundles of 4 MiB`);
-  assert.deepEqual((await holdTags(`${src.name}/large@one`)).filter((t) => t.endsWith(':parts')), [], 'no :parts hold once the last part is written');
+  assert.deepEqual((await holdTags(`${src.name}/b@one`)).filter((t) => t.endsWith(':parts')), [], 'no :parts hold once the last part is written');
   await zferryOk('import', disk, `${dst.name}/copy`);
   assert.deepEqual(await guidList(`${dst.name}/copy`), await guidList(src.name));
 });
