@@ -397,12 +397,25 @@ export class Zfs {
     return parseHeld(out);
   }
 
-  /** `zfs bookmark ds@snap ds#name` (OpenZFS). */
+  /**
+   * `zfs bookmark ds@snap ds#name` (OpenZFS). A bookmark of that name already
+   * there is taken only when it marks the same snapshot (same guid): each
+   * part of a stream split across disks bookmarks its snapshot again, and
+   * OpenZFS words the refusal differently across versions ("bookmark
+   * exists"), so the guids decide, not the message.
+   */
   async bookmark(snapshot: string, bookmark: string): Promise<void> {
     if (!this.caps.bookmarks) throw new ZferryError(`zfs on this machine has no bookmarks: cannot bookmark ${snapshot}`, { dataset: snapshot });
     const args = ['bookmark', snapshot, bookmark];
     const r = await this.run(this.zfsBin, args);
-    if (r.exitCode === 0 || /already exists/.test(r.stderr)) return;
+    if (r.exitCode === 0) return;
+    const guids = await this.run(this.zfsBin, ['get', '-H', '-p', '-o', 'name,value', 'guid', snapshot, bookmark]);
+    const of = new Map(guids.stdout.split('\n').filter(Boolean).map((l) => l.split('\t') as [string, string]));
+    const [want, have] = [of.get(snapshot), of.get(bookmark)];
+    if (want !== undefined && want === have) return;
+    if (have !== undefined) {
+      throw new ZferryError(`${bookmark} already exists and marks another snapshot (guid ${have}, not ${snapshot}'s ${want ?? '?'}): zferry did not make it; rename or destroy it`, { dataset: snapshot });
+    }
     throw commandError('zfs bookmark', snapshot, [this.zfsBin, ...args], r.exitCode, r.stderr);
   }
 

@@ -15,7 +15,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { lane, makePool, run, type TestPool } from '../helpers/zfslab.js';
-import { zferryOk } from '../helpers/cli.js';
+import { zferry, zferryOk } from '../helpers/cli.js';
 import { guidList, snapshot, writeData } from '../helpers/fixtures.js';
 
 let src: TestPool;
@@ -71,4 +71,21 @@ test('--max-size plans by send -nvP, holds the split snapshot under a :parts tag
   assert.deepEqual((await holdTags(`${src.name}/b@one`)).filter((t) => t.endsWith(':parts')), [], 'no :parts hold once the last part is written');
   await zferryOk('import', disk, `${dst.name}/copy`);
   assert.deepEqual(await guidList(`${dst.name}/copy`), await guidList(src.name));
+});
+
+test('a bookmark under zferry\'s name that marks another snapshot is refused by name, never taken as the base', { skip }, async () => {
+  const ds = `${src.name}/a`;
+  await snapshot(`${ds}@two`);
+  const guid = async (name: string) => (await run('zfs', ['get', '-H', '-p', '-o', 'value', 'guid', name])).trim();
+  const two = await guid(`${ds}@two`);
+  // Someone's bookmark of @one, named as zferry would name @two's.
+  await run('zfs', ['bookmark', `${ds}@one`, `${ds}#zferry-${two}`]);
+  const disk = path.join(work, 'disk-b');
+  const r = await zferry('export', src.name, disk, '--no-journal');
+  assert.notEqual(r.code, 0);
+  assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+  assert.match(r.stderr, new RegExp(`${ds}#zferry-${two} already exists and marks another snapshot`));
+  await run('zfs', ['destroy', `${ds}#zferry-${two}`]);
+  await zferryOk('export', src.name, path.join(work, 'disk-c'), '--no-journal');
+  assert.equal(await guid(`${ds}#zferry-${two}`), two);
 });
