@@ -436,6 +436,10 @@ async function importLocked(zfs: Zfs, opts: ImportOptions): Promise<ImportResult
       progress.end();
     }
   }
+  // The files at rest are checked against each manifest as exported: the plan's copy leaves out a
+  // part that continues elsewhere (its stream is received with the last part), but its volumes,
+  // lines in SHA256SUMS and parity are still this bundle's.
+  const asExported = new Map(bundles.map((b) => [b.dir, b.manifest]));
   const verified = new Set<string>();
   // A bundle with parity is read whole first: a damaged volume is rebuilt before zfs recv sees a byte of its stream.
   const first = todo.filter((b) => !staged.has(b.dir) && (opts.verifyFirst || b.manifest.parity !== undefined));
@@ -443,7 +447,7 @@ async function importLocked(zfs: Zfs, opts: ImportOptions): Promise<ImportResult
     progress.begin('verify', first.reduce((n, p) => n + p.manifest.streams.reduce((k, s) => k + s.storedBytes, 0), 0), first.length);
     for (const { dir, manifest } of first) {
       progress.stream(`verify ${dir.split('/').pop()}`, 0);
-      const r = await verifyOrRepair(dir, { onBytes: (n) => progress.advance(n), manifest });
+      const r = await verifyOrRepair(dir, { onBytes: (n) => progress.advance(n), manifest: asExported.get(dir) ?? manifest });
       if (r.repaired.length > 0) result.repaired.push({ bundle: dir, volumes: r.repaired });
       verified.add(dir);
       progress.endStream();
@@ -455,7 +459,7 @@ async function importLocked(zfs: Zfs, opts: ImportOptions): Promise<ImportResult
     if (verified.has(dir)) continue;
     // A staged copy holds only its part's volumes.
     const part = staged.has(dir) ? { streams: new Set(manifest.streams.filter((x) => joined.segments.has(segmentKey(dir, x.index))).map((x) => x.index)) } : null;
-    await checkBundleAtRest(dir, manifest, part);
+    await checkBundleAtRest(dir, part ? manifest : asExported.get(dir) ?? manifest, part);
   }
   if (plan.createParent !== null) await zfs.create(plan.createParent, { parents: true });
   await applyPlan(zfs, plan, { opts, age, progress, verified, total: result.storedBytes, todo: todo.length, partial: facts.partial, joined, receivedMountpoints: facts.receivedMountpoints ?? [] });

@@ -142,7 +142,7 @@ export interface ImportPlan {
   /** The target once every planned stream is in (rollbacks and replacements applied). */
   projected: Inventory | null;
   /** Index into `bundles` of the one that speaks for the source, or why none does. */
-  view: { index: number; asOf: bigint } | { index: null; reason: string };
+  view: { index: number; asOf: bigint; unanchored: string[] } | { index: null; reason: string };
   /** What the target holds that the latest view does not (destroyed with --delete, else reported); null without a view. */
   extras: DeletePlan | null;
   /** The deletion guard's figures for `extras`; null without extras. */
@@ -243,7 +243,11 @@ export function planImport(facts: TargetFacts, bundles: readonly BundleIn[], fla
     return { refusal: { message: `--delete: no bundle here can speak for the source's current state: ${view.reason}; nothing was received`, dataset: facts.target } };
   }
   const newest = view.index === null ? null : modified[view.index].manifest;
-  const missing = newest && projected ? planDelete(newest.inventory, projected, newest.scope ?? FULL_SCOPE) : null;
+  // Datasets whose newest snapshot is in a bundle still to come are not spoken for this round: left alone, with what is below them.
+  const deleteScope = newest && view.index !== null
+    ? { ...(newest.scope ?? FULL_SCOPE), skipped: [...(newest.scope ?? FULL_SCOPE).skipped, ...view.unanchored] }
+    : FULL_SCOPE;
+  const missing = newest && projected ? planDelete(newest.inventory, projected, deleteScope) : null;
   const waiting = missing && newest && flags.deleteAfterSeconds !== undefined
     ? deferMissing(missing, facts, modified.map((p) => p.manifest), newest, flags.deleteAfterSeconds, pathsAfterRenames(current, projected))
     : null;

@@ -59,7 +59,14 @@ export function lineageOrder<T extends { dir: string; inventory: Inventory }>(bu
   });
 }
 
-export type ViewVerdict = { ok: true; asOf: bigint } | { ok: false; reason: string };
+/**
+ * `unanchored`: in-scope datasets whose newest listed snapshot the target will
+ * not hold after this import (its stream is in a bundle still to come: a
+ * stream left for the next disk by --max-size, or deferred). The view does not
+ * speak for them this round: --delete leaves them (and what is below them)
+ * alone, and their snapshots do not count towards the as-of txg.
+ */
+export type ViewVerdict = { ok: true; asOf: bigint; unanchored: string[] } | { ok: false; reason: string };
 
 /**
  * Whether `c` may speak for the source. `after` is the target as the import
@@ -67,29 +74,42 @@ export type ViewVerdict = { ok: true; asOf: bigint } | { ok: false; reason: stri
  * `recordedTxg` the target's SOURCE_TXG_PROPERTY (null when unset).
  */
 export function judgeView(c: ViewCandidate, after: Inventory | null, recordedTxg: bigint | null): ViewVerdict {
-  const asOf = asOfTxg(c.inventory);
-  if (asOf === null) return { ok: false, reason: `${c.label} lists no snapshot of the source` };
+  if (asOfTxg(c.inventory) === null) return { ok: false, reason: `${c.label} lists no snapshot of the source` };
   const root = after?.root ?? '';
   const onTarget = new Map<string, Set<Guid>>((after?.datasets ?? []).map((d) => [d.path, new Set(d.snapshots.map((s) => s.guid))]));
+  // Anchored datasets: the newest snapshot listed will be on the target. The
+  // view speaks only for those, and only their snapshots date it: a snapshot
+  // listed but not delivered (forged, or still to come) moves no clock.
+  const unanchored: string[] = [];
+  let asOf: bigint | null = null;
+  let firstReason: string | null = null;
   for (const d of c.inventory.datasets) {
     if (!datasetInScope(d.path, c.scope, c.inventory.root)) continue;
-    const newest = ascending(d.snapshots.filter((s) => snapshotInScope(s.name, c.scope))).at(-1);
+    const listed = ascending(d.snapshots.filter((s) => snapshotInScope(s.name, c.scope)));
+    const newest = listed.at(-1);
     if (!newest) continue;
     if (!onTarget.get(d.path)?.has(newest.guid)) {
-      return { ok: false, reason: `${c.label} says the newest snapshot of ${joinDataset(c.inventory.root, d.path)} is @${newest.name} (guid ${newest.guid}), which ${joinDataset(root, d.path)} will not hold after this import` };
+      unanchored.push(d.path);
+      firstReason ??= `${c.label} says the newest snapshot of ${joinDataset(c.inventory.root, d.path)} is @${newest.name} (guid ${newest.guid}), which ${joinDataset(root, d.path)} will not hold after this import`;
+      continue;
+    }
+    for (const s of d.snapshots) {
+      const t = BigInt(s.createtxg);
+      if (asOf === null || t > asOf) asOf = t;
     }
   }
+  if (asOf === null) return { ok: false, reason: firstReason ?? `${c.label} lists no snapshot of the source` };
   if (recordedTxg !== null) {
     if (asOf < recordedTxg) {
       return { ok: false, reason: `${c.label} shows the source as of txg ${asOf}, older than what ${root} already received (${SOURCE_TXG_PROPERTY}=${recordedTxg})` };
     }
-    return { ok: true, asOf };
+    return { ok: true, asOf, unanchored };
   }
   // No record yet: the target's own lineage must not run past the bundle's.
   const known = new Map(c.inventory.datasets.map((d) => [d.path, d]));
   for (const t of after?.datasets ?? []) {
     const k = known.get(t.path);
-    if (!k || k.snapshots.length === 0 || !datasetInScope(t.path, c.scope, c.inventory.root)) continue;
+    if (!k || k.snapshots.length === 0 || !datasetInScope(t.path, c.scope, c.inventory.root) || unanchored.includes(t.path)) continue;
     const guids = new Set(k.snapshots.map((s) => s.guid));
     const snaps = ascending(t.snapshots.filter((s) => snapshotInScope(s.name, c.scope)));
     let lastKnown = -1;
@@ -102,7 +122,7 @@ export function judgeView(c: ViewCandidate, after: Inventory | null, recordedTxg
       return { ok: false, reason: `${joinDataset(root, t.path)} already holds @${newer.name} (guid ${newer.guid}), newer than anything ${c.label} lists there` };
     }
   }
-  return { ok: true, asOf };
+  return { ok: true, asOf, unanchored };
 }
 
 /**
@@ -114,8 +134,8 @@ export function chooseLatestView(
   candidates: readonly ViewCandidate[],
   after: Inventory | null,
   recordedTxg: bigint | null,
-): { index: number; asOf: bigint } | { index: null; reason: string } {
-  let best: { index: number; asOf: bigint } | null = null;
+): { index: number; asOf: bigint; unanchored: string[] } | { index: null; reason: string } {
+  let best: { index: number; asOf: bigint; unanchored: string[] } | null = null;
   let lastReason = 'no bundle to take the source\'s state from';
   candidates.forEach((c, i) => {
     const v = judgeView(c, after, recordedTxg);
@@ -123,7 +143,7 @@ export function chooseLatestView(
       lastReason = v.reason;
       return;
     }
-    if (best === null || v.asOf >= best.asOf) best = { index: i, asOf: v.asOf };
+    if (best === null || v.asOf >= best.asOf) best = { index: i, asOf: v.asOf, unanchored: v.unanchored };
   });
   return best ?? { index: null, reason: lastReason };
 }

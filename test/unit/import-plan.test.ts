@@ -85,7 +85,7 @@ describe('the latest view of the source', () => {
     const target = inv('backup', [ds('', [['s1', '101', 3], ['s2', '102', 4]])]);
     const v = judgeView(cand('old/manifest.json', source([['s1', '101', 10]])), target, 20n);
     assert.deepEqual(v, { ok: false, reason: 'old/manifest.json shows the source as of txg 10, older than what backup already received (zferry:source-txg=20)' });
-    assert.deepEqual(judgeView(cand('new', source([['s1', '101', 10], ['s2', '102', 20]])), target, 20n), { ok: true, asOf: 20n });
+    assert.deepEqual(judgeView(cand('new', source([['s1', '101', 10], ['s2', '102', 20]])), target, 20n), { ok: true, asOf: 20n, unanchored: [] });
   });
 
   it('without a record, a target that holds a snapshot newer than the bundle knows refuses it (a replayed old bundle)', () => {
@@ -110,7 +110,19 @@ describe('the latest view of the source', () => {
     const target = inv('backup', [ds('', [['s1', '101', 3], ['s2', '102', 4]]), ds('kid', [['s2', '202', 4]])]);
     const good = cand('good', source([['s1', '101', 10], ['s2', '102', 20]], [ds('kid', [['s2', '202', 20]])]));
     const forged = cand('forged', source([['s1', '101', 10], ['s2', '102', 20], ['x', '900', 5000]]));
-    assert.deepEqual(chooseLatestView([good, forged], target, 20n), { index: 0, asOf: 20n });
+    assert.deepEqual(chooseLatestView([good, forged], target, 20n), { index: 0, asOf: 20n, unanchored: [] });
     assert.deepEqual(chooseLatestView([forged], target, 20n).index, null);
+  });
+
+  it('a newer bundle that leaves one dataset for a later bundle still speaks for the others: an older one never wins and deletes what this import brings', () => {
+    // After this import the target holds @s3 on the root (brought by `partial`), but kid's @s3 is in a bundle still to come (--max-size).
+    const target = inv('backup', [ds('', [['s1', '101', 3], ['s2', '102', 4], ['s3', '103', 5]]), ds('kid', [['s1', '201', 3], ['s2', '202', 4]])]);
+    const older = cand('older', source([['s1', '101', 10], ['s2', '102', 20]], [ds('kid', [['s1', '201', 10], ['s2', '202', 20]])]));
+    const partial = cand('partial', source([['s1', '101', 10], ['s2', '102', 20], ['s3', '103', 30]], [ds('kid', [['s1', '201', 10], ['s2', '202', 20], ['s3', '203', 30]])]));
+    assert.deepEqual(judgeView(partial, target, 20n), { ok: true, asOf: 30n, unanchored: ['kid'] });
+    assert.deepEqual(chooseLatestView([older, partial], target, 20n), { index: 1, asOf: 30n, unanchored: ['kid'] });
+    // Its clock counts only what it delivers: a listed, undelivered snapshot with a huge txg moves nothing.
+    const forgedKid = cand('forged-kid', source([['s1', '101', 10], ['s2', '102', 20], ['s3', '103', 30]], [ds('kid', [['s2', '202', 20], ['x', '999', 99999]])]));
+    assert.deepEqual(judgeView(forgedKid, target, 20n), { ok: true, asOf: 30n, unanchored: ['kid'] });
   });
 });
