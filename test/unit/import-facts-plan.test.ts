@@ -132,7 +132,19 @@ describe('planImport: what --delete destroys is planned before anything is recei
     const p = ok(planImport(facts('backup', tgt, { sourceTxg: 10n }), [{ dir: '/d/b', manifest: m }], flags({ delete: true, rollback: true })));
     assert.deepEqual(p.bundles[0].decisions.map((d) => d.action === 'apply' && d.discards?.map((x) => x.name)), [['mine']]);
     assert.deepEqual(p.extras?.snapshots.map((x) => x.full), ['backup/kid@s1']);
-    assert.deepEqual(p.view, { index: 0, asOf: 20n });
+    assert.deepEqual(p.view, { index: 0, asOf: 20n, unanchored: [] });
+  });
+
+  it('a newer bundle that leaves kid for a later one is the view for the rest: what it brings is not an extra, and kid is left alone', () => {
+    const tgt = inv('backup', [ds('', [['s1', '101', 3], ['s2', '102', 4]]), ds('kid', [['s1', '201', 3], ['s2', '202', 4], ['old', '299', 5]])]);
+    const older = manifest(source, []);
+    // Source now at s3 everywhere; this bundle carries the root's s3, kid's is in the next one (--max-size).
+    const now = inv('tank', [ds('', [['s1', '101', 10], ['s2', '102', 20], ['s3', '103', 30]]), ds('kid', [['s1', '201', 10], ['s2', '202', 20], ['s3', '203', 30]])]);
+    const partial = manifest(now, [stream('', 'incremental', s2, [s3])]);
+    const p = ok(planImport(facts('backup', tgt, { sourceTxg: 20n }), [{ dir: '/d/a', manifest: older }, { dir: '/d/b', manifest: partial }], flags({ delete: true })));
+    assert.deepEqual(p.view, { index: 1, asOf: 30n, unanchored: ['kid'] });
+    // Not backup@s3 (just received), and not kid@old either: kid waits for a bundle that speaks for it.
+    assert.deepEqual(p.extras?.snapshots.map((x) => x.full), []);
   });
 
   it('--delete is refused when no bundle can speak for the source (older than the target\'s record)', () => {
