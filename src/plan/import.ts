@@ -247,7 +247,11 @@ export function planImport(facts: TargetFacts, bundles: readonly BundleIn[], fla
   const deleteScope = newest && view.index !== null
     ? { ...(newest.scope ?? FULL_SCOPE), skipped: [...(newest.scope ?? FULL_SCOPE).skipped, ...view.unanchored] }
     : FULL_SCOPE;
-  const missing = newest && projected ? planDelete(newest.inventory, projected, deleteScope) : null;
+  const fromView = newest && projected ? planDelete(newest.inventory, projected, deleteScope) : null;
+  // Said, not silent: --delete prints why these stand.
+  const missing = fromView && view.index !== null && view.unanchored.length > 0
+    ? { ...fromView, kept: [...fromView.kept, ...view.unanchored.map((dataset) => ({ dataset, reason: 'its newest snapshot on the source is in a bundle still to come: --delete leaves it, and what is below it, alone until that bundle is imported' }))] }
+    : fromView;
   const waiting = missing && newest && flags.deleteAfterSeconds !== undefined
     ? deferMissing(missing, facts, modified.map((p) => p.manifest), newest, flags.deleteAfterSeconds, pathsAfterRenames(current, projected))
     : null;

@@ -49,8 +49,11 @@ test('--delete keeps what the import just received while a dataset\'s newest sna
   const first = JSON.parse((await zferryOk('export', src.name, path.join(work, 'disk1'), '--journal', journal, '--max-size', '1536K', '--json')).stdout) as { streams: Array<{ dataset: string }>; limit: { left: number } };
   assert.deepEqual(first.streams.map((s) => s.dataset), ['', 'a'], 'b is left for the next bundle');
   assert.equal(first.limit.left, 1);
-  const im = JSON.parse((await zferryOk('import', path.join(work, 'disk1'), target, '--delete', '--json')).stdout) as { extras: { snapshots: string[]; datasets: string[] } };
+  const im = JSON.parse((await zferryOk('import', path.join(work, 'disk1'), target, '--delete', '--json')).stdout) as { extras: { snapshots: string[]; datasets: string[]; kept: Array<{ dataset: string }> } };
   assert.deepEqual(im.extras.snapshots, [], 'nothing the source still has is destroyed');
+  assert.deepEqual(im.extras.kept.map((k) => k.dataset), ['b'], 'b is left alone until its snapshot arrives, and the output says so');
+  const text = await zferryOk('import', path.join(work, 'disk1'), target, '--delete', '--dry-run');
+  assert.match(text.stdout, new RegExp(`kept ${target}/b: its newest snapshot on the source is in a bundle still to come`));
   const held = await snapshotsOf(target);
   for (const s of [`${target}@two`, `${target}/a@two`, `${target}/b@one`]) assert.ok(held.includes(s), `${s} kept: ${held.join(' ')}`);
 

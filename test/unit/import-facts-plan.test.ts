@@ -145,6 +145,8 @@ describe('planImport: what --delete destroys is planned before anything is recei
     assert.deepEqual(p.view, { index: 1, asOf: 30n, unanchored: ['kid'] });
     // Not backup@s3 (just received), and not kid@old either: kid waits for a bundle that speaks for it.
     assert.deepEqual(p.extras?.snapshots.map((x) => x.full), []);
+    // And it says so.
+    assert.deepEqual(p.extras?.kept.map((k) => [k.dataset, /newest snapshot on the source is in a bundle still to come/.test(k.reason)]), [['kid', true]]);
   });
 
   it('--delete is refused when no bundle can speak for the source (older than the target\'s record)', () => {
