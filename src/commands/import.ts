@@ -343,6 +343,10 @@ async function importLocked(zfs: Zfs, opts: ImportOptions): Promise<ImportResult
   const staged = new Set(found.filter((b) => !dirs.includes(b.dir)).map((b) => b.dir));
   // In the source's own order (txg), never by the bundle's word about its date; a later part after the one it continues.
   const bundles = orderParts(lineageOrder(found.map((b) => ({ ...b, inventory: b.manifest.inventory }))));
+  // Each manifest as exported, by folder. Files at rest are checked against these: the plan's copy
+  // leaves out a part that continues elsewhere (its stream is received with the last part), but its
+  // volumes, lines in SHA256SUMS and parity are still this bundle's.
+  const asExported = new Map(bundles.map((b) => [b.dir, b.manifest]));
   const encrypted = bundles.find((b) => b.manifest.encryption !== undefined);
   if (encrypted && !opts.identity) {
     const file = join(encrypted.dir, 'manifest.json');
@@ -373,7 +377,7 @@ async function importLocked(zfs: Zfs, opts: ImportOptions): Promise<ImportResult
   for (const c of joined.complete) {
     // The parts other than the last, read at receive time: present and of the right size now, before anything is received.
     for (const p of c.parts.slice(0, -1)) {
-      const m = bundles.find((b) => b.dir === p.dir)!.manifest;
+      const m = asExported.get(p.dir)!;
       await checkBundleAtRest(p.dir, m, { streams: new Set([p.stream.index]) });
     }
   }
@@ -420,7 +424,7 @@ async function importLocked(zfs: Zfs, opts: ImportOptions): Promise<ImportResult
   const todoDirs = new Set(todo.map((b) => b.dir));
   const partsHere = [...joined.waiting, ...joined.complete].flatMap((c) => c.parts).filter((p) => !staged.has(p.dir) && !todoDirs.has(p.dir));
   for (const dir of new Set(partsHere.map((p) => p.dir))) {
-    const manifest = bundles.find((b) => b.dir === dir)!.manifest;
+    const manifest = asExported.get(dir)!;
     if (manifest.parity === undefined || isS3Url(dir)) continue;
     const r = await verifyOrRepair(dir, { manifest });
     if (r.repaired.length > 0) result.repaired.push({ bundle: dir, volumes: r.repaired });
@@ -436,10 +440,6 @@ async function importLocked(zfs: Zfs, opts: ImportOptions): Promise<ImportResult
       progress.end();
     }
   }
-  // The files at rest are checked against each manifest as exported: the plan's copy leaves out a
-  // part that continues elsewhere (its stream is received with the last part), but its volumes,
-  // lines in SHA256SUMS and parity are still this bundle's.
-  const asExported = new Map(bundles.map((b) => [b.dir, b.manifest]));
   const verified = new Set<string>();
   // A bundle with parity is read whole first: a damaged volume is rebuilt before zfs recv sees a byte of its stream.
   const first = todo.filter((b) => !staged.has(b.dir) && (opts.verifyFirst || b.manifest.parity !== undefined));
@@ -486,7 +486,7 @@ async function importLocked(zfs: Zfs, opts: ImportOptions): Promise<ImportResult
   const finalInv = await zfs.inventory(opts.target);
   // A staged part whose stream is now on the target has done its work.
   for (const dir of staged) {
-    const m = bundles.find((b) => b.dir === dir)?.manifest;
+    const m = asExported.get(dir);
     const s = m?.streams.find((x) => x.part);
     if (s?.to && finalInv.datasets.some((d) => d.path === s.dataset && d.snapshots.some((x) => x.guid === s.to!.guid))) {
       await removeEntry(dir);

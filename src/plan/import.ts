@@ -243,14 +243,13 @@ export function planImport(facts: TargetFacts, bundles: readonly BundleIn[], fla
     return { refusal: { message: `--delete: no bundle here can speak for the source's current state: ${view.reason}; nothing was received`, dataset: facts.target } };
   }
   const newest = view.index === null ? null : modified[view.index].manifest;
-  // Datasets whose newest snapshot is in a bundle still to come are not spoken for this round: left alone, with what is below them.
-  const deleteScope = newest && view.index !== null
-    ? { ...(newest.scope ?? FULL_SCOPE), skipped: [...(newest.scope ?? FULL_SCOPE).skipped, ...view.unanchored] }
-    : FULL_SCOPE;
-  const fromView = newest && projected ? planDelete(newest.inventory, projected, deleteScope) : null;
-  // Said, not silent: --delete prints why these stand.
-  const missing = fromView && view.index !== null && view.unanchored.length > 0
-    ? { ...fromView, kept: [...fromView.kept, ...view.unanchored.map((dataset) => ({ dataset, reason: 'its newest snapshot on the source is in a bundle still to come: --delete leaves it, and what is below it, alone until that bundle is imported' }))] }
+  // Datasets whose newest snapshot is in a bundle still to come are not spoken for this round:
+  // left alone, with what is below them, and said to be (--delete prints why they stand).
+  const unanchored = view.index === null ? [] : view.unanchored;
+  const scope = newest?.scope ?? FULL_SCOPE;
+  const fromView = newest && projected ? planDelete(newest.inventory, projected, { ...scope, skipped: [...scope.skipped, ...unanchored] }) : null;
+  const missing = fromView && unanchored.length > 0
+    ? { ...fromView, kept: [...fromView.kept, ...unanchored.map((dataset) => ({ dataset, reason: 'its newest snapshot on the source is in a bundle still to come: --delete leaves it, and what is below it, alone until that bundle is imported' }))] }
     : fromView;
   const waiting = missing && newest && flags.deleteAfterSeconds !== undefined
     ? deferMissing(missing, facts, modified.map((p) => p.manifest), newest, flags.deleteAfterSeconds, pathsAfterRenames(current, projected))

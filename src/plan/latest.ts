@@ -74,31 +74,30 @@ export type ViewVerdict = { ok: true; asOf: bigint; unanchored: string[] } | { o
  * `recordedTxg` the target's SOURCE_TXG_PROPERTY (null when unset).
  */
 export function judgeView(c: ViewCandidate, after: Inventory | null, recordedTxg: bigint | null): ViewVerdict {
-  if (asOfTxg(c.inventory) === null) return { ok: false, reason: `${c.label} lists no snapshot of the source` };
+  const listedAsOf = asOfTxg(c.inventory);
+  if (listedAsOf === null) return { ok: false, reason: `${c.label} lists no snapshot of the source` };
   const root = after?.root ?? '';
   const onTarget = new Map<string, Set<Guid>>((after?.datasets ?? []).map((d) => [d.path, new Set(d.snapshots.map((s) => s.guid))]));
   // Anchored datasets: the newest snapshot listed will be on the target. The
-  // view speaks only for those, and only their snapshots date it: a snapshot
-  // listed but not delivered (forged, or still to come) moves no clock.
+  // view speaks only for those; the others' snapshots (forged, or still to
+  // come) do not date it.
   const unanchored: string[] = [];
-  let asOf: bigint | null = null;
+  let anchored = 0;
   let firstReason: string | null = null;
   for (const d of c.inventory.datasets) {
     if (!datasetInScope(d.path, c.scope, c.inventory.root)) continue;
-    const listed = ascending(d.snapshots.filter((s) => snapshotInScope(s.name, c.scope)));
-    const newest = listed.at(-1);
+    const newest = ascending(d.snapshots.filter((s) => snapshotInScope(s.name, c.scope))).at(-1);
     if (!newest) continue;
-    if (!onTarget.get(d.path)?.has(newest.guid)) {
-      unanchored.push(d.path);
-      firstReason ??= `${c.label} says the newest snapshot of ${joinDataset(c.inventory.root, d.path)} is @${newest.name} (guid ${newest.guid}), which ${joinDataset(root, d.path)} will not hold after this import`;
+    if (onTarget.get(d.path)?.has(newest.guid)) {
+      anchored++;
       continue;
     }
-    for (const s of d.snapshots) {
-      const t = BigInt(s.createtxg);
-      if (asOf === null || t > asOf) asOf = t;
-    }
+    unanchored.push(d.path);
+    firstReason ??= `${c.label} says the newest snapshot of ${joinDataset(c.inventory.root, d.path)} is @${newest.name} (guid ${newest.guid}), which ${joinDataset(root, d.path)} will not hold after this import`;
   }
-  if (asOf === null) return { ok: false, reason: firstReason ?? `${c.label} lists no snapshot of the source` };
+  if (firstReason !== null && anchored === 0) return { ok: false, reason: firstReason };
+  // Dated as before (every snapshot listed, in scope or not), less the unanchored datasets; an anchored one is left, so it lists a snapshot.
+  const asOf = unanchored.length === 0 ? listedAsOf : asOfTxg({ ...c.inventory, datasets: c.inventory.datasets.filter((d) => !unanchored.includes(d.path)) }) ?? listedAsOf;
   if (recordedTxg !== null) {
     if (asOf < recordedTxg) {
       return { ok: false, reason: `${c.label} shows the source as of txg ${asOf}, older than what ${root} already received (${SOURCE_TXG_PROPERTY}=${recordedTxg})` };
