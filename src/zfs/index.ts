@@ -122,7 +122,7 @@ export type PropertiesNow = ReadonlyMap<string, ReadonlyMap<string, PropertyNow>
  * incremental round set canmount=noauto again on filesystems that had it.
  * A dataset `now` does not list keeps its command.
  */
-export function overrideCommands(pending: PendingOverrides, now?: PropertiesNow): string[][] {
+export function overrideCommands(pending: PendingOverrides, now?: PropertiesNow, lanes = 1): string[][] {
   const out: string[][] = [];
   const inheritChanges = (ds: string, prop: string): boolean => {
     const p = now?.get(ds)?.get(prop);
@@ -133,11 +133,25 @@ export function overrideCommands(pending: PendingOverrides, now?: PropertiesNow)
     return now?.get(ds)?.get(pv.slice(0, eq))?.value !== pv.slice(eq + 1);
   };
   for (const [prop, datasets] of pending.inherit) {
-    for (const b of argumentBatches([...datasets].filter((ds) => inheritChanges(ds, prop)))) out.push(['inherit', prop, ...b]);
+    for (const b of laneBatches([...datasets].filter((ds) => inheritChanges(ds, prop)), lanes)) out.push(['inherit', prop, ...b]);
   }
   for (const [pv, datasets] of pending.set) {
-    for (const b of argumentBatches([...datasets].filter((ds) => setChanges(ds, pv)))) out.push(['set', pv, ...b]);
+    for (const b of laneBatches([...datasets].filter((ds) => setChanges(ds, pv)), lanes)) out.push(['set', pv, ...b]);
   }
+  return out;
+}
+
+/** zfs processes applying overrides at once (applyOverrides). */
+const OVERRIDE_LANES = 4;
+
+/** Fewest datasets a lane of its own is worth: below it, a process costs more than the sync tasks it overlaps. */
+const LANE_MIN_DATASETS = 8;
+
+/** `names` in up to `lanes` near-equal runs (none under LANE_MIN_DATASETS), each in batches under the argument limit. */
+function laneBatches(names: readonly string[], lanes: number): string[][] {
+  const per = Math.max(LANE_MIN_DATASETS, Math.ceil(names.length / Math.max(1, lanes)));
+  const out: string[][] = [];
+  for (let i = 0; i < names.length; i += per) out.push(...argumentBatches(names.slice(i, i + per)));
   return out;
 }
 
@@ -477,7 +491,12 @@ export class Zfs {
     const datasets = [...new Set([...pending.inherit.values(), ...pending.set.values()].flatMap((d) => [...d]))];
     const props = [...new Set([...pending.inherit.keys(), ...[...pending.set.keys()].map((pv) => pv.slice(0, pv.indexOf('=')))])];
     const now = datasets.length > 0 ? await this.propertiesNow(datasets, props) : undefined;
-    for (const args of overrideCommands(pending, now)) await this.zfs(`zfs ${args[0]} ${args[1]}`, args[2]!, args);
+    // Inherits, then sets, each verb's commands side by side: every dataset's change is a sync task of its
+    // own, and tasks from concurrent callers share a txg (zfs-fuse, 200 filesystems: 3.0 s in one call, 1.4 s in four).
+    const cmds = overrideCommands(pending, now, OVERRIDE_LANES);
+    for (const verb of ['inherit', 'set']) {
+      await Promise.all(cmds.filter((args) => args[0] === verb).map((args) => this.zfs(`zfs ${args[0]} ${args[1]}`, args[2]!, args)));
+    }
     pending.inherit.clear();
     pending.set.clear();
   }

@@ -85,3 +85,19 @@ test('overrides that would change nothing are left out; a dataset not listed kee
     ['set', 'canmount=noauto', 't/new', 't/recv', 't/local', 't/unlisted'],
   ]);
 });
+
+test('overrides for many datasets go in up to four side-by-side calls per property, never a call for a handful', async () => {
+  const { PendingOverrides, overrideCommands } = await import('../../src/zfs/index.js');
+  const p = new PendingOverrides();
+  const names = Array.from({ length: 201 }, (_, i) => `t/d${i}`);
+  for (const d of names) p.add(d, ['mountpoint'], { canmount: 'noauto' });
+  const cmds = overrideCommands(p, undefined, 4);
+  assert.deepEqual(cmds.map((c) => [c[0], c.length - 2]), [
+    ['inherit', 51], ['inherit', 51], ['inherit', 51], ['inherit', 48],
+    ['set', 51], ['set', 51], ['set', 51], ['set', 48],
+  ]);
+  assert.deepEqual(cmds.filter((c) => c[0] === 'set').flatMap((c) => c.slice(2)), names, 'every dataset once, in order');
+  const few = new PendingOverrides();
+  for (const d of names.slice(0, 5)) few.add(d, ['mountpoint'], { canmount: 'noauto' });
+  assert.deepEqual(overrideCommands(few, undefined, 4).map((c) => c.length - 2), [5, 5], 'five datasets: one inherit, one set');
+});
