@@ -66,7 +66,7 @@ export function printImport(r: ImportResult, dryRun: boolean): void {
   for (const x of r.parts.removed) out(`removed ${x}: its stream is received whole`);
   for (const b of r.bundles) {
     out(`${b.bundle}: ${b.status}`);
-    if (b.status === 'already-applied') continue;
+    if (b.status === 'already-applied' || b.status === 'waiting') continue;
     for (const a of b.applied) {
       const rb = (a.rollbackTo ? ` (after rolling back to @${a.rollbackTo}${a.discards ? `, discarding ${a.discards.map((x) => '@' + x).join(', ')}` : ''})` : '')
         + (a.replaces ? ` (replacing ${a.replaces.map((x) => '@' + x).join(', ')})` : '');

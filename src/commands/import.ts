@@ -75,7 +75,8 @@ export interface ImportOptions {
 export interface BundleOutcome {
   bundle: string;
   bundleId: string;
-  status: 'applied' | 'already-applied' | 'would-apply';
+  /** waiting: nothing of it received this time, because its one stream is a part that continues in a bundle not here yet. */
+  status: 'applied' | 'already-applied' | 'would-apply' | 'waiting';
   applied: Array<{
     index: number; dataset: string; kind: string; to: string | null; rollbackTo?: string; discards?: string[]; replaces?: string[];
     /** A rename step: the relative path renamed from, and snapshot renames as "old → new". */
@@ -279,7 +280,7 @@ function withoutPartial(inv: Inventory | null, partial: ReadonlySet<string>): In
   return { root: inv.root, datasets: inv.datasets.filter((d) => !gone(d.path)) };
 }
 
-function outcomesOf(plan: ImportPlan, dryRun: boolean): BundleOutcome[] {
+function outcomesOf(plan: ImportPlan, dryRun: boolean, waitingDirs: ReadonlySet<string>): BundleOutcome[] {
   return plan.bundles.map(({ dir, manifest, decisions }) => {
     const applied: BundleOutcome['applied'] = [];
     const skipped: BundleOutcome['skipped'] = [];
@@ -297,7 +298,8 @@ function outcomesOf(plan: ImportPlan, dryRun: boolean): BundleOutcome[] {
         });
       }
     }
-    return { bundle: dir, bundleId: manifest.bundleId, status: applied.length === 0 ? 'already-applied' : dryRun ? 'would-apply' : 'applied', applied, skipped };
+    const idle = waitingDirs.has(dir) ? 'waiting' : 'already-applied';
+    return { bundle: dir, bundleId: manifest.bundleId, status: applied.length === 0 ? idle : dryRun ? 'would-apply' : 'applied', applied, skipped };
   });
 }
 
@@ -394,7 +396,9 @@ async function importLocked(zfs: Zfs, opts: ImportOptions): Promise<ImportResult
     throw new ZferryError(message, context);
   }
   const plan = planned;
-  const outcomes = outcomesOf(plan, opts.dryRun);
+  // A bundle whose part waits for the next disk is not done: it is staged, not applied.
+  const waitingDirs = new Set(joined.waiting.flatMap((c) => c.parts.map((p) => p.dir)));
+  const outcomes = outcomesOf(plan, opts.dryRun, waitingDirs);
   const result: ImportResult = {
     target: opts.target, bundles: outcomes, deferred: plan.deferred,
     extras: { ...extrasOf(plan.extras, opts.delete ? (opts.dryRun ? 'would-destroy' : 'destroyed') : 'reported'), guard: plan.guard },
@@ -402,8 +406,6 @@ async function importLocked(zfs: Zfs, opts: ImportOptions): Promise<ImportResult
     repaired: [], receipt: null, createdParent: plan.createParent, storedBytes: 0, seconds: 0,
     parts: { staged: [], removed: [], waiting },
   };
-  // A bundle whose part waits for the next disk is not done: it is staged, not applied.
-  const waitingDirs = new Set(joined.waiting.flatMap((c) => c.parts.map((p) => p.dir)));
   const toStage = opts.stage ? joined.waiting.flatMap((c) => c.parts.filter((p) => !staged.has(p.dir))) : [];
   if (opts.dryRun) result.parts.staged = toStage.map((p) => join(opts.stage!, basename(p.dir)));
   if (plan.bundles.length === 0) {
@@ -413,7 +415,7 @@ async function importLocked(zfs: Zfs, opts: ImportOptions): Promise<ImportResult
     result.seconds = elapsed();
     return result;
   }
-  const todo = plan.bundles.filter((_, i) => outcomes[i].status !== 'already-applied');
+  const todo = plan.bundles.filter((_, i) => outcomes[i].status !== 'already-applied' && outcomes[i].status !== 'waiting');
   result.storedBytes = todo.reduce((n, p) => n + p.manifest.streams.reduce((k, s) => k + s.storedBytes, 0), 0);
   if (opts.dryRun) {
     result.seconds = elapsed();

@@ -108,9 +108,11 @@ test('a stream larger than one disk goes over three disks as numbered parts, and
   assert.equal(first.code, 3, first.stderr);
   assert.match(first.stderr, new RegExp(`part 2 is in the bundle exported after ${p1.bundleId}, on the next disk: import it with --stage ${stage}`));
   assert.equal(await exists(target), false, 'nothing received from part 1 alone');
-  const second = await zferry('import', disks[1].disk, target, '--stage', stage);
+  const second = await zferry('import', disks[1].disk, target, '--stage', stage, '--json');
   assert.equal(second.code, 3, second.stderr);
   assert.match(second.stderr, /parts 1-2 staged/);
+  // Nothing of either bundle is on the target yet: neither says it was applied.
+  assert.deepEqual((JSON.parse(second.stdout) as { bundles: Array<{ status: string }> }).bundles.map((b) => b.status), ['waiting', 'waiting'], second.stdout);
   assert.equal((await readdir(stage)).filter((n) => !n.startsWith('.')).length, 2, 'two parts staged');
   await zferryOk('import', disks[2].disk, target, '--stage', stage);
   assert.deepEqual(await guidList(target), await guidList(src.name));
