@@ -469,14 +469,14 @@ async function importLocked(zfs: Zfs, opts: ImportOptions): Promise<ImportResult
   const extras = plan.extras;
   if (opts.delete && extras) {
     // Snapshots by full name first, then datasets children first: never -r.
-    for (const x of extras.snapshots) await zfs.destroy(x.full);
+    await zfs.destroySnapshots(extras.snapshots.map((x) => x.full));
     for (const x of extras.datasets) await zfs.destroy(x.full);
     // --delete-after's clock: started on datasets newly missing, stopped on datasets back.
     for (const m of plan.missingMarks.set) await zfs.setProperty(m.full, MISSING_SINCE_PROPERTY, m.since);
     for (const full of plan.missingMarks.clear) await zfs.inherit(full, MISSING_SINCE_PROPERTY);
   }
   // By full name, one by one, after the streams that might have needed them as bases.
-  for (const x of plan.retention?.destroy ?? []) await zfs.destroy(x.full);
+  await zfs.destroySnapshots((plan.retention?.destroy ?? []).map((x) => x.full));
   // Only parts staged (or left waiting in the bucket) for a target that does not exist yet (the first disk of a seed): nothing to mark, no receipt to write.
   if (facts.inventory === null && (result.parts.staged.length > 0 || (parkedInBucket && waiting.length > 0)) && !(await zfs.exists(opts.target))) {
     result.seconds = elapsed();

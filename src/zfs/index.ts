@@ -58,6 +58,39 @@ export function parseResumeTokens(text: string): Set<string> {
 /** Bytes of snapshot names per zfs call: far below any ARG_MAX, and few calls even for thousands. */
 const BATCH_ARG_BYTES = 64 * 1024;
 
+/**
+ * `zfs destroy` operands for snapshots given by full name: each dataset's in
+ * one `DATASET@a,b,c` list (in the order first seen, under `limit` bytes
+ * each); a name with `,` or `%` (which zfs would read as a list or a range,
+ * and never makes) goes alone.
+ */
+export function snapshotListOperands(fulls: readonly string[], limit = BATCH_ARG_BYTES): string[] {
+  const byDataset = new Map<string, string[]>();
+  const out: string[] = [];
+  for (const full of fulls) {
+    const at = full.indexOf('@');
+    const snap = full.slice(at + 1);
+    if (at <= 0 || /[,%@]/.test(snap)) {
+      out.push(full);
+      continue;
+    }
+    const ds = full.slice(0, at);
+    byDataset.set(ds, [...(byDataset.get(ds) ?? []), snap]);
+  }
+  for (const [ds, snaps] of byDataset) {
+    let current: string[] = [];
+    for (const snap of snaps) {
+      if (current.length > 0 && ds.length + 1 + [...current, snap].join(',').length > limit) {
+        out.push(`${ds}@${current.join(',')}`);
+        current = [];
+      }
+      current.push(snap);
+    }
+    if (current.length > 0) out.push(`${ds}@${current.join(',')}`);
+  }
+  return out;
+}
+
 /** Splits names into runs whose total length stays under BATCH_ARG_BYTES. */
 export function argumentBatches(names: readonly string[], limit = BATCH_ARG_BYTES): string[][] {
   const batches: string[][] = [];
@@ -554,6 +587,33 @@ export class Zfs {
       });
     }
     throw commandError('zfs destroy', name, [this.zfsBin, ...args], first.exitCode, first.stderr);
+  }
+
+  /**
+   * Destroys snapshots by full name, never -r. Where zfs takes a list
+   * (`zfs destroy FS@a,b,c`, caps.destroySnapshotList), each dataset's go in
+   * one call, which OpenZFS carries out as one sync task, all or none: an
+   * import whose --delete or --keep removes a day of rotated auto-snapshots
+   * from 200 datasets makes 200 calls, not thousands. When a list fails,
+   * its snapshots are destroyed one by one, as everywhere else, so the error
+   * names the snapshot (held, cloned) and those before it are gone.
+   */
+  async destroySnapshots(fulls: readonly string[]): Promise<void> {
+    if (!this.caps.destroySnapshotList) {
+      for (const full of fulls) await this.destroy(full);
+      return;
+    }
+    for (const operand of snapshotListOperands(fulls)) {
+      const at = operand.indexOf('@');
+      const snaps = operand.slice(at + 1).split(',');
+      if (snaps.length === 1) {
+        await this.destroy(operand);
+        continue;
+      }
+      const r = await this.run(this.zfsBin, ['destroy', operand]);
+      if (r.exitCode === 0) continue;
+      for (const snap of snaps) await this.destroy(`${operand.slice(0, at)}@${snap}`);
+    }
   }
 
   /**

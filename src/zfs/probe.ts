@@ -17,7 +17,7 @@
  * - ZFS on Linux 0.6/0.7: no `zfs version`; the version is read from
  *   /sys/module/zfs/version.
  * - zfs-fuse 0.7.0 (measured): send -n/-P/-c/-w/-L/-e, recv -s, list -p,
- *   get -t, bookmark are rejected; send -p and recv -u are accepted; `create -V`
+ *   get -t, bookmark, destroy -n are rejected; send -p and recv -u are accepted; `create -V`
  *   is accepted by the parser but volumes abort with ENOSYS, so volumes are
  *   reported absent for zfs-fuse.
  * - FreeBSD <13 / illumos (legacy ZFS): same flags and messages; flavour 'other'.
@@ -46,6 +46,12 @@ export interface ZfsCapabilities {
   recvNoMount: boolean;
   /** `recv -x PROP` and `recv -o PROP=VALUE` (OpenZFS 0.7.12/0.8+): keep received properties off the target host's paths. */
   recvPropertyOverride: boolean;
+  /**
+   * `zfs destroy FS@a,b,c`: many snapshots of a dataset in one call. It came
+   * with `destroy -n` (illumos 1647, 2011; ZoL 0.6), which is what is probed;
+   * zfs-fuse has neither.
+   */
+  destroySnapshotList: boolean;
 }
 
 /** One probe: zfs arguments, and the option letter whose acceptance it tests ('' = the subcommand itself). */
@@ -69,6 +75,7 @@ export const FLAG_PROBES = {
   props: { args: ['send', '-p'], letter: 'p' },
   recvExclude: { args: ['receive', '-x'], letter: 'x' },
   recvOption: { args: ['receive', '-o'], letter: 'o' },
+  destroyDryRun: { args: ['destroy', '-n'], letter: 'n' },
 } satisfies Record<string, FlagProbe>;
 
 export type ProbeName = keyof typeof FLAG_PROBES;
@@ -187,5 +194,6 @@ export async function capabilitiesFrom(answers: ProbeAnswers): Promise<ZfsCapabi
     },
     recvNoMount: has.recvNoMount,
     recvPropertyOverride: has.recvExclude && has.recvOption,
+    destroySnapshotList: has.destroyDryRun,
   };
 }

@@ -14,4 +14,5 @@ export const ZFS_FUSE_CAPS: ZfsCapabilities = {
   send: { compressed: false, raw: false, largeBlocks: false, embedded: false, props: true },
   recvNoMount: true,
   recvPropertyOverride: false,
+  destroySnapshotList: false,
 };

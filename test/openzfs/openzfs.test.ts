@@ -156,6 +156,33 @@ test('the inventory is one zfs list call and shows bookmarks with their snapshot
   assert.equal(ds.bookmarks[0].createtxg, ds.snapshots[0].createtxg);
 });
 
+test('snapshots to destroy go in one zfs call per dataset; a held one in a list is named, those before it gone, those after it kept', async () => {
+  const zfs = await Zfs.probe();
+  assert.equal(zfs.caps.destroySnapshotList, true);
+  const fs1 = `${src.name}/dl1`;
+  const fs2 = `${src.name}/dl2`;
+  for (const fs of [fs1, fs2]) await run('zfs', ['create', fs]);
+  for (const n of ['a', 'b', 'c', 'd', 'e']) await snapshot(`${fs1}@${n}`);
+  for (const n of ['a', 'b']) await snapshot(`${fs2}@${n}`);
+  const snaps = async (fs: string) => (await run('zfs', ['list', '-H', '-o', 'name', '-t', 'snapshot', '-d', '1', fs])).split('\n').filter(Boolean).map((x) => x.split('@')[1]);
+  const calls = zfs.callCount;
+  await zfs.destroySnapshots([`${fs1}@a`, `${fs2}@a`, `${fs1}@b`, `${fs1}@c`, `${fs1}@d`]);
+  assert.equal(zfs.callCount - calls, 2, 'one call for dl1 (four snapshots), one for dl2');
+  assert.deepEqual(await snaps(fs1), ['e']);
+  assert.deepEqual(await snaps(fs2), ['b']);
+
+  const fs3 = `${src.name}/dl3`;
+  await run('zfs', ['create', fs3]);
+  for (const n of ['h1', 'h2', 'h3']) await snapshot(`${fs3}@${n}`);
+  await run('zfs', ['hold', 'keep', `${fs3}@h2`]);
+  await assert.rejects(zfs.destroySnapshots([`${fs3}@h1`, `${fs3}@h2`, `${fs3}@h3`]), (err: Error) => {
+    assert.match(err.message, new RegExp(`snapshot ${fs3}@h2 is held`));
+    return true;
+  });
+  assert.deepEqual(await snaps(fs3), ['h2', 'h3'], 'the list failed whole; one by one, h1 went and h3 was not reached');
+  await run('zfs', ['release', 'keep', `${fs3}@h2`]);
+});
+
 test('an incremental is still produced from a bookmark when the base snapshot was destroyed on the source', async () => {
   const fs = `${src.name}/rot`;
   await run('zfs', ['create', fs]);

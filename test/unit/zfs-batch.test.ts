@@ -101,3 +101,15 @@ test('overrides for many datasets go in up to four side-by-side calls per proper
   for (const d of names.slice(0, 5)) few.add(d, ['mountpoint'], { canmount: 'noauto' });
   assert.deepEqual(overrideCommands(few, undefined, 4).map((c) => c.length - 2), [5, 5], 'five datasets: one inherit, one set');
 });
+
+test('snapshots to destroy become one DATASET@a,b,c list per dataset, in order, under the byte limit; odd names go alone', async () => {
+  const { snapshotListOperands } = await import('../../src/zfs/index.js');
+  assert.deepEqual(snapshotListOperands([]), []);
+  assert.deepEqual(snapshotListOperands(['t/a@h1', 't/b@h1', 't/a@h2', 't/a@h3', 't@x']), ['t/a@h1,h2,h3', 't/b@h1', 't@x']);
+  // A name zfs would read as a list or a range is never joined (zfs makes no such name; a hostile inventory might).
+  assert.deepEqual(snapshotListOperands(['t/a@x,y', 't/a@p%q', 't/a@ok']), ['t/a@x,y', 't/a@p%q', 't/a@ok']);
+  const many = Array.from({ length: 3000 }, (_, i) => `pool/backup/home@zfs-auto-snap_frequent-2026-11-30-${String(i).padStart(4, '0')}`);
+  const ops = snapshotListOperands(many, 4096);
+  assert.ok(ops.length > 1 && ops.every((o) => o.length <= 4096), `${ops.length} lists`);
+  assert.deepEqual(ops.flatMap((o) => o.slice(o.indexOf('@') + 1).split(',').map((s) => `pool/backup/home@${s}`)), many, 'every snapshot once, in order');
+});
