@@ -79,11 +79,15 @@ export function snapshotListOperands(fulls: readonly string[], limit = BATCH_ARG
   }
   for (const [ds, snaps] of byDataset) {
     let current: string[] = [];
+    let bytes = ds.length + 1;
     for (const snap of snaps) {
-      if (current.length > 0 && ds.length + 1 + [...current, snap].join(',').length > limit) {
+      const more = (current.length > 0 ? 1 : 0) + snap.length;
+      if (current.length > 0 && bytes + more > limit) {
         out.push(`${ds}@${current.join(',')}`);
         current = [];
+        bytes = ds.length + 1;
       }
+      bytes += (current.length > 0 ? 1 : 0) + snap.length;
       current.push(snap);
     }
     if (current.length > 0) out.push(`${ds}@${current.join(',')}`);
