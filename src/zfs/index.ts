@@ -607,13 +607,15 @@ export class Zfs {
       for (const full of fulls) await this.destroy(full);
       return;
     }
+    const given = new Set(fulls);
     for (const operand of snapshotListOperands(fulls)) {
-      const at = operand.indexOf('@');
-      const snaps = operand.slice(at + 1).split(',');
-      if (snaps.length === 1) {
+      // One snapshot, or a name that went alone: as given, never split here.
+      if (given.has(operand)) {
         await this.destroy(operand);
         continue;
       }
+      const at = operand.indexOf('@');
+      const snaps = operand.slice(at + 1).split(',');
       const r = await this.run(this.zfsBin, ['destroy', operand]);
       if (r.exitCode === 0) continue;
       for (const snap of snaps) await this.destroy(`${operand.slice(0, at)}@${snap}`);
