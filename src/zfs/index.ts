@@ -59,40 +59,38 @@ export function parseResumeTokens(text: string): Set<string> {
 const BATCH_ARG_BYTES = 64 * 1024;
 
 /**
- * `zfs destroy` operands for snapshots given by full name: each dataset's in
- * one `DATASET@a,b,c` list (in the order first seen, under `limit` bytes
- * each); a name with `,` or `%` (which zfs would read as a list or a range,
- * and never makes) goes alone.
+ * Snapshots given by full name, in the runs `zfs destroy` takes as one
+ * operand: each dataset's in `DATASET@a,b,c` lists (in the order first seen,
+ * under `limit` bytes each); a name with `,` or `%` (which zfs would read as
+ * a list or a range, and never makes) goes alone.
  */
-export function snapshotListOperands(fulls: readonly string[], limit = BATCH_ARG_BYTES): string[] {
+export function snapshotLists(fulls: readonly string[], limit = BATCH_ARG_BYTES): Array<{ dataset: string; snapshots: string[] }> {
   const byDataset = new Map<string, string[]>();
-  const out: string[] = [];
+  const alone: Array<{ dataset: string; snapshots: string[] }> = [];
   for (const full of fulls) {
     const at = full.indexOf('@');
     const snap = full.slice(at + 1);
     if (at <= 0 || /[,%@]/.test(snap)) {
-      out.push(full);
+      alone.push({ dataset: full.slice(0, Math.max(0, at)), snapshots: [full] });
       continue;
     }
     const ds = full.slice(0, at);
     byDataset.set(ds, [...(byDataset.get(ds) ?? []), snap]);
   }
-  for (const [ds, snaps] of byDataset) {
-    let current: string[] = [];
-    let bytes = ds.length + 1;
-    for (const snap of snaps) {
-      const more = (current.length > 0 ? 1 : 0) + snap.length;
-      if (current.length > 0 && bytes + more > limit) {
-        out.push(`${ds}@${current.join(',')}`);
-        current = [];
-        bytes = ds.length + 1;
-      }
-      bytes += (current.length > 0 ? 1 : 0) + snap.length;
-      current.push(snap);
-    }
-    if (current.length > 0) out.push(`${ds}@${current.join(',')}`);
-  }
-  return out;
+  // argumentBatches counts a separator per name: `DATASET@` plus the run joined by commas stays within limit.
+  const lists = [...byDataset].flatMap(([dataset, snaps]) =>
+    argumentBatches(snaps, limit - dataset.length).map((run) => ({ dataset, snapshots: run.map((x) => `${dataset}@${x}`) })));
+  return [...alone, ...lists];
+}
+
+/** A run of snapshotLists as one `zfs destroy` operand: the name itself, or `DATASET@a,b,c`. */
+function listOperand({ dataset, snapshots }: { dataset: string; snapshots: string[] }): string {
+  return snapshots.length === 1 ? snapshots[0]! : `${dataset}@${snapshots.map((x) => x.slice(dataset.length + 1)).join(',')}`;
+}
+
+/** snapshotLists as `zfs destroy` operands. */
+export function snapshotListOperands(fulls: readonly string[], limit = BATCH_ARG_BYTES): string[] {
+  return snapshotLists(fulls, limit).map(listOperand);
 }
 
 /** Splits names into runs whose total length stays under BATCH_ARG_BYTES. */
@@ -607,18 +605,10 @@ export class Zfs {
       for (const full of fulls) await this.destroy(full);
       return;
     }
-    const given = new Set(fulls);
-    for (const operand of snapshotListOperands(fulls)) {
-      // One snapshot, or a name that went alone: as given, never split here.
-      if (given.has(operand)) {
-        await this.destroy(operand);
-        continue;
-      }
-      const at = operand.indexOf('@');
-      const snaps = operand.slice(at + 1).split(',');
-      const r = await this.run(this.zfsBin, ['destroy', operand]);
-      if (r.exitCode === 0) continue;
-      for (const snap of snaps) await this.destroy(`${operand.slice(0, at)}@${snap}`);
+    for (const list of snapshotLists(fulls)) {
+      // One snapshot (or a name that went alone), or a list whose failure is told snapshot by snapshot.
+      if (list.snapshots.length > 1 && (await this.run(this.zfsBin, ['destroy', listOperand(list)])).exitCode === 0) continue;
+      for (const full of list.snapshots) await this.destroy(full);
     }
   }
 
