@@ -10,9 +10,10 @@ import type { Guid, Inventory } from '../model.js';
 import { joinDataset } from '../model.js';
 import { ZferryError } from '../errors.js';
 import { stopOnFailure } from '../subprocess.js';
+import { runInLanes, type LaneRun } from '../lanes.js';
 import { checkDatasetName, PendingOverrides, type Zfs } from '../zfs/index.js';
 import {
-  lineageOrder, MISSING_SINCE_PROPERTY, planImport, receiveOptions, receivesClones, SOURCE_PROPERTY, SOURCE_TXG_PROPERTY,
+  laneDependencies, laneStep, lineageOrder, MISSING_SINCE_PROPERTY, RECEIVE_LANES, planImport, receiveOptions, receivesClones, SOURCE_PROPERTY, SOURCE_TXG_PROPERTY,
   type BundleIn, type DeleteGuard, type DeletePlan, type Grid, type ImportPlan, type MaxDelete, type ReceiveOptions, type RetentionEntry, type TargetFacts,
 } from '../plan/index.js';
 import { checkBundleAtRest, findBundles, readManifest, verifyOrRepair, type Manifest, type StreamEntry } from '../bundle/index.js';
@@ -527,49 +528,63 @@ interface ApplyContext {
 async function applyPlan(zfs: Zfs, plan: ImportPlan, ctx: ApplyContext): Promise<void> {
   const { opts, progress } = ctx;
   const steps = plan.bundles.flatMap((b) => b.decisions.filter((d) => d.action === 'apply').map((d) => ({ b, d, s: b.manifest.streams[d.index - 1] })));
-  let done = 0;
   const partial = new Set(ctx.partial);
   // zfs-fuse: two zfs processes per stream less (the receive-time -x/-o that zfs recv cannot take, applied together below).
   const later = zfs.caps.recvPropertyOverride ? undefined : new PendingOverrides();
-  const pools = { read: readPool(), out: decompressOutPool() };
   // What a kill between an earlier run's receive and its overrides left (facts.receivedMountpoints) is fixed with this run's.
   const asReceived = receiveOptions('filesystem', false);
   if (later) for (const ds of ctx.receivedMountpoints) later.add(ds, asReceived.exclude, asReceived.set);
   progress.begin(`import → ${opts.target}`, ctx.total, ctx.todo);
-  try {
-    for (const { b, d, s } of steps) {
-      if (d.action !== 'apply') continue;
-      const dataset = joinDataset(opts.target, s.dataset);
-      try {
-        if (d.rollbackTo) await zfs.rollback(`${dataset}@${d.rollbackTo.name}`, { destroyNewer: true });
-        for (const x of d.replaces ?? []) await zfs.destroy(`${dataset}@${x.name}`);
-        if (s.kind === 'rename') {
-          // Only what the plan found still to do: a re-run after a cut import finds the rest done.
-          if (d.renameDataset) await zfs.rename(joinDataset(opts.target, d.renameDataset.from), dataset, { parents: true });
-          for (const r of d.renameSnapshots ?? []) await zfs.rename(`${dataset}@${r.from}`, `${dataset}@${r.to}`);
-        } else if (s.kind === 'create') {
-          await zfs.create(dataset, { parents: true });
-        } else {
-          progress.stream(label(s), s.storedBytes);
-          const key = segmentKey(b.dir, s.index);
-          if (ctx.joined.unreadable.has(key)) {
-            throw new ZferryError(`${b.dir}/manifest.json: stream ${s.index} (${label(s)}) is the last part of a stream split across disks whose earlier parts are gone`, { file: `${b.dir}/manifest.json` });
-          }
-          const parts = ctx.joined.segments.get(key);
-          await receiveStream(zfs, {
-            ...(parts ? { parts } : {}),
-            dir: b.dir, target: opts.target, stream: s, receive: d.receive!, partial, progress,
-            ...(b.manifest.encryption && ctx.age ? { age: ctx.age } : {}), volumesVerified: ctx.verified.has(b.dir),
-            ...(later ? { later } : {}), pools,
-          });
-          progress.endStream();
-        }
-      } catch (err) {
-        throw stoppedAt(err, s, b.dir, done, steps.length - done);
+  const applied = steps.filter((x) => x.d.action === 'apply');
+  const lanes = applied.map(({ b, d, s }) => laneStep(s, d, ctx.joined.segments.has(segmentKey(b.dir, s.index))));
+  // Each lane its own buffers: two streams at once never wait for each other's to come back.
+  const lanePools: Array<{ read: BufferPool; out: BufferPool }> = [];
+  let marked = false;
+  const runStep = async (i: number): Promise<void> => {
+    const { b, d, s } = applied[i];
+    if (d.action !== 'apply') return;
+    const dataset = joinDataset(opts.target, s.dataset);
+    if (d.rollbackTo) await zfs.rollback(`${dataset}@${d.rollbackTo.name}`, { destroyNewer: true });
+    for (const x of d.replaces ?? []) await zfs.destroy(`${dataset}@${x.name}`);
+    if (s.kind === 'rename') {
+      // Only what the plan found still to do: a re-run after a cut import finds the rest done.
+      if (d.renameDataset) await zfs.rename(joinDataset(opts.target, d.renameDataset.from), dataset, { parents: true });
+      for (const r of d.renameSnapshots ?? []) await zfs.rename(`${dataset}@${r.from}`, `${dataset}@${r.to}`);
+    } else if (s.kind === 'create') {
+      await zfs.create(dataset, { parents: true });
+    } else {
+      const key = segmentKey(b.dir, s.index);
+      if (ctx.joined.unreadable.has(key)) {
+        throw new ZferryError(`${b.dir}/manifest.json: stream ${s.index} (${label(s)}) is the last part of a stream split across disks whose earlier parts are gone`, { file: `${b.dir}/manifest.json` });
       }
-      done++;
-      if (plan.markSource !== null && done === 1) await zfs.setProperty(opts.target, SOURCE_PROPERTY, plan.markSource);
-      await testPause(`import:between:${s.index}`);
+      const parts = ctx.joined.segments.get(key);
+      // A bar of its own only for a stream received alone; small ones side by side count in the overall bar.
+      const bar = lanes[i].alone;
+      if (bar) progress.stream(label(s), s.storedBytes);
+      const pools = lanePools.pop() ?? { read: readPool(), out: decompressOutPool() };
+      try {
+        await receiveStream(zfs, {
+          ...(parts ? { parts } : {}),
+          dir: b.dir, target: opts.target, stream: s, receive: d.receive!, partial, progress,
+          ...(b.manifest.encryption && ctx.age ? { age: ctx.age } : {}), volumesVerified: ctx.verified.has(b.dir),
+          ...(later ? { later } : {}), pools,
+        });
+      } finally {
+        lanePools.push(pools);
+      }
+      if (bar) progress.endStream();
+    }
+    if (plan.markSource !== null && !marked) {
+      marked = true;
+      await zfs.setProperty(opts.target, SOURCE_PROPERTY, plan.markSource);
+    }
+    await testPause(`import:between:${s.index}`);
+  };
+  try {
+    const run = await runInLanes(laneDependencies(lanes), lanes.map((l) => l.alone), RECEIVE_LANES, runStep);
+    if (run.failed) {
+      const { b, s } = applied[run.failed.index];
+      throw stoppedAt(run.failed.error, s, b.dir, run, applied.length);
     }
   } catch (err) {
     // Every filesystem received before the failure gets its overrides too; a failure of that is told in the same line.
@@ -580,20 +595,34 @@ async function applyPlan(zfs: Zfs, plan: ImportPlan, ctx: ApplyContext): Promise
     throw err;
   } finally {
     progress.end();
-    pools.read.close();
-    pools.out.close();
+    for (const p of lanePools) {
+      p.read.close();
+      p.out.close();
+    }
   }
   // Before the import says anything: each filesystem received gets the target's mountpoint and canmount=noauto.
   if (later && !later.empty) await zfs.applyOverrides(later);
 }
 
-/** The failing stream's error, plus what was and was not received, in the one line. */
-function stoppedAt(err: unknown, s: StreamEntry, dir: string, applied: number, left: number): unknown {
+/**
+ * The failing stream's error, plus what was and was not received, in the one
+ * line. Streams side by side: some after it in the plan may be in (they do
+ * not depend on it), and are counted.
+ */
+function stoppedAt(err: unknown, s: StreamEntry, dir: string, run: LaneRun, steps: number): unknown {
   if (!(err instanceof ZferryError)) return err;
+  const at = run.failed!.index;
+  const before = run.done.filter((i) => i < at).length;
+  const after = run.done.length - before;
+  const left = steps - run.done.length - 1;
   const what = `stream ${s.index} (${label(s)}) of ${dir} was not received`;
-  const rest = left > 1 ? `, nor the ${left - 1} after it` : '';
-  const before = applied === 0 ? 'nothing was received' : `the ${applied} stream(s) before it were received and stay; a re-run continues from there`;
-  return new ZferryError(`${err.message}; ${what}${rest}; ${before}`, err.context, err.exitCode);
+  const rest = left > 0 ? (after === 0 ? `, nor the ${left} after it` : `, nor ${left} other(s)`) : '';
+  const received = run.done.length === 0
+    ? 'nothing was received'
+    : after === 0 && before === at
+      ? `the ${before} stream(s) before it were received and stay; a re-run continues from there`
+      : `${run.done.length} stream(s) were received and stay (${after} of them after it in the plan, which do not depend on it); a re-run continues from there`;
+  return new ZferryError(`${err.message}; ${what}${rest}; ${received}`, err.context, err.exitCode);
 }
 
 /** The line for a split stream whose next part is on a disk not here yet. */

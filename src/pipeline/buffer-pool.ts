@@ -124,10 +124,21 @@ export class ReleasingSink extends Writable {
     else waitFor(this.dest, 'drain').then(() => done(), done);
   }
 
+  /**
+   * Every byte is written. A child that read its stream's end record may exit
+   * before our end() completes, and Node destroys a child's stdin when it
+   * exits: the pending end then fails with ERR_STREAM_DESTROYED although
+   * nothing was lost (seen with receives side by side, whose event loop runs
+   * late). Gone without an error of its own, the other side is done: the
+   * caller judges by the child's exit status, as it must anyway.
+   */
   override _final(done: (err?: Error | null) => void): void {
-    if (this.dest.destroyed) return done(this.dest.errored ?? new Error('the other side closed early'));
+    if (this.dest.destroyed) return done((this.dest.errored as Error | null) ?? null);
     // An error while ending (EPIPE: zfs recv already gone) fails the pipeline, not only the 'error' listener.
-    this.dest.end((err?: Error | null) => done(err ?? null));
+    this.dest.end((err?: Error | null) => {
+      const gone = (err as NodeJS.ErrnoException | null | undefined)?.code === 'ERR_STREAM_DESTROYED' && !this.dest.errored;
+      done(gone ? null : err ?? null);
+    });
   }
 
   override _destroy(err: Error | null, done: (err?: Error | null) => void): void {

@@ -12,3 +12,4 @@ export * from './import.js';
 export * from './space.js';
 export * from './retention.js';
 export * from './parts.js';
+export * from './lanes.js';

@@ -1,0 +1,100 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { LANE_MAX_BYTES, laneDependencies, laneStep, type LaneStep } from '../../src/plan/index.js';
+import { runInLanes } from '../../src/lanes.js';
+
+const step = (dataset: string, alone = false): LaneStep => ({ dataset, alone });
+
+describe('laneDependencies', () => {
+  it('chains a dataset\'s own streams and waits for parents and children, never for strangers', () => {
+    const deps = laneDependencies([
+      step(''), step(''), // 0, 1: the root, full then incremental
+      step('a'), step('b'), step('a'), // 2, 3, 4
+      step('a/x'), step('b/y'), // 5, 6
+      step('a'), // 7: a parent after its child
+      step('c/d'), // 8: a child whose parent has no stream
+      step('c'), // 9
+    ]);
+    assert.deepEqual(deps, [[], [0], [1], [1], [1, 2], [1, 4], [1, 3], [1, 4, 5], [1], [1, 8]]);
+  });
+
+  it('a long name that only starts like another is not its child', () => {
+    assert.deepEqual(laneDependencies([step('a'), step('ab'), step('a-x/y'), step('a/b')]), [[], [], [], [0]]);
+  });
+});
+
+describe('laneStep', () => {
+  const small = { dataset: 'a', kind: 'incremental', storedBytes: 4096, from: { name: 's1' } };
+  const plain = { receive: { force: false } };
+  it('small plain receives and creates go side by side', () => {
+    assert.equal(laneStep(small, plain, false).alone, false);
+    assert.equal(laneStep({ dataset: 'a', kind: 'create', storedBytes: 0, from: null }, {}, false).alone, false);
+  });
+  it('renames, clones, parts, large, forced, rolled-back or replacing streams go alone', () => {
+    assert.equal(laneStep({ ...small, kind: 'rename' }, {}, false).alone, true);
+    assert.equal(laneStep({ ...small, from: { name: 's1', dataset: 'b' } }, plain, false).alone, true);
+    assert.equal(laneStep(small, { receive: { force: false, origin: {} } }, false).alone, true);
+    assert.equal(laneStep(small, plain, true).alone, true);
+    assert.equal(laneStep({ ...small, storedBytes: LANE_MAX_BYTES + 1 }, plain, false).alone, true);
+    assert.equal(laneStep(small, { receive: { force: true } }, false).alone, true);
+    assert.equal(laneStep(small, { ...plain, rollbackTo: {} }, false).alone, true);
+    assert.equal(laneStep(small, { ...plain, replaces: [{}] }, false).alone, true);
+  });
+});
+
+/** Runs steps that each take `ms[i]` ms, recording what ran beside what. */
+async function trace(steps: LaneStep[], lanes: number, ms: number[], fail?: number) {
+  const log: string[] = [];
+  let now = 0;
+  let peak = 0;
+  const running = new Set<number>();
+  const r = await runInLanes(laneDependencies(steps), steps.map((s) => s.alone), lanes, async (i) => {
+    running.add(i);
+    peak = Math.max(peak, running.size);
+    for (const j of running) if (j !== i && (steps[j].alone || steps[i].alone)) log.push(`${i} beside alone ${j}`);
+    log.push(`start ${i}`);
+    await new Promise((res) => setTimeout(res, ms[i]));
+    now++;
+    running.delete(i);
+    if (i === fail) throw new Error(`step ${i} failed`);
+  });
+  return { ...r, log, peak, now };
+}
+
+describe('runInLanes', () => {
+  it('runs unrelated steps side by side, never more than the lanes, a dataset\'s in order', async () => {
+    const steps = [step('a'), step('a'), step('b'), step('b'), step('c'), step('c')];
+    const t = await trace(steps, 2, [30, 5, 5, 5, 5, 5]);
+    assert.equal(t.failed, null);
+    assert.equal(t.peak, 2);
+    assert.equal(t.done.length, 6);
+    // a's incremental waits for its full; b's and c's streams run meanwhile.
+    assert.ok(t.done.indexOf(0) < t.done.indexOf(1));
+    assert.ok(t.done.indexOf(2) < t.done.indexOf(3));
+    assert.ok(t.done.indexOf(3) < t.done.indexOf(0), `b finished before a's long full: ${t.done}`);
+  });
+
+  it('a step that runs alone has nothing beside it and keeps its place', async () => {
+    const steps = [step('a'), step('b'), step('c', true), step('d'), step('e')];
+    const t = await trace(steps, 4, [10, 10, 10, 10, 10]);
+    assert.deepEqual(t.log.filter((l) => l.includes('beside')), []);
+    assert.deepEqual(t.done.slice(2, 3), [2]);
+    assert.deepEqual(new Set(t.done.slice(0, 2)), new Set([0, 1]));
+  });
+
+  it('one lane is the plan\'s order', async () => {
+    const steps = [step('a'), step('b'), step('a'), step('c')];
+    const t = await trace(steps, 1, [10, 1, 1, 1]);
+    assert.deepEqual(t.done, [0, 1, 2, 3]);
+  });
+
+  it('after a failure nothing new starts; what was running finishes and is counted', async () => {
+    const steps = [step('a'), step('b'), step('c'), step('d'), step('a')];
+    const t = await trace(steps, 2, [5, 30, 1, 1, 1], 0);
+    assert.equal(t.failed?.index, 0);
+    assert.match(String(t.failed?.error), /step 0 failed/);
+    // b was running beside a and finished; nothing after the failure started.
+    assert.deepEqual(t.done, [1]);
+    assert.deepEqual(t.log, ['start 0', 'start 1']);
+  });
+});
