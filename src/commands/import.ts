@@ -535,13 +535,12 @@ async function applyPlan(zfs: Zfs, plan: ImportPlan, ctx: ApplyContext): Promise
   const asReceived = receiveOptions('filesystem', false);
   if (later) for (const ds of ctx.receivedMountpoints) later.add(ds, asReceived.exclude, asReceived.set);
   progress.begin(`import → ${opts.target}`, ctx.total, ctx.todo);
-  const applied = steps.filter((x) => x.d.action === 'apply');
-  const lanes = applied.map(({ b, d, s }) => laneStep(s, d, ctx.joined.segments.has(segmentKey(b.dir, s.index))));
+  const lanes = steps.map(({ b, d, s }) => laneStep(s, d, ctx.joined.segments.has(segmentKey(b.dir, s.index))));
   // Each lane its own buffers: two streams at once never wait for each other's to come back.
   const lanePools: Array<{ read: BufferPool; out: BufferPool }> = [];
   let marked = false;
   const runStep = async (i: number): Promise<void> => {
-    const { b, d, s } = applied[i];
+    const { b, d, s } = steps[i];
     if (d.action !== 'apply') return;
     const dataset = joinDataset(opts.target, s.dataset);
     if (d.rollbackTo) await zfs.rollback(`${dataset}@${d.rollbackTo.name}`, { destroyNewer: true });
@@ -583,8 +582,8 @@ async function applyPlan(zfs: Zfs, plan: ImportPlan, ctx: ApplyContext): Promise
   try {
     const run = await runInLanes(laneDependencies(lanes), lanes.map((l) => l.alone), RECEIVE_LANES, runStep);
     if (run.failed) {
-      const { b, s } = applied[run.failed.index];
-      throw stoppedAt(run.failed.error, s, b.dir, run, applied.length);
+      const { b, s } = steps[run.failed.index];
+      throw stoppedAt(run.failed.error, s, b.dir, run, steps.length);
     }
   } catch (err) {
     // Every filesystem received before the failure gets its overrides too; a failure of that is told in the same line.
