@@ -9,7 +9,9 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { ZferryError } from '../errors.js';
 import { stopOnFailure } from '../subprocess.js';
-import { chooseLevel, type LevelChoice } from '../plan/level.js';
+import { chooseLevel, zstdMemoryEstimate, type LevelChoice } from '../plan/level.js';
+import { LANE_MAX_BYTES, SEND_LANES } from '../plan/lanes.js';
+import { runInLanes } from '../lanes.js';
 import { LEVEL_SAMPLE_BYTES, probeLevels } from '../pipeline/level-probe.js';
 import { sendSample } from './estimate.js';
 import type { Zfs } from '../zfs/index.js';
@@ -390,23 +392,51 @@ async function exportLocked(zfs: Zfs, opts: ExportOptions): Promise<ExportResult
   progress.begin(`export ${opts.source}`, [...expected.values()].reduce((a, b) => a + b, 0), sends.length);
   // The steps this bundle holds: `taken`, less any after a stream the limit cut.
   const written: typeof plan.steps = [];
-  let split: { stream: StreamEntry; prefixSha256: string } | null = null;
+  // Set inside the lanes' closure, hence the cast: TypeScript would narrow it to null here.
+  let split = null as { stream: StreamEntry; prefixSha256: string } | null;
   try {
     // In a bucket too, before the first volume: a kill from here on leaves a marked prefix the next run resumes or clears.
     await target.writeMarker(marker);
-    for (const step of taken) {
-      const index = streams.length + 1;
-      if (split) break;
+    // Small sends side by side where nothing depends on the order they end in: no limit to fit (each
+    // stream's room is what the ones before it left) and no bucket. Each stream keeps its place (index)
+    // in the plan whichever lane wrote it.
+    const sideBySide = !fit && !place;
+    // Each lane compresses with a context of its own: as many as --max-memory holds at this level.
+    const sendLanes = sideBySide ? Math.max(1, Math.min(SEND_LANES, Math.floor((opts.maxMemory ?? DEFAULT_MAX_MEMORY) / zstdMemoryEstimate(level)))) : 1;
+    const lanes = taken.map((step, i) => {
+      // Nothing to send (a create step, a stream kept from a killed run): nothing to keep apart.
+      if (!carriesData(step) || reusedAt.has(i + 1)) return { alone: false };
+      const size = sized?.sizes.raw.get(step);
+      return { alone: sendLanes === 1 || size === null || size === undefined || size > LANE_MAX_BYTES };
+    });
+    const done = new Map<number, { step: (typeof taken)[number]; entry: StreamEntry }>();
+    const inOrder = () => [...done.keys()].sort((a, b) => a - b).map((i) => done.get(i)!);
+    // One marker write at a time (they replace one file), each with every stream finished when it starts:
+    // a stream finished while one is waiting to start is in that one (402 streams wrote a growing list 402 times).
+    let lastWrite: Promise<void> = Promise.resolve();
+    let waiting: Promise<void> | null = null;
+    const saveMarker = (): Promise<void> => {
+      waiting ??= lastWrite.then(() => {
+        waiting = null;
+        return target.writeMarker(marker, { durable: false });
+      });
+      lastWrite = waiting;
+      return waiting;
+    };
+    // Set when the limit is reached: the steps after it wait for the next disk.
+    let stop = false;
+    const sendOne = async (i: number): Promise<void> => {
+      const step = taken[i];
+      const index = i + 1;
+      if (stop) return;
       if (!carriesData(step)) {
-        written.push(step);
-        streams.push({ index, ...stepOf(step), sendFlags: [], rawBytes: 0, storedBytes: 0, rawSha256: null, volumes: [] });
-        continue;
+        done.set(index, { step, entry: { index, ...stepOf(step), sendFlags: [], rawBytes: 0, storedBytes: 0, rawSha256: null, volumes: [] } });
+        return;
       }
       const kept = reusedAt.get(index);
       if (kept) {
-        streams.push(kept);
-        written.push(step);
-        continue;
+        done.set(index, { step, entry: kept });
+        return;
       }
       const spec = sendSpecFor(zfs, { inventory }, step);
       const options = spec.flags ?? [];
@@ -414,12 +444,19 @@ async function exportLocked(zfs: Zfs, opts: ExportOptions): Promise<ExportResult
       if (isContinued && sendFlagsOf(options, step).join(' ') !== continuing.split.stream.sendFlags.join(' ')) {
         throw new ZferryError(`${joinDataset(opts.source, step.dataset)}: the stream split across disks was sent with ${continuing.split.stream.sendFlags.join(' ') || 'no options'}, and would now be sent with ${sendFlagsOf(options, step).join(' ') || 'none'}: it cannot be continued; export with --no-journal to start over`, { dataset: joinDataset(opts.source, step.dataset) });
       }
-      const usedBytes = streams.reduce((n, x) => n + x.storedBytes, 0);
+      // Under a limit the steps run one at a time, in order: what is done is everything before this one.
+      const before = fit ? inOrder().map((x) => x.entry) : [];
+      const usedBytes = before.reduce((n, x) => n + x.storedBytes, 0);
       const room = fit?.volumeBytes != null ? fit.volumeBytes - usedBytes : undefined;
       // No room for even the start of another stream: it goes to the next disk.
-      if (room !== undefined && room < MIN_PART_BYTES && streams.some(carriesData)) break;
+      if (room !== undefined && room < MIN_PART_BYTES && before.some(carriesData)) {
+        stop = true;
+        return;
+      }
       const send = zfs.send(spec);
-      progress.stream(sendLabel(step), expected.get(step) ?? 0);
+      // A bar of its own only for a send that runs alone; small ones side by side count in the overall bar.
+      const bar = lanes[i].alone;
+      if (bar) progress.stream(sendLabel(step), expected.get(step) ?? 0);
       const out = await stopOnFailure(
         send,
         writeStream(send.stdout, {
@@ -440,12 +477,13 @@ async function exportLocked(zfs: Zfs, opts: ExportOptions): Promise<ExportResult
       // ends its stdout cleanly: only its exit status tells.
       if (cut) await stopAndWait(send);
       else await send.done;
-      progress.endStream();
+      if (bar) progress.endStream();
       if (cut && out.rawBytes === 0) {
         // Not one byte of it fit: it goes whole to the next disk.
-        await target.dropUnlisted(streams.filter(carriesData)).catch(() => undefined);
-        if (!streams.some(carriesData)) throw new ZferryError(`${opts.dest}: the limit of ${formatBytes(fit!.maxBytes ?? 0)} leaves no room for any of ${sendLabel(step)}: raise --max-size`, { file: opts.dest, field: '--max-size' }, 2);
-        break;
+        await target.dropUnlisted(before.filter(carriesData)).catch(() => undefined);
+        if (!before.some(carriesData)) throw new ZferryError(`${opts.dest}: the limit of ${formatBytes(fit!.maxBytes ?? 0)} leaves no room for any of ${sendLabel(step)}: raise --max-size`, { file: opts.dest, field: '--max-size' }, 2);
+        stop = true;
+        return;
       }
       const entry: StreamEntry = {
         index,
@@ -467,18 +505,28 @@ async function exportLocked(zfs: Zfs, opts: ExportOptions): Promise<ExportResult
           streamRawSha256: cut ? null : seg.endSha256,
         };
       }
-      streams.push(entry);
-      written.push(step);
+      done.set(index, { step, entry });
       if (cut) {
+        stop = true;
         split = { stream: entry, prefixSha256: out.segment!.endSha256 };
         if (result.limit) result.limit.split = { dataset: step.dataset, to: step.to.name, part: entry.part!.number, rawBytes: out.segment!.endBytes };
       }
       // After a kill the marker lists the stream (its volumes are written and closed); after a power cut
       // it may list one whose bytes were not yet on disk, which the next run's check of every volume drops.
-      marker.streams = streams.filter(carriesData);
-      await target.writeMarker(marker, { durable: false });
+      // The kept streams not reached yet stay listed: their volumes are on the disk, whole.
+      const listed = new Map([...reusedAt, ...[...done].map(([k, x]) => [k, x.entry] as const)]);
+      marker.streams = [...listed.keys()].sort((a, b) => a - b).map((k) => listed.get(k)!).filter(carriesData);
+      await saveMarker();
       await testPause(`export:between:${index}`);
+    };
+    // Sends only read the source: none waits for another.
+    const run = await runInLanes(taken.map(() => []), lanes.map((l) => l.alone), sendLanes, sendOne);
+    // What the plan would say with these streams and no others (those after a limit wait for the next disk).
+    for (const { step, entry } of inOrder()) {
+      streams.push(entry);
+      written.push(step);
     }
+    if (run.failed) throw run.failed.error;
     // The volumes, and their names, are durable before the manifest says the bundle is complete.
     await syncBatch?.flush();
     if (!place) await syncStreamsFolder(dir);

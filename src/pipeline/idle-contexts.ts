@@ -5,12 +5,13 @@
  * first use; a decompression context took 1.5 ms, a sixth of a 402-stream
  * import's main-thread time per stream besides forking zfs). A context goes
  * back reset to "no frame started", its parameters, threads and buffers
- * kept; streams run one after another in practice, so a couple idle per
- * parameter set is plenty and bounds what an idle process keeps.
+ * kept. Up to eight streams run side by side (plan/lanes.ts), so up to
+ * eight are kept per parameter set; that also bounds what an idle process keeps.
  */
 import binding from 'zstd-napi/binding.js';
 
-const MAX_IDLE = 2;
+/** As many as streams run side by side (plan/lanes.ts): fewer kept made a context anew for most small streams. */
+const MAX_IDLE = 8;
 
 export class IdleContexts<C extends { reset(directive: binding.ResetDirective): void }> {
   private readonly idle = new Map<string, C[]>();
