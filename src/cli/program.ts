@@ -55,7 +55,7 @@ export function buildProgram(): Command {
     .option('--since <state-file>', 'plan against this state/receipt file (default: the newest receipt for SOURCE under DEST, else an empty target)')
     .addOption(new Option('--level <n>', 'zstd compression level (1-19), or auto: the level that compresses and moves the bundle over --link soonest, measured on this machine on a 16 MiB sample of the real streams (config: level, link, maxMemory)').argParser(levelOrAutoOption).default(3))
     .addOption(new Option('--link <rate>', 'with --level auto: the link the bundle crosses: 10Mbit, 100Mbit/s, 2MB/s').argParser(unitOption(parseRate, 'link rate')))
-    .addOption(new Option('--max-memory <size>', 'with --level auto: the most memory zstd may use').argParser(sizeOption('memory')).default(512 * 1024 ** 2, '512M'))
+    .addOption(new Option('--max-memory <size>', 'the most memory zstd may use: bounds --level auto and how many small streams compress side by side').argParser(sizeOption('memory')).default(512 * 1024 ** 2, '512M'))
     .addOption(new Option('--volume-size <size>', 'split stream files into volumes of this size (e.g. 1G, 4000M)').argParser(sizeOption('volume size')).default(1024 ** 3, '1G'))
     .option('--exclude <glob>', 'leave out datasets matching GLOB (relative path or full name; * and ?), with their children; repeatable', collect, [])
     .option('--snapshots <glob>', 'send only snapshots whose name matches GLOB; repeatable', collect, [])
