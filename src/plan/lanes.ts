@@ -1,9 +1,10 @@
 /**
- * Which of an import's steps may run side by side. Most of a many-dataset
- * import's time is per stream, not per byte: a `zfs recv` process to start
- * and a txg to wait for. Receives into unrelated datasets do not touch each
+ * Which steps may run side by side. Most of a many-dataset round's time is
+ * per stream, not per byte: a `zfs recv` or `zfs send` process to start and
+ * a txg to wait for. Receives into unrelated datasets do not touch each
  * other, and ZFS commits concurrent callers' work in the same txg, so they
- * can overlap; everything else keeps the plan's order.
+ * can overlap; everything else keeps the plan's order. (Sends only read the
+ * source: export needs no dependencies, only the lane count.)
  */
 import { parentPath } from './paths.js';
 
@@ -58,8 +59,8 @@ export const LANE_MAX_BYTES = 32 * 1024 * 1024;
 /**
  * Receives side by side at most. The 402 small streams of 201 datasets into
  * zfs-fuse (paired runs, medians): one at a time 32.8 s, two 32.5 s, four
- * 26.0 s, eight 21.8 s; the time is txg waits, not CPU (17 CPU seconds in
- * every case), and eight lanes' buffers cost under 30 MB.
+ * 26.0 s, eight 21.8 s; the time is txg waits, not CPU (14–17 CPU seconds
+ * in every case), and eight lanes' buffers cost under 30 MB.
  */
 export const RECEIVE_LANES = 8;
 
