@@ -463,3 +463,25 @@ test('decompression contexts are reused from stream to stream, and one destroyed
   assert.deepEqual(await roundTrip(za), a);
   assert.equal(decompressContextsCreated(), made, 'every later stream reused the context given back');
 });
+
+test('ReleasingSink: a destination gone without an error while ending (a child that exited after its end record) is done; one gone with an error fails', async () => {
+  // As Node does to a child's stdin when the child exits: destroyed while end() is pending.
+  const gone = (err?: Error) => {
+    const got: Buffer[] = [];
+    const dest = new Writable({
+      write(chunk: Buffer, _enc, cb) {
+        got.push(chunk);
+        cb();
+      },
+      final() {
+        setImmediate(() => this.destroy(err));
+      },
+    });
+    return { dest, got };
+  };
+  const quiet = gone();
+  await pipeline(Readable.from([Buffer.from('end record')]), new ReleasingSink(quiet.dest, () => undefined));
+  assert.equal(Buffer.concat(quiet.got).toString(), 'end record');
+  const loud = gone(new Error('the child died'));
+  await assert.rejects(pipeline(Readable.from([Buffer.from('x')]), new ReleasingSink(loud.dest, () => undefined)), /the child died/);
+});
