@@ -403,11 +403,11 @@ async function exportLocked(zfs: Zfs, opts: ExportOptions): Promise<ExportResult
     const sideBySide = !fit && !place;
     // Each lane compresses with a context of its own: as many as --max-memory holds at this level.
     const sendLanes = sideBySide ? Math.max(1, Math.min(SEND_LANES, Math.floor((opts.maxMemory ?? DEFAULT_MAX_MEMORY) / zstdMemoryEstimate(level)))) : 1;
-    const lanes = taken.map((step, i) => {
+    const alone = taken.map((step, i) => {
       // Nothing to send (a create step, a stream kept from a killed run): nothing to keep apart.
-      if (!carriesData(step) || reusedAt.has(i + 1)) return { alone: false };
+      if (!carriesData(step) || reusedAt.has(i + 1)) return false;
       const size = sized?.sizes.raw.get(step);
-      return { alone: sendLanes === 1 || size === null || size === undefined || size > LANE_MAX_BYTES };
+      return sendLanes === 1 || size === null || size === undefined || size > LANE_MAX_BYTES;
     });
     const done = new Map<number, { step: (typeof taken)[number]; entry: StreamEntry }>();
     const inOrder = () => [...done.keys()].sort((a, b) => a - b).map((i) => done.get(i)!);
@@ -455,7 +455,7 @@ async function exportLocked(zfs: Zfs, opts: ExportOptions): Promise<ExportResult
       }
       const send = zfs.send(spec);
       // A bar of its own only for a send that runs alone; small ones side by side count in the overall bar.
-      const bar = lanes[i].alone;
+      const bar = alone[i];
       if (bar) progress.stream(sendLabel(step), expected.get(step) ?? 0);
       const out = await stopOnFailure(
         send,
@@ -520,7 +520,7 @@ async function exportLocked(zfs: Zfs, opts: ExportOptions): Promise<ExportResult
       await testPause(`export:between:${index}`);
     };
     // Sends only read the source: none waits for another.
-    const run = await runInLanes(taken.map(() => []), lanes.map((l) => l.alone), sendLanes, sendOne);
+    const run = await runInLanes(taken.map(() => []), alone, sendLanes, sendOne);
     // What the plan would say with these streams and no others (those after a limit wait for the next disk).
     for (const { step, entry } of inOrder()) {
       streams.push(entry);
