@@ -65,3 +65,26 @@ export async function runInLanes(
   }
   return { done, failed };
 }
+
+/**
+ * What a failed run left, in words, for the failing stream's line: the part
+ * after "stream N … was not received". `at` is the failed step, `steps` the
+ * plan's length. When the run ended as one at a time would have left it
+ * (everything before it in, nothing after it), the line says so; otherwise
+ * it counts what is in, and how much of that comes after it in the plan.
+ */
+export function leftByRun(run: LaneRun, steps: number): { rest: string; received: string } {
+  const at = run.failed!.index;
+  const before = run.done.filter((i) => i < at).length;
+  const after = run.done.length - before;
+  const left = steps - run.done.length - 1;
+  const inOrder = after === 0 && before === at;
+  const rest = left > 0 ? (inOrder ? `, nor the ${left} after it` : `, nor ${left} other(s)`) : '';
+  const beside = after > 0 ? ` (${after} of them after it in the plan, which do not depend on it)` : '';
+  const received = run.done.length === 0
+    ? 'nothing was received'
+    : inOrder
+      ? `the ${before} stream(s) before it were received and stay; a re-run continues from there`
+      : `${run.done.length} stream(s) were received and stay${beside}; a re-run continues from there`;
+  return { rest, received };
+}

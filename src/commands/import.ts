@@ -10,7 +10,7 @@ import type { Guid, Inventory } from '../model.js';
 import { joinDataset } from '../model.js';
 import { ZferryError } from '../errors.js';
 import { stopOnFailure } from '../subprocess.js';
-import { runInLanes, type LaneRun } from '../lanes.js';
+import { leftByRun, runInLanes, type LaneRun } from '../lanes.js';
 import { checkDatasetName, PendingOverrides, type Zfs } from '../zfs/index.js';
 import {
   laneDependencies, laneStep, lineageOrder, MISSING_SINCE_PROPERTY, RECEIVE_LANES, planImport, receiveOptions, receivesClones, SOURCE_PROPERTY, SOURCE_TXG_PROPERTY,
@@ -610,17 +610,8 @@ async function applyPlan(zfs: Zfs, plan: ImportPlan, ctx: ApplyContext): Promise
  */
 function stoppedAt(err: unknown, s: StreamEntry, dir: string, run: LaneRun, steps: number): unknown {
   if (!(err instanceof ZferryError)) return err;
-  const at = run.failed!.index;
-  const before = run.done.filter((i) => i < at).length;
-  const after = run.done.length - before;
-  const left = steps - run.done.length - 1;
   const what = `stream ${s.index} (${label(s)}) of ${dir} was not received`;
-  const rest = left > 0 ? (after === 0 ? `, nor the ${left} after it` : `, nor ${left} other(s)`) : '';
-  const received = run.done.length === 0
-    ? 'nothing was received'
-    : after === 0 && before === at
-      ? `the ${before} stream(s) before it were received and stay; a re-run continues from there`
-      : `${run.done.length} stream(s) were received and stay (${after} of them after it in the plan, which do not depend on it); a re-run continues from there`;
+  const { rest, received } = leftByRun(run, steps);
   return new ZferryError(`${err.message}; ${what}${rest}; ${received}`, err.context, err.exitCode);
 }
 

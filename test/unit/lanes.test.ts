@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { LANE_MAX_BYTES, laneDependencies, laneStep, type LaneStep } from '../../src/plan/index.js';
-import { runInLanes } from '../../src/lanes.js';
+import { leftByRun, runInLanes } from '../../src/lanes.js';
 
 const step = (dataset: string, alone = false): LaneStep => ({ dataset, alone });
 
@@ -108,5 +108,36 @@ describe('runInLanes', () => {
     // b was running beside a and finished; nothing after the failure started.
     assert.deepEqual(t.done, [1]);
     assert.deepEqual(t.log, ['start 0', 'start 1']);
+  });
+});
+
+describe('leftByRun', () => {
+  const failed = (index: number) => ({ index, error: new Error('bad volume') });
+
+  it('one at a time: everything before it is in, and the rest come after it', () => {
+    assert.deepEqual(leftByRun({ done: [0, 1], failed: failed(2) }, 5), {
+      rest: ', nor the 2 after it',
+      received: 'the 2 stream(s) before it were received and stay; a re-run continues from there',
+    });
+    assert.deepEqual(leftByRun({ done: [], failed: failed(0) }, 3), { rest: ', nor the 2 after it', received: 'nothing was received' });
+    assert.deepEqual(leftByRun({ done: [0, 1], failed: failed(2) }, 3), {
+      rest: '',
+      received: 'the 2 stream(s) before it were received and stay; a re-run continues from there',
+    });
+  });
+
+  it('streams after it that were received beside it are counted as after it', () => {
+    assert.deepEqual(leftByRun({ done: [0, 3, 2], failed: failed(1) }, 5), {
+      rest: ', nor 1 other(s)',
+      received: '3 stream(s) were received and stay (2 of them after it in the plan, which do not depend on it); a re-run continues from there',
+    });
+  });
+
+  it('an earlier stream still waiting is not "after it", and no stream after it is claimed', () => {
+    // Step 0 waited on nothing in; step 2 failed while step 1 (its own chain) had not started.
+    const r = leftByRun({ done: [0], failed: failed(2) }, 4);
+    assert.equal(r.rest, ', nor 2 other(s)');
+    assert.equal(r.received, '1 stream(s) were received and stay; a re-run continues from there');
+    assert.deepEqual(leftByRun({ done: [], failed: failed(1) }, 3), { rest: ', nor 2 other(s)', received: 'nothing was received' });
   });
 });
