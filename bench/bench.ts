@@ -240,7 +240,7 @@ async function benchPlanner(): Promise<{ seconds: number | null; note: string }>
 
 // ---------- relay over loopback ----------
 
-const CLI = join(SELF, '..', '..', 'src', 'cli', 'main.js');
+const CLI = join(SELF, '..', '..', 'cli', 'main.js');
 
 /**
  * `zferry relay send` → `zferry relay receive` (tar, sha256 on arrival, write,

@@ -43,7 +43,7 @@ const MIX = { usr: 288, text: 224, random: 320, zeros: 256 };
 export interface E2eOptions {
   cacheDir: string;
   work: string;
-  /** The built CLI (dist/src/cli/main.js). */
+  /** The built CLI (dist/cli/main.js). */
   cli: string;
   log: (line: string) => void;
 }

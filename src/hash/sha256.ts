@@ -45,8 +45,9 @@ export interface StreamHash {
 
 /**
  * A sha256 of about `expectedBytes` bytes: on the worker thread from
- * OFF_THREAD_MIN_BYTES (set ZFERRY_HASH_THREAD=0 to keep every hash on the
- * main thread), otherwise on this one.
+ * OFF_THREAD_MIN_BYTES, otherwise on this one. ZFERRY_HASH_THREAD=0 keeps
+ * every hash on the main thread, =1 puts every one on the worker (what the
+ * tests use to run the built CLI's worker file on small streams).
  *
  * Import's hashes only: export's stay on the main thread, where the measured
  * export was no faster with them on the worker (zstd's two threads and zfs
@@ -54,11 +55,9 @@ export interface StreamHash {
  * its peak RSS over 150 MB.
  */
 export function streamSha256(expectedBytes: number): StreamHash {
-  return expectedBytes >= OFF_THREAD_MIN_BYTES && offThreadAllowed() ? new WorkerHash(hashThread()) : new LocalHash();
-}
-
-function offThreadAllowed(): boolean {
-  return process.env.ZFERRY_HASH_THREAD !== '0';
+  const setting = process.env.ZFERRY_HASH_THREAD;
+  const off = setting === '1' || (setting !== '0' && expectedBytes >= OFF_THREAD_MIN_BYTES);
+  return off ? new WorkerHash(hashThread()) : new LocalHash();
 }
 
 class LocalHash implements StreamHash {

@@ -4,7 +4,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export const CLI = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'src', 'cli', 'main.js');
+/** The CLI as installed: the bundle in dist/cli/ (scripts/build-cli.mjs), which is what package.json's bin names. */
+export const CLI = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'cli', 'main.js');
 
 /** The export journal of this test process (never the machine's /var/lib/zferry). */
 export const STATE_DIR = process.env.ZFERRY_STATE_DIR ?? path.join(os.tmpdir(), 'zferry-test-state', String(process.pid));
@@ -16,7 +17,12 @@ export interface CliResult {
 }
 
 export async function zferry(...args: string[]): Promise<CliResult> {
-  const r = await execa(process.execPath, [CLI, ...args], { reject: false, stdin: 'ignore', env: { LC_ALL: 'C', ZFERRY_STATE_DIR: STATE_DIR } });
+  return zferryWith({}, ...args);
+}
+
+/** zferry with more in its environment. */
+export async function zferryWith(env: Record<string, string>, ...args: string[]): Promise<CliResult> {
+  const r = await execa(process.execPath, [CLI, ...args], { reject: false, stdin: 'ignore', env: { LC_ALL: 'C', ZFERRY_STATE_DIR: STATE_DIR, ...env } });
   return { code: r.exitCode ?? 1, stdout: String(r.stdout), stderr: String(r.stderr) };
 }
 

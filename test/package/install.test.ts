@@ -48,4 +48,6 @@ test('npm pack builds the package, and it installs with npm install -g into a wo
   const zstd = await execa(process.execPath, ['--input-type=module', '-e',
     "const m = await import('zstd-napi'); const z = m.default ?? m; process.stdout.write(z.decompress(z.compress(Buffer.from('zferry'))).toString())"], { cwd: installed });
   assert.equal(zstd.stdout, 'zferry');
+  // The bundled CLI's worker and the schemas' standalone validators sit beside it, where it looks for them.
+  for (const f of ['main.js', 'sha256-worker.js', 'schemas.precompiled.cjs']) await stat(path.join(installed, 'dist', 'cli', f));
 });

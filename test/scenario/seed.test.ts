@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { lane, makePool, run, type TestPool } from '../helpers/zfslab.js';
 import { twoPools, type TwoPools } from '../helpers/scenario.js';
-import { zferry, zferryOk } from '../helpers/cli.js';
+import { zferry, zferryOk, zferryWith } from '../helpers/cli.js';
 import { AUTO, assertSameFiles, buildSource, datasetList, guidList, halfSeed, snapshot, stockSendRecv, writeData } from '../helpers/fixtures.js';
 
 let src: TestPool;
@@ -50,7 +50,9 @@ test('seed: a half-seeded target ends with every dataset and snapshot of the sou
   ]);
 
   await zferryOk('verify', result.bundle);
-  const imp = await zferryOk('import', disk, target, '--json');
+  // Every hash on the worker thread, small streams too: the built CLI (a bundle) must find its worker file.
+  const imp = await zferryWith({ ZFERRY_HASH_THREAD: '1' }, 'import', disk, target, '--json');
+  assert.equal(imp.code, 0, imp.stderr);
   assert.equal(JSON.parse(imp.stdout).bundles[0].status, 'applied');
 
   assert.deepEqual(await guidList(target), await guidList(src.name));
