@@ -42,7 +42,7 @@ import { freeSpace } from '../fs/space.js';
 import { joinDataset, type SourceIdentity } from '../model.js';
 import { stopAndWait } from '../subprocess.js';
 import { checkSite, holdTag, isDefaultSite, siteField } from '../state/site.js';
-import { abortUploads, childPlace, isS3Url, listUploads, parseS3Url, type S3Place } from '../store/s3.js';
+import { abortUploads, childPlace, isS3Url, listUploads, parseS3Url, PART_SIZE, type S3Place } from '../store/s3.js';
 import { bucketPartial, finishBundleInBucket, unfinishedInBucket, type UnfinishedInBucket } from '../bundle/bucket.js';
 
 export interface ExportOptions {
@@ -398,16 +398,18 @@ async function exportLocked(zfs: Zfs, opts: ExportOptions): Promise<ExportResult
     // In a bucket too, before the first volume: a kill from here on leaves a marked prefix the next run resumes or clears.
     await target.writeMarker(marker);
     // Small sends side by side where nothing depends on the order they end in: no limit to fit (each
-    // stream's room is what the ones before it left) and no bucket. Each stream keeps its place (index)
-    // in the plan whichever lane wrote it.
-    const sideBySide = !fit && !place;
+    // stream's room is what the ones before it left). Each stream keeps its place (index) in the plan
+    // whichever lane wrote it. Into a bucket, only streams of at most one part: each is one PUT, whose
+    // body lib-storage holds whole, so eight lanes hold at most eight parts.
+    const sideBySide = !fit;
+    const laneMaxBytes = place ? PART_SIZE : LANE_MAX_BYTES;
     // Each lane compresses with a context of its own: as many as --max-memory holds at this level.
     const sendLanes = sideBySide ? Math.max(1, Math.min(SEND_LANES, Math.floor((opts.maxMemory ?? DEFAULT_MAX_MEMORY) / zstdMemoryEstimate(level)))) : 1;
     const alone = taken.map((step, i) => {
       // Nothing to send (a create step, a stream kept from a killed run): nothing to keep apart.
       if (!carriesData(step) || reusedAt.has(i + 1)) return false;
       const size = sized?.sizes.raw.get(step);
-      return sendLanes === 1 || size === null || size === undefined || size > LANE_MAX_BYTES;
+      return sendLanes === 1 || size === null || size === undefined || size > laneMaxBytes;
     });
     const done = new Map<number, { step: (typeof taken)[number]; entry: StreamEntry }>();
     const inOrder = () => [...done.keys()].sort((a, b) => a - b).map((i) => done.get(i)!);
@@ -418,6 +420,12 @@ async function exportLocked(zfs: Zfs, opts: ExportOptions): Promise<ExportResult
     const saveMarker = (): Promise<void> => {
       waiting ??= lastWrite.then(() => {
         waiting = null;
+        // After a kill the marker lists the stream (its volumes are written and closed); after a power cut
+        // it may list one whose bytes were not yet on disk, which the next run's check of every volume drops.
+        // The kept streams not reached yet stay listed: their volumes are on the disk, whole.
+        // Built when the write starts, not per stream: once for all the streams finished meanwhile.
+        const listed = new Map([...reusedAt, ...[...done].map(([k, x]) => [k, x.entry] as const)]);
+        marker.streams = [...listed.keys()].sort((a, b) => a - b).map((k) => listed.get(k)!).filter(carriesData);
         return target.writeMarker(marker, { durable: false });
       });
       lastWrite = waiting;
@@ -511,11 +519,6 @@ async function exportLocked(zfs: Zfs, opts: ExportOptions): Promise<ExportResult
         split = { stream: entry, prefixSha256: out.segment!.endSha256 };
         if (result.limit) result.limit.split = { dataset: step.dataset, to: step.to.name, part: entry.part!.number, rawBytes: out.segment!.endBytes };
       }
-      // After a kill the marker lists the stream (its volumes are written and closed); after a power cut
-      // it may list one whose bytes were not yet on disk, which the next run's check of every volume drops.
-      // The kept streams not reached yet stay listed: their volumes are on the disk, whole.
-      const listed = new Map([...reusedAt, ...[...done].map(([k, x]) => [k, x.entry] as const)]);
-      marker.streams = [...listed.keys()].sort((a, b) => a - b).map((k) => listed.get(k)!).filter(carriesData);
       await saveMarker();
       await testPause(`export:between:${index}`);
     };
