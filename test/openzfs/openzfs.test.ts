@@ -8,13 +8,13 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { makePool, mountpointOf, run, type TestPool } from '../helpers/zfslab.js';
 import { CLI, zferry, zferryOk } from '../helpers/cli.js';
-import { guidList, snapshot, stockSendRecv, writeData } from '../helpers/fixtures.js';
+import { datasetList, guidList, snapshot, stockSendRecv, writeData } from '../helpers/fixtures.js';
 import { Zfs } from '../../src/zfs/index.js';
 
 let src: TestPool;
@@ -80,6 +80,40 @@ test('zvols: full and incremental, the target device equals the source at every 
     assert.equal(await deviceSha(`/dev/zvol/${copy}@${s}`), await deviceSha(`/dev/zvol/${vol}@${s}`), `zvol at @${s}`);
   }
   assert.equal(await deviceSha(`/dev/zvol/${copy}`), await deviceSha(`/dev/zvol/${vol}`));
+});
+
+test('import --delete: a zvol gone from the source goes from the target with its snapshots, and a zvol\'s snapshots gone from the source go too', async () => {
+  // After the test above: vm/disk0 @v1 @v2 @v3 on both sides. A second zvol, carried over once.
+  const vol = `${src.name}/vm/disk1`;
+  await run('zfs', ['create', '-V', '16M', '-o', 'volblocksize=16k', vol]);
+  await writeZvol(vol, 0, 4);
+  await snapshot(`${vol}@w1`);
+  const disk = path.join(work, 'zvol');
+  await exportImport(`${src.name}/vm`, `${dst.name}/vm`, disk);
+  assert.deepEqual(await datasetList(`${dst.name}/vm`), ['', 'disk0', 'disk1']);
+
+  // Gone on the source: the whole of disk1, and disk0's two older snapshots; disk0 moves on to @v4.
+  // (zferry's holds on bases are released first, as a user deleting by hand would.)
+  for (const snap of [`${vol}@w1`, `${src.name}/vm/disk0@v1`, `${src.name}/vm/disk0@v2`, `${src.name}/vm/disk0@v3`]) {
+    for (const tag of (await run('zfs', ['holds', '-H', snap])).split('\n').filter(Boolean).map((l) => l.split('\t')[1])) await run('zfs', ['release', tag!, snap]);
+  }
+  await settle();
+  await run('zfs', ['destroy', '-r', vol]);
+  await run('zfs', ['destroy', `${src.name}/vm/disk0@v1,v2`]);
+  await writeZvol(`${src.name}/vm/disk0`, 8, 2);
+  await snapshot(`${src.name}/vm/disk0@v4`);
+
+  const r = JSON.parse((await zferryOk('export', `${src.name}/vm`, disk, '--json')).stdout);
+  // The target's zvols were just made (udev may still be reading their devices): destroying them must still work.
+  const dry = JSON.parse((await zferryOk('import', disk, `${dst.name}/vm`, '--dry-run', '--delete', '--json')).stdout).extras;
+  assert.deepEqual(dry.datasets, [`${dst.name}/vm/disk1`]);
+  assert.deepEqual([...dry.snapshots].sort(), [`${dst.name}/vm/disk0@v1`, `${dst.name}/vm/disk0@v2`]);
+  await zferryOk('import', disk, `${dst.name}/vm`, '--delete');
+  assert.ok(r.bundle, 'a bundle was written');
+  assert.deepEqual(await datasetList(`${dst.name}/vm`), ['', 'disk0']);
+  assert.deepEqual(await guidList(`${dst.name}/vm`), await guidList(`${src.name}/vm`));
+  await settle();
+  await assert.rejects(stat(`/dev/zvol/${dst.name}/vm/disk1`), 'the destroyed zvol\'s device is gone');
 });
 
 test('an encrypted dataset travels raw: no plaintext in the bundle, no key on the target, files intact after load-key', async () => {
