@@ -104,11 +104,11 @@ test('import --delete: a zvol gone from the source goes from the target with its
   await snapshot(`${src.name}/vm/disk0@v4`);
 
   const r = JSON.parse((await zferryOk('export', `${src.name}/vm`, disk, '--json')).stdout);
-  // The target's zvols were just made (udev may still be reading their devices): destroying them must still work.
   const dry = JSON.parse((await zferryOk('import', disk, `${dst.name}/vm`, '--dry-run', '--delete', '--json')).stdout).extras;
   assert.deepEqual(dry.datasets, [`${dst.name}/vm/disk1`]);
   // The gone zvol's snapshots are listed with it: they go with it.
   assert.deepEqual([...dry.snapshots].sort(), [`${dst.name}/vm/disk0@v1`, `${dst.name}/vm/disk0@v2`, `${dst.name}/vm/disk1@w1`]);
+  // disk1 goes, its device node with it, and disk0's @v1 and @v2 in one destroy list.
   await zferryOk('import', disk, `${dst.name}/vm`, '--delete');
   assert.ok(r.bundle, 'a bundle was written');
   assert.deepEqual(await datasetList(`${dst.name}/vm`), ['', 'disk0']);
