@@ -68,8 +68,8 @@ export async function runInLanes(
 
 /**
  * What a failed run left, in words, for the failing stream's line: the part
- * after "stream N … was not received". `at` is the failed step, `steps` the
- * plan's length. When the run ended as one at a time would have left it
+ * after "stream N … was not received", for the run's failed step in a plan
+ * of `steps` steps. When the run ended as one at a time would have left it
  * (everything before it in, nothing after it), the line says so; otherwise
  * it counts what is in, and how much of that comes after it in the plan.
  */

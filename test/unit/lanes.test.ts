@@ -134,7 +134,7 @@ describe('leftByRun', () => {
   });
 
   it('an earlier stream still waiting is not "after it", and no stream after it is claimed', () => {
-    // Step 0 waited on nothing in; step 2 failed while step 1 (its own chain) had not started.
+    // Step 2 failed while step 1 still waited for a step it depends on: 1 comes before 2, so not "the 2 after it".
     const r = leftByRun({ done: [0], failed: failed(2) }, 4);
     assert.equal(r.rest, ', nor 2 other(s)');
     assert.equal(r.received, '1 stream(s) were received and stay; a re-run continues from there');
