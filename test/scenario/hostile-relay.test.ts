@@ -337,9 +337,11 @@ test('relay receive --sign / relay send --trust-receiver: a signed receipt is ac
   receiver = startZferry(['relay', 'receive', '--listen', `${LOOP}:${to}`, '--spool', spool, '--source', SRC_ID, '--import', target, '--allow-unsigned',
     '--reply-to', `${LOOP}:${replyPort}`, '--sign', key, '--once', '--buffer', '1M']);
   await untilListening(to);
-  const accepted = await sendIt();
-  assert.equal(accepted.code, 0, accepted.stderr);
-  assert.equal((await finished(receiver))?.exitCode, 0);
+  // Bounded: a receipt that never comes fails here with both sides' words, not at the file's timeout.
+  const accepted = await sendIt('--receipt-timeout', '120');
+  const ended = await finished(receiver);
+  assert.equal(accepted.code, 0, `sender: ${accepted.stderr}\nreceiver: ${ended?.exitCode} ${String(ended?.stderr ?? 'still running')}`);
+  assert.equal(ended?.exitCode, 0, String(ended?.stderr));
   const pk = await readPublicKey(`${key}.pub`);
   for (const dir of [out, spool]) {
     const name = (await readdir(dir)).find((n) => /^receipt-.*\.json$/.test(n))!;
