@@ -8,7 +8,7 @@
  */
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readFile, rm, stat, symlink } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -50,4 +50,11 @@ test('npm pack builds the package, and it installs with npm install -g into a wo
   assert.equal(zstd.stdout, 'zferry');
   // The bundled CLI's worker and the schemas' standalone validators sit beside it, where it looks for them.
   for (const f of ['main.js', 'sha256-worker.js', 'schemas.precompiled.cjs']) await stat(path.join(installed, 'dist', 'cli', f));
+  // The installed CLI judges a manifest by its schema: one line naming the file and the field.
+  const fake = path.join(work, 'zferry-fake');
+  await mkdir(fake);
+  await writeFile(path.join(fake, 'manifest.json'), '{"format":"zferry-bundle","formatVersion":1}');
+  const judged = await execa(zferry, ['verify', fake], { reject: false });
+  assert.equal(judged.exitCode, 1);
+  assert.match(judged.stderr, /manifest\.json: \/ must have required property 'bundleId'/);
 });
