@@ -28,7 +28,12 @@ export async function zferryWith(env: Record<string, string>, ...args: string[])
 
 /** Runs zferry and fails the test with its stderr unless it exits 0. */
 export async function zferryOk(...args: string[]): Promise<CliResult> {
-  const r = await zferry(...args);
+  return zferryOkWith({}, ...args);
+}
+
+/** zferryOk with more in its environment. */
+export async function zferryOkWith(env: Record<string, string>, ...args: string[]): Promise<CliResult> {
+  const r = await zferryWith(env, ...args);
   if (r.code !== 0) throw new Error(`zferry ${args.join(' ')} exited ${r.code}: ${r.stderr.trim()}`);
   return r;
 }

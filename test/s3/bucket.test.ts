@@ -10,7 +10,7 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { makePool, mountpointOf, run, type TestPool } from '../helpers/zfslab.js';
 import { twoPools, type TwoPools } from '../helpers/scenario.js';
-import { CLI, STATE_DIR, zferry, zferryOk } from '../helpers/cli.js';
+import { CLI, STATE_DIR, zferry, zferryOk, zferryWith } from '../helpers/cli.js';
 import { killAt } from '../helpers/kill.js';
 import { guidList, snapshot, writeData } from '../helpers/fixtures.js';
 import { getObject, keysUnder, makeBucket, multipartUploads, putObject, s3, SECRET } from '../helpers/s3.js';
@@ -288,9 +288,9 @@ test('export --max-size into a bucket splits a stream across bundles; an import 
 
 test('a wrong key, a missing bucket and a stopped server each give one line without the secret', async () => {
   const runWith = async (env: Record<string, string>, ...args: string[]) => {
-    const r = await execa(process.execPath, [CLI, ...args], { reject: false, stdin: 'ignore', env: { LC_ALL: 'C', ZFERRY_STATE_DIR: STATE_DIR, ...env } });
-    seen.push(String(r.stdout), String(r.stderr));
-    return { code: r.exitCode ?? 1, stderr: String(r.stderr).trim() };
+    const r = await zferryWith(env, ...args);
+    seen.push(r.stdout, r.stderr);
+    return { code: r.code, stderr: r.stderr.trim() };
   };
   const wrongSecret = `WRONG${SECRET.slice(5)}`;
   const wrong = await runWith({ AWS_SECRET_ACCESS_KEY: wrongSecret }, 'verify', `s3://${bucket}/site-a`);

@@ -9,10 +9,9 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { execa } from 'execa';
 import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import { makePool, mountpointOf, run, type TestPool } from '../helpers/zfslab.js';
-import { CLI, STATE_DIR, zferryOk } from '../helpers/cli.js';
+import { zferryOk, zferryOkWith } from '../helpers/cli.js';
 import { killAt } from '../helpers/kill.js';
 import { snapshot, writeData } from '../helpers/fixtures.js';
 import { getObject, keysUnder, makeBucket, multipartUploads, putObject, s3 } from '../helpers/s3.js';
@@ -41,12 +40,6 @@ after(async () => {
 
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
-/** zferry with extra environment (test-only knobs), failing the test on a non-zero exit. */
-async function zferryWith(env: Record<string, string>, ...args: string[]): Promise<string> {
-  const r = await execa(process.execPath, [CLI, ...args], { reject: false, stdin: 'ignore', env: { LC_ALL: 'C', ZFERRY_STATE_DIR: STATE_DIR, ...env } });
-  if (r.exitCode !== 0) throw new Error(`zferry ${args.join(' ')} exited ${r.exitCode}: ${String(r.stderr).trim()}`);
-  return String(r.stdout);
-}
 
 test('a resumed bucket export moves a kept volume over the copy limit by ranged UploadPartCopy on the server: same bytes, no multipart upload left', async () => {
   const url = `s3://${bucket}/copy`;
@@ -64,7 +57,7 @@ test('a resumed bucket export moves a kept volume over the copy limit by ranged 
   // A new dataset sorts before b: b's kept stream becomes stream 3, so its volume is renamed (copied twice, through .moving).
   await run('zfs', ['create', `${src.name}/a`]);
   await snapshot(`${src.name}/a@one`);
-  const r = JSON.parse(await zferryWith({ ZFERRY_S3_MAX_COPY_BYTES: String(6 * 1024 * 1024) }, ...args, '--json')) as {
+  const r = JSON.parse((await zferryOkWith({ ZFERRY_S3_MAX_COPY_BYTES: String(6 * 1024 * 1024) }, ...args, '--json')).stdout) as {
     bundle: string; resumed: { reused: Array<{ index: number; dataset: string }> } | null;
   };
   assert.equal(r.bundle, `s3://${bucket}/${at}`);
