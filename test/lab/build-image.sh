@@ -117,9 +117,10 @@ mount -t sysfs sys "$rootfs/sys"
 step "apt: kernel, headers, udev, dkms, build-essential"
 apt_log="$work/apt.log"
 in_chroot apt-get update >>"$apt_log" 2>&1 || { tail -n 30 "$apt_log" >&2; lab_die "apt-get update failed"; }
-# zstd/age: RESTORE.txt uses stock tools; procps (pgrep) and mbuffer: tests.
+# zstd/age: RESTORE.txt uses stock tools; procps (pgrep) and mbuffer: tests;
+# time (GNU time) and strace: the end-to-end bench (npm run bench:openzfs).
 in_chroot apt-get install -y linux-image-amd64 linux-headers-amd64 kmod udev dkms build-essential busybox-static \
-  zstd age minisign mbuffer procps \
+  zstd age minisign mbuffer procps time strace \
   >>"$apt_log" 2>&1 || { tail -n 30 "$apt_log" >&2; lab_die "apt-get install (base) failed"; }
 
 kver=$(basename "$(ls -d "$rootfs"/lib/modules/*/ | sort -V | tail -n 1)")
