@@ -35,7 +35,7 @@ import { readStream } from '../src/pipeline/import.js';
 import { VolumeReader } from '../src/bundle/volume-reader.js';
 import type { StreamEntry } from '../src/bundle/manifest.js';
 import type { Inventory, Dataset } from '../src/model.js';
-import { benchE2e, benchRenameAlone, loadNote } from './e2e.js';
+import { benchE2e, benchRenameAlone, loadNote, zfsFlavour } from './e2e.js';
 import { relayInput, type RelayInput } from './relay-input.js';
 import { benchResume, resumeRows } from './resume.js';
 import { benchS3Alone } from './s3.js';
@@ -480,7 +480,9 @@ async function e2e(): Promise<void> {
     const before = await loadNote();
     const rows = await benchE2e({ cacheDir: CACHE_DIR, work, cli: CLI, log: (l) => console.log(l) });
     printTable(rows, E2E_HEAD);
-    console.log(`\nmachine: ${before} before, ${await loadNote()} after; CPU is user+sys of the whole process tree per GiB of send stream; the zfs-fuse daemon's own work is in neither figure`);
+    const zfs = await zfsFlavour();
+    const outside = zfs.daemon ? "the zfs-fuse daemon's own work" : "the kernel's own ZFS threads' work (txg sync, checksums, I/O)";
+    console.log(`\nmachine: ${before} before, ${await loadNote()} after; ${zfs.name}; CPU is user+sys of the whole process tree per GiB of send stream; ${outside} is in neither figure`);
   } finally {
     await rm(work, { recursive: true, force: true });
   }

@@ -8,11 +8,19 @@
  * zfs-fuse daemon, which neither side's CPU figure includes.
  *
  *   npm run bench -- --e2e     # only this section
+ *   npm run bench:openzfs      # this section in the QEMU guest, on OpenZFS
  *
  * The source pool (>= 1 GiB of text, random and zero data in one dataset,
  * and 200 small datasets x 3 snapshots beside it) is built once and kept in
  * the bench cache folder; the target pool lives for one run, and every timed
  * import starts from a destroyed target.
+ *
+ * Environment, for the guest (test/lab/bench-openzfs.sh sets them) or a quick look:
+ *   ZFERRY_BENCH_E2E_DISKS="SRC TGT"  pools on these block devices, not on sparse
+ *                                     files; the source pool is then built every run
+ *   ZFERRY_BENCH_E2E_MIB=N            the big dataset's size (default 1088), same mix
+ *   ZFERRY_BENCH_E2E_MANY=N           how many small datasets (default 200)
+ *   ZFERRY_BENCH_E2E_RUNS, ZFERRY_BENCH_E2E_ONLY=big|many   (below)
  */
 import { createReadStream } from 'node:fs';
 import { mkdir, open, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
@@ -24,12 +32,22 @@ import type { Manifest, StreamEntry } from '../src/bundle/manifest.js';
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
-/** Bump when the source pool's recipe changes: the cached pool is then rebuilt. */
-const RECIPE = 'e2e-src-v1';
 const SRC_POOL = 'zfbenchsrc';
 export const BIG = `${SRC_POOL}/big`;
 const MANY = `${SRC_POOL}/many`;
-const MANY_DATASETS = 200;
+const MANY_DATASETS = positiveEnv('ZFERRY_BENCH_E2E_MANY', 200);
+/** The big dataset's size in MiB: the issue's ">= 1 GiB" by default; smaller in the emulated guest. */
+const BIG_MIB = positiveEnv('ZFERRY_BENCH_E2E_MIB', 1088);
+/** Block devices for the source and target pools (the guest's scratch disks). */
+const DISKS = (process.env.ZFERRY_BENCH_E2E_DISKS ?? '').split(/\s+/).filter(Boolean);
+/**
+ * Bump the version when the source pool's recipe changes: the cached pool is
+ * then rebuilt. Sizes other than the defaults are part of the name, and the
+ * pool carries its recipe (RECIPE_PROP), so a pool built for other sizes is
+ * never taken for this one.
+ */
+const RECIPE = BIG_MIB === 1088 && MANY_DATASETS === 200 ? 'e2e-src-v1' : `e2e-src-v1-${BIG_MIB}m-${MANY_DATASETS}`;
+const RECIPE_PROP = 'zferry-bench:recipe';
 const SNAPSHOTS = ['s1', 's2', 's3'];
 /** Paired runs per comparison (env ZFERRY_BENCH_E2E_RUNS, for a quick look). */
 const RUNS = Number(process.env.ZFERRY_BENCH_E2E_RUNS ?? 3);
@@ -37,8 +55,18 @@ const RUNS = Number(process.env.ZFERRY_BENCH_E2E_RUNS ?? 3);
 const ONLY = process.env.ZFERRY_BENCH_E2E_ONLY;
 const TIME = '/usr/bin/time';
 
-/** What the big dataset holds, in MiB: real files from /usr, generated text, random, zeros. */
-const MIX = { usr: 288, text: 224, random: 320, zeros: 256 };
+/** What the big dataset holds, in MiB: real files from /usr, generated text, random, zeros (1088 MiB, scaled to BIG_MIB). */
+const MIX = Object.fromEntries(
+  Object.entries({ usr: 288, text: 224, random: 320, zeros: 256 }).map(([k, v]) => [k, Math.max(1, Math.round((v * BIG_MIB) / 1088))]),
+) as { usr: number; text: number; random: number; zeros: number };
+
+function positiveEnv(name: string, dflt: number): number {
+  const v = process.env[name];
+  if (v === undefined || v === '') return dflt;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`${name}=${v}: a whole number >= 1 expected`);
+  return n;
+}
 
 export interface E2eOptions {
   cacheDir: string;
@@ -186,22 +214,25 @@ export async function sourcePool(cacheDir: string, log: (l: string) => void): Pr
   await ensureZfs();
   const img = join(cacheDir, `${RECIPE}.img`);
   const ready = join(cacheDir, `${RECIPE}.ready`);
-  if (await exists(ready)) {
-    if (await poolImported(SRC_POOL)) return;
-    const r = await execa('zpool', ['import', '-d', cacheDir, SRC_POOL], { reject: false, stdin: 'ignore' });
-    if (r.exitCode === 0) return;
-    log(`cached source pool would not import (${String(r.stderr).trim()}): rebuilding`);
+  if (DISKS.length === 0 && (await exists(ready))) {
+    if (!(await poolImported(SRC_POOL))) {
+      const r = await execa('zpool', ['import', '-d', cacheDir, SRC_POOL], { reject: false, stdin: 'ignore' });
+      if (r.exitCode !== 0) log(`cached source pool would not import (${String(r.stderr).trim()}): rebuilding`);
+    }
+    const built = await poolRecipe();
+    // Pools cached before the property existed were built by the default recipe.
+    if (built === RECIPE || (built === '-' && RECIPE === 'e2e-src-v1')) return;
   }
-  log(`building the e2e source pool (once, cached in ${img}) ...`);
+  log(DISKS.length > 0 ? `building the e2e source pool on ${DISKS[0]} (${BIG_MIB} MiB, ${MANY_DATASETS} small datasets) ...` : `building the e2e source pool (once, cached in ${img}) ...`);
   await rm(ready, { force: true });
   if (await poolImported(SRC_POOL)) await destroyPool(SRC_POOL);
   await rm(img, { force: true });
   await mkdir(cacheDir, { recursive: true });
-  await sparseFile(img, 3 * GiB);
+  if (DISKS.length === 0) await sparseFile(img, Math.max(3 * GiB, 2 * BIG_MIB * MiB));
   const mnt = join(cacheDir, `${RECIPE}-mnt`);
   // Compression off (zfs-fuse's default, set anyway): the send stream then
   // carries the zeros as data, and zstd meets all three kinds.
-  await zfsOk(['create', '-m', mnt, '-O', 'compression=off', SRC_POOL, img], 'zpool');
+  await zfsOk(['create', ...(DISKS.length > 0 ? ['-f'] : []), '-m', mnt, '-O', 'compression=off', SRC_POOL, DISKS[0] ?? img], 'zpool');
   await zfsOk(['create', BIG]);
   const big = join(mnt, 'big');
   // tar stops with SIGPIPE once head has its share: that is the point, not an error.
@@ -221,7 +252,14 @@ export async function sourcePool(cacheDir: string, log: (l: string) => void): Pr
     }
     await zfsOk(['snapshot', '-r', `${MANY}@${snap}`]);
   }
-  await writeFile(ready, `${new Date().toISOString()}\n`);
+  await zfsOk(['set', `${RECIPE_PROP}=${RECIPE}`, SRC_POOL]);
+  if (DISKS.length === 0) await writeFile(ready, `${new Date().toISOString()}\n`);
+}
+
+/** The recipe the imported source pool was built by: '-' when it carries none, '' when not imported. */
+async function poolRecipe(): Promise<string> {
+  const r = await execa('zfs', ['get', '-H', '-o', 'value', RECIPE_PROP, SRC_POOL], { reject: false, stdin: 'ignore' });
+  return r.exitCode === 0 ? String(r.stdout).trim() : '';
 }
 
 // ---------- the section ----------
@@ -278,6 +316,10 @@ async function folderBytes(dir: string): Promise<number> {
   return n;
 }
 
+async function hasStrace(): Promise<boolean> {
+  return (await execa('strace', ['-V'], { reject: false, stdin: 'ignore' }).catch(() => ({ exitCode: 1 }))).exitCode === 0;
+}
+
 /**
  * Bytes zferry import reads from the bundle's files, counted from outside:
  * strace follows every thread (Node reads on libuv's pool) and -y names each
@@ -325,8 +367,8 @@ export async function benchE2e(opts: E2eOptions): Promise<string[][]> {
   await sourcePool(opts.cacheDir, log);
   const tgtPool = `zfbenchtgt${process.pid}`;
   const tgtImg = join(work, 'target.img');
-  await sparseFile(tgtImg, 6 * GiB);
-  await zfsOk(['create', '-m', join(work, 'tgt-mnt'), tgtPool, tgtImg], 'zpool');
+  if (DISKS.length < 2) await sparseFile(tgtImg, Math.max(6 * GiB, 4 * BIG_MIB * MiB));
+  await zfsOk(['create', ...(DISKS.length > 1 ? ['-f'] : []), '-m', join(work, 'tgt-mnt'), tgtPool, DISKS[1] ?? tgtImg], 'zpool');
   const env = { ZFERRY_STATE_DIR: join(work, 'state') };
   const rows: Row[] = [];
   let peakRss = 0;
@@ -404,7 +446,9 @@ export async function benchE2e(opts: E2eOptions): Promise<string[][]> {
         ratio: b.ratio.toFixed(2), goal: `>= ${goalBare}`, met: verdict(b.ratio, goalBare),
       });
 
-      if (which === 'big') {
+      if (which === 'big' && !(await hasStrace())) {
+        rows.push({ measure: 'import: bytes read from the bundle per bundle byte', ours: 'skipped', shell: 'no strace here', ratio: '', goal: '1.0', met: '' });
+      } else if (which === 'big') {
         await clean();
         const read = await bundleBytesRead(cli, kept, bundle, target, work, { ...process.env as Record<string, string>, ...env, LC_ALL: 'C' });
         const size = await folderBytes(bundle);
@@ -493,6 +537,13 @@ export async function benchRenameAlone(opts: E2eOptions): Promise<string[][]> {
   } finally {
     await destroyPool(pool).catch((err: Error) => opts.log(`WARNING: ${err.message}`));
   }
+}
+
+/** Which ZFS the pools are on, for the table's reader: `zfs version`'s first line (OpenZFS 0.8+), else zfs-fuse. */
+export async function zfsFlavour(): Promise<{ name: string; daemon: boolean }> {
+  const r = await execa('zfs', ['version'], { reject: false, stdin: 'ignore', env: { LC_ALL: 'C' } });
+  const first = String(r.stdout).split('\n')[0].trim();
+  return r.exitCode === 0 && first !== '' ? { name: first, daemon: false } : { name: 'zfs-fuse', daemon: true };
 }
 
 /** One line on how busy the machine was, for the table's reader. */
