@@ -232,19 +232,20 @@ async function readManifests(dirs: string[], trust: string | undefined): Promise
 }
 
 /**
- * Facts about the target, in one pass: inventory, interrupted receives,
- * `written`, the marks import leaves on the root, and (only when a clone is
- * to be received and zfs recv cannot name its origin) the pool's snapshots.
+ * Facts about the target, in one zfs call (zfs.readTarget): inventory,
+ * interrupted receives, `written`, the marks import leaves on the root, and
+ * received mountpoints; then (only when a clone is to be received and zfs
+ * recv cannot name its origin) the pool's snapshots.
  */
 async function readFacts(zfs: Zfs, target: string, bundles: readonly BundleIn[]): Promise<TargetFacts> {
-  const exists = await zfs.exists(target);
-  const partial = await zfs.resumeTokens(target, exists);
-  const inventory = withoutPartial(exists ? await zfs.inventory(target) : null, partial);
-  const marks = exists ? await zfs.getProperties(target, [SOURCE_PROPERTY, SOURCE_TXG_PROPERTY]) : null;
-  const mark = marks?.[SOURCE_PROPERTY] ?? null;
-  const txg = marks ? parseTxg(marks[SOURCE_TXG_PROPERTY]) : null;
-  const written = inventory ? await zfs.writtenSinceSnapshot(target) : null;
-  const space = inventory && written === null ? await zfs.spaceFigures(target) : null;
+  const read = await zfs.readTarget(target, [SOURCE_PROPERTY, SOURCE_TXG_PROPERTY]);
+  const exists = read !== null;
+  const partial = read?.resumeTokens ?? new Set<string>();
+  const inventory = withoutPartial(read?.inventory ?? null, partial);
+  const mark = read?.marks[SOURCE_PROPERTY] ?? null;
+  const txg = read ? parseTxg(read.marks[SOURCE_TXG_PROPERTY] ?? null) : null;
+  const written = inventory ? read!.written : null;
+  const space = inventory && written === null ? read!.space : null;
   const missingAncestor = exists ? null : await topmostMissing(zfs, target);
   let poolSnapshots: Map<Guid, string[]> | null = null;
   if (missingAncestor === null && !zfs.caps.recvPropertyOverride && receivesClones(bundles)) {
@@ -254,7 +255,7 @@ async function readFacts(zfs: Zfs, target: string, bundles: readonly BundleIn[])
       for (const s of d.snapshots) poolSnapshots.set(s.guid, [...(poolSnapshots.get(s.guid) ?? []), `${joinDataset(pool, d.path)}@${s.name}`]);
     }
   }
-  const receivedMountpoints = exists && !zfs.caps.recvPropertyOverride ? await zfs.receivedValues(target, 'mountpoint') : [];
+  const receivedMountpoints = read?.receivedMountpoints ?? [];
   return { target, inventory, partial, written, sourceMark: mark, sourceTxg: txg, poolSnapshots, missingAncestor, space, receivedMountpoints };
 }
 

@@ -7,7 +7,8 @@ import { ZferryError } from '../errors.js';
 import type { Guid, Inventory } from '../model.js';
 import { inventoryGetArgs, inventoryListArgs, parseInventoryGet, parseInventoryList } from './inventory.js';
 import { isUnknownProperty, parseSnapshotWritten, snapshotWrittenArgs, type WrittenRow } from './churn.js';
-import { parseHeld, parseSnapshotSpace, parseSpace, parseWritten, snapshotSpaceArgs, spaceArgs, userrefsArgs, writtenArgs } from './props.js';
+import { parseHeld, parseResumeTokens, parseSnapshotSpace, parseSpace, parseWritten, snapshotSpaceArgs, spaceArgs, userrefsArgs, writtenArgs } from './props.js';
+import { targetQuery, type TargetReading } from './target.js';
 import { capabilitiesFrom, probeAnswers, type ZfsCapabilities } from './probe.js';
 import { cachedProbe } from './probe-cache.js';
 import { commandError, ExecaRunner, isNotFound, resolveProgram, type RunResult, type Runner } from './runner.js';
@@ -31,7 +32,8 @@ export { ExecaRunner, resolveProgram } from './runner.js';
 export { parseInventoryList, parseInventoryGet, inventoryListArgs, inventoryGetArgs, buildInventory } from './inventory.js';
 export { parseSendDryRun, parseTrustedSize, buildSendArgs, buildReceiveArgs } from './sendrecv.js';
 export { parseSnapshotWritten, snapshotWrittenArgs, type WrittenRow } from './churn.js';
-export { parseHeld, parseSnapshotSpace, parseSpace, parseWritten, snapshotSpaceArgs, spaceArgs, userrefsArgs, writtenArgs } from './props.js';
+export { parseHeld, parseResumeTokens, parseSnapshotSpace, parseSpace, parseWritten, snapshotSpaceArgs, spaceArgs, userrefsArgs, writtenArgs } from './props.js';
+export { targetQuery, hasWritten, type TargetReading } from './target.js';
 export { SKIP_PROPERTY } from './inventory.js';
 export { classifyFlagProbe, parseZfsVersion, FLAG_PROBES } from './probe.js';
 export { checkDatasetName } from './names.js';
@@ -45,15 +47,6 @@ export interface ZfsOptions {
   cacheDir?: string;
 }
 
-/** `zfs get -H -o name,value receive_resume_token` rows whose value is a token. */
-export function parseResumeTokens(text: string): Set<string> {
-  const names = new Set<string>();
-  for (const line of text.split('\n')) {
-    const [name, value] = line.split('\t');
-    if (name && value && value !== '-' && !name.includes('@')) names.add(name);
-  }
-  return names;
-}
 
 /** Bytes of snapshot names per zfs call: far below any ARG_MAX, and few calls even for thousands. */
 const BATCH_ARG_BYTES = 64 * 1024;
@@ -263,6 +256,30 @@ export class Zfs {
     }
     const out = await this.zfs('zfs get', root, inventoryGetArgs(root));
     return parseInventoryGet(out, root);
+  }
+
+  /**
+   * What import reads of `root` before it plans, in one recursive call
+   * (target.ts); null when root does not exist. Where this zfs refuses a
+   * property of that call, the same facts are read one call each.
+   */
+  async readTarget(root: string, marks: readonly string[]): Promise<TargetReading | null> {
+    const q = targetQuery(root, this.caps, marks);
+    const r = await this.run(this.zfsBin, q.args);
+    if (r.exitCode === 0) {
+      const t = q.parse(r.stdout);
+      t.receivedMountpoints ??= this.caps.recvPropertyOverride ? [] : await this.receivedValues(root, 'mountpoint');
+      return t;
+    }
+    if (isNotFound(r.stderr)) return null;
+    if (!isUnknownProperty(r.stderr)) throw commandError('zfs get', root, [this.zfsBin, ...q.args], r.exitCode, r.stderr);
+    const resumeTokens = await this.resumeTokens(root, true);
+    const inventory = await this.inventory(root);
+    const values = await this.getProperties(root, marks);
+    const written = await this.writtenSinceSnapshot(root);
+    const space = written === null ? await this.spaceFigures(root) : null;
+    const receivedMountpoints = this.caps.recvPropertyOverride ? [] : await this.receivedValues(root, 'mountpoint');
+    return { inventory, resumeTokens, marks: values, written, space, receivedMountpoints };
   }
 
   /**

@@ -74,3 +74,13 @@ export function parseSnapshotSpace(text: string): Map<string, { used: number; re
   }
   return out;
 }
+
+/** `zfs get -H -o name,value receive_resume_token` rows whose value is a token. */
+export function parseResumeTokens(text: string): Set<string> {
+  const names = new Set<string>();
+  for (const line of text.split('\n')) {
+    const [name, value] = line.split('\t');
+    if (name && value && value !== '-' && !name.includes('@')) names.add(name);
+  }
+  return names;
+}

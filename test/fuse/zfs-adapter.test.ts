@@ -173,6 +173,36 @@ test('a failed send names the snapshot', async () => {
   await assert.rejects(s.done, (err: unknown) => err instanceof ZferryError && err.message.includes(`${src.name}/nosuch@x`));
 });
 
+test('readTarget reads in one zfs call what import\'s single calls read: inventory, marks, written or space, resume tokens, received mountpoints', async () => {
+  const root = `${dst.name}/facts`;
+  const from = `${src.name}/facts-m`;
+  await zfs.create(`${root}/c`, { parents: true });
+  await run('zfs', ['snapshot', '-r', `${root}@one`]);
+  await writeData(`${root}/c`, 'after', 'written since @one');
+  await zfs.setProperty(root, 'zferry:source', '42:tank/src');
+  // A filesystem whose mountpoint arrives in the stream (send -p), as import's receives leave it before their override.
+  await zfs.create(from, { props: { mountpoint: `/${src.name}-elsewhere` } });
+  await run('zfs', ['snapshot', `${from}@m`]);
+  await transfer(zfs.send({ dataset: from, to: 'm', flags: ['props'] }), zfs.receive({ dataset: `${root}/m` }));
+
+  const marks = ['zferry:source', 'zferry:source-txg'];
+  const before = zfs.callCount;
+  const t = await zfs.readTarget(root, marks);
+  assert.equal(zfs.callCount - before, 1, 'one zfs call');
+  assert.ok(t);
+  assert.deepEqual(t.inventory, await zfs.inventory(root));
+  assert.deepEqual(t.marks, await zfs.getProperties(root, marks));
+  assert.equal(t.marks['zferry:source'], '42:tank/src');
+  assert.deepEqual(t.written, await zfs.writtenSinceSnapshot(root));
+  if (t.written) assert.ok(t.written.get(`${root}/c`)! > 0n, 'c was written to after @one');
+  else assert.deepEqual(t.space, await zfs.spaceFigures(root));
+  assert.deepEqual(t.resumeTokens, await zfs.resumeTokens(root));
+  assert.deepEqual(t.receivedMountpoints, zfs.caps.recvPropertyOverride ? [] : await zfs.receivedValues(root, 'mountpoint'));
+  if (!zfs.caps.recvPropertyOverride) assert.deepEqual(t.receivedMountpoints, [`${root}/m`]);
+
+  assert.equal(await zfs.readTarget(`${root}/no/such`, marks), null);
+});
+
 test('user properties round-trip and unset ones read as null', async () => {
   const ds = `${src.name}/props`;
   await zfs.create(ds, { props: { 'zferry:source': 'created' } });
