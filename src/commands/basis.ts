@@ -8,7 +8,7 @@ import { hostname } from 'node:os';
 import type { Inventory, SourceIdentity } from '../model.js';
 import { joinDataset } from '../model.js';
 import { ZferryError } from '../errors.js';
-import { checkDatasetName, type SendSpec, type Zfs } from '../zfs/index.js';
+import { checkDatasetName, type SendSpec, type SnapshotSpace, type Zfs } from '../zfs/index.js';
 import { planSync, checkEncryptionMatch, resolveScope, sendOptionsFor, type Plan, type Scope, type SendStep } from '../plan/index.js';
 import type { Basis } from '../bundle/index.js';
 import { findNewestReceipt, readState } from '../state/receipt.js';
@@ -67,6 +67,8 @@ export interface PlannedRound {
   confirmed: Confirmation | null;
   scope: Scope;
   plan: Plan;
+  /** Every snapshot's used and referenced, read with the inventory where zfs has no send -nvP (the free-space check's figures); null elsewhere. */
+  snapshotSpace: SnapshotSpace | null;
 }
 
 export async function sourceIdentity(zfs: Zfs, root: string): Promise<SourceIdentity> {
@@ -118,7 +120,10 @@ export async function findBasis(opts: BasisOptions, identity: SourceIdentity): P
 /** Reads the source, finds the basis and plans the round; nothing is sent. */
 export async function planRound(zfs: Zfs, opts: RoundOptions): Promise<PlannedRound> {
   checkDatasetName(opts.source, 'source');
-  const inventory = await zfs.inventory(opts.source);
+  // Without send -nvP, export sizes its plan from the snapshots' space: read in the same walk, not a second one.
+  const { inventory, snapshotSpace } = zfs.caps.sendDryRun
+    ? { inventory: await zfs.inventory(opts.source), snapshotSpace: null }
+    : await zfs.inventoryWithSpace(opts.source);
   const identity = await sourceIdentity(zfs, opts.source);
   const { basis, proved, confirmed } = await findBasis(opts, identity);
   const mismatch = checkEncryptionMatch(inventory, basis.inventory);
@@ -126,7 +131,7 @@ export async function planRound(zfs: Zfs, opts: RoundOptions): Promise<PlannedRo
   const scope = resolveScope(inventory, { exclude: opts.exclude ?? [], snapshots: opts.snapshots ?? [], excludeSnapshots: opts.excludeSnapshots ?? [] });
   // A dataset re-created on the source is re-seeded; the import replaces the target's copy only with --delete.
   const plan = planSync(inventory, basis.inventory, { scope, reseed: true, rollback: opts.rollback === true });
-  return { inventory, identity, basis, proved, confirmed, scope, plan };
+  return { inventory, identity, basis, proved, confirmed, scope, plan, snapshotSpace };
 }
 
 /**

@@ -14,7 +14,7 @@ import { LANE_MAX_BYTES, SEND_LANES } from '../plan/lanes.js';
 import { runInLanes } from '../lanes.js';
 import { LEVEL_SAMPLE_BYTES, probeLevels } from '../pipeline/level-probe.js';
 import { sendSample } from './estimate.js';
-import type { Zfs } from '../zfs/index.js';
+import type { SnapshotSpace, Zfs } from '../zfs/index.js';
 import { carriesData, stepOf, type Inventory } from '../model.js';
 import { describeStep, projectTarget, sendFlagsOf, spaceMissing, spaceVerdict, type Plan, type Scope, type SendStep, type SpaceCheck } from '../plan/index.js';
 import { FORMAT_VERSION, finishBundle, ZFERRY_VERSION, type Basis, type FormatVersion, type Manifest, type StreamEntry } from '../bundle/index.js';
@@ -237,7 +237,7 @@ async function exportLocked(zfs: Zfs, opts: ExportOptions): Promise<ExportResult
   if (bucket && opts.parity) throw new ZferryError(`--parity: ${opts.dest} is a bucket, whose objects are not repaired from parity; drop --parity (the store keeps its own redundancy)`, { field: '--parity' }, 2);
   const secretKey = opts.sign ? await readSecretKey(opts.sign) : null;
   const recipients = opts.encryptTo && opts.encryptTo.length > 0 ? await readRecipients(opts.encryptTo) : null;
-  const { inventory, identity, basis, proved, confirmed, scope, plan } = await planRound(zfs, {
+  const { inventory, identity, basis, proved, confirmed, scope, plan, snapshotSpace } = await planRound(zfs, {
     source: opts.source, since: opts.since, receiptsIn: opts.dest, journal: opts.journal, site,
     exclude: opts.exclude, snapshots: opts.snapshots, excludeSnapshots: opts.excludeSnapshots, rollback: opts.rollback,
   });
@@ -321,7 +321,7 @@ async function exportLocked(zfs: Zfs, opts: ExportOptions): Promise<ExportResult
   const keptBytes = reuse.reduce((n, r) => n + r.entry.storedBytes, 0);
   // Under a limit, the plan's steps up to the first that does not fit (planned sizes, as the space check plans them).
   const fit = limited || continuing
-    ? await fitToLimit(zfs, inventory, plan.steps, opts, level, continuing, JSON.stringify([inventory, basis.inventory]).length)
+    ? await fitToLimit(zfs, inventory, plan.steps, opts, level, continuing, JSON.stringify([inventory, basis.inventory]).length, snapshotSpace)
     : null;
   const taken = fit ? plan.steps.slice(0, fit.take) : plan.steps;
   if (fit) {
@@ -337,7 +337,8 @@ async function exportLocked(zfs: Zfs, opts: ExportOptions): Promise<ExportResult
   // With the check off the size is still planned (no sample): an out-of-space line can then say what was missing.
   // A bucket has no free-space figure: its quota speaks when an upload is refused.
   const sized = sends.length > 0
-    ? await exportSpaceCheck(zfs, inventory, sends, opts.spaceCheck === false || bucket ? null : opts.dest, level, opts.parity ?? 0, keptBytes, fit ? fit.sizesOf(sends) : null)
+    ? await exportSpaceCheck(zfs, inventory, sends, opts.spaceCheck === false || bucket ? null : opts.dest, level, opts.parity ?? 0, keptBytes,
+      fit ? fit.sizesOf(sends) : await plannedRawSizes(zfs, inventory, sends, snapshotSpace))
     : null;
   // A bundle under a limit takes no more than the limit, whatever its streams would.
   result.space = sized && fit?.maxBytes != null && (sized.check.plannedBytes ?? 0) > fit.maxBytes
@@ -690,9 +691,10 @@ async function continuationOf(opts: ExportOptions, identity: SourceIdentity, sit
  */
 async function fitToLimit(
   zfs: Zfs, inventory: Inventory, steps: Plan['steps'], opts: ExportOptions, level: number, continuing: Continuation | null, inventoryBytes: number,
+  space: SnapshotSpace | null,
 ): Promise<{ take: number; maxBytes: number | null; volumeBytes: number | null; sizesOf: (sends: SendStep[]) => PlannedSizes }> {
   const sends = steps.filter(carriesData);
-  const sizes = await plannedRawSizes(zfs, inventory, sends);
+  const sizes = await plannedRawSizes(zfs, inventory, sends, space);
   const rest = (step: SendStep) => {
     const n = sizes.raw.get(step) ?? null;
     return continuing && step === continuing.step && n !== null ? Math.max(0, n - continuing.offset) : n;

@@ -5,7 +5,7 @@
  * largest streams, and only when the uncompressed size would not fit.
  */
 import type { Inventory } from '../model.js';
-import type { Zfs } from '../zfs/index.js';
+import type { SnapshotSpace, Zfs } from '../zfs/index.js';
 import { checkSpaceAtRatio, rawSizeFromSpace, totalOrNull, type SendStep, type SizeMethod, type SpaceCheck } from '../plan/index.js';
 import { freeSpace } from '../fs/space.js';
 import { sendSpecFor } from './basis.js';
@@ -20,7 +20,8 @@ export interface PlannedSizes {
   raw: Map<SendStep, number | null>;
 }
 
-export async function plannedRawSizes(zfs: Zfs, inventory: Inventory, sends: SendStep[]): Promise<PlannedSizes> {
+/** `space`: the snapshots' figures when the caller read them with its inventory (zfs.inventoryWithSpace); else read here. */
+export async function plannedRawSizes(zfs: Zfs, inventory: Inventory, sends: SendStep[], space: SnapshotSpace | null = null): Promise<PlannedSizes> {
   const raw = new Map<SendStep, number | null>();
   if (zfs.caps.sendDryRun) {
     for (const step of sends) {
@@ -32,7 +33,7 @@ export async function plannedRawSizes(zfs: Zfs, inventory: Inventory, sends: Sen
     }
     return { method: 'send-dry-run', raw };
   }
-  const props = sends.length > 0 ? await zfs.snapshotSpace(inventory.root) : new Map();
+  const props = sends.length === 0 ? new Map() : space ?? await zfs.snapshotSpace(inventory.root);
   for (const step of sends) raw.set(step, rawSizeFromSpace(inventory, step, props));
   return { method: 'space-properties', raw };
 }

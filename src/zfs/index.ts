@@ -8,7 +8,7 @@ import type { Guid, Inventory } from '../model.js';
 import { inventoryGetArgs, inventoryListArgs, parseInventoryGet, parseInventoryList } from './inventory.js';
 import { isUnknownProperty, parseSnapshotWritten, snapshotWrittenArgs, type WrittenRow } from './churn.js';
 import { parseHeld, parseResumeTokens, parseSnapshotSpace, parseSpace, parseWritten, snapshotSpaceArgs, spaceArgs, userrefsArgs, writtenArgs } from './props.js';
-import { targetQuery, type TargetReading } from './target.js';
+import { propLines, targetQuery, treeQuery, type TargetReading } from './target.js';
 import { capabilitiesFrom, probeAnswers, type ZfsCapabilities } from './probe.js';
 import { cachedProbe } from './probe-cache.js';
 import { commandError, ExecaRunner, isNotFound, resolveProgram, type RunResult, type Runner } from './runner.js';
@@ -33,10 +33,13 @@ export { parseInventoryList, parseInventoryGet, inventoryListArgs, inventoryGetA
 export { parseSendDryRun, parseTrustedSize, buildSendArgs, buildReceiveArgs } from './sendrecv.js';
 export { parseSnapshotWritten, snapshotWrittenArgs, type WrittenRow } from './churn.js';
 export { parseHeld, parseResumeTokens, parseSnapshotSpace, parseSpace, parseWritten, snapshotSpaceArgs, spaceArgs, userrefsArgs, writtenArgs } from './props.js';
-export { targetQuery, hasWritten, type TargetReading } from './target.js';
+export { targetQuery, treeQuery, hasWritten, type TargetReading, type PropRow } from './target.js';
 export { SKIP_PROPERTY } from './inventory.js';
 export { classifyFlagProbe, parseZfsVersion, FLAG_PROBES } from './probe.js';
 export { checkDatasetName } from './names.js';
+
+/** Snapshot (full name) → its `used` and `referenced` bytes. */
+export type SnapshotSpace = Map<string, { used: number; referenced: number }>;
 
 export interface ZfsOptions {
   zfs?: string;
@@ -259,6 +262,18 @@ export class Zfs {
   }
 
   /**
+   * The inventory and, in the same walk, every snapshot's `used` and
+   * `referenced`: the free-space check's figures where zfs has no `send -nvP`.
+   * A walk costs the same whatever it asks (zfs-fuse: ~0.9 s for 800
+   * objects), so the check no longer walks the tree a second time.
+   */
+  async inventoryWithSpace(root: string): Promise<{ inventory: Inventory; snapshotSpace: SnapshotSpace }> {
+    const q = treeQuery(root, this.caps, ['used', 'referenced']);
+    const { inventory, props } = q.parse(await this.zfs(this.caps.listParsable ? 'zfs list' : 'zfs get', root, q.args));
+    return { inventory, snapshotSpace: parseSnapshotSpace([propLines(props.get('used'), 'used'), propLines(props.get('referenced'), 'referenced')].join('\n')) };
+  }
+
+  /**
    * What import reads of `root` before it plans, in one recursive call
    * (target.ts); null when root does not exist. Where this zfs refuses a
    * property of that call, the same facts are read one call each.
@@ -268,11 +283,11 @@ export class Zfs {
     const r = await this.run(this.zfsBin, q.args);
     if (r.exitCode === 0) {
       const t = q.parse(r.stdout);
-      t.receivedMountpoints ??= this.caps.recvPropertyOverride ? [] : await this.receivedValues(root, 'mountpoint');
+      t.receivedMountpoints ??= await this.receivedValues(root, 'mountpoint');
       return t;
     }
     if (isNotFound(r.stderr)) return null;
-    if (!isUnknownProperty(r.stderr)) throw commandError('zfs get', root, [this.zfsBin, ...q.args], r.exitCode, r.stderr);
+    if (!isUnknownProperty(r.stderr)) throw commandError(this.caps.listParsable ? 'zfs list' : 'zfs get', root, [this.zfsBin, ...q.args], r.exitCode, r.stderr);
     const resumeTokens = await this.resumeTokens(root, true);
     const inventory = await this.inventory(root);
     const values = await this.getProperties(root, marks);
@@ -454,7 +469,7 @@ export class Zfs {
    * count and released by tag.
    */
   /** `used` and `referenced` of every snapshot under root (sizes a send where there is no `send -nvP`). */
-  async snapshotSpace(root: string): Promise<Map<string, { used: number; referenced: number }>> {
+  async snapshotSpace(root: string): Promise<SnapshotSpace> {
     return parseSnapshotSpace(await this.zfs('zfs get used,referenced', root, snapshotSpaceArgs(root)));
   }
 

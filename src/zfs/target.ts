@@ -47,87 +47,103 @@ export function hasWritten(caps: ZfsCapabilities): boolean {
   return caps.destroySnapshotList;
 }
 
-/** The one call for `root`, and how to read its output. */
-export function targetQuery(root: string, caps: ZfsCapabilities, marks: readonly string[]): TargetQuery {
-  const written = hasWritten(caps);
-  const extra = [
-    ...(written ? ['written'] : ['referenced', 'used']),
-    ...(caps.resumable ? ['receive_resume_token'] : []),
-    ...marks,
-  ];
-  return caps.listParsable ? listQuery(root, caps, extra, written) : getQuery(root, caps, extra, written);
+/** One property of one object, as the walk read it; source is null in the `zfs list` form, which has none. */
+export interface PropRow {
+  name: string;
+  value: string;
+  source: string | null;
 }
 
-function listQuery(root: string, caps: ZfsCapabilities, extra: string[], written: boolean): TargetQuery {
-  const args = inventoryListArgs(root, caps.bookmarks, caps.volumes, caps.send.raw);
-  const o = args.indexOf('-o') + 1;
-  const invCols = args[o]!.split(',').length;
-  args[o] = [args[o], ...extra].join(',');
-  return {
-    args,
-    parse(text) {
-      const inv: string[] = [];
-      const byProp = new Map<string, string[]>(extra.map((p) => [p, []]));
-      const marks: Record<string, string | null> = {};
-      for (const line of text.split('\n')) {
-        if (line.trim() === '') continue;
-        const cols = line.split('\t');
-        // A short line is the inventory parser's to refuse, with its message.
-        inv.push(cols.slice(0, invCols).join('\t'));
-        extra.forEach((p, i) => {
-          const v = cols[invCols + i];
-          if (v === undefined) return;
-          byProp.get(p)!.push(`${cols[0]}\t${p}\t${v}`);
-          if (cols[0] === root && !(p in marks)) marks[p] = v === '-' ? null : v;
-        });
-      }
-      return reading(parseInventoryList(inv.join('\n'), root), byProp, marks, written, null);
-    },
-  };
+export interface TreeQuery {
+  args: string[];
+  /** The inventory, and each extra property's rows (every object zfs printed it for). */
+  parse(text: string): { inventory: Inventory; props: Map<string, PropRow[]> };
 }
 
-function getQuery(root: string, caps: ZfsCapabilities, extra: string[], written: boolean): TargetQuery {
+/**
+ * One recursive walk under `root`: the inventory's columns plus `extra`
+ * properties, as `zfs list -Hp` columns where zfs has it, else `zfs get -Hp
+ * -r` rows with their source.
+ */
+export function treeQuery(root: string, caps: ZfsCapabilities, extra: readonly string[]): TreeQuery {
+  const props = () => new Map<string, PropRow[]>(extra.map((p) => [p, []]));
+  if (caps.listParsable) {
+    const args = inventoryListArgs(root, caps.bookmarks, caps.volumes, caps.send.raw);
+    const o = args.indexOf('-o') + 1;
+    const invCols = args[o]!.split(',').length;
+    args[o] = [args[o], ...extra].join(',');
+    return {
+      args,
+      parse(text) {
+        const inv: string[] = [];
+        const byProp = props();
+        for (const line of text.split('\n')) {
+          if (line.trim() === '') continue;
+          const cols = line.split('\t');
+          // A short line is the inventory parser's to refuse, with its message.
+          inv.push(cols.slice(0, invCols).join('\t'));
+          extra.forEach((p, i) => {
+            const value = cols[invCols + i];
+            if (value !== undefined) byProp.get(p)!.push({ name: cols[0]!, value, source: null });
+          });
+        }
+        return { inventory: parseInventoryList(inv.join('\n'), root), props: byProp };
+      },
+    };
+  }
   const args = inventoryGetArgs(root);
-  // -o name,property,value → name,property,value,source: the source tells a received mountpoint.
   const o = args.indexOf('-o') + 1;
   args[o] = 'name,property,value,source';
-  const mounts = !caps.recvPropertyOverride;
-  args[o + 1] = [args[o + 1], ...extra, ...(mounts ? ['mountpoint'] : [])].join(',');
+  args[o + 1] = [args[o + 1], ...extra].join(',');
   return {
     args,
     parse(text) {
-      const byProp = new Map<string, string[]>(extra.map((p) => [p, []]));
-      const marks: Record<string, string | null> = {};
-      const received: string[] = [];
+      const byProp = props();
       for (const line of text.split('\n')) {
         const [name, prop, value, source] = line.split('\t');
         if (name === undefined || prop === undefined || value === undefined) continue;
-        byProp.get(prop)?.push(`${name}\t${prop}\t${value}`);
-        if (name === root && byProp.has(prop)) marks[prop] = value === '-' ? null : value;
-        if (mounts && prop === 'mountpoint' && source === 'received' && !name.includes('@')) received.push(name);
+        byProp.get(prop)?.push({ name, value, source: source ?? null });
       }
-      return reading(parseInventoryGet(text, root), byProp, marks, written, mounts ? received : []);
+      return { inventory: parseInventoryGet(text, root), props: byProp };
     },
   };
 }
 
-function reading(
-  inventory: Inventory,
-  byProp: Map<string, string[]>,
-  rootValues: Record<string, string | null>,
-  written: boolean,
-  receivedMountpoints: string[] | null,
-): TargetReading {
-  // parseWritten and parseResumeTokens read name<TAB>value rows; parseSpace reads name<TAB>property<TAB>value.
-  const nameValue = (p: string) => (byProp.get(p) ?? []).map((r) => r.split('\t')).map(([n, , v]) => `${n}\t${v}`).join('\n');
-  const marks: Record<string, string | null> = {};
-  for (const p of byProp.keys()) if (p !== 'written' && p !== 'referenced' && p !== 'used' && p !== 'receive_resume_token') marks[p] = rootValues[p] ?? null;
+/** name<TAB>property<TAB>value lines, the form the single-purpose parsers read. */
+export function propLines(rows: readonly PropRow[] | undefined, prop: string): string {
+  return (rows ?? []).map((r) => `${r.name}\t${prop}\t${r.value}`).join('\n');
+}
+
+/** The one call for `root`, and how to read its output. */
+export function targetQuery(root: string, caps: ZfsCapabilities, marks: readonly string[]): TargetQuery {
+  const written = hasWritten(caps);
+  // zfs get shows where a mountpoint came from; zfs list cannot, and zfs with recv -o/-x never needs it.
+  const mounts = !caps.recvPropertyOverride && !caps.listParsable;
+  const q = treeQuery(root, caps, [
+    ...(written ? ['written'] : ['referenced', 'used']),
+    ...(caps.resumable ? ['receive_resume_token'] : []),
+    ...marks,
+    ...(mounts ? ['mountpoint'] : []),
+  ]);
   return {
-    inventory,
-    resumeTokens: byProp.has('receive_resume_token') ? parseResumeTokens(nameValue('receive_resume_token')) : new Set(),
-    marks,
-    written: written ? parseWritten(nameValue('written')) : null,
-    space: written ? null : parseSpace([...(byProp.get('referenced') ?? []), ...(byProp.get('used') ?? [])].join('\n')),
-    receivedMountpoints,
+    args: q.args,
+    parse(text) {
+      const { inventory, props } = q.parse(text);
+      const nameValue = (p: string) => (props.get(p) ?? []).map((r) => `${r.name}\t${r.value}`).join('\n');
+      const rootValue = (p: string) => {
+        const v = props.get(p)?.find((r) => r.name === root)?.value;
+        return v === undefined || v === '-' ? null : v;
+      };
+      return {
+        inventory,
+        resumeTokens: caps.resumable ? parseResumeTokens(nameValue('receive_resume_token')) : new Set(),
+        marks: Object.fromEntries(marks.map((m) => [m, rootValue(m)])),
+        written: written ? parseWritten(nameValue('written')) : null,
+        space: written ? null : parseSpace([propLines(props.get('referenced'), 'referenced'), propLines(props.get('used'), 'used')].join('\n')),
+        receivedMountpoints: caps.recvPropertyOverride
+          ? []
+          : mounts ? (props.get('mountpoint') ?? []).filter((r) => r.source === 'received' && !r.name.includes('@')).map((r) => r.name) : null,
+      };
+    },
   };
 }

@@ -201,6 +201,14 @@ test('readTarget reads in one zfs call what import\'s single calls read: invento
   if (!zfs.caps.recvPropertyOverride) assert.deepEqual(t.receivedMountpoints, [`${root}/m`]);
 
   assert.equal(await zfs.readTarget(`${root}/no/such`, marks), null);
+
+  // The source side's walk: inventory and every snapshot's used/referenced together.
+  const at = zfs.callCount;
+  const both = await zfs.inventoryWithSpace(root);
+  assert.equal(zfs.callCount - at, 1, 'one zfs call');
+  assert.deepEqual(both.inventory, await zfs.inventory(root));
+  assert.deepEqual(both.snapshotSpace, await zfs.snapshotSpace(root));
+  assert.ok(both.snapshotSpace.get(`${root}/c@one`)!.referenced > 0);
 });
 
 test('user properties round-trip and unset ones read as null', async () => {
