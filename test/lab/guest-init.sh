@@ -25,11 +25,18 @@ busybox ip link set lo up 2>/dev/null
 
 modprobe -q virtio_rng
 modprobe virtio_console
+# The port's name comes from the host over the control queue after the
+# driver has bound: on a loaded host it was seen arriving after the first
+# look, and the run's output then went to the console instead. Look for 10 s.
 port=""
-for n in /sys/class/virtio-ports/*/name; do
-  [ "$(cat "$n" 2>/dev/null)" = lab.out ] && port=/dev/$(basename "$(dirname "$n")")
+tries=0
+while [ -z "$port" ] && [ $tries -lt 100 ]; do
+  for n in /sys/class/virtio-ports/*/name; do
+    [ "$(cat "$n" 2>/dev/null)" = lab.out ] && port=/dev/$(basename "$(dirname "$n")")
+  done
+  [ -n "$port" ] || { sleep 0.1; tries=$((tries + 1)); }
 done
-if [ -z "$port" ]; then say "no virtio-serial port lab.out"; port=/dev/console; fi
+if [ -z "$port" ]; then say "no virtio-serial port lab.out after 10 s"; port=/dev/console; fi
 
 mkdir -p "$LAB_REPO"
 if ! mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 repo "$LAB_REPO"; then
