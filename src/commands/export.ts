@@ -36,7 +36,7 @@ import { createParity, PARITY_DIR, type ParityEntry } from '../parity/par2.js';
 import { bytesUnder } from '../fs/space.js';
 import { errnoName, fileError, isOutOfSpace } from '../fs/errors.js';
 import { formatBytes } from '../units.js';
-import { exportSpaceCheck, plannedRawSizes, sampledRatio, type PlannedSizes } from './space.js';
+import { dryRuns, exportSpaceCheck, plannedRawSizes, sampledRatio, type PlannedSizes } from './space.js';
 import { checkSpace, fillLimit, fitSteps, metadataReserve, volumeBudget } from '../plan/index.js';
 import { freeSpace } from '../fs/space.js';
 import { joinDataset, type SourceIdentity } from '../model.js';
@@ -184,10 +184,11 @@ async function expectedSizes(zfs: Zfs, inventory: Inventory, sends: SendStep[], 
     for (const [step, n] of planned.raw) if (n !== null) sizes.set(step, n);
     return sizes;
   }
-  for (const step of sends) {
-    const dry = await zfs.sendDryRun(sendSpecFor(zfs, { inventory }, step)).catch(() => null);
-    if (dry?.total !== null && dry?.total !== undefined) sizes.set(step, Number(dry.total));
-  }
+  const dries = await dryRuns(zfs, inventory, sends);
+  sends.forEach((step, i) => {
+    const total = dries[i]?.total;
+    if (total !== null && total !== undefined) sizes.set(step, Number(total));
+  });
   return sizes;
 }
 

@@ -5,7 +5,8 @@
  * largest streams, and only when the uncompressed size would not fit.
  */
 import type { Inventory } from '../model.js';
-import type { SnapshotSpace, Zfs } from '../zfs/index.js';
+import type { SendDryRun, SnapshotSpace, Zfs } from '../zfs/index.js';
+import { runInLanes } from '../lanes.js';
 import { checkSpaceAtRatio, rawSizeFromSpace, totalOrNull, type SendStep, type SizeMethod, type SpaceCheck } from '../plan/index.js';
 import { freeSpace } from '../fs/space.js';
 import { sendSpecFor } from './basis.js';
@@ -24,18 +25,34 @@ export interface PlannedSizes {
 export async function plannedRawSizes(zfs: Zfs, inventory: Inventory, sends: SendStep[], space: SnapshotSpace | null = null): Promise<PlannedSizes> {
   const raw = new Map<SendStep, number | null>();
   if (zfs.caps.sendDryRun) {
-    for (const step of sends) {
-      const dry = await zfs.sendDryRun(sendSpecFor(zfs, { inventory }, step)).catch(() => null);
+    const dries = await dryRuns(zfs, inventory, sends);
+    sends.forEach((step, i) => {
+      const dry = dries[i];
       const sum = dry && dry.streams.length > 0 && dry.streams.every((s) => s.size !== null)
         ? dry.streams.reduce((n, s) => n + s.size!, 0n) : null;
       const size = dry?.total ?? sum;
       raw.set(step, size !== null && size <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(size) : null);
-    }
+    });
     return { method: 'send-dry-run', raw };
   }
   const props = sends.length === 0 ? new Map() : space ?? await zfs.snapshotSpace(inventory.root);
   for (const step of sends) raw.set(step, rawSizeFromSpace(inventory, step, props));
   return { method: 'space-properties', raw };
+}
+
+/** `zfs send -nvP` processes at once: each mostly waits for zfs (a 200-dataset pool plans 400 of them). */
+const DRY_RUN_LANES = 4;
+
+/** zfs's dry run of each send, DRY_RUN_LANES at a time, in the order of `sends`; null where zfs gave none. */
+export async function dryRuns(zfs: Zfs, inventory: Inventory, sends: readonly SendStep[]): Promise<Array<SendDryRun | null>> {
+  const out = new Array<SendDryRun | null>(sends.length).fill(null);
+  const run = await runInLanes(sends.map(() => []), sends.map(() => false), DRY_RUN_LANES, async (i) => {
+    const spec = sendSpecFor(zfs, { inventory }, sends[i]!);
+    out[i] = await zfs.sendDryRun(spec).catch(() => null);
+  });
+  // Only a step the inventory cannot send fails here (sendSpecFor): that is a planning error, not a missing figure.
+  if (run.failed) throw run.failed.error;
+  return out;
 }
 
 /** stored/raw over prefixes of the largest streams, through export's own zstd stage; null when nothing was read. */
