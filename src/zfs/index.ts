@@ -50,7 +50,6 @@ export interface ZfsOptions {
   cacheDir?: string;
 }
 
-
 /** Bytes of snapshot names per zfs call: far below any ARG_MAX, and few calls even for thousands. */
 const BATCH_ARG_BYTES = 64 * 1024;
 
