@@ -16,3 +16,19 @@ export const ZFS_FUSE_CAPS: ZfsCapabilities = {
   recvPropertyOverride: false,
   destroySnapshotList: false,
 };
+
+/** OpenZFS 2.x as the probe reports it in the lab guest (2.1 and 2.3 alike). */
+export const OPENZFS_CAPS: ZfsCapabilities = {
+  ...ZFS_FUSE_CAPS,
+  flavour: 'openzfs',
+  version: '2.3.2',
+  listParsable: true,
+  getTypeFilter: true,
+  bookmarks: true,
+  sendDryRun: true,
+  resumable: true,
+  volumes: true,
+  send: { compressed: true, raw: true, largeBlocks: true, embedded: true, props: true },
+  recvPropertyOverride: true,
+  destroySnapshotList: true,
+};

@@ -18,7 +18,7 @@ import {
 } from '../../src/zfs/index.js';
 import { comparePaths } from '../../src/zfs/inventory.js';
 import { ZferryError } from '../../src/errors.js';
-import { ZFS_FUSE_CAPS } from '../helpers/caps.js';
+import { OPENZFS_CAPS, ZFS_FUSE_CAPS } from '../helpers/caps.js';
 
 // zfs-fuse 0.7.0: zfs get -Hp -r -o name,property,value type,guid,createtxg,creation,origin zxa/fs
 const FUSE_GET = [
@@ -251,18 +251,8 @@ test('does not trust an estimate of 2^63 or more', () => {
 });
 
 const FUSE_CAPS: ZfsCapabilities = ZFS_FUSE_CAPS;
-const FULL_CAPS: ZfsCapabilities = {
-  ...FUSE_CAPS,
-  flavour: 'openzfs',
-  version: '2.3.2',
-  listParsable: true,
-  getTypeFilter: true,
-  bookmarks: true,
-  sendDryRun: true,
-  resumable: true,
-  volumes: true,
-  send: { compressed: true, raw: true, largeBlocks: true, embedded: true, props: true },
-};
+// The probe of an OpenZFS without recv -o/-x and destroy lists: the send/receive builders' older branches.
+const FULL_CAPS: ZfsCapabilities = { ...OPENZFS_CAPS, recvPropertyOverride: false, destroySnapshotList: false };
 
 test('builds send command lines with full base names', () => {
   assert.deepEqual(buildSendArgs({ dataset: 'tank/a', to: 's2' }, FUSE_CAPS), ['send', 'tank/a@s2']);

@@ -5,24 +5,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { targetQuery, type ZfsCapabilities } from '../../src/zfs/index.js';
-import { ZFS_FUSE_CAPS } from '../helpers/caps.js';
+import { OPENZFS_CAPS, ZFS_FUSE_CAPS } from '../helpers/caps.js';
 
 const MARKS = ['zferry:source', 'zferry:source-txg'];
 
-const OPENZFS: ZfsCapabilities = {
-  ...ZFS_FUSE_CAPS,
-  flavour: 'openzfs',
-  version: '2.3.2',
-  listParsable: true,
-  getTypeFilter: true,
-  bookmarks: true,
-  sendDryRun: true,
-  resumable: true,
-  volumes: true,
-  send: { compressed: true, raw: true, largeBlocks: true, embedded: true, props: true },
-  recvPropertyOverride: true,
-  destroySnapshotList: true,
-};
+const OPENZFS: ZfsCapabilities = OPENZFS_CAPS;
 
 test('OpenZFS: one zfs list reads the inventory, written, resume tokens and the root\'s marks', () => {
   const q = targetQuery('tank/t', OPENZFS, MARKS);
