@@ -30,6 +30,7 @@ import { performance } from 'node:perf_hooks';
 import { execa } from 'execa';
 import { ensureZfs } from '../test/helpers/zfslab.js';
 import type { Manifest, StreamEntry } from '../src/bundle/manifest.js';
+import { Zfs } from '../src/zfs/index.js';
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
@@ -540,11 +541,10 @@ export async function benchRenameAlone(opts: E2eOptions): Promise<string[][]> {
   }
 }
 
-/** Which ZFS the pools are on, for the table's reader: `zfs version`'s first line (OpenZFS 0.8+), else zfs-fuse. */
+/** Which ZFS the pools are on, for the table's reader, as the adapter's probe tells it. */
 export async function zfsFlavour(): Promise<{ name: string; daemon: boolean }> {
-  const r = await execa('zfs', ['version'], { reject: false, stdin: 'ignore', env: { LC_ALL: 'C' } });
-  const first = String(r.stdout).split('\n')[0].trim();
-  return r.exitCode === 0 && first !== '' ? { name: first, daemon: false } : { name: 'zfs-fuse', daemon: true };
+  const { caps } = await Zfs.probe();
+  return caps.flavour === 'zfs-fuse' ? { name: 'zfs-fuse', daemon: true } : { name: `${caps.flavour === 'openzfs' ? 'OpenZFS' : 'zfs'} ${caps.version ?? '(version unknown)'}`, daemon: false };
 }
 
 /** One line on how busy the machine was, for the table's reader. */

@@ -33,7 +33,7 @@ export { parseInventoryList, parseInventoryGet, inventoryListArgs, inventoryGetA
 export { parseSendDryRun, parseTrustedSize, buildSendArgs, buildReceiveArgs } from './sendrecv.js';
 export { parseSnapshotWritten, snapshotWrittenArgs, type WrittenRow } from './churn.js';
 export { parseHeld, parseResumeTokens, parseSnapshotSpace, parseSpace, parseWritten, snapshotSpaceArgs, spaceArgs, userrefsArgs, writtenArgs } from './props.js';
-export { targetQuery, treeQuery, hasWritten, type TargetReading, type PropRow } from './target.js';
+export { targetQuery, type TargetReading } from './target.js';
 export { SKIP_PROPERTY } from './inventory.js';
 export { classifyFlagProbe, parseZfsVersion, FLAG_PROBES } from './probe.js';
 export { checkDatasetName } from './names.js';
