@@ -5,7 +5,7 @@
 // needs the npm registry), `openzfs` (run inside the QEMU guest by
 // test/lab/run-openzfs.sh).
 // Default = unit + fuse + package: the fast lane every commit must keep green.
-import { readdirSync, readFileSync, rmSync, statSync, existsSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, statSync, existsSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -82,23 +82,31 @@ if (lane.env.ZFERRY_LANE !== 'fuse') {
 // loaded developer machines, a `zfs create` (its mount) then sits in
 // uninterruptible sleep for good and every later file hangs behind it until
 // its 10-minute limit. That is a fault of the daemon, not of zferry, and no
-// OpenZFS user meets it, so the runner watches for it: a zfs/zpool/mount
-// process in state D for WEDGE_S seconds, a zfs command running that long
-// while `zpool list` twice gets no answer, or a failed file after which
-// `zpool list` no longer answers. It then restarts zfs-fuse, destroys the
-// pools the interrupted file left, says so on stderr, and runs that file
-// again. A file that wedges past its reruns, or an ordinary failure, fails
-// the lane.
+// OpenZFS user meets it, so the runner watches for it:
+// - a process of the test file (its session: node itself writing into a
+//   mount, cp, du, zferry) or any zfs/zpool/mount process in state D for
+//   WEDGE_S seconds;
+// - a zfs command running that long while `zpool list` twice gets no answer;
+// - a failed file after which `zpool list` no longer answers, or a process is
+//   left in D waiting on a FUSE request (a timed-out file's writer: CI once
+//   lost two files to 10-minute limits that way, the second one behind the
+//   first's stuck daemon).
+// It then restarts zfs-fuse (its FUSE connections aborted through fusectl, so
+// nothing stays asleep on the dead daemon), destroys the pools the
+// interrupted file left, says so on stderr with what was stuck, and runs that
+// file again. A file that wedges past its reruns, or an ordinary failure,
+// fails the lane.
 const WEDGE_S = 90;
-// Seen on this 2-core host under load: about one deadlock per lane run. A
-// file gets two more runs, the lane six restarts in all.
-const RERUNS_PER_FILE = 2;
-const RESTARTS_PER_LANE = 6;
+// Seen on this 2-core host under load: about one deadlock per lane run; one CI
+// run met seven. A file gets three more runs, the lane ten restarts in all.
+const RERUNS_PER_FILE = 3;
+const RESTARTS_PER_LANE = 10;
 const isZfsFile = (f) => !f.includes(`${join('test', 'unit')}/`) && !f.includes(`${join('test', 'package')}/`);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const FUSECTL = '/sys/fs/fuse/connections';
 
-/** zfs, zpool and mount processes: pid → state letter (D: uninterruptible sleep). */
-function zfsProcesses() {
+/** Every process: pid → { comm, state letter (D: uninterruptible sleep), session id }. */
+function processes() {
   const out = new Map();
   for (const pid of readdirSync('/proc')) {
     if (!/^\d+$/.test(pid)) continue;
@@ -108,8 +116,63 @@ function zfsProcesses() {
     } catch {
       continue;
     }
-    const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
-    if (/^(zfs|zpool|mount|umount)$/.test(comm)) out.set(pid, stat.charAt(stat.lastIndexOf(')') + 2));
+    const close = stat.lastIndexOf(')');
+    const comm = stat.slice(stat.indexOf('(') + 1, close);
+    const [state, , , session] = stat.slice(close + 2).split(' ');
+    out.set(pid, { comm, state, session: Number(session) });
+  }
+  return out;
+}
+
+const isZfsCommand = (comm) => /^(zfs|zpool|mount|umount)$/.test(comm);
+const readProc = (pid, file) => {
+  try {
+    return readFileSync(`/proc/${pid}/${file}`, 'utf8');
+  } catch {
+    return '';
+  }
+};
+const commandLine = (pid) => readProc(pid, 'cmdline').split('\0').filter(Boolean).join(' ');
+
+// Where a thread waits for a FUSE daemon's answer. It may sleep there in S
+// (request_wait_answer waits interruptibly first), so state D alone misses it;
+// and in node it is a worker thread, not the main one, that waits.
+const FUSE_WAIT = /request_wait_answer|fuse_get_req|fuse_wait|fuse_.*_wait/;
+
+/**
+ * The threads of process `pid` asleep now in D or on a FUSE answer:
+ * "pid/tid" → { state, wchan, fuse, cpu }. cpu (ns run, schedstat) tells a
+ * stuck thread from one that makes progress through many short waits.
+ */
+function hungThreads(pid) {
+  const out = new Map();
+  let tids;
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const tid of tids) {
+    const t = `${pid}/task/${tid}`;
+    const stat = readProc(t, 'stat');
+    const state = stat.charAt(stat.lastIndexOf(')') + 2);
+    if (state !== 'D' && state !== 'S') continue;
+    const wchan = readProc(t, 'wchan');
+    const where = wchan && wchan !== '0' ? wchan : readProc(t, 'stack').split('\n').slice(0, 4).join(' ');
+    const fuse = FUSE_WAIT.test(where);
+    if (state === 'D' || fuse) out.set(`${pid}/${tid}`, { state, wchan: wchan || '?', fuse, cpu: readProc(t, 'schedstat').split(' ')[0] });
+  }
+  return out;
+}
+
+/** Threads anywhere (zfs-fuse's own aside) asleep on a FUSE answer: "pid/tid" → { what, cpu }. */
+function fuseSleepers() {
+  const out = new Map();
+  for (const [pid, p] of processes()) {
+    if (p.comm === 'zfs-fuse') continue;
+    for (const [key, t] of hungThreads(pid)) {
+      if (t.fuse || /fuse/.test(readProc(`${pid}/task/${key.split('/')[1]}`, 'stack'))) out.set(key, { what: `${p.comm} (pid ${pid}) [${t.state}, ${t.wchan}]`, cpu: t.cpu });
+    }
   }
   return out;
 }
@@ -134,10 +197,38 @@ function destroyOrphanPools() {
   }
 }
 
+/** fusectl, where a FUSE connection can be aborted whatever its daemon does; mounted here if it is not. */
+function mountFusectl() {
+  if (existsSync(FUSECTL) && readdirSync(FUSECTL).length === 0 && !readFileSync('/proc/mounts', 'utf8').includes(' fusectl ')) {
+    spawnSync('mount', ['-t', 'fusectl', 'fusectl', FUSECTL], { stdio: 'ignore', timeout: 10_000 });
+  }
+}
+
+/** zfs-fuse's FUSE connections (its fuse.zfs mounts and /zfs-kstat), by fusectl id (the mount's minor device number). */
+function zfsFuseConnections() {
+  const ids = new Set();
+  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+    const f = line.split(' ');
+    const type = f[f.indexOf('-') + 1];
+    if (type === 'fuse.zfs' || f[4] === '/zfs-kstat') ids.add(f[2].split(':')[1]);
+  }
+  return ids;
+}
+
 async function restartZfsFuse() {
+  const connections = zfsFuseConnections();
+  // Connections left over from an earlier restart (lazily unmounted, so in no mount table) go too.
+  const mounted = new Set(readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[2]?.split(':')[1]));
+  for (const id of existsSync(FUSECTL) ? readdirSync(FUSECTL) : []) if (!mounted.has(id)) connections.add(id);
   spawnSync('pkill', ['-9', '-x', 'zfs-fuse']);
+  // A daemon thread asleep on one of its own mounts cannot die of SIGKILL; aborting the connections wakes every sleeper with ENOTCONN.
+  for (const id of connections) {
+    try {
+      writeFileSync(join(FUSECTL, id, 'abort'), '1');
+    } catch {}
+  }
   for (let i = 0; i < 100 && spawnSync('pgrep', ['-x', 'zfs-fuse']).status === 0; i++) await sleep(100);
-  // Its mounts now answer ENOTCONN; the processes stuck on them wake with an error.
+  if (spawnSync('pgrep', ['-x', 'zfs-fuse']).status === 0) console.error('test/run.mjs: the old zfs-fuse is still alive 10 s after SIGKILL');
   for (const line of readFileSync('/proc/mounts', 'utf8').split('\n')) {
     const [, mnt, type] = line.split(' ');
     if (type === 'fuse.zfs') spawnSync('umount', ['-l', mnt.replace(/\\040/g, ' ')], { stdio: 'ignore' });
@@ -148,58 +239,77 @@ async function restartZfsFuse() {
   destroyOrphanPools();
 }
 
-/** The zfs commands found hanging by the last wedge. */
+/** What was found hanging by the last wedge: commands, and processes asleep on FUSE. */
 let stuckCommands = [];
+
+/** After a failed file: is the daemon gone quiet, or is something still asleep on one of its mounts (seen twice, 5 s apart, with no CPU time gained)? */
+async function leftWedged() {
+  if (!zpoolAnswers()) return true;
+  const first = fuseSleepers();
+  if (first.size === 0) return false;
+  await sleep(5_000);
+  const still = [...fuseSleepers()].filter(([pid, s]) => first.get(pid)?.cpu === s.cpu).map(([, s]) => s.what);
+  stuckCommands.push(...still.map((w) => `asleep on FUSE: ${w}`));
+  return still.length > 0;
+}
 
 /** Runs `node --test` on `list`; resolves to 'ok', 'failed' or 'wedged'. */
 function runFiles(list, watch) {
   const [cmd, args] = nodeTest(list);
+  // detached: the file runs in its own session, whose id is its pid.
   const child = spawn(cmd, args, { stdio: 'inherit', env, detached: true });
   return new Promise((resolve) => {
-    // pid → when first seen, and when first seen in state D.
+    // Watched processes: pid → when first seen; their threads asleep: "pid/tid" → since when, while they gain no CPU time.
     const seen = new Map();
+    const hung = new Map();
     let failedProbes = 0;
     let lastProbe = 0;
     let wedged = false;
     const timer = watch
       ? setInterval(() => {
           const now = Date.now();
-          const procs = zfsProcesses();
+          const procs = new Map([...processes()].filter(([, p]) => p.session === child.pid || isZfsCommand(p.comm)));
           for (const pid of seen.keys()) if (!procs.has(pid)) seen.delete(pid);
-          for (const [pid, state] of procs) {
-            const s = seen.get(pid) ?? { since: now, d: null };
-            s.d = state === 'D' ? (s.d ?? now) : null;
-            seen.set(pid, s);
+          const threads = new Map();
+          for (const [pid, p] of procs) {
+            if (!seen.has(pid)) seen.set(pid, { since: now, zfs: isZfsCommand(p.comm), comm: p.comm });
+            for (const [key, t] of hungThreads(pid)) threads.set(key, { ...t, pid });
           }
-          const old = [...seen.values()];
-          let stuck = old.some((s) => s.d !== null && now - s.d > WEDGE_S * 1000);
+          for (const key of hung.keys()) if (!threads.has(key)) hung.delete(key);
+          for (const [key, t] of threads) {
+            const h = hung.get(key);
+            hung.set(key, { ...t, since: h && h.cpu === t.cpu ? h.since : now });
+          }
+          const long = (since) => now - since > WEDGE_S * 1000;
+          let stuck = [...hung.values()].some((h) => long(h.since));
           // A zfs command that waits on the daemon's socket sleeps in S, not D:
           // when one has run for WEDGE_S, ask the daemon itself (twice, 30 s apart).
-          if (!stuck && old.some((s) => now - s.since > WEDGE_S * 1000) && now - lastProbe > 30_000) {
+          if (!stuck && [...seen.values()].some((s) => s.zfs && long(s.since)) && now - lastProbe > 30_000) {
             lastProbe = now;
             failedProbes = zpoolAnswers() ? 0 : failedProbes + 1;
             stuck = failedProbes >= 2;
           }
           if (stuck && !wedged) {
             wedged = true;
-            // Named in the runner's line: which zfs call the daemon left hanging.
-            for (const [pid, st] of seen) {
-              if (st.d === null && now - st.since <= WEDGE_S * 1000) continue;
-              try {
-                stuckCommands.push(readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean).join(' '));
-              } catch {}
+            // Named in the runner's line: which call the daemon left hanging, and where it sleeps.
+            const named = new Map();
+            for (const h of hung.values()) {
+              const p = seen.get(h.pid);
+              if (p && long(h.since) && !named.has(h.pid)) named.set(h.pid, `${p.zfs ? commandLine(h.pid) : `${p.comm} (pid ${h.pid})`} [${h.state}, ${h.wchan}]`);
             }
+            for (const [pid, p] of seen) if (p.zfs && long(p.since) && !named.has(pid)) named.set(pid, commandLine(pid));
+            stuckCommands.push(...[...named.values()].filter(Boolean));
             try {
               process.kill(-child.pid, 'SIGKILL');
             } catch {}
           }
         }, 5_000)
       : null;
-    child.on('exit', (code) => {
+    child.on('exit', async (code) => {
       if (timer) clearInterval(timer);
       if (wedged) return resolve('wedged');
       if (code === 0) return resolve('ok');
-      resolve(watch && !zpoolAnswers() ? 'wedged' : 'failed');
+      resolve(watch && (await leftWedged()) ? 'wedged' : 'failed');
     });
   });
 }
@@ -209,6 +319,7 @@ const restarts = [];
 const plain = files.filter((f) => !isZfsFile(f));
 if (plain.length > 0 && (await runFiles(plain, false)) !== 'ok') failed.push('unit/package files');
 if (files.some(isZfsFile)) {
+  mountFusectl();
   if (!zpoolAnswers()) await restartZfsFuse();
   destroyOrphanPools();
 }
@@ -216,8 +327,8 @@ for (const file of files.filter(isZfsFile)) {
   const name = file.slice(dist.length + 1);
   let outcome = await runFiles([file], true);
   for (let again = 1; outcome === 'wedged' && again <= RERUNS_PER_FILE && restarts.length < RESTARTS_PER_LANE; again++) {
-    const hung = stuckCommands.length ? `: ${stuckCommands.slice(0, 3).join('; ')}` : '';
-    console.error(`test/run.mjs: zfs-fuse deadlocked during ${name} (a zfs process in uninterruptible sleep ${WEDGE_S} s, or zpool list not answering${hung}); restarting zfs-fuse and running ${name} again (${again} of at most ${RERUNS_PER_FILE})`);
+    const hung = stuckCommands.length ? `: ${stuckCommands.slice(0, 4).join('; ')}` : '';
+    console.error(`test/run.mjs: zfs-fuse deadlocked during ${name} (a process asleep on it ${WEDGE_S} s, or zpool list not answering${hung}); restarting zfs-fuse and running ${name} again (${again} of at most ${RERUNS_PER_FILE})`);
     stuckCommands = [];
     restarts.push(name);
     await restartZfsFuse();
