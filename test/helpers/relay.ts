@@ -61,3 +61,20 @@ export async function listening(port: number): Promise<boolean> {
 export function untilListening(port: number, ms = 30_000): Promise<void> {
   return waitFor(`a listener on port ${port}`, () => listening(port), ms);
 }
+
+/**
+ * For a test's catch: stops the long-running peers (a receiver started by
+ * startZferry) and adds the end of each one's stderr and stdout to `err`, so
+ * that a reply that never came says what the other side did.
+ */
+export async function withPeerOutput(err: unknown, peers: Record<string, ResultPromise>): Promise<unknown> {
+  const tail = (s: unknown) => String(s ?? '').trim().slice(-2000) || '(nothing)';
+  const told: string[] = [];
+  for (const [name, p] of Object.entries(peers)) {
+    await stop(p);
+    const r = await p;
+    told.push(`${name} (exit ${r.exitCode ?? r.signal}) stderr: ${tail(r.stderr)}\n${name} stdout: ${tail(r.stdout)}`);
+  }
+  if (err instanceof Error) err.message += `\n${told.join('\n')}`;
+  return err;
+}

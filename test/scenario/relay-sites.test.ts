@@ -11,7 +11,7 @@ import path from 'node:path';
 import { makePool, run, type TestPool } from '../helpers/zfslab.js';
 import { zferry, zferryOk } from '../helpers/cli.js';
 import { snapshot, writeData } from '../helpers/fixtures.js';
-import { LOOP, sourceId, startZferry, stop, stopAll, untilListening, waitFor } from '../helpers/relay.js';
+import { LOOP, sourceId, startZferry, stop, stopAll, untilListening, waitFor, withPeerOutput } from '../helpers/relay.js';
 
 // Away from relay.test.ts (40000+), hostile-relay (52000+) and hostile-held (30000+); the pid spreads parallel runs.
 const BASE = 20000 + (process.pid % 1000) * 4;
@@ -91,6 +91,8 @@ test('relay run for site vault: the site travels in bundle and receipt, both sid
     const t = JSON.parse((await zferry('status', '--target', target, '--json')).stdout).targets[0];
     assert.equal(t.lastImport.outcome, 'ok');
     assert.equal(t.newest.name, 'two');
+  } catch (err) {
+    throw await withPeerOutput(err, { receiver });
   } finally {
     await stop(receiver);
   }

@@ -14,7 +14,7 @@ import { execa, type ResultPromise } from 'execa';
 import { makePool, run, type TestPool } from '../helpers/zfslab.js';
 import { CLI, zferry, zferryOk } from '../helpers/cli.js';
 import { AUTO, buildSource, fingerprint, guidList, snapshot, writeData } from '../helpers/fixtures.js';
-import { LOOP, bundlesIn, sourceId, startZferry, stop, stopAll, untilListening, waitFor } from '../helpers/relay.js';
+import { LOOP, bundlesIn, sourceId, startZferry, stop, stopAll, untilListening, waitFor, withPeerOutput } from '../helpers/relay.js';
 
 // Distinct per test and away from common services; the pid spreads parallel runs.
 const BASE = 40000 + (process.pid % 2000) * 10;
@@ -105,6 +105,8 @@ test('relay run: a first seed and two scheduled rounds end with target = source,
     assert.equal(locked.code, 1);
     assert.match(locked.stderr, new RegExp(`a relay round on ${sendSpool} is already running, by pid ${process.pid} .*; this run did nothing`));
     await rm(path.join(sendSpool, '.zferry-relay.lock'));
+  } catch (err) {
+    throw await withPeerOutput(err, { receiver });
   } finally {
     await stop(receiver);
   }
