@@ -270,11 +270,43 @@ function reapLeftovers(group, list) {
   console.error(`test/run.mjs: ${list.length === 1 ? list[0].slice(dist.length + 1) : 'the files'} left ${left.length} process(es) running (${names}); killed`);
 }
 
+/**
+ * Passes a file's stdout and stderr through as they come and keeps their last
+ * 256 KiB, so that a failure can be shown again where a log's tail shows it.
+ */
+function keepTail(child) {
+  let kept = '';
+  const keep = (from, sink) => {
+    from.setEncoding('utf8');
+    from.on('data', (text) => {
+      sink.write(text);
+      kept = (kept + text).slice(-256 * 1024);
+    });
+  };
+  keep(child.stdout, process.stdout);
+  keep(child.stderr, process.stderr);
+  return () => kept;
+}
+
+/**
+ * What a failed file said of its failures: node's spec reporter ends with a
+ * "failing tests" section (each failure with its error and stack); a file that
+ * ended without one (killed, timed out, crashed) is shown by its last lines.
+ */
+function failureSummary(text) {
+  const at = text.lastIndexOf('✖ failing tests:');
+  // Frames inside node itself say nothing about the test.
+  const lines = (at >= 0 ? text.slice(at) : text).trimEnd().split('\n').filter((l) => !/^\s+at .*\(node:/.test(l));
+  const shown = at >= 0 ? lines.slice(0, 120) : lines.slice(-60);
+  return shown.join('\n') + (at >= 0 && lines.length > shown.length ? `\n… (${lines.length - shown.length} more lines: the file's own output above has them)` : '');
+}
+
 /** Runs `node --test` on `list`; resolves to 'ok', 'failed' or 'wedged'. */
 function runFiles(list, watch) {
   const [cmd, args] = nodeTest(list);
   // detached: the file runs in its own session, whose id is its pid.
-  const child = spawn(cmd, args, { stdio: 'inherit', env, detached: true });
+  const child = spawn(cmd, args, { stdio: ['inherit', 'pipe', 'pipe'], env, detached: true });
+  const output = keepTail(child);
   return new Promise((resolve) => {
     // Watched processes: pid → when first seen; their threads asleep: "pid/tid" → since when, while they gain no CPU time.
     const seen = new Map();
@@ -325,15 +357,21 @@ function runFiles(list, watch) {
     child.on('exit', async (code) => {
       if (timer) clearInterval(timer);
       reapLeftovers(child.pid, list);
+      // The file's last output (its failure summary) is read once its pipes close; a process it left outside its group could hold them open.
+      await Promise.race([new Promise((r) => child.once('close', r)), new Promise((r) => setTimeout(r, 5_000))]);
       if (wedged) return resolve('wedged');
       if (code === 0) return resolve('ok');
-      resolve(watch && (await leftWedged()) ? 'wedged' : 'failed');
+      const outcome = watch && (await leftWedged()) ? 'wedged' : 'failed';
+      if (outcome === 'failed') failures.push({ name: list.length === 1 ? list[0].slice(dist.length + 1) : 'unit/package files', text: failureSummary(output()) });
+      resolve(outcome);
     });
   });
 }
 
 const failed = [];
 const restarts = [];
+// A failed file's summary, printed again at the end of the lane: CI logs are read from the tail.
+const failures = [];
 const plain = files.filter((f) => !isZfsFile(f));
 if (plain.length > 0 && (await runFiles(plain, false)) !== 'ok') failed.push('unit/package files');
 if (files.some(isZfsFile)) {
@@ -354,6 +392,7 @@ for (const file of files.filter(isZfsFile)) {
   }
   if (outcome !== 'ok') failed.push(outcome === 'wedged' ? `${name} (zfs-fuse deadlocked)` : name);
 }
+for (const f of failures) console.log(`\ntest/run.mjs: ${f.name} failed; what it said, again:\n${f.text}`);
 const zfsCount = files.filter(isZfsFile).length;
 console.log(`\ntest/run.mjs: lane ${arg}: ${files.length} files (${zfsCount} on zfs-fuse, one at a time); zfs-fuse restarts: ${restarts.length}${restarts.length ? ` (${restarts.join(', ')})` : ''}; failed: ${failed.length ? failed.join(', ') : 'none'}`);
 process.exit(failed.length ? 1 : 0);
