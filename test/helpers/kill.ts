@@ -78,6 +78,6 @@ export async function childrenOf(pid: number): Promise<number[]> {
 }
 
 export async function waitGone(pid: number): Promise<void> {
-  const deadline = Date.now() + 15_000;
+  const deadline = Date.now() + 60_000;
   while (existsSync(`/proc/${pid}`) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
 }

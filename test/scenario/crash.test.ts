@@ -48,11 +48,11 @@ async function killAtWith(point: string, env: Record<string, string>, settle: ()
   return killAtPoint(point, { dir: work, env, settle }, ...args);
 }
 
-/** Polls `check` until it holds (≤ 15 s). */
+/** Polls `check` until it holds (≤ 60 s: zfs-fuse on a loaded CI host commits late). */
 async function until(what: string, check: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + 15_000;
+  const deadline = Date.now() + 60_000;
   while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`${what}: not within 15 s`);
+    if (Date.now() > deadline) throw new Error(`${what}: not within 60 s`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }
