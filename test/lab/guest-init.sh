@@ -27,7 +27,9 @@ modprobe -q virtio_rng
 modprobe virtio_console
 # The port's name comes from the host over the control queue after the
 # driver has bound: on a loaded host it was seen arriving after the first
-# look, and the run's output then went to the console instead. Look for 10 s.
+# look, and the run's output then went to the console instead, which the host
+# does not stream (a CI run showed nothing of its lane for an hour). Look for
+# 10 s; without it, write to /lab/out.log (9p), which the host follows too.
 port=""
 tries=0
 while [ -z "$port" ] && [ $tries -lt 100 ]; do
@@ -36,7 +38,7 @@ while [ -z "$port" ] && [ $tries -lt 100 ]; do
   done
   [ -n "$port" ] || { sleep 0.1; tries=$((tries + 1)); }
 done
-if [ -z "$port" ]; then say "no virtio-serial port lab.out after 10 s"; port=/dev/console; fi
+if [ -z "$port" ]; then say "no virtio-serial port lab.out after 10 s: output to /lab/out.log"; port=/lab/out.log; fi
 
 mkdir -p "$LAB_REPO"
 if ! mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 repo "$LAB_REPO"; then

@@ -139,14 +139,16 @@ done
 limit=${ZFERRY_LAB_TIMEOUT:-40m}
 say "booting $(basename "$img") ($accel, ${#disks[@]} scratch disk(s), timeout $limit)"
 : > "$run/out.log"
+: > "$run/lab/out.log"
 : > "$run/console.log"
 timeout -k 10 "$limit" "${q[@]}" </dev/null >"$run/qemu.log" 2>&1 &
 qpid=$!
 if [[ ${ZFERRY_LAB_VERBOSE:-} == 1 ]]; then
   tail -n +1 -f --pid="$qpid" "$run/console.log" >&2 &
 fi
-# tail exits (after a last read) once qemu is gone.
-tail -n +1 -f --pid="$qpid" "$run/out.log" || true
+# tail exits (after a last read) once qemu is gone. The guest writes to the
+# virtio-serial port, or to lab/out.log (9p) when the port never got its name.
+tail -q -n +1 -f --pid="$qpid" "$run/out.log" "$run/lab/out.log" || true
 qrc=0
 wait "$qpid" || qrc=$?
 qpid=""
