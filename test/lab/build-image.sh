@@ -28,8 +28,10 @@ SECURITY_MIRROR=${ZFERRY_LAB_SECURITY_MIRROR:-http://deb.debian.org/debian-secur
 IMAGE_SIZE=4G
 
 mkdir -p "$LAB_CACHE"
-# One build at a time per cache; a second caller waits and then reuses.
-exec 9>"$LAB_CACHE/.build.lock"
+# One build at a time per flavour; a second caller waits and then reuses.
+# Flavours build side by side (CI builds 2.1 while the 2.3 lane runs, whose
+# reuse must not wait for that build).
+exec 9>"$LAB_CACHE/.build-zfs$LAB_ZFS.lock"
 flock 9
 
 out=$(lab_image_dir)
