@@ -28,7 +28,7 @@ modprobe virtio_console
 # The port's name comes from the host over the control queue after the
 # driver has bound: on a loaded host it was seen arriving after the first
 # look, and the run's output then went to the console instead, which the host
-# does not stream (a CI run showed nothing of its lane for an hour). Look for
+# does not stream (a CI run showed nothing of its lane until it was killed). Look for
 # 10 s; without it, write to /lab/out.log (9p), which the host follows too.
 port=""
 tries=0
