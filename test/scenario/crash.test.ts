@@ -16,6 +16,7 @@ import { makePool, run, type TestPool } from '../helpers/zfslab.js';
 import { twoPools, type TwoPools } from '../helpers/scenario.js';
 import { zferry, zferryOk } from '../helpers/cli.js';
 import { killAt as killAtPoint } from '../helpers/kill.js';
+import { waitFor } from '../helpers/relay.js';
 import { fingerprint, guidList, snapshot, writeData } from '../helpers/fixtures.js';
 
 let src: TestPool;
@@ -46,15 +47,6 @@ async function killAt(point: string, ...args: string[]): Promise<void> {
  */
 async function killAtWith(point: string, env: Record<string, string>, settle: () => Promise<void>, ...args: string[]): Promise<void> {
   return killAtPoint(point, { dir: work, env, settle }, ...args);
-}
-
-/** Polls `check` until it holds (≤ 60 s: zfs-fuse on a loaded CI host commits late). */
-async function until(what: string, check: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + 60_000;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`${what}: not within 60 s`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 async function manifestOf(bundle: string): Promise<{ streams: Array<{ index: number; dataset: string; kind: string; rawBytes: number; intermediates: boolean; sendFlags: string[]; creates: Array<{ name: string }> }> }> {
@@ -151,7 +143,8 @@ test('an -I stream killed after some of its snapshots were committed is complete
   const cut = two + three + Math.floor(four / 2);
   const snaps = async () => (await guidList(target)).map((g) => g.split('=')[0]);
   await killAtWith('import:stream:1', { ZFERRY_TEST_PAUSE_BYTES: String(cut) },
-    () => until('zfs recv commits @two and @three', async () => (await snaps()).includes('@three')),
+    // Up to 60 s: zfs-fuse on a loaded CI host commits late.
+    () => waitFor('zfs recv to commit @two and @three', async () => (await snaps()).includes('@three'), 60_000),
     'import', second, target);
   assert.deepEqual(await snaps(), ['@one', '@three', '@two'], '@two and @three committed, @four not');
 
