@@ -261,14 +261,17 @@ async function leftWedged() {
 }
 
 /**
- * What a file left running in its process group (an mbuffer listener of a
- * receiver a test killed as a power cut, still bound to its port for its
- * 300 s watchdog) is killed when the file ends: a later file whose ports
- * happen to meet it would push into it and wait for a receipt that never
- * comes (two relay files failed so in one lane). Named on stderr.
+ * What a file left running in its process group is killed when the file
+ * ends, and named on stderr. It was once an mbuffer listener of a receiver a
+ * test had killed as a power cut, bound to its port until a peer came: a
+ * later file pushed into it and waited for a receipt that never came (two
+ * relay files failed so in one lane). zferry now runs mbuffer under setpriv
+ * --pdeathsig and the relay tests take free ports, so a report here is news.
  */
 function reapLeftovers(group, list) {
-  const left = [...processes()].filter(([, p]) => p.pgrp === group);
+  // A zombie holds no port: its parent (a zferry the test killed) is gone, and
+  // an init that does not reap (a container's) keeps it listed. Not counted.
+  const left = [...processes()].filter(([, p]) => p.pgrp === group && p.state !== 'Z');
   if (left.length === 0) return;
   try {
     process.kill(-group, 'SIGKILL');

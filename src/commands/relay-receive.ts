@@ -8,7 +8,7 @@ import { basename, dirname, resolve } from 'node:path';
 import { ZferryError, oneLine } from '../errors.js';
 import { stopAndWait } from '../subprocess.js';
 import type { Zfs } from '../zfs/index.js';
-import { DEFAULT_IDLE_TIMEOUT_SECONDS, ensureMbuffer, formatEndpoint, mbufferIn, mbufferOut, type Endpoint, type MbufferTuning } from '../mbuffer/index.js';
+import { DEFAULT_IDLE_TIMEOUT_SECONDS, ensureMbuffer, formatEndpoint, ListenError, mbufferIn, mbufferOut, type Endpoint, type MbufferTuning } from '../mbuffer/index.js';
 import { unpackInto, type UnpackResult } from '../relay/unpack.js';
 import { readHoldings, type Holdings, type HoldingsMessage } from '../relay/holdings.js';
 import { makeReply, type RelayReply, type SignedReceipt } from '../relay/reply.js';
@@ -22,6 +22,9 @@ import { runImport, SOURCE_PROPERTY, topmostMissing, type ImportResult } from '.
 import { acquireLock, spoolLockFile } from '../state/lock.js';
 import { REPLY_TUNING } from './relay-send.js';
 import { silentProgress, type Progress } from '../progress.js';
+
+/** Pauses before listening again after mbuffer could not take the port; then the receiver gives up with that error. */
+const LISTEN_RETRY_SECONDS = [1, 2, 4];
 
 /** Attempts to deliver a receipt; the sender listens from before its push until its receipt timeout. */
 const REPLY_ATTEMPTS = 5;
@@ -161,9 +164,9 @@ async function receiveOne(opts: RelayReceiveOptions, served: Served): Promise<Tr
       result.bundles = un.bundles;
       result.bytes = un.bytes;
     } catch (err) {
-      // An idle peer's cut says more as mbuffer's watchdog line than as a short tar stream.
+      // An idle peer's cut, or a port that could not be taken, says more as mbuffer's own line than as a short tar stream.
       const mbErr = await stopAndWait(mb);
-      throw mbErr && /idle timeout/.test(oneLine(mbErr)) ? mbErr : err;
+      throw mbErr && (mbErr instanceof ListenError || /idle timeout/.test(oneLine(mbErr))) ? mbErr : err;
     } finally {
       await mb.done.catch(() => undefined);
       if (begun) progress.endStream();
@@ -187,6 +190,8 @@ async function receiveOne(opts: RelayReceiveOptions, served: Served): Promise<Tr
     }
     result.ok = true;
   } catch (err) {
+    // No transfer began: the caller decides whether to listen again.
+    if (err instanceof ListenError) throw err;
     result.error = oneLine(err);
   }
   if (opts.replyTo !== null && begun && (opts.importTarget !== null || !result.ok)) {
@@ -242,8 +247,21 @@ export async function runRelayReceive(opts: RelayReceiveOptions): Promise<Transf
   try {
     const o = { ...opts, spool };
     const served = await prepare(o, spool);
+    let listenFailures = 0;
     for (;;) {
-      const t = await receiveOne(o, served);
+      let t: TransferResult;
+      try {
+        t = await receiveOne(o, served);
+      } catch (err) {
+        // A port held by another process is not a transfer that failed: never spin on it.
+        // A receiver restarted at once may find its predecessor's mbuffer still exiting, so a few tries.
+        if (!(err instanceof ListenError) || listenFailures >= LISTEN_RETRY_SECONDS.length) throw err;
+        const wait = LISTEN_RETRY_SECONDS[listenFailures++];
+        opts.notice?.(`${oneLine(err)}; listening again in ${wait} s`);
+        await new Promise((r) => setTimeout(r, wait * 1000));
+        continue;
+      }
+      listenFailures = 0;
       await opts.onTransfer?.(t);
       if (opts.once) {
         if (!t.ok) throw new ZferryError(t.error ?? 'relay receive failed', {});

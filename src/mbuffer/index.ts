@@ -99,11 +99,42 @@ function missing(): ZferryError {
   return new ZferryError('mbuffer is not installed or not on PATH: install it (Debian: apt-get install mbuffer)', { command: [MBUFFER] });
 }
 
-/** Fails with one clear line when mbuffer cannot be run at all. */
+/**
+ * How mbuffer is started: through `setpriv --pdeathsig TERM --` where
+ * util-linux's setpriv has that option (Linux), so that a zferry killed
+ * outright (SIGKILL, the OOM killer) takes its mbuffer with it. A listener
+ * left behind holds the port until some peer connects, and the next receiver
+ * could not listen. Elsewhere (FreeBSD, illumos, an old setpriv) mbuffer runs
+ * directly; a SIGTERM or Ctrl-C stops it either way (execa's cleanup).
+ * Decided by ensureMbuffer, which every relay command awaits first.
+ */
+let launcher: string[] = [];
+
+const PDEATHSIG = ['setpriv', '--pdeathsig', 'TERM', '--'];
+
+/** The program and arguments that start `mbuffer args` (exported for tests). */
+export function mbufferCommand(args: string[]): [string, string[]] {
+  const [file, ...pre] = [...launcher, MBUFFER];
+  return [file, [...pre, ...args]];
+}
+
+/** Fails with one clear line when mbuffer cannot be run at all; learns whether setpriv can tie its life to ours. */
 export async function ensureMbuffer(): Promise<void> {
+  const guarded = await execa(PDEATHSIG[0], [...PDEATHSIG.slice(1), MBUFFER, '-V'], { reject: false, stdin: 'ignore', timeout: 10_000 });
+  if (guarded.exitCode === 0) {
+    launcher = PDEATHSIG;
+    return;
+  }
+  launcher = [];
   const r = await execa(MBUFFER, ['-V'], { reject: false, stdin: 'ignore', timeout: 10_000 });
   if ((r as { code?: string }).code === 'ENOENT' || r.exitCode === undefined || r.exitCode === 127) throw missing();
 }
+
+/**
+ * A listener that could not take its port (in use, not permitted): the
+ * transfer never began, and listening again at once would fail the same way.
+ */
+export class ListenError extends ZferryError {}
 
 /** Marks the error of an mbuffer that its watchdog (-W) ended: the peer went idle. */
 export const IDLE_TIMEOUT = 'idle timeout';
@@ -119,7 +150,18 @@ function wrap(sub: ResultPromise, args: string[], what: string): Promise<void> {
     () => undefined,
     (err: { code?: string; exitCode?: number; signal?: string; stderr?: unknown; isTerminated?: boolean; timedOut?: boolean }) => {
       if (err.code === 'ENOENT') throw missing();
-      const stderr = String(err.stderr ?? '').split('\n').filter((l) => l && !/warning: (No controlling terminal|HOME)/.test(l)).join(' | ').trim();
+      const lines = String(err.stderr ?? '').split('\n').filter((l) => l && !/warning: (No controlling terminal|HOME)/.test(l));
+      const stderr = lines.join(' | ').trim();
+      if (args.includes('-I') && /Unable to initialize network input/.test(stderr)) {
+        // One line per address family, usually the same reason twice.
+        const reasons = [...new Set(lines.map((l) => /could not bind to socket for \S+: (.+)$/.exec(l)?.[1]?.trim()).filter((r): r is string => !!r))];
+        const on = args[args.indexOf('-I') + 1];
+        const port = on.replace(/^.*:/, '');
+        throw new ListenError(
+          `mbuffer cannot listen on ${on}: ${reasons.join('; ') || stderr}${reasons.some((r) => /in use/i.test(r)) ? ` (another process holds the port; \`ss -ltnp 'sport = :${port}'\` names it)` : ''}`,
+          { command: [MBUFFER, ...args], exitCode: err.exitCode, stderr },
+        );
+      }
       const w = args.indexOf('-W');
       if (w >= 0 && /watchdog timeout/.test(stderr)) {
         throw new ZferryError(`mbuffer ${what}: nothing moved for ${args[w + 1]} s (${IDLE_TIMEOUT}); the connection was dropped`, {
@@ -137,7 +179,7 @@ function wrap(sub: ResultPromise, args: string[], what: string): Promise<void> {
 /** Starts a sender; write the payload to `stdin` and end it, then await `done`. */
 export function mbufferOut(to: Endpoint, t: MbufferTuning, opts: { watchdogSeconds?: number } = {}): MbufferProcess & { stdin: Writable } {
   const args = sendArgs(to, t, opts.watchdogSeconds);
-  const sub = execa(MBUFFER, args, { stdin: 'pipe', stdout: 'ignore', stderr: 'pipe', buffer: { stderr: true } });
+  const sub = execa(...mbufferCommand(args), { stdin: 'pipe', stdout: 'ignore', stderr: 'pipe', buffer: { stderr: true } });
   const done = wrap(sub, args, `to ${formatEndpoint(to)}`);
   done.catch(() => undefined);
   return { stdin: sub.stdin!, done, kill: () => void sub.kill('SIGTERM') };
@@ -146,7 +188,7 @@ export function mbufferOut(to: Endpoint, t: MbufferTuning, opts: { watchdogSecon
 /** Starts a listener for one connection; read `stdout` to its end, then await `done`. */
 export function mbufferIn(on: Endpoint, t: MbufferTuning, opts: { timeoutMs?: number; watchdogSeconds?: number } = {}): MbufferProcess & { stdout: Readable } {
   const args = listenArgs(on, t, opts.watchdogSeconds);
-  const sub = execa(MBUFFER, args, {
+  const sub = execa(...mbufferCommand(args), {
     stdin: 'ignore', stdout: 'pipe', stderr: 'pipe', buffer: { stdout: false, stderr: true },
     ...(opts.timeoutMs ? { timeout: opts.timeoutMs } : {}),
   });

@@ -47,14 +47,14 @@ export function startZferry(...args: string[]): ResultPromise {
 export async function stopZferry(p: ResultPromise, hard = false): Promise<void> {
   if (p.exitCode !== undefined && p.exitCode !== null) return;
   p.kill(hard ? 'SIGKILL' : 'SIGTERM');
-  const ended = await Promise.race([p.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 5_000))]);
-  if (!ended) {
+  if ((await within(p.then(() => true), 5_000)) === null) {
     p.kill('SIGKILL');
-    await Promise.race([p, new Promise((r) => setTimeout(r, 5_000))]);
+    await within(p, 5_000);
   }
 }
 
 /** The process's result, or null when it is still running after `ms`. */
 export function within<T>(p: Promise<T>, ms: number): Promise<T | null> {
-  return Promise.race([p, new Promise<null>((r) => setTimeout(() => r(null), ms))]);
+  // The timer is not what keeps a test file alive once its tests are done.
+  return Promise.race([p, new Promise<null>((r) => setTimeout(() => r(null), ms).unref())]);
 }

@@ -1,8 +1,9 @@
 /** Processes and facts the relay tests share: zferry children killed by their handle, bounded waits, spool contents, source ids. */
 import { readdir } from 'node:fs/promises';
+import net from 'node:net';
 import path from 'node:path';
 import { execa, type ResultPromise } from 'execa';
-import { CLI, STATE_DIR, stopZferry } from './cli.js';
+import { CLI, STATE_DIR, stopZferry, within } from './cli.js';
 import { run } from './zfslab.js';
 
 export const LOOP = '127.0.0.1';
@@ -25,10 +26,10 @@ export async function stopAll(): Promise<void> {
 
 /** The process's result, or null when it has not ended within `ms`. */
 export function finished<T>(p: Promise<T>, ms = 30_000): Promise<T | null> {
-  return Promise.race([p, new Promise<null>((r) => setTimeout(() => r(null), ms))]);
+  return within(p, ms);
 }
 
-export async function waitFor(what: string, cond: () => Promise<boolean>, ms = 30_000): Promise<void> {
+export async function waitFor(what: string, cond: () => boolean | Promise<boolean>, ms = 30_000): Promise<void> {
   const deadline = Date.now() + ms;
   while (Date.now() < deadline) {
     if (await cond()) return;
@@ -55,6 +56,43 @@ export async function sourceId(root: string): Promise<string> {
 export async function listening(port: number): Promise<boolean> {
   const out = await run('ss', ['-Hltn', `sport = :${port}`], { allowFailure: true });
   return out.trim() !== '';
+}
+
+/**
+ * A TCP port nothing listens on now, as the kernel picks it (bound to every
+ * address and released): no range to share or collide with another file's.
+ */
+export async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(0, resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((r) => server.close(r));
+  return port;
+}
+
+/**
+ * The first of `n` consecutive TCP ports that nothing listens on now (each
+ * bound on every address and released), for a test file's BASE + k: files
+ * run one at a time, and no range is shared by formula with another file.
+ */
+export async function freePortRange(n: number): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const base = 20000 + Math.floor(Math.random() * (40000 - n));
+    const held: net.Server[] = [];
+    try {
+      for (let k = 0; k < n; k++) {
+        const server = net.createServer();
+        await new Promise<void>((resolve, reject) => server.once('error', reject).listen(base + k, resolve));
+        held.push(server);
+      }
+      return base;
+    } catch {
+      // taken: another base
+    } finally {
+      for (const s of held) await new Promise((r) => s.close(r));
+    }
+  }
+  throw new Error(`no ${n} consecutive free TCP ports found in 50 tries`);
 }
 
 /** Waits until a receiver started on `port` listens, so a sender never races its start-up. */

@@ -20,7 +20,7 @@ import { cp, lstat, mkdir, mkdtemp, open, readdir, readFile, rm, writeFile } fro
 import os from 'node:os';
 import path from 'node:path';
 import { type ResultPromise } from 'execa';
-import { sourceId } from '../helpers/relay.js';
+import { freePortRange, sourceId } from '../helpers/relay.js';
 import { makePool, run, type TestPool } from '../helpers/zfslab.js';
 import { STATE_DIR, startZferry, stopZferry, within, zferry, zferryOk, type CliResult } from '../helpers/cli.js';
 import { datasetList, fingerprint, guidList, snapshot, writeData } from '../helpers/fixtures.js';
@@ -29,8 +29,8 @@ import { bundleEntries, headerEntry, sendRaw, tarBytes, waitListening, type TarE
 import { readState } from '../../src/state/receipt.js';
 
 const LOOP = '127.0.0.1';
-// Away from relay.test.ts's ports (40000 and up); the pid spreads parallel runs.
-const BASE = 30000 + (process.pid % 1000) * 8;
+/** The first of 8 free ports, found in `before`. */
+let BASE: number;
 /** Child datasets whose names zfs's getopt would take for options. */
 const OPTION_LIKE = ['-F', '-o', '-r'];
 
@@ -44,6 +44,7 @@ let inBundle: string[];
 const started: ResultPromise[] = [];
 
 before(async () => {
+  BASE = await freePortRange(8);
   [src, dst] = await Promise.all([makePool('hhs', 96), makePool('hhd', 160)]);
   work = await mkdtemp(path.join(os.tmpdir(), 'zferry-held-'));
   for (const d of [...OPTION_LIKE, 'data']) await run('zfs', ['create', `${src.name}/${d}`]);

@@ -18,11 +18,11 @@ import tar from 'tar-stream';
 import { makePool, run, type TestPool } from '../helpers/zfslab.js';
 import { zferry, zferryOk } from '../helpers/cli.js';
 import { buildSource, guidList, snapshot, writeData } from '../helpers/fixtures.js';
-import { LOOP, bundlesIn, finished, sourceId, startZferry, stop, stopAll, untilListening, waitFor } from '../helpers/relay.js';
+import { bundlesIn, finished, freePortRange, LOOP, sourceId, startZferry, stop, stopAll, untilListening, waitFor } from '../helpers/relay.js';
 import { readPublicKey, checkSignature } from '../../src/trust/minisign.js';
 
-// Away from relay.test.ts's ports; the pid spreads parallel runs.
-const BASE = 52000 + (process.pid % 1300) * 10;
+/** The first of 12 free ports, found in `before`. */
+let BASE: number;
 
 let src: TestPool;
 let dst: TestPool;
@@ -74,6 +74,7 @@ function stderrLines(text: unknown): string[] {
 }
 
 before(async () => {
+  BASE = await freePortRange(12);
   src = await makePool('hrs', 160);
   dst = await makePool('hrd', 160);
   work = await mkdtemp(path.join(os.tmpdir(), 'zferry-hostile-relay-'));

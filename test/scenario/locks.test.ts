@@ -16,6 +16,7 @@ import { twoPools, type TwoPools } from '../helpers/scenario.js';
 import { startZferry, stopZferry, zferry, zferryOk } from '../helpers/cli.js';
 import { killAt, pauseAt } from '../helpers/kill.js';
 import { guidList, snapshot, writeData } from '../helpers/fixtures.js';
+import { waitFor } from '../helpers/relay.js';
 import { readState } from '../../src/state/receipt.js';
 
 let lab: TwoPools;
@@ -47,14 +48,6 @@ function background(...args: string[]): { p: ResultPromise; stderr: () => string
   return { p, stderr: () => text };
 }
 
-async function until(what: string, cond: () => boolean | Promise<boolean>, ms = 60_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 async function bundlesUnder(dir: string): Promise<string[]> {
   return (await readdir(dir).catch(() => [] as string[])).filter((n) => n.startsWith('zferry-')).map((n) => path.join(dir, n));
 }
@@ -81,7 +74,7 @@ test('two exports of one source overlap: the second refuses naming the first\'s 
   await writeData(`${src.name}/a`, 'two.bin', 16);
   await snapshot(`${src.name}@two`, true);
   const waiter = background('export', src.name, disk(2), '--journal', J, '--wait', '120', '--volume-size', '8K');
-  await until('the third export to say it waits', () => /waiting for pid \d+/.test(waiter.stderr()));
+  await waitFor('the third export to say it waits', () => /waiting for pid \d+/.test(waiter.stderr()), 60_000);
   assert.match(waiter.stderr(), new RegExp(`waiting for pid ${pid} \\(zferry export ${src.name} ${disk(1)}`));
   assert.equal(waiter.p.exitCode, null, 'it waits, it has not given up');
 
@@ -117,7 +110,7 @@ test('two imports into one target overlap: the second refuses naming the first\'
   assert.deepEqual((await readdir(disk(2))).filter((n) => n.startsWith('receipt-')), [], 'the refused run wrote no receipt');
 
   const waiter = background('import', disk(2), T, '--wait');
-  await until('the third import to say it waits', () => /waiting for pid \d+/.test(waiter.stderr()));
+  await waitFor('the third import to say it waits', () => /waiting for pid \d+/.test(waiter.stderr()), 60_000);
   assert.equal(waiter.p.exitCode, null);
 
   await first.resume();

@@ -16,9 +16,10 @@ import { execa } from 'execa';
 import { makePool, run, type TestPool } from '../helpers/zfslab.js';
 import { zferryOk } from '../helpers/cli.js';
 import { guidList, snapshot, writeData } from '../helpers/fixtures.js';
-import { LOOP, bundlesIn, finished, sourceId, startZferry, stop, stopAll, untilListening, waitFor } from '../helpers/relay.js';
+import { bundlesIn, finished, freePortRange, LOOP, sourceId, startZferry, stop, stopAll, untilListening, waitFor } from '../helpers/relay.js';
 
-const BASE = 44000 + (process.pid % 2000) * 10;
+/** The first of 10 free ports, found in `before`. */
+let BASE: number;
 
 let src: TestPool;
 let dst: TestPool;
@@ -32,6 +33,7 @@ async function incomingBytes(spool: string): Promise<number> {
 }
 
 before(async () => {
+  BASE = await freePortRange(10);
   src = await makePool('rrs', 128);
   dst = await makePool('rrd', 128);
   work = await mkdtemp(path.join(os.tmpdir(), 'zferry-relay-resume-'));

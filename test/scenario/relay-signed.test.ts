@@ -15,9 +15,10 @@ import { run, type TestPool } from '../helpers/zfslab.js';
 import { twoPools, type TwoPools } from '../helpers/scenario.js';
 import { zferry, zferryOk } from '../helpers/cli.js';
 import { destroyQuietly, fingerprint, guidList, snapshot, writeData } from '../helpers/fixtures.js';
-import { LOOP, bundlesIn, finished, listening, sourceId, startZferry, stop, stopAll, untilListening } from '../helpers/relay.js';
+import { bundlesIn, finished, freePortRange, listening, LOOP, sourceId, startZferry, stop, stopAll, untilListening } from '../helpers/relay.js';
 
-const BASE = 21000 + (process.pid % 1000) * 10;
+/** The first of 10 free ports, found in `before`. */
+let BASE: number;
 
 let lab: TwoPools;
 let src: TestPool;
@@ -28,6 +29,7 @@ let KEY: string;
 let target: string;
 
 before(async () => {
+  BASE = await freePortRange(10);
   lab = await twoPools('sg', 96);
   ({ src, dst, work } = lab);
   for (const d of ['a', 'b', 'c']) await run('zfs', ['create', `${src.name}/${d}`]);

@@ -11,16 +11,17 @@ import path from 'node:path';
 import { makePool, run, type TestPool } from '../helpers/zfslab.js';
 import { zferry, zferryOk } from '../helpers/cli.js';
 import { snapshot, writeData } from '../helpers/fixtures.js';
-import { LOOP, sourceId, startZferry, stop, stopAll, untilListening, waitFor, withPeerOutput } from '../helpers/relay.js';
+import { freePortRange, LOOP, sourceId, startZferry, stop, stopAll, untilListening, waitFor, withPeerOutput } from '../helpers/relay.js';
 
-// Away from relay.test.ts (40000+), hostile-relay (52000+) and hostile-held (30000+); the pid spreads parallel runs.
-const BASE = 20000 + (process.pid % 1000) * 4;
+/** The first of 4 free ports, found in `before`. */
+let BASE: number;
 
 let src: TestPool;
 let dst: TestPool;
 let work: string;
 
 before(async () => {
+  BASE = await freePortRange(4);
   src = await makePool('rss', 96);
   dst = await makePool('rsd', 96);
   work = await mkdtemp(path.join(os.tmpdir(), 'zferry-relay-sites-'));

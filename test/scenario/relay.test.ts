@@ -14,10 +14,10 @@ import { execa, type ResultPromise } from 'execa';
 import { makePool, run, type TestPool } from '../helpers/zfslab.js';
 import { CLI, zferry, zferryOk } from '../helpers/cli.js';
 import { AUTO, buildSource, fingerprint, guidList, snapshot, writeData } from '../helpers/fixtures.js';
-import { LOOP, bundlesIn, sourceId, startZferry, stop, stopAll, untilListening, waitFor, withPeerOutput } from '../helpers/relay.js';
+import { bundlesIn, freePortRange, LOOP, sourceId, startZferry, stop, stopAll, untilListening, waitFor, withPeerOutput } from '../helpers/relay.js';
 
-// Distinct per test and away from common services; the pid spreads parallel runs.
-const BASE = 40000 + (process.pid % 2000) * 10;
+/** The first of 10 free ports, found in `before`. */
+let BASE: number;
 
 let src: TestPool;
 let dst: TestPool;
@@ -39,6 +39,7 @@ async function writeConfig(file: string, c: Record<string, unknown>): Promise<vo
 }
 
 before(async () => {
+  BASE = await freePortRange(10);
   src = await makePool('rls', 160);
   dst = await makePool('rld', 160);
   work = await mkdtemp(path.join(os.tmpdir(), 'zferry-relay-'));
