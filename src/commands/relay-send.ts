@@ -7,7 +7,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { ZferryError, oneLine } from '../errors.js';
 import { stopAndWait, stopOnFailure } from '../subprocess.js';
 import { findBundles, writeFileAtomic } from '../bundle/index.js';
-import { DEFAULT_IDLE_TIMEOUT_SECONDS, ensureMbuffer, formatEndpoint, mbufferIn, mbufferOut, type Endpoint, type MbufferProcess, type MbufferTuning } from '../mbuffer/index.js';
+import { DEFAULT_IDLE_TIMEOUT_SECONDS, ensureMbuffer, formatEndpoint, ListenError, mbufferIn, mbufferOut, type Endpoint, type MbufferProcess, type MbufferTuning } from '../mbuffer/index.js';
 import { RELAY_WIRE_VERSION, SEND_POOL, describeBundles, packBundles, resumeFrom, type PackedBundle, type Resume } from '../relay/pack.js';
 import { parseHoldings } from '../relay/holdings.js';
 import { BufferPool, drainInto } from '../pipeline/buffer-pool.js';
@@ -84,6 +84,9 @@ async function askHoldings(bundles: PackedBundle[], opts: RelaySendOptions, list
   for (;;) {
     const got = await oneReply(l, deadline);
     l = null;
+    if ('failed' in got && got.cannotListen) {
+      throw new ZferryError(`the reply port ${at} cannot be opened (${got.failed}); nothing was pushed`, {});
+    }
     if ('failed' in got && got.late) {
       // Not fatal: the push goes whole, in version 1 framing that any receiver reads.
       opts.onIgnored?.(
@@ -147,8 +150,11 @@ function listenForReply(on: Endpoint, idleSeconds: number): ReplyListener {
   return { process: mb, text };
 }
 
-/** The text of one reply connection, or why none came; the listener is killed at the deadline. */
-async function oneReply(l: ReplyListener, deadline: number): Promise<{ text: string } | { failed: string; late: boolean }> {
+/**
+ * The text of one reply connection, or why none came; the listener is killed
+ * at the deadline. `cannotListen`: mbuffer could not take the port at all.
+ */
+async function oneReply(l: ReplyListener, deadline: number): Promise<{ text: string } | { failed: string; late: boolean; cannotListen: boolean }> {
   const { process: listener, text } = l;
   let late = false;
   const timer = setTimeout(() => {
@@ -160,8 +166,9 @@ async function oneReply(l: ReplyListener, deadline: number): Promise<{ text: str
     await listener.done;
     return { text: got };
   } catch (err) {
-    await listener.done.catch(() => undefined);
-    return { failed: oneLine(err), late };
+    // The stdout of a listener that never bound simply ends: its own error says why.
+    const own = await listener.done.then(() => null, (e: unknown) => e);
+    return { failed: oneLine(own ?? err), late, cannotListen: own instanceof ListenError };
   } finally {
     clearTimeout(timer);
   }
@@ -280,7 +287,7 @@ export async function runRelaySend(opts: RelaySendOptions): Promise<RelaySendRes
     for (;;) {
       const got = await oneReply(listener, deadline);
       if ('failed' in got && got.late) throw noReceipt();
-      if ('failed' in got && /Unable to initialize network/.test(got.failed)) {
+      if ('failed' in got && got.cannotListen) {
         throw new ZferryError(`bundles sent to ${to}, but the reply port ${at} cannot be opened (${got.failed}); they stay pending`, {});
       }
       const v = 'failed' in got ? { kind: 'ignored' as const, reason: got.failed } : evaluateReply(got.text, at, { ...ctx, now: new Date() });

@@ -11,7 +11,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { finished, freePort, listening, startZferry, stopAll, untilListening, waitFor } from '../helpers/relay.js';
+import { makeBundle } from '../helpers/bundles.js';
+import { zferry } from '../helpers/cli.js';
+import { bundlesIn, finished, freePort, LOOP, listening, startZferry, stopAll, untilListening, waitFor } from '../helpers/relay.js';
 
 let work: string;
 /** Any well-formed source id: no bundle arrives. */
@@ -85,4 +87,25 @@ test('a port released while the receiver waits to try again is taken, and the re
   rx.kill('SIGTERM');
   const r = await rx;
   assert.equal(String(r.stderr).match(lineRe(port))?.length ?? 0, 1, String(r.stderr));
+});
+
+test('relay send whose reply port another process holds stops after the offer: nothing is pushed, one line names the port', async () => {
+  const [to, reply] = [await freePort(), await freePort()];
+  const spool = path.join(work, 'reply-held');
+  const rx = startZferry(['relay', 'receive', '--listen', `${LOOP}:${to}`, '--spool', spool, '--source', SOURCE, '--reply-to', `${LOOP}:${reply}`]);
+  await untilListening(to);
+  const server = await holdPort(reply);
+  try {
+    const bundle = await makeBundle(path.join(work, 'out'));
+    const started = Date.now();
+    const r = await zferry('relay', 'send', bundle, '--to', `${LOOP}:${to}`, '--reply-port', String(reply), '--receipt-timeout', '120');
+    const seconds = (Date.now() - started) / 1000;
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, new RegExp(`the reply port ${reply} cannot be opened \\(mbuffer cannot listen on ${reply}: Address already in use.*\\); nothing was pushed`));
+    // Before: the holdings wait re-listened in a tight loop for 60 s, pushed everything, then waited for a receipt.
+    assert.ok(seconds < 20, `gave up after ${seconds} s`);
+    assert.deepEqual(await bundlesIn(spool), [], 'no bundle reached the spool');
+  } finally {
+    await new Promise((r) => server.close(r));
+  }
 });
