@@ -112,8 +112,8 @@ let launcher: string[] = [];
 
 const PDEATHSIG = ['setpriv', '--pdeathsig', 'TERM', '--'];
 
-/** The program and arguments that start `mbuffer args` (exported for tests). */
-export function mbufferCommand(args: string[]): [string, string[]] {
+/** The program and arguments that start `mbuffer args`. */
+function mbufferCommand(args: string[]): [string, string[]] {
   const [file, ...pre] = [...launcher, MBUFFER];
   return [file, [...pre, ...args]];
 }
