@@ -58,13 +58,18 @@ export async function listening(port: number): Promise<boolean> {
   return out.trim() !== '';
 }
 
+/** Starts `server` listening on TCP `port` (0: one the kernel picks) on every address; rejects when it cannot. */
+export function listenOn(server: net.Server, port: number): Promise<void> {
+  return new Promise<void>((resolve, reject) => server.once('error', reject).listen(port, resolve));
+}
+
 /**
  * A TCP port nothing listens on now, as the kernel picks it (bound to every
  * address and released): no range to share or collide with another file's.
  */
 export async function freePort(): Promise<number> {
   const server = net.createServer();
-  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(0, resolve));
+  await listenOn(server, 0);
   const { port } = server.address() as net.AddressInfo;
   await new Promise((r) => server.close(r));
   return port;
@@ -82,7 +87,7 @@ export async function freePortRange(n: number): Promise<number> {
     try {
       for (let k = 0; k < n; k++) {
         const server = net.createServer();
-        await new Promise<void>((resolve, reject) => server.once('error', reject).listen(base + k, resolve));
+        await listenOn(server, base + k);
         held.push(server);
       }
       return base;
