@@ -128,7 +128,7 @@ test('an encrypted dataset travels raw: no plaintext in the bundle, no key on th
 
   // Nothing in the bundle, compressed or not, contains the marker.
   for (const f of await readdir(path.join(bundle, 'streams'))) {
-    const raw = await execa('zstd', ['-dc', path.join(bundle, 'streams', f)], { encoding: 'buffer', reject: false });
+    const raw = await execa('zstd', ['-dc', path.join(bundle, 'streams', f)], { encoding: 'buffer', stripFinalNewline: false, reject: false });
     assert.ok(!Buffer.from(raw.stdout).includes(MARKER), `${f} holds plaintext`);
   }
   const copy = `${dst.name}/secret`;

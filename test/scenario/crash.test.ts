@@ -55,7 +55,7 @@ async function manifestOf(bundle: string): Promise<{ streams: Array<{ index: num
 
 /** Byte count of `zfs send ARGS`. */
 async function sendBytes(args: string[]): Promise<number> {
-  const r = await execa('zfs', ['send', ...args], { encoding: 'buffer', stdin: 'ignore' });
+  const r = await execa('zfs', ['send', ...args], { encoding: 'buffer', stripFinalNewline: false, stdin: 'ignore' });
   return r.stdout.length;
 }
 

@@ -71,11 +71,11 @@ test('the volumes hold no plaintext: zstd -d fails on them, age -d | zstd -d sho
   let seen = 0;
   for (const bytes of streams) {
     assert.equal(bytes.includes(MARKER), false, 'the marker is not in any volume');
-    const plain = await execa('zstd', ['-dc'], { input: bytes, encoding: 'buffer', reject: false });
+    const plain = await execa('zstd', ['-dc'], { input: bytes, encoding: 'buffer', stripFinalNewline: false, reject: false });
     assert.notEqual(plain.exitCode, 0, 'stock zstd -d cannot read an encrypted stream');
     assert.equal(Buffer.from(plain.stdout).includes(MARKER), false);
-    const opened = await execa('age', ['-d', '-i', ageKey], { input: bytes, encoding: 'buffer' })
-      .pipe('zstd', ['-dc'], { encoding: 'buffer' });
+    const opened = await execa('age', ['-d', '-i', ageKey], { input: bytes, encoding: 'buffer', stripFinalNewline: false })
+      .pipe('zstd', ['-dc'], { encoding: 'buffer', stripFinalNewline: false });
     if (Buffer.from(opened.stdout).includes(MARKER)) seen++;
   }
   assert.ok(seen >= 1, 'age -d | zstd -d shows the marker');

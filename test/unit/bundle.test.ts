@@ -125,7 +125,7 @@ test('sha256sum -c accepts the SHA256SUMS of a written bundle', async () => {
 test('cat of a stream\'s volumes through zstd -d gives the raw stream', async () => {
   const { dir, m, raws } = await makeBundle();
   try {
-    const { stdout } = await execa('sh', ['-c', 'cat streams/0003-incr.zst.* | zstd -dc'], { cwd: dir, encoding: 'buffer' });
+    const { stdout } = await execa('sh', ['-c', 'cat streams/0003-incr.zst.* | zstd -dc'], { cwd: dir, encoding: 'buffer', stripFinalNewline: false });
     assert.ok(Buffer.from(stdout).equals(raws[1]));
     assert.equal(m.streams[2].rawBytes, raws[1].length);
   } finally {

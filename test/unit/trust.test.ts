@@ -140,9 +140,9 @@ test('zferry age encryption is opened by the stock age, and the stock age output
     const plain = randomBytes(300 * 1024 + 17);
     const enc = await through(plain, encryptStream([recipient]));
     await writeFile(join(dir, 'x.age'), enc);
-    const stock = await execa('age', ['-d', '-i', idFile, join(dir, 'x.age')], { encoding: 'buffer' });
+    const stock = await execa('age', ['-d', '-i', idFile, join(dir, 'x.age')], { encoding: 'buffer', stripFinalNewline: false });
     assert.ok(Buffer.from(stock.stdout).equals(plain), 'stock age -d gives back the plaintext');
-    const byStock = (await execa('age', ['-r', recipient], { input: plain, encoding: 'buffer' })).stdout;
+    const byStock = (await execa('age', ['-r', recipient], { input: plain, encoding: 'buffer', stripFinalNewline: false })).stdout;
     const ids = await readIdentities(idFile);
     assert.ok((await through(Buffer.from(byStock), decryptStream(ids, 'test', idFile))).equals(plain));
     // A flipped ciphertext byte is an error, not wrong plaintext.
