@@ -1,5 +1,5 @@
 /** Processes and facts the relay tests share: zferry children killed by their handle, bounded waits, spool contents, source ids. */
-import { readdir } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { execa, type ResultPromise } from 'execa';
@@ -79,10 +79,14 @@ export async function freePort(): Promise<number> {
  * The first of `n` consecutive TCP ports that nothing listens on now (each
  * bound on every address and released), for a test file's BASE + k: files
  * run one at a time, and no range is shared by formula with another file.
+ * The range lies outside the kernel's ports for outgoing connections: a
+ * file opens its ports many times over, and each connection mbuffer makes
+ * in between takes (and, closed, keeps for a minute) one of those.
  */
 export async function freePortRange(n: number): Promise<number> {
+  const [from, to] = await portsOutsideEphemeral(n);
   for (let attempt = 0; attempt < 50; attempt++) {
-    const base = 20000 + Math.floor(Math.random() * (40000 - n));
+    const base = from + Math.floor(Math.random() * (to - from));
     const held: net.Server[] = [];
     try {
       for (let k = 0; k < n; k++) {
@@ -98,6 +102,15 @@ export async function freePortRange(n: number): Promise<number> {
     }
   }
   throw new Error(`no ${n} consecutive free TCP ports found in 50 tries`);
+}
+
+/** Bases [from, to) for `n` ports below the kernel's outgoing-connection range (above it when too little is below). */
+async function portsOutsideEphemeral(n: number): Promise<[number, number]> {
+  const text = await readFile('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').catch(() => '32768 60999');
+  const [low, high] = text.trim().split(/\s+/).map(Number);
+  if (low - n > 10_000 + 1000) return [10_000, low - n];
+  if (65_535 - n > high + 1000) return [high + 1, 65_536 - n];
+  return [20_000, 60_000 - n];
 }
 
 /** Waits until a receiver started on `port` listens, so a sender never races its start-up. */

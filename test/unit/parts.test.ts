@@ -128,10 +128,10 @@ test('only the first parts here: the stream waits, and nothing of it is planned'
 });
 
 test('a part whose previous part is missing is refused, naming the part it needs', () => {
-  const [p1, , p3] = threeParts();
+  const [p1, p2, p3] = threeParts();
   const r = assembleParts([{ dir: '/d1', manifest: p1 }, { dir: '/d3', manifest: p3 }], nothingReceived);
   assert.ok('refusal' in r);
-  assert.match(r.refusal.message, new RegExp(`^/d3/manifest.json: stream 1 \\(\\(root\\)@a\\) is part 3 of a stream split across disks, and part 2 \\(bundle ${threeParts()[1].bundleId.slice(0, 20)}`));
+  assert.ok(r.refusal.message.startsWith(`/d3/manifest.json: stream 1 ((root)@a) is part 3 of a stream split across disks, and part 2 (bundle ${p2.bundleId}) is neither here nor staged`), r.refusal.message);
   assert.match(r.refusal.message, /nothing was received$/);
 });
 
