@@ -5,7 +5,8 @@
 #   scripts/ceph-s3.sh start   start it (idempotent: a running cluster is kept),
 #                              then print the env file's lines
 #   scripts/ceph-s3.sh env     print the env file (AWS_* for the test user)
-#   scripts/ceph-s3.sh stop    stop every daemon and remove the folder
+#   scripts/ceph-s3.sh stop    stop every daemon and remove the folder (only one
+#                              this script made: it holds .zferry-ceph)
 # ZFERRY_CEPH_DIR (default /var/tmp/zferry-ceph) and ZFERRY_CEPH_RGW_PORT
 # (default 17480) choose the folder and the gateway's port.
 # ZFERRY_CEPH_MEMSTORE_BYTES (default 4 GiB) caps what the store holds: the
@@ -54,8 +55,16 @@ rss_mib() {
   ps -o rss= -p "$pids" | awk '{s+=$1} END {print int(s/1024)}'
 }
 
+# The folder this script made holds this file; stop removes no other folder
+# (ZFERRY_CEPH_DIR pointed at a real cluster's, or at anything else).
+MARK=.zferry-ceph
+
 stop() {
   local pids p i
+  if [ -d "$D" ] && [ ! -e "$D/$MARK" ] && [ -n "$(ls -A "$D")" ]; then
+    say "$D was not made by this script (no $MARK in it): nothing there is stopped or removed"
+    return 1
+  fi
   pids=$(daemon_pids | sort -u)
   [ -n "$pids" ] && say "stopping; daemons' RSS $(rss_mib) MiB"
   for p in $pids; do kill "$p" 2>/dev/null || true; done
@@ -77,6 +86,7 @@ stop() {
 write_conf() {
   local fsid=$1
   mkdir -p "$D"/{run,log,mon,osd,mgr,rgw}
+  : >"$D/$MARK"
   cat >"$CONF" <<EOF
 [global]
 fsid = $fsid
