@@ -226,8 +226,13 @@ export async function sourcePool(cacheDir: string, log: (l: string) => void): Pr
     if (built === RECIPE || (built === '-' && RECIPE === 'e2e-src-v1')) return;
   }
   log(DISKS.length > 0 ? `building the e2e source pool on ${DISKS[0]} (${BIG_MIB} MiB, ${MANY_DATASETS} small datasets) ...` : `building the e2e source pool (once, cached in ${img}) ...`);
+  if (await poolImported(SRC_POOL)) {
+    // Only a pool this bench built is destroyed: it carries the recipe property, or the cache says the bench made it.
+    const ours = (await poolRecipe()) !== '-' || (await exists(ready));
+    if (!ours) throw new Error(`a pool named ${SRC_POOL} is imported and was not built by this bench (no ${RECIPE_PROP} property): export or rename it first`);
+    await destroyPool(SRC_POOL);
+  }
   await rm(ready, { force: true });
-  if (await poolImported(SRC_POOL)) await destroyPool(SRC_POOL);
   await rm(img, { force: true });
   await mkdir(cacheDir, { recursive: true });
   if (DISKS.length === 0) await sparseFile(img, Math.max(3 * GiB, 2 * BIG_MIB * MiB));
