@@ -11,18 +11,24 @@ import { execa } from 'execa';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { CLI, STATE_DIR } from '../test/helpers/cli.js';
+import { CLI } from '../test/helpers/cli.js';
 import { makePool, run } from '../test/helpers/zfslab.js';
 import { AUTO, buildSource, guidList, halfSeed, snapshot, writeData, datasetList } from '../test/helpers/fixtures.js';
 
 const bold = process.stdout.isTTY ? (t: string) => `\x1b[1m${t}\x1b[0m` : (t: string) => t;
 const say = (text: string) => process.stdout.write(`\n${bold(`== ${text}`)}\n`);
 
+/**
+ * The state folder (export's journal, outcomes, locks) of every zferry step:
+ * a scratch folder of the demo's own, removed at its end. Never the user's
+ * $ZFERRY_STATE_DIR, which holds their real journal.
+ */
+let stateDir = '';
+
 async function zferry(...args: string[]): Promise<void> {
   process.stdout.write(`$ zferry ${args.join(' ')}\n`);
-  // The export journal goes to a scratch folder, not the host's /var/lib/zferry.
   const r = await execa(process.execPath, [CLI, ...args], {
-    reject: false, stdin: 'ignore', stdout: 'inherit', stderr: 'inherit', env: { ZFERRY_STATE_DIR: STATE_DIR },
+    reject: false, stdin: 'ignore', stdout: 'inherit', stderr: 'inherit', env: { ZFERRY_STATE_DIR: stateDir },
   });
   if (r.exitCode !== 0) throw new Error(`zferry ${args[0]} exited ${r.exitCode}`);
 }
@@ -42,6 +48,7 @@ async function main(): Promise<void> {
   const src = await makePool('tank', 192);
   const dst = await makePool('remote', 192);
   const disk = await mkdtemp(path.join(os.tmpdir(), 'zferry-demo-disk-'));
+  stateDir = await mkdtemp(path.join(os.tmpdir(), 'zferry-demo-state-'));
   const target = `${dst.name}/backup`;
   try {
     say(`source pool ${src.name}: nested datasets, zfs-auto-snapshot and manual snapshots`);
@@ -82,7 +89,7 @@ async function main(): Promise<void> {
     await src.destroy();
     await dst.destroy();
     await rm(disk, { recursive: true, force: true });
-    await rm(STATE_DIR, { recursive: true, force: true });
+    await rm(stateDir, { recursive: true, force: true });
   }
 }
 

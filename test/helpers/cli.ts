@@ -7,8 +7,11 @@ import { fileURLToPath } from 'node:url';
 /** The CLI as installed: the bundle in dist/cli/ (scripts/build-cli.mjs), which is what package.json's bin names. */
 export const CLI = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'cli', 'main.js');
 
-/** The export journal of this test process (never the machine's /var/lib/zferry). */
-export const STATE_DIR = process.env.ZFERRY_STATE_DIR ?? path.join(os.tmpdir(), 'zferry-test-state', String(process.pid));
+/**
+ * The state folder (journal, outcomes, locks) of this test process: never the
+ * machine's /var/lib/zferry, nor a $ZFERRY_STATE_DIR the developer's own jobs use.
+ */
+export const STATE_DIR = path.join(os.tmpdir(), 'zferry-test-state', String(process.pid));
 
 export interface CliResult {
   code: number;
