@@ -3,7 +3,7 @@
  * sends, write one verified bundle. Orchestration only: the plan comes from
  * src/plan, the bytes go through src/pipeline, the format is src/bundle.
  */
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
@@ -156,6 +156,26 @@ export interface ExportLimit {
 export function bundleFolderName(root: string, id: string, at: Date): string {
   const stamp = at.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
   return `zferry-${root.replace(/[^A-Za-z0-9_.-]/g, '_')}-${stamp}-${id.slice(0, 8)}`;
+}
+
+/**
+ * Milliseconds to wait before naming a new bundle of `source` at `now`, so
+ * that its name sorts after every bundle of that source in `folders`:
+ * names carry the time to the second, and two exports within one second
+ * would sort by their random ids (a person restoring with RESTORE.txt in
+ * `ls` order would apply them in the wrong order). Waits past a same-second
+ * name only; a name further ahead (a clock set back) is not waited for.
+ */
+export function waitToSortAfter(folders: readonly string[], source: string, now: Date): number {
+  const head = `zferry-${source.replace(/[^A-Za-z0-9_.-]/g, '_')}-`;
+  const second = Math.floor(now.getTime() / 1000);
+  let newest = -Infinity;
+  for (const f of folders) {
+    if (!isBundleFolderOf(f, source)) continue;
+    const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z-/.exec(f.slice(head.length))!;
+    newest = Math.max(newest, Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4], +m[5], +m[6]) / 1000);
+  }
+  return newest === second ? (second + 1) * 1000 - now.getTime() : 0;
 }
 
 /** A folder bundleFolderName made for this source (not for one whose name merely starts the same). */
@@ -364,6 +384,10 @@ async function exportLocked(zfs: Zfs, opts: ExportOptions): Promise<ExportResult
   }
 
   const id = adopted?.marker.bundleId ?? randomUUID();
+  if (!adopted && !bucket) {
+    const wait = waitToSortAfter(await readdir(opts.dest).catch(() => []), opts.source, new Date());
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+  }
   const createdAt = new Date();
   const name = bundleFolderName(opts.source, id, createdAt);
   const place = bucket ? (adopted ? parseS3Url(adopted.place.where) : childPlace(bucket, name)) : null;
