@@ -384,8 +384,11 @@ test('findBundles returns the folder itself or its bundle subfolders', async () 
   }
 });
 
-test('the schema file is where the package ships it', () => {
-  assert.ok(fileURLToPath(new URL('../../../schemas/manifest.schema.json', import.meta.url)).endsWith('schemas/manifest.schema.json'));
+test('the schema file is where the package ships it', async () => {
+  const file = fileURLToPath(new URL('../../../schemas/manifest.schema.json', import.meta.url));
+  const schema = JSON.parse(await readFile(file, 'utf8'));
+  assert.match(String(schema.$schema), /2020-12/, `${file} is a JSON Schema`);
+  assert.ok(schema.properties?.formatVersion, `${file} describes the manifest's formatVersion`);
 });
 
 test("a clone's first stream: accepted with from.dataset, refused when it names its own dataset, a bookmark or -I; RESTORE.txt names the origin", () => {
