@@ -53,7 +53,9 @@ export function newestSnapshot(inv: Inventory | null): Confirmation['newest'] {
   if (!inv) return null;
   const root = inv.datasets.find((d) => d.path === '');
   const pool = root && root.snapshots.length > 0 ? root.snapshots : inv.datasets.flatMap((d) => d.snapshots);
-  const best = pool.reduce<(typeof pool)[number] | null>((a, b) => (a === null || b.creation > a.creation ? b : a), null);
+  // creation has whole seconds: two snapshots of one second (a manual one beside zfs-auto-snapshot's) are told apart by createtxg.
+  const later = (a: (typeof pool)[number], b: (typeof pool)[number]) => b.creation > a.creation || (b.creation === a.creation && BigInt(b.createtxg) > BigInt(a.createtxg));
+  const best = pool.reduce<(typeof pool)[number] | null>((a, b) => (a === null || later(a, b) ? b : a), null);
   return best ? { name: best.name, guid: best.guid, creation: best.creation } : null;
 }
 
