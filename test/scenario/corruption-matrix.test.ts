@@ -201,7 +201,7 @@ test('swapped volumes, a hand-edited manifest, an edited SHA256SUMS', async () =
   const vols = await volumes(good);
   const more: Case[] = [
     { name: 'two volumes of one stream swapped', damage: (b) => swap(b, vols[0], vols[1]), names: `streams/${vols[0]}` },
-    { name: 'volumes of two streams swapped', damage: (b) => swap(b, vols[1], vols[vols.length - 1]), names: 'streams/' },
+    { name: 'volumes of two streams swapped', damage: (b) => swap(b, vols[1], vols[vols.length - 1]), names: `streams/${vols[1]}` },
     { name: 'manifest: a volume sha256 edited', damage: (b) => editJson(b, (m) => { m.streams[1].volumes[0].sha256 = 'f'.repeat(64); }), names: 'SHA256SUMS' },
     { name: 'manifest: a volume size edited', damage: (b) => editJson(b, (m) => { m.streams[2].volumes[0].bytes += 1; m.streams[2].storedBytes += 1; }), names: m2v0(vols) },
     { name: 'manifest: a volume dropped from the list', damage: (b) => editJson(b, (m) => { const v = m.streams[0].volumes.pop(); m.streams[0].storedBytes -= v.bytes; }), names: 'SHA256SUMS' },

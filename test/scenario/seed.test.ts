@@ -39,7 +39,8 @@ test('seed: a half-seeded target ends with every dataset and snapshot of the sou
   const exp = await zferryOk('export', src.name, disk, '--since', path.join(disk, 'state.json'), '--volume-size', '256K', '--json');
   const result = JSON.parse(exp.stdout);
   assert.equal(result.basis.origin, 'state-file');
-  assert.match(result.bundle, /zferry-/);
+  assert.equal(path.dirname(result.bundle), disk);
+  assert.match(path.basename(result.bundle), new RegExp(`^zferry-${src.name}-\\d{8}T\\d{6}Z-[0-9a-f]{8}$`));
   // Root and media are current; data and data/projects get incrementals; 2026 and home are seeded.
   assert.deepEqual(result.plan.current.sort(), ['', 'media']);
   const kinds = result.plan.steps.map((s: { dataset: string; kind: string }) => `${s.dataset}:${s.kind}`);
