@@ -227,9 +227,13 @@ export async function sourcePool(cacheDir: string, log: (l: string) => void): Pr
   }
   log(DISKS.length > 0 ? `building the e2e source pool on ${DISKS[0]} (${BIG_MIB} MiB, ${MANY_DATASETS} small datasets) ...` : `building the e2e source pool (once, cached in ${img}) ...`);
   if (await poolImported(SRC_POOL)) {
-    // Only a pool this bench built is destroyed: it carries the recipe property, or the cache says the bench made it.
-    const ours = (await poolRecipe()) !== '-' || (await exists(ready));
-    if (!ours) throw new Error(`a pool named ${SRC_POOL} is imported and was not built by this bench (no ${RECIPE_PROP} property): export or rename it first`);
+    // Only a pool this bench built is destroyed: one that carries its recipe property, or (built before the
+    // property) one on the bench's own image file. A failed `zfs get` ('') proves nothing.
+    const recipe = await poolRecipe();
+    const onImage = (await execa('zpool', ['list', '-vHP', SRC_POOL], { reject: false, stdin: 'ignore' })).stdout.includes(img);
+    if (!recipe.startsWith('e2e-src-v1') && !(recipe === '-' && onImage)) {
+      throw new Error(`a pool named ${SRC_POOL} is imported and was not built by this bench (no ${RECIPE_PROP} property): export or rename it first`);
+    }
     await destroyPool(SRC_POOL);
   }
   await rm(ready, { force: true });

@@ -61,9 +61,13 @@ MARK=.zferry-ceph
 
 stop() {
   local pids p i
-  if [ -d "$D" ] && [ ! -e "$D/$MARK" ] && [ -n "$(ls -A "$D")" ]; then
-    say "$D was not made by this script (no $MARK in it): nothing there is stopped or removed"
-    return 1
+  if [ -e "$D" ] || [ -L "$D" ]; then
+    # A folder of an earlier version of this script has no mark, but its ceph.conf names its own run folder.
+    if [ ! -e "$D/$MARK" ] && ! grep -qxF "run_dir = $D/run" "$D/ceph.conf" 2>/dev/null \
+      && { [ ! -d "$D" ] || [ -L "$D" ] || [ -n "$(ls -A -- "$D" 2>/dev/null || echo unreadable)" ]; }; then
+      say "$D was not made by this script (no $MARK in it): nothing there is stopped or removed"
+      return 1
+    fi
   fi
   pids=$(daemon_pids | sort -u)
   [ -n "$pids" ] && say "stopping; daemons' RSS $(rss_mib) MiB"
