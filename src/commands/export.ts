@@ -385,8 +385,9 @@ async function exportLocked(zfs: Zfs, opts: ExportOptions): Promise<ExportResult
 
   const id = adopted?.marker.bundleId ?? randomUUID();
   if (!adopted && !bucket) {
-    const wait = waitToSortAfter(await readdir(opts.dest).catch(() => []), opts.source, new Date());
-    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    // Again after the sleep: a timer may fire a millisecond before the clock reaches the next second.
+    const folders = await readdir(opts.dest).catch(() => []);
+    for (let wait; (wait = waitToSortAfter(folders, opts.source, new Date())) > 0; ) await new Promise((r) => setTimeout(r, wait));
   }
   const createdAt = new Date();
   const name = bundleFolderName(opts.source, id, createdAt);
