@@ -19,13 +19,11 @@ const bold = process.stdout.isTTY ? (t: string) => `\x1b[1m${t}\x1b[0m` : (t: st
 const say = (text: string) => process.stdout.write(`\n${bold(`== ${text}`)}\n`);
 
 /**
- * The state folder (export's journal, outcomes, locks) of every zferry step:
- * a scratch folder of the demo's own, removed at its end. Never the user's
- * $ZFERRY_STATE_DIR, which holds their real journal.
+ * Runs one zferry step as the user would type it. `stateDir` (export's
+ * journal, outcomes, locks) is a scratch folder of the demo's own, removed at
+ * its end: never the user's $ZFERRY_STATE_DIR, which holds their real journal.
  */
-let stateDir = '';
-
-async function zferry(...args: string[]): Promise<void> {
+async function zferry(stateDir: string, ...args: string[]): Promise<void> {
   process.stdout.write(`$ zferry ${args.join(' ')}\n`);
   const r = await execa(process.execPath, [CLI, ...args], {
     reject: false, stdin: 'ignore', stdout: 'inherit', stderr: 'inherit', env: { ZFERRY_STATE_DIR: stateDir },
@@ -48,7 +46,8 @@ async function main(): Promise<void> {
   const src = await makePool('tank', 192);
   const dst = await makePool('remote', 192);
   const disk = await mkdtemp(path.join(os.tmpdir(), 'zferry-demo-disk-'));
-  stateDir = await mkdtemp(path.join(os.tmpdir(), 'zferry-demo-state-'));
+  const stateDir = await mkdtemp(path.join(os.tmpdir(), 'zferry-demo-state-'));
+  const step = (...args: string[]) => zferry(stateDir, ...args);
   const target = `${dst.name}/backup`;
   try {
     say(`source pool ${src.name}: nested datasets, zfs-auto-snapshot and manual snapshots`);
@@ -60,13 +59,13 @@ async function main(): Promise<void> {
     await show(target);
 
     say('1. on the remote: record what the target holds');
-    await zferry('state', target, '-o', path.join(disk, 'state.json'));
+    await step('state', target, '-o', path.join(disk, 'state.json'));
     say('2. on the source: export one bundle to the disk, planned by snapshot guid');
-    await zferry('export', src.name, disk, '--since', path.join(disk, 'state.json'), '--volume-size', '256K');
+    await step('export', src.name, disk, '--since', path.join(disk, 'state.json'), '--volume-size', '256K');
     say('3. the disk travels; on the remote: verify it, then import');
     const bundle = (await run('ls', [disk])).split('\n').find((f) => f.startsWith('zferry-'))!;
-    await zferry('verify', path.join(disk, bundle));
-    await zferry('import', disk, target);
+    await step('verify', path.join(disk, bundle));
+    await step('import', disk, target);
     await show(target);
 
     say('4. next round: new snapshots and a new dataset; the receipt on the disk is the plan\'s basis');
@@ -74,8 +73,8 @@ async function main(): Promise<void> {
     await run('zfs', ['create', `${src.name}/home/alice`]);
     await writeData(`${src.name}/home/alice`, 'mail.bin', 16);
     await snapshot(`${src.name}@${AUTO('hourly', 3)}`, true);
-    await zferry('export', src.name, disk);
-    await zferry('import', disk, target);
+    await step('export', src.name, disk);
+    await step('import', disk, target);
 
     say('result');
     const [a, b] = await Promise.all([guidList(src.name), guidList(target)]);

@@ -106,8 +106,9 @@ if (lane.env.ZFERRY_LANE !== 'fuse') {
 const WEDGE_S = 90;
 // The deadlock seen most (a `zfs create` right after `zpool create`) sleeps in
 // fuse_get_req: waiting for a request slot on a connection whose daemon never
-// answered its INIT. Nothing in these tests legitimately waits there for
-// more than a moment, so that one is called after 30 s, not 90.
+// answered its INIT. A thread may also wait there while the connection is
+// congested (too many background requests), but these tests write a few MB at
+// a time: 30 s there without CPU time gained is called a deadlock, not 90.
 const WEDGE_GET_REQ_S = 30;
 // Seen on this 2-core host under load: about one deadlock per lane run; one CI
 // run met seven, and one file three in a row (hostile-restore, 2026-12-02).
@@ -154,7 +155,7 @@ const FUSE_WAIT = /request_wait_answer|fuse_get_req|fuse_wait|fuse_.*_wait/;
 
 /**
  * The threads of process `pid` asleep now in D or on a FUSE answer:
- * "pid/tid" → { state, wchan, fuse, cpu }. cpu (ns run, schedstat) tells a
+ * "pid/tid" → { state, wchan, where, fuse, cpu }. cpu (ns run, schedstat) tells a
  * stuck thread from one that makes progress through many short waits.
  */
 function hungThreads(pid) {
@@ -173,7 +174,7 @@ function hungThreads(pid) {
     const wchan = readProc(t, 'wchan');
     const where = wchan && wchan !== '0' ? wchan : readProc(t, 'stack').split('\n').slice(0, 4).join(' ');
     const fuse = FUSE_WAIT.test(where);
-    if (state === 'D' || fuse) out.set(`${pid}/${tid}`, { state, wchan: wchan || '?', fuse, cpu: readProc(t, 'schedstat').split(' ')[0] });
+    if (state === 'D' || fuse) out.set(`${pid}/${tid}`, { state, wchan: wchan || '?', where, fuse, cpu: readProc(t, 'schedstat').split(' ')[0] });
   }
   return out;
 }
@@ -346,7 +347,8 @@ function runFiles(list, watch) {
             hung.set(key, { ...t, since: h && h.cpu === t.cpu ? h.since : now });
           }
           const long = (since) => now - since > WEDGE_S * 1000;
-          const stuckAt = (h) => long(h.since) || (/fuse_get_req/.test(h.wchan) && now - h.since > WEDGE_GET_REQ_S * 1000);
+          // `since` is when the thread last gained CPU time; `where` is its wchan, or its stack's top where wchan reads 0.
+          const stuckAt = (h) => long(h.since) || (/fuse_get_req/.test(h.where) && now - h.since > WEDGE_GET_REQ_S * 1000);
           let stuck = [...hung.values()].some(stuckAt);
           // A zfs command that waits on the daemon's socket sleeps in S, not D:
           // when one has run for WEDGE_S, ask the daemon itself (twice, 30 s apart).

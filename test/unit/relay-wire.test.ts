@@ -20,7 +20,7 @@ import { ZferryError } from '../../src/errors.js';
 import { CLI } from '../helpers/cli.js';
 import { makeBundle } from '../helpers/bundles.js';
 import { tarBytes } from '../helpers/relay-tar.js';
-import { freePort } from '../helpers/relay.js';
+import { freePortRange } from '../helpers/relay.js';
 
 /** The relay header: the first tar entry of a push (512-byte header, octal size, then the JSON). */
 function headerOf(push: Buffer): { name: string; json: Record<string, unknown> } {
@@ -45,8 +45,9 @@ test('a version-1 receiver that never answers the resume offer: one line, then t
     const bundle = await makeBundle(join(root, 'out'));
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const port = (server.address() as { port: number }).port;
-    // From the kernel, as `port` is: port + 1 is even, the parity Linux gives outgoing connections, and may be in use.
-    const replyPort = await freePort();
+    // Not port + 1: listen(0) gives odd ports, so that is even, the parity Linux gives outgoing connections, and
+    // may be in use; a port outside the outgoing range instead.
+    const replyPort = await freePortRange(1);
     const started = Date.now();
     const s = await execa(process.execPath, [CLI, 'relay', 'send', bundle, '--to', `127.0.0.1:${port}`, '--reply-port', `127.0.0.1:${replyPort}`,
       '--idle-timeout', '3', '--receipt-timeout', '3', '--buffer', '1M', '--block-size', '16k'], { reject: false, stdin: 'ignore', timeout: 80_000, env: { LC_ALL: 'C' } });
