@@ -249,13 +249,14 @@ test('an import killed mid-stream leaves no partial receive state and completes 
   const child = execa(process.execPath, [CLI, 'import', disk, target], { reject: false });
   // Kill once zfs receive is running for the target.
   const deadline = Date.now() + 120_000;
-  while (Date.now() < deadline) {
-    const ps = await execa('pgrep', ['-f', `receive.*${target}`], { reject: false });
-    if (ps.exitCode === 0) break;
-    await new Promise((r) => setTimeout(r, 100));
+  let receiving = false;
+  while (!receiving && Date.now() < deadline) {
+    receiving = (await execa('pgrep', ['-f', `receive.*${target}`], { reject: false })).exitCode === 0;
+    if (!receiving) await new Promise((r) => setTimeout(r, 100));
   }
+  assert.ok(receiving, 'zfs receive was seen running for the target');
   child.kill('SIGKILL');
-  await child;
+  assert.equal((await child).signal, 'SIGKILL', 'the import was killed, not finished first');
   await run('pkill', ['-KILL', '-f', `receive.*${target}`], { allowFailure: true });
   await new Promise((r) => setTimeout(r, 1000));
   const left = await run('zfs', ['list', '-H', '-r', '-t', 'all', '-o', 'name,receive_resume_token', dst.name]);
