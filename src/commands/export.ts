@@ -152,10 +152,19 @@ export interface ExportLimit {
   split: { dataset: string; to: string; part: number; rawBytes: number } | null;
 }
 
+/** What every bundle folder of `source` starts with. */
+function folderHead(source: string): string {
+  return `zferry-${source.replace(/[^A-Za-z0-9_.-]/g, '_')}-`;
+}
+
+/** The time in a folder name: to the second, fixed width, so names sort by it. */
+function folderStamp(at: Date): string {
+  return at.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+}
+
 /** A folder name that sorts by time and says what it holds. */
 export function bundleFolderName(root: string, id: string, at: Date): string {
-  const stamp = at.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
-  return `zferry-${root.replace(/[^A-Za-z0-9_.-]/g, '_')}-${stamp}-${id.slice(0, 8)}`;
+  return `${folderHead(root)}${folderStamp(at)}-${id.slice(0, 8)}`;
 }
 
 /**
@@ -167,20 +176,20 @@ export function bundleFolderName(root: string, id: string, at: Date): string {
  * name only; a name further ahead (a clock set back) is not waited for.
  */
 export function waitToSortAfter(folders: readonly string[], source: string, now: Date): number {
-  const head = `zferry-${source.replace(/[^A-Za-z0-9_.-]/g, '_')}-`;
-  const second = Math.floor(now.getTime() / 1000);
-  let newest = -Infinity;
+  const head = folderHead(source);
+  // Fixed-width stamps: the greatest string is the newest time.
+  let newest = '';
   for (const f of folders) {
     if (!isBundleFolderOf(f, source)) continue;
-    const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z-/.exec(f.slice(head.length))!;
-    newest = Math.max(newest, Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4], +m[5], +m[6]) / 1000);
+    const stamp = f.slice(head.length, head.length + 16);
+    if (stamp > newest) newest = stamp;
   }
-  return newest === second ? (second + 1) * 1000 - now.getTime() : 0;
+  return newest === folderStamp(now) ? 1000 - (now.getTime() % 1000) : 0;
 }
 
 /** A folder bundleFolderName made for this source (not for one whose name merely starts the same). */
 export function isBundleFolderOf(folder: string, source: string): boolean {
-  const head = `zferry-${source.replace(/[^A-Za-z0-9_.-]/g, '_')}-`;
+  const head = folderHead(source);
   return folder.startsWith(head) && /^\d{8}T\d{6}Z-[0-9a-f]{8}$/.test(folder.slice(head.length));
 }
 
