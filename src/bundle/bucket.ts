@@ -63,9 +63,17 @@ export interface UnfinishedInBucket {
   partial: PartialPlace;
 }
 
-/** The folders under `bucket` that hold objects but no manifest.json, from the same one listing as findBundlesInBucket. */
-export async function unfinishedInBucket(bucket: S3Place): Promise<UnfinishedInBucket[]> {
-  return prefixContents(await listBesideVolumes(bucket)).unfinished.map((u) => ({ ...u, partial: bucketPartial(childPlace(bucket, u.name)) }));
+/**
+ * From the same one listing as findBundlesInBucket: the folders under
+ * `bucket` that hold objects but no manifest.json, and the names of all its
+ * folders, finished or not (what a new bundle's name must sort after).
+ */
+export async function foldersInBucket(bucket: S3Place): Promise<{ unfinished: UnfinishedInBucket[]; names: string[] }> {
+  const found = prefixContents(await listBesideVolumes(bucket));
+  return {
+    unfinished: found.unfinished.map((u) => ({ ...u, partial: bucketPartial(childPlace(bucket, u.name)) })),
+    names: [...found.bundles, ...found.unfinished.map((u) => u.name)],
+  };
 }
 
 /**

@@ -43,7 +43,7 @@ import { joinDataset, type SourceIdentity } from '../model.js';
 import { stopAndWait } from '../subprocess.js';
 import { checkSite, holdTag, isDefaultSite, siteField } from '../state/site.js';
 import { abortUploads, childPlace, isS3Url, listUploads, parseS3Url, PART_SIZE, type S3Place } from '../store/s3.js';
-import { bucketPartial, finishBundleInBucket, unfinishedInBucket, type UnfinishedInBucket } from '../bundle/bucket.js';
+import { bucketPartial, finishBundleInBucket, foldersInBucket, type UnfinishedInBucket } from '../bundle/bucket.js';
 
 export interface ExportOptions {
   source: string;
@@ -169,22 +169,17 @@ export function bundleFolderName(root: string, id: string, at: Date): string {
 
 /**
  * Milliseconds to wait before naming a new bundle of `source` at `now`, so
- * that its name sorts after every bundle of that source in `folders`:
- * names carry the time to the second, and two exports within one second
- * would sort by their random ids (a person restoring with RESTORE.txt in
- * `ls` order would apply them in the wrong order). Waits past a same-second
- * name only; a name further ahead (a clock set back) is not waited for.
+ * that its name sorts after every bundle of that source in `folders` named
+ * in the same second: names carry the time to the second, and two exports
+ * within one second would sort by their random ids (a person restoring with
+ * RESTORE.txt in `ls` order would apply them in the wrong order). A name
+ * further ahead (a clock set back) is not waited for.
  */
 export function waitToSortAfter(folders: readonly string[], source: string, now: Date): number {
   const head = folderHead(source);
-  // Fixed-width stamps: the greatest string is the newest time.
-  let newest = '';
-  for (const f of folders) {
-    if (!isBundleFolderOf(f, source)) continue;
-    const stamp = f.slice(head.length, head.length + 16);
-    if (stamp > newest) newest = stamp;
-  }
-  return newest === folderStamp(now) ? 1000 - (now.getTime() % 1000) : 0;
+  const stamp = folderStamp(now);
+  const taken = folders.some((f) => isBundleFolderOf(f, source) && f.slice(head.length, head.length + 16) === stamp);
+  return taken ? 1000 - (now.getTime() % 1000) : 0;
 }
 
 /** A folder bundleFolderName made for this source (not for one whose name merely starts the same). */
@@ -310,7 +305,8 @@ async function exportLocked(zfs: Zfs, opts: ExportOptions): Promise<ExportResult
   }
   const allSends = plan.steps.filter(carriesData);
   // An export cut part way (killed, disk full, link down, Ctrl-C) left its finished streams: keep what this plan still needs.
-  const inBucket = bucket ? await unfinishedInBucket(bucket) : [];
+  const listed = bucket ? await foldersInBucket(bucket) : null;
+  const inBucket = listed?.unfinished ?? [];
   // Only folders named for this source: a marker anyone wrote into another source's folder (a shared bucket) never makes it ours to resume or remove.
   const candidates = (bucket ? inBucket.filter((u) => u.marked).map((u) => u.partial) : await unfinishedFolders(opts.dest))
     .filter((p) => isBundleFolderOf(p.where.slice(p.where.lastIndexOf('/') + 1), opts.source));
@@ -393,9 +389,10 @@ async function exportLocked(zfs: Zfs, opts: ExportOptions): Promise<ExportResult
   }
 
   const id = adopted?.marker.bundleId ?? randomUUID();
-  if (!adopted && !bucket) {
+  if (!adopted) {
+    // A bucket's folders come from the listing above (another listing would cost one request per 1,000 keys).
     // Again after the sleep: a timer may fire a millisecond before the clock reaches the next second.
-    const folders = await readdir(opts.dest).catch(() => []);
+    const folders = listed?.names ?? await readdir(opts.dest).catch(() => []);
     for (let wait; (wait = waitToSortAfter(folders, opts.source, new Date())) > 0; ) await new Promise((r) => setTimeout(r, wait));
   }
   const createdAt = new Date();

@@ -16,6 +16,7 @@ import { guidList, snapshot, writeData } from '../helpers/fixtures.js';
 import { getObject, keysUnder, makeBucket, multipartUploads, putObject, s3, SECRET } from '../helpers/s3.js';
 import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import { listLevel, parseS3Url } from '../../src/store/s3.js';
+import { bundleFolderName } from '../../src/commands/export.js';
 
 let pools: TwoPools | undefined;
 let src: TestPool;
@@ -69,6 +70,18 @@ test('a bundle exported to a bucket imports into a zfs-fuse target with the same
   assert.ok(ex2.streams.every((s: { kind: string }) => s.kind === 'incremental'), JSON.stringify(ex2.streams));
   await zOk('import', url, target);
   assert.deepEqual(await guidList(target), await guidList(src.name));
+});
+
+test('an export to a bucket names its bundle after every bundle of its source named in the same second, from the one listing it makes', async () => {
+  // Bundles of this source for each of the next ten seconds, each with the greatest id (a random id sorts before it):
+  // the export, whenever it names its bundle in that run, must wait past the whole run.
+  const start = Math.floor(Date.now() / 1000) * 1000;
+  const planted = Array.from({ length: 11 }, (_, i) => bundleFolderName(src.name, 'ffffffff', new Date(start + i * 1000)));
+  for (const f of planted) await putObject(bucket, `sorted/${f}/manifest.json`, '{}');
+  const ex = JSON.parse((await zOk('export', src.name, `s3://${bucket}/sorted`, '--json', '--no-journal')).stdout);
+  const name = ex.bundle.split('/').pop();
+  assert.equal(name.slice(0, -9), bundleFolderName(src.name, '', new Date(start + 11 * 1000)).slice(0, -1), `${name}: named in the second after the planted run`);
+  assert.deepEqual([name, ...planted].sort().at(-1), name);
 });
 
 test('verify and import refuse a bundle whose volume object has one byte flipped, naming the object', async () => {
