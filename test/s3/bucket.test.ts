@@ -72,6 +72,20 @@ test('a bundle exported to a bucket imports into a zfs-fuse target with the same
   assert.deepEqual(await guidList(target), await guidList(src.name));
 });
 
+test('estimate --dest and status --dest find the receipt import wrote back into the bucket', async () => {
+  // After the test above: the target holds @two, and its receipt says so under site-a/.
+  const url = `s3://${bucket}/site-a`;
+  const est = JSON.parse((await zOk('estimate', src.name, '--dest', url, '--no-journal', '--json')).stdout);
+  assert.equal(est.basis.origin, 'receipt');
+  assert.match(est.basis.file, new RegExp(`^${url}/receipt-`));
+  // Planned from that receipt: nothing to send (from no receipt it would be two full streams).
+  assert.deepEqual(est.datasets, []);
+  const st = await z('status', src.name, '--dest', url, '--json');
+  const site = JSON.parse(st.stdout).sites.find((x: { source: string }) => x.source === src.name);
+  assert.match(site.receipt.file, new RegExp(`^${url}/receipt-`), st.stdout);
+  assert.equal(site.receipt.newest.name, 'two', st.stdout);
+});
+
 test('an export to a bucket names its bundle after every bundle of its source named in the same second, from the one listing it makes', async () => {
   // Bundles of this source for each of the next ten seconds, each with the greatest id (a random id sorts before it):
   // the export, whenever it names its bundle in that run, must wait past the whole run.
