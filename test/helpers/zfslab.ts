@@ -84,8 +84,9 @@ let counter = 0;
 export async function makePool(prefix: string, sizeMiB = 128): Promise<TestPool> {
   await ensureZfs();
   // Pool names must start with a letter; keep them short for readable output.
+  // Starting and ending in a letter: the digits before the last 'n' are then the pid (test/run.mjs destroys orphans by it).
   const clean = prefix.toLowerCase().replace(/[^a-z0-9]/g, '') || 'p';
-  const name = `${/^[a-z]/.test(clean) ? clean : 'p' + clean}${process.pid}n${++counter}`;
+  const name = `${/^[a-z]/.test(clean) ? '' : 'p'}${clean}${/[a-z]$/.test(clean) ? '' : 'p'}${process.pid}n${++counter}`;
   const dir = path.join(os.tmpdir(), 'zferry-test');
   await mkdir(dir, { recursive: true });
   const file = path.join(dir, `${name}.img`);
