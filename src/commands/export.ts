@@ -391,9 +391,14 @@ async function exportLocked(zfs: Zfs, opts: ExportOptions): Promise<ExportResult
   const id = adopted?.marker.bundleId ?? randomUUID();
   if (!adopted) {
     // A bucket's folders come from the listing above (another listing would cost one request per 1,000 keys).
-    // Again after the sleep: a timer may fire a millisecond before the clock reaches the next second.
     const folders = listed?.names ?? await readdir(opts.dest).catch(() => []);
-    for (let wait; (wait = waitToSortAfter(folders, opts.source, new Date())) > 0; ) await new Promise((r) => setTimeout(r, wait));
+    await testPause('export:name');
+    // Past this second and no further (a name of a later second, a clock set back or a stranger's in a shared
+    // bucket, is not waited for); again after the sleep, since a timer may fire a millisecond early.
+    const at = new Date();
+    for (const until = at.getTime() + waitToSortAfter(folders, opts.source, at); Date.now() < until; ) {
+      await new Promise((r) => setTimeout(r, until - Date.now()));
+    }
   }
   const createdAt = new Date();
   const name = bundleFolderName(opts.source, id, createdAt);

@@ -5,7 +5,9 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import path from 'node:path';
 import { execa } from 'execa';
 import { makePool, mountpointOf, run, type TestPool } from '../helpers/zfslab.js';
@@ -86,16 +88,27 @@ test('estimate --dest and status --dest find the receipt import wrote back into 
   assert.equal(site.receipt.newest.name, 'two', st.stdout);
 });
 
-test('an export to a bucket names its bundle after every bundle of its source named in the same second, from the one listing it makes', async () => {
-  // Bundles of this source for each of the next ten seconds, each with the greatest id (a random id sorts before it):
-  // the export, whenever it names its bundle in that run, must wait past the whole run.
-  const start = Math.floor(Date.now() / 1000) * 1000;
-  const planted = Array.from({ length: 11 }, (_, i) => bundleFolderName(src.name, 'ffffffff', new Date(start + i * 1000)));
-  for (const f of planted) await putObject(bucket, `sorted/${f}/manifest.json`, '{}');
-  const ex = JSON.parse((await zOk('export', src.name, `s3://${bucket}/sorted`, '--json', '--no-journal')).stdout);
-  const name = ex.bundle.split('/').pop();
-  assert.equal(name.slice(0, -9), bundleFolderName(src.name, '', new Date(start + 11 * 1000)).slice(0, -1), `${name}: named in the second after the planted run`);
-  assert.deepEqual([name, ...planted].sort().at(-1), name);
+test('an export to a bucket names its bundle after one of its source named in the same second, from the one listing it makes', async () => {
+  // A bundle of this source, with the greatest id (a random id sorts before it), for a second a few seconds
+  // ahead; the export is held just before it names its bundle and let go in that second.
+  const pause = path.join(work, 'pause-name');
+  const second = (Math.floor(Date.now() / 1000) + 8) * 1000;
+  const planted = bundleFolderName(src.name, 'ffffffff', new Date(second));
+  await putObject(bucket, `sorted/${planted}/manifest.json`, '{}');
+  const run = zferryWith({ ZFERRY_TEST_PAUSE_AT: 'export:name', ZFERRY_TEST_PAUSE_FILE: pause }, 'export', src.name, `s3://${bucket}/sorted`, '--json', '--no-journal');
+  let ended = false;
+  void run.then(() => { ended = true; });
+  while (!existsSync(pause) && !ended) await sleep(20);
+  if (ended) assert.fail(`the export ended before its naming: ${(await run).stderr}`);
+  assert.ok(Date.now() < second, 'the export reached its naming before the planted second');
+  await sleep(second + 20 - Date.now());
+  await rm(pause);
+  const r = await run;
+  seen.push(r.stdout, r.stderr);
+  assert.equal(r.code, 0, r.stderr);
+  const name = JSON.parse(r.stdout).bundle.split('/').pop();
+  assert.equal(name.slice(0, -9), bundleFolderName(src.name, '', new Date(second + 1000)).slice(0, -1), `${name}: named in the next second`);
+  assert.deepEqual([planted, name].sort(), [planted, name]);
 });
 
 test('verify and import refuse a bundle whose volume object has one byte flipped, naming the object', async () => {
