@@ -8,6 +8,7 @@
  * export:upload (an export to a bucket: a volume is part way through its
  * multipart upload), export:between:N (stream N is complete, the next not begun),
  * export:manifest (sums, restore recipe and signature written, manifest not),
+ * export:name (DEST listed, the new bundle's folder not yet named),
  * import:stream:N (zfs recv of stream N has been fed exactly
  * ZFERRY_TEST_PAUSE_BYTES bytes, default 1), import:between:N (stream N
  * received). Without both variables this costs one string compare.
