@@ -5,15 +5,14 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { readFile, rm, writeFile } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
+import { readFile, writeFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import path from 'node:path';
 import { execa } from 'execa';
 import { makePool, mountpointOf, run, type TestPool } from '../helpers/zfslab.js';
 import { twoPools, type TwoPools } from '../helpers/scenario.js';
 import { CLI, STATE_DIR, zferry, zferryOk, zferryWith } from '../helpers/cli.js';
-import { killAt } from '../helpers/kill.js';
+import { killAt, pauseAt } from '../helpers/kill.js';
 import { guidList, snapshot, writeData } from '../helpers/fixtures.js';
 import { getObject, keysUnder, makeBucket, multipartUploads, putObject, s3, SECRET } from '../helpers/s3.js';
 import { HeadObjectCommand } from '@aws-sdk/client-s3';
@@ -91,22 +90,17 @@ test('estimate --dest and status --dest find the receipt import wrote back into 
 test('an export to a bucket names its bundle after one of its source named in the same second, from the one listing it makes', async () => {
   // A bundle of this source, with the greatest id (a random id sorts before it), for a second a few seconds
   // ahead; the export is held just before it names its bundle and let go in that second.
-  const pause = path.join(work, 'pause-name');
   const second = (Math.floor(Date.now() / 1000) + 8) * 1000;
   const planted = bundleFolderName(src.name, 'ffffffff', new Date(second));
   await putObject(bucket, `sorted/${planted}/manifest.json`, '{}');
-  const run = zferryWith({ ZFERRY_TEST_PAUSE_AT: 'export:name', ZFERRY_TEST_PAUSE_FILE: pause }, 'export', src.name, `s3://${bucket}/sorted`, '--json', '--no-journal');
-  let ended = false;
-  void run.then(() => { ended = true; });
-  while (!existsSync(pause) && !ended) await sleep(20);
-  if (ended) assert.fail(`the export ended before its naming: ${(await run).stderr}`);
+  const { child, resume } = await pauseAt('export:name', { dir: work }, 'export', src.name, `s3://${bucket}/sorted`, '--json', '--no-journal');
   assert.ok(Date.now() < second, 'the export reached its naming before the planted second');
   await sleep(second + 20 - Date.now());
-  await rm(pause);
-  const r = await run;
-  seen.push(r.stdout, r.stderr);
-  assert.equal(r.code, 0, r.stderr);
-  const name = JSON.parse(r.stdout).bundle.split('/').pop();
+  await resume();
+  const r = await child;
+  seen.push(String(r.stdout), String(r.stderr));
+  assert.equal(r.exitCode, 0, String(r.stderr));
+  const name = JSON.parse(String(r.stdout)).bundle.split('/').pop();
   assert.equal(name.slice(0, -9), bundleFolderName(src.name, '', new Date(second + 1000)).slice(0, -1), `${name}: named in the next second`);
   assert.deepEqual([planted, name].sort(), [planted, name]);
 });
