@@ -182,6 +182,29 @@ export function waitToSortAfter(folders: readonly string[], source: string, now:
   return taken ? 1000 - (now.getTime() % 1000) : 0;
 }
 
+/** What namingTime reads the time from and sleeps by (a test gives it its own). */
+export interface NamingClock {
+  now(): number;
+  sleep(ms: number): Promise<void>;
+}
+
+const systemClock: NamingClock = { now: () => Date.now(), sleep: (ms) => new Promise((r) => setTimeout(r, ms)) };
+
+/**
+ * The time a new bundle of `source` is named by: now, or the start of the
+ * next second when a name in `folders` already carries this one
+ * (waitToSortAfter). Past this second and no further: a name of a later
+ * second (a clock set back, or a stranger's in a shared bucket) is not
+ * waited for, so a run of names planted for the seconds ahead holds an
+ * export up for one second at most. The time is read again after each
+ * sleep, since a timer may fire a millisecond early.
+ */
+export async function namingTime(folders: readonly string[], source: string, clock: NamingClock = systemClock): Promise<Date> {
+  const at = clock.now();
+  for (const until = at + waitToSortAfter(folders, source, new Date(at)); clock.now() < until; ) await clock.sleep(until - clock.now());
+  return new Date(clock.now());
+}
+
 /** A folder bundleFolderName made for this source (not for one whose name merely starts the same). */
 export function isBundleFolderOf(folder: string, source: string): boolean {
   const head = folderHead(source);
@@ -389,18 +412,13 @@ async function exportLocked(zfs: Zfs, opts: ExportOptions): Promise<ExportResult
   }
 
   const id = adopted?.marker.bundleId ?? randomUUID();
+  let createdAt = new Date();
   if (!adopted) {
     // A bucket's folders come from the listing above (another listing would cost one request per 1,000 keys).
     const folders = listed?.names ?? await readdir(opts.dest).catch(() => []);
     await testPause('export:name');
-    // Past this second and no further (a name of a later second, a clock set back or a stranger's in a shared
-    // bucket, is not waited for); again after the sleep, since a timer may fire a millisecond early.
-    const at = new Date();
-    for (const until = at.getTime() + waitToSortAfter(folders, opts.source, at); Date.now() < until; ) {
-      await new Promise((r) => setTimeout(r, until - Date.now()));
-    }
+    createdAt = await namingTime(folders, opts.source);
   }
-  const createdAt = new Date();
   const name = bundleFolderName(opts.source, id, createdAt);
   const place = bucket ? (adopted ? parseS3Url(adopted.place.where) : childPlace(bucket, name)) : null;
   const target: PartialPlace = adopted?.place ?? (place ? bucketPartial(place) : folderPartial(join(opts.dest, name)));
