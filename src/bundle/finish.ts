@@ -1,6 +1,6 @@
 /** Closing a bundle: the restore recipe, checksum list and signature first, the manifest last. */
 import { createHash } from 'node:crypto';
-import { MANIFEST_FILE, manifestText, type Manifest } from './manifest.js';
+import { MANIFEST_FILE, manifestText, parseManifest, type Manifest } from './manifest.js';
 import { writeFileAtomic } from '../fs/safe.js';
 import { RESTORE_FILE, restoreText } from './restore.js';
 import { SUMS_FILE, sha256sumsText } from './sums.js';
@@ -43,6 +43,9 @@ export type PutFile = (name: string, text: string) => Promise<void>;
 export async function writeBundleFiles(draft: Manifest, opts: FinishOptions, put: PutFile): Promise<Manifest> {
   const restore = restoreText(draft);
   const m = withRestore(draft, restore);
+  // Read back as import would before any of it is written (and signed): an entry kept from an unfinished
+  // export's marker, or a bug, never makes a bundle (or a RESTORE.txt line) that a reader would refuse.
+  parseManifest(manifestText(m), `${MANIFEST_FILE} (before it was written)`);
   await put(RESTORE_FILE, restore);
   await put(SUMS_FILE, sha256sumsText(m));
   if (opts.sign) await put(`${MANIFEST_FILE}.minisig`, opts.sign(Buffer.from(manifestText(m), 'utf8')));

@@ -6,6 +6,7 @@
  * its own plan still needs (src/plan/reuse.ts); the marker goes once
  * manifest.json is written.
  */
+import { createHmac, timingSafeEqual } from 'node:crypto';
 import { hostname } from 'node:os';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -35,6 +36,13 @@ export interface PartialExport {
   settings: StreamSettings;
   /** Streams written whole (volumes closed and fsynced), in the order written. */
   streams: StreamEntry[];
+  /**
+   * HMAC-SHA256, in hex, of the marker's JSON without this field, under this
+   * host's marker key (src/state/marker-key.ts): only a marker this host
+   * wrote is resumed. Absent in markers written before it was added (never
+   * resumed now) and when the state folder could not hold a key.
+   */
+  seal?: string;
 }
 
 /**
@@ -88,8 +96,10 @@ export function parsePartial(text: string): PartialExport | null {
     return null;
   }
   const ok = p?.format === 'zferry-export-partial' && p.formatVersion === 1 && typeof p.bundleId === 'string' && /^[0-9a-f-]{36}$/.test(p.bundleId)
-    && typeof p.source === 'string' && typeof p.createdAt === 'string' && Array.isArray(p.streams) && typeof p.settings?.level === 'number'
-    && typeof p.settings?.volumeSize === 'number' && Array.isArray(p.settings?.recipients)
+    && typeof p.source === 'string' && typeof p.createdAt === 'string' && Array.isArray(p.streams)
+    && Number.isInteger(p.settings?.level) && p.settings.level >= 1 && p.settings.level <= 19
+    && Number.isSafeInteger(p.settings?.volumeSize) && p.settings.volumeSize > 0
+    && Array.isArray(p.settings?.recipients) && p.settings.recipients.every((r) => typeof r === 'string')
     && p.streams.every((s) => wellFormedStream(s, p.settings.recipients.length > 0));
   return ok ? p : null;
 }
@@ -98,6 +108,8 @@ export function parsePartial(text: string): PartialExport | null {
 function wellFormedStream(s: StreamEntry, encrypted: boolean): boolean {
   if (s === null || typeof s !== 'object' || !Number.isSafeInteger(s.index) || s.index < 1 || typeof s.dataset !== 'string'
     || !Array.isArray(s.sendFlags) || !s.sendFlags.every((f) => typeof f === 'string') || !Array.isArray(s.volumes)) return false;
+  if (s.part !== undefined && (s.part === null || typeof s.part !== 'object' || !Number.isSafeInteger(s.part.number) || s.part.number < 1
+    || !Number.isSafeInteger(s.part.offset) || s.part.offset < 0 || typeof s.part.continues !== 'boolean')) return false;
   if (!carriesData(s)) return s.volumes.length === 0;
   return s.volumes.every((v, n) => v !== null && typeof v === 'object' && v.file === volumeFileName(s.index, s.kind, n, encrypted)
     && Number.isSafeInteger(v.bytes) && v.bytes >= 0 && typeof v.sha256 === 'string' && /^[0-9a-f]{64}$/.test(v.sha256));
@@ -105,6 +117,23 @@ function wellFormedStream(s: StreamEntry, encrypted: boolean): boolean {
 
 export function partialText(p: PartialExport): string {
   return JSON.stringify(p) + '\n';
+}
+
+function sealOf(p: PartialExport, key: Buffer): string {
+  const { seal: _, ...rest } = p;
+  return createHmac('sha256', key).update(JSON.stringify(rest)).digest('hex');
+}
+
+/** `p` sealed with `key` (unsealed when there is no key: it is then never resumed). */
+export function sealPartial(p: PartialExport, key: Buffer | null): PartialExport {
+  const { seal: _, ...rest } = p;
+  return key ? { ...rest, seal: sealOf(rest, key) } : rest;
+}
+
+/** Whether `p`, as read back, carries the seal `key` gives it: written by this host, and not changed since. */
+export function sealedBy(p: PartialExport, key: Buffer | null): boolean {
+  if (!key || typeof p.seal !== 'string' || !/^[0-9a-f]{64}$/.test(p.seal)) return false;
+  return timingSafeEqual(Buffer.from(p.seal, 'hex'), Buffer.from(sealOf(p, key), 'hex'));
 }
 
 export async function writePartial(dir: string, p: PartialExport, opts: { durable?: boolean } = {}): Promise<void> {
@@ -132,16 +161,24 @@ function isLive(p: PartialExport): boolean {
 
 /**
  * Of the unfinished exports `candidates` (places without manifest.json), those
- * of `source` for `site`, newest first; one that a running export on this
- * host is still writing is left out.
+ * of `source` for `site` whose marker this host sealed with `key`, newest
+ * first (`found`); one that a running export on this host is still writing is
+ * left out. Those of `source` and `site` without this host's seal are
+ * `unsealed`: a stranger's (its streams would ride into a manifest this export
+ * signs), another host's, or one from before markers were sealed. They are
+ * neither resumed nor removed.
  */
-export async function findPartials(candidates: PartialPlace[], source: string, site: string): Promise<FoundPartial[]> {
-  const out: FoundPartial[] = [];
+export async function findPartials(candidates: PartialPlace[], source: string, site: string, key: Buffer | null): Promise<{ found: FoundPartial[]; unsealed: PartialPlace[] }> {
+  const found: FoundPartial[] = [];
+  const unsealed: PartialPlace[] = [];
   for (const place of candidates) {
     const marker = await place.readMarker();
-    if (marker && marker.source === source && (marker.site ?? DEFAULT_SITE) === site && !isLive(marker)) out.push({ place, marker });
+    if (!marker || marker.source !== source || (marker.site ?? DEFAULT_SITE) !== site) continue;
+    if (!sealedBy(marker, key)) unsealed.push(place);
+    else if (!isLive(marker)) found.push({ place, marker });
   }
-  return out.sort((a, b) => b.marker.createdAt.localeCompare(a.marker.createdAt) || b.place.where.localeCompare(a.place.where));
+  found.sort((a, b) => b.marker.createdAt.localeCompare(a.marker.createdAt) || b.place.where.localeCompare(a.place.where));
+  return { found, unsealed };
 }
 
 /** The bundle folders under `dest` without manifest.json: the candidates for findPartials. */

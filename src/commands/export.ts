@@ -21,6 +21,7 @@ import { FORMAT_VERSION, finishBundle, ZFERRY_VERSION, type Basis, type FormatVe
 import { syncStreamsFolder, writeStream } from '../pipeline/index.js';
 import { SyncBatch } from '../fs/sync-batch.js';
 import { appendJournal, journalFile, readJournal, stateDir } from '../state/journal.js';
+import { markerKey } from '../state/marker-key.js';
 import { planRound, sendSpecFor, sourceIdentity, type Confirmation } from './basis.js';
 import { protectBases } from './protect.js';
 import { silentProgress, type Progress } from '../progress.js';
@@ -28,7 +29,7 @@ import { readSecretKey, signManifest } from '../trust/minisign.js';
 import { readRecipients } from '../trust/age.js';
 import { testPause } from '../test-hook.js';
 import { fsyncDir, makeFreshFolder } from '../fs/safe.js';
-import { checkKept, findPartials, folderPartial, unfinishedFolders, type DroppedStream, type FoundPartial, type PartialExport, type PartialPlace } from '../bundle/partial.js';
+import { checkKept, findPartials, folderPartial, sealPartial, unfinishedFolders, type DroppedStream, type FoundPartial, type PartialExport, type PartialPlace } from '../bundle/partial.js';
 import { planReuse, type PlannedStream, type ReusedStream, type StreamSettings } from '../plan/reuse.js';
 import { sourceTag } from '../plan/index.js';
 import { exportLockFile, withLock } from '../state/lock.js';
@@ -333,7 +334,11 @@ async function exportLocked(zfs: Zfs, opts: ExportOptions): Promise<ExportResult
   // Only folders named for this source: a marker anyone wrote into another source's folder (a shared bucket) never makes it ours to resume or remove.
   const candidates = (bucket ? inBucket.filter((u) => u.marked).map((u) => u.partial) : await unfinishedFolders(opts.dest))
     .filter((p) => isBundleFolderOf(p.where.slice(p.where.lastIndexOf('/') + 1), opts.source));
-  const partials = await findPartials(candidates, sourceTag(identity), site);
+  const key = await markerKey(stateDir(typeof opts.journal === 'string' ? opts.journal : undefined), !opts.dryRun);
+  const { found: partials, unsealed } = await findPartials(candidates, sourceTag(identity), site, key);
+  for (const u of unsealed) {
+    opts.notice?.(`${u.where}: an unfinished export of ${opts.source} whose marker this host did not seal (a stranger's, another host's, or one from before markers were sealed): not resumed and left as it is; remove it once you know it is not being written`);
+  }
   // Its streams are matched to this plan by position: a plan cut to a limit, or led by a continued part, is not the plan it was written for.
   const adopted: FoundPartial | null = limited || continuing ? null : partials[0] ?? null;
   if (opts.level === 'auto' && adopted && adopted.marker.streams.length > 0) {
@@ -431,7 +436,7 @@ async function exportLocked(zfs: Zfs, opts: ExportOptions): Promise<ExportResult
   const syncBatch = place ? null : new SyncBatch();
   if (adopted) {
     // Written before the renames: a crash during them leaves a marker listing nothing, not one that lies.
-    await target.writeMarker(marker);
+    await target.writeMarker(sealPartial(marker, key));
     await target.arrange(reuse);
     // The killed run left them to its own batch: they may be in the page cache only.
     for (const r of syncBatch ? reuse : []) for (const v of r.entry.volumes) await syncBatch!.addFile(join(dir, v.file), dir);
@@ -452,7 +457,7 @@ async function exportLocked(zfs: Zfs, opts: ExportOptions): Promise<ExportResult
   let split = null as { stream: StreamEntry; prefixSha256: string } | null;
   try {
     // In a bucket too, before the first volume: a kill from here on leaves a marked prefix the next run resumes or clears.
-    await target.writeMarker(marker);
+    await target.writeMarker(sealPartial(marker, key));
     // Small sends side by side where nothing depends on the order they end in: no limit to fit (each
     // stream's room is what the ones before it left). Each stream keeps its place (index) in the plan
     // whichever lane wrote it. Into a bucket, only streams of at most one part: each is one PUT, whose
@@ -482,7 +487,7 @@ async function exportLocked(zfs: Zfs, opts: ExportOptions): Promise<ExportResult
         // Built when the write starts, not per stream: once for all the streams finished meanwhile.
         const listed = new Map([...reusedAt, ...[...done].map(([k, x]) => [k, x.entry] as const)]);
         marker.streams = [...listed.keys()].sort((a, b) => a - b).map((k) => listed.get(k)!).filter(carriesData);
-        return target.writeMarker(marker, { durable: false });
+        return target.writeMarker(sealPartial(marker, key), { durable: false });
       });
       lastWrite = waiting;
       return waiting;

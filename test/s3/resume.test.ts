@@ -73,7 +73,7 @@ test('a resumed bucket export moves a kept volume over the copy limit by ranged 
   await zferryOk('verify', url);
 });
 
-test('markers a stranger planted under the prefix (not JSON, volume names outside the bundle, our source tag in another source\'s folder) are passed over: nothing they name is read, copied or deleted', async () => {
+test('markers a stranger planted under the prefix (not JSON, volume names outside the bundle, our source tag in another source\'s folder, a copy of our own marker with the stranger\'s volumes) are passed over: nothing they name is read, copied or deleted', async () => {
   assert.ok(genuine, 'the first test left a genuine marker');
   const victim = randomBytes(4096);
   await putObject(bucket, 'hostile/victim.bin', victim);
@@ -97,6 +97,15 @@ test('markers a stranger planted under the prefix (not JSON, volume names outsid
   await putObject(bucket, `${f3}/.zferry-export.json`, forge(theirs, '2099-12-31T00:00:00.000Z', 'streams/0001-full.zst.000'));
   await putObject(bucket, `${f3}/streams/0001-full.zst.000`, victim);
   await putObject(bucket, `${f3}/streams/0009-full.zst.000`, victim);
+  // This source's own marker copied whole, seal included, the newest of all, its volumes the stranger's bytes under their own hashes:
+  // well formed, and every volume matches it, but this host did not seal what it says.
+  const f4id = '0badf00d-0000-4000-8000-00000000f0e4';
+  const f4 = ours('20991231T000000Z', f4id);
+  await putObject(bucket, `${f4}/.zferry-export.json`, JSON.stringify({
+    ...genuine, bundleId: f4id, createdAt: '2099-12-31T23:59:59.000Z',
+    streams: genuine!.streams.map((s) => ({ ...s, volumes: s.volumes.slice(0, 1).map((v) => ({ ...v, bytes: victim.length, sha256: sha256(victim) })) })),
+  }));
+  for (const s of genuine!.streams) if (s.volumes[0]) await putObject(bucket, `${f4}/${s.volumes[0].file}`, victim);
   const snapshotOf = async () => new Map(await Promise.all((await keysUnder(bucket)).filter((k) => !k.startsWith('copy/')).map(async (k) => [k, sha256(await getObject(bucket, k))] as const)));
   const planted = await snapshotOf();
 

@@ -7,11 +7,12 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdir, readFile, stat, open } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, readdir, readFile, stat, open, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { run, type TestPool } from '../helpers/zfslab.js';
 import { twoPools, type TwoPools } from '../helpers/scenario.js';
-import { zferry, zferryOk } from '../helpers/cli.js';
+import { zferry, zferryOk, zferryOkWith } from '../helpers/cli.js';
 import { killAt } from '../helpers/kill.js';
 import { guidList, snapshot, writeData } from '../helpers/fixtures.js';
 
@@ -127,4 +128,43 @@ test('new snapshots after the kill: the streams whose step is unchanged are reus
   const m2 = JSON.parse(await readFile(path.join(dir, 'manifest.json'), 'utf8')) as { streams: Array<Stream & { to: { name: string } }> };
   assert.ok(m2.streams.some((s) => s.dataset === 'b' && s.to.name === 'two'), 'the bundle carries b up to @two');
   await importAndCompare(dest, `${dst.name}/newsnap`);
+});
+
+test('a marker this host did not seal is neither resumed nor removed: a stranger\'s newer copy with its own volume rides into no bundle, and another host resumes nothing', async () => {
+  const dest = path.join(work, 'forged');
+  const args = [src.name, dest, '--no-journal', '--volume-size', '64K'];
+  await killAt('export:manifest', { dir: work }, 'export', ...args);
+  const genuine = await onlyFolder(dest);
+  const marker = JSON.parse(await readFile(path.join(genuine, '.zferry-export.json'), 'utf8')) as { seal: string; streams: Array<Stream & { volumes: Array<{ file: string; bytes: number; sha256: string }> }> };
+  assert.match(marker.seal, /^[0-9a-f]{64}$/, 'this host sealed its marker');
+  // A stranger's copy (a disk that was away): the newest date, another id, stream 1 its own bytes under their own hash, the seal as it was.
+  const id = '0badf00d-0000-4000-8000-00000000f0e0';
+  const forged = path.join(dest, `zferry-${src.name}-20991231T000000Z-${id.slice(0, 8)}`);
+  const evil = randomBytes(4096);
+  const one = marker.streams.find((s) => s.index === 1)!;
+  await mkdir(path.join(forged, 'streams'), { recursive: true });
+  await writeFile(path.join(forged, one.volumes[0].file), evil);
+  await writeFile(path.join(forged, '.zferry-export.json'), JSON.stringify({
+    ...marker, bundleId: id, createdAt: '2099-12-31T00:00:00.000Z',
+    streams: [{ ...one, volumes: [{ file: one.volumes[0].file, bytes: evil.length, sha256: createHash('sha256').update(evil).digest('hex') }] }],
+  }));
+  const forgedFiles = async () => JSON.stringify([await readdir(forged), await readFile(path.join(forged, '.zferry-export.json'), 'utf8'), await readFile(path.join(forged, one.volumes[0].file))]);
+  const planted = await forgedFiles();
+
+  // Another host (its own key): neither marker is its own.
+  const other = path.join(work, 'other-host-state');
+  await mkdir(other, { recursive: true });
+  await writeFile(path.join(other, 'marker.key'), 'ab'.repeat(32) + '\n');
+  const elsewhere = JSON.parse((await zferryOkWith({ ZFERRY_STATE_DIR: other }, 'export', ...args, '--dry-run', '--json')).stdout) as { resumed: unknown; warnings: string[] };
+  assert.equal(elsewhere.resumed, null);
+  for (const dir of [genuine, forged]) assert.ok(elsewhere.warnings.some((w) => w.startsWith(`${dir}: `) && /did not seal/.test(w)), `${dir} is named: ${elsewhere.warnings.join(' | ')}`);
+
+  // This host resumes its own, names the stranger's, and leaves it as it was.
+  const r = JSON.parse((await zferryOk('export', ...args, '--json')).stdout) as { bundle: string; resumed: { folder: string; reused: Array<{ index: number }> } | null; warnings: string[] };
+  assert.equal(r.resumed?.folder, genuine);
+  assert.equal(r.bundle, genuine);
+  assert.ok(r.resumed?.reused.some((x) => x.index === 1), 'stream 1 came from this host\'s own marker');
+  assert.ok(r.warnings.some((w) => w.startsWith(`${forged}: `)), r.warnings.join(' | '));
+  assert.equal(await forgedFiles(), planted, 'the stranger\'s folder is untouched');
+  await importAndCompare(dest, `${dst.name}/forged`);
 });
