@@ -153,10 +153,10 @@ export function s3Error(err: unknown, doing: string, url: string): ZferryError {
     : code === 'ENOTFOUND' || code === 'EAI_AGAIN' ? ': no such host (--s3-endpoint?)'
     : '';
   // An unknown failure says what it is, on one line, with any secret the environment holds cut out.
-  const secret = process.env.AWS_SECRET_ACCESS_KEY;
   const plain = hint === '' && code === 'Error' ? `: ${String(e.message ?? '').split('\n')[0]!.slice(0, 200)}` : '';
-  const detail = `${code}${status ? ` (HTTP ${status})` : ''}${hint}${plain}`;
-  return new ZferryError(`${url}: ${doing} failed: ${secret ? detail.split(secret).join('<secret>') : detail}`, { file: url });
+  let detail = `${code}${status ? ` (HTTP ${status})` : ''}${hint}${plain}`;
+  for (const secret of [process.env.AWS_SECRET_ACCESS_KEY, process.env.AWS_SESSION_TOKEN]) if (secret) detail = detail.split(secret).join('<secret>');
+  return new ZferryError(`${url}: ${doing} failed: ${detail}`, { file: url });
 }
 
 function notFound(err: unknown): boolean {
@@ -169,15 +169,35 @@ export async function getSmall(p: S3Place, name: string, maxBytes: number): Prom
   const url = urlOf(p, name);
   try {
     const r = await call<any>((sdk) => new sdk.GetObjectCommand({ Bucket: p.bucket, Key: p.prefix + name }));
+    const what = name.split('/').pop()!;
     if ((r.ContentLength ?? 0) > maxBytes) {
       (r.Body as Readable | undefined)?.destroy();
-      throw new ZferryError(`${url}: ${r.ContentLength} bytes, more than the ${maxBytes} a ${name.split('/').pop()} may have`, { file: url });
+      throw new ZferryError(`${url}: ${r.ContentLength} bytes, more than the ${maxBytes} a ${what} may have`, { file: url });
     }
-    return Buffer.from(await r.Body!.transformToByteArray());
+    return await readAtMost(r.Body as Readable, maxBytes, `${url}: more than the ${maxBytes} bytes a ${what} may have`, url);
   } catch (err) {
     if (notFound(err)) return null;
     throw s3Error(err, 'GET', url);
   }
+}
+
+/**
+ * The whole of `body`, refused with `tooBig` once it passes `maxBytes`: the
+ * length a server announces is checked first, but an answer without one
+ * (chunked) must not be read whole on its word.
+ */
+export async function readAtMost(body: Readable, maxBytes: number, tooBig: string, file: string): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let n = 0;
+  for await (const c of body) {
+    n += (c as Buffer).length;
+    if (n > maxBytes) {
+      body.destroy();
+      throw new ZferryError(tooBig, { file });
+    }
+    chunks.push(c as Buffer);
+  }
+  return Buffer.concat(chunks, n);
 }
 
 /** An object's bytes as a stream, with its size. */

@@ -1,7 +1,8 @@
 /** Bucket locations and error lines, on literals (no server). */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { bundlePath, childPlace, isS3Url, objectOf, parseS3Url, s3Error, urlOf } from '../../src/store/s3.js';
+import { Readable } from 'node:stream';
+import { bundlePath, childPlace, isS3Url, objectOf, parseS3Url, readAtMost, s3Error, urlOf } from '../../src/store/s3.js';
 import { isBundleFolderOf } from '../../src/commands/export.js';
 import { ZferryError } from '../../src/errors.js';
 
@@ -47,5 +48,29 @@ test('an error line names the object and the store\'s code, and never the secret
   } finally {
     if (old === undefined) delete process.env.AWS_SECRET_ACCESS_KEY;
     else process.env.AWS_SECRET_ACCESS_KEY = old;
+  }
+});
+
+test('a small object sent without its length is read only up to its limit: a planted giant is refused after the limit, not held', async () => {
+  let pulled = 0;
+  // 1 MiB pieces for ever: what a chunked answer of a planted 10 GB "manifest.json" would look like.
+  const endless = () => new Readable({ read() { pulled++; this.push(Buffer.alloc(1024 * 1024)); } });
+  const giant = endless();
+  await assert.rejects(readAtMost(giant, 4 * 1024 * 1024, 's3://b/x/manifest.json: too big', 's3://b/x/manifest.json'), (e: unknown) => e instanceof ZferryError && e.message === 's3://b/x/manifest.json: too big');
+  assert.ok(pulled <= 8, `${pulled} MiB pulled`);
+  assert.equal(giant.destroyed, true);
+  assert.deepEqual(await readAtMost(Readable.from([Buffer.from('ab'), Buffer.from('c')]), 3, 'x', 'x'), Buffer.from('abc'));
+});
+
+test('an unknown failure\'s line cuts out the session token as well as the secret key', () => {
+  const saved = { k: process.env.AWS_SECRET_ACCESS_KEY, t: process.env.AWS_SESSION_TOKEN };
+  process.env.AWS_SECRET_ACCESS_KEY = 'SeCrEtKeY0123456789';
+  process.env.AWS_SESSION_TOKEN = 'ToKeN-abcdef-0123456789';
+  try {
+    const line = s3Error(new Error('signing with SeCrEtKeY0123456789 and ToKeN-abcdef-0123456789 failed'), 'GET', 's3://b/x').message;
+    assert.doesNotMatch(line, /SeCrEtKeY|ToKeN-abcdef/);
+    assert.match(line, /<secret>.*<secret>/);
+  } finally {
+    for (const [k, v] of [['AWS_SECRET_ACCESS_KEY', saved.k], ['AWS_SESSION_TOKEN', saved.t]] as const) if (v === undefined) delete process.env[k]; else process.env[k] = v;
   }
 });
