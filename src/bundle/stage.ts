@@ -17,8 +17,17 @@ import { MANIFEST_FILE, MAX_MANIFEST_BYTES, readManifestBytes, type StreamEntry 
 import { RESTORE_FILE } from './restore.js';
 import { SUMS_FILE } from './sums.js';
 import { VolumeReader } from './volume-reader.js';
+import { manifestBytesInBucket } from './bucket.js';
+import { bundlePath, getSmall, isS3Url, parseS3Url } from '../store/s3.js';
 
-/** Copies the bundle at `dir` into `stageDir` with the volumes of `stream` only; returns the staged folder (already there: left as it is). */
+/** A closing file of the bundle at `dir` (a folder or a bucket prefix), or null when there is none. */
+async function closingFile(dir: string, name: string): Promise<Buffer | null> {
+  if (isS3Url(dir)) return getSmall(parseS3Url(dir), name, MAX_MANIFEST_BYTES);
+  return readRegular(join(dir, name), { within: dir, maxBytes: MAX_MANIFEST_BYTES, what: name }).catch((err: unknown) =>
+    ((err as NodeJS.ErrnoException).code === 'ENOENT' ? null : Promise.reject(err)));
+}
+
+/** Copies the bundle at `dir` (a folder or a bucket prefix) into `stageDir` with the volumes of `stream` only; returns the staged folder (already there: left as it is). */
 export async function stagePart(dir: string, stream: StreamEntry, stageDir: string, onBytes?: (n: number) => void): Promise<string> {
   const name = basename(dir);
   const dest = join(stageDir, name);
@@ -50,14 +59,12 @@ export async function stagePart(dir: string, stream: StreamEntry, stageDir: stri
     }
     await fsyncDir(join(tmp, 'streams'));
     for (const f of [RESTORE_FILE, SUMS_FILE, `${MANIFEST_FILE}.minisig`]) {
-      const data = await readRegular(join(dir, f), { within: dir, maxBytes: MAX_MANIFEST_BYTES, what: f }).catch((err: unknown) => {
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT' && f.endsWith('.minisig')) return null;
-        return Promise.reject(err);
-      });
+      const data = await closingFile(dir, f);
       if (data) await writeFileAtomic(tmp, f, data);
+      else if (!f.endsWith('.minisig')) throw new ZferryError(`${bundlePath(dir, f)}: missing`, { file: bundlePath(dir, f) });
     }
     // Last, as an export writes it: a staged folder with a manifest is whole.
-    await writeFileAtomic(tmp, MANIFEST_FILE, await readManifestBytes(join(dir, MANIFEST_FILE)));
+    await writeFileAtomic(tmp, MANIFEST_FILE, isS3Url(dir) ? await manifestBytesInBucket(dir) : await readManifestBytes(join(dir, MANIFEST_FILE)));
     await rename(tmp, dest).catch((err: unknown) => Promise.reject(fileError(err, 'renaming', tmp)));
     await fsyncDir(stageDir);
   } catch (err) {

@@ -343,8 +343,11 @@ async function importLocked(zfs: Zfs, opts: ImportOptions): Promise<ImportResult
   if (!isS3Url(opts.path)) await assertReplaceable(join(opts.path, receiptFileName(opts.target)));
   // The same bundle on the disk and in the stage: the disk's copy, which is whole.
   const seen = new Set<string>();
-  const found = (await readManifests([...dirs, ...stagedDirs], opts.trust)).filter((b) => !seen.has(b.manifest.bundleId) && !!seen.add(b.manifest.bundleId));
+  const read = await readManifests([...dirs, ...stagedDirs], opts.trust);
+  const found = read.filter((b) => !seen.has(b.manifest.bundleId) && !!seen.add(b.manifest.bundleId));
   const staged = new Set(found.filter((b) => !dirs.includes(b.dir)).map((b) => b.dir));
+  // Every staged copy, those PATH also holds included (a bucket keeps its parts; a disk still attached): each goes once its stream is in.
+  const stagedCopies = new Map(read.filter((b) => !dirs.includes(b.dir)).map((b) => [b.dir, b.manifest]));
   // In the source's own order (txg), never by the bundle's word about its date; a later part after the one it continues.
   const bundles = orderParts(lineageOrder(found.map((b) => ({ ...b, inventory: b.manifest.inventory }))));
   // Each manifest as exported, by folder. Files at rest are checked against these: the plan's copy
@@ -489,9 +492,8 @@ async function importLocked(zfs: Zfs, opts: ImportOptions): Promise<ImportResult
   }
   const finalInv = await zfs.inventory(opts.target);
   // A staged part whose stream is now on the target has done its work.
-  for (const dir of staged) {
-    const m = asExported.get(dir);
-    const s = m?.streams.find((x) => x.part);
+  for (const [dir, copy] of stagedCopies) {
+    const s = (asExported.get(dir) ?? copy).streams.find((x) => x.part);
     if (s?.to && finalInv.datasets.some((d) => d.path === s.dataset && d.snapshots.some((x) => x.guid === s.to!.guid))) {
       await removeEntry(dir);
       result.parts.removed.push(dir);

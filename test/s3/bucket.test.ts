@@ -5,7 +5,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import path from 'node:path';
 import { execa } from 'execa';
@@ -306,14 +306,26 @@ test('export --max-size into a bucket splits a stream across bundles; an import 
     assert.equal(waiting.code, 3, waiting.stderr);
     assert.match(waiting.stderr, /@x is split across bundles: part 1 in s3:\/\/[^ ]+\/capped; part 2 is not there yet \(the bundle exported after [0-9a-f-]+\): import again once it is/);
     assert.equal((await execa('zfs', ['list', target], { reject: false })).exitCode, 1, 'no target made');
+    // With --stage the part is copied out of the bucket, verified, into a local folder: the bucket's own objects, byte for byte.
+    const stage = path.join(work, 'capped-stage');
+    const staging = await z('import', url, target, '--stage', stage);
+    assert.equal(staging.code, 3, staging.stderr);
+    const [copy] = (await readdir(stage)).filter((n) => n.startsWith('zferry-'));
+    assert.ok(copy, `a staged copy in ${stage}`);
+    const key = (name: string) => `capped/${copy}/${name}`;
+    for (const name of ['manifest.json', 'SHA256SUMS', 'RESTORE.txt', ...(await readdir(path.join(stage, copy, 'streams'))).map((v) => `streams/${v}`)]) {
+      assert.deepEqual(await readFile(path.join(stage, copy, name)), await getObject(bucket, key(name)), `${name} staged as it is in the bucket`);
+    }
+    assert.equal((await execa('zfs', ['list', target], { reject: false })).exitCode, 1, 'still no target made');
     let rounds = 1;
     for (let r = first; r.limit.split !== null || r.limit.left > 0; rounds++) {
       assert.ok(rounds < 8, 'the export ends within 8 bundles');
       r = await exportOnce();
     }
     assert.ok(rounds >= 3, `split into ${rounds} bundles`);
-    await zOk('import', url, target);
+    await zOk('import', url, target, '--stage', stage);
     assert.deepEqual(await guidList(target), await guidList(big.name));
+    assert.deepEqual((await readdir(stage)).filter((n) => n.startsWith('zferry-')), [], 'the staged copy goes once its stream is in');
     assert.deepEqual(await multipartUploads(bucket), []);
   } finally {
     await big.destroy();
