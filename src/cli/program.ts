@@ -64,6 +64,7 @@ export function buildProgram(): Command {
     .option('--journal <dir>', 'journal of exported bundles, for disk rotation (default: $ZFERRY_STATE_DIR or /var/lib/zferry)')
     .option('--no-journal', 'plan from the receipt only and record nothing (e.g. a bundle was lost)')
     .option('--sign <secret-key>', 'sign the manifest with this key (from zferry keygen): manifest.json.minisig')
+    .option('--trust-receiver <public-key>', 'plan only from receipts signed by this minisign public key (the target\'s import --sign KEY): an unsigned or forged receipt on the disk or in the bucket is passed over')
     .option('--encrypt-to <recipient>', 'encrypt every stream with age to this age1… recipient or recipients file (repeatable)', collect, [])
     .addOption(new Option('--bundle-format <n>', 'bundle format version to write; 1 for a remote whose zferry predates 2 (its RESTORE.txt is then covered by no checksum or signature)').choices(['1', '2']).default('2'))
     .addOption(new Option('--wait [seconds]', `one export of SOURCE at a time (lock in the journal's folder): ${WAIT_HELP}`).argParser(waitOption))
@@ -92,6 +93,8 @@ export function buildProgram(): Command {
       'zferry export tank /mnt/disk2 --fill      # continues where disk 1 stopped (from the journal)\n' +
       '# signed and encrypted (keys from `zferry keygen -o ~/.zferry/key` and `age-keygen -o key.txt`)\n' +
       'zferry export tank /mnt/disk --sign ~/.zferry/key --encrypt-to age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p\n' +
+      '# plan only from receipts the remote signed (its import --sign): a receipt planted on the disk or in a shared bucket is passed over\n' +
+      'zferry export tank s3://backups/tank --sign ~/.zferry/key --trust-receiver /etc/zferry/receiver.pub\n' +
       '# from cron, while a manual export of tank may still run: wait up to an hour for it\n' +
       'zferry export tank /mnt/disk --wait 3600\n' +
       '# a second site fed from the same pool, unattended: the backup pool imported first, exported after, a mail on every outcome\n' +
@@ -116,7 +119,7 @@ export function buildProgram(): Command {
         linkBytesPerSecond: o.link ?? cfg?.linkBytesPerSecond ?? undefined, maxMemory: given<number>(cmd, 'maxMemory') ?? cfg?.maxMemory ?? o.maxMemory,
         volumeSize: given<number>(cmd, 'volumeSize') ?? cfg?.volumeSize ?? o.volumeSize, dryRun: o.dryRun,
         exclude: o.exclude, snapshots: o.snapshots, excludeSnapshots: o.excludeSnapshots, rollback: o.rollback,
-        journal, sign: o.sign ?? cfg?.sign ?? undefined, encryptTo: o.encryptTo, bundleFormat: Number(o.bundleFormat) as 1 | 2, site,
+        journal, sign: o.sign ?? cfg?.sign ?? undefined, trustReceiver: o.trustReceiver, encryptTo: o.encryptTo, bundleFormat: Number(o.bundleFormat) as 1 | 2, site,
         spaceCheck: o.spaceCheck !== false, parity: o.parity, maxSize: o.maxSize, fill: o.fill,
         progress: await progressFor(o.json),
         // The plan first, on stdout; the bars that follow are on stderr (README, "Output").
@@ -142,6 +145,7 @@ export function buildProgram(): Command {
     .option('--journal <dir>', 'journal of exported bundles, as export reads it (default: $ZFERRY_STATE_DIR or /var/lib/zferry)')
     .option('--no-journal', 'estimate from the receipt only, as if no bundle were pending')
     .option('--site <name>', 'estimate the next bundle of this site (its journal and receipts), as export --site')
+    .option('--trust-receiver <public-key>', 'estimate only from receipts signed by this minisign public key (the target\'s import --sign KEY): an unsigned or forged receipt on the disk or in the bucket is passed over')
     .addOption(new Option('--link <rate>', 'link rate: 10Mbit, 100Mbit/s, 2MB/s, 500KiB/s').argParser(unitOption(parseRate, 'link rate')).default(10e6 / 8, '10Mbit'))
     .addOption(new Option('--every <interval>', 'how often a bundle would be sent: 1h, 12h, 1d, 1w').argParser(unitOption(parseInterval, 'interval')).default(86400, '1d'))
     .addOption(new Option('--level <n>', 'zstd compression level (1-19), as export will use').argParser(levelOption).default(3))
@@ -174,7 +178,7 @@ export function buildProgram(): Command {
       const zfs = await probeZfs();
       const { runEstimate } = await import('../commands/estimate.js');
       const r = await runEstimate(zfs, {
-        source, since: o.since, dest: o.dest, journal: o.journal === false ? false : o.journal === true ? undefined : o.journal, site: o.site, level: o.level, linkBytesPerSecond: o.link, intervalSeconds: o.every,
+        source, since: o.since, dest: o.dest, trustReceiver: o.trustReceiver, notice: (line: string) => process.stderr.write(`zferry: ${line}\n`), journal: o.journal === false ? false : o.journal === true ? undefined : o.journal, site: o.site, level: o.level, linkBytesPerSecond: o.link, intervalSeconds: o.every,
         diskBytes: o.disk, sampleBytes: o.sample, levels: o.levels !== false, sampleSeconds: o.sampleSeconds, churnSends: o.churnSends,
         churnSeconds: o.churnSeconds, progress: await progressFor(o.json),
       });
@@ -196,6 +200,7 @@ export function buildProgram(): Command {
     .option('--rollback', 'roll back to the common snapshot when the target has changes or snapshots of its own', false)
     .option('--trust <public-key>', 'accept only bundles whose manifest is signed by this minisign public key (KEY.pub from zferry keygen)')
     .option('--identity <file>', 'age identity file (AGE-SECRET-KEY-1…) for bundles exported with --encrypt-to')
+    .option('--sign <secret-key>', 'sign the receipt with this key (zferry keygen on the receiving side): RECEIPT.minisig beside it, which export --trust-receiver KEY.pub requires')
     .option('--max-delete <limit>', 'with --delete: refuse to destroy more than N datasets (default 2), or more than P% of the snapshots of datasets that receive nothing new (default 50%); "all" lifts both; repeatable', collect, [] as string[])
     .addOption(new Option('--delete-after <age>', 'with --delete: destroy a dataset missing on the source only once it has been missing this long (7d, 12h), counted from the first applied bundle that lacked it').argParser(unitOption(parseInterval, '--delete-after age')))
     .option('--keep <grid>', 'thin the target\'s snapshots by a time grid, e.g. "1h x 24 | 1d x 30 | 30d x 12" (docs/retention.md); never the newest common snapshot, a base a bundle here still needs, or anything out of scope; with --delete, snapshots follow the grid and datasets --delete', unitOption((v: string) => parseGrid(v), 'grid'))
@@ -223,6 +228,8 @@ export function buildProgram(): Command {
       'zferry import /mnt/disk backup --delete --trust /etc/zferry/source.pub\n' +
       '# another import into backup may be running: wait for it instead of refusing\n' +
       'zferry import /mnt/disk backup --wait\n' +
+      '# sign the receipt it leaves on the disk (keygen on this side); the source then plans only from signed receipts\n' +
+      'zferry import /mnt/disk backup --trust /etc/zferry/source.pub --sign /etc/zferry/receiver.key\n' +
       '# a seed split across disks (export --fill): each disk in turn; parts wait, verified, in the stage folder\n' +
       'zferry import /mnt/disk1 backup --stage /var/tmp/zferry-stage     # exit 3: names the part it needs next\n' +
       'zferry import /mnt/disk2 backup --stage /var/tmp/zferry-stage     # receives the whole stream, then the rest\n' +
@@ -240,7 +247,7 @@ export function buildProgram(): Command {
       const r = await (await import('../job.js')).runJob(spec, async () => runImport(await probeZfs(), {
         wait: waitSeconds(o.wait), notice: said.notice,
         path, target, dryRun: o.dryRun, force: o.force, delete: o.delete, rollback: o.rollback,
-        trust: o.trust ?? cfg?.trust ?? undefined, identity: o.identity ?? cfg?.identity ?? undefined, verifyFirst: o.verifyFirst,
+        trust: o.trust ?? cfg?.trust ?? undefined, identity: o.identity ?? cfg?.identity ?? undefined, sign: o.sign, verifyFirst: o.verifyFirst,
         createParents: o.createParents, maxDelete: parseMaxDelete(o.maxDelete), keep: o.keep, stage: o.stage,
         ...(o.deleteAfter !== undefined ? { deleteAfterSeconds: o.deleteAfter } : {}), progress: await progressFor(o.json),
       }), (r) => importSummary(r, path));

@@ -64,6 +64,7 @@ export function statusCommand(): Command {
     .option('--site <name>', 'only this site')
     .option('--dest <dir>', 'also look for receipts here (a disk that came back, or s3://BUCKET/PREFIX); repeatable', collect, [] as string[])
     .option('--spool <dir>', 'also look for receipts in this relay spool')
+    .option('--trust-receiver <public-key>', 'count only receipts in those folders signed by this minisign public key (the target\'s import --sign KEY)')
     .option('--target <dataset>', 'on the receiving side: report this target\'s last import and newest snapshot; repeatable', collect, [] as string[])
     .option('--state-dir <dir>', 'where export, import and relay run record their outcome and journal (default: $ZFERRY_STATE_DIR or /var/lib/zferry)')
     .addOption(new Option('--warn <age>', 'WARNING when the newest receipt (or target snapshot) is this old: 12h, 2d, 1w').argParser(unitOption(parseInterval, 'warning age')).default(2 * 86400, '2d'))
@@ -96,7 +97,7 @@ export function statusCommand(): Command {
       const { runStatus } = await import('../commands/status.js');
       const r = await runStatus({
         source: source ?? cfg?.source ?? undefined, site, dests: o.dest, spool: o.spool ?? cfg?.spool ?? undefined, targets: o.target,
-        stateDir: o.stateDir, thresholds: { warn, crit }, zfs,
+        stateDir: o.stateDir, trustReceiver: o.trustReceiver, thresholds: { warn, crit }, zfs,
       });
       if (o.prometheus) {
         const { renderPrometheus } = await import('../status/metrics.js');

@@ -12,6 +12,7 @@ import { checkDatasetName, type SendSpec, type SnapshotSpace, type Zfs } from '.
 import { planSync, checkEncryptionMatch, resolveScope, sendOptionsFor, type Plan, type Scope, type SendStep } from '../plan/index.js';
 import type { Basis } from '../bundle/index.js';
 import { findNewestReceipt, readState } from '../state/receipt.js';
+import { readPublicKey } from '../trust/minisign.js';
 import { journalFile, pendingEntries, readJournal, stateDir } from '../state/journal.js';
 import { DEFAULT_SITE, siteOf } from '../state/site.js';
 
@@ -25,6 +26,10 @@ export interface BasisOptions {
   journal?: string | false;
   /** The site planned for (src/state/site.ts): its journal and its receipts only. Default: the default site. */
   site?: string;
+  /** minisign public key file: a receipt under receiptsIn counts only when signed by it (import --sign). */
+  trustReceiver?: string;
+  /** Hears each receipt passed over for want of that signature. */
+  notice?: (line: string) => void;
 }
 
 export interface RoundOptions extends BasisOptions {
@@ -98,7 +103,8 @@ export async function findBasis(opts: BasisOptions, identity: SourceIdentity): P
     };
   }
   const site = opts.site ?? DEFAULT_SITE;
-  const found = opts.receiptsIn ? await findNewestReceipt(opts.receiptsIn, identity, site) : null;
+  const trust = opts.trustReceiver ? { key: await readPublicKey(opts.trustReceiver), file: opts.trustReceiver } : null;
+  const found = opts.receiptsIn ? await findNewestReceipt(opts.receiptsIn, identity, site, trust, opts.notice) : null;
   const confirmed = found ? { file: found.file, takenAt: found.state.takenAt, newest: newestSnapshot(found.state.inventory), bundles: found.state.bundles.slice(-50) } : null;
   if (opts.journal !== false) {
     const file = journalFile(stateDir(opts.journal), identity, site);

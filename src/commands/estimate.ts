@@ -28,6 +28,10 @@ export interface EstimateOptions {
   /** A state or receipt file; without it the newest receipt for SOURCE under `dest`, else an empty target. */
   since?: string;
   dest?: string;
+  /** minisign public key file: only receipts under `dest` signed by it (import --sign) count. */
+  trustReceiver?: string;
+  /** Hears each receipt passed over for want of that signature. */
+  notice?: (line: string) => void;
   /** As for export: pending bundles in the journal are planned on top of. */
   journal?: string | false;
   /** As for export: the site's journal and receipts (default: the default site). */
@@ -225,7 +229,7 @@ export async function runEstimate(zfs: Zfs, opts: EstimateOptions): Promise<Esti
   const started = Date.now();
   const progress = opts.progress ?? silentProgress;
   const now = opts.now ?? Math.floor(Date.now() / 1000);
-  const { inventory, basis, plan } = await planRound(zfs, { source: opts.source, since: opts.since, receiptsIn: opts.dest, journal: opts.journal, site: checkSite(opts.site) });
+  const { inventory, basis, plan } = await planRound(zfs, { source: opts.source, since: opts.since, receiptsIn: opts.dest, journal: opts.journal, site: checkSite(opts.site), trustReceiver: opts.trustReceiver, notice: opts.notice });
 
   const sends = plan.steps.filter(carriesData);
   // The sample budget is shared evenly, so a tree of many datasets stays bounded.

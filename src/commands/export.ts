@@ -79,6 +79,8 @@ export interface ExportOptions {
   wait?: number;
   /** One line for a person: a stale lock taken over, a wait begun. */
   notice?: (line: string) => void;
+  /** minisign public key file: only receipts under DEST signed by it (import --sign) are planned from. */
+  trustReceiver?: string;
   /** Percent of par2 recovery data to write in parity/ (export --parity); absent: none. */
   parity?: number;
   /** false: do not compare the planned size with DEST's free space (a file system that misreports it). */
@@ -287,7 +289,7 @@ async function exportLocked(zfs: Zfs, opts: ExportOptions): Promise<ExportResult
   const secretKey = opts.sign ? await readSecretKey(opts.sign) : null;
   const recipients = opts.encryptTo && opts.encryptTo.length > 0 ? await readRecipients(opts.encryptTo) : null;
   const { inventory, identity, basis, proved, confirmed, scope, plan, snapshotSpace } = await planRound(zfs, {
-    source: opts.source, since: opts.since, receiptsIn: opts.dest, journal: opts.journal, site,
+    source: opts.source, since: opts.since, receiptsIn: opts.dest, journal: opts.journal, site, trustReceiver: opts.trustReceiver, notice: opts.notice,
     exclude: opts.exclude, snapshots: opts.snapshots, excludeSnapshots: opts.excludeSnapshots, rollback: opts.rollback,
   });
   const limited = opts.maxSize !== undefined || opts.fill === true;

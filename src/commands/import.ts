@@ -24,9 +24,9 @@ import { assembleParts, orderParts, partLabel, segmentKey, type Assembled, type 
 import { stagePart } from '../bundle/stage.js';
 import { removeEntry } from '../fs/safe.js';
 import { basename } from 'node:path';
-import { makeState, receiptFileName, writeStateAtomic } from '../state/receipt.js';
+import { makeState, receiptFileName, writeReceipt } from '../state/receipt.js';
 import { silentProgress, type Progress } from '../progress.js';
-import { checkTrust, readPublicKey } from '../trust/minisign.js';
+import { checkTrust, readPublicKey, readSecretKey } from '../trust/minisign.js';
 import { checkIdentityOpens, readIdentities } from '../trust/age.js';
 import { testPause } from '../test-hook.js';
 import { assertReplaceable } from '../fs/safe.js';
@@ -51,6 +51,8 @@ export interface ImportOptions {
   trust?: string;
   /** age identity file, for bundles exported with --encrypt-to. */
   identity?: string;
+  /** minisign secret key file (zferry keygen): the receipt is signed, RECEIPT.minisig beside it, for export --trust-receiver. */
+  sign?: string;
   /** The deletion guard's limits (--max-delete); the defaults when absent. */
   maxDelete?: MaxDelete;
   /** --delete-after: seconds a dataset must have been missing on the source before --delete destroys it. */
@@ -360,6 +362,8 @@ async function importLocked(zfs: Zfs, opts: ImportOptions): Promise<ImportResult
     throw new ZferryError(`${file}: the bundle is encrypted with age (to ${encrypted.manifest.encryption?.recipients.join(', ')}): pass --identity FILE`, { file });
   }
   const age: AgeKeys | undefined = opts.identity ? { identities: await readIdentities(opts.identity), file: opts.identity } : undefined;
+  // Read before anything is received: a key that does not open fails the import, not its receipt.
+  const receiptKey = opts.sign ? await readSecretKey(opts.sign) : null;
   // In a bucket the key is first tried on the receive itself, whose tail gate still keeps a wrong stream out.
   for (const b of bundles) if (b.manifest.encryption && age && !isS3Url(b.dir)) await checkIdentityOpens(b.dir, b.manifest, age);
   const facts = await readFacts(zfs, opts.target, bundles);
@@ -505,7 +509,7 @@ async function importLocked(zfs: Zfs, opts: ImportOptions): Promise<ImportResult
   const state = makeState(opts.target, finalInv, last.source, plan.bundles.filter((p) => !waitingDirs.has(p.dir)).map((p) => p.manifest.bundleId), siteOf(last));
   // Beside the bundles, so the disk that brought them carries the receipt back.
   result.receipt = bundlePath(opts.path, receiptFileName(opts.target));
-  await writeStateAtomic(result.receipt, state);
+  await writeReceipt(result.receipt, state, receiptKey);
   result.seconds = elapsed();
   return result;
 }

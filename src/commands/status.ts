@@ -12,6 +12,7 @@ import { joinDataset } from '../model.js';
 import { oneLine } from '../errors.js';
 import type { Zfs } from '../zfs/index.js';
 import { findNewestReceipt } from '../state/receipt.js';
+import { readPublicKey } from '../trust/minisign.js';
 import { pendingEntries, readJournal, stateDir as defaultStateDir, type Journal } from '../state/journal.js';
 import { listOutcomes, type OutcomeRecord } from '../state/outcome.js';
 import { DEFAULT_SITE, siteOf } from '../state/site.js';
@@ -32,6 +33,8 @@ export interface StatusOptions {
   /** Targets (remote side) to report on, beside those with an import record. */
   targets?: string[];
   stateDir?: string;
+  /** minisign public key file: a receipt in a folder counts only when signed by it (import --sign). */
+  trustReceiver?: string;
   thresholds?: Thresholds;
   /** zfs, when this host has it; null: report from records alone. */
   zfs: Zfs | null;
@@ -100,6 +103,8 @@ export async function runStatus(opts: StatusOptions): Promise<StatusReport> {
   const now = opts.now ?? Date.now() / 1000;
   const dir = opts.stateDir ?? defaultStateDir();
   const thresholds = opts.thresholds ?? DEFAULT_THRESHOLDS;
+  // What the last runs recorded they read is taken as recorded (an export with --trust-receiver recorded only signed receipts).
+  const trust = opts.trustReceiver ? { key: await readPublicKey(opts.trustReceiver), file: opts.trustReceiver } : null;
   const problems: string[] = [];
   const { records, problems: unreadable } = await listOutcomes(dir);
   problems.push(...unreadable);
@@ -156,7 +161,7 @@ export async function runStatus(opts: StatusOptions): Promise<StatusReport> {
     for (const f of [lastExport?.figures.dest, lastRelay?.figures.spool]) if (typeof f === 'string') folders.add(f);
     if (p.identity) {
       for (const folder of folders) {
-        const found = await findNewestReceipt(folder, p.identity, p.site);
+        const found = await findNewestReceipt(folder, p.identity, p.site, trust);
         if (found) candidates.push({ file: found.file, takenAt: found.state.takenAt, newest: newestSnapshot(found.state.inventory), bundles: found.state.bundles.slice(-50) });
       }
     }

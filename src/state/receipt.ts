@@ -5,7 +5,7 @@
  * writes its receipt holding the target's import lock (src/state/lock.ts),
  * and every replacement is atomic.
  */
-import { readdir } from 'node:fs/promises';
+import { readdir, rm } from 'node:fs/promises';
 import { join, dirname, basename } from 'node:path';
 import { hostname } from 'node:os';
 import type { Inventory, SourceIdentity } from '../model.js';
@@ -15,7 +15,9 @@ import { validateWith } from '../schemas.js';
 import { ZFERRY_VERSION } from '../version.js';
 import { MAX_MANIFEST_BYTES } from '../bundle/manifest.js';
 import { DEFAULT_SITE, siteField, siteOf } from './site.js';
-import { bundlePath, getSmall, isS3Url, listLevel, objectOf, parseS3Url, putSmall } from '../store/s3.js';
+import { bundlePath, deleteObjects, getSmall, isS3Url, listLevel, objectOf, parseS3Url, putSmall } from '../store/s3.js';
+import { checkReceiptSignature, RECEIPT_SIGNATURE_SUFFIX, signReceipt } from '../trust/receipt-signature.js';
+import type { PublicKey, SecretKey } from '../trust/minisign.js';
 
 export const STATE_FORMAT_VERSION = 1;
 /** A state or receipt holds one inventory, as a manifest does: the same limit, checked before it is parsed. */
@@ -99,12 +101,16 @@ export async function readState(file: string): Promise<TargetState> {
  * folder (`within`): only a regular file, never through a link.
  */
 export async function readReceipt(file: string, within?: string): Promise<TargetState> {
+  return parseState(await readReceiptText(file, within), file);
+}
+
+async function readReceiptText(file: string, within?: string): Promise<string> {
   let buf: Buffer;
   if (isS3Url(file)) {
     const { place, name } = objectOf(file);
     const got = await getSmall(place, name, MAX_STATE_BYTES);
     if (!got) throw new ZferryError(`${file}: no such receipt`, { file });
-    return parseState(got.toString('utf8'), file);
+    return got.toString('utf8');
   }
   try {
     buf = await readRegular(file, { within, maxBytes: MAX_STATE_BYTES, what: 'receipt' });
@@ -112,7 +118,7 @@ export async function readReceipt(file: string, within?: string): Promise<Target
     if (err instanceof ZferryError) throw err;
     throw new ZferryError(`${file}: cannot read receipt (${(err as NodeJS.ErrnoException).code ?? err})`, { file });
   }
-  return parseState(buf.toString('utf8'), file);
+  return buf.toString('utf8');
 }
 
 /**
@@ -120,12 +126,60 @@ export async function readReceipt(file: string, within?: string): Promise<Target
  * receipt. A link, FIFO or folder at that name is refused, not replaced.
  */
 export async function writeStateAtomic(file: string, state: TargetState): Promise<void> {
-  // In a bucket one PUT replaces the object whole: readers see the old receipt or the new one.
+  await putText(file, receiptText(state));
+}
+
+/** The exact text zferry writes as a receipt (and signs). */
+export function receiptText(state: TargetState): string {
+  return JSON.stringify(state, null, 2) + '\n';
+}
+
+/** One whole file or object: an atomic file write, or one PUT, which readers see whole or not at all. */
+async function putText(file: string, text: string): Promise<void> {
   if (isS3Url(file)) {
     const { place, name } = objectOf(file);
-    return putSmall(place, name, JSON.stringify(state, null, 2) + '\n');
+    return putSmall(place, name, text);
   }
-  await writeFileAtomic(dirname(file), basename(file), JSON.stringify(state, null, 2) + '\n');
+  await writeFileAtomic(dirname(file), basename(file), text);
+}
+
+/**
+ * The receipt import leaves beside the bundles, then its signature by `sk`
+ * (`import --sign`) as RECEIPT.minisig, which export, estimate and status
+ * --trust-receiver require. Unsigned, a signature left by an earlier import
+ * goes: it would vouch for other bytes. A reader that meets the new receipt
+ * beside the old signature finds them not matching and passes it over.
+ */
+export async function writeReceipt(file: string, state: TargetState, sk: SecretKey | null): Promise<void> {
+  const text = receiptText(state);
+  await putText(file, text);
+  const sig = file + RECEIPT_SIGNATURE_SUFFIX;
+  if (sk) await putText(sig, signReceipt(text, sk, state));
+  else if (isS3Url(sig)) {
+    const { place, name } = objectOf(sig);
+    await deleteObjects(place, [name]);
+  } else await rm(sig, { force: true });
+}
+
+/** The public key receipts must be signed with (--trust-receiver), and its file for messages. */
+export interface ReceiptTrust {
+  key: PublicKey;
+  file: string;
+}
+
+/** The bytes of a receipt's signature file or object, or null when there is none. */
+async function readSignature(file: string, within?: string): Promise<string | null> {
+  const sig = file + RECEIPT_SIGNATURE_SUFFIX;
+  if (isS3Url(sig)) {
+    const { place, name } = objectOf(sig);
+    return (await getSmall(place, name, 64 * 1024))?.toString('utf8') ?? null;
+  }
+  try {
+    return (await readRegular(sig, { within, maxBytes: 64 * 1024, what: 'receipt signature' })).toString('utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw err;
+  }
 }
 
 export function receiptFileName(target: string): string {
@@ -140,12 +194,18 @@ function sameSource(a: SourceIdentity | null, b: SourceIdentity): boolean {
  * The newest receipt under `dir` (the folder itself and its immediate
  * sub-folders, where bundles live) that speaks of `source` and `site`.
  * Unreadable or foreign files are passed over: a disk may carry other
- * sources' or other sites' bundles.
+ * sources' or other sites' bundles. With `trust`, so is one of this source
+ * and site without a valid signature by that key beside it (`onUntrusted`
+ * hears which and why): anyone who can write to the disk or bucket can write
+ * a receipt, and its word decides what export sends and which of the
+ * source's bases it releases.
  */
 export async function findNewestReceipt(
   dir: string,
   source: SourceIdentity,
   site: string = DEFAULT_SITE,
+  trust: ReceiptTrust | null = null,
+  onUntrusted?: (line: string) => void,
 ): Promise<{ file: string; state: TargetState } | null> {
   const candidates: string[] = [];
   if (isS3Url(dir)) {
@@ -169,12 +229,23 @@ export async function findNewestReceipt(
   let best: { file: string; state: TargetState } | null = null;
   for (const file of candidates) {
     let state: TargetState;
+    let text: string;
     try {
-      state = await readReceipt(file, dir);
+      text = await readReceiptText(file, dir);
+      state = parseState(text, file);
     } catch {
       continue;
     }
     if (!sameSource(state.source, source) || siteOf(state) !== site) continue;
+    if (trust) {
+      try {
+        const signature = await readSignature(file, dir);
+        checkReceiptSignature(text, signature ?? undefined, trust.key, trust.file, file);
+      } catch (err) {
+        onUntrusted?.(`${(err as Error).message.split('\n')[0]}: passed over`);
+        continue;
+      }
+    }
     if (best === null || state.takenAt > best.state.takenAt) best = { file, state };
   }
   return best;

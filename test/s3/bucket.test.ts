@@ -15,7 +15,7 @@ import { CLI, STATE_DIR, zferry, zferryOk, zferryWith } from '../helpers/cli.js'
 import { killAt, pauseAt } from '../helpers/kill.js';
 import { guidList, snapshot, writeData } from '../helpers/fixtures.js';
 import { getObject, keysUnder, makeBucket, multipartUploads, putObject, s3, SECRET } from '../helpers/s3.js';
-import { HeadObjectCommand } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, HeadObjectCommand } from '@aws-sdk/client-s3';
 import { listLevel, parseS3Url } from '../../src/store/s3.js';
 import { bundleFolderName } from '../../src/commands/export.js';
 
@@ -85,6 +85,38 @@ test('estimate --dest and status --dest find the receipt import wrote back into 
   const site = JSON.parse(st.stdout).sites.find((x: { source: string }) => x.source === src.name);
   assert.match(site.receipt.file, new RegExp(`^${url}/receipt-`), st.stdout);
   assert.equal(site.receipt.newest.name, 'two', st.stdout);
+});
+
+test('import --sign leaves the receipt\'s signature in the bucket; export, estimate and status --trust-receiver pass over a newer unsigned receipt planted beside it', async () => {
+  // After the tests above: the target holds @two; a new import signs the receipt it writes back.
+  const url = `s3://${bucket}/site-a`;
+  const target = `${dst.name}/copy`;
+  await zOk('keygen', '-o', path.join(work, 'receiver.key'));
+  const pub = path.join(work, 'receiver.key.pub');
+  await zOk('import', url, target, '--sign', path.join(work, 'receiver.key'));
+  const receiptKey = `site-a/receipt-${target.replace(/\//g, '_')}.json`;
+  assert.ok((await keysUnder(bucket, 'site-a/')).includes(`${receiptKey}.minisig`), 'the signature is beside the receipt');
+  const sigFile = path.join(work, 'receipt.minisig');
+  const textFile = path.join(work, 'receipt.json');
+  await writeFile(sigFile, await getObject(bucket, `${receiptKey}.minisig`));
+  await writeFile(textFile, await getObject(bucket, receiptKey));
+  await execa('minisign', ['-Vm', textFile, '-x', sigFile, '-p', pub]);
+  // Planted by anyone who can write to the bucket: newer, and claiming the target holds nothing (every stream would be sent again).
+  const planted = JSON.parse((await getObject(bucket, receiptKey)).toString('utf8'));
+  planted.takenAt = new Date(Date.now() + 86400_000).toISOString();
+  planted.inventory.datasets = [];
+  await putObject(bucket, 'site-a/receipt-planted.json', JSON.stringify(planted));
+  const est = async (...extra: string[]) => JSON.parse((await zOk('estimate', src.name, '--dest', url, '--no-journal', '--json', ...extra)).stdout);
+  assert.equal((await est()).basis.file, `${url}/receipt-planted.json`, 'without the key the newest receipt rules');
+  const trusted = await est('--trust-receiver', pub);
+  assert.equal(trusted.basis.file, `s3://${bucket}/${receiptKey}`);
+  assert.deepEqual(trusted.datasets, []);
+  const dry = JSON.parse((await zOk('export', src.name, url, '--no-journal', '--dry-run', '--json', '--trust-receiver', pub)).stdout);
+  assert.equal(dry.basis.file, `s3://${bucket}/${receiptKey}`);
+  assert.ok(dry.warnings.some((w: string) => w.includes('receipt-planted.json')), dry.warnings.join(' | '));
+  const st = JSON.parse((await z('status', src.name, '--dest', url, '--trust-receiver', pub, '--json')).stdout);
+  assert.equal(st.sites.find((x: { source: string }) => x.source === src.name).receipt.file, `s3://${bucket}/${receiptKey}`);
+  await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: 'site-a/receipt-planted.json' }));
 });
 
 test('an export to a bucket names its bundle after one of its source named in the same second, from the one listing it makes', async () => {
