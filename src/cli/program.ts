@@ -119,7 +119,7 @@ export function buildProgram(): Command {
         linkBytesPerSecond: o.link ?? cfg?.linkBytesPerSecond ?? undefined, maxMemory: given<number>(cmd, 'maxMemory') ?? cfg?.maxMemory ?? o.maxMemory,
         volumeSize: given<number>(cmd, 'volumeSize') ?? cfg?.volumeSize ?? o.volumeSize, dryRun: o.dryRun,
         exclude: o.exclude, snapshots: o.snapshots, excludeSnapshots: o.excludeSnapshots, rollback: o.rollback,
-        journal, sign: o.sign ?? cfg?.sign ?? undefined, trustReceiver: o.trustReceiver, encryptTo: o.encryptTo, bundleFormat: Number(o.bundleFormat) as 1 | 2, site,
+        journal, sign: o.sign ?? cfg?.sign ?? undefined, trustReceiver: o.trustReceiver ?? cfg?.trustReceiver ?? undefined, encryptTo: o.encryptTo, bundleFormat: Number(o.bundleFormat) as 1 | 2, site,
         spaceCheck: o.spaceCheck !== false, parity: o.parity, maxSize: o.maxSize, fill: o.fill,
         progress: await progressFor(o.json),
         // The plan first, on stdout; the bars that follow are on stderr (README, "Output").

@@ -97,7 +97,7 @@ export function statusCommand(): Command {
       const { runStatus } = await import('../commands/status.js');
       const r = await runStatus({
         source: source ?? cfg?.source ?? undefined, site, dests: o.dest, spool: o.spool ?? cfg?.spool ?? undefined, targets: o.target,
-        stateDir: o.stateDir, trustReceiver: o.trustReceiver, thresholds: { warn, crit }, zfs,
+        stateDir: o.stateDir, trustReceiver: o.trustReceiver ?? cfg?.trustReceiver ?? undefined, thresholds: { warn, crit }, zfs,
       });
       if (o.prometheus) {
         const { renderPrometheus } = await import('../status/metrics.js');

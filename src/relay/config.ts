@@ -29,6 +29,8 @@ export interface JobConfig {
   sign: string | null;
   identity: string | null;
   trust: string | null;
+  /** export and status: only receipts signed by this public key (--trust-receiver). */
+  trustReceiver: string | null;
   warn: string | null;
   crit: string | null;
 }
@@ -148,6 +150,7 @@ function jobConfig(raw: RawConfig, file: string): JobConfig {
     sign: path(raw.sign),
     identity: path(raw.identity),
     trust: path(raw.trust),
+    trustReceiver: path(raw.trustReceiver),
     warn: raw.warn ?? null,
     crit: raw.crit ?? null,
   };

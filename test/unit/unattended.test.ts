@@ -138,8 +138,9 @@ test('events never carry an age identity or key material, even quoted in an erro
 });
 
 test('one config file serves every command: export/import read hooks and site; relay run still needs its four keys', () => {
-  const c = parseJobConfig(JSON.stringify({ site: 'vault', pre: 'zpool import vault', post: ['zpool', 'export', 'vault'], notify: 'mail root', identity: 'age.key' }), '/etc/zferry/z.json');
+  const c = parseJobConfig(JSON.stringify({ site: 'vault', pre: 'zpool import vault', post: ['zpool', 'export', 'vault'], notify: 'mail root', identity: 'age.key', trustReceiver: 'receiver.pub' }), '/etc/zferry/z.json');
   assert.equal(c.site, 'vault');
+  assert.equal(c.trustReceiver, '/etc/zferry/receiver.pub');
   assert.deepEqual(c.pre, ['zpool', 'import', 'vault']);
   assert.deepEqual(c.post, ['zpool', 'export', 'vault']);
   assert.equal(c.identity, '/etc/zferry/age.key');
