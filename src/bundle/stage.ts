@@ -11,21 +11,14 @@ import { rename } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { ZferryError } from '../errors.js';
 import { fileError } from '../fs/errors.js';
-import { assertRealFolders, createExclusive, ensureFolder, fsyncDir, makeFreshFolder, readRegular, removeEntry, writeFileAtomic } from '../fs/safe.js';
+import { assertRealFolders, createExclusive, ensureFolder, fsyncDir, makeFreshFolder, removeEntry, writeFileAtomic } from '../fs/safe.js';
 import { isBundleDir } from './find.js';
 import { MANIFEST_FILE, MAX_MANIFEST_BYTES, readManifestBytes, type StreamEntry } from './manifest.js';
 import { RESTORE_FILE } from './restore.js';
 import { SUMS_FILE } from './sums.js';
 import { VolumeReader } from './volume-reader.js';
 import { manifestBytesInBucket } from './bucket.js';
-import { bundlePath, getSmall, isS3Url, parseS3Url } from '../store/s3.js';
-
-/** A closing file of the bundle at `dir` (a folder or a bucket prefix), or null when there is none. */
-async function closingFile(dir: string, name: string): Promise<Buffer | null> {
-  if (isS3Url(dir)) return getSmall(parseS3Url(dir), name, MAX_MANIFEST_BYTES);
-  return readRegular(join(dir, name), { within: dir, maxBytes: MAX_MANIFEST_BYTES, what: name }).catch((err: unknown) =>
-    ((err as NodeJS.ErrnoException).code === 'ENOENT' ? null : Promise.reject(err)));
-}
+import { bundlePath, isS3Url, readSmallAt } from '../store/s3.js';
 
 /** Copies the bundle at `dir` (a folder or a bucket prefix) into `stageDir` with the volumes of `stream` only; returns the staged folder (already there: left as it is). */
 export async function stagePart(dir: string, stream: StreamEntry, stageDir: string, onBytes?: (n: number) => void): Promise<string> {
@@ -59,7 +52,7 @@ export async function stagePart(dir: string, stream: StreamEntry, stageDir: stri
     }
     await fsyncDir(join(tmp, 'streams'));
     for (const f of [RESTORE_FILE, SUMS_FILE, `${MANIFEST_FILE}.minisig`]) {
-      const data = await closingFile(dir, f);
+      const data = await readSmallAt(bundlePath(dir, f), { within: dir, maxBytes: MAX_MANIFEST_BYTES, what: f });
       if (data) await writeFileAtomic(tmp, f, data);
       else if (!f.endsWith('.minisig')) throw new ZferryError(`${bundlePath(dir, f)}: missing`, { file: bundlePath(dir, f) });
     }

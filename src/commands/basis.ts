@@ -12,7 +12,7 @@ import { checkDatasetName, type SendSpec, type SnapshotSpace, type Zfs } from '.
 import { planSync, checkEncryptionMatch, resolveScope, sendOptionsFor, type Plan, type Scope, type SendStep } from '../plan/index.js';
 import type { Basis } from '../bundle/index.js';
 import { findNewestReceipt, readState } from '../state/receipt.js';
-import { readPublicKey } from '../trust/minisign.js';
+import { readReceiptTrust } from '../trust/receipt-signature.js';
 import { journalFile, pendingEntries, readJournal, stateDir } from '../state/journal.js';
 import { DEFAULT_SITE, siteOf } from '../state/site.js';
 
@@ -103,7 +103,7 @@ export async function findBasis(opts: BasisOptions, identity: SourceIdentity): P
     };
   }
   const site = opts.site ?? DEFAULT_SITE;
-  const trust = opts.trustReceiver ? { key: await readPublicKey(opts.trustReceiver), file: opts.trustReceiver } : null;
+  const trust = await readReceiptTrust(opts.trustReceiver);
   const found = opts.receiptsIn ? await findNewestReceipt(opts.receiptsIn, identity, site, trust, opts.notice) : null;
   const confirmed = found ? { file: found.file, takenAt: found.state.takenAt, newest: newestSnapshot(found.state.inventory), bundles: found.state.bundles.slice(-50) } : null;
   if (opts.journal !== false) {

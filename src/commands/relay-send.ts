@@ -2,20 +2,18 @@
  * `zferry relay send`: bundles → one tar stream → mbuffer -O HOST:PORT, and,
  * with a reply port, the receiver's receipt back (see docs/relay.md).
  */
-import { rm } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { ZferryError, oneLine } from '../errors.js';
 import { stopAndWait, stopOnFailure } from '../subprocess.js';
-import { findBundles, writeFileAtomic } from '../bundle/index.js';
+import { findBundles } from '../bundle/index.js';
 import { DEFAULT_IDLE_TIMEOUT_SECONDS, ensureMbuffer, formatEndpoint, ListenError, mbufferIn, mbufferOut, type Endpoint, type MbufferProcess, type MbufferTuning } from '../mbuffer/index.js';
 import { RELAY_WIRE_VERSION, SEND_POOL, describeBundles, packBundles, resumeFrom, type PackedBundle, type Resume } from '../relay/pack.js';
 import { parseHoldings } from '../relay/holdings.js';
 import { BufferPool, drainInto } from '../pipeline/buffer-pool.js';
 import { evaluateReply, type RelayReply, type ReplyContext } from '../relay/reply.js';
 import { checkBundleName } from '../relay/names.js';
-import { receiptFileName, writeStateAtomic } from '../state/receipt.js';
-import { readPublicKey } from '../trust/minisign.js';
-import { RECEIPT_SIGNATURE_SUFFIX } from '../trust/receipt-signature.js';
+import { putReceipt, receiptFileName, receiptText } from '../state/receipt.js';
+import { readReceiptTrust } from '../trust/receipt-signature.js';
 import { silentProgress, type Progress } from '../progress.js';
 
 /** Replies are one small JSON object: a small buffer is plenty. */
@@ -177,15 +175,9 @@ async function oneReply(l: ReplyListener, deadline: number): Promise<{ text: str
 /** Writes the accepted receipt (its exact signed text and signature when signed) into `dir`. */
 async function storeReceipt(dir: string, reply: RelayReply, receipt: NonNullable<RelayReply['receipt']>): Promise<string> {
   const file = join(dir, receiptFileName(receipt.target));
-  const sig = basename(file) + RECEIPT_SIGNATURE_SUFFIX;
-  if (reply.receiptText !== undefined && reply.receiptSignature !== undefined) {
-    await writeFileAtomic(dir, basename(file), reply.receiptText);
-    await writeFileAtomic(dir, sig, reply.receiptSignature);
-  } else {
-    // An older signature beside an unsigned receipt would vouch for other bytes.
-    await rm(join(dir, sig), { force: true });
-    await writeStateAtomic(file, receipt);
-  }
+  const signed = reply.receiptText !== undefined && reply.receiptSignature !== undefined;
+  // Unsigned, an older signature beside it goes: it would vouch for other bytes.
+  await putReceipt(file, signed ? reply.receiptText! : receiptText(receipt), signed ? reply.receiptSignature! : null);
   return file;
 }
 
@@ -206,7 +198,7 @@ export async function runRelaySend(opts: RelaySendOptions): Promise<RelaySendRes
   const started = Date.now();
   const idle = opts.idleTimeoutSeconds ?? DEFAULT_IDLE_TIMEOUT_SECONDS;
   await ensureMbuffer();
-  const trust = opts.trustReceiver ? { key: await readPublicKey(opts.trustReceiver), file: opts.trustReceiver } : null;
+  const trust = await readReceiptTrust(opts.trustReceiver);
   const dirs: string[] = [];
   for (const p of opts.paths) {
     const found = await findBundles(resolve(p));

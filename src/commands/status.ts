@@ -12,7 +12,7 @@ import { joinDataset } from '../model.js';
 import { oneLine } from '../errors.js';
 import type { Zfs } from '../zfs/index.js';
 import { findNewestReceipt } from '../state/receipt.js';
-import { readPublicKey } from '../trust/minisign.js';
+import { readReceiptTrust } from '../trust/receipt-signature.js';
 import { pendingEntries, readJournal, stateDir as defaultStateDir, type Journal } from '../state/journal.js';
 import { listOutcomes, type OutcomeRecord } from '../state/outcome.js';
 import { DEFAULT_SITE, siteOf } from '../state/site.js';
@@ -104,7 +104,7 @@ export async function runStatus(opts: StatusOptions): Promise<StatusReport> {
   const dir = opts.stateDir ?? defaultStateDir();
   const thresholds = opts.thresholds ?? DEFAULT_THRESHOLDS;
   // What the last runs recorded they read is taken as recorded (an export with --trust-receiver recorded only signed receipts).
-  const trust = opts.trustReceiver ? { key: await readPublicKey(opts.trustReceiver), file: opts.trustReceiver } : null;
+  const trust = await readReceiptTrust(opts.trustReceiver);
   const problems: string[] = [];
   const { records, problems: unreadable } = await listOutcomes(dir);
   problems.push(...unreadable);

@@ -15,9 +15,9 @@ import { validateWith } from '../schemas.js';
 import { ZFERRY_VERSION } from '../version.js';
 import { MAX_MANIFEST_BYTES } from '../bundle/manifest.js';
 import { DEFAULT_SITE, siteField, siteOf } from './site.js';
-import { bundlePath, deleteObjects, getSmall, isS3Url, listLevel, objectOf, parseS3Url, putSmall } from '../store/s3.js';
-import { checkReceiptSignature, RECEIPT_SIGNATURE_SUFFIX, signReceipt } from '../trust/receipt-signature.js';
-import type { PublicKey, SecretKey } from '../trust/minisign.js';
+import { bundlePath, deleteObjects, getSmall, isS3Url, listLevel, objectOf, parseS3Url, putSmall, readSmallAt } from '../store/s3.js';
+import { checkReceiptSignature, RECEIPT_SIGNATURE_SUFFIX, signReceipt, type ReceiptTrust } from '../trust/receipt-signature.js';
+import type { SecretKey } from '../trust/minisign.js';
 
 export const STATE_FORMAT_VERSION = 1;
 /** A state or receipt holds one inventory, as a manifest does: the same limit, checked before it is parsed. */
@@ -152,35 +152,20 @@ async function putText(file: string, text: string): Promise<void> {
  */
 export async function writeReceipt(file: string, state: TargetState, sk: SecretKey | null): Promise<void> {
   const text = receiptText(state);
+  await putReceipt(file, text, sk ? signReceipt(text, sk, state) : null);
+}
+
+/** A receipt's exact text, then its signature beside it, or, unsigned, no signature (writeReceipt; relay send stores a reply's). */
+export async function putReceipt(file: string, text: string, signature: string | null): Promise<void> {
   await putText(file, text);
   const sig = file + RECEIPT_SIGNATURE_SUFFIX;
-  if (sk) await putText(sig, signReceipt(text, sk, state));
+  if (signature !== null) await putText(sig, signature);
   else if (isS3Url(sig)) {
     const { place, name } = objectOf(sig);
     await deleteObjects(place, [name]);
   } else await rm(sig, { force: true });
 }
 
-/** The public key receipts must be signed with (--trust-receiver), and its file for messages. */
-export interface ReceiptTrust {
-  key: PublicKey;
-  file: string;
-}
-
-/** The bytes of a receipt's signature file or object, or null when there is none. */
-async function readSignature(file: string, within?: string): Promise<string | null> {
-  const sig = file + RECEIPT_SIGNATURE_SUFFIX;
-  if (isS3Url(sig)) {
-    const { place, name } = objectOf(sig);
-    return (await getSmall(place, name, 64 * 1024))?.toString('utf8') ?? null;
-  }
-  try {
-    return (await readRegular(sig, { within, maxBytes: 64 * 1024, what: 'receipt signature' })).toString('utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw err;
-  }
-}
 
 export function receiptFileName(target: string): string {
   return `receipt-${target.replace(/[^A-Za-z0-9_.-]/g, '_')}.json`;
@@ -239,8 +224,8 @@ export async function findNewestReceipt(
     if (!sameSource(state.source, source) || siteOf(state) !== site) continue;
     if (trust) {
       try {
-        const signature = await readSignature(file, dir);
-        checkReceiptSignature(text, signature ?? undefined, trust.key, trust.file, file);
+        const signature = await readSmallAt(file + RECEIPT_SIGNATURE_SUFFIX, { within: dir, maxBytes: 64 * 1024, what: 'receipt signature' });
+        checkReceiptSignature(text, signature?.toString('utf8'), trust.key, trust.file, file);
       } catch (err) {
         onUntrusted?.(`${(err as Error).message.split('\n')[0]}: passed over`);
         continue;

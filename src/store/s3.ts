@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { PassThrough, Readable, Writable } from 'node:stream';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { ZferryError } from '../errors.js';
+import { readRegular, type ReadRegularOptions } from '../fs/safe.js';
 
 export interface S3Place {
   bucket: string;
@@ -65,6 +66,18 @@ export function urlOf(p: S3Place, name = ''): string {
 /** A file of a bundle, by name: a path in a folder, or a URL in a bucket (path.join would fold s3:// to s3:/). */
 export function bundlePath(dir: string, name: string): string {
   return isS3Url(dir) ? `${dir.replace(/\/+$/, '')}/${name}` : join(dir, name);
+}
+
+/**
+ * A small file at a bundlePath (a folder's file, or a bucket's object), or
+ * null when there is none; a folder's is read as readRegular reads it.
+ */
+export async function readSmallAt(path: string, opts: ReadRegularOptions & { maxBytes: number }): Promise<Buffer | null> {
+  if (isS3Url(path)) {
+    const { place, name } = objectOf(path);
+    return getSmall(place, name, opts.maxBytes);
+  }
+  return readRegular(path, opts).catch((err: unknown) => ((err as NodeJS.ErrnoException).code === 'ENOENT' ? null : Promise.reject(err)));
 }
 
 /** Longest a request may go without a byte either way (ZFERRY_S3_IDLE_SECONDS, default 300). */

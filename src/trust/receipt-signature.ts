@@ -8,9 +8,20 @@
  */
 import { ZferryError } from '../errors.js';
 import type { TargetState } from '../state/receipt.js';
-import { checkSignature, signatureText, type PublicKey, type SecretKey } from './minisign.js';
+import { checkSignature, readPublicKey, signatureText, type PublicKey, type SecretKey } from './minisign.js';
 
 export const RECEIPT_SIGNATURE_SUFFIX = '.minisig';
+
+/** The public key receipts must be signed with (--trust-receiver), and its file for messages. */
+export interface ReceiptTrust {
+  key: PublicKey;
+  file: string;
+}
+
+/** The key of --trust-receiver FILE, or null without one. */
+export async function readReceiptTrust(file: string | undefined): Promise<ReceiptTrust | null> {
+  return file ? { key: await readPublicKey(file), file } : null;
+}
 
 export function signReceipt(text: string, sk: SecretKey, state: TargetState): string {
   return signatureText(Buffer.from(text, 'utf8'), sk, `zferry receipt target ${state.target} taken ${state.takenAt} bundles ${state.bundles.length}`);
