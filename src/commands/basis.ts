@@ -13,6 +13,7 @@ import { planSync, checkEncryptionMatch, resolveScope, sendOptionsFor, type Plan
 import type { Basis } from '../bundle/index.js';
 import { findNewestReceipt, readState } from '../state/receipt.js';
 import { readReceiptTrust } from '../trust/receipt-signature.js';
+import { keyIdHex } from '../trust/minisign.js';
 import { journalFile, pendingEntries, readJournal, stateDir } from '../state/journal.js';
 import { DEFAULT_SITE, siteOf } from '../state/site.js';
 
@@ -51,6 +52,8 @@ export interface Confirmation {
   newest: { name: string; guid: string; creation: number } | null;
   /** The newest bundles it lists as applied (as many as a journal keeps), so status can tell what is still in transit. */
   bundles: string[];
+  /** The key id (minisign's hex) whose signature on the receipt was checked; absent when none was (status --trust-receiver skips it then). */
+  signedBy?: string;
 }
 
 /** The newest snapshot of the root dataset (else of any dataset) an inventory holds. */
@@ -105,7 +108,9 @@ export async function findBasis(opts: BasisOptions, identity: SourceIdentity): P
   const site = opts.site ?? DEFAULT_SITE;
   const trust = await readReceiptTrust(opts.trustReceiver);
   const found = opts.receiptsIn ? await findNewestReceipt(opts.receiptsIn, identity, site, trust, opts.notice) : null;
-  const confirmed = found ? { file: found.file, takenAt: found.state.takenAt, newest: newestSnapshot(found.state.inventory), bundles: found.state.bundles.slice(-50) } : null;
+  const confirmed: Confirmation | null = found
+    ? { file: found.file, takenAt: found.state.takenAt, newest: newestSnapshot(found.state.inventory), bundles: found.state.bundles.slice(-50), ...(trust ? { signedBy: keyIdHex(trust.key.keyId) } : {}) }
+    : null;
   if (opts.journal !== false) {
     const file = journalFile(stateDir(opts.journal), identity, site);
     const pending = pendingEntries(await readJournal(file, identity, site), found?.state.bundles ?? []);

@@ -13,6 +13,7 @@ import { oneLine } from '../errors.js';
 import type { Zfs } from '../zfs/index.js';
 import { findNewestReceipt } from '../state/receipt.js';
 import { readReceiptTrust } from '../trust/receipt-signature.js';
+import { keyIdHex } from '../trust/minisign.js';
 import { pendingEntries, readJournal, stateDir as defaultStateDir, type Journal } from '../state/journal.js';
 import { listOutcomes, type OutcomeRecord } from '../state/outcome.js';
 import { DEFAULT_SITE, siteOf } from '../state/site.js';
@@ -103,8 +104,9 @@ export async function runStatus(opts: StatusOptions): Promise<StatusReport> {
   const now = opts.now ?? Date.now() / 1000;
   const dir = opts.stateDir ?? defaultStateDir();
   const thresholds = opts.thresholds ?? DEFAULT_THRESHOLDS;
-  // What the last runs recorded they read is taken as recorded (an export with --trust-receiver recorded only signed receipts).
+  // What the last runs recorded they read counts, with --trust-receiver, only where they checked that key's signature on it.
   const trust = await readReceiptTrust(opts.trustReceiver);
+  const trustedId = trust ? keyIdHex(trust.key.keyId) : null;
   const problems: string[] = [];
   const { records, problems: unreadable } = await listOutcomes(dir);
   problems.push(...unreadable);
@@ -155,7 +157,7 @@ export async function runStatus(opts: StatusOptions): Promise<StatusReport> {
     const candidates: Confirmation[] = [];
     for (const r of [lastExport, lastRelay]) {
       const remembered = asConfirmation(r?.figures.receiptSeen);
-      if (remembered) candidates.push(remembered);
+      if (remembered && (trustedId === null || remembered.signedBy === trustedId)) candidates.push(remembered);
     }
     const folders = new Set<string>([...(opts.dests ?? []), ...(opts.spool ? [opts.spool] : [])]);
     for (const f of [lastExport?.figures.dest, lastRelay?.figures.spool]) if (typeof f === 'string') folders.add(f);

@@ -9,7 +9,9 @@ import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promis
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { findNewestReceipt, receiptFileName, writeReceipt, type TargetState } from '../../src/state/receipt.js';
-import { generateKeyFiles, readPublicKey, readSecretKey } from '../../src/trust/minisign.js';
+import { generateKeyFiles, keyIdHex, readPublicKey, readSecretKey } from '../../src/trust/minisign.js';
+import { makeEvent, recordOutcome } from '../../src/state/outcome.js';
+import { runStatus } from '../../src/commands/status.js';
 import { ds, inv } from '../helpers/literals.js';
 
 const SOURCE = { host: 'h', pool: 'tank', root: 'tank', poolGuid: '1234567890123456789' };
@@ -63,6 +65,35 @@ test('an unsigned receipt written over a signed one takes the old signature with
     await writeReceipt(file, state('2026-12-02T10:00:00.000Z', 'one'), await readSecretKey(key.secretFile));
     await writeReceipt(file, state('2026-12-02T11:00:00.000Z', 'two'), null);
     assert.deepEqual((await readdir(dir)).filter((n) => n.startsWith('receipt-')), ['receipt-backup.json']);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('status --trust-receiver counts a receipt an earlier export remembered only when that export checked the same key on it', async () => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'zferry-status-trust-'));
+  try {
+    const receiver = await generateKeyFiles(path.join(dir, 'receiver.key'));
+    const stranger = await generateKeyFiles(path.join(dir, 'stranger.key'));
+    const stateDir = path.join(dir, 'state');
+    const seen = (signedBy: string | undefined) => ({
+      file: '/mnt/disk/receipt-backup.json', takenAt: '2026-12-02T10:00:00.000Z', newest: { name: 'two', guid: '200', creation: 20 }, bundles: [],
+      ...(signedBy ? { signedBy } : {}),
+    });
+    const remember = (signedBy: string | undefined) => recordOutcome(stateDir, makeEvent({
+      kind: 'export', outcome: 'ok', source: 'tank', site: 'default', target: '/mnt/disk', error: null,
+      startedAt: '2026-12-02T10:00:00.000Z', finishedAt: '2026-12-02T10:01:00.000Z', figures: { receiptSeen: seen(signedBy) },
+    }));
+    const receiptOf = async (trustReceiver?: string) => (await runStatus({ stateDir, zfs: null, source: 'tank', trustReceiver, now: Date.parse('2026-12-02T12:00:00Z') / 1000 })).sites[0]?.receipt ?? null;
+    const idOf = async (pub: string) => keyIdHex((await readPublicKey(pub)).keyId);
+
+    await remember(undefined);
+    assert.equal((await receiptOf())?.newest?.name, 'two', 'without a key, as recorded');
+    assert.equal(await receiptOf(receiver.publicFile), null, 'an export that checked no signature vouches for nothing');
+    await remember(await idOf(stranger.publicFile));
+    assert.equal(await receiptOf(receiver.publicFile), null, 'checked against another key');
+    await remember(await idOf(receiver.publicFile));
+    assert.equal((await receiptOf(receiver.publicFile))?.file, '/mnt/disk/receipt-backup.json');
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
