@@ -367,11 +367,29 @@ async function listPages(p: S3Place, delimiter: string | undefined): Promise<{ p
       for (const c of r.CommonPrefixes ?? []) if (c.Prefix) out.prefixes.push(c.Prefix.slice(p.prefix.length));
       for (const o of r.Contents ?? []) if (o.Key) out.objects.push({ name: o.Key.slice(p.prefix.length), size: o.Size ?? 0 });
       token = r.IsTruncated ? r.NextContinuationToken : undefined;
+      checkListed(out.prefixes.length + out.objects.length, urlOf(p));
     } while (token);
   } catch (err) {
     throw s3Error(err, 'LIST', urlOf(p));
   }
   return out;
+}
+
+/**
+ * How many keys (and rolled-up folders) one listing may hold. Whoever can
+ * write under a prefix could otherwise fill our memory with keys, a page of
+ * 1,000 at a time. A bundle's own volumes are bounded by its manifest's
+ * 128 MiB (well under a million entries); 10,000 bundles beside volumes are
+ * about 40,000. ZFERRY_S3_MAX_LIST_KEYS lowers it, for the test that
+ * reaches it without a million objects.
+ */
+export const MAX_LIST_KEYS = Math.max(1, Math.min(1_000_000, Number(process.env.ZFERRY_S3_MAX_LIST_KEYS) || 1_000_000));
+
+/** Throws one line naming the prefix once a listing has passed MAX_LIST_KEYS entries. */
+export function checkListed(count: number, url: string, max = MAX_LIST_KEYS): void {
+  if (count > max) {
+    throw new ZferryError(`${url}: more than ${max.toLocaleString('en-US')} keys under this prefix; zferry stops listing rather than hold them all. Give each source its own prefix, and remove what is not a bundle of it`, { file: url });
+  }
 }
 
 /**
@@ -409,6 +427,7 @@ export async function listUploads(p: S3Place): Promise<Array<{ key: string; uplo
     for (;;) {
       const r = await call<any>((sdk) => new sdk.ListMultipartUploadsCommand({ Bucket: p.bucket, Prefix: p.prefix, KeyMarker: keyMarker, UploadIdMarker: idMarker }));
       for (const u of r.Uploads ?? []) if (u.Key && u.UploadId) out.push({ key: u.Key, uploadId: u.UploadId });
+      checkListed(out.length, urlOf(p));
       if (!r.IsTruncated) break;
       keyMarker = r.NextKeyMarker;
       idMarker = r.NextUploadIdMarker;

@@ -388,6 +388,23 @@ test('a wrong key, a missing bucket and a stopped server each give one line with
   assert.match(down.stderr, /does not answer|ECONNREFUSED/);
 });
 
+test('a prefix holding more keys than a listing may hold stops import, verify and export with one line naming it; nothing is received or uploaded', async () => {
+  // The cap is a million keys; the test lowers it rather than plant a million objects.
+  for (let i = 0; i < 5; i++) await putObject(bucket, `crowded/junk-${i}`, Buffer.from('x'));
+  const env = { ZFERRY_S3_MAX_LIST_KEYS: '3' };
+  const target = `${dst.name}/crowded`;
+  for (const args of [['import', `s3://${bucket}/crowded`, target], ['verify', `s3://${bucket}/crowded`], ['export', src.name, `s3://${bucket}/crowded`, '--no-journal']]) {
+    const r = await zferryWith(env, ...args);
+    seen.push(r.stdout, r.stderr);
+    assert.notEqual(r.code, 0, args.join(' '));
+    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+    assert.match(r.stderr, new RegExp(`s3://${bucket}/crowded/?: more than 3 keys under this prefix`), r.stderr);
+  }
+  assert.equal((await run('zfs', ['list', '-H', '-o', 'name', '-r', dst.name])).split('\n').includes(target), false, 'no target was made');
+  assert.deepEqual((await keysUnder(bucket, 'crowded/')).sort(), [0, 1, 2, 3, 4].map((i) => `crowded/junk-${i}`));
+  assert.deepEqual(await multipartUploads(bucket), []);
+});
+
 test('a gateway that takes requests but never answers (frozen) fails after the idle time with one line, nothing received', async () => {
   // A full Ceph OSD stops answering writes rather than refusing them; a stopped (SIGSTOP) gateway does the same to every request.
   const pidFile = path.join(process.env.ZFERRY_CEPH_DIR ?? '/var/tmp/zferry-ceph', 'run', 'client.rgw.a.pid');

@@ -6,7 +6,9 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { findPartials, parsePartial, partialText, sealedBy, sealPartial, type PartialExport, type PartialPlace } from '../../src/bundle/partial.js';
@@ -14,6 +16,7 @@ import { writeBundleFiles } from '../../src/bundle/finish.js';
 import { MARKER_KEY_FILE, markerKey } from '../../src/state/marker-key.js';
 import { oneStreamManifest } from '../helpers/bundles.js';
 
+const execFileP = promisify(execFile);
 const KEY = Buffer.alloc(32, 7);
 const OTHER = Buffer.alloc(32, 8);
 
@@ -117,4 +120,27 @@ test('a bundle whose manifest import would refuse is not written: no closing fil
   await assert.rejects(writeBundleFiles(bad, { sign: () => { signed = true; return ''; } }, async (name) => { written.push(name); }), /manifest\.json \(before it was written\).*part/);
   assert.deepEqual(written, []);
   assert.equal(signed, false);
+});
+
+test('a marker key that is a link (to a key someone else chose) or a FIFO is not read: nothing is sealed, nothing hangs, nothing is replaced', async () => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'zferry-key-'));
+  try {
+    const linked = path.join(dir, 'linked');
+    await mkdir(linked);
+    const chosen = path.join(dir, 'chosen.key');
+    await writeFile(chosen, 'ab'.repeat(32) + '\n');
+    await symlink(chosen, path.join(linked, MARKER_KEY_FILE));
+    assert.equal(await markerKey(linked), null);
+    assert.ok((await lstat(path.join(linked, MARKER_KEY_FILE))).isSymbolicLink(), 'the link is left as it was');
+
+    const fifo = path.join(dir, 'fifo');
+    await mkdir(fifo);
+    await execFileP('mkfifo', [path.join(fifo, MARKER_KEY_FILE)]);
+    const t0 = Date.now();
+    assert.equal(await markerKey(fifo), null);
+    assert.ok(Date.now() - t0 < 5000, 'no open of the FIFO waited for a writer');
+    assert.ok((await lstat(path.join(fifo, MARKER_KEY_FILE))).isFIFO());
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });

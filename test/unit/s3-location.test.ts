@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
-import { bundlePath, childPlace, isS3Url, objectOf, parseS3Url, readAtMost, s3Error, urlOf } from '../../src/store/s3.js';
+import { bundlePath, checkListed, childPlace, isS3Url, MAX_LIST_KEYS, objectOf, parseS3Url, readAtMost, s3Error, urlOf } from '../../src/store/s3.js';
 import { isBundleFolderOf } from '../../src/commands/export.js';
 import { ZferryError } from '../../src/errors.js';
 
@@ -73,4 +73,11 @@ test('an unknown failure\'s line cuts out the session token as well as the secre
   } finally {
     for (const [k, v] of [['AWS_SECRET_ACCESS_KEY', saved.k], ['AWS_SESSION_TOKEN', saved.t]] as const) if (v === undefined) delete process.env[k]; else process.env[k] = v;
   }
+});
+
+test('a listing stops, naming the prefix, once it holds more keys than the cap', () => {
+  assert.doesNotThrow(() => checkListed(1_000_000, 's3://b/p/'));
+  assert.throws(() => checkListed(1_000_001, 's3://b/p/'), (e: Error) => e instanceof ZferryError && /^s3:\/\/b\/p\/: more than 1,000,000 keys under this prefix/.test(e.message) && !e.message.includes('\n'));
+  assert.throws(() => checkListed(4, 's3://b/p/', 3), /more than 3 keys/);
+  assert.equal(MAX_LIST_KEYS, 1_000_000);
 });
