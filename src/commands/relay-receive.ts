@@ -4,7 +4,7 @@
  * sender's reply port.
  */
 import { mkdir } from 'node:fs/promises';
-import { basename, dirname, resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { ZferryError, oneLine } from '../errors.js';
 import { stopAndWait } from '../subprocess.js';
 import type { Zfs } from '../zfs/index.js';
@@ -13,10 +13,10 @@ import { unpackInto, type UnpackResult } from '../relay/unpack.js';
 import { readHoldings, type Holdings, type HoldingsMessage } from '../relay/holdings.js';
 import { makeReply, type RelayReply, type SignedReceipt } from '../relay/reply.js';
 import { checkSpoolServes, parseSourceId, servedSource } from '../relay/source.js';
-import { MAX_STATE_BYTES, parseState, readReceipt, type TargetState } from '../state/receipt.js';
-import { readRegular, writeFileAtomic } from '../fs/safe.js';
+import { MAX_STATE_BYTES, parseState, putReceiptSignature, readReceipt, type TargetState } from '../state/receipt.js';
+import { readRegular } from '../fs/safe.js';
 import { readSecretKey, type SecretKey } from '../trust/minisign.js';
-import { RECEIPT_SIGNATURE_SUFFIX, signReceipt } from '../trust/receipt-signature.js';
+import { signReceipt } from '../trust/receipt-signature.js';
 import { checkParents, type MaxDelete } from '../plan/index.js';
 import { runImport, SOURCE_PROPERTY, topmostMissing, type ImportResult } from './import.js';
 import { acquireLock, spoolLockFile } from '../state/lock.js';
@@ -112,7 +112,7 @@ async function signReceiptFile(file: string, sk: SecretKey): Promise<{ state: Ta
   const text = (await readRegular(file, { within: dirname(file), maxBytes: MAX_STATE_BYTES, what: 'receipt' })).toString('utf8');
   const state = parseState(text, file);
   const signature = signReceipt(text, sk, state);
-  await writeFileAtomic(dirname(file), basename(file) + RECEIPT_SIGNATURE_SUFFIX, signature);
+  await putReceiptSignature(file, signature);
   return { state, signed: { text, signature } };
 }
 

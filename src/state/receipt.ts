@@ -158,6 +158,11 @@ export async function writeReceipt(file: string, state: TargetState, sk: SecretK
 /** A receipt's exact text, then its signature beside it, or, unsigned, no signature (writeReceipt; relay send stores a reply's). */
 export async function putReceipt(file: string, text: string, signature: string | null): Promise<void> {
   await putText(file, text);
+  await putReceiptSignature(file, signature);
+}
+
+/** RECEIPT.minisig beside the receipt `file` already holds, or none (relay receive signs the file import wrote). */
+export async function putReceiptSignature(file: string, signature: string | null): Promise<void> {
   const sig = file + RECEIPT_SIGNATURE_SUFFIX;
   if (signature !== null) await putText(sig, signature);
   else if (isS3Url(sig)) {
