@@ -33,6 +33,20 @@ export class ZferryError extends Error {
 }
 
 /**
+ * A bundle that --trust does not accept: no signature, a signature that does
+ * not match the key, or signed bytes that are no manifest. Import passes
+ * such a bundle over (naming it) and applies the others; a failure to read
+ * (a disk error, a bucket that does not answer) is a plain ZferryError and
+ * stops the import.
+ */
+export class UntrustedBundle extends ZferryError {
+  constructor(message: string, context: ErrorContext = {}) {
+    super(message, context);
+    this.name = 'UntrustedBundle';
+  }
+}
+
+/**
  * Formats any thrown value as the one-line message the CLI prints. Control
  * characters are shown escaped: a message may quote bytes of a hostile file
  * (a JSON parse error does), and a terminal must not act on them.

@@ -255,7 +255,7 @@ export function buildProgram(): Command {
       else (await printer()).printImport(r, o.dryRun);
       for (const d of r.deferred) process.stderr.write(`zferry: ${d.message}\n`);
       for (const w of r.parts.waiting) process.stderr.write(`zferry: ${w.message}\n`);
-      if (r.deferred.length > 0 || r.parts.waiting.length > 0) process.exitCode = EXIT.partial;
+      if (r.deferred.length > 0 || r.parts.waiting.length > 0 || r.passedOver.length > 0) process.exitCode = EXIT.partial;
     });
 
   program

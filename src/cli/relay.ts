@@ -188,7 +188,7 @@ export function relayCommand(): Command {
           await stopIfOutputClosed();
         },
       });
-      if ((t.import?.deferred.length ?? 0) > 0) process.exitCode = EXIT_PARTIAL;
+      if ((t.import?.deferred.length ?? 0) > 0 || (t.import?.passedOver.length ?? 0) > 0) process.exitCode = EXIT_PARTIAL;
     });
 
   const run = relay

@@ -47,7 +47,7 @@ export async function importSummary(r: ImportResult, path: string): Promise<JobS
   const manifest = last ? await readManifest(last.bundle).catch(() => null) : null;
   const applied = r.bundles.filter((b) => b.status === 'applied').length;
   return {
-    result: r.deferred.length > 0 || r.parts.waiting.length > 0 ? 'partial' : 'ok',
+    result: r.deferred.length > 0 || r.parts.waiting.length > 0 || r.passedOver.length > 0 ? 'partial' : 'ok',
     source: manifest?.source.root ?? null,
     site: manifest ? siteOf(manifest) : DEFAULT_SITE,
     bundle: path,
@@ -56,6 +56,7 @@ export async function importSummary(r: ImportResult, path: string): Promise<JobS
       applied,
       alreadyApplied: r.bundles.filter((b) => b.status === 'already-applied').length,
       deferred: r.deferred.map((d) => d.message).slice(0, MAX_LISTED),
+      passedOver: r.passedOver.slice(0, MAX_LISTED),
       storedBytes: r.storedBytes,
       seconds: r.seconds,
       receipt: r.receipt,

@@ -8,7 +8,7 @@ import { pipeline } from 'node:stream/promises';
 import { join } from 'node:path';
 import type { Guid, Inventory } from '../model.js';
 import { joinDataset } from '../model.js';
-import { ZferryError } from '../errors.js';
+import { oneLine, UntrustedBundle, ZferryError } from '../errors.js';
 import { stopOnFailure } from '../subprocess.js';
 import { leftByRun, runInLanes, type LaneRun } from '../lanes.js';
 import { checkDatasetName, PendingOverrides, type Zfs } from '../zfs/index.js';
@@ -93,6 +93,8 @@ export interface ImportResult {
   bundles: BundleOutcome[];
   /** Bundles not applied because the bundle they were planned on top of is not on the target yet. */
   deferred: Array<{ bundle: string; bundleId: string; needs: string; message: string }>;
+  /** With --trust: bundles the key does not vouch for, each refusal's line (the others were applied). */
+  passedOver: string[];
   /** What the target holds that the source does not: destroyed with --delete, else only reported. */
   extras: {
     action: 'destroyed' | 'would-destroy' | 'reported'; snapshots: string[]; datasets: string[]; kept: DeletePlan['kept'];
@@ -226,11 +228,33 @@ function pauseTap(point: string): Transform {
 }
 
 /** Manifests of every bundle, each checked against the trusted key when there is one. */
-async function readManifests(dirs: string[], trust: string | undefined): Promise<Array<{ dir: string; manifest: Manifest }>> {
+/**
+ * Every bundle's manifest. With --trust, a bundle the key does not vouch for
+ * (unsigned, signed by another key, or not a manifest) is passed over,
+ * named: under a shared prefix anyone who can write could otherwise stop
+ * every import with one planted folder. What it would have brought is
+ * missing, so the bundles planned on it wait (deferred), and a stale view
+ * never speaks for --delete (plan/latest.ts). Without --trust, or when no
+ * bundle is left, the first refusal stops the import, as any bad input does.
+ */
+async function readManifests(dirs: string[], trust: string | undefined): Promise<{ read: Array<{ dir: string; manifest: Manifest }>; passedOver: UntrustedBundle[] }> {
   const pk = trust ? await readPublicKey(trust) : undefined;
-  const out = [];
-  for (const dir of dirs) out.push({ dir, manifest: trust ? await checkTrust(dir, trust, pk) : await readManifest(dir) });
-  return out;
+  const read = [];
+  const passedOver: UntrustedBundle[] = [];
+  for (const dir of dirs) {
+    if (!trust) {
+      read.push({ dir, manifest: await readManifest(dir) });
+      continue;
+    }
+    try {
+      read.push({ dir, manifest: await checkTrust(dir, trust, pk) });
+    } catch (err) {
+      if (!(err instanceof UntrustedBundle)) throw err;
+      passedOver.push(err);
+    }
+  }
+  if (read.length === 0 && passedOver.length > 0) throw passedOver[0];
+  return { read, passedOver };
 }
 
 /**
@@ -345,7 +369,8 @@ async function importLocked(zfs: Zfs, opts: ImportOptions): Promise<ImportResult
   if (!isS3Url(opts.path)) await assertReplaceable(join(opts.path, receiptFileName(opts.target)));
   // The same bundle on the disk and in the stage: the disk's copy, which is whole.
   const seen = new Set<string>();
-  const read = await readManifests([...dirs, ...stagedDirs], opts.trust);
+  const { read, passedOver } = await readManifests([...dirs, ...stagedDirs], opts.trust);
+  for (const e of passedOver) opts.notice?.(`${oneLine(e)}; passed over`);
   const found = read.filter((b) => !seen.has(b.manifest.bundleId) && !!seen.add(b.manifest.bundleId));
   const staged = new Set(found.filter((b) => !dirs.includes(b.dir)).map((b) => b.dir));
   // Every staged copy, those PATH also holds included (a bucket keeps its parts; a disk still attached): each goes once its stream is in.
@@ -409,7 +434,7 @@ async function importLocked(zfs: Zfs, opts: ImportOptions): Promise<ImportResult
   const waitingDirs = new Set(joined.waiting.flatMap((c) => c.parts.map((p) => p.dir)));
   const outcomes = outcomesOf(plan, opts.dryRun, waitingDirs);
   const result: ImportResult = {
-    target: opts.target, bundles: outcomes, deferred: plan.deferred,
+    target: opts.target, bundles: outcomes, deferred: plan.deferred, passedOver: passedOver.map((e) => oneLine(e)),
     extras: { ...extrasOf(plan.extras, opts.delete ? (opts.dryRun ? 'would-destroy' : 'destroyed') : 'reported'), guard: plan.guard },
     retention: plan.retention ? { ...plan.retention, action: opts.dryRun ? 'would-destroy' : 'destroyed' } : null,
     repaired: [], receipt: null, createdParent: plan.createParent, storedBytes: 0, seconds: 0,

@@ -13,7 +13,7 @@
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, sign, verify, type KeyObject } from 'node:crypto';
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ZferryError } from '../errors.js';
+import { UntrustedBundle, ZferryError } from '../errors.js';
 import { MANIFEST_FILE, parseManifest, readManifestBytes, type Manifest } from '../bundle/manifest.js';
 import { createExclusive, readRegular } from '../fs/safe.js';
 import { bundlePath, getSmall, isS3Url, parseS3Url } from '../store/s3.js';
@@ -192,9 +192,11 @@ export async function checkTrust(bundleDir: string, pubkeyFile: string, pk?: Pub
   if (isS3Url(bundleDir)) {
     const bytes = await manifestBytesInBucket(bundleDir);
     const sig = await getSmall(parseS3Url(bundleDir), SIGNATURE_FILE, MAX_KEY_FILE);
-    if (!sig) throw new ZferryError(`${sigFile}: missing: the bundle is not signed, and --trust ${pubkeyFile} accepts only signed bundles`, { file: sigFile });
-    checkSignature(bytes, sig.toString('utf8'), key, sigFile, pubkeyFile);
-    return parseManifest(bytes.toString('utf8'), manifestFile);
+    if (!sig) throw new UntrustedBundle(`${sigFile}: missing: the bundle is not signed, and --trust ${pubkeyFile} accepts only signed bundles`, { file: sigFile });
+    return untrustedIfBad(() => {
+      checkSignature(bytes, sig.toString('utf8'), key, sigFile, pubkeyFile);
+      return parseManifest(bytes.toString('utf8'), manifestFile);
+    });
   }
   const bytes = await readManifestBytes(manifestFile);
   let sigText: string;
@@ -204,10 +206,22 @@ export async function checkTrust(bundleDir: string, pubkeyFile: string, pk?: Pub
   } catch (err) {
     if (err instanceof ZferryError) throw err;
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
-      throw new ZferryError(`${sigFile}: missing: the bundle is not signed, and --trust ${pubkeyFile} accepts only signed bundles`, { file: sigFile });
+      throw new UntrustedBundle(`${sigFile}: missing: the bundle is not signed, and --trust ${pubkeyFile} accepts only signed bundles`, { file: sigFile });
     }
     throw new ZferryError(`${sigFile}: cannot read signature: ${(err as Error).message}`, { file: sigFile });
   }
-  checkSignature(bytes, sigText, key, sigFile, pubkeyFile);
-  return parseManifest(bytes.toString('utf8'), manifestFile);
+  return untrustedIfBad(() => {
+    checkSignature(bytes, sigText, key, sigFile, pubkeyFile);
+    return parseManifest(bytes.toString('utf8'), manifestFile);
+  });
+}
+
+/** The signature check and the manifest's parse, whose refusals say the bundle is not one --trust accepts. */
+function untrustedIfBad(check: () => Manifest): Manifest {
+  try {
+    return check();
+  } catch (err) {
+    if (err instanceof ZferryError && !(err instanceof UntrustedBundle)) throw new UntrustedBundle(err.message, err.context);
+    throw err;
+  }
 }
