@@ -227,7 +227,6 @@ function pauseTap(point: string): Transform {
   });
 }
 
-/** Manifests of every bundle, each checked against the trusted key when there is one. */
 /**
  * Every bundle's manifest. With --trust, a bundle the key does not vouch for
  * (unsigned, signed by another key, or not a manifest) is passed over,

@@ -380,7 +380,7 @@ async function listPages(p: S3Place, delimiter: string | undefined): Promise<{ p
  * write under a prefix could otherwise fill our memory with keys, a page of
  * 1,000 at a time. A bundle's own volumes are bounded by its manifest's
  * 128 MiB (well under a million entries); 10,000 bundles beside volumes are
- * about 40,000. ZFERRY_S3_MAX_LIST_KEYS lowers it, for the test that
+ * about 50,000. ZFERRY_S3_MAX_LIST_KEYS lowers it, for the test that
  * reaches it without a million objects.
  */
 export const MAX_LIST_KEYS = Math.max(1, Math.min(1_000_000, Number(process.env.ZFERRY_S3_MAX_LIST_KEYS) || 1_000_000));

@@ -388,6 +388,29 @@ test('a wrong key, a missing bucket and a stopped server each give one line with
   assert.match(down.stderr, /does not answer|ECONNREFUSED/);
 });
 
+test('import --trust from a shared prefix passes over a folder planted beside the signed bundle, naming it, and applies the bundle (exit 3)', async () => {
+  // A small source of its own: the shared pools are nearly full by now.
+  const small = await makePool('s3po', 64);
+  const target = `${dst.name}/planted`;
+  try {
+    await writeData(small.name, 'one.bin', 1);
+    await snapshot(`${small.name}@one`);
+    const url = `s3://${bucket}/planted`;
+    const key = path.join(work, 'planted-source.key');
+    await zOk('keygen', '-o', key);
+    await zOk('export', small.name, url, '--sign', key, '--no-journal');
+    await putObject(bucket, 'planted/zferry-stranger/manifest.json', '{"format": "zferry-bundle"}');
+    const r = await z('import', url, target, '--trust', `${key}.pub`);
+    assert.equal(r.code, 3, r.stderr);
+    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+    assert.match(r.stderr, new RegExp(`${url}/zferry-stranger/manifest\\.json\\.minisig: missing.*passed over`), r.stderr);
+    assert.deepEqual(await guidList(target), await guidList(small.name));
+  } finally {
+    await run('zfs', ['destroy', '-r', target], { allowFailure: true });
+    await small.destroy();
+  }
+});
+
 test('a prefix holding more keys than a listing may hold stops import, verify and export with one line naming it; nothing is received or uploaded', async () => {
   // The cap is a million keys; the test lowers it rather than plant a million objects.
   for (let i = 0; i < 5; i++) await putObject(bucket, `crowded/junk-${i}`, Buffer.from('x'));
