@@ -79,6 +79,16 @@ export interface TestPool {
 }
 
 let counter = 0;
+/**
+ * Pools are created one at a time, whoever asks. zfs-fuse mounts a new
+ * pool's root as a FUSE connection of its own; of two created at once, one
+ * connection was seen never to get its INIT answered, and the first
+ * `zfs create` in that pool then slept in fuse_get_req for good. All five
+ * deadlocks the runner met in two CI runs (2026-12-03) were the first
+ * `zfs create` in the first of two pools made side by side (twoPools,
+ * hostile-held's pair). The next creation also waits for the root to answer.
+ */
+let creating: Promise<unknown> = Promise.resolve();
 
 /** Creates a pool on a sparse file with a unique name (prefix + pid + counter). */
 export async function makePool(prefix: string, sizeMiB = 128): Promise<TestPool> {
@@ -97,8 +107,14 @@ export async function makePool(prefix: string, sizeMiB = 128): Promise<TestPool>
     await fh.close();
   }
   const mountRoot = path.join('/tmp/zferry-mnt', name);
-  try {
+  // The next pool waits until this one's root answers (a stat through its FUSE connection: INIT done).
+  const created = creating.then(async () => {
     await run('zpool', ['create', '-m', mountRoot, name, file]);
+    await run('stat', ['-c', '%i', mountRoot]);
+  });
+  creating = created.catch(() => undefined);
+  try {
+    await created;
   } catch (err) {
     await rm(file, { force: true });
     throw err;
