@@ -80,13 +80,15 @@ export interface TestPool {
 
 let counter = 0;
 /**
- * Pools are created one at a time, whoever asks. zfs-fuse mounts a new
- * pool's root as a FUSE connection of its own; of two created at once, one
- * connection was seen never to get its INIT answered, and the first
- * `zfs create` in that pool then slept in fuse_get_req for good. All five
- * deadlocks the runner met in two CI runs (2026-12-03) were the first
- * `zfs create` in the first of two pools made side by side (twoPools,
- * hostile-held's pair). The next creation also waits for the root to answer.
+ * Pools are created one at a time, whoever asks, and the next waits until
+ * this one's root answers. zfs-fuse mounts a new pool's root as a FUSE
+ * connection of its own, and the deadlock the runner meets is a first
+ * `zfs create` asleep in fuse_get_req: a connection whose INIT was never
+ * answered. All five in two CI runs (2026-12-03) were in the first of two
+ * pools made side by side (twoPools, hostile-held's pair), so two mounts
+ * at once are the suspect. A suspect only: that pool also always takes a
+ * file's first `zfs create`, and 30 side-by-side pairs on an idle machine
+ * hung none. It costs a few milliseconds a pool.
  */
 let creating: Promise<unknown> = Promise.resolve();
 
