@@ -198,7 +198,7 @@ export function buildProgram(): Command {
     .option('--force', 'import even if TARGET mirrors another source', false)
     .option('--delete', 'like rsync --delete: destroy under TARGET the snapshots and datasets the source no longer has (never out-of-scope data)', false)
     .option('--rollback', 'roll back to the common snapshot when the target has changes or snapshots of its own', false)
-    .option('--trust <public-key>', 'accept only bundles whose manifest is signed by this minisign public key (KEY.pub from zferry keygen)')
+    .option('--trust <public-key>', 'accept only bundles whose manifest is signed by this minisign public key (KEY.pub from zferry keygen); others are passed over, each named, and the import exits 3')
     .option('--identity <file>', 'age identity file (AGE-SECRET-KEY-1…) for bundles exported with --encrypt-to')
     .option('--sign <secret-key>', 'sign the receipt with this key (zferry keygen on the receiving side): RECEIPT.minisig beside it, which export --trust-receiver KEY.pub requires')
     .option('--max-delete <limit>', 'with --delete: refuse to destroy more than N datasets (default 2), or more than P% of the snapshots of datasets that receive nothing new (default 50%); "all" lifts both; repeatable', collect, [] as string[])
