@@ -29,7 +29,9 @@ const lanes = {
   // test/lab/README.md).
   openzfs: {
     dirs: ['openzfs'],
-    files: ['fuse/zfs-adapter.test.js', 'scenario/seed.test.js', 'scenario/bad-input.test.js', 'scenario/estimate.test.js', 'scenario/clones.test.js', 'scenario/mounted-target.test.js'],
+    files: ['fuse/zfs-adapter.test.js', 'scenario/seed.test.js', 'scenario/bad-input.test.js', 'scenario/estimate.test.js', 'scenario/clones.test.js', 'scenario/mounted-target.test.js',
+      // Receipt signing and marker sealing: bytes zferry writes, but over OpenZFS's inventory and streams.
+      'scenario/receipt-trust.test.js', 'scenario/export-resume.test.js'],
     env: { ZFERRY_LANE: 'openzfs' },
   },
 };

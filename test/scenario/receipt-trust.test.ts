@@ -44,12 +44,16 @@ test('export --trust-receiver plans from the receipt import --sign left, not fro
 
   await writeData(src.name, 'two.bin', 64);
   await snapshot(`${src.name}@two`);
-  // Planted: the real receipt, a day newer, its inventory claiming @two (guid and all, read from the source).
-  const forged = JSON.parse(await readFile(receipt, 'utf8')) as { takenAt: string; inventory: { datasets: Array<{ path: string; snapshots: unknown[] }> } };
-  const source = JSON.parse((await zferryOk('state', src.name)).stdout) as { inventory: { datasets: Array<{ path: string; snapshots: Array<{ name: string }> }> } };
+  // Planted: the real receipt, a day newer, its inventory claiming @two (guid and all, read from the source),
+  // as the target's newest snapshot. createtxg orders a dataset's snapshots on its own pool: the source's
+  // txg for @two may be below the target's for @one (it was on OpenZFS), so the forger writes one above it.
+  type Snap = { name: string; createtxg: string };
+  const forged = JSON.parse(await readFile(receipt, 'utf8')) as { takenAt: string; inventory: { datasets: Array<{ path: string; snapshots: Snap[] }> } };
+  const source = JSON.parse((await zferryOk('state', src.name)).stdout) as { inventory: { datasets: Array<{ path: string; snapshots: Snap[] }> } };
   const two = source.inventory.datasets.find((d) => d.path === '')!.snapshots.find((x) => x.name === 'two')!;
+  const held = forged.inventory.datasets.find((d) => d.path === '')!.snapshots;
   forged.takenAt = new Date(Date.now() + 86400_000).toISOString();
-  forged.inventory.datasets.find((d) => d.path === '')!.snapshots.push(two);
+  held.push({ ...two, createtxg: String(held.reduce((m, x) => (BigInt(x.createtxg) > m ? BigInt(x.createtxg) : m), 0n) + 1n) });
   await writeFile(path.join(disk, 'receipt-forged.json'), JSON.stringify(forged));
 
   const plan = async (...extra: string[]) => JSON.parse((await zferryOk('export', src.name, disk, '--no-journal', '--dry-run', '--json', ...extra)).stdout) as Planned & { warnings: string[] };
