@@ -64,6 +64,7 @@ export function printImport(r: ImportResult, dryRun: boolean): void {
   for (const x of r.repaired) for (const v of x.volumes) out(`repaired ${x.bundle}/${v} from parity/`);
   for (const x of r.parts.staged) out(`${dryRun ? 'would stage' : 'staged'} ${x} (a part of a stream split across disks, every volume checked)`);
   for (const x of r.parts.removed) out(`removed ${x}: its stream is received whole`);
+  for (const x of r.superseded) out(x.message);
   for (const b of r.bundles) {
     out(`${b.bundle}: ${b.status}`);
     if (b.status === 'already-applied' || b.status === 'waiting') continue;
@@ -104,6 +105,7 @@ export function printImport(r: ImportResult, dryRun: boolean): void {
     for (const x of k.protected) out(`  kept ${x.full}: ${x.reason}`);
   }
   if (dryRun) out(`dry run: nothing received or destroyed (${formatBytes(r.storedBytes)} would be read)`);
+  else if (r.receipt === null) out(`${r.target}: nothing received in ${r.seconds.toFixed(1)} s; no receipt written`);
   else out(`${r.target} updated in ${r.seconds.toFixed(1)} s; receipt: ${r.receipt}`);
 }
 

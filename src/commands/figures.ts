@@ -55,6 +55,7 @@ export async function importSummary(r: ImportResult, path: string): Promise<JobS
       path,
       applied,
       alreadyApplied: r.bundles.filter((b) => b.status === 'already-applied').length,
+      superseded: r.superseded.map((x) => x.message).slice(0, MAX_LISTED),
       deferred: r.deferred.map((d) => d.message).slice(0, MAX_LISTED),
       passedOver: r.passedOver.slice(0, MAX_LISTED),
       storedBytes: r.storedBytes,

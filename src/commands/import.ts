@@ -95,6 +95,8 @@ export interface ImportResult {
   deferred: Array<{ bundle: string; bundleId: string; needs: string; message: string }>;
   /** With --trust: bundles the key does not vouch for, each refusal's line (the others were applied). */
   passedOver: string[];
+  /** Old bundles left aside: the target already received a newer state of the source, and their snapshots are gone from it or overtaken. */
+  superseded: Array<{ bundle: string; bundleId: string; message: string }>;
   /** What the target holds that the source does not: destroyed with --delete, else only reported. */
   extras: {
     action: 'destroyed' | 'would-destroy' | 'reported'; snapshots: string[]; datasets: string[]; kept: DeletePlan['kept'];
@@ -433,7 +435,7 @@ async function importLocked(zfs: Zfs, opts: ImportOptions): Promise<ImportResult
   const waitingDirs = new Set(joined.waiting.flatMap((c) => c.parts.map((p) => p.dir)));
   const outcomes = outcomesOf(plan, opts.dryRun, waitingDirs);
   const result: ImportResult = {
-    target: opts.target, bundles: outcomes, deferred: plan.deferred, passedOver: passedOver.map((e) => oneLine(e)),
+    target: opts.target, bundles: outcomes, deferred: plan.deferred, passedOver: passedOver.map((e) => oneLine(e)), superseded: plan.superseded,
     extras: { ...extrasOf(plan.extras, opts.delete ? (opts.dryRun ? 'would-destroy' : 'destroyed') : 'reported'), guard: plan.guard },
     retention: plan.retention ? { ...plan.retention, action: opts.dryRun ? 'would-destroy' : 'destroyed' } : null,
     repaired: [], receipt: null, createdParent: plan.createParent, storedBytes: 0, seconds: 0,

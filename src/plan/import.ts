@@ -10,7 +10,7 @@ import { ZferryError } from '../errors.js';
 import type { Manifest, StreamEntry } from '../bundle/manifest.js';
 import { checkApply, type ApplyDecision } from './apply.js';
 import { planDelete, type DeletePlan } from './delete.js';
-import { chooseLatestView } from './latest.js';
+import { asOfTxg, chooseLatestView, SOURCE_TXG_PROPERTY } from './latest.js';
 import { projectTarget } from './project.js';
 import { FULL_SCOPE } from './scope.js';
 import { checkEncryptionMatch } from './send-flags.js';
@@ -129,6 +129,20 @@ export interface Deferred {
   message: string;
 }
 
+/**
+ * A bundle older than what the target already received from its source (its
+ * as-of txg below the target's zferry:source-txg), of which some stream is
+ * not on the target: its snapshots were received and have gone since (--delete
+ * followed the source), or the target moved on past them. Nothing of it is
+ * applied: a full stream would bring back a dataset the source destroyed, and
+ * --rollback would discard the newer snapshots to make room for older ones.
+ */
+export interface Superseded {
+  bundle: string;
+  bundleId: string;
+  message: string;
+}
+
 export interface ImportRefusal {
   message: string;
   file?: string;
@@ -139,6 +153,8 @@ export interface ImportRefusal {
 export interface ImportPlan {
   bundles: PlannedBundle[];
   deferred: Deferred[];
+  /** Old bundles left aside (see Superseded), in apply order. */
+  superseded: Superseded[];
   /** The target once every planned stream is in (rollbacks and replacements applied). */
   projected: Inventory | null;
   /** Index into `bundles` of the one that speaks for the source, or why none does. */
@@ -195,6 +211,7 @@ export function planImport(facts: TargetFacts, bundles: readonly BundleIn[], fla
   // not here is deferred, not refused.
   const planned: PlannedBundle[] = [];
   const deferred: Deferred[] = [];
+  const superseded: Superseded[] = [];
   const accepted = new Set<string>();
   let simulated = current;
   const discarded = new Map<string, Set<Guid>>();
@@ -203,6 +220,11 @@ export function planImport(facts: TargetFacts, bundles: readonly BundleIn[], fla
     const mismatch = checkEncryptionMatch(manifest.inventory, current);
     if (mismatch) return { refusal: { message: `${file}: ${mismatch.message}; nothing was received`, dataset: joinDataset(facts.target, mismatch.dataset) } };
     const sourceGuids = new Set(manifest.inventory.datasets.flatMap((d) => d.snapshots.map((x) => x.guid)));
+    const old = supersededBy(facts, manifest, simulated, sourceGuids);
+    if (old !== null) {
+      superseded.push({ bundle: dir, bundleId: manifest.bundleId, message: `${dir}: superseded: ${old}; nothing of it was received` });
+      continue;
+    }
     const ap = checkApply(manifest.streams, simulated, { rollback: flags.rollback, replace: flags.delete, sourceGuids });
     if (ap.problems.length > 0) {
       const after = manifest.basis.origin === 'journal' ? manifest.basis.bundleId : undefined;
@@ -263,6 +285,7 @@ export function planImport(facts: TargetFacts, bundles: readonly BundleIn[], fla
   return {
     bundles: modified,
     deferred,
+    superseded,
     projected,
     view,
     extras,
@@ -272,6 +295,21 @@ export function planImport(facts: TargetFacts, bundles: readonly BundleIn[], fla
     createParent: parents.createParent,
     retention: flags.keep && projected ? retentionOf(projected, newest ?? modified[modified.length - 1]?.manifest ?? null, bundles, deferred, extras, flags.keep) : null,
   };
+}
+
+/**
+ * Why a bundle is superseded (see Superseded), or null. Only a bundle from the
+ * source the target is marked with is compared (txgs of another pool say
+ * nothing), and only one not already on the target whole: that one is still
+ * reported as already applied.
+ */
+export function supersededBy(facts: Pick<TargetFacts, 'target' | 'sourceMark' | 'sourceTxg'>, manifest: Manifest, simulated: Inventory | null, sourceGuids: ReadonlySet<Guid>): string | null {
+  if (facts.sourceTxg === null || facts.sourceMark !== sourceTag(manifest.source)) return null;
+  const asOf = asOfTxg(manifest.inventory);
+  if (asOf === null || asOf >= facts.sourceTxg) return null;
+  const there = checkApply(manifest.streams, simulated, { sourceGuids });
+  if (there.problems.length === 0 && there.decisions.every((d) => d.action === 'skip')) return null;
+  return `it shows the source as of txg ${asOf}, older than what ${facts.target} already received (${SOURCE_TXG_PROPERTY}=${facts.sourceTxg}), and what it carries is gone from the target or was overtaken there`;
 }
 
 /**

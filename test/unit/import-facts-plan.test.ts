@@ -281,3 +281,62 @@ describe('planImport: a target with no pool or parent to receive into', () => {
     assert.equal(ok(planImport(facts('backup/new', null), seed(), flags({ createParents: true }))).createParent, null);
   });
 });
+
+describe('planImport: old bundles left on the disk after the target moved on', () => {
+  // Round 1 seeded tank at s1, s2 (kid too); round 2 brought s3, and --delete followed the source's
+  // rotation of s1. The target is marked with txg 30: the view of round 2.
+  const round1Source = inv('tank', [ds('', [['s1', '101', 10], ['s2', '102', 20]]), ds('kid', [['s1', '201', 10], ['s2', '202', 20]]), ds('gone', [['s1', '401', 10], ['s2', '402', 20]])]);
+  // A seed is a full stream of the oldest snapshot, then an incremental to the newest.
+  const round1 = () => manifest(round1Source, [
+    stream('', 'full', null, [s1]), stream('', 'incremental', s1, [s2]),
+    stream('kid', 'full', null, [k1]), stream('kid', 'incremental', k1, [k2]),
+    stream('gone', 'full', null, [ref('s1', '401')]), stream('gone', 'incremental', ref('s1', '401'), [ref('s2', '402')]),
+  ]);
+  const round2Source = inv('tank', [ds('', [['s2', '102', 20], ['s3', '103', 30]]), ds('kid', [['s2', '202', 20], ['s3', '203', 30]])]);
+  const round2b = () => manifest(round2Source, [stream('', 'incremental', s2, [s3]), stream('kid', 'incremental', k2, [ref('s3', '203')])]);
+  // The dataset `gone` was destroyed on the source and, by --delete, on the target.
+  const after2 = inv('backup', [ds('', [['s2', '102', 5], ['s3', '103', 8]]), ds('kid', [['s2', '202', 5], ['s3', '203', 8]])]);
+  const marked = (extra = {}) => facts('backup', after2, { sourceMark: '42:tank', sourceTxg: 30n, ...extra });
+
+  it('is superseded: named, nothing of it received, and it neither re-creates the destroyed dataset nor stops the import', () => {
+    const m = round1();
+    const p = ok(planImport(marked(), [{ dir: '/d/r1', manifest: m }, { dir: '/d/r2', manifest: round2b() }], flags({ delete: true })));
+    assert.deepEqual(p.superseded, [{
+      bundle: '/d/r1', bundleId: m.bundleId,
+      message: '/d/r1: superseded: it shows the source as of txg 20, older than what backup already received (zferry:source-txg=30), and what it carries is gone from the target or was overtaken there; nothing of it was received',
+    }]);
+    assert.deepEqual(p.bundles.map((b) => [b.dir, b.decisions.map((d) => d.action)]), [['/d/r2', ['skip', 'skip']]]);
+    assert.deepEqual(p.extras?.datasets, []);
+    assert.deepEqual(p.extras?.snapshots, []);
+  });
+
+  it('--rollback does not make it apply: the newer snapshots are never discarded for older ones', () => {
+    // An incremental from a base the target still holds, to a snapshot rotated away since: with --rollback
+    // it would roll back past s3; superseded, it is not planned at all.
+    const src = inv('tank', [ds('', [['s1', '101', 10], ['s2', '102', 20], ['x', '150', 25]])]);
+    const old = manifest(src, [stream('', 'incremental', s2, [ref('x', '150')])]);
+    const p = ok(planImport(marked(), [{ dir: '/d/old', manifest: old }], flags({ rollback: true, delete: true })));
+    assert.equal(p.superseded.length, 1);
+    assert.deepEqual(p.bundles, []);
+  });
+
+  it('a bundle wholly on the target is still "already applied", and one as new as the record is never superseded', () => {
+    const whole = manifest(inv('tank', [ds('', [['s2', '102', 20]])]), [stream('', 'full', null, [s2])]);
+    const p = ok(planImport(marked(), [{ dir: '/d/w', manifest: whole }], flags()));
+    assert.deepEqual(p.superseded, []);
+    assert.deepEqual(p.bundles[0].decisions.map((d) => d.action), ['skip']);
+    // A part of a seed split across disks lists the same inventory as the part already received:
+    // its as-of txg equals the record, and its stream into a dataset the target lacks applies.
+    const seed = inv('tank', [ds('', [['s2', '102', 20], ['s3', '103', 30]]), ds('kid', [['s2', '202', 20], ['s3', '203', 30]]), ds('late', [['s3', '503', 30]])]);
+    const part = manifest(seed, [stream('late', 'full', null, [ref('s3', '503')])]);
+    const q = ok(planImport(marked(), [{ dir: '/d/part2', manifest: part }], flags()));
+    assert.deepEqual(q.superseded, []);
+    assert.deepEqual(q.bundles[0].decisions.map((d) => d.action), ['apply']);
+  });
+
+  it('is not judged against a record of another source, nor on a target with no record', () => {
+    // Both fall to the ordinary checks, which refuse the old full streams as before.
+    assert.match(refusal(planImport(marked({ sourceMark: '7:elsewhere' }), [{ dir: '/d/r1', manifest: round1() }], flags({ force: true }))), /refusing a full stream into an existing dataset/);
+    assert.match(refusal(planImport(marked({ sourceTxg: null }), [{ dir: '/d/r1', manifest: round1() }], flags())), /refusing a full stream into an existing dataset/);
+  });
+});
