@@ -9,6 +9,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { cp } from 'node:fs/promises';
 import path from 'node:path';
 import { run, type TestPool } from '../helpers/zfslab.js';
 import { twoPools, type TwoPools } from '../helpers/scenario.js';
@@ -97,4 +98,14 @@ test('--rollback does not make an old bundle apply: nothing is discarded for old
   assert.deepEqual(r.bundles.map((b) => [b.bundle, b.status]), [[bundles[1], 'already-applied'], [bundles[2], 'already-applied']]);
   assert.deepEqual(r.extras.snapshots, []);
   assert.deepEqual(await guidList(target), before);
+});
+
+test('a folder holding only a superseded bundle: nothing received, no receipt, and the output says so', async () => {
+  const alone = path.join(path.dirname(disk), 'alone');
+  await cp(bundles[0], path.join(alone, path.basename(bundles[0])), { recursive: true });
+  const r = await zferry('import', alone, target);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /superseded: /);
+  assert.match(r.stdout, /\/mirror: nothing received in [0-9.]+ s; no receipt written$/m);
+  assert.doesNotMatch(r.stdout, /updated in/);
 });
