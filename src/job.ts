@@ -34,6 +34,8 @@ export interface JobSummary {
   source?: string | null;
   site?: string;
   bundle?: string | null;
+  /** With result 'partial': why, in one line (it is the event's error line, which zferry status quotes). */
+  partial?: string;
 }
 
 function warn(line: string): void {
@@ -71,7 +73,7 @@ export async function runJob<T>(spec: JobSpec, work: () => Promise<T>, summarize
     source: after.source,
     site: after.site,
     target: spec.target,
-    error: error !== null ? oneLine(error) : null,
+    error: error !== null ? oneLine(error) : result === 'partial' ? summary?.partial ?? null : null,
     startedAt: started.toISOString(),
     finishedAt: new Date().toISOString(),
     figures: summary?.figures ?? {},

@@ -94,7 +94,7 @@ export function buildProgram(): Command {
       '# signed and encrypted (keys from `zferry keygen -o ~/.zferry/key` and `age-keygen -o key.txt`)\n' +
       'zferry export tank /mnt/disk --sign ~/.zferry/key --encrypt-to age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p\n' +
       '# plan only from receipts the remote signed (its import --sign): a receipt planted on the disk or in a shared bucket is passed over\n' +
-      'zferry export tank s3://backups/tank --sign ~/.zferry/key --trust-receiver /etc/zferry/receiver.pub\n' +
+      'zferry export tank s3://backups/tank --sign ~/.zferry/key --trust-receiver /etc/zferry/receiver-key.pub\n' +
       '# from cron, while a manual export of tank may still run: wait up to an hour for it\n' +
       'zferry export tank /mnt/disk --wait 3600\n' +
       '# a second site fed from the same pool, unattended: the backup pool imported first, exported after, a mail on every outcome\n' +
@@ -229,7 +229,7 @@ export function buildProgram(): Command {
       '# another import into backup may be running: wait for it instead of refusing\n' +
       'zferry import /mnt/disk backup --wait\n' +
       '# sign the receipt it leaves on the disk (keygen on this side); the source then plans only from signed receipts\n' +
-      'zferry import /mnt/disk backup --trust /etc/zferry/source.pub --sign /etc/zferry/receiver.key\n' +
+      'zferry import /mnt/disk backup --trust /etc/zferry/source.pub --sign /etc/zferry/receiver-key\n' +
       '# a seed split across disks (export --fill): each disk in turn; parts wait, verified, in the stage folder\n' +
       'zferry import /mnt/disk1 backup --stage /var/tmp/zferry-stage     # exit 3: names the part it needs next\n' +
       'zferry import /mnt/disk2 backup --stage /var/tmp/zferry-stage     # receives the whole stream, then the rest\n' +
@@ -307,7 +307,7 @@ export function buildProgram(): Command {
       const { generateKeyFiles } = await import('../trust/minisign.js');
       const r = await generateKeyFiles(o.output);
       if (o.json) emitJson(r);
-      else process.stdout.write(`secret key ${r.secretFile} (keep it private)\npublic key ${r.publicFile} (key id ${r.keyId}; give it to import --trust)\n`);
+      else process.stdout.write(`secret key ${r.secretFile} (keep it private)\npublic key ${r.publicFile} (key id ${r.keyId}; give it to whoever checks your signatures: import/verify --trust for bundles, export/status/relay send --trust-receiver for receipts)\n`);
     });
 
   program.addCommand(relayCommand());

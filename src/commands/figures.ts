@@ -16,9 +16,24 @@ import { makeEvent, recordOutcome } from '../state/outcome.js';
 /** Protections listed in a record: enough to see them, bounded for a pool of thousands of datasets. */
 const MAX_LISTED = 100;
 
+function conflictsLeftOut(n: number): string {
+  return `${n} dataset(s) in conflict were left out`;
+}
+
+/** Why an import was done in part, in one line: what status says the morning after. */
+export function partialImport(r: Pick<ImportResult, 'deferred' | 'passedOver' | 'parts'>): { partial?: string } {
+  const why = [
+    r.passedOver.length > 0 ? `${r.passedOver.length} bundle(s) passed over, not vouched for by the --trust key` : null,
+    r.deferred.length > 0 ? `${r.deferred.length} bundle(s) deferred until the bundle they were planned on is imported` : null,
+    r.parts.waiting.length > 0 ? `${r.parts.waiting.length} stream(s) split across disks wait for their next part` : null,
+  ].filter((x) => x !== null);
+  return why.length > 0 ? { partial: why.join('; ') } : {};
+}
+
 export function exportSummary(r: ExportResult, dest: string): JobSummary {
   return {
     result: r.plan.conflicts.length > 0 ? 'partial' : 'ok',
+    ...(r.plan.conflicts.length > 0 ? { partial: conflictsLeftOut(r.plan.conflicts.length) } : {}),
     bundle: r.bundle ?? dest,
     site: r.site,
     figures: {
@@ -48,6 +63,7 @@ export async function importSummary(r: ImportResult, path: string): Promise<JobS
   const applied = r.bundles.filter((b) => b.status === 'applied').length;
   return {
     result: r.deferred.length > 0 || r.parts.waiting.length > 0 || r.passedOver.length > 0 ? 'partial' : 'ok',
+    ...partialImport(r),
     source: manifest?.source.root ?? null,
     site: manifest ? siteOf(manifest) : DEFAULT_SITE,
     bundle: path,
@@ -70,6 +86,7 @@ export async function importSummary(r: ImportResult, path: string): Promise<JobS
 export function relaySummary(r: RelayRunResult, spool: string, site: string): JobSummary {
   return {
     result: r.conflicts.length > 0 ? 'partial' : 'ok',
+    ...(r.conflicts.length > 0 ? { partial: conflictsLeftOut(r.conflicts.length) } : {}),
     site,
     bundle: r.exported,
     figures: {

@@ -613,7 +613,7 @@ export function describeStep(step: Step): string {
   if (step.kind === 'create') return `${where}  create filesystem`;
   if (step.kind === 'rename') return describeRename(step);
   if (step.kind === 'full') {
-    return `${where}  full @${step.to.name}${step.force ? ' (-F: replaces the empty target dataset)' : ''}`;
+    return `${where}  full @${step.to.name}${step.force ? ' (-F: received over the dataset the target already has)' : ''}`;
   }
   const n = step.creates.length;
   if (step.from?.dataset !== undefined) {

@@ -240,7 +240,7 @@ describe('planSync', () => {
     const [full, inc] = sends(plan.steps);
     assert.equal(full.force, true);
     assert.equal(inc.force, false);
-    assert.equal(describeStep(full), '(root)  full @s1 (-F: replaces the empty target dataset)');
+    assert.equal(describeStep(full), '(root)  full @s1 (-F: received over the dataset the target already has)');
   });
 
   it('blocks the children of a dataset in conflict, naming the parent', () => {

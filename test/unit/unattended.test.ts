@@ -10,7 +10,9 @@ import { renderPrometheus } from '../../src/status/metrics.js';
 import { redact } from '../../src/notify.js';
 import { parseJobConfig, parseRelayConfig } from '../../src/relay/config.js';
 import { parseManifest } from '../../src/bundle/manifest.js';
-import { outcomeFileName } from '../../src/state/outcome.js';
+import { outcomeFileName, readOutcome } from '../../src/state/outcome.js';
+import { runJob } from '../../src/job.js';
+import { partialImport } from '../../src/commands/figures.js';
 import type { StatusReport } from '../../src/commands/status.js';
 
 const GUID = '12345678901234567890';
@@ -203,4 +205,28 @@ test('--hook-timeout takes whole seconds ≥ 1; the default is 30 minutes', asyn
   assert.equal((await jobSpec({}, null, facts)).hookTimeoutS, 1800);
   assert.equal((await jobSpec({ hookTimeout: '90' }, null, facts)).hookTimeoutS, 90);
   for (const bad of ['0', '-5', '1.5', 'ten']) await assert.rejects(jobSpec({ hookTimeout: bad }, null, facts), /--hook-timeout: .* is not a whole number of seconds/);
+});
+
+test('a job done in part records why as its error line, and status quotes it: a passed-over bundle is not called a conflict', async () => {
+  const why = partialImport({ passedOver: ['/d/x/manifest.json.minisig: missing; passed over'], deferred: [], parts: { staged: [], removed: [], waiting: [] } });
+  assert.deepEqual(why, { partial: '1 bundle(s) passed over, not vouched for by the --trust key' });
+  assert.deepEqual(partialImport({ passedOver: [], deferred: [], parts: { staged: [], removed: [], waiting: [] } }), {});
+  const { mkdtemp, rm } = await import('node:fs/promises');
+  const { join } = await import('node:path');
+  const { tmpdir } = await import('node:os');
+  const dir = await mkdtemp(join(tmpdir(), 'zferry-partial-'));
+  try {
+    const spec = { kind: 'import' as const, source: null, target: 'backup', bundle: '/d', site: 'default', pre: null, post: null, notify: null, hookTimeoutS: 30, stateDir: dir };
+    await runJob(spec, async () => 1, () => ({ result: 'partial', figures: {}, ...why }));
+    const rec = (await readOutcome(join(dir, outcomeFileName('import', 'backup', 'default')), dir))!;
+    assert.equal(rec.outcome, 'partial');
+    assert.equal(rec.error, '1 bundle(s) passed over, not vouched for by the --trust key');
+    const h = assessTarget({ target: 'backup', exists: true, newest: { name: 'x', creation: NOW - 60 }, lastImport: { outcome: rec.outcome, finishedAt: rec.finishedAt, error: rec.error, lastSuccessAt: rec.lastSuccessAt } }, Date.parse(rec.finishedAt) / 1000 + 5, DEFAULT_THRESHOLDS);
+    assert.ok(h.reasons.some((r) => /was done in part: 1 bundle\(s\) passed over, not vouched for by the --trust key$/.test(r)), h.reasons.join(' | '));
+    // A job that ends well records no error line.
+    await runJob(spec, async () => 1, () => ({ result: 'ok', figures: {} }));
+    assert.equal((await readOutcome(join(dir, outcomeFileName('import', 'backup', 'default')), dir))?.error, null);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });
