@@ -1,4 +1,5 @@
 /** `zferry relay send|receive|run`: argument parsing and printing only. */
+import { basename } from 'node:path';
 import { Command, Option, InvalidArgumentError } from 'commander';
 import type { Zfs } from '../zfs/index.js';
 import type { Progress } from '../progress.js';
@@ -59,10 +60,15 @@ function printTransfer(t: TransferResult, asJson: boolean, once: boolean): void 
   if (asJson) {
     out(JSON.stringify({
       event: 'transfer', at: new Date().toISOString(), ...t,
-      import: t.import ? { receipt: t.import.receipt, bundles: t.import.bundles.map((b) => ({ bundle: b.bundle, status: b.status })), deferred: t.import.deferred.map((d) => d.message) } : null,
+      import: t.import ? {
+        receipt: t.import.receipt, bundles: t.import.bundles.map((b) => ({ bundle: b.bundle, status: b.status })), deferred: t.import.deferred.map((d) => d.message),
+        superseded: t.import.superseded.map((d) => d.message),
+      } : null,
     }));
   } else if (t.ok) {
     out(`received ${t.bundles.length} bundle(s), ${formatBytes(t.bytes)} in ${t.seconds.toFixed(1)} s${t.import ? `; imported, receipt ${t.import.receipt}` : ''}${t.replied ? '; receipt sent back' : ''}`);
+    for (const x of t.import?.superseded ?? []) out(x.message);
+    if (t.pruned.length > 0) out(`removed from the spool, done with: ${t.pruned.map((d) => basename(d)).join(', ')}`);
   }
   for (const d of t.discarded) process.stderr.write(`zferry: ${d}\n`);
   if (!t.ok && !once) process.stderr.write(`zferry: transfer failed: ${t.error}${t.replied ? ' (reported to the sender)' : ''}\n`);

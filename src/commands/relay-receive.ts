@@ -3,8 +3,8 @@
  * optionally imported, with the receipt (or the refusal) sent back to the
  * sender's reply port.
  */
-import { mkdir } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
+import { mkdir, rm } from 'node:fs/promises';
+import { basename, dirname, resolve } from 'node:path';
 import { ZferryError, oneLine } from '../errors.js';
 import { stopAndWait } from '../subprocess.js';
 import type { Zfs } from '../zfs/index.js';
@@ -85,6 +85,13 @@ export interface TransferResult {
   resumedBytes: number;
   /** Kept parts discarded because they did not match (one line each); they were fetched again. */
   discarded: string[];
+  /**
+   * Spool folders removed once the receipt reached the sender: bundles the
+   * target already held whole before this transfer, and superseded ones.
+   * Those applied by this transfer go the round after, when the sender has
+   * stored their receipt.
+   */
+  pruned: string[];
   seconds: number;
 }
 
@@ -124,7 +131,7 @@ interface Served {
 
 async function receiveOne(opts: RelayReceiveOptions, served: Served): Promise<TransferResult> {
   const started = Date.now();
-  const result: TransferResult = { ok: false, error: null, bundles: [], bytes: 0, import: null, replied: false, replyError: null, resumedBytes: 0, discarded: [], seconds: 0 };
+  const result: TransferResult = { ok: false, error: null, bundles: [], bytes: 0, import: null, replied: false, replyError: null, resumedBytes: 0, discarded: [], pruned: [], seconds: 0 };
   const progress = opts.progress?.() ?? silentProgress;
   // .incoming is kept: an offer's holdings clear what no sender offers any more.
   let mb = mbufferIn(opts.listen, opts.tuning, { watchdogSeconds: served.idleSeconds });
@@ -198,8 +205,28 @@ async function receiveOne(opts: RelayReceiveOptions, served: Served): Promise<Tr
     result.replyError = await sendReply(opts.replyTo, makeReply(receipt, result.error, signed), result.ok ? REPLY_ATTEMPTS : 2, served.idleSeconds);
     result.replied = result.replyError === null;
   }
+  // The spool would otherwise keep every bundle ever pushed, and each import would read them all again.
+  if (result.ok && result.replied && result.import) result.pruned = await pruneDone(opts.spool, result.import);
   result.seconds = (Date.now() - started) / 1000;
   return result;
+}
+
+/**
+ * Removes from the spool the bundles an import found already on the target
+ * whole, or superseded: nothing in them is still to be received. Only
+ * bundle folders directly in the spool are touched.
+ */
+export async function pruneDone(spool: string, imported: Pick<ImportResult, 'bundles' | 'superseded'>): Promise<string[]> {
+  const done = [...imported.bundles.filter((b) => b.status === 'already-applied').map((b) => b.bundle), ...imported.superseded.map((b) => b.bundle)];
+  const root = resolve(spool);
+  const removed: string[] = [];
+  for (const dir of done) {
+    const full = resolve(dir);
+    if (dirname(full) !== root || !basename(full).startsWith('zferry-')) continue;
+    await rm(full, { recursive: true, force: true });
+    removed.push(full);
+  }
+  return removed;
 }
 
 /** Which source this spool serves, and the facts of serving it, checked before the first connection. */

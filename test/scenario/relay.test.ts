@@ -88,6 +88,9 @@ test('relay run: a first seed and two scheduled rounds end with target = source,
       assert.deepEqual(await guidList(target), await guidList(src.name), `round ${round}`);
       // Confirmed by the receipt, so pruned: only the receipt stays in the sender's spool.
       assert.deepEqual(await bundlesIn(sendSpool), [], `round ${round} spool`);
+      // The receiver keeps this round's bundle until the next receipt is delivered, and no older one.
+      const exported = events.filter((e) => e.event === 'export').map((e) => path.basename(e.bundle as string));
+      assert.deepEqual(await bundlesIn(recvSpool), exported, `round ${round} receiver's spool`);
     }
     const exp = (i: number) => rounds[i].find((e) => e.event === 'export')!;
     assert.equal(exp(0).basis, 'empty');

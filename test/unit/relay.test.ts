@@ -259,3 +259,26 @@ test('relay resume: a kept part that does not match is discarded with one line a
     await rm(root, { recursive: true, force: true });
   }
 });
+
+test('the receiver removes only bundle folders directly in its spool that the import found done', async () => {
+  const { pruneDone } = await import('../../src/commands/relay-receive.js');
+  const { mkdir } = await import('node:fs/promises');
+  const spool = await mkdtemp(join(tmpdir(), 'zferry-prune-'));
+  const outside = await mkdtemp(join(tmpdir(), 'zferry-prune-outside-'));
+  try {
+    for (const n of ['zferry-t-1-aaaaaaaa', 'zferry-t-2-bbbbbbbb', 'zferry-t-3-cccccccc', 'keep-me']) await mkdir(join(spool, n));
+    await mkdir(join(outside, 'zferry-t-9-dddddddd'));
+    const b = (name: string, status: string) => ({ bundle: join(spool, name), bundleId: name, status, applied: [], skipped: [] });
+    const removed = await pruneDone(spool, {
+      bundles: [b('zferry-t-1-aaaaaaaa', 'already-applied'), b('zferry-t-3-cccccccc', 'applied'), b('keep-me', 'already-applied'),
+        { ...b('x', 'already-applied'), bundle: join(outside, 'zferry-t-9-dddddddd') }] as never,
+      superseded: [{ bundle: join(spool, 'zferry-t-2-bbbbbbbb'), bundleId: 'b', message: '' }],
+    });
+    assert.deepEqual(removed.map((d) => basename(d)), ['zferry-t-1-aaaaaaaa', 'zferry-t-2-bbbbbbbb']);
+    assert.deepEqual((await readdir(spool)).sort(), ['keep-me', 'zferry-t-3-cccccccc']);
+    assert.deepEqual(await readdir(outside), ['zferry-t-9-dddddddd']);
+  } finally {
+    await rm(spool, { recursive: true, force: true });
+    await rm(outside, { recursive: true, force: true });
+  }
+});
