@@ -142,15 +142,19 @@ export function printEstimate(r: EstimateResult, level: number, unicode = isUtf8
   }
   if (r.total.ratio !== null) {
     const t = r.total.sample;
-    out(`zstd -${level} on a sample of ${formatBytes(t.rawBytes)} (limit ${formatBytes(t.limitBytes)}, ${t.limitSeconds} s): ` +
-      `${formatBytes(t.storedBytes)}, ratio ${(r.total.ratio * 100).toFixed(1)}%`);
+    if (t.rawBytes > 0) {
+      out(`zstd -${level} on a sample of ${formatBytes(t.rawBytes)} (limit ${formatBytes(t.limitBytes)}, ${t.limitSeconds} s): ` +
+        `${formatBytes(t.storedBytes)}, ratio ${(r.total.ratio * 100).toFixed(1)}%`);
+    } else {
+      out(`zstd -${level} ratio ${(r.total.ratio * 100).toFixed(1)}%, sampled on recent incrementals (nothing is pending to sample)`);
+    }
   }
   const transfer = r.link.transferSeconds === null ? 'unknown' : formatDuration(r.link.transferSeconds);
   out(`at ${formatRate(r.link.bytesPerSecond)}: ${transfer} to move the next bundle`);
   if (r.space) out(`space: ${spaceVerdict(r.space.dest, r.space, formatBytes)}`);
   if (r.levels) {
     const l = r.levels;
-    out(`by zstd level, timed here on ${formatBytes(l.sampleBytes)} of ${l.dataset || '(root)'}'s stream (--long shown where it saves 2% or more):`);
+    out(`by zstd level, timed here on ${formatBytes(l.sampleBytes)} of ${l.dataset || '(root)'}'s stream, sizes scaled to the -${level} estimate above (--long shown where it saves 2% or more):`);
     const rows = [['level', 'bundle', `at ${formatRate(r.link.bytesPerSecond)}`, 'zstd here', 'memory']];
     for (const x of l.rows) {
       rows.push([`-${x.level}${x.long ? ' --long' : ''}`, size(x.storedBytes), x.linkSeconds === null ? 'unknown' : formatDuration(x.linkSeconds),

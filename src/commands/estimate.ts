@@ -300,7 +300,7 @@ export async function runEstimate(zfs: Zfs, opts: EstimateOptions): Promise<Esti
   if (opts.levels !== false && largest && rawTotal !== null) {
     const sample = await sendSample(zfs, sendSpecFor(zfs, { inventory }, largest.step), Math.min(opts.sampleBytes, LEVEL_SAMPLE_BYTES));
     const settings = ESTIMATE_LEVELS.flatMap((level) => [{ level }, { level, long: true }]);
-    levels = { dataset: largest.s.dataset, sampleBytes: sample.length, rows: levelTable(await probeLevels(sample, settings), rawTotal, opts.linkBytesPerSecond) };
+    levels = { dataset: largest.s.dataset, sampleBytes: sample.length, rows: levelTable(await probeLevels(sample, settings), rawTotal, opts.linkBytesPerSecond, { level: opts.level, storedBytes: storedTotal }) };
   }
 
   return {

@@ -271,7 +271,7 @@ export function planImport(facts: TargetFacts, bundles: readonly BundleIn[], fla
   const scope = newest?.scope ?? FULL_SCOPE;
   const fromView = newest && projected ? planDelete(newest.inventory, projected, { ...scope, skipped: [...scope.skipped, ...unanchored] }) : null;
   const missing = fromView && unanchored.length > 0
-    ? { ...fromView, kept: [...fromView.kept, ...unanchored.map((dataset) => ({ dataset, reason: 'its newest snapshot on the source is in a bundle still to come: --delete leaves it, and what is below it, alone until that bundle is imported' }))] }
+    ? { ...fromView, kept: [...fromView.kept, ...unanchored.map((dataset) => ({ dataset, reason: 'its newest snapshot on the source does not arrive with this import (a bundle still to come, or the export left the dataset out as a conflict): --delete leaves it, and what is below it, alone until it does' }))] }
     : fromView;
   const waiting = missing && newest && flags.deleteAfterSeconds !== undefined
     ? deferMissing(missing, facts, modified.map((p) => p.manifest), newest, flags.deleteAfterSeconds, pathsAfterRenames(current, projected))

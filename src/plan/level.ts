@@ -96,11 +96,16 @@ export interface LevelRow {
 /**
  * estimate's per-level table: each level's bundle size and its time at the
  * link, from the same sample; a --long row follows its level only where it
- * helps (LONG_HELPS smaller).
+ * helps (LONG_HELPS smaller). With `anchor` (the headline's level and its
+ * bundle), sizes are scaled so that row equals the headline.
  */
-export function levelTable(samples: LevelSample[], rawBytes: number | null, linkBytesPerSecond: number): LevelRow[] {
+export function levelTable(samples: LevelSample[], rawBytes: number | null, linkBytesPerSecond: number, anchor?: { level: number; storedBytes: number | null }): LevelRow[] {
+  // The headline estimate samples every stream; this table one. Scaled so that the headline's level
+  // shows the headline's bundle, the table keeps its relative sizes and never contradicts it.
+  const at = samples.find((s) => !s.long && s.level === anchor?.level);
+  const scale = rawBytes !== null && anchor?.storedBytes != null && at && at.ratio > 0 ? anchor.storedBytes / (rawBytes * at.ratio) : 1;
   const row = (s: LevelSample): LevelRow => {
-    const storedBytes = rawBytes === null ? null : Math.round(rawBytes * s.ratio);
+    const storedBytes = rawBytes === null ? null : Math.round(rawBytes * s.ratio * scale);
     return {
       level: s.level, long: s.long === true, ratio: s.ratio, storedBytes,
       linkSeconds: storedBytes === null ? null : storedBytes / linkBytesPerSecond,

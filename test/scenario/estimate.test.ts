@@ -104,7 +104,8 @@ test('estimate of an incremental round: base and newest per dataset, raw and zst
   for (const x of lv.rows) assert.ok(Math.abs(x.linkSeconds - x.storedBytes / 1_250_000) < 1e-6, JSON.stringify(x));
   const at = (n: number) => lv.rows.find((x) => x.level === n && !x.long)!.storedBytes;
   assert.ok(at(19) <= at(1), `-19 ${at(19)} is no bigger than -1 ${at(1)}`);
-  assert.ok(Math.abs(at(3) - estimate.total.storedBytes) <= estimate.total.storedBytes * 0.25, `-3 row ${at(3)} against the estimate ${estimate.total.storedBytes}`);
+  // Scaled to the headline: the -3 row is the estimate above, not a second opinion that contradicts it.
+  assert.ok(Math.abs(at(3) - estimate.total.storedBytes) <= 1, `-3 row ${at(3)} against the estimate ${estimate.total.storedBytes}`);
 });
 
 test(`the estimate is within ${TOLERANCE * 100}% of the bundle export then writes, per dataset and in total`, async () => {

@@ -56,6 +56,19 @@ test('estimate\'s level table: each level\'s bundle is raw × its sampled ratio,
   assert.equal(rows.find((r) => r.level === 19)!.linkSeconds, Math.round(raw * 0.36) / 1.25e6);
 });
 
+test('estimate\'s level table agrees with the headline: the headline\'s level shows its bundle, the others keep their sizes relative to it', () => {
+  const raw = 10 * 1024 ** 3;
+  // The headline sampled every stream: 40% at -3, where the table's one sample says 45%.
+  const rows = levelTable(samples, raw, mbit(10), { level: 3, storedBytes: Math.round(raw * 0.4) });
+  const by = (l: number) => rows.find((r) => r.level === l)!;
+  assert.equal(by(3).storedBytes, Math.round(raw * 0.4));
+  assert.equal(by(19).storedBytes, Math.round(raw * 0.36 * (0.4 / 0.45)));
+  assert.equal(by(3).linkSeconds, Math.round(raw * 0.4) / 1.25e6);
+  // Without a headline size, or at a level the table lacks, the sample alone decides.
+  assert.equal(levelTable(samples, raw, mbit(10), { level: 3, storedBytes: null }).find((r) => r.level === 3)!.storedBytes, Math.round(raw * 0.45));
+  assert.equal(levelTable(samples, raw, mbit(10), { level: 5, storedBytes: 1 }).find((r) => r.level === 3)!.storedBytes, Math.round(raw * 0.45));
+});
+
 test('estimate\'s level table shows --long only where it saves 2% or more; auto never picks it', () => {
   const withLong: LevelSample[] = [
     ...samples,
