@@ -532,7 +532,9 @@ async function importLocked(zfs: Zfs, opts: ImportOptions): Promise<ImportResult
   const last = plan.bundles[plan.bundles.length - 1].manifest;
   // The receipt speaks for the newest bundle's site: the source lets it release that site's bases only.
   // A bundle whose part waits is not listed: the source still counts it in transit, and continues after it.
-  const state = makeState(opts.target, finalInv, last.source, plan.bundles.filter((p) => !waitingDirs.has(p.dir)).map((p) => p.manifest.bundleId), siteOf(last));
+  // A superseded one is: the target needs nothing of it, so its sender may let it go (a relay confirms a push by this list).
+  const dealtWith = [...plan.superseded.map((x) => x.bundleId), ...plan.bundles.filter((p) => !waitingDirs.has(p.dir)).map((p) => p.manifest.bundleId)];
+  const state = makeState(opts.target, finalInv, last.source, dealtWith, siteOf(last));
   // Beside the bundles, so the disk that brought them carries the receipt back.
   result.receipt = bundlePath(opts.path, receiptFileName(opts.target));
   await writeReceipt(result.receipt, state, receiptKey);

@@ -33,7 +33,7 @@ export interface TargetState {
   target: string;
   /** The source this target mirrors, where known (from its zferry:source property or the bundles applied). */
   source: SourceIdentity | null;
-  /** Bundles applied by the import that wrote this receipt, in order. */
+  /** Bundles the import that wrote this receipt dealt with, in order: applied, already on the target, or superseded (nothing of it needed). */
   bundles: string[];
   /** The site of the bundles applied (their manifest's `site`); absent for the default site. */
   site?: string;

@@ -9,7 +9,8 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cp } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { cp, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { run, type TestPool } from '../helpers/zfslab.js';
 import { twoPools, type TwoPools } from '../helpers/scenario.js';
@@ -23,6 +24,7 @@ let disk: string;
 let target: string;
 
 interface Imported {
+  receipt: string | null;
   bundles: Array<{ bundle: string; status: string }>;
   superseded: Array<{ bundle: string; message: string }>;
   extras: { datasets: string[]; snapshots: string[] };
@@ -82,6 +84,10 @@ test('round 3: the first bundle is superseded, named, and the rest imports; `gon
   assert.deepEqual(r.superseded.map((x) => x.bundle), [bundles[0]]);
   assert.match(r.superseded[0].message, /superseded: it shows the source as of txg \d+, older than what .*\/mirror already received \(zferry:source-txg=\d+\).*nothing of it was received/);
   assert.deepEqual(r.bundles.map((b) => [b.bundle, b.status]), [[bundles[1], 'already-applied'], [bundles[2], 'applied']]);
+  // The receipt names it with the others: the source (a relay sender, the journal) may let it go.
+  const receipt = JSON.parse(await readFile(r.receipt!, 'utf8')) as { bundles: string[] };
+  const id = (dir: string) => JSON.parse(readFileSync(path.join(dir, 'manifest.json'), 'utf8')).bundleId as string;
+  assert.deepEqual(receipt.bundles, bundles.map(id));
   assert.deepEqual(await datasetList(target), ['', 'a']);
   assert.deepEqual(await guidList(target), await guidList(src.name));
   // Said in the human output too, and the run is a success.
