@@ -240,7 +240,7 @@ export function buildProgram(): Command {
       const cfg = await loadJobConfig(o.config);
       const { runImport } = await import('../commands/import.js');
       const { parseMaxDelete } = await import('../plan/import.js');
-      const { importSummary } = await import('../commands/figures.js');
+      const { importSummary, partialImport } = await import('../commands/figures.js');
       const { stateDir } = await import('../state/journal.js');
       const said = notices(o.json);
       const spec = await jobSpec(o, cfg, { kind: 'import', source: null, target, bundle: path, site: 'default', stateDir: o.dryRun ? null : stateDir() });
@@ -255,7 +255,7 @@ export function buildProgram(): Command {
       else (await printer()).printImport(r, o.dryRun);
       for (const d of r.deferred) process.stderr.write(`zferry: ${d.message}\n`);
       for (const w of r.parts.waiting) process.stderr.write(`zferry: ${w.message}\n`);
-      if (r.deferred.length > 0 || r.parts.waiting.length > 0 || r.passedOver.length > 0) process.exitCode = EXIT.partial;
+      if (partialImport(r).partial !== undefined) process.exitCode = EXIT.partial;
     });
 
   program

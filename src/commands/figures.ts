@@ -20,7 +20,11 @@ function conflictsLeftOut(n: number): string {
   return `${n} dataset(s) in conflict were left out`;
 }
 
-/** Why an import was done in part, in one line: what status says the morning after. */
+/**
+ * Why an import was done in part, in one line (what status says the morning
+ * after); no `partial` when it was done whole. The one rule for an import's
+ * partial outcome and exit code 3.
+ */
 export function partialImport(r: Pick<ImportResult, 'deferred' | 'passedOver' | 'parts'>): { partial?: string } {
   const why = [
     r.passedOver.length > 0 ? `${r.passedOver.length} bundle(s) passed over, not vouched for by the --trust key` : null,
@@ -61,9 +65,10 @@ export async function importSummary(r: ImportResult, path: string): Promise<JobS
   // The source and site are the bundles' word; the result names only their folders.
   const manifest = last ? await readManifest(last.bundle).catch(() => null) : null;
   const applied = r.bundles.filter((b) => b.status === 'applied').length;
+  const why = partialImport(r);
   return {
-    result: r.deferred.length > 0 || r.parts.waiting.length > 0 || r.passedOver.length > 0 ? 'partial' : 'ok',
-    ...partialImport(r),
+    result: why.partial !== undefined ? 'partial' : 'ok',
+    ...why,
     source: manifest?.source.root ?? null,
     site: manifest ? siteOf(manifest) : DEFAULT_SITE,
     bundle: path,

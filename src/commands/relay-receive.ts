@@ -3,8 +3,8 @@
  * optionally imported, with the receipt (or the refusal) sent back to the
  * sender's reply port.
  */
-import { mkdir, rm } from 'node:fs/promises';
-import { basename, dirname, resolve } from 'node:path';
+import { mkdir } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
 import { ZferryError, oneLine } from '../errors.js';
 import { stopAndWait } from '../subprocess.js';
 import type { Zfs } from '../zfs/index.js';
@@ -13,6 +13,7 @@ import { unpackInto, type UnpackResult } from '../relay/unpack.js';
 import { readHoldings, type Holdings, type HoldingsMessage } from '../relay/holdings.js';
 import { makeReply, type RelayReply, type SignedReceipt } from '../relay/reply.js';
 import { checkSpoolServes, parseSourceId, servedSource } from '../relay/source.js';
+import { removeSpoolBundles } from '../relay/spool.js';
 import { MAX_STATE_BYTES, parseState, putReceiptSignature, readReceipt, type TargetState } from '../state/receipt.js';
 import { readRegular } from '../fs/safe.js';
 import { readSecretKey, type SecretKey } from '../trust/minisign.js';
@@ -213,20 +214,11 @@ async function receiveOne(opts: RelayReceiveOptions, served: Served): Promise<Tr
 
 /**
  * Removes from the spool the bundles an import found already on the target
- * whole, or superseded: nothing in them is still to be received. Only
- * bundle folders directly in the spool are touched.
+ * whole, or superseded: nothing in them is still to be received.
  */
 export async function pruneDone(spool: string, imported: Pick<ImportResult, 'bundles' | 'superseded'>): Promise<string[]> {
-  const done = [...imported.bundles.filter((b) => b.status === 'already-applied').map((b) => b.bundle), ...imported.superseded.map((b) => b.bundle)];
-  const root = resolve(spool);
-  const removed: string[] = [];
-  for (const dir of done) {
-    const full = resolve(dir);
-    if (dirname(full) !== root || !basename(full).startsWith('zferry-')) continue;
-    await rm(full, { recursive: true, force: true });
-    removed.push(full);
-  }
-  return removed;
+  const done = [...imported.bundles.filter((b) => b.status === 'already-applied'), ...imported.superseded];
+  return removeSpoolBundles(spool, done.map((b) => ({ dir: b.bundle, bundleId: b.bundleId })));
 }
 
 /** Which source this spool serves, and the facts of serving it, checked before the first connection. */

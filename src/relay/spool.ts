@@ -4,10 +4,11 @@
  * may go) are separate from the file operations.
  */
 import { lstat, readdir, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { findBundles, readManifest, type Manifest } from '../bundle/index.js';
 import type { TargetState } from '../state/receipt.js';
 import { readPartial } from '../bundle/partial.js';
+import { bundleNameProblem } from './names.js';
 
 export interface SpoolBundle {
   dir: string;
@@ -50,6 +51,23 @@ export async function removeUnfinishedExports(spool: string): Promise<string[]> 
     if (await readPartial(dir)) continue;
     await rm(dir, { recursive: true, force: true });
     removed.push(dir);
+  }
+  return removed;
+}
+
+/**
+ * The receiving side's pruning: removes these bundles' folders, each only
+ * where it lies directly in the spool under the name export gives that very
+ * bundle (names.ts); returns the folders removed.
+ */
+export async function removeSpoolBundles(spool: string, bundles: ReadonlyArray<{ dir: string; bundleId: string }>): Promise<string[]> {
+  const root = resolve(spool);
+  const removed: string[] = [];
+  for (const b of bundles) {
+    const full = resolve(b.dir);
+    if (dirname(full) !== root || bundleNameProblem(basename(full), b.bundleId) !== null) continue;
+    await rm(full, { recursive: true, force: true });
+    removed.push(full);
   }
   return removed;
 }

@@ -260,23 +260,31 @@ test('relay resume: a kept part that does not match is discarded with one line a
   }
 });
 
-test('the receiver removes only bundle folders directly in its spool that the import found done', async () => {
+test('the receiver removes only bundle folders directly in its spool, named as export names that bundle, that the import found done', async () => {
   const { pruneDone } = await import('../../src/commands/relay-receive.js');
   const { mkdir } = await import('node:fs/promises');
   const spool = await mkdtemp(join(tmpdir(), 'zferry-prune-'));
   const outside = await mkdtemp(join(tmpdir(), 'zferry-prune-outside-'));
+  const id = (hex8: string) => `${hex8}-0000-4000-8000-000000000000`;
+  const name = (n: number, hex8: string) => `zferry-tank-2026120${n}T000000Z-${hex8}`;
   try {
-    for (const n of ['zferry-t-1-aaaaaaaa', 'zferry-t-2-bbbbbbbb', 'zferry-t-3-cccccccc', 'keep-me']) await mkdir(join(spool, n));
-    await mkdir(join(outside, 'zferry-t-9-dddddddd'));
-    const b = (name: string, status: string) => ({ bundle: join(spool, name), bundleId: name, status, applied: [], skipped: [] });
+    for (const n of [name(1, 'aaaaaaaa'), name(2, 'bbbbbbbb'), name(3, 'cccccccc'), name(4, 'eeeeeeee'), 'keep-me']) await mkdir(join(spool, n));
+    await mkdir(join(outside, name(9, 'dddddddd')));
+    const b = (dir: string, bundleId: string, status: string) => ({ bundle: dir, bundleId, status, applied: [], skipped: [] });
     const removed = await pruneDone(spool, {
-      bundles: [b('zferry-t-1-aaaaaaaa', 'already-applied'), b('zferry-t-3-cccccccc', 'applied'), b('keep-me', 'already-applied'),
-        { ...b('x', 'already-applied'), bundle: join(outside, 'zferry-t-9-dddddddd') }] as never,
-      superseded: [{ bundle: join(spool, 'zferry-t-2-bbbbbbbb'), bundleId: 'b', message: '' }],
+      bundles: [
+        b(join(spool, name(1, 'aaaaaaaa')), id('aaaaaaaa'), 'already-applied'),
+        b(join(spool, name(3, 'cccccccc')), id('cccccccc'), 'applied'),
+        b(join(spool, 'keep-me'), id('ffffffff'), 'already-applied'),
+        // A folder whose name is another bundle's: not this one's to remove.
+        b(join(spool, name(4, 'eeeeeeee')), id('12345678'), 'already-applied'),
+        b(join(outside, name(9, 'dddddddd')), id('dddddddd'), 'already-applied'),
+      ] as never,
+      superseded: [{ bundle: join(spool, name(2, 'bbbbbbbb')), bundleId: id('bbbbbbbb'), message: '' }],
     });
-    assert.deepEqual(removed.map((d) => basename(d)), ['zferry-t-1-aaaaaaaa', 'zferry-t-2-bbbbbbbb']);
-    assert.deepEqual((await readdir(spool)).sort(), ['keep-me', 'zferry-t-3-cccccccc']);
-    assert.deepEqual(await readdir(outside), ['zferry-t-9-dddddddd']);
+    assert.deepEqual(removed.map((d) => basename(d)), [name(1, 'aaaaaaaa'), name(2, 'bbbbbbbb')]);
+    assert.deepEqual((await readdir(spool)).sort(), ['keep-me', name(3, 'cccccccc'), name(4, 'eeeeeeee')]);
+    assert.deepEqual(await readdir(outside), [name(9, 'dddddddd')]);
   } finally {
     await rm(spool, { recursive: true, force: true });
     await rm(outside, { recursive: true, force: true });
